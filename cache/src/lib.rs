@@ -1,9 +1,155 @@
 //! builder-cache: the content-addressed store under a builder root.
 //!
+//! # On-disk layout
+//!
+//! ```text
+//! <root>/                    $BUILDER_ROOT, --root, or default_root()
+//!   blobs/sha256/<hex>       immutable, read-only blobs named by their sha256
+//!   tmp/                     in-flight writes; same file system as blobs/ so
+//!                            committing is an atomic link. Leftovers from a
+//!                            crash are ignored and removed by Store::clean_tmp.
+//!   images.json              the name index (see images)
+//!   snapshots/               unpacked layers, owned by builder-snapshot
+//!   lock                     flock target serializing index updates
+//! ```
+//!
 //! - [`digest`]: sha256 digests and hashing readers/writers.
 //! - [`blobs`]: blobs stored by digest, written atomically and verified.
 //! - [`images`]: the named image index (`builder images`, `tag`, `rmi`).
+//! - [`image`]: the docker-compatible image config.
+//! - [`manifest`]: manifests, indexes, descriptors and media types.
+//! - [`assemble`]: storing a config + layers as an image.
 
+pub mod assemble;
+pub mod blobs;
 pub mod digest;
+mod error;
+mod fsutil;
+pub mod image;
+pub mod images;
+pub mod manifest;
+pub mod time;
 
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+pub use assemble::{StoredImage, put_image, read_config, read_manifest};
+pub use blobs::{BlobStore, BlobWriter};
 pub use digest::{Digest, DigestParseError, Hasher, HashingReader, HashingWriter};
+pub use error::StoreError;
+pub use images::{ImageEntry, ImageIndex, ImageRecord, RmiReport};
+
+/// The store root when neither `$BUILDER_ROOT` nor `--root` is given:
+/// `$XDG_DATA_HOME/builder`, else `~/.local/share/builder`, per the XDG base
+/// directory spec (a rootless tool keeps its data in the user's home).
+pub fn default_root() -> PathBuf {
+    let non_empty = |v: std::ffi::OsString| (!v.is_empty()).then(|| PathBuf::from(v));
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").and_then(non_empty) {
+        return xdg.join("builder");
+    }
+    let home = std::env::var_os("HOME")
+        .and_then(non_empty)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    home.join(".local/share/builder")
+}
+
+/// An opened store root.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+    blobs: BlobStore,
+    images: ImageIndex,
+}
+
+impl Store {
+    /// Opens the store at `root`, creating the layout if missing.
+    pub fn open(root: &Path) -> Result<Store, StoreError> {
+        let blob_dir = root.join("blobs").join("sha256");
+        let tmp = root.join("tmp");
+        for dir in [&blob_dir, &tmp, &root.join("snapshots")] {
+            fsutil::ensure_dir(dir)?;
+        }
+        Ok(Store {
+            root: root.to_path_buf(),
+            blobs: BlobStore::new(blob_dir, tmp),
+            images: ImageIndex::new(root.join("images.json"), root.join("lock")),
+        })
+    }
+
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    pub fn images(&self) -> &ImageIndex {
+        &self.images
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.root.join("snapshots")
+    }
+
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// Removes temp files not modified for `older_than`. Age is the only safe
+    /// test: a younger file may belong to a writer in another process.
+    /// Returns how many entries were removed.
+    pub fn clean_tmp(&self, older_than: Duration) -> Result<usize, StoreError> {
+        let tmp = self.tmp_dir();
+        let now = SystemTime::now();
+        let mut removed = 0;
+        for entry in fs::read_dir(&tmp).map_err(StoreError::io("list", &tmp))? {
+            let entry = entry.map_err(StoreError::io("list", &tmp))?;
+            let path = entry.path();
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let age = meta
+                .modified()
+                .ok()
+                .and_then(|m| now.duration_since(m).ok())
+                .unwrap_or_default();
+            if age < older_than {
+                continue;
+            }
+            let result = if meta.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            match result {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::io("remove", path)(e)),
+            }
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_root_follows_xdg() {
+        // Both variables are read in one test so parallel tests cannot interleave.
+        // SAFETY: no other test in this crate reads or writes these variables.
+        unsafe {
+            std::env::set_var("XDG_DATA_HOME", "/xdg");
+            assert_eq!(default_root(), PathBuf::from("/xdg/builder"));
+            std::env::set_var("XDG_DATA_HOME", "");
+            std::env::set_var("HOME", "/home/u");
+            assert_eq!(
+                default_root(),
+                PathBuf::from("/home/u/.local/share/builder")
+            );
+        }
+    }
+}

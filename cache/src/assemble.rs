@@ -1,0 +1,80 @@
+//! Turning a config plus already-stored layer blobs into a stored image.
+
+use crate::image::ImageConfig;
+use crate::manifest::{Descriptor, Manifest, ManifestFormat};
+use crate::{BlobStore, Digest, StoreError};
+
+/// The digests of a stored image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredImage {
+    pub manifest: Digest,
+    pub manifest_size: u64,
+    pub manifest_media_type: &'static str,
+    /// The config digest: the image id.
+    pub config: Digest,
+}
+
+/// Writes `config` and a manifest listing `layers` (whose blobs must already
+/// be in the store) and returns their digests. The layer count must match the
+/// config's `diff_ids`, or the image would be unloadable.
+pub fn put_image(
+    blobs: &BlobStore,
+    config: &ImageConfig,
+    layers: &[Descriptor],
+    format: ManifestFormat,
+) -> Result<StoredImage, StoreError> {
+    if config.rootfs.diff_ids.len() != layers.len() {
+        return Err(StoreError::LayerCountMismatch {
+            diff_ids: config.rootfs.diff_ids.len(),
+            layers: layers.len(),
+        });
+    }
+    if let Some(missing) = layers.iter().find(|l| !blobs.contains(&l.digest)) {
+        return Err(StoreError::BlobNotFound(missing.digest));
+    }
+    let config_bytes = config.to_json().map_err(|source| StoreError::Json {
+        path: "image config".to_string(),
+        source,
+    })?;
+    let config_digest = blobs.put_bytes(&config_bytes)?;
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(format.manifest_media_type().to_string()),
+        config: Descriptor::new(
+            format.config_media_type(),
+            config_digest,
+            config_bytes.len() as u64,
+        ),
+        layers: layers.to_vec(),
+        annotations: Default::default(),
+    };
+    let manifest_bytes = serde_json::to_vec(&manifest).map_err(|source| StoreError::Json {
+        path: "image manifest".to_string(),
+        source,
+    })?;
+    let manifest_digest = blobs.put_bytes(&manifest_bytes)?;
+    Ok(StoredImage {
+        manifest: manifest_digest,
+        manifest_size: manifest_bytes.len() as u64,
+        manifest_media_type: format.manifest_media_type(),
+        config: config_digest,
+    })
+}
+
+/// Reads and parses a manifest blob.
+pub fn read_manifest(blobs: &BlobStore, digest: &Digest) -> Result<Manifest, StoreError> {
+    let bytes = blobs.read(digest)?;
+    serde_json::from_slice(&bytes).map_err(|source| StoreError::Json {
+        path: format!("manifest {digest}"),
+        source,
+    })
+}
+
+/// Reads and parses an image config blob.
+pub fn read_config(blobs: &BlobStore, digest: &Digest) -> Result<ImageConfig, StoreError> {
+    let bytes = blobs.read(digest)?;
+    ImageConfig::from_json(&bytes).map_err(|source| StoreError::Json {
+        path: format!("config {digest}"),
+        source,
+    })
+}
