@@ -1,0 +1,47 @@
+//! Errors reported to users of the sandbox.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong while preparing or running a sandboxed process.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The run spec is inconsistent (caught before any process is started).
+    #[error("invalid run spec: {0}")]
+    InvalidSpec(String),
+    /// Starting the sandbox init process (`/proc/self/exe`) failed.
+    #[error("spawn sandbox init {exe}: {source}")]
+    Spawn { exe: PathBuf, source: io::Error },
+    /// A namespace/mount/credential step inside the sandbox failed.
+    #[error("sandbox setup: {step}: {message}")]
+    Setup {
+        step: String,
+        errno: Option<i32>,
+        message: String,
+    },
+    /// The payload could not be executed (missing binary, not in $PATH, ...).
+    #[error("exec {path}: {message}")]
+    Exec {
+        path: String,
+        errno: Option<i32>,
+        message: String,
+    },
+    /// The init process misbehaved (died without reporting, garbled message).
+    #[error("sandbox init protocol: {0}")]
+    Protocol(String),
+    /// Host-side I/O, with what we were doing.
+    #[error("{context}: {source}")]
+    Io { context: String, source: io::Error },
+    /// Entering the rootless user namespace failed.
+    #[error("rootless user namespace: {0}")]
+    Userns(String),
+}
+
+impl SandboxError {
+    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
+        SandboxError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! The description of one sandboxed process and its outcome.
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// What to run and in which environment.
+#[derive(Debug)]
+pub struct RunSpec {
+    /// Directory (e.g. an overlay mount point) that becomes "/".
+    pub rootfs: PathBuf,
+    /// argv; `args[0]` is resolved against PATH from `env` when it has no '/'.
+    pub args: Vec<String>,
+    /// "K=V" entries; HOME is added from /etc/passwd when absent (as docker does).
+    pub env: Vec<String>,
+    /// Absolute working directory inside the rootfs; created if missing (docker WORKDIR semantics).
+    pub cwd: String,
+    /// docker USER syntax: "", "name", "uid", "name:group", "uid:gid".
+    pub user: String,
+    pub hostname: String,
+    pub network: Network,
+    pub mounts: Vec<MountSpec>,
+    pub stdin: Stdio,
+    pub stdout: Stdio,
+    pub stderr: Stdio,
+}
+
+/// Network namespace choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Network {
+    /// Share the caller's network namespace.
+    Host,
+    /// A new, empty network namespace with only `lo`, which is brought up.
+    None,
+}
+
+/// An extra mount applied inside the rootfs before the payload starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountSpec {
+    /// Absolute in-container path. Symlinks in the rootfs are resolved without escaping it.
+    pub target: String,
+    pub kind: MountKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MountKind {
+    /// Bind a host file or directory (recursively).
+    Bind { source: PathBuf, read_only: bool },
+    /// A fresh tmpfs (mode 1777, nosuid, nodev); `size` in bytes.
+    Tmpfs { size: Option<u64> },
+}
+
+/// Where one of the payload's standard streams goes.
+#[derive(Debug)]
+pub enum Stdio {
+    Null,
+    Inherit,
+    /// E.g. the write end of a pipe from which the solver streams logs.
+    Fd(OwnedFd),
+}
+
+impl From<Stdio> for std::process::Stdio {
+    fn from(s: Stdio) -> Self {
+        match s {
+            Stdio::Null => std::process::Stdio::null(),
+            Stdio::Inherit => std::process::Stdio::inherit(),
+            Stdio::Fd(fd) => std::process::Stdio::from(fd),
+        }
+    }
+}
+
+/// How the payload ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExitStatus {
+    Exited(i32),
+    /// Killed by this signal number.
+    Signaled(i32),
+}
+
+impl ExitStatus {
+    pub fn success(self) -> bool {
+        self == ExitStatus::Exited(0)
+    }
+
+    /// Shell-style code: the exit code, or 128+signal for a signal death.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Exited(c) => c,
+            ExitStatus::Signaled(s) => 128 + s,
+        }
+    }
+}
+
+/// Outcome of a run plus what the sandbox left behind in the rootfs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunReport {
+    pub status: ExitStatus,
+    /// In-container paths (e.g. "/proc", "/etc/hosts") that did not exist and were created
+    /// as empty mount points. They are sandbox artefacts: the solver should exclude them from
+    /// the layer diff (unless they existed in a lower layer). Parents come before children.
+    pub created_mount_points: Vec<String>,
+}
