@@ -1,1 +1,24 @@
-//! builder-snapshot
+//! builder-snapshot: how image layers become directories and directories become layers.
+//!
+//! Every layer is extracted once ([`apply_layer`]) into its own directory in
+//! *overlay format* (whiteouts are 0/0 char devices, opaque dirs carry
+//! `user.overlay.opaque=y`). A build step gets a writable view of its parent
+//! layers from [`prepare`] — an overlayfs mount with `userxattr`, or a copy when
+//! overlay is unavailable ([`detect_snapshotter`]) — and [`ActiveSnapshot::finish`]
+//! yields the step's diff in the same format, which [`write_layer`] turns into a
+//! reproducible OCI layer tar.
+
+mod copy_snapshotter;
+mod error;
+mod meta;
+pub mod overlay_format;
+mod reader;
+mod safe_path;
+mod snapshotter;
+mod sys;
+mod writer;
+
+pub use error::SnapshotError;
+pub use reader::{ApplyStats, apply_layer};
+pub use snapshotter::{ActiveSnapshot, Snapshotter, detect_snapshotter, prepare};
+pub use writer::{Compression, LayerDigests, LayerOptions, write_layer};

@@ -1,0 +1,67 @@
+//! The one error type of this crate. Every variant names the path (and, for
+//! archives, the entry) it is about, so a failed build says *where*.
+
+use std::io;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("writing layer archive: {0}")]
+    ArchiveWrite(#[source] io::Error),
+    #[error("reading layer archive: {0}")]
+    ArchiveRead(#[source] io::Error),
+    #[error("layer entry {entry:?}: {reason}")]
+    BadEntry { entry: String, reason: String },
+    #[error("layer entry {entry:?}: {op} {path}: {source}")]
+    EntryIo {
+        entry: String,
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("layer is compressed with {0}, which is not supported (only gzip or uncompressed)")]
+    UnsupportedCompression(&'static str),
+    #[error("{path}: file changed while it was being archived ({reason})")]
+    FileChanged { path: PathBuf, reason: String },
+    #[error("{path}: name starts with \".wh.\", which OCI layers reserve for whiteouts")]
+    ReservedName { path: PathBuf },
+    #[error("{path}: cannot be used as an overlay layer directory ({reason})")]
+    BadLowerDir { path: PathBuf, reason: String },
+    #[error(
+        "overlay mount options are {len} bytes, over the kernel's {max}-byte limit ({lowers} lower dirs)"
+    )]
+    MountOptionsTooLong {
+        len: usize,
+        max: usize,
+        lowers: usize,
+    },
+    #[error("mounting overlay at {target}: {source}")]
+    Mount {
+        target: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("unmounting {target}: {source}")]
+    Unmount {
+        target: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Shorthand for wrapping an `io::Error` with the operation and path.
+pub(crate) fn io_err(
+    op: &'static str,
+    path: impl Into<PathBuf>,
+) -> impl FnOnce(io::Error) -> SnapshotError {
+    let path = path.into();
+    move |source| SnapshotError::Io { op, path, source }
+}

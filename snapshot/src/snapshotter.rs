@@ -1,0 +1,254 @@
+//! Writable rootfs views over read-only layer directories: an overlay mount
+//! when the kernel allows it, otherwise a materialised copy that is diffed
+//! afterwards. Either way `finish` yields an overlay-format diff directory.
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::copy_snapshotter::{DirOrigins, diff_against_lowers, materialise};
+use crate::error::{SnapshotError, io_err};
+use crate::sys;
+
+/// The kernel copies mount options into one page; the terminating NUL counts.
+const MOUNT_OPTIONS_MAX: usize = 4095;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Snapshotter {
+    /// overlayfs with `userxattr`: O(1) prepare, O(changes) diff.
+    Overlay,
+    /// Full copy of the lowers, diffed by comparison: O(tree) both ways.
+    Copy,
+}
+
+/// Answers per filesystem (st_dev of the scratch dir): overlay may work on
+/// ext4 but not on, say, an overlay-backed container root.
+static DETECTED: Mutex<Option<HashMap<u64, Snapshotter>>> = Mutex::new(None);
+
+/// Whether overlay (with `userxattr`) can be mounted with upper/work dirs on the
+/// filesystem of `scratch_dir`, found by trying once; cached per filesystem.
+pub fn detect_snapshotter(scratch_dir: &Path) -> Snapshotter {
+    let Ok(dev) = fs::metadata(scratch_dir).map(|m| m.dev()) else {
+        return Snapshotter::Copy;
+    };
+    let mut cache = DETECTED.lock().unwrap_or_else(|p| p.into_inner());
+    let cache = cache.get_or_insert_with(HashMap::new);
+    *cache.entry(dev).or_insert_with(|| {
+        if overlay_works(scratch_dir) {
+            Snapshotter::Overlay
+        } else {
+            Snapshotter::Copy
+        }
+    })
+}
+
+/// Mounts a tiny overlay and deletes a lower file through it: that exercises
+/// both the mount and whiteout creation (which needs kernel ≥ 5.8 in a userns).
+fn overlay_works(scratch_dir: &Path) -> bool {
+    let Ok(probe) = tempfile::Builder::new()
+        .prefix("overlay-probe-")
+        .tempdir_in(scratch_dir)
+    else {
+        return false;
+    };
+    let p = probe.path();
+    let dirs = ["lower", "upper", "work", "merged"].map(|d| p.join(d));
+    if dirs.iter().any(|d| fs::create_dir(d).is_err())
+        || fs::write(dirs[0].join("f"), b"x").is_err()
+    {
+        return false;
+    }
+    let Ok(options) = overlay_options(&[dirs[0].clone()], &dirs[1], &dirs[2]) else {
+        return false;
+    };
+    if sys::mount_overlay(&dirs[3], &options).is_err() {
+        return false;
+    }
+    let deleted = fs::remove_file(dirs[3].join("f")).is_ok();
+    let unmounted = sys::unmount(&dirs[3]).is_ok();
+    let whiteout = fs::symlink_metadata(dirs[1].join("f"))
+        .is_ok_and(|m| crate::overlay_format::is_whiteout(&m));
+    deleted && unmounted && whiteout
+}
+
+/// The mount data string. Paths go in unescaped, so characters the option
+/// parser treats specially are refused rather than silently misparsed.
+fn overlay_options(lowers: &[PathBuf], upper: &Path, work: &Path) -> Result<String, SnapshotError> {
+    for p in lowers.iter().map(PathBuf::as_path).chain([upper, work]) {
+        if p.as_os_str()
+            .as_bytes()
+            .iter()
+            .any(|b| matches!(b, b',' | b':' | b'\\' | b'='))
+            || p.to_str().is_none()
+        {
+            return Err(SnapshotError::BadLowerDir {
+                path: p.to_path_buf(),
+                reason:
+                    "overlay mount options cannot carry ',', ':', '\\', '=' or non-UTF-8 in paths"
+                        .into(),
+            });
+        }
+    }
+    let lowerdir: Vec<&str> = lowers.iter().filter_map(|p| p.to_str()).collect();
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={},userxattr",
+        lowerdir.join(":"),
+        upper.display(),
+        work.display()
+    );
+    if options.len() > MOUNT_OPTIONS_MAX {
+        return Err(SnapshotError::MountOptionsTooLong {
+            len: options.len(),
+            max: MOUNT_OPTIONS_MAX,
+            lowers: lowers.len(),
+        });
+    }
+    Ok(options)
+}
+
+enum Mode {
+    Overlay {
+        mounted: bool,
+    },
+    Copy {
+        lowers: Vec<PathBuf>,
+        origins: DirOrigins,
+    },
+}
+
+/// A writable view of `lowers` plus a fresh upper layer, at [`ActiveSnapshot::rootfs`].
+pub struct ActiveSnapshot {
+    /// Private directory holding upper/, work/, merged/ (and empty/).
+    dir: PathBuf,
+    rootfs: PathBuf,
+    upper: PathBuf,
+    mode: Mode,
+}
+
+/// Prepares a writable view of `lowers` (top-first) in a new directory under
+/// `work_root`. With no lowers (FROM scratch) the view starts empty.
+pub fn prepare(
+    snapshotter: Snapshotter,
+    lowers: &[PathBuf],
+    work_root: &Path,
+) -> Result<ActiveSnapshot, SnapshotError> {
+    for lower in lowers {
+        if !fs::metadata(lower).is_ok_and(|m| m.is_dir()) {
+            return Err(SnapshotError::BadLowerDir {
+                path: lower.clone(),
+                reason: "not a directory".into(),
+            });
+        }
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("snap-")
+        .tempdir_in(work_root)
+        .map_err(io_err("creating snapshot dir in", work_root))?
+        .keep();
+    let snap = ActiveSnapshot {
+        rootfs: dir.join("merged"),
+        upper: dir.join("upper"),
+        dir,
+        mode: Mode::Overlay { mounted: false },
+    };
+    // From here on, dropping `snap` on error removes the directory again.
+    snap.populate(snapshotter, lowers)
+}
+
+impl ActiveSnapshot {
+    fn populate(
+        mut self,
+        snapshotter: Snapshotter,
+        lowers: &[PathBuf],
+    ) -> Result<ActiveSnapshot, SnapshotError> {
+        for d in [&self.rootfs, &self.upper] {
+            fs::create_dir(d).map_err(io_err("creating", d))?;
+        }
+        match snapshotter {
+            Snapshotter::Overlay => self.mount(lowers)?,
+            Snapshotter::Copy => {
+                let origins = materialise(lowers, &self.rootfs)?;
+                self.mode = Mode::Copy {
+                    lowers: lowers.to_vec(),
+                    origins,
+                };
+            }
+        }
+        Ok(self)
+    }
+
+    fn mount(&mut self, lowers: &[PathBuf]) -> Result<(), SnapshotError> {
+        let work = self.dir.join("work");
+        fs::create_dir(&work).map_err(io_err("creating", &work))?;
+        let mut lowers = lowers
+            .iter()
+            .map(|p| fs::canonicalize(p).map_err(io_err("resolving", p)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if lowers.is_empty() {
+            // overlayfs needs at least one lower dir.
+            let empty = self.dir.join("empty");
+            fs::create_dir(&empty).map_err(io_err("creating", &empty))?;
+            lowers.push(empty);
+        }
+        let options = overlay_options(&lowers, &self.upper, &work)?;
+        sys::mount_overlay(&self.rootfs, &options).map_err(|source| SnapshotError::Mount {
+            target: self.rootfs.clone(),
+            source,
+        })?;
+        self.mode = Mode::Overlay { mounted: true };
+        Ok(())
+    }
+
+    /// The directory to run the step in (the merged view).
+    pub fn rootfs(&self) -> &Path {
+        &self.rootfs
+    }
+
+    pub fn kind(&self) -> Snapshotter {
+        match self.mode {
+            Mode::Overlay { .. } => Snapshotter::Overlay,
+            Mode::Copy { .. } => Snapshotter::Copy,
+        }
+    }
+
+    /// Ends the view and returns the overlay-format diff directory (a sibling of
+    /// the snapshot dir in `work_root`, owned by the caller from now on).
+    pub fn finish(mut self) -> Result<PathBuf, SnapshotError> {
+        match &mut self.mode {
+            Mode::Overlay { mounted } => {
+                if *mounted {
+                    sys::unmount(&self.rootfs).map_err(|source| SnapshotError::Unmount {
+                        target: self.rootfs.clone(),
+                        source,
+                    })?;
+                    *mounted = false;
+                }
+            }
+            Mode::Copy { lowers, origins } => {
+                diff_against_lowers(&self.rootfs, lowers, origins, &self.upper)?
+            }
+        }
+        let mut diff_name = self.dir.file_name().unwrap_or_default().to_os_string();
+        diff_name.push("-diff");
+        let diff = self.dir.with_file_name(diff_name);
+        fs::rename(&self.upper, &diff).map_err(io_err("moving diff to", &diff))?;
+        Ok(diff)
+        // Drop removes the rest of the snapshot dir.
+    }
+}
+
+impl Drop for ActiveSnapshot {
+    fn drop(&mut self) {
+        if let Mode::Overlay { mounted: true } = self.mode {
+            // Best effort: Drop cannot report; a failed unmount leaves the dir
+            // in place rather than deleting through a live mount.
+            if sys::unmount(&self.rootfs).is_err() {
+                return;
+            }
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,155 @@
+//! Thin, safe wrappers over the few Linux calls std does not expose:
+//! xattrs on the link itself, mknod, utimensat without following symlinks,
+//! and mount/umount. Each returns `io::Result` so callers add path context.
+
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+fn cpath(p: &Path) -> io::Result<CString> {
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+fn cbytes(b: &[u8]) -> io::Result<CString> {
+    CString::new(b)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains a NUL byte"))
+}
+
+fn check(ret: libc::c_int) -> io::Result<()> {
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Whether an xattr error means "this filesystem has no xattrs here":
+/// treated as an empty list rather than a failure.
+fn is_unsupported(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOTSUP))
+}
+
+/// Names of the extended attributes of `p` itself (symlinks not followed),
+/// sorted bytewise so that anything built from them is deterministic.
+pub(crate) fn list_xattrs(p: &Path) -> io::Result<Vec<Vec<u8>>> {
+    let c = cpath(p)?;
+    let mut buf = vec![0u8; 1024];
+    loop {
+        // SAFETY: buf is valid for buf.len() bytes; c is NUL-terminated.
+        let n = unsafe { libc::llistxattr(c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            buf.truncate(n as usize);
+            break;
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::ERANGE) => buf.resize(buf.len() * 4, 0),
+            _ if is_unsupported(&e) => return Ok(Vec::new()),
+            _ => return Err(e),
+        }
+    }
+    let mut names: Vec<Vec<u8>> = buf
+        .split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Value of xattr `name` on `p` itself, or None if it is not set.
+pub(crate) fn get_xattr(p: &Path, name: &[u8]) -> io::Result<Option<Vec<u8>>> {
+    let c = cpath(p)?;
+    let n = cbytes(name)?;
+    let mut buf = vec![0u8; 256];
+    loop {
+        // SAFETY: buffers valid for their lengths; strings NUL-terminated.
+        let r =
+            unsafe { libc::lgetxattr(c.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        if r >= 0 {
+            buf.truncate(r as usize);
+            return Ok(Some(buf));
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::ERANGE) => buf.resize(buf.len() * 4, 0),
+            Some(libc::ENODATA) => return Ok(None),
+            _ if is_unsupported(&e) => return Ok(None),
+            _ => return Err(e),
+        }
+    }
+}
+
+pub(crate) fn set_xattr(p: &Path, name: &[u8], value: &[u8]) -> io::Result<()> {
+    let c = cpath(p)?;
+    let n = cbytes(name)?;
+    // SAFETY: value valid for value.len() bytes; strings NUL-terminated.
+    check(unsafe {
+        libc::lsetxattr(
+            c.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    })
+}
+
+/// Creates a device node or fifo; `mode` includes the file-type bits.
+pub(crate) fn mknod(p: &Path, mode: u32, major: u32, minor: u32) -> io::Result<()> {
+    let c = cpath(p)?;
+    let dev = libc::makedev(major, minor);
+    // SAFETY: c is NUL-terminated.
+    check(unsafe { libc::mknod(c.as_ptr(), mode as libc::mode_t, dev) })
+}
+
+/// Sets atime and mtime of `p` itself (a symlink's own times, not its target's).
+pub(crate) fn set_times(p: &Path, sec: i64, nsec: i64) -> io::Result<()> {
+    let c = cpath(p)?;
+    let ts = libc::timespec {
+        tv_sec: sec as libc::time_t,
+        tv_nsec: nsec as _,
+    };
+    let times = [ts, ts];
+    // SAFETY: times points to two timespecs; c is NUL-terminated.
+    check(unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
+}
+
+pub(crate) fn mount_overlay(target: &Path, options: &str) -> io::Result<()> {
+    let t = cpath(target)?;
+    let data = cbytes(options.as_bytes())?;
+    let fstype = c"overlay";
+    // SAFETY: all pointers are NUL-terminated strings that outlive the call.
+    check(unsafe {
+        libc::mount(
+            fstype.as_ptr(),
+            t.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            data.as_ptr().cast(),
+        )
+    })
+}
+
+/// Unmounts `target`; if it is busy (a process still has it open), detaches it
+/// lazily so the caller can still clean up the directories below.
+pub(crate) fn unmount(target: &Path) -> io::Result<()> {
+    let t = cpath(target)?;
+    // SAFETY: t is NUL-terminated.
+    match check(unsafe { libc::umount2(t.as_ptr(), 0) }) {
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+            // SAFETY: as above.
+            check(unsafe { libc::umount2(t.as_ptr(), libc::MNT_DETACH) })
+        }
+        other => other,
+    }
+}

@@ -1,0 +1,407 @@
+//! `write_layer`: an overlay-format diff directory → a deterministic OCI layer tar.
+//!
+//! The diff is walked once to collect entry *names* (not contents), the names
+//! are sorted bytewise, then each entry is stat'ed and streamed. Memory is
+//! O(number of changed paths); file contents are never held in memory.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
+use std::fs::{self, File, Metadata};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use builder_cache::{Digest, HashingWriter};
+use flate2::write::GzEncoder;
+use tar::{EntryType, Header};
+
+use crate::error::{SnapshotError, io_err};
+use crate::meta::file_xattrs;
+use crate::overlay_format::{OPAQUE_MARKER, WHITEOUT_PREFIX, is_opaque, is_whiteout};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// gzip at `level` 0..=9 (values above 9 are treated as 9).
+    Gzip {
+        level: u32,
+    },
+    Uncompressed,
+}
+
+#[derive(Debug, Clone)]
+pub struct LayerOptions {
+    /// Clamp every mtime to at most this (seconds since the epoch), for reproducible builds.
+    pub source_date_epoch: Option<i64>,
+    pub compression: Compression,
+    /// Paths (relative to the diff root, e.g. `dev`, `proc`, `etc/hosts`) that the
+    /// sandbox created only as mount points. They are left out of the layer when
+    /// they are an empty directory or an empty regular file in the diff; if the
+    /// step really wrote something there, they are kept.
+    pub exclude_empty_mountpoints: Vec<PathBuf>,
+}
+
+impl Default for LayerOptions {
+    fn default() -> Self {
+        LayerOptions {
+            source_date_epoch: None,
+            compression: Compression::Gzip { level: 6 },
+            exclude_empty_mountpoints: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerDigests {
+    /// sha256 of the uncompressed tar.
+    pub diff_id: Digest,
+    /// sha256 of the bytes written to `out`.
+    pub digest: Digest,
+    /// Bytes written to `out`.
+    pub size: u64,
+    pub uncompressed_size: u64,
+}
+
+/// What one tar entry is made from.
+enum Source {
+    /// A real file, dir, link, device or fifo at this path.
+    Node(PathBuf),
+    /// A whiteout device in the diff: becomes an empty `.wh.<name>` file.
+    Whiteout,
+    /// An opaque directory's marker: an empty `.wh..wh..opq` file.
+    OpaqueMarker,
+}
+
+struct Planned {
+    /// Archive name without a trailing slash; the sort key.
+    name: Vec<u8>,
+    source: Source,
+}
+
+/// Writes an OCI layer tar (optionally gzip) of the overlay-format diff directory
+/// `diff_dir` to `out`. Same input, same options → same bytes.
+pub fn write_layer(
+    diff_dir: &Path,
+    out: impl Write,
+    opts: &LayerOptions,
+) -> Result<LayerDigests, SnapshotError> {
+    let mut plan = Vec::new();
+    let excluded: HashSet<&Path> = opts
+        .exclude_empty_mountpoints
+        .iter()
+        .map(PathBuf::as_path)
+        .collect();
+    collect(diff_dir, Path::new(""), &excluded, &mut plan)?;
+    plan.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let compressed = HashingWriter::new(out);
+    let sink = match opts.compression {
+        Compression::Gzip { level } => {
+            // GzBuilder's defaults (mtime 0, no file name) keep the bytes reproducible.
+            Sink::Gzip(
+                flate2::GzBuilder::new().write(compressed, flate2::Compression::new(level.min(9))),
+            )
+        }
+        Compression::Uncompressed => Sink::Plain(compressed),
+    };
+    let mut builder = tar::Builder::new(HashingWriter::new(sink));
+    let mut emitter = Emitter {
+        builder: &mut builder,
+        hardlinks: HashMap::new(),
+        epoch: opts.source_date_epoch,
+    };
+    for entry in &plan {
+        emitter.emit(entry)?;
+    }
+    let uncompressed = builder.into_inner().map_err(SnapshotError::ArchiveWrite)?;
+    let (diff_id, uncompressed_size, sink) = uncompressed.finish();
+    let compressed = sink.finish().map_err(SnapshotError::ArchiveWrite)?;
+    let (digest, size, mut out) = compressed.finish();
+    out.flush().map_err(SnapshotError::ArchiveWrite)?;
+    Ok(LayerDigests {
+        diff_id,
+        digest,
+        size,
+        uncompressed_size,
+    })
+}
+
+/// Recursively lists `dir` (relative `rel`) into `plan`.
+fn collect(
+    root: &Path,
+    rel: &Path,
+    excluded: &HashSet<&Path>,
+    plan: &mut Vec<Planned>,
+) -> Result<(), SnapshotError> {
+    let dir = root.join(rel);
+    let entries = fs::read_dir(&dir).map_err(io_err("reading directory", &dir))?;
+    for entry in entries {
+        let entry = entry.map_err(io_err("reading directory", &dir))?;
+        let child_rel = rel.join(entry.file_name());
+        let path = entry.path();
+        let meta = fs::symlink_metadata(&path).map_err(io_err("stat", &path))?;
+        if is_whiteout(&meta) {
+            plan.push(Planned {
+                name: whiteout_name(rel, &entry.file_name()),
+                source: Source::Whiteout,
+            });
+            continue;
+        }
+        if entry
+            .file_name()
+            .as_bytes()
+            .starts_with(WHITEOUT_PREFIX.as_bytes())
+        {
+            return Err(SnapshotError::ReservedName { path });
+        }
+        if excluded.contains(child_rel.as_path()) && is_empty_node(&path, &meta)? {
+            continue;
+        }
+        plan.push(Planned {
+            name: child_rel.as_os_str().as_bytes().to_vec(),
+            source: Source::Node(path.clone()),
+        });
+        if meta.is_dir() {
+            if is_opaque(&path).map_err(io_err("reading xattrs of", &path))? {
+                let marker = child_rel.join(OPAQUE_MARKER);
+                plan.push(Planned {
+                    name: marker.as_os_str().as_bytes().to_vec(),
+                    source: Source::OpaqueMarker,
+                });
+            }
+            collect(root, &child_rel, excluded, plan)?;
+        }
+    }
+    Ok(())
+}
+
+fn whiteout_name(parent: &Path, name: &OsStr) -> Vec<u8> {
+    let mut file = WHITEOUT_PREFIX.as_bytes().to_vec();
+    file.extend_from_slice(name.as_bytes());
+    parent
+        .join(OsStr::from_bytes(&file))
+        .as_os_str()
+        .as_bytes()
+        .to_vec()
+}
+
+/// An empty dir or empty regular file: what a bind-mount target looks like.
+fn is_empty_node(path: &Path, meta: &Metadata) -> Result<bool, SnapshotError> {
+    if meta.is_file() {
+        return Ok(meta.len() == 0);
+    }
+    if meta.is_dir() {
+        let mut it = fs::read_dir(path).map_err(io_err("reading directory", path))?;
+        return Ok(it.next().is_none());
+    }
+    Ok(false)
+}
+
+struct Emitter<'a, W: Write> {
+    builder: &'a mut tar::Builder<W>,
+    /// (dev, ino) of multiply-linked files already written → their archive name.
+    hardlinks: HashMap<(u64, u64), Vec<u8>>,
+    epoch: Option<i64>,
+}
+
+impl<W: Write> Emitter<'_, W> {
+    fn emit(&mut self, entry: &Planned) -> Result<(), SnapshotError> {
+        let name = OsStr::from_bytes(&entry.name);
+        match &entry.source {
+            // Whiteouts and markers carry no metadata of interest: fixed values
+            // keep them reproducible (Docker and BuildKit also write them empty).
+            Source::Whiteout | Source::OpaqueMarker => {
+                let mut h = base_header(EntryType::Regular, 0o644, 0, 0, 0);
+                h.set_size(0);
+                self.builder
+                    .append_data(&mut h, name, io::empty())
+                    .map_err(SnapshotError::ArchiveWrite)
+            }
+            Source::Node(path) => self.emit_node(name, path),
+        }
+    }
+
+    fn emit_node(&mut self, name: &OsStr, path: &Path) -> Result<(), SnapshotError> {
+        let meta = fs::symlink_metadata(path).map_err(io_err("stat", path))?;
+        let mtime = clamp_mtime(meta.mtime(), self.epoch);
+        let xattrs = file_xattrs(path).map_err(io_err("reading xattrs of", path))?;
+        self.append_xattrs(path, &xattrs)?;
+        let ft = meta.file_type();
+        let mode = meta.mode() & 0o7777;
+        let mk = |ty| base_header(ty, mode, meta.uid(), meta.gid(), mtime);
+        let res = if ft.is_dir() {
+            let mut h = mk(EntryType::Directory);
+            let mut dir_name = name.as_bytes().to_vec();
+            dir_name.push(b'/');
+            self.builder
+                .append_data(&mut h, OsStr::from_bytes(&dir_name), io::empty())
+        } else if ft.is_symlink() {
+            let target = fs::read_link(path).map_err(io_err("reading symlink", path))?;
+            self.builder
+                .append_link(&mut mk(EntryType::Symlink), name, target)
+        } else if let Some(first) = self.earlier_link(&meta, name) {
+            self.builder
+                .append_link(&mut mk(EntryType::Link), name, OsStr::from_bytes(&first))
+        } else if ft.is_file() {
+            return self.emit_file(name, path, &meta, mk(EntryType::Regular));
+        } else if ft.is_char_device() || ft.is_block_device() {
+            let ty = if ft.is_char_device() {
+                EntryType::Char
+            } else {
+                EntryType::Block
+            };
+            let mut h = mk(ty);
+            let rdev = meta.rdev();
+            h.set_device_major(libc::major(rdev))
+                .map_err(SnapshotError::ArchiveWrite)?;
+            h.set_device_minor(libc::minor(rdev))
+                .map_err(SnapshotError::ArchiveWrite)?;
+            self.builder.append_data(&mut h, name, io::empty())
+        } else if ft.is_fifo() {
+            self.builder
+                .append_data(&mut mk(EntryType::Fifo), name, io::empty())
+        } else {
+            // Sockets cannot be carried by a layer; Docker and BuildKit drop them too.
+            return Ok(());
+        };
+        res.map_err(SnapshotError::ArchiveWrite)
+    }
+
+    /// For a file with several links, the archive name of the first one written,
+    /// remembering this one if it is the first.
+    fn earlier_link(&mut self, meta: &Metadata, name: &OsStr) -> Option<Vec<u8>> {
+        if meta.is_dir() || meta.nlink() < 2 {
+            return None;
+        }
+        let key = (meta.dev(), meta.ino());
+        if let Some(first) = self.hardlinks.get(&key) {
+            return Some(first.clone());
+        }
+        self.hardlinks.insert(key, name.as_bytes().to_vec());
+        None
+    }
+
+    fn emit_file(
+        &mut self,
+        name: &OsStr,
+        path: &Path,
+        meta: &Metadata,
+        mut h: Header,
+    ) -> Result<(), SnapshotError> {
+        let size = meta.len();
+        h.set_size(size);
+        let file = File::open(path).map_err(io_err("opening", path))?;
+        let mut reader = ExactReader {
+            inner: file.take(size),
+            remaining: size,
+            path,
+        };
+        self.builder
+            .append_data(&mut h, name, &mut reader)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => SnapshotError::FileChanged {
+                    path: path.to_path_buf(),
+                    reason: format!("shrank below {size} bytes"),
+                },
+                _ => SnapshotError::ArchiveWrite(e),
+            })
+    }
+
+    fn append_xattrs(
+        &mut self,
+        path: &Path,
+        xattrs: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<(), SnapshotError> {
+        if xattrs.is_empty() {
+            return Ok(());
+        }
+        let mut records = Vec::with_capacity(xattrs.len());
+        for (name, value) in xattrs {
+            let name = std::str::from_utf8(name).map_err(|_| SnapshotError::BadEntry {
+                entry: path.display().to_string(),
+                reason: format!(
+                    "xattr name {:?} is not UTF-8 and cannot be stored in a PAX record",
+                    String::from_utf8_lossy(name)
+                ),
+            })?;
+            records.push((format!("SCHILY.xattr.{name}"), value.as_slice()));
+        }
+        self.builder
+            .append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), *v)))
+            .map_err(SnapshotError::ArchiveWrite)
+    }
+}
+
+fn clamp_mtime(mtime: i64, epoch: Option<i64>) -> u64 {
+    let clamped = match epoch {
+        Some(e) => mtime.min(e),
+        None => mtime,
+    };
+    // Tar headers cannot express times before 1970 portably.
+    clamped.max(0) as u64
+}
+
+fn base_header(ty: EntryType, mode: u32, uid: u32, gid: u32, mtime: u64) -> Header {
+    // GNU headers: long names/links go in GNU extension entries and large ids
+    // in base-256, both read by every OCI implementation. uname/gname stay empty.
+    let mut h = Header::new_gnu();
+    h.set_entry_type(ty);
+    h.set_mode(mode);
+    h.set_uid(u64::from(uid));
+    h.set_gid(u64::from(gid));
+    h.set_mtime(mtime);
+    h.set_size(0);
+    h
+}
+
+/// Reads exactly the size recorded in the header; a file that shrank while
+/// being archived is an error instead of a corrupt archive.
+struct ExactReader<'a, R> {
+    inner: R,
+    remaining: u64,
+    path: &'a Path,
+}
+
+impl<R: Read> Read for ExactReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && self.remaining > 0 && !buf.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{} shrank while archiving", self.path.display()),
+            ));
+        }
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+}
+
+/// The compressed side of the pipeline: gzip or pass-through, hashed either way.
+enum Sink<W: Write> {
+    Gzip(GzEncoder<HashingWriter<W>>),
+    Plain(HashingWriter<W>),
+}
+
+impl<W: Write> Sink<W> {
+    fn finish(self) -> io::Result<HashingWriter<W>> {
+        match self {
+            Sink::Gzip(g) => g.finish(),
+            Sink::Plain(p) => Ok(p),
+        }
+    }
+}
+
+impl<W: Write> Write for Sink<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::Gzip(g) => g.write(buf),
+            Sink::Plain(p) => p.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Gzip(g) => g.flush(),
+            Sink::Plain(p) => p.flush(),
+        }
+    }
+}
