@@ -1,0 +1,529 @@
+//! Shell-word lexer with BuildKit's semantics: quote removal, escapes (with a configurable
+//! escape character), and `$var` / `${var...}` expansion. Dockerfiles expand words with this
+//! at dispatch time; nothing here ever runs a shell.
+//!
+//! Supported forms: `$a ${a} ${a:-b} ${a-b} ${a:+b} ${a+b} ${a:?msg} ${a?msg} ${a#p} ${a##p}
+//! ${a%p} ${a%%p} ${a/p/r} ${a//p/r}`. Positional (`$1`) and special (`$@ $# $? ...`)
+//! parameters are recognised as names but are never set, exactly like BuildKit.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::error::ShellError;
+use crate::shell_pattern::Pattern;
+
+/// Where variable values come from. Implemented for the common map types and for ordered
+/// `(name, value)` lists, where the last entry for a name wins (like an image's `Env`).
+pub trait EnvLookup {
+    fn lookup(&self, name: &str) -> Option<&str>;
+}
+
+impl EnvLookup for BTreeMap<String, String> {
+    fn lookup(&self, name: &str) -> Option<&str> {
+        self.get(name).map(String::as_str)
+    }
+}
+
+impl<S: std::hash::BuildHasher> EnvLookup for HashMap<String, String, S> {
+    fn lookup(&self, name: &str) -> Option<&str> {
+        self.get(name).map(String::as_str)
+    }
+}
+
+impl EnvLookup for [(String, String)] {
+    fn lookup(&self, name: &str) -> Option<&str> {
+        self.iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl EnvLookup for Vec<(String, String)> {
+    fn lookup(&self, name: &str) -> Option<&str> {
+        self.as_slice().lookup(name)
+    }
+}
+
+/// The word lexer. Cheap to copy; holds only the escape character and mode switches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lexer {
+    escape: char,
+    raw_quotes: bool,
+    raw_escapes: bool,
+    skip_unset_env: bool,
+    skip_process_quotes: bool,
+}
+
+impl Lexer {
+    /// A lexer in BuildKit's normal mode: quotes removed, escapes applied, unset variables empty.
+    pub fn new(escape: char) -> Lexer {
+        Lexer {
+            escape,
+            raw_quotes: false,
+            raw_escapes: false,
+            skip_unset_env: false,
+            skip_process_quotes: false,
+        }
+    }
+
+    pub fn escape(&self) -> char {
+        self.escape
+    }
+
+    /// Keep quote characters in the output (they still group words).
+    pub fn with_raw_quotes(mut self, on: bool) -> Lexer {
+        self.raw_quotes = on;
+        self
+    }
+
+    /// Keep escape characters in the output (they still protect the next character).
+    pub fn with_raw_escapes(mut self, on: bool) -> Lexer {
+        self.raw_escapes = on;
+        self
+    }
+
+    /// Leave references to unset variables as written instead of expanding them to "".
+    pub fn with_skip_unset_env(mut self, on: bool) -> Lexer {
+        self.skip_unset_env = on;
+        self
+    }
+
+    /// Treat quotes as ordinary characters and let the escape character protect only `$` and
+    /// itself: the rules of an unquoted heredoc body.
+    pub fn with_skip_process_quotes(mut self, on: bool) -> Lexer {
+        self.skip_process_quotes = on;
+        self
+    }
+
+    /// Expands `word` as a single word; whitespace inside it is kept.
+    pub fn process_word(&self, word: &str, env: &dyn EnvLookup) -> Result<String, ShellError> {
+        Ok(self.process_word_with_matches(word, env)?.0)
+    }
+
+    /// Expands `word` and splits the result into words: unquoted expansions split on
+    /// whitespace, quoted text and escaped whitespace do not.
+    pub fn process_words(
+        &self,
+        word: &str,
+        env: &dyn EnvLookup,
+    ) -> Result<Vec<String>, ShellError> {
+        let mut sw = ShellWord::new(self, word, env);
+        let (_, words, _) = sw.process_stop_on(&[], self.raw_escapes)?;
+        Ok(words.finish())
+    }
+
+    /// Like [`Lexer::process_word`], also returning every variable name the word referenced
+    /// (set or not), so callers can tell which variables a result depends on.
+    pub fn process_word_with_matches(
+        &self,
+        word: &str,
+        env: &dyn EnvLookup,
+    ) -> Result<(String, BTreeSet<String>), ShellError> {
+        let mut sw = ShellWord::new(self, word, env);
+        let (result, _, _) = sw.process_stop_on(&[], self.raw_escapes)?;
+        Ok((result, sw.referenced))
+    }
+}
+
+/// Accumulates words while a string is being expanded.
+#[derive(Default)]
+struct Words {
+    word: String,
+    words: Vec<String>,
+    in_word: bool,
+}
+
+impl Words {
+    /// An unquoted character: whitespace ends the current word.
+    fn add_char(&mut self, ch: char) {
+        if ch.is_whitespace() {
+            if self.in_word && !self.word.is_empty() {
+                self.words.push(std::mem::take(&mut self.word));
+                self.in_word = false;
+            }
+        } else {
+            self.add_raw_char(ch);
+        }
+    }
+
+    /// A protected character (escaped or quoted): always part of the word.
+    fn add_raw_char(&mut self, ch: char) {
+        self.word.push(ch);
+        self.in_word = true;
+    }
+
+    fn add_string(&mut self, s: &str) {
+        s.chars().for_each(|c| self.add_char(c));
+    }
+
+    fn add_raw_string(&mut self, s: &str) {
+        self.word.push_str(s);
+        self.in_word = true;
+    }
+
+    fn finish(mut self) -> Vec<String> {
+        if !self.word.is_empty() {
+            self.words.push(std::mem::take(&mut self.word));
+        }
+        self.words
+    }
+}
+
+struct ShellWord<'a> {
+    chars: Vec<char>,
+    pos: usize,
+    lexer: &'a Lexer,
+    env: &'a dyn EnvLookup,
+    referenced: BTreeSet<String>,
+}
+
+const UNSET_MESSAGE: &str = "is not allowed to be unset";
+const EMPTY_MESSAGE: &str = "is not allowed to be empty";
+
+impl<'a> ShellWord<'a> {
+    fn new(lexer: &'a Lexer, word: &str, env: &'a dyn EnvLookup) -> ShellWord<'a> {
+        ShellWord {
+            chars: word.chars().collect(),
+            pos: 0,
+            lexer,
+            env,
+            referenced: BTreeSet::new(),
+        }
+    }
+
+    fn peek(&self) -> Option<char> {
+        self.chars.get(self.pos).copied()
+    }
+
+    fn next(&mut self) -> Option<char> {
+        let c = self.peek();
+        if c.is_some() {
+            self.pos += 1;
+        }
+        c
+    }
+
+    fn get_env(&mut self, name: &str) -> Option<String> {
+        self.referenced.insert(name.to_string());
+        self.env.lookup(name).map(str::to_string)
+    }
+
+    /// Processes characters until one of `stops` (consumed) or the end. With non-empty
+    /// `stops`, reaching the end is an error. Returns the text, its words and the stop found.
+    fn process_stop_on(
+        &mut self,
+        stops: &[char],
+        raw_escapes: bool,
+    ) -> Result<(String, Words, Option<char>), ShellError> {
+        let mut result = String::new();
+        let mut words = Words::default();
+        while let Some(ch) = self.peek() {
+            if stops.contains(&ch) {
+                self.pos += 1;
+                return Ok((result, words, Some(ch)));
+            }
+            match ch {
+                '\'' | '"' if !self.lexer.skip_process_quotes => {
+                    let quoted = if ch == '\'' {
+                        self.process_single_quote()?
+                    } else {
+                        self.process_double_quote()?
+                    };
+                    result.push_str(&quoted);
+                    words.add_raw_string(&quoted);
+                }
+                '$' => {
+                    let value = self.process_dollar()?;
+                    result.push_str(&value);
+                    words.add_string(&value);
+                }
+                _ => {
+                    self.pos += 1;
+                    if ch != self.lexer.escape {
+                        words.add_char(ch);
+                        result.push(ch);
+                        continue;
+                    }
+                    if self.lexer.skip_process_quotes
+                        && !matches!(self.peek(), Some('$'))
+                        && self.peek() != Some(ch)
+                    {
+                        // Heredoc-body rules: a lone escape char is literal.
+                        words.add_raw_char(ch);
+                        result.push(ch);
+                        continue;
+                    }
+                    if raw_escapes {
+                        words.add_raw_char(ch);
+                        result.push(ch);
+                    }
+                    // An escape at the very end is dropped, like BuildKit.
+                    let Some(escaped) = self.next() else { break };
+                    words.add_raw_char(escaped);
+                    result.push(escaped);
+                }
+            }
+        }
+        if let Some(stop) = stops.first() {
+            return Err(ShellError::new(format!(
+                "unexpected end of statement while looking for matching {stop}"
+            )));
+        }
+        Ok((result, words, None))
+    }
+
+    fn process_single_quote(&mut self) -> Result<String, ShellError> {
+        // Everything up to the next ' is literal; ' cannot be escaped inside.
+        let mut out = String::new();
+        let open = self.next();
+        if self.lexer.raw_quotes {
+            out.extend(open);
+        }
+        loop {
+            match self.next() {
+                None => {
+                    return Err(ShellError::new(
+                        "unexpected end of statement while looking for matching single-quote",
+                    ));
+                }
+                Some('\'') => {
+                    if self.lexer.raw_quotes {
+                        out.push('\'');
+                    }
+                    return Ok(out);
+                }
+                Some(c) => out.push(c),
+            }
+        }
+    }
+
+    fn process_double_quote(&mut self) -> Result<String, ShellError> {
+        // Literal except `$` expansions; the escape char protects only `"`, `$` and itself.
+        let mut out = String::new();
+        let open = self.next();
+        if self.lexer.raw_quotes {
+            out.extend(open);
+        }
+        loop {
+            match self.peek() {
+                None => {
+                    return Err(ShellError::new(
+                        "unexpected end of statement while looking for matching double-quote",
+                    ));
+                }
+                Some('"') => {
+                    self.pos += 1;
+                    if self.lexer.raw_quotes {
+                        out.push('"');
+                    }
+                    return Ok(out);
+                }
+                Some('$') => out.push_str(&self.process_dollar()?),
+                Some(ch) => {
+                    self.pos += 1;
+                    if ch == self.lexer.escape {
+                        match self.peek() {
+                            None => continue,
+                            Some(n) if n == '"' || n == '$' || n == self.lexer.escape => {
+                                if self.lexer.raw_escapes {
+                                    out.push(ch);
+                                }
+                                self.pos += 1;
+                                out.push(n);
+                                continue;
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                    out.push(ch);
+                }
+            }
+        }
+    }
+
+    /// Reads a parameter name: a run of digits, one special character, or `[letter|digit|_]*`.
+    fn process_name(&mut self) -> String {
+        let mut name = String::new();
+        while let Some(ch) = self.peek() {
+            if name.is_empty() && ch.is_ascii_digit() {
+                while let Some(d) = self.peek().filter(char::is_ascii_digit) {
+                    name.push(d);
+                    self.pos += 1;
+                }
+                return name;
+            }
+            if name.is_empty() && matches!(ch, '@' | '*' | '#' | '?' | '-' | '$' | '!') {
+                self.pos += 1;
+                return ch.to_string();
+            }
+            if !ch.is_alphanumeric() && ch != '_' {
+                break;
+            }
+            name.push(ch);
+            self.pos += 1;
+        }
+        name
+    }
+
+    fn process_dollar(&mut self) -> Result<String, ShellError> {
+        self.pos += 1; // '$'
+        if self.peek() != Some('{') {
+            let name = self.process_name();
+            if name.is_empty() {
+                return Ok("$".to_string());
+            }
+            return Ok(match self.get_env(&name) {
+                Some(v) => v,
+                None if self.lexer.skip_unset_env => format!("${name}"),
+                None => String::new(),
+            });
+        }
+        self.pos += 1; // '{'
+        match self.peek() {
+            None => return Err(missing_brace()),
+            Some('{' | '}' | ':') => return Err(ShellError::new("syntax error: bad substitution")),
+            Some(_) => {}
+        }
+        let expr_start = self.pos;
+        let name = self.process_name();
+        let op = self.next();
+        let value = match op {
+            Some('}') => {
+                let value = self.get_env(&name);
+                if value.is_none() && self.lexer.skip_unset_env {
+                    return Ok(format!("${{{name}}}"));
+                }
+                return Ok(value.unwrap_or_default());
+            }
+            Some(':') => {
+                let modifier = self.next();
+                let word = self.word_until_brace()?;
+                self.colon_modifier(&name, modifier, word)?
+            }
+            Some(c @ ('?' | '-' | '+')) => {
+                let word = self.word_until_brace()?;
+                self.plain_modifier(&name, c, word)?
+            }
+            Some(c @ ('#' | '%')) => {
+                let longest = self.peek() == Some(c);
+                if longest {
+                    self.pos += 1;
+                }
+                let (pattern, _, _) = self.stop_on_brace(&['}'])?;
+                let value = self.get_env(&name).unwrap_or_default();
+                let pattern = Pattern::new(&pattern, self.lexer.escape);
+                Some(if c == '#' {
+                    pattern.trim_prefix(&value, longest)
+                } else {
+                    pattern.trim_suffix(&value, longest)
+                })
+            }
+            Some('/') => {
+                let all = self.peek() == Some('/');
+                if all {
+                    self.pos += 1;
+                }
+                let (pattern, _, stop) = self.stop_on_brace(&['/', '}'])?;
+                let replacement = match stop {
+                    Some('/') => self.stop_on_brace(&['}'])?.0,
+                    _ => String::new(),
+                };
+                let value = self.get_env(&name).unwrap_or_default();
+                Some(Pattern::new(&pattern, self.lexer.escape).replace(&value, &replacement, all))
+            }
+            None => return Err(missing_brace()),
+            Some(_) => return Err(ShellError::new("missing ':' in substitution")),
+        };
+        Ok(match value {
+            Some(v) => v,
+            // Only reached in skip-unset mode: reproduce the expression as written.
+            None => {
+                let expr: String = self.chars[expr_start..self.pos].iter().collect();
+                format!("${{{expr}")
+            }
+        })
+    }
+
+    fn stop_on_brace(
+        &mut self,
+        stops: &[char],
+    ) -> Result<(String, Words, Option<char>), ShellError> {
+        self.process_stop_on(stops, true).map_err(|e| {
+            if self.peek().is_none() {
+                missing_brace()
+            } else {
+                e
+            }
+        })
+    }
+
+    fn word_until_brace(&mut self) -> Result<String, ShellError> {
+        let raw = self.lexer.raw_escapes;
+        self.process_stop_on(&['}'], raw)
+            .map(|(w, _, _)| w)
+            .map_err(|e| {
+                if self.peek().is_none() {
+                    missing_brace()
+                } else {
+                    e
+                }
+            })
+    }
+
+    /// `${name:-w}`, `${name:+w}`, `${name:?w}`; `None` means "leave unexpanded".
+    fn colon_modifier(
+        &mut self,
+        name: &str,
+        modifier: Option<char>,
+        word: String,
+    ) -> Result<Option<String>, ShellError> {
+        let value = self.get_env(name);
+        let unset_skip = value.is_none() && self.lexer.skip_unset_env;
+        let current = value.clone().unwrap_or_default();
+        match modifier {
+            Some('+') if unset_skip => Ok(None),
+            Some('-') if unset_skip => Ok(None),
+            Some('+') => Ok(Some(if current.is_empty() { current } else { word })),
+            Some('-') => Ok(Some(if current.is_empty() { word } else { current })),
+            Some('?') => match value {
+                None => Err(required_error(name, &word, UNSET_MESSAGE)),
+                Some(v) if v.is_empty() => Err(required_error(name, &word, EMPTY_MESSAGE)),
+                Some(v) => Ok(Some(v)),
+            },
+            Some(m) => Err(ShellError::new(format!(
+                "unsupported modifier ({m}) in substitution"
+            ))),
+            None => Err(missing_brace()),
+        }
+    }
+
+    /// `${name-w}`, `${name+w}`, `${name?w}`: like the colon forms but only "unset" counts.
+    fn plain_modifier(
+        &mut self,
+        name: &str,
+        modifier: char,
+        word: String,
+    ) -> Result<Option<String>, ShellError> {
+        let value = self.get_env(name);
+        if value.is_none() && self.lexer.skip_unset_env {
+            return Ok(None);
+        }
+        match (modifier, value) {
+            ('-', None) => Ok(Some(word)),
+            ('+', Some(_)) => Ok(Some(word)),
+            ('+', None) => Ok(Some(String::new())),
+            ('?', None) => Err(required_error(name, &word, UNSET_MESSAGE)),
+            (_, Some(v)) => Ok(Some(v)),
+            (_, None) => Ok(Some(String::new())),
+        }
+    }
+}
+
+fn missing_brace() -> ShellError {
+    ShellError::new("syntax error: missing '}'")
+}
+
+fn required_error(name: &str, word: &str, default: &str) -> ShellError {
+    let message = if word.is_empty() { default } else { word };
+    ShellError::new(format!("{name}: {message}"))
+}
