@@ -1,1 +1,140 @@
-fn main() {}
+//! Test harness for tests/: `builder-sandbox-harness '<json HarnessSpec>'`.
+//!
+//! It is what a real CLI does (dispatch_init, enter_rootless_userns, then run) and prints one
+//! JSON `HarnessOutput` line: the user-namespace mode, the uid map, the run outcome, and the
+//! payload's stdout/stderr captured through pipes (Stdio::Fd).
+
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use builder_sandbox::{MountSpec, Network, RunSpec, Stdio};
+use serde::{Deserialize, Serialize};
+
+#[derive(Deserialize)]
+struct HarnessSpec {
+    rootfs: PathBuf,
+    args: Vec<String>,
+    #[serde(default)]
+    env: Vec<String>,
+    #[serde(default = "root_dir")]
+    cwd: String,
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    hostname: String,
+    #[serde(default = "host_network")]
+    network: Network,
+    #[serde(default)]
+    mounts: Vec<MountSpec>,
+    /// Cancel the sandbox after this long (exercises Sandbox::kill).
+    #[serde(default)]
+    kill_after_ms: Option<u64>,
+}
+
+fn root_dir() -> String {
+    "/".into()
+}
+
+fn host_network() -> Network {
+    Network::Host
+}
+
+#[derive(Serialize)]
+struct HarnessOutput {
+    userns: String,
+    uid_map: String,
+    /// "Exited(0)" style status, or the error's Display text.
+    status: Option<String>,
+    error: Option<String>,
+    created_mount_points: Vec<String>,
+    stdout: String,
+    stderr: String,
+}
+
+fn main() {
+    builder_sandbox::dispatch_init();
+    let userns = match builder_sandbox::enter_rootless_userns() {
+        Ok(info) => format!("{:?}", info.mode),
+        Err(e) => {
+            eprintln!("harness: {e}");
+            std::process::exit(2);
+        }
+    };
+    let Some(arg) = std::env::args().nth(1) else {
+        eprintln!("usage: builder-sandbox-harness '<json spec>'");
+        std::process::exit(2);
+    };
+    let spec: HarnessSpec = match serde_json::from_str(&arg) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("harness: bad spec: {e}");
+            std::process::exit(2);
+        }
+    };
+    let out = run(spec, userns);
+    println!("{}", serde_json::to_string(&out).unwrap_or_default());
+}
+
+fn run(spec: HarnessSpec, userns: String) -> HarnessOutput {
+    let uid_map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    let mut output = HarnessOutput {
+        userns,
+        uid_map,
+        status: None,
+        error: None,
+        created_mount_points: Vec::new(),
+        stdout: String::new(),
+        stderr: String::new(),
+    };
+    let pipes = std::io::pipe().and_then(|o| std::io::pipe().map(|e| (o, e)));
+    let ((out_r, out_w), (err_r, err_w)) = match pipes {
+        Ok(p) => p,
+        Err(e) => {
+            output.error = Some(format!("pipe: {e}"));
+            return output;
+        }
+    };
+    let run_spec = RunSpec {
+        rootfs: spec.rootfs,
+        args: spec.args,
+        env: spec.env,
+        cwd: spec.cwd,
+        user: spec.user,
+        hostname: spec.hostname,
+        network: spec.network,
+        mounts: spec.mounts,
+        stdin: Stdio::Null,
+        stdout: Stdio::Fd(OwnedFd::from(out_w)),
+        stderr: Stdio::Fd(OwnedFd::from(err_w)),
+    };
+    let out_reader = drain(out_r);
+    let err_reader = drain(err_r);
+    let result = builder_sandbox::spawn(run_spec).and_then(|sandbox| {
+        if let Some(ms) = spec.kill_after_ms {
+            std::thread::sleep(Duration::from_millis(ms));
+            sandbox.kill()?;
+        }
+        sandbox.wait()
+    });
+    match result {
+        Ok(report) => {
+            output.status = Some(format!("{:?}", report.status));
+            output.created_mount_points = report.created_mount_points;
+        }
+        Err(e) => output.error = Some(e.to_string()),
+    }
+    output.stdout = out_reader.join().unwrap_or_default();
+    output.stderr = err_reader.join().unwrap_or_default();
+    output
+}
+
+fn drain(mut r: std::io::PipeReader) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = r.read_to_string(&mut s);
+        s
+    })
+}
