@@ -351,6 +351,12 @@ fn base_header(ty: EntryType, mode: u32, uid: u32, gid: u32, mtime: u64) -> Head
     h.set_gid(u64::from(gid));
     h.set_mtime(mtime);
     h.set_size(0);
+    // Zero-filled rather than blank device fields: strict readers parse them
+    // on every entry, as GNU tar and Go's archive/tar both write them.
+    if let Some(gnu) = h.as_gnu_mut() {
+        gnu.set_device_major(0);
+        gnu.set_device_minor(0);
+    }
     h
 }
 
