@@ -1,1 +1,20 @@
-//! builder-export
+//! builder-export: getting images out of the store.
+//!
+//! - [`write_archive`]: one tar holding images as a docker archive (`docker
+//!   save` format, also a valid OCI layout) or a plain OCI layout.
+//! - [`write_oci_dir`]: an OCI layout as a directory.
+//! - [`write_rootfs_tar`] / [`write_rootfs_dir`]: an image's merged
+//!   filesystem (`--output type=tar` / `type=local`).
+
+mod archive;
+mod error;
+mod flatten;
+mod layout;
+mod names;
+mod paths;
+mod rootfs;
+mod sink;
+
+pub use archive::{ArchiveFormat, write_archive, write_oci_dir};
+pub use error::ExportError;
+pub use rootfs::{RootfsSummary, write_rootfs_dir, write_rootfs_tar};

@@ -1,0 +1,256 @@
+//! `type=tar` and `type=local`: an image's merged filesystem as a tar stream
+//! or written into a directory.
+
+use std::fs::{self, File, Permissions};
+use std::io::{self, ErrorKind, Read, Write};
+use std::os::unix::fs::{PermissionsExt, lchown, symlink};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
+
+use builder_cache::{Digest, Store};
+use tar::EntryType;
+
+use crate::ExportError;
+use crate::flatten::{RootfsSink, flatten, hard_link_target, image_layers};
+use crate::paths::resolve_dir_in_root;
+
+/// What a directory export did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RootfsSummary {
+    /// Entries written.
+    pub entries: u64,
+    /// Device nodes not created: an unprivileged process cannot mknod them
+    /// (BuildKit's rootless local exporter skips them too).
+    pub skipped_devices: u64,
+}
+
+/// Streams the merged filesystem of the image with manifest `manifest` as
+/// one tar; entries keep their layer headers (mode, owner, mtime).
+pub fn write_rootfs_tar<W: Write>(
+    store: &Store,
+    manifest: &Digest,
+    out: W,
+) -> Result<W, ExportError> {
+    let layers = image_layers(store, manifest)?;
+    let mut sink = TarRootfs {
+        builder: tar::Builder::new(out),
+    };
+    flatten(store.blobs(), &layers, &mut sink)?;
+    sink.builder
+        .into_inner()
+        .map_err(ExportError::io("finish tar", "<output>"))
+}
+
+/// Writes the merged filesystem into `dest` (created if missing; existing
+/// files at the same paths are replaced). Nothing is ever written outside
+/// `dest`: symlinks inside it are resolved as if `dest` were `/`.
+pub fn write_rootfs_dir(
+    store: &Store,
+    manifest: &Digest,
+    dest: &Path,
+) -> Result<RootfsSummary, ExportError> {
+    let layers = image_layers(store, manifest)?;
+    fs::create_dir_all(dest).map_err(ExportError::io("create directory", dest))?;
+    let root = fs::canonicalize(dest).map_err(ExportError::io("resolve", dest))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let as_root = unsafe { libc::geteuid() } == 0;
+    let mut sink = DirRootfs {
+        root,
+        as_root,
+        dirs: Vec::new(),
+        summary: RootfsSummary::default(),
+    };
+    flatten(store.blobs(), &layers, &mut sink)?;
+    sink.finish_dirs()?;
+    Ok(sink.summary)
+}
+
+struct TarRootfs<W: Write> {
+    builder: tar::Builder<W>,
+}
+
+impl<W: Write> RootfsSink for TarRootfs<W> {
+    fn entry(
+        &mut self,
+        layer: &Digest,
+        path: &Path,
+        entry: &mut tar::Entry<'_, Box<dyn Read>>,
+        link_to: Option<&Path>,
+    ) -> Result<(), ExportError> {
+        let mut header = entry.header().clone();
+        let kind = header.entry_type();
+        let write_err = ExportError::io("write tar entry", path);
+        if kind.is_hard_link() || kind.is_symlink() {
+            // Hard link targets name another entry: cleaned like entry paths.
+            let target = match link_to {
+                Some(p) => p.to_path_buf(),
+                None if kind.is_hard_link() => hard_link_target(layer, entry)?,
+                None => symlink_target(layer, path, entry)?,
+            };
+            return self
+                .builder
+                .append_link(&mut header, path, &target)
+                .map_err(write_err);
+        }
+        self.builder
+            .append_data(&mut header, path, entry)
+            .map_err(write_err)
+    }
+}
+
+struct DirRootfs {
+    root: PathBuf,
+    as_root: bool,
+    /// Directory modes and mtimes, applied last: a read-only directory must
+    /// stay writable until its children exist, and adding children bumps mtime.
+    dirs: Vec<(PathBuf, u32, u64)>,
+    summary: RootfsSummary,
+}
+
+impl RootfsSink for DirRootfs {
+    fn entry(
+        &mut self,
+        layer: &Digest,
+        path: &Path,
+        entry: &mut tar::Entry<'_, Box<dyn Read>>,
+        link_to: Option<&Path>,
+    ) -> Result<(), ExportError> {
+        let parent = resolve_dir_in_root(&self.root, path.parent().unwrap_or(Path::new("")))
+            .map_err(ExportError::io("resolve parent directory of", path))?;
+        let Some(name) = path.file_name() else {
+            return Ok(());
+        };
+        let target = parent.join(name);
+        let header = entry.header();
+        let mode = header.mode().map_err(|source| ExportError::LayerTar {
+            layer: *layer,
+            source,
+        })? & 0o7777;
+        let mtime = header.mtime().unwrap_or(0);
+        let owner = (header.uid().unwrap_or(0), header.gid().unwrap_or(0));
+        let io_err = |op| ExportError::io(op, target.clone());
+        match header.entry_type() {
+            EntryType::Directory => {
+                match fs::symlink_metadata(&target) {
+                    Ok(m) if m.is_dir() => {}
+                    Ok(_) => {
+                        remove_existing(&target).map_err(io_err("replace"))?;
+                        fs::create_dir(&target).map_err(io_err("create directory"))?;
+                    }
+                    Err(_) => fs::create_dir(&target).map_err(io_err("create directory"))?,
+                }
+                self.dirs.push((target.clone(), mode, mtime));
+            }
+            EntryType::Regular | EntryType::Continuous => {
+                remove_existing(&target).map_err(io_err("replace"))?;
+                let mut file = File::create_new(&target).map_err(io_err("create"))?;
+                io::copy(entry, &mut file).map_err(io_err("write"))?;
+                file.set_permissions(Permissions::from_mode(mode))
+                    .map_err(io_err("chmod"))?;
+                file.set_modified(UNIX_EPOCH + Duration::from_secs(mtime))
+                    .map_err(io_err("set mtime of"))?;
+            }
+            EntryType::Symlink => {
+                let link = symlink_target(layer, path, entry)?;
+                remove_existing(&target).map_err(io_err("replace"))?;
+                symlink(&link, &target).map_err(io_err("create symlink"))?;
+            }
+            EntryType::Link => {
+                let link = match link_to {
+                    Some(p) => p.to_path_buf(),
+                    None => hard_link_target(layer, entry)?,
+                };
+                let link_parent =
+                    resolve_dir_in_root(&self.root, link.parent().unwrap_or(Path::new("")))
+                        .map_err(ExportError::io("resolve hard link target", &link))?;
+                let source = link_parent.join(link.file_name().unwrap_or_default());
+                remove_existing(&target).map_err(io_err("replace"))?;
+                fs::hard_link(&source, &target).map_err(io_err("create hard link"))?;
+            }
+            EntryType::Fifo => {
+                remove_existing(&target).map_err(io_err("replace"))?;
+                mkfifo(&target, mode).map_err(io_err("mkfifo"))?;
+            }
+            EntryType::Char | EntryType::Block => {
+                self.summary.skipped_devices += 1;
+                return Ok(());
+            }
+            other => {
+                return Err(ExportError::UnsafeEntry {
+                    layer: *layer,
+                    path: path.display().to_string(),
+                    reason: unsupported_kind(other),
+                });
+            }
+        }
+        if self.as_root {
+            lchown(&target, Some(owner.0 as u32), Some(owner.1 as u32)).map_err(io_err("chown"))?;
+        }
+        self.summary.entries += 1;
+        Ok(())
+    }
+}
+
+impl DirRootfs {
+    fn finish_dirs(&mut self) -> Result<(), ExportError> {
+        // Deepest first, so fixing a parent's mtime is not undone by its children.
+        self.dirs
+            .sort_by_key(|(p, _, _)| std::cmp::Reverse(p.components().count()));
+        for (dir, mode, mtime) in &self.dirs {
+            let err = |op| ExportError::io(op, dir.clone());
+            fs::set_permissions(dir, Permissions::from_mode(*mode)).map_err(err("chmod"))?;
+            let handle = File::open(dir).map_err(err("open"))?;
+            handle
+                .set_modified(UNIX_EPOCH + Duration::from_secs(*mtime))
+                .map_err(err("set mtime of"))?;
+        }
+        Ok(())
+    }
+}
+
+fn symlink_target(
+    layer: &Digest,
+    path: &Path,
+    entry: &tar::Entry<'_, Box<dyn Read>>,
+) -> Result<PathBuf, ExportError> {
+    match entry.link_name() {
+        Ok(Some(target)) => Ok(target.into_owned()),
+        Ok(None) => Err(ExportError::UnsafeEntry {
+            layer: *layer,
+            path: path.display().to_string(),
+            reason: "is a link without a target",
+        }),
+        Err(source) => Err(ExportError::LayerTar {
+            layer: *layer,
+            source,
+        }),
+    }
+}
+
+fn unsupported_kind(kind: EntryType) -> &'static str {
+    match kind {
+        EntryType::GNUSparse => "is a sparse file, which is not supported",
+        _ => "has an unsupported tar entry type",
+    }
+}
+
+/// Clears the way for a new non-merging entry. A directory is replaced
+/// wholesale: an upper non-directory hides everything below it.
+fn remove_existing(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn mkfifo(path: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
+    if unsafe { libc::mkfifo(c.as_ptr(), mode as libc::mode_t) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

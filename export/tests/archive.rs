@@ -1,0 +1,332 @@
+//! Image archives and OCI layouts, checked with skopeo and umoci.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::Read;
+use std::path::Path;
+
+use builder_cache::Digest;
+use builder_export::{ArchiveFormat, ExportError, write_archive, write_oci_dir};
+use common::*;
+use serde_json::Value;
+
+fn archive_bytes(img: &TestImage, names: &[&str], format: ArchiveFormat) -> Vec<u8> {
+    let images: Vec<(String, Digest)> = names
+        .iter()
+        .map(|n| (n.to_string(), img.image.manifest))
+        .collect();
+    write_archive(&img.store, &images, format, Vec::new()).unwrap()
+}
+
+/// Entry name → content of a tar.
+fn tar_contents(bytes: &[u8]) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for e in tar::Archive::new(bytes).entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        out.insert(name, data);
+    }
+    out
+}
+
+fn write_tmp(dir: &Path, name: &str, bytes: &[u8]) -> String {
+    let p = dir.join(name);
+    fs::write(&p, bytes).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+#[test]
+fn docker_archive_files_are_exactly_as_docker_writes_them() {
+    let img = standard_image();
+    let bytes = archive_bytes(
+        &img,
+        &[NAME, "docker.io/library/app:latest"],
+        ArchiveFormat::DockerArchive,
+    );
+    let files = tar_contents(&bytes);
+    let (l1, l2) = (img.layers[0].0, img.layers[1].0);
+    let cfg = img.image.config;
+    let blob = |d: Digest| format!("blobs/sha256/{}", d.hex());
+
+    let mut names: Vec<String> = vec![
+        "blobs/".into(),
+        "blobs/sha256/".into(),
+        "index.json".into(),
+        "manifest.json".into(),
+    ];
+    names.extend(["oci-layout".into(), "repositories".into()]);
+    names.extend([l1, l2, cfg, img.image.manifest].map(blob));
+    names.sort();
+    assert_eq!(files.keys().cloned().collect::<Vec<_>>(), names);
+
+    assert_eq!(
+        String::from_utf8(files["manifest.json"].clone()).unwrap(),
+        format!(
+            r#"[{{"Config":"{}","RepoTags":["app:1","app:latest"],"Layers":["{}","{}"]}}]"#,
+            blob(cfg),
+            blob(l1),
+            blob(l2)
+        )
+    );
+    assert_eq!(
+        String::from_utf8(files["repositories"].clone()).unwrap(),
+        format!(r#"{{"app":{{"1":"{0}","latest":"{0}"}}}}"#, l2.hex())
+    );
+    assert_eq!(files["oci-layout"], br#"{"imageLayoutVersion":"1.0.0"}"#);
+    let index: Value = serde_json::from_slice(&files["index.json"]).unwrap();
+    assert_eq!(index["schemaVersion"], 2);
+    assert_eq!(
+        index["manifests"][0]["digest"],
+        img.image.manifest.to_string()
+    );
+    assert_eq!(
+        index["manifests"][0]["annotations"]["io.containerd.image.name"],
+        NAME
+    );
+    assert_eq!(
+        index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
+        "1"
+    );
+    assert_eq!(
+        index["manifests"][1]["annotations"]["org.opencontainers.image.ref.name"],
+        "latest"
+    );
+    // Blobs are copied verbatim.
+    assert_eq!(Digest::of(&files[&blob(l2)]), l2);
+}
+
+#[test]
+fn untagged_image_has_null_repotags_and_no_repositories() {
+    let img = standard_image();
+    let files = tar_contents(&archive_bytes(&img, &[""], ArchiveFormat::DockerArchive));
+    let manifest: Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    assert_eq!(manifest[0]["RepoTags"], Value::Null);
+    assert!(!files.contains_key("repositories"));
+    let index: Value = serde_json::from_slice(&files["index.json"]).unwrap();
+    assert!(index["manifests"][0].get("annotations").is_none());
+}
+
+#[test]
+fn output_is_deterministic() {
+    let img = standard_image();
+    let a = archive_bytes(&img, &[NAME], ArchiveFormat::DockerArchive);
+    let b = archive_bytes(&img, &[NAME], ArchiveFormat::DockerArchive);
+    assert_eq!(Digest::of(&a), Digest::of(&b));
+    for e in tar::Archive::new(a.as_slice()).entries().unwrap() {
+        let h = e.unwrap().header().clone();
+        assert_eq!(
+            (h.mtime().unwrap(), h.uid().unwrap(), h.gid().unwrap()),
+            (0, 0, 0)
+        );
+    }
+}
+
+#[test]
+fn skopeo_reads_docker_archive() {
+    let img = standard_image();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write_tmp(
+        tmp.path(),
+        "img.tar",
+        &archive_bytes(&img, &[NAME], ArchiveFormat::DockerArchive),
+    );
+    let v: Value = serde_json::from_str(&run(
+        "skopeo",
+        &["inspect", &format!("docker-archive:{path}")],
+    ))
+    .unwrap();
+    // docker-archive sources describe layers by their uncompressed digests.
+    let diff_ids: Vec<String> = img
+        .layers
+        .iter()
+        .map(|(_, diff)| diff.to_string())
+        .collect();
+    assert_eq!(v["Layers"], serde_json::json!(diff_ids));
+    assert_eq!(v["Architecture"], "amd64");
+    assert_eq!(v["Created"], "2023-11-14T22:13:20Z");
+    // The same tarball is also a valid OCI archive.
+    let v: Value =
+        serde_json::from_str(&run("skopeo", &["inspect", &format!("oci-archive:{path}")])).unwrap();
+    assert_eq!(v["Digest"], img.image.manifest.to_string());
+    let blobs: Vec<String> = img
+        .layers
+        .iter()
+        .map(|(blob, _)| blob.to_string())
+        .collect();
+    assert_eq!(v["Layers"], serde_json::json!(blobs));
+}
+
+#[test]
+fn skopeo_reads_oci_archive() {
+    let img = standard_image();
+    let tmp = tempfile::tempdir().unwrap();
+    let bytes = archive_bytes(&img, &[NAME], ArchiveFormat::OciLayout);
+    let files = tar_contents(&bytes);
+    assert!(!files.contains_key("manifest.json") && !files.contains_key("repositories"));
+    let path = write_tmp(tmp.path(), "img.tar", &bytes);
+    for reference in [
+        format!("oci-archive:{path}"),
+        format!("oci-archive:{path}:1"),
+    ] {
+        let v: Value = serde_json::from_str(&run("skopeo", &["inspect", &reference])).unwrap();
+        assert_eq!(v["Digest"], img.image.manifest.to_string());
+        let blobs: Vec<String> = img
+            .layers
+            .iter()
+            .map(|(blob, _)| blob.to_string())
+            .collect();
+        assert_eq!(v["Layers"], serde_json::json!(blobs));
+    }
+}
+
+#[test]
+fn skopeo_copies_docker_archive_to_oci_and_umoci_unpacks_it() {
+    let img = standard_image();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write_tmp(
+        tmp.path(),
+        "img.tar",
+        &archive_bytes(&img, &[NAME], ArchiveFormat::DockerArchive),
+    );
+    let oci = tmp.path().join("oci");
+    run(
+        "skopeo",
+        &[
+            "copy",
+            &format!("docker-archive:{path}"),
+            &format!("oci:{}:copied", oci.display()),
+        ],
+    );
+    let bundle = tmp.path().join("bundle");
+    run(
+        "umoci",
+        &[
+            "unpack",
+            "--rootless",
+            "--image",
+            &format!("{}:copied", oci.display()),
+            bundle.to_str().unwrap(),
+        ],
+    );
+    assert_standard_rootfs(&bundle.join("rootfs"));
+}
+
+#[test]
+fn umoci_unpacks_our_oci_dir() {
+    let img = standard_image();
+    let tmp = tempfile::tempdir().unwrap();
+    let oci = tmp.path().join("layout");
+    write_oci_dir(&img.store, &[(NAME.to_string(), img.image.manifest)], &oci).unwrap();
+    let bundle = tmp.path().join("bundle");
+    run(
+        "umoci",
+        &[
+            "unpack",
+            "--rootless",
+            "--image",
+            &format!("{}:1", oci.display()),
+            bundle.to_str().unwrap(),
+        ],
+    );
+    assert_standard_rootfs(&bundle.join("rootfs"));
+}
+
+#[test]
+fn oci_dir_keeps_other_tags_and_replaces_same_tag() {
+    let img = standard_image();
+    let tmp = tempfile::tempdir().unwrap();
+    let oci = tmp.path().join("layout");
+    let m = img.image.manifest;
+    write_oci_dir(&img.store, &[(NAME.to_string(), m)], &oci).unwrap();
+    write_oci_dir(
+        &img.store,
+        &[("docker.io/library/app:2".to_string(), m)],
+        &oci,
+    )
+    .unwrap();
+    write_oci_dir(&img.store, &[(NAME.to_string(), m)], &oci).unwrap();
+    let index: Value = serde_json::from_str(&read(&oci.join("index.json"))).unwrap();
+    let tags: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            d["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(tags, ["2", "1"]);
+    run("skopeo", &["inspect", &format!("oci:{}:2", oci.display())]);
+}
+
+#[test]
+fn corrupted_blob_fails_the_export() {
+    let img = standard_image();
+    let path = img.store.blobs().path(&img.layers[0].0);
+    let len = fs::metadata(&path).unwrap().len() as usize;
+    fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    fs::write(&path, vec![0u8; len]).unwrap();
+    let images = [(NAME.to_string(), img.image.manifest)];
+    let err = write_archive(&img.store, &images, ArchiveFormat::OciLayout, Vec::new()).unwrap_err();
+    assert!(
+        matches!(err, ExportError::BlobChanged { digest, .. } if digest == img.layers[0].0),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_layer_is_reported_before_writing() {
+    let img = standard_image();
+    img.store.blobs().delete(&img.layers[1].0).unwrap();
+    let mut out = Vec::new();
+    let images = [(NAME.to_string(), img.image.manifest)];
+    let err =
+        write_archive(&img.store, &images, ArchiveFormat::DockerArchive, &mut out).unwrap_err();
+    assert!(
+        err.to_string().contains(&img.layers[1].0.to_string()),
+        "{err}"
+    );
+    assert!(out.is_empty());
+    let bad = [("not a ref".to_string(), img.image.manifest)];
+    assert!(matches!(
+        write_archive(&img.store, &bad, ArchiveFormat::OciLayout, Vec::new()),
+        Err(ExportError::InvalidName(_))
+    ));
+}
+
+/// The merged view of `standard_image`, as found in an unpacked rootfs.
+pub fn assert_standard_rootfs(root: &Path) {
+    assert_eq!(read(&root.join("etc/hello.txt")), "hello v2");
+    assert_eq!(
+        read(&root.join("etc/hard")),
+        "hello",
+        "hard link keeps the layer-1 content"
+    );
+    assert!(
+        !root.join("etc/remove-me").exists(),
+        "whiteout removes the file"
+    );
+    assert!(
+        !root.join("opt/keep/a.txt").exists(),
+        "opaque dir hides lower content"
+    );
+    assert_eq!(read(&root.join("opt/keep/b.txt")), "b");
+    assert_eq!(read(&root.join("usr/new.txt")), "new");
+    assert_eq!(
+        fs::read_link(root.join("bin/link")).unwrap(),
+        Path::new("../etc/hello.txt")
+    );
+    let mode = |p: &str| {
+        std::os::unix::fs::PermissionsExt::mode(&fs::metadata(root.join(p)).unwrap().permissions())
+            & 0o7777
+    };
+    assert_eq!(mode("bin/tool"), 0o755);
+    assert_eq!(mode("etc/hello.txt"), 0o600);
+    assert_eq!(mode("opt/keep"), 0o700);
+    let _ = File::open(root.join("bin/tool")).unwrap();
+}
