@@ -53,7 +53,9 @@ pub fn drop_bounding_set() -> Result<(), InitError> {
             // SAFETY: as above.
             let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
             if rc != 0 {
-                return Err(InitError::last_os(format!("drop capability {cap} from bounding set")));
+                return Err(InitError::last_os(format!(
+                    "drop capability {cap} from bounding set"
+                )));
             }
         }
     }

@@ -29,14 +29,19 @@ impl EtcFiles {
             files: Vec::new(),
         };
         etc.add("/etc/hosts", "hosts", &hosts(hostname))?;
-        etc.add("/etc/resolv.conf", "resolv.conf", &resolv_conf(network, Path::new("/etc/resolv.conf")))?;
+        etc.add(
+            "/etc/resolv.conf",
+            "resolv.conf",
+            &resolv_conf(network, Path::new("/etc/resolv.conf")),
+        )?;
         etc.add("/etc/hostname", "hostname", &format!("{hostname}\n"))?;
         Ok(etc)
     }
 
     fn add(&mut self, target: &str, name: &str, content: &str) -> Result<(), SandboxError> {
         let path = self.dir.join(name);
-        fs::write(&path, content).map_err(|e| SandboxError::io(format!("write {}", path.display()), e))?;
+        fs::write(&path, content)
+            .map_err(|e| SandboxError::io(format!("write {}", path.display()), e))?;
         // World-readable so a payload running as a non-root USER can resolve names.
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644))
             .map_err(|e| SandboxError::io(format!("chmod {}", path.display()), e))?;
@@ -64,7 +69,9 @@ pub fn hosts(hostname: &str) -> String {
 pub fn resolv_conf(network: Network, host_file: &Path) -> String {
     if network == Network::Host
         && let Ok(content) = fs::read_to_string(host_file)
-        && content.lines().any(|l| l.trim_start().starts_with("nameserver"))
+        && content
+            .lines()
+            .any(|l| l.trim_start().starts_with("nameserver"))
     {
         return content;
     }
@@ -86,11 +93,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("resolv.conf");
         fs::write(&f, "search x\nnameserver 10.0.0.1\n").unwrap();
-        assert_eq!(resolv_conf(Network::Host, &f), "search x\nnameserver 10.0.0.1\n");
+        assert_eq!(
+            resolv_conf(Network::Host, &f),
+            "search x\nnameserver 10.0.0.1\n"
+        );
         assert_eq!(resolv_conf(Network::None, &f), DEFAULT_RESOLV_CONF);
         fs::write(&f, "search only\n").unwrap();
         assert_eq!(resolv_conf(Network::Host, &f), DEFAULT_RESOLV_CONF);
-        assert_eq!(resolv_conf(Network::Host, &dir.path().join("missing")), DEFAULT_RESOLV_CONF);
+        assert_eq!(
+            resolv_conf(Network::Host, &dir.path().join("missing")),
+            DEFAULT_RESOLV_CONF
+        );
     }
 
     #[test]

@@ -224,7 +224,16 @@ fn container_main(spec: &InitSpec, control: &UnixStream) -> Result<Infallible, I
 /// If the init dies (e.g. SIGKILLed by a crashing caller), take the sandbox down with it.
 fn set_parent_death_signal() -> Result<(), InitError> {
     // SAFETY: prctl with integer arguments only.
-    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) } != 0 {
+    if unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    } != 0
+    {
         return Err(InitError::last_os("PR_SET_PDEATHSIG"));
     }
     Ok(())
@@ -249,7 +258,8 @@ fn with_home(env: &[String], home: &str) -> Vec<String> {
 
 /// Create the working directory if missing (docker WORKDIR semantics, owned by root), enter it.
 fn enter_cwd(cwd: &str) -> Result<(), InitError> {
-    std::fs::create_dir_all(cwd).map_err(|e| InitError::io(format!("create working directory {cwd}"), e))?;
+    std::fs::create_dir_all(cwd)
+        .map_err(|e| InitError::io(format!("create working directory {cwd}"), e))?;
     nix::unistd::chdir(cwd).map_err(|e| InitError::nix(format!("chdir {cwd}"), e))
 }
 
@@ -326,7 +336,9 @@ fn exec(exe: &str, args: &[String], env: &[String]) -> Result<Infallible, InitMe
         errno,
         message,
     };
-    let to_c = |s: &String| CString::new(s.as_bytes()).map_err(|_| fail(None, format!("NUL byte in {s:?}")));
+    let to_c = |s: &String| {
+        CString::new(s.as_bytes()).map_err(|_| fail(None, format!("NUL byte in {s:?}")))
+    };
     let c_exe = to_c(&exe.to_string())?;
     let c_args = args.iter().map(to_c).collect::<Result<Vec<_>, _>>()?;
     let c_env = env.iter().map(to_c).collect::<Result<Vec<_>, _>>()?;
@@ -334,5 +346,8 @@ fn exec(exe: &str, args: &[String], env: &[String]) -> Result<Infallible, InitMe
         Err(e) => e,
         Ok(never) => match never {},
     };
-    Err(fail(Some(err as i32), format!("{} (errno {})", err.desc(), err as i32)))
+    Err(fail(
+        Some(err as i32),
+        format!("{} (errno {})", err.desc(), err as i32),
+    ))
 }

@@ -46,7 +46,14 @@ impl Created<'_> {
 /// Build the sandbox's filesystem view and pivot into it. Returns the created mount points.
 pub fn prepare(spec: &InitSpec) -> Result<Vec<String>, InitError> {
     // Nothing we mount may propagate back to the caller's namespace.
-    mnt(None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None, "make / private")?;
+    mnt(
+        None,
+        Path::new("/"),
+        None,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None,
+        "make / private",
+    )?;
     let root = fs::canonicalize(&spec.rootfs)
         .map_err(|e| InitError::io(format!("rootfs {}", spec.rootfs.display()), e))?;
     if !root.is_dir() {
@@ -77,7 +84,14 @@ pub fn prepare(spec: &InitSpec) -> Result<Vec<String>, InitError> {
 fn mount_proc(created: &mut Created) -> Result<(), InitError> {
     let proc_dir = ensure_dir(created, "/proc")?;
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mnt(Some(Path::new("proc")), &proc_dir, Some("proc"), flags, None, "mount proc")?;
+    mnt(
+        Some(Path::new("proc")),
+        &proc_dir,
+        Some("proc"),
+        flags,
+        None,
+        "mount proc",
+    )?;
     for name in PROC_READONLY {
         let p = proc_dir.join(name);
         if p.exists() {
@@ -121,7 +135,11 @@ fn mount_dev(created: &mut Created) -> Result<(), InitError> {
     for name in DEVICES {
         let target = dev.join(name);
         create_empty_file(&target)?;
-        bind(&Path::new("/dev").join(name), &target, &format!("bind /dev/{name}"))?;
+        bind(
+            &Path::new("/dev").join(name),
+            &target,
+            &format!("bind /dev/{name}"),
+        )?;
     }
     for (link, to) in [
         ("fd", "/proc/self/fd"),
@@ -130,15 +148,32 @@ fn mount_dev(created: &mut Created) -> Result<(), InitError> {
         ("stderr", "/proc/self/fd/2"),
         ("ptmx", "pts/ptmx"),
     ] {
-        symlink(to, dev.join(link)).map_err(|e| InitError::io(format!("symlink /dev/{link}"), e))?;
+        symlink(to, dev.join(link))
+            .map_err(|e| InitError::io(format!("symlink /dev/{link}"), e))?;
     }
     let pts = make_dir(&dev.join("pts"), 0o755)?;
     let pts_flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
     // gid=5 (tty) is only valid when gid 5 is mapped; a single-id user namespace lacks it.
     let with_gid = "newinstance,ptmxmode=0666,mode=0620,gid=5";
-    if mnt(Some(Path::new("devpts")), &pts, Some("devpts"), pts_flags, Some(with_gid), "mount devpts").is_err() {
+    if mnt(
+        Some(Path::new("devpts")),
+        &pts,
+        Some("devpts"),
+        pts_flags,
+        Some(with_gid),
+        "mount devpts",
+    )
+    .is_err()
+    {
         let plain = "newinstance,ptmxmode=0666,mode=0620";
-        mnt(Some(Path::new("devpts")), &pts, Some("devpts"), pts_flags, Some(plain), "mount devpts")?;
+        mnt(
+            Some(Path::new("devpts")),
+            &pts,
+            Some("devpts"),
+            pts_flags,
+            Some(plain),
+            "mount devpts",
+        )?;
     }
     let shm = make_dir(&dev.join("shm"), 0o1777)?;
     mnt(
@@ -151,7 +186,11 @@ fn mount_dev(created: &mut Created) -> Result<(), InitError> {
     )
 }
 
-fn apply_user_mount(created: &mut Created, target: &str, kind: &MountKind) -> Result<(), InitError> {
+fn apply_user_mount(
+    created: &mut Created,
+    target: &str,
+    kind: &MountKind,
+) -> Result<(), InitError> {
     match kind {
         MountKind::Bind { source, read_only } => {
             let meta = fs::metadata(source)
@@ -161,7 +200,11 @@ fn apply_user_mount(created: &mut Created, target: &str, kind: &MountKind) -> Re
             } else {
                 ensure_file(created, target)?
             };
-            bind(source, &host, &format!("bind {} on {target}", source.display()))?;
+            bind(
+                source,
+                &host,
+                &format!("bind {} on {target}", source.display()),
+            )?;
             if *read_only {
                 remount_readonly(&host)?;
             }
@@ -199,7 +242,10 @@ fn ensure_dir(created: &mut Created, target: &str) -> Result<PathBuf, InitError>
     let host = resolve(created.root, target)?;
     create_missing_dirs(created, &host)?;
     if !host.is_dir() {
-        return Err(InitError::msg(format!("mount point {target}"), "exists and is not a directory"));
+        return Err(InitError::msg(
+            format!("mount point {target}"),
+            "exists and is not a directory",
+        ));
     }
     Ok(host)
 }
@@ -225,7 +271,8 @@ fn ensure_file(created: &mut Created, target: &str) -> Result<PathBuf, InitError
 }
 
 fn resolve(root: &Path, target: &str) -> Result<PathBuf, InitError> {
-    resolve_in_root(root, target).map_err(|e| InitError::io(format!("resolve {target} in rootfs"), e))
+    resolve_in_root(root, target)
+        .map_err(|e| InitError::io(format!("resolve {target} in rootfs"), e))
 }
 
 fn create_missing_dirs(created: &mut Created, host: &Path) -> Result<(), InitError> {
@@ -259,7 +306,14 @@ fn create_empty_file(path: &Path) -> Result<(), InitError> {
 }
 
 fn bind(source: &Path, target: &Path, step: &str) -> Result<(), InitError> {
-    mnt(Some(source), target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None, step)
+    mnt(
+        Some(source),
+        target,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+        step,
+    )
 }
 
 /// Read-only remount of a bind mount. Inside a user namespace the kernel refuses to clear
@@ -282,7 +336,14 @@ fn remount_readonly(path: &Path) -> Result<(), InitError> {
             flags |= ms;
         }
     }
-    mnt(None, path, None, flags, None, &format!("remount {} read-only", path.display()))
+    mnt(
+        None,
+        path,
+        None,
+        flags,
+        None,
+        &format!("remount {} read-only", path.display()),
+    )
 }
 
 fn mnt(

@@ -91,10 +91,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         symlink("../../../../tmp", root.join("up")).unwrap();
-        assert_eq!(
-            resolve_in_root(root, "/../../x").unwrap(),
-            root.join("x")
-        );
+        assert_eq!(resolve_in_root(root, "/../../x").unwrap(), root.join("x"));
         assert_eq!(resolve_in_root(root, "/up/y").unwrap(), root.join("tmp/y"));
     }
 

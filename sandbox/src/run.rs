@@ -110,11 +110,27 @@ impl Sandbox {
             match msg {
                 InitMessage::MountPointsCreated(paths) => created = paths,
                 InitMessage::Exited(s) => status = Some(s),
-                InitMessage::SetupFailed { step, errno, message } => {
-                    failure.get_or_insert(SandboxError::Setup { step, errno, message });
+                InitMessage::SetupFailed {
+                    step,
+                    errno,
+                    message,
+                } => {
+                    failure.get_or_insert(SandboxError::Setup {
+                        step,
+                        errno,
+                        message,
+                    });
                 }
-                InitMessage::ExecFailed { path, errno, message } => {
-                    failure.get_or_insert(SandboxError::Exec { path, errno, message });
+                InitMessage::ExecFailed {
+                    path,
+                    errno,
+                    message,
+                } => {
+                    failure.get_or_insert(SandboxError::Exec {
+                        path,
+                        errno,
+                        message,
+                    });
                 }
             }
         }
@@ -165,7 +181,11 @@ fn validate(spec: &RunSpec) -> Result<(), SandboxError> {
     if spec.args.is_empty() {
         return invalid("args is empty".into());
     }
-    let strings = spec.args.iter().chain(&spec.env).chain([&spec.cwd, &spec.user, &spec.hostname]);
+    let strings = spec
+        .args
+        .iter()
+        .chain(&spec.env)
+        .chain([&spec.cwd, &spec.user, &spec.hostname]);
     if let Some(s) = strings.into_iter().find(|s| s.contains('\0')) {
         return invalid(format!("NUL byte in {s:?}"));
     }
@@ -173,13 +193,19 @@ fn validate(spec: &RunSpec) -> Result<(), SandboxError> {
         return invalid(format!("cwd {:?} is not absolute", spec.cwd));
     }
     if spec.hostname.len() > 64 {
-        return invalid(format!("hostname {:?} is longer than 64 bytes", spec.hostname));
+        return invalid(format!(
+            "hostname {:?} is longer than 64 bytes",
+            spec.hostname
+        ));
     }
     if let Some(m) = spec.mounts.iter().find(|m| !m.target.starts_with('/')) {
         return invalid(format!("mount target {:?} is not absolute", m.target));
     }
     if !Path::new(&spec.rootfs).is_dir() {
-        return invalid(format!("rootfs {} is not a directory", spec.rootfs.display()));
+        return invalid(format!(
+            "rootfs {} is not a directory",
+            spec.rootfs.display()
+        ));
     }
     Ok(())
 }
@@ -219,11 +245,44 @@ mod tests {
 
     #[test]
     fn rejects_bad_specs() {
-        assert!(rejected(RunSpec { args: vec![], ..spec() }).contains("args"));
-        assert!(rejected(RunSpec { cwd: "rel".into(), ..spec() }).contains("not absolute"));
-        assert!(rejected(RunSpec { env: vec!["A=\0".into()], ..spec() }).contains("NUL"));
-        assert!(rejected(RunSpec { rootfs: "/nonexistent-rootfs".into(), ..spec() }).contains("rootfs"));
-        let m = MountSpec { target: "tmp".into(), kind: MountKind::Tmpfs { size: None } };
-        assert!(rejected(RunSpec { mounts: vec![m], ..spec() }).contains("mount target"));
+        assert!(
+            rejected(RunSpec {
+                args: vec![],
+                ..spec()
+            })
+            .contains("args")
+        );
+        assert!(
+            rejected(RunSpec {
+                cwd: "rel".into(),
+                ..spec()
+            })
+            .contains("not absolute")
+        );
+        assert!(
+            rejected(RunSpec {
+                env: vec!["A=\0".into()],
+                ..spec()
+            })
+            .contains("NUL")
+        );
+        assert!(
+            rejected(RunSpec {
+                rootfs: "/nonexistent-rootfs".into(),
+                ..spec()
+            })
+            .contains("rootfs")
+        );
+        let m = MountSpec {
+            target: "tmp".into(),
+            kind: MountKind::Tmpfs { size: None },
+        };
+        assert!(
+            rejected(RunSpec {
+                mounts: vec![m],
+                ..spec()
+            })
+            .contains("mount target")
+        );
     }
 }

@@ -68,9 +68,8 @@ pub fn enter_rootless_userns() -> Result<UsernsInfo, SandboxError> {
 
 /// Classify the current process from /proc/self/{uid,gid}_map.
 pub fn current_info() -> Result<UsernsInfo, SandboxError> {
-    let read = |p: &str| {
-        std::fs::read_to_string(p).map_err(|e| SandboxError::io(format!("read {p}"), e))
-    };
+    let read =
+        |p: &str| std::fs::read_to_string(p).map_err(|e| SandboxError::io(format!("read {p}"), e));
     let uid_map = parse_id_map(&read("/proc/self/uid_map")?);
     let gid_map = parse_id_map(&read("/proc/self/gid_map")?);
     Ok(UsernsInfo {
@@ -129,7 +128,11 @@ pub fn map_args(own: u32, ranges: &[SubidRange]) -> Vec<String> {
     let mut args = vec!["0".to_string(), own.to_string(), "1".to_string()];
     let mut next_inside = 1u64;
     for r in ranges {
-        args.extend([next_inside.to_string(), r.start.to_string(), r.count.to_string()]);
+        args.extend([
+            next_inside.to_string(),
+            r.start.to_string(),
+            r.count.to_string(),
+        ]);
         next_inside += r.count;
     }
     args
@@ -314,8 +317,14 @@ mod tests {
         assert_eq!(
             subid_ranges(f, Some("alice"), 1001),
             vec![
-                SubidRange { start: 100000, count: 65536 },
-                SubidRange { start: 300000, count: 10 }
+                SubidRange {
+                    start: 100000,
+                    count: 65536
+                },
+                SubidRange {
+                    start: 300000,
+                    count: 10
+                }
             ]
         );
         assert!(subid_ranges(f, Some("carol"), 7).is_empty());
@@ -324,8 +333,14 @@ mod tests {
     #[test]
     fn map_args_are_contiguous_from_one() {
         let r = [
-            SubidRange { start: 100000, count: 10 },
-            SubidRange { start: 300000, count: 5 },
+            SubidRange {
+                start: 100000,
+                count: 10,
+            },
+            SubidRange {
+                start: 300000,
+                count: 5,
+            },
         ];
         assert_eq!(
             map_args(1000, &r),
@@ -342,7 +357,10 @@ mod tests {
         let ranged = parse_id_map("0 1000 1\n1 100000 65536\n");
         assert_eq!(
             classify(&ranged, &single),
-            UsernsMode::MappedRange { uid_count: 65537, gid_count: 1 }
+            UsernsMode::MappedRange {
+                uid_count: 65537,
+                gid_count: 1
+            }
         );
     }
 }
