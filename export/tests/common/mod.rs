@@ -160,3 +160,38 @@ pub fn run(cmd: &str, args: &[&str]) -> String {
 pub fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
+
+/// The merged view of `standard_image`, as found in an unpacked rootfs.
+pub fn assert_standard_rootfs(root: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(read(&root.join("etc/hello.txt")), "hello v2");
+    assert_eq!(
+        read(&root.join("etc/hard")),
+        "hello",
+        "hard link keeps the layer-1 content"
+    );
+    assert!(
+        !root.join("etc/remove-me").exists(),
+        "whiteout removes the file"
+    );
+    assert!(
+        !root.join("opt/keep/a.txt").exists(),
+        "opaque dir hides lower content"
+    );
+    assert_eq!(read(&root.join("opt/keep/b.txt")), "b");
+    assert_eq!(read(&root.join("usr/new.txt")), "new");
+    assert_eq!(
+        std::fs::read_link(root.join("bin/link")).unwrap(),
+        Path::new("../etc/hello.txt")
+    );
+    let mode = |p: &str| {
+        std::fs::metadata(root.join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    assert_eq!(mode("bin/tool"), 0o755);
+    assert_eq!(mode("etc/hello.txt"), 0o600);
+    assert_eq!(mode("opt/keep"), 0o700);
+}
