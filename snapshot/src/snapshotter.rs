@@ -193,13 +193,34 @@ impl ActiveSnapshot {
             fs::create_dir(&empty).map_err(io_err("creating", &empty))?;
             lowers.push(empty);
         }
-        let options = overlay_options(&lowers, &self.upper, &work)?;
+        let options = match overlay_options(&lowers, &self.upper, &work) {
+            Err(SnapshotError::MountOptionsTooLong { .. }) => {
+                let short = self.short_lower_links(&lowers)?;
+                overlay_options(&short, &self.upper, &work)?
+            }
+            other => other?,
+        };
         sys::mount_overlay(&self.rootfs, &options).map_err(|source| SnapshotError::Mount {
             target: self.rootfs.clone(),
             source,
         })?;
         self.mode = Mode::Overlay { mounted: true };
         Ok(())
+    }
+
+    /// Deep layer stacks overflow the one-page mount options; overlayfs follows
+    /// symlinks when it resolves lowerdir paths, so short links in the snapshot
+    /// dir (`<dir>/l/<n>`) stand in for the long layer paths.
+    fn short_lower_links(&self, lowers: &[PathBuf]) -> Result<Vec<PathBuf>, SnapshotError> {
+        let links = self.dir.join("l");
+        fs::create_dir(&links).map_err(io_err("creating", &links))?;
+        let mut short = Vec::with_capacity(lowers.len());
+        for (i, lower) in lowers.iter().enumerate() {
+            let link = links.join(format!("{i:x}"));
+            std::os::unix::fs::symlink(lower, &link).map_err(io_err("creating", &link))?;
+            short.push(link);
+        }
+        Ok(short)
     }
 
     /// The directory to run the step in (the merged view).

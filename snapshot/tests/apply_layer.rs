@@ -258,3 +258,29 @@ fn applied_layer_writes_back_to_the_same_entries() {
     assert_eq!((ents[4].kind, ents[4].link.as_deref()), ('h', Some("d/f")));
     assert_eq!((ents[5].kind, ents[5].link.as_deref()), ('l', Some("d/f")));
 }
+
+#[test]
+fn device_nodes_are_created_or_counted_as_skipped() {
+    let (_o, dest) = sandbox();
+    let tar = TarBuilder::default()
+        .chardev("null", 1, 3)
+        .file("after", 0o644, b"a")
+        .finish();
+    let stats = apply_layer(&tar[..], &dest).unwrap();
+    // Only real root (CAP_MKNOD in the initial namespace) may create devices.
+    let probe = tempfile::tempdir().unwrap();
+    if mknod(&probe.path().join("probe"), libc::S_IFCHR, 1, 3).is_ok() {
+        assert_eq!(stats.skipped_devices, 0);
+        let m = fs::symlink_metadata(dest.join("null")).unwrap();
+        assert_eq!(m.rdev(), libc::makedev(1, 3));
+    } else {
+        assert_eq!(stats.skipped_devices, 1);
+        assert_eq!(stats.warnings.len(), 1, "{:?}", stats.warnings);
+        assert!(!dest.join("null").exists());
+    }
+    assert_eq!(
+        fs::read(dest.join("after")).unwrap(),
+        b"a",
+        "a skipped device does not stop the layer"
+    );
+}

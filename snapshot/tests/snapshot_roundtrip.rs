@@ -8,7 +8,9 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use builder_snapshot::{Compression, LayerOptions, Snapshotter, apply_layer, detect_snapshotter, prepare, write_layer};
+use builder_snapshot::{
+    Compression, LayerOptions, Snapshotter, apply_layer, detect_snapshotter, prepare, write_layer,
+};
 use common::*;
 
 const EPOCH: i64 = 1_700_000_000;
@@ -82,7 +84,10 @@ fn round_trip(kind: Snapshotter) -> (Vec<u8>, std::collections::BTreeMap<String,
     let mut bytes = Vec::new();
     write_layer(&diff, &mut bytes, &layer_opts()).unwrap();
     fs::remove_dir_all(&diff).unwrap();
-    assert!(fs::read_dir(&work).unwrap().next().is_none(), "finish left files in the work root");
+    assert!(
+        fs::read_dir(&work).unwrap().next().is_none(),
+        "finish left files in the work root"
+    );
     (bytes, merged_before)
 }
 
@@ -109,11 +114,24 @@ fn overlay_round_trip_gives_exactly_the_expected_entries() {
     assert!(!merged.contains_key("masked"));
     assert!(!merged.contains_key("reset/hidden"));
     assert_eq!(merged["reset/visible"], "file:v 644 0:0");
-    assert_eq!(merged["etc/passwd"], "file:root:x:0:0\nuser:x:1:1\n 644 0:0");
+    assert_eq!(
+        merged["etc/passwd"],
+        "file:root:x:0:0\nuser:x:1:1\n 644 0:0"
+    );
     let ents = decode(&bytes);
     assert_eq!(
         names(&ents),
-        [".wh.delete-me", "cache/", "cache/.wh..wh..opq", "cache/z", "etc/", "etc/shadow", "keep/", "keep/k", "new.txt"]
+        [
+            ".wh.delete-me",
+            "cache/",
+            "cache/.wh..wh..opq",
+            "cache/z",
+            "etc/",
+            "etc/shadow",
+            "keep/",
+            "keep/k",
+            "new.txt"
+        ]
     );
     let by = |n: &str| ents.iter().find(|e| e.name == n).unwrap();
     assert_eq!(by("etc/shadow").mode, 0o640);
@@ -128,7 +146,10 @@ fn copy_round_trip_gives_the_same_layer_bytes_as_overlay() {
     require_overlay();
     let (overlay_bytes, overlay_merged) = round_trip(Snapshotter::Overlay);
     let (copy_bytes, copy_merged) = round_trip(Snapshotter::Copy);
-    assert_eq!(copy_merged, overlay_merged, "both snapshotters show the same rootfs");
+    assert_eq!(
+        copy_merged, overlay_merged,
+        "both snapshotters show the same rootfs"
+    );
     assert_eq!(names(&decode(&copy_bytes)), names(&decode(&overlay_bytes)));
     assert_eq!(decode(&copy_bytes), decode(&overlay_bytes));
     assert_eq!(copy_bytes, overlay_bytes);
@@ -141,7 +162,17 @@ fn copy_snapshotter_alone_produces_the_expected_diff() {
     assert!(!merged.contains_key("masked") && !merged.contains_key("reset/hidden"));
     assert_eq!(
         names(&decode(&bytes)),
-        [".wh.delete-me", "cache/", "cache/.wh..wh..opq", "cache/z", "etc/", "etc/shadow", "keep/", "keep/k", "new.txt"]
+        [
+            ".wh.delete-me",
+            "cache/",
+            "cache/.wh..wh..opq",
+            "cache/z",
+            "etc/",
+            "etc/shadow",
+            "keep/",
+            "keep/k",
+            "new.txt"
+        ]
     );
 }
 
@@ -150,7 +181,11 @@ fn copy_diff_notices_a_same_size_rewrite_with_restored_mtime() {
     let t = tempfile::tempdir().unwrap();
     let lower = t.path().join("lower");
     fs::create_dir(&lower).unwrap();
-    apply_layer(&TarBuilder::default().file("f", 0o644, b"aaaa").finish()[..], &lower).unwrap();
+    apply_layer(
+        &TarBuilder::default().file("f", 0o644, b"aaaa").finish()[..],
+        &lower,
+    )
+    .unwrap();
     let snap = prepare(Snapshotter::Copy, std::slice::from_ref(&lower), t.path()).unwrap();
     let f = snap.rootfs().join("f");
     fs::write(&f, b"bbbb").unwrap();
@@ -171,7 +206,10 @@ fn from_scratch_works_with_both_snapshotters() {
         fs::write(snap.rootfs().join("hello"), b"hi").unwrap();
         let diff = snap.finish().unwrap();
         let mut out = Vec::new();
-        let o = LayerOptions { compression: Compression::Uncompressed, ..layer_opts() };
+        let o = LayerOptions {
+            compression: Compression::Uncompressed,
+            ..layer_opts()
+        };
         write_layer(&diff, &mut out, &o).unwrap();
         assert_eq!(names(&read_tar(&out)), ["hello"], "{kind:?}");
     }
@@ -191,10 +229,20 @@ fn dropping_without_finish_cleans_up() {
         fs::write(snap.rootfs().join("scribble"), b"x").unwrap();
         let rootfs = snap.rootfs().to_path_buf();
         let mounts_before = fs::read_to_string("/proc/self/mountinfo").unwrap();
-        assert_eq!(mounts_before.contains(rootfs.to_str().unwrap()), kind == Snapshotter::Overlay);
+        assert_eq!(
+            mounts_before.contains(rootfs.to_str().unwrap()),
+            kind == Snapshotter::Overlay
+        );
         drop(snap);
-        assert!(!fs::read_to_string("/proc/self/mountinfo").unwrap().contains(rootfs.to_str().unwrap()));
-        assert!(fs::read_dir(&work).unwrap().next().is_none(), "{kind:?} left files behind");
+        assert!(
+            !fs::read_to_string("/proc/self/mountinfo")
+                .unwrap()
+                .contains(rootfs.to_str().unwrap())
+        );
+        assert!(
+            fs::read_dir(&work).unwrap().next().is_none(),
+            "{kind:?} left files behind"
+        );
         // the lowers are untouched
         assert!(!lowers[0].join("scribble").exists() && !lowers[1].join("scribble").exists());
     }
@@ -203,7 +251,9 @@ fn dropping_without_finish_cleans_up() {
 #[test]
 fn missing_lower_is_an_error_and_leaves_nothing_behind() {
     let t = tempfile::tempdir().unwrap();
-    let err = prepare(Snapshotter::Copy, &[t.path().join("nope")], t.path()).err().unwrap();
+    let err = prepare(Snapshotter::Copy, &[t.path().join("nope")], t.path())
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("nope"), "{err}");
     assert!(fs::read_dir(t.path()).unwrap().next().is_none());
 }
@@ -218,10 +268,42 @@ fn overlay_upper_keeps_ownership_of_copied_up_files() {
     let t = tempfile::tempdir().unwrap();
     let lower = t.path().join("lower");
     fs::create_dir(&lower).unwrap();
-    apply_layer(&TarBuilder::default().owned_file("o", 1000, 1000, b"1").finish()[..], &lower).unwrap();
+    apply_layer(
+        &TarBuilder::default()
+            .owned_file("o", 1000, 1000, b"1")
+            .finish()[..],
+        &lower,
+    )
+    .unwrap();
     let snap = prepare(Snapshotter::Overlay, std::slice::from_ref(&lower), t.path()).unwrap();
     fs::write(snap.rootfs().join("o"), b"2").unwrap();
     let diff = snap.finish().unwrap();
     let m = fs::symlink_metadata(diff.join("o")).unwrap();
     assert_eq!((m.uid(), m.gid()), (1000, 1000));
+}
+
+#[test]
+fn deep_layer_stacks_beyond_the_mount_option_limit_still_mount() {
+    require_overlay();
+    let t = tempfile::tempdir().unwrap();
+    let long =
+        "a-rather-long-directory-name-as-a-content-store-would-use-for-layers-0123456789abcdef";
+    let mut lowers = Vec::new();
+    for i in 0..60 {
+        let dir = t.path().join(format!("{long}-{i:02}"));
+        fs::create_dir(&dir).unwrap();
+        fs::write(dir.join(format!("from-{i:02}")), i.to_string()).unwrap();
+        lowers.push(dir);
+    }
+    lowers.reverse(); // top-first
+    let snap = prepare(Snapshotter::Overlay, &lowers, t.path()).unwrap();
+    for i in 0..60 {
+        assert_eq!(
+            fs::read_to_string(snap.rootfs().join(format!("from-{i:02}"))).unwrap(),
+            i.to_string()
+        );
+    }
+    fs::write(snap.rootfs().join("top"), b"t").unwrap();
+    let diff = snap.finish().unwrap();
+    assert_eq!(fs::read_dir(&diff).unwrap().count(), 1);
 }

@@ -83,6 +83,12 @@ impl TarBuilder {
         h.as_old_mut().linkname[..target.len()].copy_from_slice(target.as_bytes());
         self.push(h, b"")
     }
+    pub fn chardev(&mut self, name: &str, major: u32, minor: u32) -> &mut Self {
+        let mut h = Self::header(EntryType::Char, name, 0o666, 0);
+        h.set_device_major(major).unwrap();
+        h.set_device_minor(minor).unwrap();
+        self.push(h, b"")
+    }
     pub fn fifo(&mut self, name: &str) -> &mut Self {
         self.push(Self::header(EntryType::Fifo, name, 0o600, 0), b"")
     }
