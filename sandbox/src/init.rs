@@ -8,7 +8,7 @@
 use std::convert::Infallible;
 use std::ffi::CString;
 use std::io::{self, Read, Write};
-use std::os::fd::FromRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -174,7 +174,54 @@ fn supervise(spec: &InitSpec, control: &UnixStream) -> Result<ExitStatus, InitEr
             if KILL_PENDING.load(Ordering::SeqCst) {
                 let _ = kill(child, Signal::SIGKILL);
             }
+            watch_caller(child, control)?;
             wait_for(child)
+        }
+    }
+}
+
+/// Block until the sandbox's PID 1 exits; if the caller goes away first (its end of the
+/// control socket is closed: crash, SIGKILL), SIGKILL the sandbox instead of leaving an
+/// orphaned build step running. PR_SET_PDEATHSIG on the init is not usable for this: it
+/// fires when the caller's *thread* exits, and tokio retires blocking threads freely.
+fn watch_caller(child: Pid, control: &UnixStream) -> Result<(), InitError> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd we own below.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, child.as_raw(), 0) };
+    if raw < 0 {
+        return Err(InitError::last_os("pidfd_open sandbox pid 1"));
+    }
+    // SAFETY: raw is a fresh descriptor owned by nobody else.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
+    loop {
+        let mut fds = [
+            libc::pollfd {
+                fd: pidfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            // POLLHUP is always reported; it means both directions are shut, i.e. the caller
+            // closed its end (it only shut down its write side after sending the spec).
+            libc::pollfd {
+                fd: control.as_raw_fd(),
+                events: 0,
+                revents: 0,
+            },
+        ];
+        // SAFETY: fds is a valid array of two pollfd structs.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(InitError::io("poll sandbox pid 1 and caller", err));
+        }
+        if fds[0].revents != 0 {
+            return Ok(());
+        }
+        if fds[1].revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+            let _ = kill(child, Signal::SIGKILL);
+            return Ok(());
         }
     }
 }

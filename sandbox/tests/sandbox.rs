@@ -117,8 +117,7 @@ impl Fixture {
         self.dir.path()
     }
 
-    /// Run `args` with extra spec fields merged in.
-    fn run(&self, args: &[&str], extra: Value) -> Out {
+    fn spec(&self, args: &[&str], extra: Value) -> String {
         let mut spec = json!({
             "rootfs": self.root(),
             "args": args,
@@ -128,8 +127,13 @@ impl Fixture {
         if let (Some(s), Value::Object(e)) = (spec.as_object_mut(), extra) {
             s.extend(e);
         }
+        spec.to_string()
+    }
+
+    /// Run `args` with extra spec fields merged in.
+    fn run(&self, args: &[&str], extra: Value) -> Out {
         let out = Command::new(HARNESS)
-            .arg(spec.to_string())
+            .arg(self.spec(args, extra))
             .output()
             .expect("run harness");
         assert!(
@@ -568,4 +572,59 @@ fn chown_in_the_sandbox() {
     out.ok();
     let meta = std::fs::metadata(f.root().join("tmp/c")).expect("stat");
     assert_eq!(u64::from(meta.uid()), out.host_uid(1000));
+}
+
+#[test]
+fn pid_1_exit_ends_background_processes() {
+    let f = Fixture::new();
+    let started = Instant::now();
+    // The background sleep inherits stdout; only tearing down the pid namespace closes it.
+    let out = f.sh("sleep 60 & exit 7", json!({}));
+    assert_eq!(out.status(), "Exited(7)");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+/// Wait long enough for a payload that survived its caller to leave its marker.
+fn assert_no_survivor(marker: &Path) {
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(!marker.exists(), "payload outlived its caller");
+}
+
+#[test]
+fn caller_exit_kills_the_sandbox() {
+    let f = Fixture::new();
+    let status = Command::new(HARNESS)
+        .arg(f.spec(
+            &["/bin/sh", "-c", "sleep 1; touch /tmp/survived"],
+            json!({"abandon_after_ms": 200}),
+        ))
+        .status()
+        .expect("run harness");
+    assert_eq!(status.code(), Some(3));
+    assert_no_survivor(&f.root().join("tmp/survived"));
+}
+
+#[test]
+fn sigterm_to_the_caller_kills_the_sandbox() {
+    use std::os::unix::process::ExitStatusExt;
+    let f = Fixture::new();
+    let mut child = Command::new(HARNESS)
+        .arg(f.spec(
+            &["/bin/sh", "-c", "sleep 1; touch /tmp/survived"],
+            json!({}),
+        ))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn harness");
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("kill");
+    let status = child.wait().expect("wait");
+    // Rootless, the outer process forwards SIGTERM and then dies of it itself.
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
+    assert_no_survivor(&f.root().join("tmp/survived"));
 }

@@ -32,6 +32,9 @@ struct HarnessSpec {
     /// Cancel the sandbox after this long (exercises Sandbox::kill).
     #[serde(default)]
     kill_after_ms: Option<u64>,
+    /// Exit the harness after this long without waiting (a crashing caller).
+    #[serde(default)]
+    abandon_after_ms: Option<u64>,
 }
 
 fn root_dir() -> String {
@@ -116,6 +119,10 @@ fn run(spec: HarnessSpec, userns: String) -> HarnessOutput {
         if let Some(ms) = spec.kill_after_ms {
             std::thread::sleep(Duration::from_millis(ms));
             sandbox.kill()?;
+        }
+        if let Some(ms) = spec.abandon_after_ms {
+            std::thread::sleep(Duration::from_millis(ms));
+            std::process::exit(3);
         }
         sandbox.wait()
     });
