@@ -298,3 +298,35 @@ fn missing_layer_is_reported_before_writing() {
         Err(ExportError::InvalidName(_))
     ));
 }
+
+#[test]
+fn docker_schema2_images_export_too() {
+    let l1 = layer_tar(&[E::File("f", b"docker", 0o644)]);
+    let img = build_image_as(&[l1], builder_cache::manifest::ManifestFormat::Docker);
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write_tmp(
+        tmp.path(),
+        "img.tar",
+        &archive_bytes(&img, &[NAME], ArchiveFormat::DockerArchive),
+    );
+    let v: Value = serde_json::from_str(&run(
+        "skopeo",
+        &["inspect", &format!("docker-archive:{path}")],
+    ))
+    .unwrap();
+    assert_eq!(
+        v["Layers"],
+        serde_json::json!([img.layers[0].1.to_string()])
+    );
+    let v: Value =
+        serde_json::from_str(&run("skopeo", &["inspect", &format!("oci-archive:{path}")])).unwrap();
+    assert_eq!(v["Digest"], img.image.manifest.to_string());
+    let index: Value = serde_json::from_slice(
+        &tar_contents(&archive_bytes(&img, &[NAME], ArchiveFormat::OciLayout))["index.json"],
+    )
+    .unwrap();
+    assert_eq!(
+        index["manifests"][0]["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+}

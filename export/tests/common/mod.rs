@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use builder_cache::image::{History, ImageConfig, RootFs};
-use builder_cache::manifest::{Descriptor, ManifestFormat, media_type};
+use builder_cache::manifest::{Descriptor, ManifestFormat};
 use builder_cache::{Digest, Store, StoredImage, put_image};
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -72,8 +72,12 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     enc.finish().unwrap()
 }
 
-/// Stores gzip layers made from `layers` and an image over them.
+/// Stores gzip layers made from `layers` and an OCI image over them.
 pub fn build_image(layers: &[Vec<u8>]) -> TestImage {
+    build_image_as(layers, ManifestFormat::Oci)
+}
+
+pub fn build_image_as(layers: &[Vec<u8>], format: ManifestFormat) -> TestImage {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("store")).unwrap();
     let mut descs = Vec::new();
@@ -82,7 +86,7 @@ pub fn build_image(layers: &[Vec<u8>]) -> TestImage {
         let gz = gzip(tar);
         let d = store.blobs().put_bytes(&gz).unwrap();
         descs.push(Descriptor::new(
-            media_type::OCI_LAYER_GZIP,
+            format.gzip_layer_media_type(),
             d,
             gz.len() as u64,
         ));
@@ -106,7 +110,7 @@ pub fn build_image(layers: &[Vec<u8>]) -> TestImage {
             .collect(),
         ..Default::default()
     };
-    let image = put_image(store.blobs(), &config, &descs, ManifestFormat::Oci).unwrap();
+    let image = put_image(store.blobs(), &config, &descs, format).unwrap();
     TestImage {
         store,
         image,
