@@ -15,6 +15,7 @@ mod protocol;
 mod rootpath;
 mod run;
 mod spec;
+mod stubs;
 mod user;
 mod userns;
 
@@ -25,6 +26,7 @@ pub use protocol::INIT_MARKER;
 pub use rootpath::resolve_in_root;
 pub use run::{Sandbox, run, run_with_report, spawn};
 pub use spec::{ExitStatus, MountKind, MountSpec, Network, RunReport, RunSpec, Stdio};
+pub use stubs::remove_mount_stubs;
 pub use user::{ResolvedUser, UserError, resolve_user};
 pub use userns::{
     SubidRange, USERNS_ENV, UsernsInfo, UsernsMode, current_info, enter_rootless_userns,

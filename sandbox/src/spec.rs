@@ -98,6 +98,7 @@ pub struct RunReport {
     pub status: ExitStatus,
     /// In-container paths (e.g. "/proc", "/etc/hosts") that did not exist and were created
     /// as empty mount points. They are sandbox artefacts: the solver should exclude them from
-    /// the layer diff (unless they existed in a lower layer). Parents come before children.
+    /// the layer diff, or remove them with [`crate::remove_mount_stubs`] after the run (as
+    /// BuildKit does). Parents come before children.
     pub created_mount_points: Vec<String>,
 }

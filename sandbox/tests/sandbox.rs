@@ -26,6 +26,7 @@ struct Out {
     status: Option<String>,
     error: Option<String>,
     created_mount_points: Vec<String>,
+    removed_stubs: Vec<String>,
     stdout: String,
     stderr: String,
 }
@@ -627,4 +628,43 @@ fn sigterm_to_the_caller_kills_the_sandbox() {
     // Rootless, the outer process forwards SIGTERM and then dies of it itself.
     assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
     assert_no_survivor(&f.root().join("tmp/survived"));
+}
+
+#[test]
+fn mount_stubs_can_be_removed_after_the_run() {
+    let f = Fixture::new();
+    let mounts = json!([{"target": "/run/cache", "kind": {"Tmpfs": {"size": null}}}]);
+    let out = f.sh(
+        "mkdir -p /var/log && echo ok > /var/log/x",
+        json!({"mounts": mounts, "remove_stubs": true}),
+    );
+    out.ok();
+    let mut removed = out.removed_stubs.clone();
+    let mut created = out.created_mount_points.clone();
+    removed.sort();
+    created.sort();
+    assert_eq!(removed, created);
+    for stub in [
+        "proc",
+        "dev",
+        "run",
+        "etc/hosts",
+        "etc/resolv.conf",
+        "etc/hostname",
+    ] {
+        assert!(!f.root().join(stub).exists(), "{stub} left behind");
+    }
+    assert!(f.root().join("etc/passwd").exists());
+    assert!(
+        f.root().join("var/log/x").exists(),
+        "payload output is kept"
+    );
+}
+
+#[test]
+fn stdin_null_reads_eof() {
+    let f = Fixture::new();
+    let out = f.run(&["cat"], json!({}));
+    out.ok();
+    assert_eq!(out.stdout, "");
 }

@@ -32,6 +32,9 @@ struct HarnessSpec {
     /// Cancel the sandbox after this long (exercises Sandbox::kill).
     #[serde(default)]
     kill_after_ms: Option<u64>,
+    /// Remove the created mount stubs after the run (remove_mount_stubs).
+    #[serde(default)]
+    remove_stubs: bool,
     /// Exit the harness after this long without waiting (a crashing caller).
     #[serde(default)]
     abandon_after_ms: Option<u64>,
@@ -53,6 +56,7 @@ struct HarnessOutput {
     status: Option<String>,
     error: Option<String>,
     created_mount_points: Vec<String>,
+    removed_stubs: Vec<String>,
     stdout: String,
     stderr: String,
 }
@@ -89,6 +93,7 @@ fn run(spec: HarnessSpec, userns: String) -> HarnessOutput {
         status: None,
         error: None,
         created_mount_points: Vec::new(),
+        removed_stubs: Vec::new(),
         stdout: String::new(),
         stderr: String::new(),
     };
@@ -100,6 +105,7 @@ fn run(spec: HarnessSpec, userns: String) -> HarnessOutput {
             return output;
         }
     };
+    let rootfs = spec.rootfs.clone();
     let run_spec = RunSpec {
         rootfs: spec.rootfs,
         args: spec.args,
@@ -129,6 +135,12 @@ fn run(spec: HarnessSpec, userns: String) -> HarnessOutput {
     match result {
         Ok(report) => {
             output.status = Some(format!("{:?}", report.status));
+            if spec.remove_stubs {
+                match builder_sandbox::remove_mount_stubs(&rootfs, &report.created_mount_points) {
+                    Ok(removed) => output.removed_stubs = removed,
+                    Err(e) => output.error = Some(e.to_string()),
+                }
+            }
             output.created_mount_points = report.created_mount_points;
         }
         Err(e) => output.error = Some(e.to_string()),
