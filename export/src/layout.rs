@@ -30,23 +30,101 @@ struct DockerManifestItem {
 /// One requested image, resolved against the store.
 struct Resolved {
     name: Option<ImageName>,
-    manifest_digest: Digest,
-    manifest_size: u64,
-    manifest: Manifest,
+    digest: Digest,
+    size: u64,
+    media_type: String,
+    /// The manifest, when the reference is a single-platform image; `None`
+    /// for an image index (multi-platform), which only the OCI layout carries.
+    image: Option<Manifest>,
 }
 
 pub(crate) struct Layout {
     images: Vec<Resolved>,
+    /// Every blob reachable from the requested references.
+    blobs: BTreeSet<Digest>,
+}
+
+/// Indexes nest (an index of indexes is legal) but never deeply in practice;
+/// the limit stops a malicious cycle of digests.
+const MAX_INDEX_DEPTH: usize = 4;
+
+/// Just enough of a manifest or index to tell which one it is.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Probe {
+    media_type: Option<String>,
+    manifests: Option<serde_json::Value>,
 }
 
 pub(crate) fn blob_path(d: &Digest) -> String {
     format!("blobs/sha256/{}", d.hex())
 }
 
+fn parse<T: serde::de::DeserializeOwned>(digest: &Digest, bytes: &[u8]) -> Result<T, ExportError> {
+    serde_json::from_slice(bytes).map_err(|source| ExportError::Json {
+        what: format!("manifest {digest}"),
+        source,
+    })
+}
+
+/// Reads the manifest or index `digest`, adds it and everything it references
+/// to `reachable`, and checks all of it is present, so an archive is never
+/// half-written before a missing layer is noticed.
+fn resolve_tree(
+    blobs: &BlobStore,
+    digest: &Digest,
+    depth: usize,
+    reachable: &mut BTreeSet<Digest>,
+) -> Result<(String, u64, Option<Manifest>), ExportError> {
+    let bytes = blobs.read(digest)?;
+    let probe: Probe = parse(digest, &bytes)?;
+    let is_index = match probe.media_type.as_deref() {
+        Some(media_type::OCI_INDEX | media_type::DOCKER_MANIFEST_LIST) => true,
+        Some(media_type::OCI_MANIFEST | media_type::DOCKER_MANIFEST) => false,
+        None => probe.manifests.is_some(),
+        Some(other) => {
+            return Err(ExportError::UnsupportedManifest {
+                digest: *digest,
+                media_type: other.to_string(),
+            });
+        }
+    };
+    reachable.insert(*digest);
+    let size = bytes.len() as u64;
+    if is_index {
+        let index: Index = parse(digest, &bytes)?;
+        let media_type = index
+            .media_type
+            .clone()
+            .unwrap_or_else(|| media_type::OCI_INDEX.to_string());
+        if depth >= MAX_INDEX_DEPTH {
+            return Err(ExportError::UnsupportedManifest {
+                digest: *digest,
+                media_type,
+            });
+        }
+        for child in &index.manifests {
+            resolve_tree(blobs, &child.digest, depth + 1, reachable)?;
+        }
+        return Ok((media_type, size, None));
+    }
+    let manifest: Manifest = parse(digest, &bytes)?;
+    for d in std::iter::once(&manifest.config).chain(&manifest.layers) {
+        if !blobs.contains(&d.digest) {
+            return Err(builder_cache::StoreError::BlobNotFound(d.digest).into());
+        }
+        reachable.insert(d.digest);
+    }
+    Ok((
+        manifest.effective_media_type().to_string(),
+        size,
+        Some(manifest),
+    ))
+}
+
 impl Layout {
-    /// Reads every manifest and checks that all referenced blobs are present,
-    /// so an archive is never half-written before a missing layer is noticed.
     pub fn resolve(blobs: &BlobStore, images: &[(String, Digest)]) -> Result<Layout, ExportError> {
+        let mut reachable = BTreeSet::new();
         let mut resolved = Vec::with_capacity(images.len());
         for (name, digest) in images {
             let name = if name.is_empty() {
@@ -54,43 +132,19 @@ impl Layout {
             } else {
                 Some(ImageName::parse(name)?)
             };
-            let bytes = blobs.read(digest)?;
-            let manifest: Manifest =
-                serde_json::from_slice(&bytes).map_err(|source| ExportError::Json {
-                    what: format!("manifest {digest}"),
-                    source,
-                })?;
-            let mt = manifest.effective_media_type();
-            if mt != media_type::OCI_MANIFEST && mt != media_type::DOCKER_MANIFEST {
-                return Err(ExportError::UnsupportedManifest {
-                    digest: *digest,
-                    media_type: mt.to_string(),
-                });
-            }
-            for d in std::iter::once(&manifest.config).chain(&manifest.layers) {
-                if !blobs.contains(&d.digest) {
-                    return Err(builder_cache::StoreError::BlobNotFound(d.digest).into());
-                }
-            }
+            let (media_type, size, image) = resolve_tree(blobs, digest, 0, &mut reachable)?;
             resolved.push(Resolved {
                 name,
-                manifest_digest: *digest,
-                manifest_size: bytes.len() as u64,
-                manifest,
+                digest: *digest,
+                size,
+                media_type,
+                image,
             });
         }
-        Ok(Layout { images: resolved })
-    }
-
-    /// Every blob the layout needs, each once, in digest order.
-    fn blobs(&self) -> BTreeSet<Digest> {
-        let mut all = BTreeSet::new();
-        for img in &self.images {
-            all.insert(img.manifest_digest);
-            all.insert(img.manifest.config.digest);
-            all.extend(img.manifest.layers.iter().map(|l| l.digest));
-        }
-        all
+        Ok(Layout {
+            images: resolved,
+            blobs: reachable,
+        })
     }
 
     /// `index.json`: one descriptor per requested name, annotated the way
@@ -99,11 +153,7 @@ impl Layout {
         self.images
             .iter()
             .map(|img| {
-                let mut d = Descriptor::new(
-                    img.manifest.effective_media_type(),
-                    img.manifest_digest,
-                    img.manifest_size,
-                );
+                let mut d = Descriptor::new(img.media_type.clone(), img.digest, img.size);
                 if let Some(name) = &img.name {
                     d.annotations.insert(
                         annotation::CONTAINERD_IMAGE_NAME.to_string(),
@@ -119,39 +169,45 @@ impl Layout {
             .collect()
     }
 
-    /// docker's `manifest.json`: one item per distinct image, with all its tags.
-    fn docker_manifest(&self) -> Vec<DockerManifestItem> {
+    /// docker's `manifest.json`: one item per distinct image, with all its
+    /// tags. `docker load` has no notion of a multi-platform index, so an
+    /// index must be narrowed to one platform's manifest by the caller.
+    fn docker_manifest(&self) -> Result<Vec<DockerManifestItem>, ExportError> {
         let mut items: Vec<(Digest, DockerManifestItem)> = Vec::new();
         for img in &self.images {
+            let Some(manifest) = &img.image else {
+                return Err(ExportError::UnsupportedManifest {
+                    digest: img.digest,
+                    media_type: img.media_type.clone(),
+                });
+            };
             let tag = img.name.as_ref().and_then(ImageName::familiar_tagged);
-            if let Some((_, item)) = items.iter_mut().find(|(d, _)| *d == img.manifest_digest) {
+            if let Some((_, item)) = items.iter_mut().find(|(d, _)| *d == img.digest) {
                 if let Some(tag) = tag {
                     item.repo_tags.get_or_insert_with(Vec::new).push(tag);
                 }
                 continue;
             }
-            items.push((
-                img.manifest_digest,
-                DockerManifestItem {
-                    config: blob_path(&img.manifest.config.digest),
-                    repo_tags: tag.map(|t| vec![t]),
-                    layers: img
-                        .manifest
-                        .layers
-                        .iter()
-                        .map(|l| blob_path(&l.digest))
-                        .collect(),
-                },
-            ));
+            let item = DockerManifestItem {
+                config: blob_path(&manifest.config.digest),
+                repo_tags: tag.map(|t| vec![t]),
+                layers: manifest
+                    .layers
+                    .iter()
+                    .map(|l| blob_path(&l.digest))
+                    .collect(),
+            };
+            items.push((img.digest, item));
         }
-        items.into_iter().map(|(_, item)| item).collect()
+        Ok(items.into_iter().map(|(_, item)| item).collect())
     }
 
     /// docker's legacy `repositories`: familiar repo → tag → top layer's hex digest.
     fn repositories(&self) -> BTreeMap<String, BTreeMap<String, String>> {
         let mut repos: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         for img in &self.images {
-            let (Some(name), Some(top)) = (&img.name, img.manifest.layers.last()) else {
+            let top = img.image.as_ref().and_then(|m| m.layers.last());
+            let (Some(name), Some(top)) = (&img.name, top) else {
                 continue;
             };
             if let Some(tag) = &name.tag {
@@ -164,6 +220,7 @@ impl Layout {
         repos
     }
 
+    /// Every reachable blob, once each, in digest order.
     pub fn write_blobs(
         &self,
         blobs: &BlobStore,
@@ -171,34 +228,41 @@ impl Layout {
     ) -> Result<(), ExportError> {
         sink.add_dir("blobs")?;
         sink.add_dir("blobs/sha256")?;
-        for d in self.blobs() {
-            sink.add_blob(&blob_path(&d), blobs, &d)?;
+        for d in &self.blobs {
+            sink.add_blob(&blob_path(d), blobs, d)?;
         }
         Ok(())
     }
 
-    /// Writes the whole archive in a fixed order: blobs, then metadata files by name.
+    /// Writes the whole archive in a fixed order: blobs, then metadata files by
+    /// name. Everything that can fail on content is computed before the first byte.
     pub fn write_all(
         &self,
         blobs: &BlobStore,
         docker: bool,
         sink: &mut dyn LayoutSink,
     ) -> Result<(), ExportError> {
+        let index = to_json("index.json", &index_of(self.index_descriptors()))?;
+        let docker_files = if docker {
+            let manifest = to_json("manifest.json", &self.docker_manifest()?)?;
+            let repos = self.repositories();
+            let repos = if repos.is_empty() {
+                None
+            } else {
+                Some(to_json("repositories", &repos)?)
+            };
+            Some((manifest, repos))
+        } else {
+            None
+        };
         self.write_blobs(blobs, sink)?;
-        sink.add_bytes(
-            "index.json",
-            &to_json("index.json", &index_of(self.index_descriptors()))?,
-        )?;
-        if docker {
-            sink.add_bytes(
-                "manifest.json",
-                &to_json("manifest.json", &self.docker_manifest())?,
-            )?;
+        sink.add_bytes("index.json", &index)?;
+        if let Some((manifest, _)) = &docker_files {
+            sink.add_bytes("manifest.json", manifest)?;
         }
         sink.add_bytes("oci-layout", OCI_LAYOUT)?;
-        let repos = self.repositories();
-        if docker && !repos.is_empty() {
-            sink.add_bytes("repositories", &to_json("repositories", &repos)?)?;
+        if let Some((_, Some(repos))) = &docker_files {
+            sink.add_bytes("repositories", repos)?;
         }
         Ok(())
     }

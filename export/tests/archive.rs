@@ -330,3 +330,91 @@ fn docker_schema2_images_export_too() {
         "application/vnd.docker.distribution.manifest.v2+json"
     );
 }
+
+/// An index over the standard image (amd64) and an arm64 twin sharing its layers.
+fn multi_platform(img: &TestImage) -> Digest {
+    use builder_cache::manifest::{Descriptor, Index, ManifestFormat, Platform, media_type};
+    let blobs = img.store.blobs();
+    let amd64 = builder_cache::read_manifest(blobs, &img.image.manifest).unwrap();
+    let mut config = builder_cache::read_config(blobs, &img.image.config).unwrap();
+    config.architecture = "arm64".into();
+    let arm64 =
+        builder_cache::put_image(blobs, &config, &amd64.layers, ManifestFormat::Oci).unwrap();
+    let platform = |arch: &str| Platform {
+        architecture: arch.into(),
+        os: "linux".into(),
+        os_version: None,
+        os_features: vec![],
+        variant: None,
+    };
+    let mut d1 = Descriptor::new(
+        media_type::OCI_MANIFEST,
+        img.image.manifest,
+        img.image.manifest_size,
+    );
+    d1.platform = Some(platform("amd64"));
+    let mut d2 = Descriptor::new(
+        media_type::OCI_MANIFEST,
+        arm64.manifest,
+        arm64.manifest_size,
+    );
+    d2.platform = Some(platform("arm64"));
+    let index = Index {
+        schema_version: 2,
+        media_type: Some(media_type::OCI_INDEX.into()),
+        manifests: vec![d1, d2],
+        annotations: Default::default(),
+    };
+    blobs
+        .put_bytes(&serde_json::to_vec(&index).unwrap())
+        .unwrap()
+}
+
+#[test]
+fn multi_platform_index_exports_as_oci_layout_only() {
+    let img = standard_image();
+    let index = multi_platform(&img);
+    let images = [(NAME.to_string(), index)];
+    let bytes = write_archive(&img.store, &images, ArchiveFormat::OciLayout, Vec::new()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write_tmp(tmp.path(), "multi.tar", &bytes);
+    let raw: Value = serde_json::from_str(&run(
+        "skopeo",
+        &["inspect", "--raw", &format!("oci-archive:{path}:1")],
+    ))
+    .unwrap();
+    assert_eq!(raw["manifests"].as_array().unwrap().len(), 2);
+    let v: Value = serde_json::from_str(&run(
+        "skopeo",
+        &[
+            "--override-arch",
+            "arm64",
+            "inspect",
+            &format!("oci-archive:{path}:1"),
+        ],
+    ))
+    .unwrap();
+    assert_eq!(v["Architecture"], "arm64");
+    let oci = tmp.path().join("copy");
+    run(
+        "skopeo",
+        &[
+            "copy",
+            "--all",
+            &format!("oci-archive:{path}:1"),
+            &format!("oci:{}:1", oci.display()),
+        ],
+    );
+
+    let err = write_archive(
+        &img.store,
+        &images,
+        ArchiveFormat::DockerArchive,
+        Vec::new(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, ExportError::UnsupportedManifest { digest, .. } if digest == index),
+        "{err}"
+    );
+}
