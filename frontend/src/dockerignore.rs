@@ -1,0 +1,319 @@
+//! `.dockerignore` matching with docker's (moby patternmatcher) semantics: `#` comments,
+//! `!` exceptions, `*`/`?`/`[...]`/`**` wildcards, leading `/` and `./` cleaned, a pattern that
+//! matches a directory also excludes everything under it, and later rules win.
+
+/// A `.dockerignore` that could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(".dockerignore:{line}: {message}")]
+pub struct IgnoreError {
+    pub line: usize,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Tok {
+    Lit(char),
+    /// `*`: any run of non-`/` characters.
+    Star,
+    /// `?`: one non-`/` character.
+    One,
+    /// `**` (optionally followed by `/`) inside a pattern: zero or more whole directories.
+    AnyDirs,
+    /// `**` at the end: anything at all.
+    AnyRest,
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct IgnorePattern {
+    exclusion: bool,
+    tokens: Vec<Tok>,
+}
+
+/// Compiled `.dockerignore` rules.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IgnoreMatcher {
+    patterns: Vec<IgnorePattern>,
+}
+
+/// Go's `filepath.Clean` for slash-separated paths.
+fn clean_path(p: &str) -> String {
+    let rooted = p.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in p.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|l| *l != "..") {
+                    parts.pop();
+                } else if !rooted {
+                    parts.push("..");
+                }
+            }
+            _ => parts.push(part),
+        }
+    }
+    let joined = parts.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".to_string(),
+        (false, false) => joined,
+    }
+}
+
+fn compile(pattern: &str, line: usize) -> Result<Vec<Tok>, IgnoreError> {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        i += 1;
+        match c {
+            '*' if chars.get(i) == Some(&'*') => {
+                i += 1;
+                if chars.get(i) == Some(&'/') {
+                    i += 1;
+                }
+                tokens.push(if i == chars.len() {
+                    Tok::AnyRest
+                } else {
+                    Tok::AnyDirs
+                });
+            }
+            '*' => tokens.push(Tok::Star),
+            '?' => tokens.push(Tok::One),
+            '\\' => match chars.get(i) {
+                Some(&n) => {
+                    i += 1;
+                    tokens.push(Tok::Lit(n));
+                }
+                None => tokens.push(Tok::Lit('\\')),
+            },
+            '[' => {
+                let (tok, used) = compile_class(&chars[i..]).ok_or_else(|| IgnoreError {
+                    line,
+                    message: format!("syntax error in pattern {pattern:?}"),
+                })?;
+                i += used;
+                tokens.push(tok);
+            }
+            c => tokens.push(Tok::Lit(c)),
+        }
+    }
+    Ok(tokens)
+}
+
+fn compile_class(chars: &[char]) -> Option<(Tok, usize)> {
+    let negated = chars.first() == Some(&'^');
+    let mut i = usize::from(negated);
+    let mut ranges = Vec::new();
+    while i < chars.len() {
+        let mut c = chars[i];
+        if c == ']' && !ranges.is_empty() {
+            return Some((Tok::Class { negated, ranges }, i + 1));
+        }
+        if c == '\\' {
+            i += 1;
+            c = *chars.get(i)?;
+        }
+        if chars.get(i + 1) == Some(&'-') && chars.get(i + 2).is_some_and(|e| *e != ']') {
+            ranges.push((c, chars[i + 2]));
+            i += 3;
+        } else {
+            ranges.push((c, c));
+            i += 1;
+        }
+    }
+    None
+}
+
+/// Matches `tokens` against `text`. With `prefix`, succeeds as soon as the whole text is
+/// consumed (used to ask "could something under this directory match?").
+fn matches(tokens: &[Tok], text: &[char], prefix: bool) -> bool {
+    if prefix && text.is_empty() {
+        return true;
+    }
+    let Some((tok, rest)) = tokens.split_first() else {
+        return text.is_empty();
+    };
+    match tok {
+        Tok::Star => {
+            let run = text.iter().take_while(|c| **c != '/').count();
+            (0..=run).any(|n| matches(rest, &text[n..], prefix))
+        }
+        Tok::AnyRest => true,
+        Tok::AnyDirs => {
+            // Zero directories, or any prefix ending in '/'.
+            matches(rest, text, prefix)
+                || (0..text.len()).any(|i| text[i] == '/' && matches(rest, &text[i + 1..], prefix))
+        }
+        _ => match text.split_first() {
+            Some((c, text_rest)) => tok_matches(tok, *c) && matches(rest, text_rest, prefix),
+            None => false,
+        },
+    }
+}
+
+fn tok_matches(tok: &Tok, c: char) -> bool {
+    match tok {
+        Tok::Lit(l) => *l == c,
+        Tok::One => c != '/',
+        Tok::Class { negated, ranges } => {
+            ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&c)) != *negated
+        }
+        Tok::Star | Tok::AnyDirs | Tok::AnyRest => true,
+    }
+}
+
+impl IgnorePattern {
+    fn is_match(&self, path: &str) -> bool {
+        let chars: Vec<char> = path.chars().collect();
+        matches(&self.tokens, &chars, false)
+    }
+
+    /// This pattern or one of the path's parent directories matches.
+    fn matches_or_parent(&self, path: &str) -> bool {
+        if self.is_match(path) {
+            return true;
+        }
+        path.char_indices()
+            .filter(|(_, c)| *c == '/')
+            .any(|(i, _)| self.is_match(&path[..i]))
+    }
+}
+
+impl IgnoreMatcher {
+    /// Parses `.dockerignore` contents.
+    pub fn parse(contents: &str) -> Result<IgnoreMatcher, IgnoreError> {
+        let contents = contents.strip_prefix('\u{feff}').unwrap_or(contents);
+        let mut patterns = Vec::new();
+        for (n, raw) in contents.lines().enumerate() {
+            let line = n + 1;
+            if raw.starts_with('#') {
+                continue;
+            }
+            let mut text = raw.trim();
+            if text.is_empty() {
+                continue;
+            }
+            let exclusion = text.starts_with('!');
+            if exclusion {
+                text = text[1..].trim();
+                if text.is_empty() {
+                    return Err(IgnoreError {
+                        line,
+                        message: "illegal exclusion pattern: \"!\"".to_string(),
+                    });
+                }
+            }
+            let mut cleaned = clean_path(text);
+            if cleaned.len() > 1 && cleaned.starts_with('/') {
+                cleaned.remove(0);
+            }
+            patterns.push(IgnorePattern {
+                exclusion,
+                tokens: compile(&cleaned, line)?,
+            });
+        }
+        Ok(IgnoreMatcher { patterns })
+    }
+
+    /// A matcher that excludes nothing (no `.dockerignore`).
+    pub fn empty() -> Self {
+        IgnoreMatcher::default()
+    }
+
+    /// Whether `rel_path` (slash-separated, relative to the context root) is excluded.
+    pub fn is_excluded(&self, rel_path: &str) -> bool {
+        let path = clean_path(rel_path.trim_start_matches('/'));
+        let mut excluded = false;
+        for p in &self.patterns {
+            // An inclusion can only change an unexcluded path, an exception an excluded one.
+            if p.exclusion != excluded {
+                continue;
+            }
+            if p.matches_or_parent(&path) {
+                excluded = !p.exclusion;
+            }
+        }
+        excluded
+    }
+
+    /// Whether an exception (`!pattern`) could re-include something below `rel_dir`, so a walker
+    /// must descend into an excluded directory instead of skipping it.
+    pub fn may_include_children(&self, rel_dir: &str) -> bool {
+        let dir = clean_path(rel_dir.trim_start_matches('/'));
+        let under: Vec<char> = format!("{dir}/").chars().collect();
+        self.patterns
+            .iter()
+            .filter(|p| p.exclusion)
+            .any(|p| matches(&p.tokens, &under, true))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(s: &str) -> IgnoreMatcher {
+        IgnoreMatcher::parse(s).unwrap()
+    }
+
+    #[test]
+    fn basics_and_directories() {
+        let ig = m("# comment\n\nnode_modules\n*.log\n/build/\n./tmp\n");
+        assert!(ig.is_excluded("node_modules"));
+        assert!(ig.is_excluded("node_modules/x/y.js"));
+        assert!(ig.is_excluded("a.log"));
+        assert!(!ig.is_excluded("dir/a.log")); // `*` does not cross `/`
+        assert!(ig.is_excluded("build/out.o"));
+        assert!(ig.is_excluded("tmp/x"));
+        assert!(!ig.is_excluded("src/main.rs"));
+        assert!(!ig.is_excluded("# comment"));
+        assert!(IgnoreMatcher::empty().is_excluded("x") == false);
+    }
+
+    #[test]
+    fn double_star_and_classes() {
+        let ig = m("**/*.tmp\ndocs/**\nf[0-9]?\n");
+        assert!(ig.is_excluded("a.tmp"));
+        assert!(ig.is_excluded("x/y/z.tmp"));
+        assert!(ig.is_excluded("docs/a/b.md"));
+        assert!(!ig.is_excluded("docs"));
+        assert!(ig.is_excluded("f1x"));
+        assert!(!ig.is_excluded("fxx"));
+    }
+
+    #[test]
+    fn exceptions_later_rules_win() {
+        let ig = m("*.md\n!README.md\nREADME-secret.md\n");
+        assert!(ig.is_excluded("CHANGES.md"));
+        assert!(!ig.is_excluded("README.md"));
+        assert!(ig.is_excluded("README-secret.md"));
+        let ig = m("!keep.txt\n*.txt\n");
+        assert!(ig.is_excluded("keep.txt"));
+    }
+
+    #[test]
+    fn walker_descends_only_when_an_exception_can_match() {
+        let ig = m("vendor\n!vendor/keep/**\n");
+        assert!(ig.is_excluded("vendor/other/x"));
+        assert!(!ig.is_excluded("vendor/keep/a.go"));
+        assert!(ig.may_include_children("vendor"));
+        assert!(ig.may_include_children("vendor/keep"));
+        assert!(!ig.may_include_children("vendor/other"));
+        assert!(!m("vendor\n").may_include_children("vendor"));
+        assert!(m("a\n!**/x\n").may_include_children("a"));
+    }
+
+    #[test]
+    fn errors_and_cleaning() {
+        assert_eq!(IgnoreMatcher::parse("ok\n!\n").unwrap_err().line, 2);
+        assert!(IgnoreMatcher::parse("[a-\n").is_err());
+        assert_eq!(clean_path("./a//b/../c/"), "a/c");
+        assert!(m("/a/../b\n").is_excluded("b"));
+    }
+}

@@ -1,0 +1,171 @@
+//! Dispatch-time variable expansion of instructions, following which fields docker expands:
+//! ENV/LABEL keys and values, ARG names and defaults, ADD/COPY sources, destination and flags
+//! (`--from --chown --chmod --checksum --exclude`) and expandable heredoc bodies, EXPOSE,
+//! VOLUME, USER, WORKDIR, STOPSIGNAL and the free-text fields of `RUN --mount`. RUN/CMD/
+//! ENTRYPOINT command text, SHELL, ONBUILD, HEALTHCHECK and MAINTAINER are left untouched.
+
+use std::collections::BTreeSet;
+
+use crate::Heredoc;
+use crate::error::FrontendError;
+use crate::instructions::{Instruction, InstructionKind};
+use crate::shell::{EnvLookup, Lexer};
+
+struct Expander<'a> {
+    lexer: &'a Lexer,
+    env: &'a dyn EnvLookup,
+    refs: BTreeSet<String>,
+    instruction: &'a Instruction,
+}
+
+impl Expander<'_> {
+    fn error(&self, word: &str, e: impl std::fmt::Display) -> FrontendError {
+        let first_line = self.instruction.original.lines().next();
+        FrontendError::new(
+            self.instruction.location.start_line,
+            1,
+            format!("failed to process {word:?}: {e}"),
+        )
+        .with_source_line(first_line)
+    }
+
+    fn word(&mut self, word: &str) -> Result<String, FrontendError> {
+        let (value, refs) = self
+            .lexer
+            .process_word_with_matches(word, self.env)
+            .map_err(|e| self.error(word, e))?;
+        self.refs.extend(refs);
+        Ok(value)
+    }
+
+    fn opt(&mut self, word: &Option<String>) -> Result<Option<String>, FrontendError> {
+        word.as_deref().map(|w| self.word(w)).transpose()
+    }
+
+    fn all(&mut self, words: &[String]) -> Result<Vec<String>, FrontendError> {
+        words.iter().map(|w| self.word(w)).collect()
+    }
+
+    /// Expands an unquoted-delimiter heredoc body: `$` expansions apply, quotes are literal.
+    fn heredocs(&mut self, docs: &[Heredoc]) -> Result<Vec<Heredoc>, FrontendError> {
+        let body_lexer = self.lexer.with_skip_process_quotes(true);
+        docs.iter()
+            .map(|doc| {
+                if !doc.expand {
+                    return Ok(doc.clone());
+                }
+                let (content, refs) = body_lexer
+                    .process_word_with_matches(&doc.content, self.env)
+                    .map_err(|e| self.error(&doc.name, e))?;
+                self.refs.extend(refs);
+                Ok(Heredoc {
+                    content,
+                    ..doc.clone()
+                })
+            })
+            .collect()
+    }
+}
+
+impl Instruction {
+    /// Expands variables the way docker does for this instruction kind at dispatch time and
+    /// returns the expanded instruction plus every variable name referenced (set or not), so
+    /// the solver can tell which build args a step depends on.
+    pub fn expand(
+        &self,
+        lexer: &Lexer,
+        env: &dyn EnvLookup,
+    ) -> Result<(Instruction, BTreeSet<String>), FrontendError> {
+        let mut x = Expander {
+            lexer,
+            env,
+            refs: BTreeSet::new(),
+            instruction: self,
+        };
+        let kind = match &self.kind {
+            InstructionKind::Run(run) => {
+                let mut run = run.clone();
+                for mount in &mut run.mounts {
+                    mount.map_strings(|s| x.word(s))?;
+                }
+                InstructionKind::Run(run)
+            }
+            InstructionKind::Copy(c) => {
+                let mut c = c.clone();
+                c.sources = x.all(&c.sources)?;
+                c.dest = x.word(&c.dest)?;
+                c.from = x.opt(&c.from)?;
+                c.chown = x.opt(&c.chown)?;
+                c.chmod = x.opt(&c.chmod)?;
+                c.exclude = x.all(&c.exclude)?;
+                c.heredocs = x.heredocs(&c.heredocs)?;
+                InstructionKind::Copy(c)
+            }
+            InstructionKind::Add(a) => {
+                let mut a = a.clone();
+                a.sources = x.all(&a.sources)?;
+                a.dest = x.word(&a.dest)?;
+                a.chown = x.opt(&a.chown)?;
+                a.chmod = x.opt(&a.chmod)?;
+                a.checksum = x.opt(&a.checksum)?;
+                a.exclude = x.all(&a.exclude)?;
+                a.heredocs = x.heredocs(&a.heredocs)?;
+                InstructionKind::Add(a)
+            }
+            InstructionKind::Env(kvs) | InstructionKind::Label(kvs) => {
+                let mut out = kvs.clone();
+                for kv in &mut out {
+                    kv.key = x.word(&kv.key)?;
+                    kv.value = x.word(&kv.value)?;
+                }
+                if matches!(self.kind, InstructionKind::Env(_)) {
+                    InstructionKind::Env(out)
+                } else {
+                    InstructionKind::Label(out)
+                }
+            }
+            InstructionKind::Arg(decls) => {
+                let mut out = decls.clone();
+                for d in &mut out {
+                    d.name = x.word(&d.name)?;
+                    d.default = x.opt(&d.default)?;
+                }
+                InstructionKind::Arg(out)
+            }
+            InstructionKind::Expose(ports) => {
+                let mut out = Vec::new();
+                for p in ports {
+                    let (words, refs) = (
+                        lexer.process_words(p, env).map_err(|e| x.error(p, e))?,
+                        lexer
+                            .process_word_with_matches(p, env)
+                            .map(|r| r.1)
+                            .unwrap_or_default(),
+                    );
+                    x.refs.extend(refs);
+                    out.extend(words);
+                }
+                InstructionKind::Expose(out)
+            }
+            InstructionKind::Volume(v) => InstructionKind::Volume(x.all(v)?),
+            InstructionKind::User(u) => InstructionKind::User(x.word(u)?),
+            InstructionKind::Workdir(w) => InstructionKind::Workdir(x.word(w)?),
+            InstructionKind::StopSignal(s) => InstructionKind::StopSignal(x.word(s)?),
+            InstructionKind::Cmd(_)
+            | InstructionKind::Entrypoint(_)
+            | InstructionKind::Onbuild(_)
+            | InstructionKind::Healthcheck(_)
+            | InstructionKind::Shell(_)
+            | InstructionKind::Maintainer(_) => self.kind.clone(),
+        };
+        let refs = std::mem::take(&mut x.refs);
+        Ok((
+            Instruction {
+                kind,
+                location: self.location,
+                original: self.original.clone(),
+            },
+            refs,
+        ))
+    }
+}

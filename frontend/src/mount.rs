@@ -1,0 +1,484 @@
+//! `RUN --mount=type=...,key=value` parsing with BuildKit's defaults and validation.
+
+use crate::flags::parse_go_bool;
+
+/// How concurrent builds share a cache mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CacheSharing {
+    #[default]
+    Shared,
+    Private,
+    Locked,
+}
+
+/// One `RUN --mount`. Defaults follow BuildKit: bind mounts are read-only, cache and tmpfs
+/// mounts writable, secrets and ssh optional.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mount {
+    Bind {
+        target: String,
+        source: Option<String>,
+        from: Option<String>,
+        read_write: bool,
+    },
+    Cache {
+        target: String,
+        id: Option<String>,
+        sharing: CacheSharing,
+        from: Option<String>,
+        source: Option<String>,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        read_only: bool,
+    },
+    Tmpfs {
+        target: String,
+        size: Option<u64>,
+    },
+    Secret {
+        /// The secret's id: `id=`, else `source=`, else the last element of `target`.
+        id: String,
+        /// `None` means the default `/run/secrets/<id>` (unless only `env` is wanted).
+        target: Option<String>,
+        env: Option<String>,
+        required: bool,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+    },
+    Ssh {
+        /// `default` unless given.
+        id: String,
+        target: Option<String>,
+        required: bool,
+    },
+}
+
+impl Mount {
+    /// The cache key of a cache mount: its `id`, or its target when no id was given.
+    pub fn cache_id(&self) -> Option<&str> {
+        match self {
+            Mount::Cache { id, target, .. } => Some(id.as_deref().unwrap_or(target)),
+            _ => None,
+        }
+    }
+
+    /// Applies `f` to every free-text field (the ones docker expands with build variables).
+    pub(crate) fn map_strings<E>(
+        &mut self,
+        mut f: impl FnMut(&str) -> Result<String, E>,
+    ) -> Result<(), E> {
+        let opt = |o: &mut Option<String>,
+                   f: &mut dyn FnMut(&str) -> Result<String, E>|
+         -> Result<(), E> {
+            if let Some(v) = o {
+                *v = f(v)?;
+            }
+            Ok(())
+        };
+        match self {
+            Mount::Bind {
+                target,
+                source,
+                from,
+                ..
+            } => {
+                *target = f(target)?;
+                opt(source, &mut f)?;
+                opt(from, &mut f)?;
+            }
+            Mount::Cache {
+                target,
+                id,
+                from,
+                source,
+                ..
+            } => {
+                *target = f(target)?;
+                opt(id, &mut f)?;
+                opt(from, &mut f)?;
+                opt(source, &mut f)?;
+            }
+            Mount::Tmpfs { target, .. } => *target = f(target)?,
+            Mount::Secret {
+                id, target, env, ..
+            } => {
+                *id = f(id)?;
+                opt(target, &mut f)?;
+                opt(env, &mut f)?;
+            }
+            Mount::Ssh { id, target, .. } => {
+                *id = f(id)?;
+                opt(target, &mut f)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MountType {
+    Bind,
+    Cache,
+    Tmpfs,
+    Secret,
+    Ssh,
+}
+
+impl MountType {
+    fn name(self) -> &'static str {
+        match self {
+            MountType::Bind => "bind",
+            MountType::Cache => "cache",
+            MountType::Tmpfs => "tmpfs",
+            MountType::Secret => "secret",
+            MountType::Ssh => "ssh",
+        }
+    }
+}
+
+/// Everything a `--mount` value may say, before it is checked against its type.
+#[derive(Default)]
+struct Fields {
+    typ: Option<MountType>,
+    source: Option<String>,
+    target: Option<String>,
+    read_only: Option<bool>,
+    required: Option<bool>,
+    id: Option<String>,
+    sharing: Option<CacheSharing>,
+    from: Option<String>,
+    mode: Option<u32>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    size: Option<u64>,
+    env: Option<String>,
+}
+
+/// Splits a CSV record (`"` quotes a field, `""` inside quotes is a literal quote).
+fn csv_fields(value: &str) -> Result<Vec<String>, String> {
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut chars = value.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(std::mem::take(&mut field)),
+            c => field.push(c),
+        }
+    }
+    if quoted {
+        return Err(format!("invalid mount value {value:?}: unterminated quote"));
+    }
+    fields.push(field);
+    Ok(fields)
+}
+
+fn parse_u32(key: &str, value: &str, radix: u32) -> Result<u32, String> {
+    u32::from_str_radix(value, radix).map_err(|_| format!("invalid value {value:?} for {key}"))
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, String> {
+    parse_go_bool(value)
+        .ok_or_else(|| format!("invalid value {value:?} for {key}: expected a boolean"))
+}
+
+/// docker's `units.RAMInBytes`: `64m`, `1g`, `512kb`, `1.5GiB` (binary multiples).
+fn parse_ram_bytes(value: &str) -> Result<u64, String> {
+    let bad = || format!("invalid size: {value:?}");
+    let num_len = value
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(value.len());
+    let number: f64 = value[..num_len].parse().map_err(|_| bad())?;
+    let unit = value[num_len..]
+        .trim_start_matches(' ')
+        .to_ascii_lowercase();
+    let unit = unit.trim_end_matches('b').trim_end_matches('i');
+    let shift = match unit {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        "p" => 50,
+        _ => return Err(bad()),
+    };
+    Ok((number * (1u64 << shift) as f64) as u64)
+}
+
+fn apply_field(f: &mut Fields, field: &str) -> Result<(), String> {
+    let (key, value) = match field.split_once('=') {
+        Some((k, v)) => (k.to_lowercase(), Some(v)),
+        None => (field.to_lowercase(), None),
+    };
+    let typ = f.typ.unwrap_or(MountType::Bind);
+    let secret_or_ssh = matches!(typ, MountType::Secret | MountType::Ssh);
+    let Some(value) = value else {
+        return match key.as_str() {
+            "readonly" | "ro" => Ok(f.read_only = Some(true)),
+            "readwrite" | "rw" => Ok(f.read_only = Some(false)),
+            "required" if secret_or_ssh => Ok(f.required = Some(true)),
+            "required" => Err(format!(
+                "unexpected key 'required' for mount type '{}'",
+                typ.name()
+            )),
+            _ => Err(format!("invalid field '{field}' must be a key=value pair")),
+        };
+    };
+    let unexpected = || {
+        Err(format!(
+            "unexpected key '{key}' for mount type '{}'",
+            typ.name()
+        ))
+    };
+    match key.as_str() {
+        "type" => {
+            f.typ = Some(match value.to_lowercase().as_str() {
+                "bind" => MountType::Bind,
+                "cache" => MountType::Cache,
+                "tmpfs" => MountType::Tmpfs,
+                "secret" => MountType::Secret,
+                "ssh" => MountType::Ssh,
+                _ => return Err(format!("unsupported mount type {value:?}")),
+            })
+        }
+        "source" | "src" => f.source = Some(value.to_string()),
+        "target" | "dst" | "destination" => f.target = Some(value.to_string()),
+        "readonly" | "ro" => f.read_only = Some(parse_bool(&key, value)?),
+        "readwrite" | "rw" => f.read_only = Some(!parse_bool(&key, value)?),
+        "required" if secret_or_ssh => f.required = Some(parse_bool(&key, value)?),
+        "required" => return unexpected(),
+        "id" => f.id = Some(value.to_string()),
+        "sharing" => {
+            if typ != MountType::Cache {
+                return Err(format!(
+                    "invalid cache sharing set for {} mount",
+                    typ.name()
+                ));
+            }
+            f.sharing = Some(match value.to_lowercase().as_str() {
+                "shared" => CacheSharing::Shared,
+                "private" => CacheSharing::Private,
+                "locked" => CacheSharing::Locked,
+                _ => return Err(format!("unsupported sharing value {value:?}")),
+            })
+        }
+        "from" => f.from = Some(value.to_string()),
+        "mode" => f.mode = Some(parse_u32(&key, value, 8)?),
+        "uid" => f.uid = Some(parse_u32(&key, value, 10)?),
+        "gid" => f.gid = Some(parse_u32(&key, value, 10)?),
+        "size" if typ == MountType::Tmpfs => f.size = Some(parse_ram_bytes(value)?),
+        "size" => return unexpected(),
+        "env" if typ == MountType::Secret => f.env = Some(value.to_string()),
+        "env" => return unexpected(),
+        _ => return Err(format!("unexpected key '{key}' in '{field}'")),
+    }
+    Ok(())
+}
+
+/// Parses one `--mount` value.
+pub fn parse_mount(value: &str) -> Result<Mount, String> {
+    let mut f = Fields::default();
+    for field in csv_fields(value)? {
+        apply_field(&mut f, &field)?;
+    }
+    let typ = f.typ.unwrap_or(MountType::Bind);
+    let file_info_allowed = matches!(typ, MountType::Secret | MountType::Ssh | MountType::Cache);
+    for (name, set) in [
+        ("mode", f.mode.is_some()),
+        ("uid", f.uid.is_some()),
+        ("gid", f.gid.is_some()),
+    ] {
+        if set && !file_info_allowed {
+            return Err(format!(
+                "{name} not allowed for \"{}\" type mounts",
+                typ.name()
+            ));
+        }
+    }
+    let require_target = |t: Option<String>| {
+        t.filter(|t| !t.is_empty())
+            .ok_or_else(|| format!("mount type {} requires a target", typ.name()))
+    };
+    Ok(match typ {
+        MountType::Bind => Mount::Bind {
+            target: require_target(f.target)?,
+            source: f.source,
+            from: f.from,
+            read_write: f.read_only == Some(false),
+        },
+        MountType::Cache => Mount::Cache {
+            target: require_target(f.target)?,
+            id: f.id,
+            sharing: f.sharing.unwrap_or_default(),
+            from: f.from,
+            source: f.source,
+            mode: f.mode,
+            uid: f.uid,
+            gid: f.gid,
+            read_only: f.read_only.unwrap_or(false),
+        },
+        MountType::Tmpfs => Mount::Tmpfs {
+            target: require_target(f.target)?,
+            size: f.size,
+        },
+        MountType::Secret => {
+            if f.from.is_some() {
+                return Err("secret mount should not have a from".to_string());
+            }
+            if f.source.is_some() && f.id.is_some() {
+                return Err("both source and id can't be set".to_string());
+            }
+            let from_target = f
+                .target
+                .as_deref()
+                .and_then(|t| t.rsplit('/').find(|s| !s.is_empty()));
+            let id = f.id.or(f.source).or(from_target.map(str::to_string));
+            let Some(id) = id else {
+                return Err("invalid secret mount. one of source, target required".to_string());
+            };
+            Mount::Secret {
+                id,
+                target: f.target,
+                env: f.env,
+                required: f.required.unwrap_or(false),
+                mode: f.mode,
+                uid: f.uid,
+                gid: f.gid,
+            }
+        }
+        MountType::Ssh => Mount::Ssh {
+            id: f.id.unwrap_or_else(|| "default".to_string()),
+            target: f.target,
+            required: f.required.unwrap_or(false),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_per_type() {
+        assert_eq!(
+            parse_mount("target=/src").unwrap(),
+            Mount::Bind {
+                target: "/src".into(),
+                source: None,
+                from: None,
+                read_write: false
+            }
+        );
+        assert_eq!(
+            parse_mount("type=bind,from=builder,source=/out,target=/in,rw").unwrap(),
+            Mount::Bind {
+                target: "/in".into(),
+                source: Some("/out".into()),
+                from: Some("builder".into()),
+                read_write: true
+            }
+        );
+        let cache = parse_mount("type=cache,target=/root/.cache,sharing=locked,mode=0755,uid=1000")
+            .unwrap();
+        assert_eq!(
+            cache,
+            Mount::Cache {
+                target: "/root/.cache".into(),
+                id: None,
+                sharing: CacheSharing::Locked,
+                from: None,
+                source: None,
+                mode: Some(0o755),
+                uid: Some(1000),
+                gid: None,
+                read_only: false
+            }
+        );
+        assert_eq!(cache.cache_id(), Some("/root/.cache"));
+        assert_eq!(
+            parse_mount("type=tmpfs,dst=/t,size=64m").unwrap(),
+            Mount::Tmpfs {
+                target: "/t".into(),
+                size: Some(64 << 20)
+            }
+        );
+        assert_eq!(
+            parse_mount("type=secret,target=/run/secrets/npmrc,required").unwrap(),
+            Mount::Secret {
+                id: "npmrc".into(),
+                target: Some("/run/secrets/npmrc".into()),
+                env: None,
+                required: true,
+                mode: None,
+                uid: None,
+                gid: None
+            }
+        );
+        assert_eq!(
+            parse_mount("type=secret,id=tok,env=TOKEN").unwrap(),
+            Mount::Secret {
+                id: "tok".into(),
+                target: None,
+                env: Some("TOKEN".into()),
+                required: false,
+                mode: None,
+                uid: None,
+                gid: None
+            }
+        );
+        assert_eq!(
+            parse_mount("type=ssh").unwrap(),
+            Mount::Ssh {
+                id: "default".into(),
+                target: None,
+                required: false
+            }
+        );
+    }
+
+    #[test]
+    fn validation_errors() {
+        let err = |v: &str| parse_mount(v).unwrap_err();
+        assert_eq!(err("type=nfs,target=/x"), "unsupported mount type \"nfs\"");
+        assert_eq!(
+            err("type=bind,target=/x,mode=0700"),
+            "mode not allowed for \"bind\" type mounts"
+        );
+        assert_eq!(
+            err("type=bind,target=/x,sharing=locked"),
+            "invalid cache sharing set for bind mount"
+        );
+        assert_eq!(err("type=cache"), "mount type cache requires a target");
+        assert_eq!(
+            err("type=secret"),
+            "invalid secret mount. one of source, target required"
+        );
+        assert_eq!(
+            err("type=secret,id=a,source=b"),
+            "both source and id can't be set"
+        );
+        assert_eq!(
+            err("type=cache,target=/x,bogus=1"),
+            "unexpected key 'bogus' in 'bogus=1'"
+        );
+        assert_eq!(
+            err("type=cache,target=/x,required"),
+            "unexpected key 'required' for mount type 'cache'"
+        );
+        assert_eq!(
+            err("type=tmpfs,target=/x,flag"),
+            "invalid field 'flag' must be a key=value pair"
+        );
+        assert_eq!(
+            err("type=cache,target=/x,uid=abc"),
+            "invalid value \"abc\" for uid"
+        );
+    }
+}
