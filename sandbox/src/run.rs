@@ -28,12 +28,23 @@ pub fn run_with_report(spec: RunSpec) -> Result<RunReport, SandboxError> {
     spawn(spec)?.wait()
 }
 
-/// A started sandbox. Dropping it without [`Sandbox::wait`] leaves a zombie until the caller exits.
+/// A started sandbox. Dropping it without [`Sandbox::wait`] cancels it: the init sees the
+/// control socket close, SIGKILLs the sandbox's PID 1, and is reaped by the drop.
 #[derive(Debug)]
 pub struct Sandbox {
     init: Child,
     control: UnixStream,
     _etc: EtcFiles,
+    waited: bool,
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if !self.waited {
+            let _ = self.control.shutdown(Shutdown::Both);
+            let _ = self.init.wait();
+        }
+    }
 }
 
 /// Start the payload and return without waiting for it.
@@ -79,6 +90,7 @@ pub fn spawn(spec: RunSpec) -> Result<Sandbox, SandboxError> {
         init,
         control: ours,
         _etc: etc,
+        waited: false,
     };
     sandbox.send_spec(&init_spec)?;
     Ok(sandbox)
@@ -138,6 +150,7 @@ impl Sandbox {
             .init
             .wait()
             .map_err(|e| SandboxError::io("wait for sandbox init", e))?;
+        self.waited = true;
         if let Some(f) = failure {
             return Err(f);
         }

@@ -668,3 +668,20 @@ fn stdin_null_reads_eof() {
     out.ok();
     assert_eq!(out.stdout, "");
 }
+
+#[test]
+fn dropping_the_sandbox_cancels_it() {
+    let f = Fixture::new();
+    let started = Instant::now();
+    let out = f.sh(
+        "sleep 1; touch /tmp/survived",
+        json!({"drop_after_ms": 200}),
+    );
+    assert!(out.err().contains("dropped"), "{}", out.err());
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "drop blocked {:?}",
+        started.elapsed()
+    );
+    assert_no_survivor(&f.root().join("tmp/survived"));
+}

@@ -35,6 +35,9 @@ struct HarnessSpec {
     /// Remove the created mount stubs after the run (remove_mount_stubs).
     #[serde(default)]
     remove_stubs: bool,
+    /// Drop the Sandbox after this long without waiting (cancel by drop).
+    #[serde(default)]
+    drop_after_ms: Option<u64>,
     /// Exit the harness after this long without waiting (a crashing caller).
     #[serde(default)]
     abandon_after_ms: Option<u64>,
@@ -125,6 +128,11 @@ fn run(spec: HarnessSpec, userns: String) -> HarnessOutput {
         if let Some(ms) = spec.kill_after_ms {
             std::thread::sleep(Duration::from_millis(ms));
             sandbox.kill()?;
+        }
+        if let Some(ms) = spec.drop_after_ms {
+            std::thread::sleep(Duration::from_millis(ms));
+            drop(sandbox);
+            return Err(builder_sandbox::SandboxError::Protocol("dropped".into()));
         }
         if let Some(ms) = spec.abandon_after_ms {
             std::thread::sleep(Duration::from_millis(ms));
