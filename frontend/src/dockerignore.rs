@@ -273,7 +273,7 @@ mod tests {
         assert!(ig.is_excluded("tmp/x"));
         assert!(!ig.is_excluded("src/main.rs"));
         assert!(!ig.is_excluded("# comment"));
-        assert!(IgnoreMatcher::empty().is_excluded("x") == false);
+        assert!(!IgnoreMatcher::empty().is_excluded("x"));
     }
 
     #[test]

@@ -220,16 +220,19 @@ fn apply_field(f: &mut Fields, field: &str) -> Result<(), String> {
     let typ = f.typ.unwrap_or(MountType::Bind);
     let secret_or_ssh = matches!(typ, MountType::Secret | MountType::Ssh);
     let Some(value) = value else {
-        return match key.as_str() {
-            "readonly" | "ro" => Ok(f.read_only = Some(true)),
-            "readwrite" | "rw" => Ok(f.read_only = Some(false)),
-            "required" if secret_or_ssh => Ok(f.required = Some(true)),
-            "required" => Err(format!(
-                "unexpected key 'required' for mount type '{}'",
-                typ.name()
-            )),
-            _ => Err(format!("invalid field '{field}' must be a key=value pair")),
-        };
+        match key.as_str() {
+            "readonly" | "ro" => f.read_only = Some(true),
+            "readwrite" | "rw" => f.read_only = Some(false),
+            "required" if secret_or_ssh => f.required = Some(true),
+            "required" => {
+                return Err(format!(
+                    "unexpected key 'required' for mount type '{}'",
+                    typ.name()
+                ));
+            }
+            _ => return Err(format!("invalid field '{field}' must be a key=value pair")),
+        }
+        return Ok(());
     };
     let unexpected = || {
         Err(format!(
