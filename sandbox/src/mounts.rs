@@ -69,6 +69,7 @@ pub fn prepare(spec: &InitSpec) -> Result<Vec<String>, InitError> {
         paths: Vec::new(),
     };
     mount_proc(&mut created)?;
+    mount_sys(&mut created)?;
     mount_dev(&mut created)?;
     for (target, source) in &spec.etc_files {
         let host = ensure_file(&mut created, target)?;
@@ -105,7 +106,27 @@ fn mount_proc(created: &mut Created) -> Result<(), InitError> {
     Ok(())
 }
 
-/// Hide a /proc entry: /dev/null over files, an empty read-only tmpfs over directories.
+/// Read-only sysfs, as docker mounts it. A user namespace may only mount sysfs when it owns
+/// the network namespace (Network::None); with the host network in rootless mode, bind the
+/// caller's /sys read-only instead (the approach of rootless podman).
+fn mount_sys(created: &mut Created) -> Result<(), InitError> {
+    let sys = ensure_dir(created, "/sys")?;
+    let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let fresh = mount(
+        Some(Path::new("sysfs")),
+        &sys,
+        Some("sysfs"),
+        flags,
+        None::<&str>,
+    );
+    if fresh.is_err() {
+        bind(Path::new("/sys"), &sys, "bind host /sys")?;
+        remount_readonly(&sys)?;
+    }
+    mask(&sys.join("firmware"))
+}
+
+/// Hide a /proc or /sys entry: /dev/null over files, an empty read-only tmpfs over directories.
 fn mask(path: &Path) -> Result<(), InitError> {
     match fs::metadata(path) {
         Ok(m) if m.is_dir() => mnt(
@@ -114,9 +135,9 @@ fn mask(path: &Path) -> Result<(), InitError> {
             Some("tmpfs"),
             MsFlags::MS_RDONLY,
             Some("size=0"),
-            "mask /proc directory",
+            "mask directory",
         ),
-        Ok(_) => bind(Path::new("/dev/null"), path, "mask /proc file"),
+        Ok(_) => bind(Path::new("/dev/null"), path, "mask file"),
         Err(_) => Ok(()),
     }
 }

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 const HARNESS: &str = env!("CARGO_BIN_EXE_builder-sandbox-harness");
 const APPLETS: &[&str] = &[
     "sh", "echo", "id", "hostname", "ls", "cat", "mount", "touch", "pwd", "env", "mkdir", "test",
-    "sleep", "ip", "grep", "chown", "dd", "true",
+    "sleep", "ip", "grep", "chown", "dd", "true", "head", "wc",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -307,6 +307,7 @@ fn hostname_and_generated_etc_files() {
     // Only empty mount points are left in the rootfs, and they are reported.
     for p in [
         "/proc",
+        "/sys",
         "/dev",
         "/etc/hosts",
         "/etc/resolv.conf",
@@ -646,6 +647,7 @@ fn mount_stubs_can_be_removed_after_the_run() {
     assert_eq!(removed, created);
     for stub in [
         "proc",
+        "sys",
         "dev",
         "run",
         "etc/hosts",
@@ -684,4 +686,43 @@ fn dropping_the_sandbox_cancels_it() {
         started.elapsed()
     );
     assert_no_survivor(&f.root().join("tmp/survived"));
+}
+
+#[test]
+fn minimal_dev_is_usable() {
+    let f = Fixture::new();
+    let out = f.sh(
+        "test -c /dev/null && echo gone > /dev/null && head -c 5 /dev/zero | wc -c \
+         && head -c 3 /dev/urandom | wc -c && test -c /dev/pts/ptmx && test -L /dev/ptmx \
+         && echo s > /dev/shm/f && cat /dev/shm/f && ls /dev",
+        json!({}),
+    );
+    out.ok();
+    let mut lines = out.stdout.lines();
+    assert_eq!(lines.next().map(str::trim), Some("5"));
+    assert_eq!(lines.next().map(str::trim), Some("3"));
+    assert_eq!(lines.next(), Some("s"));
+    let devs: Vec<&str> = lines.collect();
+    for d in [
+        "full", "null", "pts", "random", "shm", "tty", "urandom", "zero",
+    ] {
+        assert!(devs.contains(&d), "{d} missing from /dev: {devs:?}");
+    }
+    assert!(
+        !devs.contains(&"sda") && !devs.contains(&"vda"),
+        "host devices leaked: {devs:?}"
+    );
+}
+
+#[test]
+fn sys_is_read_only_in_both_network_modes() {
+    let f = Fixture::new();
+    for network in ["Host", "None"] {
+        let out = f.sh(
+            "test -d /sys/kernel && ! touch /sys/kernel/x 2>/dev/null && grep ' /sys ' /proc/mounts",
+            json!({"network": network}),
+        );
+        out.ok();
+        assert!(out.stdout.contains(" ro,"), "{network}: {}", out.stdout);
+    }
 }
