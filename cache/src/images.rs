@@ -141,7 +141,7 @@ impl ImageIndex {
         self.update(|index| {
             let previous = index.untag(name);
             index.upsert(&record).names.insert(name.to_string());
-            previous
+            Ok(previous)
         })
     }
 
@@ -149,12 +149,13 @@ impl ImageIndex {
     pub fn add_untagged(&self, record: ImageRecord) -> Result<(), StoreError> {
         self.update(|index| {
             index.upsert(&record);
+            Ok(())
         })
     }
 
     /// Removes just the name; the image record stays even if it is now nameless.
     pub fn remove(&self, name: &str) -> Result<Option<ImageRecord>, StoreError> {
-        self.update(|index| index.untag(name))
+        self.update(|index| Ok(index.untag(name)))
     }
 
     /// The unique image whose id starts with `prefix` (hex, with or without
@@ -195,7 +196,7 @@ impl ImageIndex {
                 report.deleted = Some(id);
             }
             Ok(report)
-        })?
+        })
     }
 
     /// `rmi <id-prefix>`: removes the image and all its names. Like docker,
@@ -235,7 +236,7 @@ impl ImageIndex {
                 untagged: names.into_iter().collect(),
                 deleted: Some(id),
             })
-        })?
+        })
     }
 
     fn load(&self) -> Result<IndexFile, StoreError> {
@@ -255,12 +256,15 @@ impl ImageIndex {
         })
     }
 
-    /// Read-modify-write under the exclusive lock. The file is rewritten even
-    /// when `change` fails, which is harmless: the content is then unchanged.
-    fn update<T>(&self, change: impl FnOnce(&mut IndexFile) -> T) -> Result<T, StoreError> {
+    /// Read-modify-write under the exclusive lock. The file is rewritten only
+    /// when `change` succeeds, so a refused `rmi` leaves it untouched.
+    fn update<T>(
+        &self,
+        change: impl FnOnce(&mut IndexFile) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let _guard = self.lock_exclusive()?;
         let mut index = self.load()?;
-        let out = change(&mut index);
+        let out = change(&mut index)?;
         index.version = INDEX_VERSION;
         let bytes = serde_json::to_vec_pretty(&index).map_err(|source| StoreError::Json {
             path: self.path.display().to_string(),

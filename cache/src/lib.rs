@@ -54,6 +54,18 @@ pub fn default_root() -> PathBuf {
     home.join(".local/share/builder")
 }
 
+/// The store root for one invocation: `--root` if given, else a non-empty
+/// `$BUILDER_ROOT`, else [`default_root`].
+pub fn resolve_root(cli_root: Option<&Path>) -> PathBuf {
+    if let Some(root) = cli_root {
+        return root.to_path_buf();
+    }
+    match std::env::var_os("BUILDER_ROOT") {
+        Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ => default_root(),
+    }
+}
+
 /// An opened store root.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -138,7 +150,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn default_root_follows_xdg() {
+    fn root_precedence_cli_env_xdg_home() {
         // Both variables are read in one test so parallel tests cannot interleave.
         // SAFETY: no other test in this crate reads or writes these variables.
         unsafe {
@@ -150,6 +162,11 @@ mod tests {
                 default_root(),
                 PathBuf::from("/home/u/.local/share/builder")
             );
+            std::env::remove_var("BUILDER_ROOT");
+            assert_eq!(resolve_root(None), default_root());
+            std::env::set_var("BUILDER_ROOT", "/env/root");
+            assert_eq!(resolve_root(None), PathBuf::from("/env/root"));
+            assert_eq!(resolve_root(Some(Path::new("/cli"))), PathBuf::from("/cli"));
         }
     }
 }

@@ -222,3 +222,23 @@ fn concurrent_processes_never_lose_names() {
     }
     assert_eq!(s.images().list().unwrap().len(), 75);
 }
+
+#[test]
+fn refused_rmi_leaves_index_file_untouched() {
+    let (_d, s) = store();
+    let idx = s.images();
+    idx.set("x:1", record("a")).unwrap();
+    idx.set("y:1", record("a")).unwrap();
+    let path = s.root().join("images.json");
+    let before = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap());
+    assert!(idx.rmi_id(&record("a").config.short(), false).is_err());
+    assert!(idx.rmi_name("nope:1").is_err());
+    let after = std::fs::metadata(&path).unwrap();
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::ino(&after),
+        ino,
+        "not replaced"
+    );
+    assert_eq!(after.modified().unwrap(), before);
+}
