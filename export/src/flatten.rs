@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use builder_cache::manifest::{Compression, Descriptor};
+use builder_cache::manifest::{Compression, Descriptor, media_type};
 use builder_cache::{BlobStore, Digest, Store, read_manifest};
 
 use crate::ExportError;
@@ -35,11 +35,36 @@ pub(crate) trait RootfsSink {
     ) -> Result<(), ExportError>;
 }
 
-/// The layers of the image with manifest `manifest`, bottom first.
+/// The layers of the image with manifest `manifest`, bottom first. A
+/// multi-platform index is refused by name: the caller must pick a platform.
 pub(crate) fn image_layers(
     store: &Store,
     manifest: &Digest,
 ) -> Result<Vec<Descriptor>, ExportError> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Probe {
+        media_type: Option<String>,
+        manifests: Option<serde_json::Value>,
+    }
+    let bytes = store.blobs().read(manifest)?;
+    let probe: Probe = serde_json::from_slice(&bytes).map_err(|source| ExportError::Json {
+        what: format!("manifest {manifest}"),
+        source,
+    })?;
+    let is_image = matches!(
+        probe.media_type.as_deref(),
+        Some(media_type::OCI_MANIFEST | media_type::DOCKER_MANIFEST)
+    ) || (probe.media_type.is_none() && probe.manifests.is_none());
+    if !is_image {
+        let media_type = probe
+            .media_type
+            .unwrap_or_else(|| media_type::OCI_INDEX.to_string());
+        return Err(ExportError::UnsupportedManifest {
+            digest: *manifest,
+            media_type,
+        });
+    }
     Ok(read_manifest(store.blobs(), manifest)?.layers)
 }
 

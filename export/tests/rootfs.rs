@@ -249,3 +249,18 @@ fn fifos_are_created_and_devices_skipped() {
     assert!(!dest.path().join("null").exists());
     assert_eq!((summary.entries, summary.skipped_devices), (1, 1));
 }
+
+#[test]
+fn index_must_be_narrowed_to_a_platform() {
+    let img = standard_image();
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":{}}}]}}"#,
+        img.image.manifest, img.image.manifest_size
+    );
+    let index = img.store.blobs().put_bytes(index.as_bytes()).unwrap();
+    let err = write_rootfs_tar(&img.store, &index, Vec::new()).unwrap_err();
+    assert!(
+        matches!(err, ExportError::UnsupportedManifest { digest, .. } if digest == index),
+        "{err}"
+    );
+}
