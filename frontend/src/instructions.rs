@@ -100,12 +100,22 @@ pub struct Run {
 }
 
 impl Run {
-    /// The complete shell script for a shell-form RUN with heredocs: the command line followed
-    /// by each body and its terminator, so `sh -c` sees the heredocs exactly as written.
+    /// The script to hand to the stage's SHELL for a shell-form RUN (`None` for exec form).
+    ///
+    /// Without heredocs this is the command itself. When the command is nothing but one
+    /// heredoc (`RUN <<EOF`), the body (tabs chomped for `<<-`) is the script, as in BuildKit;
+    /// a body starting with `#!` is meant to be executed as a file instead. Otherwise the
+    /// command is followed by each body and its terminator, so the shell sees the heredocs
+    /// exactly as written.
     pub fn script(&self) -> Option<String> {
         let CommandForm::Shell(cmd) = &self.command else {
             return None;
         };
+        if let [doc] = self.heredocs.as_slice()
+            && matches!(ast::heredoc_from_word(cmd.trim()), Ok(Some(_)))
+        {
+            return Some(doc.chomped_content());
+        }
         let mut script = cmd.clone();
         for doc in &self.heredocs {
             script.push('\n');
@@ -121,7 +131,8 @@ impl Run {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Copy {
-    /// Source paths; heredoc sources (`<<EOF`) are in `heredocs` instead.
+    /// Source paths; heredoc sources (`<<EOF`) are in `heredocs` instead (their files are
+    /// named after the delimiter and hold `Heredoc::chomped_content()`).
     pub sources: Vec<String>,
     pub dest: String,
     pub from: Option<String>,

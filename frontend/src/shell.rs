@@ -54,6 +54,12 @@ pub struct Lexer {
     skip_process_quotes: bool,
 }
 
+impl Default for Lexer {
+    fn default() -> Lexer {
+        Lexer::new('\\')
+    }
+}
+
 impl Lexer {
     /// A lexer in BuildKit's normal mode: quotes removed, escapes applied, unset variables empty.
     pub fn new(escape: char) -> Lexer {

@@ -102,6 +102,17 @@ fn run_heredocs() {
     assert_eq!(run.heredocs.len(), 2);
     assert!(!run.heredocs[0].expand && run.heredocs[0].chomp_tabs);
     assert!(run.heredocs[1].expand && !run.heredocs[1].chomp_tabs);
+    assert_eq!(run.script().unwrap(), "<<-\"A\" cat - <<B\n\tx $y\nA\nb\nB");
+    // A RUN that is only a heredoc runs the body itself.
+    let InstructionKind::Run(run) = one("FROM a\nRUN <<-EOF\n\techo one\n\techo two\n\tEOF\n")
+    else {
+        panic!()
+    };
+    assert_eq!(run.script().unwrap(), "echo one\necho two\n");
+    let InstructionKind::Run(run) = one("FROM a\nRUN [\"sh\"]\n") else {
+        panic!()
+    };
+    assert_eq!(run.script(), None);
 }
 
 #[test]
