@@ -72,7 +72,7 @@ impl From<InitError> for InitMessage {
     }
 }
 
-/// Call first thing in `main()`. If argv[1] is the init marker, this process is a sandbox
+/// Call first thing in `main()`. If `argv[1]` is the init marker, this process is a sandbox
 /// init: run it and exit; otherwise return immediately.
 pub fn dispatch_init() {
     if std::env::args_os().nth(1).is_some_and(|a| a == INIT_MARKER) {
@@ -315,9 +315,9 @@ fn find_executable(arg0: &str, env: &[String]) -> Result<String, InitMessage> {
     if arg0.contains('/') {
         return Ok(arg0.to_string());
     }
+    // First match, as getenv(3) in the payload would see it.
     let path = env
         .iter()
-        .rev()
         .find_map(|kv| kv.strip_prefix("PATH="))
         .unwrap_or(DEFAULT_PATH);
     for dir in path.split(':').filter(|d| !d.is_empty()) {

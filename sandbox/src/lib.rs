@@ -1,9 +1,38 @@
 //! builder-sandbox: run one process (a Dockerfile `RUN`) inside a prepared root filesystem,
 //! as docker/runc would, without a daemon and without real root.
 //!
-//! Binaries using this crate must call [`dispatch_init`] and then [`enter_rootless_userns`]
-//! first thing in `main()`, before any thread (or tokio runtime) exists: the sandbox
-//! re-executes `/proc/self/exe` rather than forking the (multi-threaded) caller.
+//! # Using it from a binary
+//! ```no_run
+//! // First statements of main():
+//! // 1. If this process is a sandbox init (argv[1] == INIT_MARKER), run it; never returns.
+//! builder_sandbox::dispatch_init();
+//! // 2. Non-root: re-exec inside a user namespace (this call does not return in the
+//! //    original process). Must happen before any thread or tokio runtime exists.
+//! let info = builder_sandbox::enter_rootless_userns().expect("user namespace");
+//! if info.mode == builder_sandbox::UsernsMode::SingleId {
+//!     eprintln!("no /etc/subuid range: files owned by other uids cannot be represented");
+//! }
+//! // 3. Later, from any thread (blocking; use spawn_blocking under tokio):
+//! // let status = builder_sandbox::run(spec)?;
+//! ```
+//!
+//! # How a run works
+//! [`run`]/[`spawn`] start `/proc/self/exe __builder-sandbox-init` (the caller is never forked
+//! to keep running Rust) and send it the spec as JSON over a socketpair placed on fd 3. The
+//! init unshares mount/pid/ipc/uts (and net for [`Network::None`]) namespaces and forks the
+//! sandbox's PID 1, which mounts /proc, /sys (ro), a minimal /dev, the generated
+//! /etc/{hosts,resolv.conf,hostname} and the user mounts, pivots into the rootfs, switches to
+//! the resolved USER, reduces capabilities to docker's default set, sets no_new_privs and
+//! execs the payload (which therefore is PID 1). The init reports setup/exec errors and the
+//! exit status back over the socket; it SIGKILLs the sandbox if the caller disappears.
+//!
+//! Empty mount points the sandbox had to create in the rootfs are listed in
+//! [`RunReport::created_mount_points`]; [`remove_mount_stubs`] deletes those still empty.
+//!
+//! # Tests
+//! `tests/sandbox.rs` drives the `builder-sandbox-harness` binary (src/bin/sandbox-harness.rs),
+//! which is exactly such a main(). `scripts/test-rootless.sh` runs the suite as root, as a user
+//! with a subordinate id range and as one without.
 
 mod caps;
 mod error;

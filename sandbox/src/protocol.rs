@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::spec::{ExitStatus, MountSpec, Network};
 
-/// argv[1] that makes [`crate::dispatch_init`] take over the process.
+/// `argv[1]` that makes [`crate::dispatch_init`] take over the process.
 pub const INIT_MARKER: &str = "__builder-sandbox-init";
 /// The control socket's fd number in the init process.
 pub const CONTROL_FD: i32 = 3;

@@ -1,7 +1,7 @@
 //! Entering a rootless user namespace by re-executing the current binary inside one, with
 //! id maps from /etc/subuid and /etc/subgid written by the setuid `newuidmap`/`newgidmap`.
 //!
-//! Handshake over a socketpair whose fd number travels in [`USERNS_ENV`] ("sync:<fd>"):
+//! Handshake over a socketpair whose fd number travels in [`USERNS_ENV`] (`"sync:<fd>"`):
 //! child unshares (CLONE_NEWUSER|CLONE_NEWNS) and sends 'u'; parent writes the maps and sends
 //! 'm'; child continues as uid 0 with full capabilities in the new namespace. The child
 //! unshares itself (not in pre_exec) because an execve while still unmapped would drop them.
@@ -19,7 +19,7 @@ use nix::unistd::{Gid, Uid};
 
 use crate::error::SandboxError;
 
-/// Marker env var: "sync:<fd>" while the handshake is pending, "inside" afterwards.
+/// Marker env var: `"sync:<fd>"` while the handshake is pending, `"inside"` afterwards.
 pub const USERNS_ENV: &str = "_BUILDER_SANDBOX_USERNS";
 const INSIDE: &str = "inside";
 

@@ -726,3 +726,32 @@ fn sys_is_read_only_in_both_network_modes() {
         assert!(out.stdout.contains(" ro,"), "{network}: {}", out.stdout);
     }
 }
+
+#[test]
+fn setup_errors_are_reported_with_context() {
+    let f = Fixture::new();
+    let missing = f.outside().join("no-such-source");
+    let mounts =
+        json!([{"target": "/m", "kind": {"Bind": {"source": missing, "read_only": false}}}]);
+    let out = f.run(&["true"], json!({"mounts": mounts}));
+    let err = out.err();
+    assert!(
+        err.contains("bind source") && err.contains("no-such-source"),
+        "{err}"
+    );
+    assert!(err.contains("No such file or directory"), "{err}");
+
+    let out = f.run(&["true"], json!({"cwd": "/etc/passwd/sub"}));
+    assert!(
+        out.err().contains("working directory /etc/passwd/sub"),
+        "{}",
+        out.err()
+    );
+
+    let out = f.run(&["/etc/passwd"], json!({}));
+    assert!(
+        out.err().contains("exec /etc/passwd: Permission denied"),
+        "{}",
+        out.err()
+    );
+}
