@@ -12,6 +12,7 @@ mod flatten;
 mod layout;
 mod names;
 mod paths;
+mod pax;
 mod rootfs;
 mod sink;
 

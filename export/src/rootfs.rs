@@ -13,6 +13,7 @@ use tar::EntryType;
 use crate::ExportError;
 use crate::flatten::{RootfsSink, flatten, hard_link_target, image_layers};
 use crate::paths::resolve_dir_in_root;
+use crate::pax::{XattrResult, carried_records, set_xattr, xattrs};
 
 /// What a directory export did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -22,6 +23,8 @@ pub struct RootfsSummary {
     /// Device nodes not created: an unprivileged process cannot mknod them
     /// (BuildKit's rootless local exporter skips them too).
     pub skipped_devices: u64,
+    /// Extended attributes the file system or our privileges refused.
+    pub skipped_xattrs: u64,
 }
 
 /// Streams the merged filesystem of the image with manifest `manifest` as
@@ -80,6 +83,13 @@ impl<W: Write> RootfsSink for TarRootfs<W> {
         let mut header = entry.header().clone();
         let kind = header.entry_type();
         let write_err = ExportError::io("write tar entry", path);
+        let records = carried_records(entry).map_err(|source| ExportError::LayerTar {
+            layer: *layer,
+            source,
+        })?;
+        self.builder
+            .append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+            .map_err(ExportError::io("write tar entry", path))?;
         if kind.is_hard_link() || kind.is_symlink() {
             // Hard link targets name another entry: cleaned like entry paths.
             let target = match link_to {
@@ -92,6 +102,8 @@ impl<W: Write> RootfsSink for TarRootfs<W> {
                 .append_link(&mut header, path, &target)
                 .map_err(write_err);
         }
+        // The size may have come from a PAX record that is not carried over.
+        header.set_size(entry.size());
         self.builder
             .append_data(&mut header, path, entry)
             .map_err(write_err)
@@ -121,6 +133,10 @@ impl RootfsSink for DirRootfs {
             return Ok(());
         };
         let target = parent.join(name);
+        let records = carried_records(entry).map_err(|source| ExportError::LayerTar {
+            layer: *layer,
+            source,
+        })?;
         let header = entry.header();
         let mode = header.mode().map_err(|source| ExportError::LayerTar {
             layer: *layer,
@@ -183,8 +199,29 @@ impl RootfsSink for DirRootfs {
                 });
             }
         }
-        if self.as_root {
-            lchown(&target, Some(owner.0 as u32), Some(owner.1 as u32)).map_err(io_err("chown"))?;
+        let kind = entry.header().entry_type();
+        // A hard link shares the inode its source already set up; chown-ing
+        // it again would only clear that inode's file capabilities.
+        if !kind.is_hard_link() {
+            if self.as_root {
+                lchown(&target, Some(owner.0 as u32), Some(owner.1 as u32))
+                    .map_err(io_err("chown"))?;
+                // chown clears setuid/setgid even for root: restore the mode.
+                if matches!(
+                    kind,
+                    EntryType::Regular | EntryType::Continuous | EntryType::Fifo
+                ) {
+                    fs::set_permissions(&target, Permissions::from_mode(mode))
+                        .map_err(io_err("chmod"))?;
+                }
+            }
+            // After chown, which would clear security.capability.
+            for (name, value) in xattrs(&records) {
+                match set_xattr(&target, name, value).map_err(io_err("set xattr on"))? {
+                    XattrResult::Set => {}
+                    XattrResult::NotPermitted => self.summary.skipped_xattrs += 1,
+                }
+            }
         }
         self.summary.entries += 1;
         Ok(())

@@ -264,3 +264,66 @@ fn index_must_be_narrowed_to_a_platform() {
         "{err}"
     );
 }
+
+fn getxattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let p = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let mut buf = vec![0u8; 256];
+    // SAFETY: valid C strings and a buffer of the stated length.
+    let len =
+        unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (len >= 0).then(|| buf[..len as usize].to_vec())
+}
+
+#[test]
+fn xattrs_owners_and_setuid_survive() {
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_pax_extensions([("SCHILY.xattr.user.builder", b"yes".as_slice())])
+        .unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o4755);
+    h.set_uid(1000);
+    h.set_gid(1000);
+    h.set_size(3);
+    h.set_mtime(0);
+    b.append_data(&mut h, "usr/bin/suid", b"elf".as_slice())
+        .unwrap();
+    let img = build_image(&[b.into_inner().unwrap()]);
+
+    let bytes = write_rootfs_tar(&img.store, &img.image.manifest, Vec::new()).unwrap();
+    let mut archive = tar::Archive::new(bytes.as_slice());
+    let mut e = archive.entries().unwrap().next().unwrap().unwrap();
+    assert_eq!(e.path().unwrap(), Path::new("usr/bin/suid"));
+    assert_eq!(
+        (e.header().mode().unwrap(), e.header().uid().unwrap()),
+        (0o4755, 1000)
+    );
+    let exts: Vec<(String, Vec<u8>)> = e
+        .pax_extensions()
+        .unwrap()
+        .unwrap()
+        .map(|x| x.unwrap())
+        .map(|x| (x.key().unwrap().to_string(), x.value_bytes().to_vec()))
+        .collect();
+    assert_eq!(
+        exts,
+        [("SCHILY.xattr.user.builder".to_string(), b"yes".to_vec())]
+    );
+
+    let dest = tempfile::tempdir().unwrap();
+    let summary = write_rootfs_dir(&img.store, &img.image.manifest, dest.path()).unwrap();
+    let file = dest.path().join("usr/bin/suid");
+    assert_eq!(summary.skipped_xattrs, 0);
+    assert_eq!(
+        getxattr(&file, "user.builder").as_deref(),
+        Some(b"yes".as_slice())
+    );
+    let meta = fs::metadata(&file).unwrap();
+    assert_eq!(meta.mode() & 0o7777, 0o4755);
+    // SAFETY: no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        assert_eq!((meta.uid(), meta.gid()), (1000, 1000));
+    }
+}
