@@ -46,9 +46,10 @@ impl Expander<'_> {
         words.iter().map(|w| self.word(w)).collect()
     }
 
-    /// Expands an unquoted-delimiter heredoc body: `$` expansions apply, quotes are literal.
+    /// Expands an unquoted-delimiter heredoc body like BuildKit: quotes are literal, but `$`
+    /// expansions and `\` escapes apply (always with `\`, whatever the escape directive).
     fn heredocs(&mut self, docs: &[Heredoc]) -> Result<Vec<Heredoc>, FrontendError> {
-        let body_lexer = self.lexer.with_skip_process_quotes(true);
+        let body_lexer = Lexer::new('\\').with_skip_process_quotes(true);
         docs.iter()
             .map(|doc| {
                 if !doc.expand {

@@ -94,8 +94,8 @@ impl Lexer {
         self
     }
 
-    /// Treat quotes as ordinary characters and let the escape character protect only `$` and
-    /// itself: the rules of an unquoted heredoc body.
+    /// Treat quotes as ordinary characters (escapes and `$` still apply). BuildKit expands
+    /// unquoted-delimiter COPY/ADD heredoc bodies this way.
     pub fn with_skip_process_quotes(mut self, on: bool) -> Lexer {
         self.skip_process_quotes = on;
         self
@@ -250,15 +250,6 @@ impl<'a> ShellWord<'a> {
                         result.push(ch);
                         continue;
                     }
-                    if self.lexer.skip_process_quotes
-                        && !matches!(self.peek(), Some('$'))
-                        && self.peek() != Some(ch)
-                    {
-                        // Heredoc-body rules: a lone escape char is literal.
-                        words.add_raw_char(ch);
-                        result.push(ch);
-                        continue;
-                    }
                     if raw_escapes {
                         words.add_raw_char(ch);
                         result.push(ch);
@@ -390,71 +381,113 @@ impl<'a> ShellWord<'a> {
             Some('{' | '}' | ':') => return Err(ShellError::new("syntax error: bad substitution")),
             Some(_) => {}
         }
-        let expr_start = self.pos;
         let name = self.process_name();
-        let op = self.next();
-        let value = match op {
+        match self.next() {
             Some('}') => {
                 let value = self.get_env(&name);
                 if value.is_none() && self.lexer.skip_unset_env {
                     return Ok(format!("${{{name}}}"));
                 }
-                return Ok(value.unwrap_or_default());
+                Ok(value.unwrap_or_default())
             }
             Some(':') => {
                 let modifier = self.next();
-                let word = self.word_until_brace()?;
-                self.colon_modifier(&name, modifier, word)?
+                let op = format!(":{}", modifier.map(String::from).unwrap_or_default());
+                self.modifier(&name, modifier, &op, true)
             }
-            Some(c @ ('?' | '-' | '+')) => {
-                let word = self.word_until_brace()?;
-                self.plain_modifier(&name, c, word)?
+            Some(c @ ('+' | '-' | '?' | '#' | '%')) => {
+                self.modifier(&name, Some(c), &c.to_string(), false)
             }
+            Some('/') => self.replace(&name),
+            None => Err(missing_brace()),
+            Some(c) => Err(unsupported(&c.to_string())),
+        }
+    }
+
+    /// `${name<op>word}` for op in `- + ? # % ## %%` (and the `:` forms, where an empty value
+    /// counts as unset).
+    fn modifier(
+        &mut self,
+        name: &str,
+        modifier: Option<char>,
+        op: &str,
+        null_is_unset: bool,
+    ) -> Result<String, ShellError> {
+        let pattern_op = matches!(modifier, Some('#' | '%'));
+        if null_is_unset && pattern_op {
+            return Err(unsupported(op));
+        }
+        // Patterns keep their escapes so `\*` stays a literal star.
+        let mut word = self.until(&['}'], pattern_op)?.0;
+        let value = self.get_env(name);
+        if value.is_none() && self.lexer.skip_unset_env {
+            return Ok(format!("${{{name}{op}{word}}}"));
+        }
+        let set = value.is_some();
+        let value = value.unwrap_or_default();
+        let unset = !set || (null_is_unset && value.is_empty());
+        match modifier {
+            Some('-') => Ok(if unset { word } else { value }),
+            Some('+') => Ok(if unset { String::new() } else { word }),
+            Some('?') if unset => {
+                let default = if set { EMPTY_MESSAGE } else { UNSET_MESSAGE };
+                let message = if word.is_empty() {
+                    default
+                } else {
+                    word.as_str()
+                };
+                Err(ShellError::new(format!("{name}: {message}")))
+            }
+            Some('?') => Ok(value),
             Some(c @ ('#' | '%')) => {
-                let longest = self.peek() == Some(c);
+                let longest = word.starts_with(c);
                 if longest {
-                    self.pos += 1;
+                    word.remove(0);
                 }
-                let (pattern, _, _) = self.stop_on_brace(&['}'])?;
-                let value = self.get_env(&name).unwrap_or_default();
-                let pattern = Pattern::new(&pattern, self.lexer.escape);
-                Some(if c == '#' {
+                let pattern = Pattern::new(&word).map_err(|e| bad_pattern(&word, &e))?;
+                Ok(if c == '#' {
                     pattern.trim_prefix(&value, longest)
                 } else {
                     pattern.trim_suffix(&value, longest)
                 })
             }
-            Some('/') => {
-                let all = self.peek() == Some('/');
-                if all {
-                    self.pos += 1;
-                }
-                let (pattern, _, stop) = self.stop_on_brace(&['/', '}'])?;
-                let replacement = match stop {
-                    Some('/') => self.stop_on_brace(&['}'])?.0,
-                    _ => String::new(),
-                };
-                let value = self.get_env(&name).unwrap_or_default();
-                Some(Pattern::new(&pattern, self.lexer.escape).replace(&value, &replacement, all))
-            }
-            None => return Err(missing_brace()),
-            Some(_) => return Err(ShellError::new("missing ':' in substitution")),
-        };
-        Ok(match value {
-            Some(v) => v,
-            // Only reached in skip-unset mode: reproduce the expression as written.
-            None => {
-                let expr: String = self.chars[expr_start..self.pos].iter().collect();
-                format!("${{{expr}")
-            }
-        })
+            _ => Err(unsupported(op)),
+        }
     }
 
-    fn stop_on_brace(
+    /// `${name/pattern/replacement}` (first match) and `${name//pattern/replacement}` (all).
+    fn replace(&mut self, name: &str) -> Result<String, ShellError> {
+        let all = self.peek() == Some('/');
+        if all {
+            self.pos += 1;
+        }
+        let pattern = self
+            .process_stop_on(&['/'], true)
+            .map_err(|e| {
+                if self.peek().is_none() {
+                    ShellError::new("syntax error: missing '/' in ${}")
+                } else {
+                    e
+                }
+            })?
+            .0;
+        let replacement = self.until(&['}'], true)?.0;
+        let value = self.get_env(name);
+        if value.is_none() && self.lexer.skip_unset_env {
+            let slash = if all { "//" } else { "/" };
+            return Ok(format!("${{{name}{slash}{pattern}/{replacement}}}"));
+        }
+        let compiled = Pattern::new(&pattern).map_err(|e| bad_pattern(&pattern, &e))?;
+        Ok(compiled.replace(&value.unwrap_or_default(), &replacement, all))
+    }
+
+    /// Processes up to a closing character inside `${...}`; running out of input is a missing `}`.
+    fn until(
         &mut self,
         stops: &[char],
+        raw_escapes: bool,
     ) -> Result<(String, Words, Option<char>), ShellError> {
-        self.process_stop_on(stops, true).map_err(|e| {
+        self.process_stop_on(stops, raw_escapes).map_err(|e| {
             if self.peek().is_none() {
                 missing_brace()
             } else {
@@ -462,74 +495,16 @@ impl<'a> ShellWord<'a> {
             }
         })
     }
+}
 
-    fn word_until_brace(&mut self) -> Result<String, ShellError> {
-        let raw = self.lexer.raw_escapes;
-        self.process_stop_on(&['}'], raw)
-            .map(|(w, _, _)| w)
-            .map_err(|e| {
-                if self.peek().is_none() {
-                    missing_brace()
-                } else {
-                    e
-                }
-            })
-    }
+fn unsupported(op: &str) -> ShellError {
+    ShellError::new(format!("unsupported modifier ({op}) in substitution"))
+}
 
-    /// `${name:-w}`, `${name:+w}`, `${name:?w}`; `None` means "leave unexpanded".
-    fn colon_modifier(
-        &mut self,
-        name: &str,
-        modifier: Option<char>,
-        word: String,
-    ) -> Result<Option<String>, ShellError> {
-        let value = self.get_env(name);
-        let unset_skip = value.is_none() && self.lexer.skip_unset_env;
-        let current = value.clone().unwrap_or_default();
-        match modifier {
-            Some('+') if unset_skip => Ok(None),
-            Some('-') if unset_skip => Ok(None),
-            Some('+') => Ok(Some(if current.is_empty() { current } else { word })),
-            Some('-') => Ok(Some(if current.is_empty() { word } else { current })),
-            Some('?') => match value {
-                None => Err(required_error(name, &word, UNSET_MESSAGE)),
-                Some(v) if v.is_empty() => Err(required_error(name, &word, EMPTY_MESSAGE)),
-                Some(v) => Ok(Some(v)),
-            },
-            Some(m) => Err(ShellError::new(format!(
-                "unsupported modifier ({m}) in substitution"
-            ))),
-            None => Err(missing_brace()),
-        }
-    }
-
-    /// `${name-w}`, `${name+w}`, `${name?w}`: like the colon forms but only "unset" counts.
-    fn plain_modifier(
-        &mut self,
-        name: &str,
-        modifier: char,
-        word: String,
-    ) -> Result<Option<String>, ShellError> {
-        let value = self.get_env(name);
-        if value.is_none() && self.lexer.skip_unset_env {
-            return Ok(None);
-        }
-        match (modifier, value) {
-            ('-', None) => Ok(Some(word)),
-            ('+', Some(_)) => Ok(Some(word)),
-            ('+', None) => Ok(Some(String::new())),
-            ('?', None) => Err(required_error(name, &word, UNSET_MESSAGE)),
-            (_, Some(v)) => Ok(Some(v)),
-            (_, None) => Ok(Some(String::new())),
-        }
-    }
+fn bad_pattern(pattern: &str, e: &str) -> ShellError {
+    ShellError::new(format!("invalid pattern ({pattern}) in substitution: {e}"))
 }
 
 fn missing_brace() -> ShellError {
     ShellError::new("syntax error: missing '}'")
-}
-
-fn required_error(name: &str, word: &str, default: &str) -> ShellError {
-    let message = if word.is_empty() { default } else { word };
-    ShellError::new(format!("{name}: {message}"))
 }

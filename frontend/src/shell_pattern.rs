@@ -1,16 +1,13 @@
-//! Shell glob patterns for `${var#pattern}`, `${var%pattern}` and `${var/pattern/repl}`:
-//! `*` (any run), `?` (one char), `[...]` classes (with `!`/`^` negation and ranges), and the
-//! escape character making the next character literal.
+//! Shell patterns for `${var#pattern}`, `${var%pattern}` and `${var/pattern/repl}`, with
+//! BuildKit's rules: `*` matches any run of characters, `?` any one character, `\*` `\?` `\\`
+//! are literal, `\}` and `\/` drop the backslash, any other escape is an error, and bracket
+//! expressions are not supported (`[` is literal).
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Token {
     Literal(char),
     AnyRun,
     AnyOne,
-    Class {
-        negated: bool,
-        items: Vec<(char, char)>,
-    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,32 +16,24 @@ pub(crate) struct Pattern {
 }
 
 impl Pattern {
-    pub(crate) fn new(src: &str, escape: char) -> Pattern {
-        let chars: Vec<char> = src.chars().collect();
+    /// Compiles `src`; the error text is BuildKit's (`invalid escape '\x'`).
+    pub(crate) fn new(src: &str) -> Result<Pattern, String> {
+        let mut chars = src.chars().peekable();
         let mut tokens = Vec::new();
-        let mut i = 0;
-        while i < chars.len() {
-            let c = chars[i];
-            i += 1;
-            let token = match c {
+        while let Some(c) = chars.next() {
+            tokens.push(match c {
                 '*' => Token::AnyRun,
                 '?' => Token::AnyOne,
-                '[' => match parse_class(&chars[i..]) {
-                    Some((token, used)) => {
-                        i += used;
-                        token
-                    }
-                    None => Token::Literal('['),
+                '\\' if matches!(chars.peek(), Some('}' | '/')) => continue,
+                '\\' => match chars.next() {
+                    Some(e @ ('*' | '?' | '\\')) => Token::Literal(e),
+                    Some(e) => return Err(format!("invalid escape '\\{e}'")),
+                    None => return Err("invalid escape at end of pattern".to_string()),
                 },
-                c if c == escape && i < chars.len() => {
-                    i += 1;
-                    Token::Literal(chars[i - 1])
-                }
                 c => Token::Literal(c),
-            };
-            tokens.push(token);
+            });
         }
-        Pattern { tokens }
+        Ok(Pattern { tokens })
     }
 
     fn matches(&self, text: &[char]) -> bool {
@@ -77,7 +66,7 @@ impl Pattern {
         }
     }
 
-    /// `${v/p/r}` / `${v//p/r}`: replace the first (or every) longest non-empty match.
+    /// `${v/p/r}` / `${v//p/r}`: replace the leftmost (or every) longest non-empty match.
     pub(crate) fn replace(&self, value: &str, replacement: &str, all: bool) -> String {
         let chars: Vec<char> = value.chars().collect();
         let mut out = String::new();
@@ -107,50 +96,17 @@ impl Pattern {
     }
 }
 
-/// Parses the inside of `[...]` (after the `[`); returns the token and chars consumed.
-fn parse_class(chars: &[char]) -> Option<(Token, usize)> {
-    let mut i = 0;
-    let negated = matches!(chars.first(), Some('!' | '^'));
-    if negated {
-        i += 1;
-    }
-    let mut items = Vec::new();
-    let mut first = true;
-    while i < chars.len() {
-        let c = chars[i];
-        if c == ']' && !first {
-            return Some((Token::Class { negated, items }, i + 1));
-        }
-        first = false;
-        if i + 2 < chars.len() && chars[i + 1] == '-' && chars[i + 2] != ']' {
-            items.push((c, chars[i + 2]));
-            i += 3;
-        } else {
-            items.push((c, c));
-            i += 1;
-        }
-    }
-    None
-}
-
 fn match_tokens(tokens: &[Token], text: &[char]) -> bool {
     match tokens.split_first() {
         None => text.is_empty(),
         Some((Token::AnyRun, rest)) => (0..=text.len()).any(|n| match_tokens(rest, &text[n..])),
         Some((token, rest)) => match text.split_first() {
-            Some((c, text_rest)) => token_matches(token, *c) && match_tokens(rest, text_rest),
+            Some((c, text_rest)) => {
+                (*token == Token::AnyOne || *token == Token::Literal(*c))
+                    && match_tokens(rest, text_rest)
+            }
             None => false,
         },
-    }
-}
-
-fn token_matches(token: &Token, c: char) -> bool {
-    match token {
-        Token::Literal(l) => *l == c,
-        Token::AnyOne | Token::AnyRun => true,
-        Token::Class { negated, items } => {
-            items.iter().any(|(lo, hi)| (*lo..=*hi).contains(&c)) != *negated
-        }
     }
 }
 
@@ -158,30 +114,32 @@ fn token_matches(token: &Token, c: char) -> bool {
 mod tests {
     use super::*;
 
+    fn p(s: &str) -> Pattern {
+        Pattern::new(s).unwrap()
+    }
+
     #[test]
     fn prefix_and_suffix_trimming() {
-        let p = Pattern::new("*/", '\\');
-        assert_eq!(p.trim_prefix("a/b/c", false), "b/c");
-        assert_eq!(p.trim_prefix("a/b/c", true), "c");
-        let s = Pattern::new("/*", '\\');
-        assert_eq!(s.trim_suffix("linux/arm/v7", false), "linux/arm");
-        assert_eq!(s.trim_suffix("linux/arm/v7", true), "linux");
-        assert_eq!(Pattern::new("x", '\\').trim_prefix("abc", false), "abc");
+        assert_eq!(p("*/").trim_prefix("a/b/c", false), "b/c");
+        assert_eq!(p("*/").trim_prefix("a/b/c", true), "c");
+        assert_eq!(p("/*").trim_suffix("linux/arm/v7", false), "linux/arm");
+        assert_eq!(p("/*").trim_suffix("linux/arm/v7", true), "linux");
+        assert_eq!(p("x").trim_prefix("abc", false), "abc");
+        assert_eq!(p("a?").trim_prefix("a/b", false), "b");
     }
 
     #[test]
     fn replacement_first_and_all() {
-        let p = Pattern::new("o", '\\');
-        assert_eq!(p.replace("foo boo", "0", false), "f0o boo");
-        assert_eq!(p.replace("foo boo", "0", true), "f00 b00");
-        assert_eq!(
-            Pattern::new("[a-c]", '\\').replace("abcd", "_", true),
-            "___d"
-        );
-        assert_eq!(
-            Pattern::new("[!a]", '\\').replace("abca", "_", true),
-            "a__a"
-        );
-        assert_eq!(Pattern::new("\\*", '\\').replace("a*b", "+", true), "a+b");
+        assert_eq!(p("o").replace("foo boo", "0", false), "f0o boo");
+        assert_eq!(p("o").replace("foo boo", "0", true), "f00 b00");
+        assert_eq!(p("\\*").replace("a*b", "+", true), "a+b");
+        assert_eq!(p("[a]").replace("x[a]y", "-", true), "x-y");
+        assert_eq!(p("a\\}").replace("a}", "-", true), "-");
+    }
+
+    #[test]
+    fn invalid_escapes() {
+        assert_eq!(Pattern::new("\\x"), Err("invalid escape '\\x'".to_string()));
+        assert!(Pattern::new("a\\").is_err());
     }
 }

@@ -82,7 +82,8 @@ fn copy_paths_and_flags_expand_run_command_does_not() {
 
 #[test]
 fn heredoc_bodies_expand_unless_quoted() {
-    let src = "FROM a\nCOPY <<EOF /a\nv=$V \"q\" \\$lit\nEOF\nCOPY <<'EOF' /b\nv=$V\nEOF\n";
+    // BuildKit applies `\` escapes in expanded bodies too (so `\n` loses its backslash).
+    let src = "FROM a\nCOPY <<EOF /a\nv=$V \"q\" \\$lit \\n\nEOF\nCOPY <<'EOF' /b\nv=$V\nEOF\n";
     let d = parse_dockerfile(src.as_bytes(), "Dockerfile").unwrap();
     let vars = env(&[("V", "1")]);
     let lexer = Lexer::new('\\');
@@ -90,7 +91,7 @@ fn heredoc_bodies_expand_unless_quoted() {
     let InstructionKind::Copy(a) = a.kind else {
         panic!()
     };
-    assert_eq!(a.heredocs[0].content, "v=1 \"q\" $lit\n");
+    assert_eq!(a.heredocs[0].content, "v=1 \"q\" $lit n\n");
     let (b, refs) = d.stages[0].instructions[1].expand(&lexer, &vars).unwrap();
     let InstructionKind::Copy(b) = b.kind else {
         panic!()
@@ -187,6 +188,23 @@ fn lexer_pattern_forms() {
     assert_eq!(w("${F/.tar/}"), "archive.gz");
     assert_eq!(w("${F//a/A}"), "Archive.tAr.gz");
     assert_eq!(w("${F/a/A}"), "Archive.tar.gz");
+    assert_eq!(w("${F/.*/}"), "archive");
+    assert_eq!(
+        l.process_word("${F/a}", &vars).unwrap_err().message,
+        "syntax error: missing '/' in ${}"
+    );
+    assert_eq!(
+        l.process_word("${F:#a}", &vars).unwrap_err().message,
+        "unsupported modifier (:#) in substitution"
+    );
+    assert_eq!(
+        l.process_word("${F:=a}", &vars).unwrap_err().message,
+        "unsupported modifier (:=) in substitution"
+    );
+    assert_eq!(
+        l.process_word("${F#\\x}", &vars).unwrap_err().message,
+        "invalid pattern (\\x) in substitution: invalid escape '\\x'"
+    );
     assert_eq!(w("${E-def}|${U-def}|${E+set}|${U+set}"), "|def|set|");
     assert_eq!(w("${E:-def}|${E:+set}"), "def|");
     assert_eq!(
