@@ -40,7 +40,11 @@ pub struct ImageConfig {
     #[serde(default)]
     pub config: ContainerConfig,
     pub rootfs: RootFs,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_default"
+    )]
     pub history: Vec<History>,
 }
 

@@ -97,7 +97,7 @@ fn full_config_uses_docker_names_and_round_trips() {
 fn parses_docker_config_with_nulls_and_legacy_fields() {
     let raw = br#"{"architecture":"amd64","os":"linux","container_config":{"Cmd":null},
         "config":{"Env":null,"Cmd":["sh"],"Labels":null,"OnBuild":null,"Entrypoint":null},
-        "rootfs":{"type":"layers","diff_ids":null}}"#;
+        "rootfs":{"type":"layers","diff_ids":null},"history":null,"os.features":null}"#;
     let cfg = ImageConfig::from_json(raw).unwrap();
     assert_eq!(cfg.config.cmd, Some(vec!["sh".to_string()]));
     assert_eq!(cfg.config.entrypoint, None);
