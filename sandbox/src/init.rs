@@ -265,7 +265,55 @@ fn container_main(spec: &InitSpec, control: &UnixStream) -> Result<Infallible, I
     }
     // Changing uid/gid cleared the parent-death signal; arm it again for the payload.
     set_parent_death_signal()?;
+    reset_signals()?;
     exec(&exe, &spec.args, &env)
+}
+
+/// Ignored signals and the signal mask survive execve. The Rust runtime of this init ignores
+/// SIGPIPE (and the caller may have ignored more), which would break `yes | head` in the
+/// payload; docker payloads start with default dispositions and nothing blocked.
+fn reset_signals() -> Result<(), InitError> {
+    // The kernel's struct sigaction (x86_64 and aarch64 layout). The raw syscall is used
+    // because glibc refuses signals 32 and 33, which it reserves, yet they can be ignored too.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    let default = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: `default` is a valid kernel sigaction; the old action is not requested;
+        // the sigset size is 8 bytes as the kernel expects.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &default as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            )
+        };
+    }
+    // SAFETY: an empty, initialised sigset passed to sigprocmask.
+    let rc = unsafe {
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut())
+    };
+    if rc != 0 {
+        return Err(InitError::last_os("clear signal mask"));
+    }
+    Ok(())
 }
 
 /// If the init dies (e.g. SIGKILLed by a crashing caller), take the sandbox down with it.

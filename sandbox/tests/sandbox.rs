@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 const HARNESS: &str = env!("CARGO_BIN_EXE_builder-sandbox-harness");
 const APPLETS: &[&str] = &[
     "sh", "echo", "id", "hostname", "ls", "cat", "mount", "touch", "pwd", "env", "mkdir", "test",
-    "sleep", "ip", "grep", "chown", "dd", "true", "head", "wc",
+    "sleep", "ip", "grep", "chown", "dd", "true", "head", "wc", "yes",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -754,4 +754,25 @@ fn setup_errors_are_reported_with_context() {
         "{}",
         out.err()
     );
+}
+
+#[test]
+fn payload_starts_with_default_signal_dispositions() {
+    let f = Fixture::new();
+    let out = f.run(&["cat", "/proc/self/status"], json!({}));
+    out.ok();
+    assert!(
+        out.stdout.contains("SigIgn:\t0000000000000000"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("SigBlk:\t0000000000000000"),
+        "{}",
+        out.stdout
+    );
+    // With SIGPIPE ignored, `yes` would complain about EPIPE instead of dying quietly.
+    let out = f.sh("yes | head -1", json!({}));
+    out.ok();
+    assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("y\n", ""));
 }
