@@ -89,6 +89,10 @@ fn init_main() -> i32 {
     unsafe { libc::syscall(libc::SYS_close_range, CONTROL_FD + 1, u32::MAX, 0) };
     // SAFETY: fcntl on a descriptor we own; keeps the socket away from the payload.
     unsafe { libc::fcntl(CONTROL_FD, libc::F_SETFD, libc::FD_CLOEXEC) };
+    // Like runc: mount points, WORKDIR and the payload's files must not depend on the
+    // caller's umask, or layer contents would vary between machines.
+    // SAFETY: umask only changes this process's file creation mask.
+    unsafe { libc::umask(0o022) };
     let result = read_spec(&control).and_then(|spec| supervise(&spec, &control));
     match result {
         Ok(status) => {

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 const HARNESS: &str = env!("CARGO_BIN_EXE_builder-sandbox-harness");
 const APPLETS: &[&str] = &[
     "sh", "echo", "id", "hostname", "ls", "cat", "mount", "touch", "pwd", "env", "mkdir", "test",
-    "sleep", "ip", "grep", "chown", "dd", "true", "head", "wc", "yes",
+    "sleep", "ip", "grep", "chown", "dd", "true", "head", "wc", "yes", "stat",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -775,4 +775,31 @@ fn payload_starts_with_default_signal_dispositions() {
     let out = f.sh("yes | head -1", json!({}));
     out.ok();
     assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("y\n", ""));
+}
+
+#[test]
+fn umask_is_0022_whatever_the_callers_is() {
+    let f = Fixture::new();
+    let spec = f.spec(
+        &["/bin/sh", "-c", "umask; mkdir /tmp/d && stat -c %a /tmp/d"],
+        json!({"cwd": "/new/workdir"}),
+    );
+    let out = Command::new("/bin/sh")
+        .arg("-c")
+        .arg("umask 077; exec \"$0\" \"$1\"")
+        .arg(HARNESS)
+        .arg(spec)
+        .output()
+        .expect("run harness");
+    let out: Out = serde_json::from_slice(&out.stdout).expect("harness output");
+    out.ok();
+    assert_eq!(out.stdout, "0022\n755\n");
+    let mode = std::fs::metadata(f.root().join("new/workdir"))
+        .expect("workdir")
+        .mode();
+    assert_eq!(mode & 0o777, 0o755);
+    let proc_mode = std::fs::metadata(f.root().join("proc"))
+        .expect("stub")
+        .mode();
+    assert_eq!(proc_mode & 0o777, 0o755);
 }
