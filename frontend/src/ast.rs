@@ -235,14 +235,6 @@ fn node_from_line(line: &str, escape: char) -> Result<Node, String> {
     Ok(node)
 }
 
-/// Parses one instruction line that is not part of a file (an ONBUILD trigger).
-pub(crate) fn node_from_trigger(line: &str, escape: char) -> Result<Node, String> {
-    if line.trim().is_empty() {
-        return Err("empty ONBUILD trigger".to_string());
-    }
-    node_from_line(line, escape)
-}
-
 impl Node {
     fn can_contain_heredoc(&self) -> bool {
         let node = match (self.value.as_str(), self.children.first()) {

@@ -395,26 +395,43 @@ fn parse_run(ctx: &Ctx) -> Result<Run, FrontendError> {
     })
 }
 
-/// Splits COPY/ADD arguments into plain sources and the destination; heredoc words are
-/// dropped from the sources because their bodies travel in `heredocs`.
-fn sources_and_dest(ctx: &Ctx) -> Result<(Vec<String>, String), FrontendError> {
+/// Splits COPY/ADD arguments into plain sources, heredoc sources and the destination. A
+/// heredoc source's body is tab-chomped here for `<<-`, as BuildKit does at parse time.
+fn sources_and_dest(ctx: &Ctx) -> Result<(Vec<String>, Vec<Heredoc>, String), FrontendError> {
     let args = &ctx.node.args;
-    if args.len() < 2 {
+    let Some((dest, sources)) = args.split_last().filter(|_| args.len() >= 2) else {
         return Err(ctx.err(format!(
-            "{} requires at least two arguments, but only one was provided. Destination could not be determined.",
+            "{} requires at least two arguments, but only one was provided. Destination could not be determined",
             ctx.name()
         )));
-    }
-    let (dest, sources) = args
-        .split_last()
-        .ok_or_else(|| ctx.err("missing destination"))?;
-    let is_heredoc = |s: &String| {
-        !ctx.node.heredocs.is_empty() && matches!(ast::heredoc_from_word(s), Ok(Some(_)))
     };
-    Ok((
-        sources.iter().filter(|s| !is_heredoc(s)).cloned().collect(),
-        dest.clone(),
-    ))
+    let heredoc_word = |s: &str| {
+        if ctx.node.json {
+            None
+        } else {
+            ast::heredoc_from_word(s).ok().flatten()
+        }
+    };
+    if heredoc_word(dest).is_some() {
+        return Err(ctx.src.error_at(
+            ctx.node,
+            dest,
+            format!("{} cannot accept a heredoc as a destination", ctx.name()),
+        ));
+    }
+    let mut paths = Vec::new();
+    let mut docs = Vec::new();
+    for src in sources {
+        match heredoc_word(src) {
+            Some(word) => {
+                let body = ctx.node.heredocs.iter().find(|d| d.name == word.name);
+                let content = body.map(Heredoc::chomped_content).unwrap_or_default();
+                docs.push(Heredoc { content, ..word });
+            }
+            None => paths.push(src.clone()),
+        }
+    }
+    Ok((paths, docs, dest.clone()))
 }
 
 fn parse_copy(ctx: &Ctx) -> Result<Copy, FrontendError> {
@@ -426,7 +443,7 @@ fn parse_copy(ctx: &Ctx) -> Result<Copy, FrontendError> {
         ("parents", FlagKind::Bool),
         ("exclude", FlagKind::List),
     ])?;
-    let (sources, dest) = sources_and_dest(ctx)?;
+    let (sources, heredocs, dest) = sources_and_dest(ctx)?;
     Ok(Copy {
         sources,
         dest,
@@ -436,7 +453,7 @@ fn parse_copy(ctx: &Ctx) -> Result<Copy, FrontendError> {
         link: flags.bool("link"),
         parents: flags.bool("parents"),
         exclude: flags.list("exclude"),
-        heredocs: ctx.node.heredocs.clone(),
+        heredocs,
     })
 }
 
@@ -449,7 +466,7 @@ fn parse_add(ctx: &Ctx) -> Result<Add, FrontendError> {
         ("keep-git-dir", FlagKind::Bool),
         ("exclude", FlagKind::List),
     ])?;
-    let (sources, dest) = sources_and_dest(ctx)?;
+    let (sources, heredocs, dest) = sources_and_dest(ctx)?;
     Ok(Add {
         sources,
         dest,
@@ -459,7 +476,7 @@ fn parse_add(ctx: &Ctx) -> Result<Add, FrontendError> {
         checksum: flags.string("checksum"),
         keep_git_dir: flags.bool("keep-git-dir"),
         exclude: flags.list("exclude"),
-        heredocs: ctx.node.heredocs.clone(),
+        heredocs,
     })
 }
 
@@ -467,7 +484,7 @@ fn parse_key_values(ctx: &Ctx) -> Result<Vec<KeyValue>, FrontendError> {
     ctx.no_flags()?;
     ctx.at_least(1)?;
     // The AST stores (key, value, separator) triples.
-    Ok(ctx
+    let pairs: Vec<KeyValue> = ctx
         .node
         .args
         .chunks(3)
@@ -475,7 +492,11 @@ fn parse_key_values(ctx: &Ctx) -> Result<Vec<KeyValue>, FrontendError> {
             key: c[0].clone(),
             value: c.get(1).cloned().unwrap_or_default(),
         })
-        .collect())
+        .collect();
+    if pairs.iter().any(|kv| kv.key.is_empty()) {
+        return Err(ctx.err(format!("{} names can not be blank", ctx.name())));
+    }
+    Ok(pairs)
 }
 
 fn parse_arg(ctx: &Ctx) -> Result<Vec<ArgDecl>, FrontendError> {
@@ -488,11 +509,9 @@ fn parse_arg(ctx: &Ctx) -> Result<Vec<ArgDecl>, FrontendError> {
             None => (word.clone(), None),
         };
         if name.is_empty() {
-            return Err(ctx.src.error_at(
-                ctx.node,
-                word,
-                format!("invalid ARG {word:?}: empty name"),
-            ));
+            return Err(ctx
+                .src
+                .error_at(ctx.node, word, "ARG names can not be blank"));
         }
         decls.push(ArgDecl { name, default });
     }
@@ -546,7 +565,14 @@ fn parse_onbuild(ctx: &Ctx, escape: char) -> Result<String, FrontendError> {
         },
         escape,
     )?;
-    Ok(trigger_text(&ctx.node.original))
+    // Heredoc bodies travel with the trigger so the child build can parse them again.
+    let mut trigger = trigger_text(&ctx.node.original);
+    for doc in &ctx.node.heredocs {
+        trigger.push('\n');
+        trigger.push_str(&doc.content);
+        trigger.push_str(&doc.name);
+    }
+    Ok(trigger)
 }
 
 fn parse_healthcheck(ctx: &Ctx) -> Result<Healthcheck, FrontendError> {
@@ -587,10 +613,9 @@ fn parse_healthcheck(ctx: &Ctx) -> Result<Healthcheck, FrontendError> {
     let retries = match flags.string("retries") {
         None => None,
         Some(v) => Some(v.parse::<u32>().map_err(|_| {
-            let m = if v.starts_with('-') {
-                "--retries cannot be negative".to_string()
-            } else {
-                format!("invalid --retries value {v:?}")
+            let m = match v.parse::<i64>() {
+                Ok(n) if n < 0 => format!("--retries cannot be negative ({n})"),
+                _ => format!("invalid --retries value {v:?}"),
             };
             ctx.src.error_at(ctx.node, "--retries", m)
         })?),

@@ -222,11 +222,25 @@ fn stage_from_node(ctx: &Ctx) -> Result<Stage, FrontendError> {
 /// Parses an ONBUILD trigger (as stored in an image's config) so a child build can run it.
 /// Rejects `ONBUILD ONBUILD`, `FROM` and `MAINTAINER` triggers as docker does.
 pub fn parse_onbuild_trigger(trigger: &str, escape: char) -> Result<Instruction, FrontendError> {
+    // Escape directives cannot appear in a trigger; make sure a leading `#` is not taken as one.
+    let text = if escape == '\\' {
+        trigger.to_string()
+    } else {
+        format!("# escape={escape}\n{trigger}")
+    };
+    let parsed = ast::parse(text.as_bytes())?;
+    let offset = usize::from(escape != '\\');
+    let [node] = parsed.root.children.as_slice() else {
+        return Err(FrontendError::new(
+            1,
+            1,
+            "an ONBUILD trigger must be exactly one instruction",
+        ));
+    };
+    let mut node = node.clone();
+    node.start_line -= offset;
+    node.end_line -= offset;
     let src = SourceLines::new(trigger);
-    let mut node =
-        ast::node_from_trigger(trigger, escape).map_err(|m| FrontendError::new(1, 1, m))?;
-    node.start_line = 1;
-    node.end_line = trigger.lines().count().max(1);
     let ctx = Ctx {
         src: &src,
         node: &node,

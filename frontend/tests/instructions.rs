@@ -287,6 +287,24 @@ fn onbuild_triggers() {
         })
     );
     assert!(parse_onbuild_trigger("MAINTAINER x", '\\').is_err());
+    // Heredoc bodies are kept in the trigger and parsed again by the child build.
+    let InstructionKind::Onbuild(trigger) = one("FROM a\nONBUILD RUN <<EOF\necho hi\nEOF\n") else {
+        panic!()
+    };
+    assert_eq!(trigger, "RUN <<EOF\necho hi\nEOF");
+    let InstructionKind::Run(run) = parse_onbuild_trigger(&trigger, '\\').unwrap().kind else {
+        panic!()
+    };
+    assert_eq!(run.script().unwrap(), "echo hi\n");
+    let t = parse_onbuild_trigger("COPY a `\n  b", '`').unwrap();
+    assert_eq!(
+        t.location,
+        Location {
+            start_line: 1,
+            end_line: 2
+        }
+    );
+    assert!(matches!(t.kind, InstructionKind::Copy(_)));
     assert!(parse_onbuild_trigger("ONBUILD RUN x", '\\').is_err());
     assert!(parse_onbuild_trigger("BOGUS x", '\\').is_err());
 }
@@ -336,7 +354,7 @@ fn healthcheck() {
     );
     assert_eq!(
         err("FROM a\nHEALTHCHECK --retries=-1 CMD x\n").message,
-        "--retries cannot be negative"
+        "--retries cannot be negative (-1)"
     );
 }
 
@@ -368,7 +386,7 @@ fn located_errors_quote_the_line() {
     assert_eq!(err("FROM a\nENV --x=1 a=b\n").message, "unknown flag: x");
     assert_eq!(
         err("FROM a\nCOPY onlyone\n").message,
-        "COPY requires at least two arguments, but only one was provided. Destination could not be determined."
+        "COPY requires at least two arguments, but only one was provided. Destination could not be determined"
     );
     assert_eq!(
         err("FROM a\nUSER\n").message,
@@ -399,6 +417,14 @@ fn located_errors_quote_the_line() {
         "invalid name for build stage: \"1x\", name can't start with a number or contain symbols"
     );
     assert_eq!(err("FROM --plat=x a\n").message, "unknown flag: plat");
+    assert_eq!(
+        err("FROM a\nARG =x\n").message,
+        "ARG names can not be blank"
+    );
+    assert_eq!(
+        err("FROM a\nENV =x\n").message,
+        "ENV names can not be blank"
+    );
     let e = parse_dockerfile(b"RUN x\nFROM a\n", "build/Dockerfile.dev").unwrap_err();
     assert_eq!(
         e.to_string(),
