@@ -1,1 +1,114 @@
-fn main() {}
+//! `builder`: a daemonless, rootless Dockerfile image builder.
+//!
+//! Exit codes: 0 success; 1 the build or command failed (a step failed, an image is missing...);
+//! 2 usage error (bad flags, malformed Dockerfile, bad arguments); 3 internal error.
+
+mod cli;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "builder",
+    version,
+    about = "Build OCI images from Dockerfiles, without a daemon and without root"
+)]
+struct Cli {
+    /// Store root (default: $XDG_DATA_HOME/builder or ~/.local/share/builder).
+    #[arg(long, global = true, env = "BUILDER_ROOT")]
+    root: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build an image from a Dockerfile.
+    Build(cli::build::BuildArgs),
+    /// List images.
+    Images(cli::images::ImagesArgs),
+    /// Give an image another name.
+    Tag { source: String, target: String },
+    /// Remove image names (and images left with no name).
+    Rmi {
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Print an image's config (and manifest) as JSON.
+    Inspect { images: Vec<String> },
+    /// Show the history of an image.
+    History {
+        #[arg(long)]
+        no_trunc: bool,
+        image: String,
+    },
+    /// Write images to a tar archive (docker-archive, or OCI layout with --format oci).
+    Save(cli::save::SaveArgs),
+    /// Run a command in a new container from an image.
+    Run(cli::run::RunArgs),
+    /// Pull an image from a registry.
+    Pull(cli::registry::PullArgs),
+    /// Push an image to a registry.
+    Push(cli::registry::PushArgs),
+    /// Log in to a registry (writes docker's config.json).
+    Login(cli::registry::LoginArgs),
+    /// Log out of a registry.
+    Logout { server: String },
+}
+
+fn main() -> ExitCode {
+    // The sandbox re-executes this binary as its in-namespace init; that must happen before
+    // anything else (threads, runtime) exists.
+    builder_sandbox::dispatch_init();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => ExitCode::from(2),
+            };
+        }
+    };
+    let userns = match builder_sandbox::enter_rootless_userns() {
+        Ok(info) => info,
+        Err(e) => {
+            eprintln!("error: cannot set up the rootless user namespace: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let root = cli.root.clone().unwrap_or_else(builder_cache::default_root);
+    let ctx = cli::Context { root, userns };
+    match run(cli.command, &ctx) {
+        Ok(code) => code,
+        Err(e) => {
+            let code = cli::exit_code_for(&e);
+            eprintln!("error: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn run(command: Command, ctx: &cli::Context) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Build(args) => cli::build::run(ctx, args),
+        Command::Images(args) => cli::images::images(ctx, args),
+        Command::Tag { source, target } => cli::images::tag(ctx, &source, &target),
+        Command::Rmi { force, images } => cli::images::rmi(ctx, &images, force),
+        Command::Inspect { images } => cli::images::inspect(ctx, &images),
+        Command::History { no_trunc, image } => cli::images::history(ctx, &image, no_trunc),
+        Command::Save(args) => cli::save::run(ctx, args),
+        Command::Run(args) => cli::run::run(ctx, args),
+        Command::Pull(args) => cli::registry::pull(ctx, args),
+        Command::Push(args) => cli::registry::push(ctx, args),
+        Command::Login(args) => cli::registry::login(args),
+        Command::Logout { server } => cli::registry::logout(&server),
+    }
+}

@@ -125,7 +125,10 @@ pub struct HashingWriter<W> {
 
 impl<W: Write> HashingWriter<W> {
     pub fn new(inner: W) -> Self {
-        HashingWriter { inner, hasher: Hasher::new() }
+        HashingWriter {
+            inner,
+            hasher: Hasher::new(),
+        }
     }
     /// Digest and byte count of what was written, and the inner writer.
     pub fn finish(self) -> (Digest, u64, W) {
@@ -153,7 +156,10 @@ pub struct HashingReader<R> {
 
 impl<R: Read> HashingReader<R> {
     pub fn new(inner: R) -> Self {
-        HashingReader { inner, hasher: Hasher::new() }
+        HashingReader {
+            inner,
+            hasher: Hasher::new(),
+        }
     }
     pub fn finish(self) -> (Digest, u64) {
         let len = self.hasher.len();
@@ -185,8 +191,14 @@ mod tests {
     fn parse_round_trip_and_errors() {
         let d = Digest::of(b"hello");
         assert_eq!(d.to_string().parse::<Digest>().unwrap(), d);
-        assert!(matches!("md5:abc".parse::<Digest>(), Err(DigestParseError::UnsupportedAlgorithm(_))));
-        assert!(matches!("sha256:xyz".parse::<Digest>(), Err(DigestParseError::Malformed(_))));
+        assert!(matches!(
+            "md5:abc".parse::<Digest>(),
+            Err(DigestParseError::UnsupportedAlgorithm(_))
+        ));
+        assert!(matches!(
+            "sha256:xyz".parse::<Digest>(),
+            Err(DigestParseError::Malformed(_))
+        ));
         assert!("nocolon".parse::<Digest>().is_err());
     }
 

@@ -1,1 +1,24 @@
-//! builder-solver
+//! builder-solver: from a parsed Dockerfile to a stored image.
+//!
+//! - [`convert`]: docker's dispatch rules turn stages and instructions into a [`graph::BuildGraph`]
+//!   of content-addressed operations plus each stage's image config ([`image::ImageSpec`]).
+//! - [`executor`]: solves the graph: cache keys, cache lookups, parallel execution of RUN steps in
+//!   the sandbox and of file operations ([`copy`]) on overlay snapshots.
+//! - [`build`]: the whole pipeline for one `builder build`.
+
+pub mod build;
+pub mod cache_index;
+pub mod convert;
+pub mod copy;
+pub mod executor;
+pub mod graph;
+pub mod image;
+pub mod image_json;
+pub mod progress;
+pub mod resolve;
+pub mod rootpath;
+pub mod source_tree;
+pub mod userdb;
+
+pub use build::{BuildError, BuildOutput, BuildRequest, build};
+pub use image::Platform;

@@ -1,0 +1,147 @@
+//! One build, end to end: parse → convert → solve → store the image.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use builder_cache::image::ImageConfig;
+use builder_cache::manifest::{Descriptor, ManifestFormat};
+use builder_cache::{Store, StoredImage};
+use builder_frontend::dockerignore::IgnoreMatcher;
+use builder_snapshot::LayerOptions;
+
+use crate::convert::{ConvertError, ConvertOptions, ImageResolver, convert};
+use crate::executor::{Output, SolveError, SolveOptions, Solver};
+use crate::image::Platform;
+use crate::image_json::config_from_spec;
+use crate::progress::{Event, ProgressSink};
+
+pub struct BuildRequest {
+    /// Name shown in errors (`Dockerfile`, or the `-f` path).
+    pub dockerfile_name: String,
+    pub dockerfile: Vec<u8>,
+    pub context_dir: Option<PathBuf>,
+    /// Contents of the applicable .dockerignore, if any.
+    pub dockerignore: Option<String>,
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub platform: Option<Platform>,
+    pub no_cache: bool,
+    pub secrets: BTreeMap<String, PathBuf>,
+    pub layer_options: LayerOptions,
+    /// Fixed creation time (SOURCE_DATE_EPOCH) for reproducible images.
+    pub source_date_epoch: Option<i64>,
+    pub max_parallel: usize,
+}
+
+#[derive(Debug)]
+pub struct BuildOutput {
+    pub image: StoredImage,
+    pub config: ImageConfig,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Convert(#[from] ConvertError),
+    #[error(transparent)]
+    Solve(#[from] SolveError),
+    #[error("invalid .dockerignore: {0}")]
+    Ignore(String),
+    #[error("storing the image: {0}")]
+    Store(#[from] builder_cache::StoreError),
+}
+
+pub fn build(
+    store: &Store,
+    req: &BuildRequest,
+    resolver: &dyn ImageResolver,
+    progress: &dyn ProgressSink,
+) -> Result<BuildOutput, BuildError> {
+    let dockerfile = builder_frontend::parse_dockerfile(&req.dockerfile, &req.dockerfile_name)
+        .map_err(ConvertError::from)?;
+    let mut warnings = dockerfile.warnings.clone();
+    let options = ConvertOptions {
+        build_args: req.build_args.clone(),
+        target: req.target.clone(),
+        platform: req.platform.clone(),
+        labels: req.labels.clone(),
+        file_name: req.dockerfile_name.clone(),
+    };
+    let converted = convert(&dockerfile, &options, resolver)?;
+    if !converted.unused_build_args.is_empty() {
+        warnings.push(format!(
+            "one or more build-args [{}] were not consumed",
+            converted.unused_build_args.join(" ")
+        ));
+    }
+    let ignore = match &req.dockerignore {
+        Some(text) => IgnoreMatcher::parse(text).map_err(|e| BuildError::Ignore(e.to_string()))?,
+        None => IgnoreMatcher::empty(),
+    };
+    let solve_options = SolveOptions {
+        context_dir: req.context_dir.clone(),
+        ignore,
+        secrets: req.secrets.clone(),
+        no_cache: req.no_cache,
+        layer_options: req.layer_options.clone(),
+        max_parallel: req.max_parallel,
+        dockerfile_name: req.dockerfile_name.clone(),
+    };
+    let solver = Solver::new(store, &solve_options, progress)?;
+    let target = &converted.target;
+    let solved = solver.solve(&converted.graph, target.vertex)?;
+    let layers_of = |v| match solved.get(&v).map(|s| &s.output) {
+        Some(Output::Rootfs(layers)) => layers.clone(),
+        _ => Vec::new(),
+    };
+    let layers = layers_of(target.vertex);
+
+    // A step whose diff was empty added no layer: docker marks its history entry empty_layer.
+    let mut spec = target.spec.clone();
+    for (history_index, vertex) in &target.layer_history {
+        let base_len = converted
+            .graph
+            .vertex(*vertex)
+            .inputs
+            .first()
+            .map(|i| layers_of(*i).len())
+            .unwrap_or(0);
+        if layers_of(*vertex).len() <= base_len {
+            spec.history[*history_index].empty_layer = true;
+        }
+    }
+    progress.event(Event::Status {
+        message: "exporting to image".into(),
+    });
+    let created = Some(match req.source_date_epoch {
+        Some(epoch) => builder_cache::time::rfc3339_from_unix(epoch),
+        None => builder_cache::time::rfc3339_now(),
+    });
+    let config = config_from_spec(&spec, layers.iter().map(|l| l.diff_id).collect(), created);
+    let descriptors: Vec<Descriptor> = layers
+        .iter()
+        .map(|l| Descriptor::new(oci_layer_media_type(&l.media_type), l.digest, l.size))
+        .collect();
+    let image =
+        builder_cache::put_image(store.blobs(), &config, &descriptors, ManifestFormat::Oci)?;
+    Ok(BuildOutput {
+        image,
+        config,
+        warnings,
+    })
+}
+
+/// Layers pulled as Docker media types are the same bytes under OCI names.
+fn oci_layer_media_type(media_type: &str) -> String {
+    match media_type {
+        "application/vnd.docker.image.rootfs.diff.tar.gzip" => {
+            "application/vnd.oci.image.layer.v1.tar+gzip".into()
+        }
+        "application/vnd.docker.image.rootfs.diff.tar" => {
+            "application/vnd.oci.image.layer.v1.tar".into()
+        }
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,1195 @@
+//! Dockerfile → build graph: docker's dispatch rules, applied to the frontend's typed instructions.
+//!
+//! Stages are converted lazily from the target backwards (a stage is converted when the target,
+//! or a stage it needs, refers to it), so stages that do not contribute are never converted and
+//! their base images never resolved, as with BuildKit.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use builder_frontend::shell::{EnvLookup, Lexer};
+use builder_frontend::{
+    Add, CommandForm, Copy, Dockerfile, FrontendError, Healthcheck, Instruction, InstructionKind,
+    KeyValue, Run, Stage,
+};
+
+use crate::graph::{
+    BuildGraph, CopyAction, ExecMount, ExecMountKind, ExecOp, FileAction, FileOp, ImageSource,
+    NetworkMode, Op, Vertex, VertexId,
+};
+use crate::image::{HealthConfig, HistoryEntry, ImageSpec, Platform};
+
+/// Proxy variables docker passes to RUN from `--build-arg` without an ARG declaration, and
+/// keeps out of the image history.
+pub const PROXY_ARGS: &[&str] = &[
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// A base image found by the resolver: its identity, config and layers.
+#[derive(Clone, Debug)]
+pub struct ResolvedImage {
+    /// Normalized reference, e.g. `docker.io/library/busybox:latest`.
+    pub reference: String,
+    pub manifest_digest: builder_cache::Digest,
+    /// Config and layers (`base_layers`) of the image.
+    pub spec: ImageSpec,
+}
+
+/// Finds base images (`FROM x`, `COPY --from=x`) in the local store or a registry.
+pub trait ImageResolver {
+    fn resolve(&self, reference: &str, platform: &Platform) -> Result<ResolvedImage, String>;
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ConvertOptions {
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    /// Platform of the image being built (`--platform`; default: host).
+    pub platform: Option<Platform>,
+    /// `--label` values, applied to the target stage's config.
+    pub labels: BTreeMap<String, String>,
+    pub file_name: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    #[error("{0}")]
+    Frontend(#[from] FrontendError),
+    #[error("{file}:{line}: {message}")]
+    At {
+        file: String,
+        line: usize,
+        message: String,
+    },
+    #[error("{0}")]
+    General(String),
+}
+
+/// The converted build: the graph, the target stage's vertex and image config, and which history
+/// entries correspond to a layer-producing vertex (an empty diff turns them into `empty_layer`).
+#[derive(Debug)]
+pub struct ConvertedBuild {
+    pub graph: BuildGraph,
+    pub target: StageOutput,
+    /// Build args given but not consumed by any ARG of the converted stages.
+    pub unused_build_args: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct StageOutput {
+    pub name: String,
+    pub vertex: VertexId,
+    pub spec: ImageSpec,
+    /// (index into `spec.history`, vertex that may add a layer).
+    pub layer_history: Vec<(usize, VertexId)>,
+}
+
+pub fn convert(
+    dockerfile: &Dockerfile,
+    options: &ConvertOptions,
+    resolver: &dyn ImageResolver,
+) -> Result<ConvertedBuild, ConvertError> {
+    let mut converter = Converter::new(dockerfile, options, resolver)?;
+    let target = converter.target_index()?;
+    let output = converter.stage(target)?;
+    let mut spec = output.spec.clone();
+    spec.labels.extend(options.labels.clone());
+    let unused_build_args = options
+        .build_args
+        .keys()
+        .filter(|k| !converter.consumed_args.contains(*k) && !PROXY_ARGS.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    Ok(ConvertedBuild {
+        graph: converter.graph,
+        target: StageOutput { spec, ..output },
+        unused_build_args,
+    })
+}
+
+/// Variables visible while expanding an instruction: the stage's ENV first, then its ARGs
+/// (docker: an ENV always wins over an ARG of the same name).
+struct ScopeEnv<'a> {
+    env: &'a [(String, String)],
+    args: &'a [(String, String)],
+}
+
+impl EnvLookup for ScopeEnv<'_> {
+    fn lookup(&self, name: &str) -> Option<&str> {
+        fn find<'l>(list: &'l [(String, String)], name: &str) -> Option<&'l str> {
+            list.iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        }
+        find(self.env, name).or_else(|| find(self.args, name))
+    }
+}
+
+enum StageState {
+    InProgress,
+    Done(Box<StageOutput>),
+}
+
+struct Converter<'a> {
+    dockerfile: &'a Dockerfile,
+    options: &'a ConvertOptions,
+    resolver: &'a dyn ImageResolver,
+    lexer: Lexer,
+    graph: BuildGraph,
+    platform: Platform,
+    /// Global ARGs (before the first FROM) with their values, plus the automatic platform ARGs.
+    meta_args: Vec<(String, String)>,
+    stages: HashMap<usize, StageState>,
+    context: Option<VertexId>,
+    images: HashMap<String, VertexId>,
+    consumed_args: BTreeSet<String>,
+}
+
+impl<'a> Converter<'a> {
+    fn new(
+        dockerfile: &'a Dockerfile,
+        options: &'a ConvertOptions,
+        resolver: &'a dyn ImageResolver,
+    ) -> Result<Self, ConvertError> {
+        let platform = options.platform.clone().unwrap_or_else(Platform::host);
+        let mut converter = Converter {
+            dockerfile,
+            options,
+            resolver,
+            lexer: Lexer::new(dockerfile.escape),
+            graph: BuildGraph::new(),
+            meta_args: platform_args(&platform),
+            platform,
+            stages: HashMap::new(),
+            context: None,
+            images: HashMap::new(),
+            consumed_args: BTreeSet::new(),
+        };
+        converter.evaluate_meta_args()?;
+        Ok(converter)
+    }
+
+    fn error(&self, line: usize, message: impl Into<String>) -> ConvertError {
+        ConvertError::At {
+            file: self.options.file_name.clone(),
+            line,
+            message: message.into(),
+        }
+    }
+
+    fn evaluate_meta_args(&mut self) -> Result<(), ConvertError> {
+        for inst in &self.dockerfile.meta_args {
+            let InstructionKind::Arg(decls) = &inst.kind else {
+                continue;
+            };
+            for decl in decls {
+                self.consumed_args.insert(decl.name.clone());
+                let value = match (self.options.build_args.get(&decl.name), &decl.default) {
+                    (Some(v), _) => Some(v.clone()),
+                    (None, Some(default)) => {
+                        let env = ScopeEnv {
+                            env: &[],
+                            args: &self.meta_args,
+                        };
+                        Some(
+                            self.lexer
+                                .process_word(default, &env)
+                                .map_err(|e| self.error(inst.location.start_line, e.to_string()))?,
+                        )
+                    }
+                    (None, None) => None,
+                };
+                if let Some(value) = value {
+                    self.meta_args.push((decl.name.clone(), value));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn target_index(&self) -> Result<usize, ConvertError> {
+        let stages = &self.dockerfile.stages;
+        if stages.is_empty() {
+            return Err(ConvertError::General(
+                "the Dockerfile has no stages (no FROM)".into(),
+            ));
+        }
+        match &self.options.target {
+            None => Ok(stages.len() - 1),
+            Some(target) => {
+                let wanted = target.to_lowercase();
+                stages
+                    .iter()
+                    .position(|s| s.name.as_deref() == Some(wanted.as_str()))
+                    .ok_or_else(|| {
+                        let names: Vec<_> = stages.iter().filter_map(|s| s.name.clone()).collect();
+                        ConvertError::General(format!(
+                            "target stage {target:?} could not be found; stages with names: {}",
+                            if names.is_empty() {
+                                "none".to_string()
+                            } else {
+                                names.join(", ")
+                            }
+                        ))
+                    })
+            }
+        }
+    }
+
+    /// The stage a `FROM`/`--from` name refers to, among the stages defined before `before`.
+    fn stage_by_ref(&self, name: &str, before: usize) -> Option<usize> {
+        let lower = name.to_lowercase();
+        let by_name = self.dockerfile.stages[..before]
+            .iter()
+            .position(|s| s.name.as_deref() == Some(lower.as_str()));
+        by_name.or_else(|| name.parse::<usize>().ok().filter(|i| *i < before))
+    }
+
+    fn stage(&mut self, index: usize) -> Result<StageOutput, ConvertError> {
+        match self.stages.get(&index) {
+            Some(StageState::Done(out)) => return Ok((**out).clone()),
+            Some(StageState::InProgress) => {
+                let line = self.dockerfile.stages[index].location.start_line;
+                return Err(self.error(line, "circular dependency between stages"));
+            }
+            None => {}
+        }
+        self.stages.insert(index, StageState::InProgress);
+        let out = self.convert_stage(index)?;
+        self.stages
+            .insert(index, StageState::Done(Box::new(out.clone())));
+        Ok(out)
+    }
+
+    fn context_vertex(&mut self) -> VertexId {
+        *self.context.get_or_insert_with(|| {
+            self.graph.add(Vertex {
+                op: Op::Context,
+                inputs: vec![],
+                name: "[internal] load build context".into(),
+                lines: None,
+            })
+        })
+    }
+
+    fn image_vertex(&mut self, image: &ResolvedImage) -> VertexId {
+        if let Some(v) = self.images.get(&image.reference) {
+            return *v;
+        }
+        let v = self.graph.add(Vertex {
+            op: Op::Image(ImageSource {
+                reference: image.reference.clone(),
+                manifest_digest: image.manifest_digest,
+                layers: image.spec.base_layers.clone(),
+            }),
+            inputs: vec![],
+            name: format!("[internal] load {}", image.reference),
+            lines: None,
+        });
+        self.images.insert(image.reference.clone(), v);
+        v
+    }
+
+    fn resolve_image(
+        &self,
+        reference: &str,
+        line: usize,
+        platform: &Platform,
+    ) -> Result<ResolvedImage, ConvertError> {
+        self.resolver
+            .resolve(reference, platform)
+            .map_err(|e| self.error(line, e))
+    }
+
+    fn convert_stage(&mut self, index: usize) -> Result<StageOutput, ConvertError> {
+        let stage: &'a Stage = &self.dockerfile.stages[index];
+        let line = stage.location.start_line;
+        let display_name = stage
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("stage-{index}"));
+        let meta = ScopeEnv {
+            env: &[],
+            args: &self.meta_args,
+        };
+        let base = self
+            .lexer
+            .process_word(&stage.base, &meta)
+            .map_err(|e| self.error(line, e.to_string()))?;
+        let platform = match &stage.platform {
+            Some(p) => {
+                let p = self
+                    .lexer
+                    .process_word(p, &meta)
+                    .map_err(|e| self.error(line, e.to_string()))?;
+                Platform::parse(&p)
+                    .ok_or_else(|| self.error(line, format!("invalid platform {p:?}")))?
+            }
+            None => self.platform.clone(),
+        };
+        if base.is_empty() {
+            return Err(self.error(
+                line,
+                format!("base name ({}) should not be blank", stage.base),
+            ));
+        }
+        let (root, spec) = if base == "scratch" {
+            let v = self.graph.add(Vertex {
+                op: Op::Scratch,
+                inputs: vec![],
+                name: "scratch".into(),
+                lines: None,
+            });
+            (v, ImageSpec::scratch(platform.clone()))
+        } else if let Some(parent) = self.stage_by_ref(&base, index) {
+            let out = self.stage(parent)?;
+            (out.vertex, out.spec)
+        } else {
+            let image = self.resolve_image(&base, line, &platform)?;
+            (self.image_vertex(&image), image.spec)
+        };
+        let mut state = StageBuild {
+            name: display_name,
+            index,
+            vertex: root,
+            spec,
+            args: Vec::new(),
+            layer_history: Vec::new(),
+            cmd_set: false,
+            step: 0,
+            total_steps: stage.instructions.len(),
+        };
+        // Triggers of the base image run first, and are not inherited further.
+        let triggers = std::mem::take(&mut state.spec.on_build);
+        for trigger in triggers {
+            let inst = builder_frontend::parse_onbuild_trigger(&trigger, self.dockerfile.escape)
+                .map_err(|e| self.error(line, format!("ONBUILD trigger {trigger:?}: {e}")))?;
+            let inst = Instruction {
+                location: stage.location,
+                ..inst
+            };
+            self.dispatch(&mut state, &inst)?;
+        }
+        for inst in &stage.instructions {
+            state.step += 1;
+            self.dispatch(&mut state, inst)?;
+        }
+        Ok(StageOutput {
+            name: state.name,
+            vertex: state.vertex,
+            spec: state.spec,
+            layer_history: state.layer_history,
+        })
+    }
+
+    fn dispatch(&mut self, st: &mut StageBuild, inst: &Instruction) -> Result<(), ConvertError> {
+        let line = inst.location.start_line;
+        let scope = ScopeEnv {
+            env: &st.spec.env,
+            args: &st.args,
+        };
+        let (expanded, used) = inst.expand(&self.lexer, &scope)?;
+        for name in &used {
+            if st.args.iter().any(|(k, _)| k == name) {
+                self.consumed_args.insert(name.clone());
+            }
+        }
+        let history_text = history_text(&expanded);
+        match &expanded.kind {
+            InstructionKind::Env(pairs) => {
+                for KeyValue { key, value } in pairs {
+                    st.spec.env_set(key, value);
+                }
+                st.commit_metadata(history_text);
+            }
+            InstructionKind::Arg(decls) => {
+                for decl in decls {
+                    self.consumed_args.insert(decl.name.clone());
+                    let from_cli = self.options.build_args.get(&decl.name).cloned();
+                    let from_meta = || {
+                        self.meta_args
+                            .iter()
+                            .rev()
+                            .find(|(k, _)| *k == decl.name)
+                            .map(|(_, v)| v.clone())
+                    };
+                    let value = from_cli.or_else(|| decl.default.clone()).or_else(from_meta);
+                    if let Some(value) = value {
+                        st.args.retain(|(k, _)| *k != decl.name);
+                        st.args.push((decl.name.clone(), value));
+                    }
+                }
+                st.commit_metadata(history_text);
+            }
+            InstructionKind::Label(pairs) => {
+                for KeyValue { key, value } in pairs {
+                    st.spec.labels.insert(key.clone(), value.clone());
+                }
+                st.commit_metadata(history_text);
+            }
+            InstructionKind::Maintainer(name) => {
+                st.spec.author = Some(name.clone());
+                st.commit_metadata(history_text);
+            }
+            InstructionKind::Expose(ports) => {
+                for port in ports {
+                    st.spec
+                        .exposed_ports
+                        .insert(normalize_port(port).map_err(|e| self.error(line, e))?);
+                }
+                st.commit_metadata(history_text);
+            }
+            InstructionKind::Volume(paths) => {
+                for path in paths {
+                    if path.trim().is_empty() {
+                        return Err(self.error(line, "VOLUME specified can not be an empty string"));
+                    }
+                    st.spec.volumes.insert(path.clone());
+                }
+                st.commit_metadata(history_text);
+            }
+            InstructionKind::User(user) => {
+                st.spec.user = user.clone();
+                st.commit_metadata(history_text);
+            }
+            InstructionKind::StopSignal(signal) => {
+                validate_signal(signal).map_err(|e| self.error(line, e))?;
+                st.spec.stop_signal = Some(signal.clone());
+                st.commit_metadata(history_text);
+            }
+            InstructionKind::Shell(shell) => {
+                st.spec.shell = Some(shell.clone());
+                st.commit_metadata(history_text);
+            }
+            InstructionKind::Onbuild(trigger) => {
+                st.spec.on_build.push(trigger.clone());
+                st.commit_metadata(history_text);
+            }
+            InstructionKind::Healthcheck(health) => {
+                st.spec.healthcheck = Some(health_config(health, &st.spec));
+                st.commit_metadata(history_text);
+            }
+            InstructionKind::Cmd(form) => {
+                st.spec.cmd = Some(command_args(form, &st.spec));
+                st.spec.args_escaped = false;
+                st.cmd_set = true;
+                st.commit_metadata(history_text);
+            }
+            InstructionKind::Entrypoint(form) => {
+                st.spec.entrypoint = Some(command_args(form, &st.spec));
+                // docker: a new ENTRYPOINT resets a CMD inherited from the base image.
+                if !st.cmd_set {
+                    st.spec.cmd = None;
+                }
+                st.commit_metadata(history_text);
+            }
+            InstructionKind::Workdir(dir) => {
+                let path = join_path(&st.spec.working_dir, dir);
+                st.spec.working_dir = path.clone();
+                let owner = (!st.spec.user.is_empty()).then(|| st.spec.user.clone());
+                let actions = vec![FileAction::Mkdir {
+                    path,
+                    mode: 0o755,
+                    owner,
+                }];
+                st.commit_file(&mut self.graph, actions, vec![], history_text, inst);
+            }
+            InstructionKind::Copy(copy) => self.dispatch_copy(st, inst, copy, history_text)?,
+            InstructionKind::Add(add) => self.dispatch_add(st, inst, add, history_text)?,
+            InstructionKind::Run(run) => self.dispatch_run(st, inst, run)?,
+        }
+        Ok(())
+    }
+
+    /// The vertex and input for a `--from` value: a previous stage, or an image.
+    fn from_source(
+        &mut self,
+        from: &str,
+        st: &StageBuild,
+        line: usize,
+    ) -> Result<VertexId, ConvertError> {
+        if let Some(index) = self.stage_by_ref(from, st.index) {
+            return Ok(self.stage(index)?.vertex);
+        }
+        if self
+            .dockerfile
+            .stages
+            .iter()
+            .any(|s| s.name.as_deref() == Some(&from.to_lowercase()))
+        {
+            return Err(self.error(
+                line,
+                format!("--from={from} refers to a stage defined later in the Dockerfile"),
+            ));
+        }
+        let image = self.resolve_image(from, line, &st.spec.platform)?;
+        Ok(self.image_vertex(&image))
+    }
+
+    fn dispatch_copy(
+        &mut self,
+        st: &mut StageBuild,
+        inst: &Instruction,
+        copy: &Copy,
+        history: String,
+    ) -> Result<(), ConvertError> {
+        let line = inst.location.start_line;
+        let (source, from_context) = match &copy.from {
+            Some(from) => (self.from_source(from, st, line)?, false),
+            None => (self.context_vertex(), true),
+        };
+        let chmod = parse_chmod(copy.chmod.as_deref()).map_err(|e| self.error(line, e))?;
+        let actions = copy_actions(
+            &st.spec.working_dir,
+            &copy.sources,
+            &copy.dest,
+            &copy.heredocs,
+            CopyFlags {
+                chown: copy.chown.clone(),
+                chmod,
+                unpack: false,
+                exclude: copy.exclude.clone(),
+                from_context,
+            },
+        )
+        .map_err(|e| self.error(line, e))?;
+        let inputs = if copy.sources.is_empty() {
+            vec![]
+        } else {
+            vec![source]
+        };
+        st.commit_file(&mut self.graph, actions, inputs, history, inst);
+        Ok(())
+    }
+
+    fn dispatch_add(
+        &mut self,
+        st: &mut StageBuild,
+        inst: &Instruction,
+        add: &Add,
+        history: String,
+    ) -> Result<(), ConvertError> {
+        let line = inst.location.start_line;
+        if let Some(url) = add.sources.iter().find(|s| is_remote_source(s)) {
+            return Err(self.error(
+                line,
+                format!("ADD {url}: remote sources (URLs and git repositories) are not supported yet; download the file into the build context and ADD or COPY it from there"),
+            ));
+        }
+        let chmod = parse_chmod(add.chmod.as_deref()).map_err(|e| self.error(line, e))?;
+        let context = self.context_vertex();
+        let actions = copy_actions(
+            &st.spec.working_dir,
+            &add.sources,
+            &add.dest,
+            &add.heredocs,
+            CopyFlags {
+                chown: add.chown.clone(),
+                chmod,
+                unpack: true,
+                exclude: add.exclude.clone(),
+                from_context: true,
+            },
+        )
+        .map_err(|e| self.error(line, e))?;
+        let inputs = if add.sources.is_empty() {
+            vec![]
+        } else {
+            vec![context]
+        };
+        st.commit_file(&mut self.graph, actions, inputs, history, inst);
+        Ok(())
+    }
+
+    fn dispatch_run(
+        &mut self,
+        st: &mut StageBuild,
+        inst: &Instruction,
+        run: &Run,
+    ) -> Result<(), ConvertError> {
+        let line = inst.location.start_line;
+        let args = run_args(run, &st.spec);
+        // RUN sees the image's ENV, then every declared ARG not shadowed by an ENV, then the
+        // proxy build args (which need no ARG).
+        let mut env = st.spec.env_list();
+        let mut history_args = Vec::new();
+        for (k, v) in &st.args {
+            if st.spec.env_get(k).is_none() {
+                env.push(format!("{k}={v}"));
+                history_args.push(format!("{k}={v}"));
+            }
+        }
+        for proxy in PROXY_ARGS {
+            if let Some(v) = self.options.build_args.get(*proxy) {
+                if !st.args.iter().any(|(k, _)| k == proxy) {
+                    env.push(format!("{proxy}={v}"));
+                }
+            }
+        }
+        let mut inputs = vec![st.vertex];
+        let mut mounts = Vec::new();
+        for mount in &run.mounts {
+            mounts.push(self.exec_mount(st, mount, &mut inputs, line)?);
+        }
+        let network = match run.network {
+            builder_frontend::NetworkMode::None => NetworkMode::None,
+            _ => NetworkMode::Host,
+        };
+        let cwd = if st.spec.working_dir.is_empty() {
+            "/".to_string()
+        } else {
+            st.spec.working_dir.clone()
+        };
+        let op = Op::Exec(ExecOp {
+            args: args.clone(),
+            env,
+            cwd,
+            user: st.spec.user.clone(),
+            network,
+            mounts,
+        });
+        let prefix = if history_args.is_empty() {
+            String::new()
+        } else {
+            format!("|{} {} ", history_args.len(), history_args.join(" "))
+        };
+        let history = format!("RUN {prefix}{} # buildkit", args.join(" "));
+        let v = self.graph.add(Vertex {
+            op,
+            inputs,
+            name: st.step_name(inst),
+            lines: Some(lines(inst)),
+        });
+        st.vertex = v;
+        st.push_layer_history(history, v);
+        Ok(())
+    }
+
+    fn exec_mount(
+        &mut self,
+        st: &StageBuild,
+        mount: &builder_frontend::Mount,
+        inputs: &mut Vec<VertexId>,
+        line: usize,
+    ) -> Result<ExecMount, ConvertError> {
+        use builder_frontend::Mount as M;
+        let resolve_target = |t: &str| join_path(&st.spec.working_dir, t);
+        Ok(match mount {
+            M::Bind {
+                target,
+                source,
+                from,
+                read_write,
+            } => {
+                let v = match from {
+                    Some(from) => self.from_source(from, st, line)?,
+                    None => self.context_vertex(),
+                };
+                inputs.push(v);
+                ExecMount {
+                    target: resolve_target(target),
+                    kind: ExecMountKind::Input {
+                        input: inputs.len() - 1,
+                        source: source.clone().unwrap_or_else(|| "/".into()),
+                        read_write: *read_write,
+                    },
+                }
+            }
+            M::Cache {
+                target,
+                id,
+                sharing,
+                mode,
+                uid,
+                gid,
+                read_only,
+                ..
+            } => {
+                let target = resolve_target(target);
+                ExecMount {
+                    kind: ExecMountKind::Cache {
+                        id: id.clone().unwrap_or_else(|| target.clone()),
+                        sharing: match sharing {
+                            builder_frontend::CacheSharing::Shared => {
+                                crate::graph::CacheSharing::Shared
+                            }
+                            builder_frontend::CacheSharing::Private => {
+                                crate::graph::CacheSharing::Private
+                            }
+                            builder_frontend::CacheSharing::Locked => {
+                                crate::graph::CacheSharing::Locked
+                            }
+                        },
+                        mode: mode.unwrap_or(0o755),
+                        uid: uid.unwrap_or(0),
+                        gid: gid.unwrap_or(0),
+                        read_only: *read_only,
+                    },
+                    target,
+                }
+            }
+            M::Tmpfs { target, size } => ExecMount {
+                target: resolve_target(target),
+                kind: ExecMountKind::Tmpfs { size: *size },
+            },
+            M::Secret {
+                id,
+                target,
+                required,
+                mode,
+                uid,
+                gid,
+                env,
+            } => {
+                if env.is_some() && target.is_none() {
+                    return Err(self.error(line, "RUN --mount=type=secret,env=... is not supported yet; mount the secret as a file (target=...)"));
+                }
+                let target = target
+                    .clone()
+                    .unwrap_or_else(|| format!("/run/secrets/{id}"));
+                ExecMount {
+                    target: resolve_target(&target),
+                    kind: ExecMountKind::Secret {
+                        id: id.clone(),
+                        required: *required,
+                        mode: mode.unwrap_or(0o400),
+                        uid: uid.unwrap_or(0),
+                        gid: gid.unwrap_or(0),
+                    },
+                }
+            }
+            M::Ssh { .. } => {
+                return Err(self.error(line, "RUN --mount=type=ssh is not supported yet"));
+            }
+        })
+    }
+}
+
+/// Per-stage conversion state.
+struct StageBuild {
+    name: String,
+    index: usize,
+    vertex: VertexId,
+    spec: ImageSpec,
+    /// ARGs declared in this stage, with values.
+    args: Vec<(String, String)>,
+    layer_history: Vec<(usize, VertexId)>,
+    /// CMD was set in this stage (so a later ENTRYPOINT keeps it).
+    cmd_set: bool,
+    step: usize,
+    total_steps: usize,
+}
+
+impl StageBuild {
+    fn step_name(&self, inst: &Instruction) -> String {
+        let text = inst.original.lines().next().unwrap_or("").trim();
+        format!(
+            "[{} {}/{}] {}",
+            self.name, self.step, self.total_steps, text
+        )
+    }
+
+    fn commit_metadata(&mut self, created_by: String) {
+        self.spec.history.push(HistoryEntry {
+            created: None,
+            created_by,
+            author: None,
+            comment: Some("buildkit.dockerfile.v0".into()),
+            empty_layer: true,
+        });
+    }
+
+    fn push_layer_history(&mut self, created_by: String, vertex: VertexId) {
+        self.spec.history.push(HistoryEntry {
+            created: None,
+            created_by,
+            author: None,
+            comment: Some("buildkit.dockerfile.v0".into()),
+            empty_layer: false,
+        });
+        self.layer_history
+            .push((self.spec.history.len() - 1, vertex));
+    }
+
+    fn commit_file(
+        &mut self,
+        graph: &mut BuildGraph,
+        actions: Vec<FileAction>,
+        extra_inputs: Vec<VertexId>,
+        history: String,
+        inst: &Instruction,
+    ) {
+        let mut inputs = vec![self.vertex];
+        inputs.extend(extra_inputs);
+        let v = graph.add(Vertex {
+            op: Op::File(FileOp { actions }),
+            inputs,
+            name: self.step_name(inst),
+            lines: Some(lines(inst)),
+        });
+        self.vertex = v;
+        self.push_layer_history(history, v);
+    }
+}
+
+fn lines(inst: &Instruction) -> (usize, usize) {
+    (inst.location.start_line, inst.location.end_line)
+}
+
+struct CopyFlags {
+    chown: Option<String>,
+    chmod: Option<u32>,
+    unpack: bool,
+    exclude: Vec<String>,
+    from_context: bool,
+}
+
+/// COPY/ADD sources (from input 1) and heredocs become file actions with an absolute destination.
+fn copy_actions(
+    workdir: &str,
+    sources: &[String],
+    dest: &str,
+    heredocs: &[builder_frontend::Heredoc],
+    flags: CopyFlags,
+) -> Result<Vec<FileAction>, String> {
+    let count = sources.len() + heredocs.len();
+    let dest_is_dir = dest.ends_with('/') || count > 1;
+    if count > 1 && !dest.ends_with('/') {
+        return Err(format!(
+            "when using COPY/ADD with more than one source file, the destination must be a directory and end with a /: {dest:?}"
+        ));
+    }
+    let abs_dest = {
+        let joined = join_path(workdir, dest);
+        if dest.ends_with('/') && !joined.ends_with('/') {
+            format!("{joined}/")
+        } else {
+            joined
+        }
+    };
+    let mut actions = Vec::new();
+    for doc in heredocs {
+        let path = if dest_is_dir {
+            join_path(&abs_dest, &doc.name)
+        } else {
+            abs_dest.clone()
+        };
+        let data = if doc.chomp_tabs {
+            doc.content
+                .lines()
+                .map(|l| l.trim_start_matches('\t'))
+                .collect::<Vec<_>>()
+                .join("\n")
+                + "\n"
+        } else {
+            doc.content.clone()
+        };
+        actions.push(FileAction::Mkfile {
+            path,
+            mode: flags.chmod.unwrap_or(0o644),
+            data,
+            owner: flags.chown.clone(),
+        });
+    }
+    if !sources.is_empty() {
+        actions.push(FileAction::Copy(CopyAction {
+            source_input: 1,
+            sources: sources.to_vec(),
+            dest: abs_dest,
+            dest_is_dir,
+            chown: flags.chown,
+            chmod: flags.chmod,
+            unpack_archives: flags.unpack,
+            exclude: flags.exclude,
+            from_context: flags.from_context,
+        }));
+    }
+    Ok(actions)
+}
+
+fn is_remote_source(s: &str) -> bool {
+    s.starts_with("http://")
+        || s.starts_with("https://")
+        || s.starts_with("git@")
+        || s.ends_with(".git")
+}
+
+fn parse_chmod(chmod: Option<&str>) -> Result<Option<u32>, String> {
+    chmod
+        .map(|c| {
+            u32::from_str_radix(c, 8)
+                .ok()
+                .filter(|m| *m <= 0o7777)
+                .ok_or_else(|| format!("invalid --chmod={c}: expected an octal mode such as 0755"))
+        })
+        .transpose()
+}
+
+/// docker's path joining for WORKDIR and relative destinations: relative to the current dir,
+/// cleaned, always absolute.
+pub fn join_path(base: &str, path: &str) -> String {
+    let combined = if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("{}/{}", if base.is_empty() { "/" } else { base }, path)
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for part in combined.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// The argv a CMD/ENTRYPOINT/HEALTHCHECK form stands for.
+fn command_args(form: &CommandForm, spec: &ImageSpec) -> Vec<String> {
+    match form {
+        CommandForm::Exec(args) => args.clone(),
+        CommandForm::Shell(cmd) => {
+            let mut args = spec.shell_or_default();
+            args.push(cmd.clone());
+            args
+        }
+    }
+}
+
+fn run_args(run: &Run, spec: &ImageSpec) -> Vec<String> {
+    match &run.command {
+        CommandForm::Exec(args) => args.clone(),
+        CommandForm::Shell(cmd) => {
+            // Heredocs go to the shell as written: POSIX shells implement them natively, and a
+            // command that is only `<<EOF` runs the heredoc's content as the script.
+            let script = heredoc_script(cmd, &run.heredocs);
+            let mut args = spec.shell_or_default();
+            args.push(script);
+            args
+        }
+    }
+}
+
+fn heredoc_script(cmd: &str, heredocs: &[builder_frontend::Heredoc]) -> String {
+    if heredocs.is_empty() {
+        return cmd.to_string();
+    }
+    if heredocs.len() == 1
+        && cmd
+            .trim()
+            .trim_start_matches("<<")
+            .trim_start_matches('-')
+            .trim_matches(|c| c == '"' || c == '\'')
+            == heredocs[0].name
+    {
+        return heredocs[0].content.clone();
+    }
+    let mut script = cmd.to_string();
+    for doc in heredocs {
+        script.push('\n');
+        script.push_str(&doc.content);
+        if !doc.content.ends_with('\n') && !doc.content.is_empty() {
+            script.push('\n');
+        }
+        script.push_str(&doc.name);
+    }
+    script
+}
+
+fn health_config(health: &Healthcheck, spec: &ImageSpec) -> HealthConfig {
+    match health {
+        Healthcheck::None => HealthConfig {
+            test: vec!["NONE".into()],
+            interval: None,
+            timeout: None,
+            start_period: None,
+            start_interval: None,
+            retries: None,
+        },
+        Healthcheck::Check {
+            test,
+            interval,
+            timeout,
+            start_period,
+            start_interval,
+            retries,
+        } => {
+            let _ = spec;
+            let test = match test {
+                CommandForm::Exec(args) => std::iter::once("CMD".to_string())
+                    .chain(args.iter().cloned())
+                    .collect(),
+                CommandForm::Shell(cmd) => vec!["CMD-SHELL".into(), cmd.clone()],
+            };
+            HealthConfig {
+                test,
+                interval: *interval,
+                timeout: *timeout,
+                start_period: *start_period,
+                start_interval: *start_interval,
+                retries: *retries,
+            }
+        }
+    }
+}
+
+/// `80` → `80/tcp`, `53/UDP` → `53/udp`; ranges are kept as docker keeps them.
+fn normalize_port(port: &str) -> Result<String, String> {
+    let (num, proto) = match port.split_once('/') {
+        Some((n, p)) => (n, p.to_lowercase()),
+        None => (port, "tcp".to_string()),
+    };
+    let valid_num = |n: &str| n.parse::<u16>().is_ok();
+    let ok = match num.split_once('-') {
+        Some((a, b)) => valid_num(a) && valid_num(b),
+        None => valid_num(num),
+    };
+    if !ok || !["tcp", "udp", "sctp"].contains(&proto.as_str()) {
+        return Err(format!(
+            "invalid port {port:?}: expected PORT[/tcp|udp|sctp]"
+        ));
+    }
+    Ok(format!("{num}/{proto}"))
+}
+
+fn validate_signal(signal: &str) -> Result<(), String> {
+    let upper = signal.to_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    const NAMES: &[&str] = &[
+        "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT",
+        "KILL", "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM",
+        "TRAP", "TSTP", "TTIN", "TTOU", "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ",
+    ];
+    let numeric = signal
+        .parse::<u32>()
+        .map(|n| (1..=64).contains(&n))
+        .unwrap_or(false);
+    let realtime = name.starts_with("RTMIN") || name.starts_with("RTMAX");
+    if numeric || realtime || NAMES.contains(&name) {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid STOPSIGNAL {signal:?}: not a signal name or number"
+        ))
+    }
+}
+
+fn platform_args(p: &Platform) -> Vec<(String, String)> {
+    let variant = p.variant.clone().unwrap_or_default();
+    let mut args = Vec::new();
+    for prefix in ["TARGET", "BUILD"] {
+        args.push((format!("{prefix}PLATFORM"), p.to_string()));
+        args.push((format!("{prefix}OS"), p.os.clone()));
+        args.push((format!("{prefix}ARCH"), p.architecture.clone()));
+        args.push((format!("{prefix}VARIANT"), variant.clone()));
+    }
+    args
+}
+
+/// What the history records for a metadata instruction: its name and expanded arguments.
+fn history_text(inst: &Instruction) -> String {
+    let quote_list = |v: &[String]| {
+        format!(
+            "[{}]",
+            v.iter()
+                .map(|s| format!("{s:?}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        )
+    };
+    let form = |f: &CommandForm| match f {
+        CommandForm::Exec(a) => quote_list(a),
+        CommandForm::Shell(s) => s.clone(),
+    };
+    let kv = |pairs: &[KeyValue]| {
+        pairs
+            .iter()
+            .map(|p| format!("{}={}", p.key, p.value))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    match &inst.kind {
+        InstructionKind::Env(p) => format!("ENV {}", kv(p)),
+        InstructionKind::Label(p) => format!("LABEL {}", kv(p)),
+        InstructionKind::Arg(d) => format!(
+            "ARG {}",
+            d.iter()
+                .map(|d| match &d.default {
+                    Some(v) => format!("{}={}", d.name, v),
+                    None => d.name.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        InstructionKind::Cmd(f) => format!("CMD {}", form(f)),
+        InstructionKind::Entrypoint(f) => format!("ENTRYPOINT {}", form(f)),
+        InstructionKind::Expose(p) => format!("EXPOSE {}", p.join(" ")),
+        InstructionKind::Volume(p) => format!("VOLUME {}", quote_list(p)),
+        InstructionKind::User(u) => format!("USER {u}"),
+        InstructionKind::Workdir(w) => format!("WORKDIR {w}"),
+        InstructionKind::StopSignal(s) => format!("STOPSIGNAL {s}"),
+        InstructionKind::Shell(s) => format!("SHELL {}", quote_list(s)),
+        InstructionKind::Onbuild(t) => format!("ONBUILD {t}"),
+        InstructionKind::Maintainer(m) => format!("MAINTAINER {m}"),
+        InstructionKind::Healthcheck(_)
+        | InstructionKind::Copy(_)
+        | InstructionKind::Add(_)
+        | InstructionKind::Run(_) => {
+            let first = inst.original.trim();
+            if matches!(
+                inst.kind,
+                InstructionKind::Copy(_) | InstructionKind::Add(_)
+            ) {
+                format!("{first} # buildkit")
+            } else {
+                first.to_string()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_path_follows_docker() {
+        assert_eq!(join_path("", "app"), "/app");
+        assert_eq!(join_path("/a", "b/../c"), "/a/c");
+        assert_eq!(join_path("/a", "/x/"), "/x");
+        assert_eq!(join_path("/", ".."), "/");
+    }
+
+    #[test]
+    fn ports_are_normalized() {
+        assert_eq!(normalize_port("80").unwrap(), "80/tcp");
+        assert_eq!(normalize_port("53/UDP").unwrap(), "53/udp");
+        assert_eq!(normalize_port("8000-8010").unwrap(), "8000-8010/tcp");
+        assert!(normalize_port("http").is_err());
+    }
+
+    #[test]
+    fn signals_are_validated() {
+        assert!(validate_signal("SIGTERM").is_ok());
+        assert!(validate_signal("9").is_ok());
+        assert!(validate_signal("SIGRTMIN+3").is_ok());
+        assert!(validate_signal("SIGNOPE").is_err());
+    }
+
+    #[test]
+    fn chmod_must_be_octal() {
+        assert_eq!(parse_chmod(Some("755")).unwrap(), Some(0o755));
+        assert!(parse_chmod(Some("u+x")).is_err());
+    }
+}

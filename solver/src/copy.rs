@@ -1,0 +1,396 @@
+//! COPY and ADD semantics: docker's rules for what lands where, applied inside a destination
+//! root filesystem with every path resolved inside that root.
+//!
+//! - a directory source copies its *contents* into the destination;
+//! - a file source lands at `dest/<name>` when the destination is a directory (trailing `/`,
+//!   several sources, or an existing directory), else at `dest`;
+//! - symlinks inside a source are copied as symlinks, never followed;
+//! - ownership is 0:0 for files from the context, preserved for files from a stage or image,
+//!   and `--chown` overrides both; `--chmod` overrides modes; modification times are kept;
+//! - ADD extracts local tar archives (plain or gzip) into the destination.
+
+use std::fs::{self, Metadata};
+use std::io::{self, Read};
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+
+use crate::graph::CopyAction;
+use crate::rootpath::{clean_rel, resolve_in_root};
+use crate::source_tree::{Selected, SourceError, SourceTree};
+use crate::userdb::Owner;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("{path}: {source}")]
+    Io { path: String, source: io::Error },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CopyError + '_ {
+    move |source| CopyError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// What to apply to every entry written.
+#[derive(Clone, Copy, Debug)]
+pub struct Attributes {
+    /// `--chown`, or None to keep the source's (stage/image) or use 0:0 (context).
+    pub owner: Option<Owner>,
+    pub chmod: Option<u32>,
+    /// Files from the context are owned by root in the image, whatever they are on the host.
+    pub reset_owner: bool,
+}
+
+pub fn copy(
+    src: &SourceTree,
+    action: &CopyAction,
+    dest_root: &Path,
+    attrs: Attributes,
+) -> Result<(), CopyError> {
+    let mut selected: Vec<Selected> = Vec::new();
+    for pattern in &action.sources {
+        selected.extend(src.select(pattern)?);
+    }
+    let dest_rel = clean_rel(&action.dest);
+    let dest_host = resolve_in_root(dest_root, &dest_rel, true).map_err(io_err(dest_root))?;
+    let dest_is_dir = action.dest_is_dir || selected.len() > 1 || dest_host.is_dir();
+    if selected.len() > 1 && !action.dest_is_dir && !dest_host.is_dir() {
+        return Err(CopyError::Invalid(format!(
+            "several files match the sources, so the destination {:?} must be a directory and end with a /",
+            action.dest
+        )));
+    }
+    let mut dir_times = Vec::new();
+    for sel in &selected {
+        let meta = fs::symlink_metadata(&sel.host).map_err(io_err(&sel.host))?;
+        if meta.is_dir() {
+            let target = ensure_dir(dest_root, &dest_rel, attrs)?;
+            apply_attrs(&target, &meta, attrs)?;
+            dir_times.push((target.clone(), meta.clone()));
+            for (rel, host, meta) in src.walk(sel)? {
+                let target = resolve_in_root(dest_root, &format!("{dest_rel}/{rel}"), false)
+                    .map_err(io_err(dest_root))?;
+                write_entry(&host, &meta, &target, attrs)?;
+                if meta.is_dir() {
+                    dir_times.push((target, meta));
+                }
+            }
+        } else if action.unpack_archives && is_tar_archive(&sel.host)? {
+            let target = ensure_dir(dest_root, &dest_rel, attrs)?;
+            extract_archive(&sel.host, &target, attrs)?;
+        } else {
+            let name = sel.rel.rsplit('/').next().unwrap_or(&sel.rel);
+            let rel = if dest_is_dir {
+                format!("{dest_rel}/{name}")
+            } else {
+                dest_rel.clone()
+            };
+            if let Some((parent, _)) = rel.rsplit_once('/') {
+                ensure_dir(dest_root, parent, attrs)?;
+            }
+            let target = resolve_in_root(dest_root, &rel, false).map_err(io_err(dest_root))?;
+            write_entry(&sel.host, &meta, &target, attrs)?;
+        }
+    }
+    // Directory times last, since writing their children changed them.
+    for (dir, meta) in dir_times.iter().rev() {
+        set_times(dir, meta)?;
+    }
+    Ok(())
+}
+
+/// Creates a directory and its missing parents (0755, owned by the --chown owner or root).
+pub fn ensure_dir(root: &Path, rel: &str, attrs: Attributes) -> Result<PathBuf, CopyError> {
+    let rel = clean_rel(rel);
+    let mut current = String::new();
+    let mut host = root.to_path_buf();
+    for part in rel.split('/').filter(|p| !p.is_empty()) {
+        current = if current.is_empty() {
+            part.to_string()
+        } else {
+            format!("{current}/{part}")
+        };
+        host = resolve_in_root(root, &current, true).map_err(io_err(root))?;
+        match fs::symlink_metadata(&host) {
+            Ok(m) if m.is_dir() => continue,
+            Ok(_) => {
+                return Err(CopyError::Invalid(format!(
+                    "cannot create directory /{current}: a file of that name exists"
+                )));
+            }
+            Err(_) => {
+                fs::create_dir(&host).map_err(io_err(&host))?;
+                fs::set_permissions(&host, fs::Permissions::from_mode(0o755))
+                    .map_err(io_err(&host))?;
+                let owner = attrs.owner.unwrap_or(Owner { uid: 0, gid: 0 });
+                lchown(&host, owner)?;
+            }
+        }
+    }
+    Ok(host)
+}
+
+fn remove_existing(target: &Path, keep_dir: bool) -> Result<(), CopyError> {
+    match fs::symlink_metadata(target) {
+        Ok(m) if m.is_dir() && keep_dir => Ok(()),
+        Ok(m) if m.is_dir() => fs::remove_dir_all(target).map_err(io_err(target)),
+        Ok(_) => fs::remove_file(target).map_err(io_err(target)),
+        Err(_) => Ok(()),
+    }
+}
+
+fn write_entry(
+    src: &Path,
+    meta: &Metadata,
+    target: &Path,
+    attrs: Attributes,
+) -> Result<(), CopyError> {
+    let ft = meta.file_type();
+    if ft.is_dir() {
+        remove_existing(target, true)?;
+        if !target.is_dir() {
+            fs::create_dir(target).map_err(io_err(target))?;
+        }
+        apply_attrs(target, meta, attrs)?;
+        return Ok(());
+    }
+    remove_existing(target, false)?;
+    if ft.is_symlink() {
+        let link = fs::read_link(src).map_err(io_err(src))?;
+        symlink(&link, target).map_err(io_err(target))?;
+        lchown(target, owner_for(meta, attrs))?;
+        return Ok(());
+    }
+    if ft.is_file() {
+        fs::copy(src, target).map_err(io_err(target))?;
+    } else {
+        mknod_like(meta, target)?;
+    }
+    apply_attrs(target, meta, attrs)?;
+    set_times(target, meta)
+}
+
+fn owner_for(meta: &Metadata, attrs: Attributes) -> Owner {
+    match (attrs.owner, attrs.reset_owner) {
+        (Some(o), _) => o,
+        (None, true) => Owner { uid: 0, gid: 0 },
+        (None, false) => Owner {
+            uid: meta.uid(),
+            gid: meta.gid(),
+        },
+    }
+}
+
+fn apply_attrs(target: &Path, meta: &Metadata, attrs: Attributes) -> Result<(), CopyError> {
+    lchown(target, owner_for(meta, attrs))?;
+    let mode = attrs.chmod.unwrap_or(meta.permissions().mode() & 0o7777);
+    fs::set_permissions(target, fs::Permissions::from_mode(mode)).map_err(io_err(target))
+}
+
+fn lchown(path: &Path, owner: Owner) -> Result<(), CopyError> {
+    std::os::unix::fs::lchown(path, Some(owner.uid), Some(owner.gid)).map_err(|e| CopyError::Io {
+        path: path.display().to_string(),
+        source: io::Error::new(
+            e.kind(),
+            format!("{e} (chown to {}:{}; in a rootless build the id must be inside your /etc/subuid range)", owner.uid, owner.gid),
+        ),
+    })
+}
+
+fn set_times(target: &Path, meta: &Metadata) -> Result<(), CopyError> {
+    let ts = |sec: i64, nsec: i64| libc::timespec {
+        tv_sec: sec as libc::time_t,
+        tv_nsec: nsec as _,
+    };
+    let times = [
+        ts(meta.atime(), meta.atime_nsec()),
+        ts(meta.mtime(), meta.mtime_nsec()),
+    ];
+    let c = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())
+        .map_err(|_| CopyError::Invalid(format!("path with NUL byte: {}", target.display())))?;
+    // SAFETY: c is a valid NUL-terminated path and times points to two timespecs.
+    let rc = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc != 0 {
+        return Err(io_err(target)(io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+fn mknod_like(meta: &Metadata, target: &Path) -> Result<(), CopyError> {
+    let c = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())
+        .map_err(|_| CopyError::Invalid(format!("path with NUL byte: {}", target.display())))?;
+    // SAFETY: valid path; mode and rdev come from an existing inode.
+    let rc = unsafe {
+        libc::mknod(
+            c.as_ptr(),
+            meta.mode() as libc::mode_t,
+            meta.rdev() as libc::dev_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io_err(target)(io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// docker's ADD extracts plain and compressed tar archives; we support plain and gzip. Detection
+/// is by content, not name.
+fn is_tar_archive(path: &Path) -> Result<bool, CopyError> {
+    let mut head = [0u8; 512];
+    let mut f = fs::File::open(path).map_err(io_err(path))?;
+    let mut n = 0;
+    while n < head.len() {
+        let r = f.read(&mut head[n..]).map_err(io_err(path))?;
+        if r == 0 {
+            break;
+        }
+        n += r;
+    }
+    if n >= 2 && head[0] == 0x1f && head[1] == 0x8b {
+        return Ok(true);
+    }
+    Ok(n >= 262 && &head[257..262] == b"ustar")
+}
+
+fn extract_archive(archive: &Path, dest: &Path, attrs: Attributes) -> Result<(), CopyError> {
+    let file = fs::File::open(archive).map_err(io_err(archive))?;
+    let mut reader = io::BufReader::new(file);
+    let gzip = {
+        use std::io::BufRead;
+        reader
+            .fill_buf()
+            .map_err(io_err(archive))?
+            .starts_with(&[0x1f, 0x8b])
+    };
+    let stream: Box<dyn Read> = if gzip {
+        Box::new(flate2::read::GzDecoder::new(reader))
+    } else {
+        Box::new(reader)
+    };
+    let mut tar = tar::Archive::new(stream);
+    let mut dir_times = Vec::new();
+    for entry in tar.entries().map_err(io_err(archive))? {
+        let mut entry = entry.map_err(io_err(archive))?;
+        let raw = entry.path_bytes().into_owned();
+        let rel = clean_rel(&String::from_utf8_lossy(&raw));
+        if rel.is_empty() {
+            continue;
+        }
+        if let Some((parent, _)) = rel.rsplit_once('/') {
+            ensure_dir(
+                dest,
+                parent,
+                Attributes {
+                    owner: attrs.owner,
+                    chmod: None,
+                    reset_owner: true,
+                },
+            )?;
+        }
+        let target = resolve_in_root(dest, &rel, false).map_err(io_err(dest))?;
+        let header = entry.header().clone();
+        let owner = attrs.owner.unwrap_or(Owner {
+            uid: header.uid().unwrap_or(0) as u32,
+            gid: header.gid().unwrap_or(0) as u32,
+        });
+        let mode = attrs
+            .chmod
+            .unwrap_or(header.mode().unwrap_or(0o644) & 0o7777);
+        let mtime = header.mtime().unwrap_or(0) as i64;
+        let kind = header.entry_type();
+        match kind {
+            tar::EntryType::Directory => {
+                remove_existing(&target, true)?;
+                if !target.is_dir() {
+                    fs::create_dir(&target).map_err(io_err(&target))?;
+                }
+                dir_times.push((target.clone(), mtime));
+            }
+            tar::EntryType::Symlink => {
+                remove_existing(&target, false)?;
+                let link = entry
+                    .link_name()
+                    .map_err(io_err(archive))?
+                    .unwrap_or_default();
+                symlink(&link, &target).map_err(io_err(&target))?;
+                lchown(&target, owner)?;
+                continue;
+            }
+            tar::EntryType::Link => {
+                remove_existing(&target, false)?;
+                let link = entry
+                    .link_name()
+                    .map_err(io_err(archive))?
+                    .unwrap_or_default();
+                let link_rel = clean_rel(&link.to_string_lossy());
+                let link_host = resolve_in_root(dest, &link_rel, false).map_err(io_err(dest))?;
+                fs::hard_link(&link_host, &target).map_err(io_err(&target))?;
+                continue;
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                remove_existing(&target, false)?;
+                let mut out = fs::File::create(&target).map_err(io_err(&target))?;
+                io::copy(&mut entry, &mut out).map_err(io_err(&target))?;
+            }
+            other => {
+                return Err(CopyError::Invalid(format!(
+                    "ADD {}: archive entry {rel:?} has unsupported type {other:?}",
+                    archive.display()
+                )));
+            }
+        }
+        lchown(&target, owner)?;
+        fs::set_permissions(&target, fs::Permissions::from_mode(mode)).map_err(io_err(&target))?;
+        set_mtime(&target, mtime)?;
+    }
+    for (dir, mtime) in dir_times.iter().rev() {
+        set_mtime(dir, *mtime)?;
+    }
+    Ok(())
+}
+
+fn set_mtime(target: &Path, mtime: i64) -> Result<(), CopyError> {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime.max(0) as u64);
+    let f = fs::File::open(target).map_err(io_err(target))?;
+    f.set_times(fs::FileTimes::new().set_modified(t).set_accessed(t))
+        .map_err(io_err(target))
+}
+
+/// Writes a heredoc file (COPY <<EOF) at an absolute path inside the root.
+pub fn make_file(
+    root: &Path,
+    path: &str,
+    data: &str,
+    mode: u32,
+    owner: Owner,
+) -> Result<(), CopyError> {
+    let rel = clean_rel(path);
+    if let Some((parent, _)) = rel.rsplit_once('/') {
+        ensure_dir(
+            root,
+            parent,
+            Attributes {
+                owner: None,
+                chmod: None,
+                reset_owner: true,
+            },
+        )?;
+    }
+    let target = resolve_in_root(root, &rel, false).map_err(io_err(root))?;
+    remove_existing(&target, false)?;
+    fs::write(&target, data).map_err(io_err(&target))?;
+    fs::set_permissions(&target, fs::Permissions::from_mode(mode)).map_err(io_err(&target))?;
+    lchown(&target, owner)
+}

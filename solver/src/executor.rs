@@ -1,0 +1,801 @@
+//! Solving a build graph: cache keys, cache lookups, and executing the vertices that miss, with
+//! independent vertices running in parallel on a small pool of worker threads.
+//!
+//! A rootfs state is a list of layers. Each layer is stored twice: as a compressed blob in the
+//! content store (what images reference) and unpacked once in overlay format under
+//! `snapshots/<diff_id>` (what RUN and COPY mount as lower directories).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
+use std::time::Instant;
+
+use builder_cache::{Digest, Store};
+use builder_frontend::dockerignore::IgnoreMatcher;
+use builder_snapshot::{ActiveSnapshot, LayerOptions, Snapshotter};
+
+use crate::cache_index::{CacheIndex, CacheRecord};
+use crate::copy::{self, Attributes, CopyError};
+use crate::graph::{
+    BuildGraph, ExecMountKind, ExecOp, FileAction, FileOp, LayerRef, Op, Vertex, VertexId,
+    op_fingerprint,
+};
+use crate::progress::{Event, ProgressSink, Stream};
+use crate::source_tree::{SourceError, SourceTree};
+use crate::userdb::{Owner, resolve_owner};
+
+/// Lines of output kept for the error message of a failing RUN.
+const ERROR_TAIL_LINES: usize = 20;
+
+pub struct SolveOptions {
+    /// The build context directory (None when the Dockerfile needs none).
+    pub context_dir: Option<PathBuf>,
+    pub ignore: IgnoreMatcher,
+    /// `--secret id=...` values: id → file holding the secret.
+    pub secrets: BTreeMap<String, PathBuf>,
+    pub no_cache: bool,
+    pub layer_options: LayerOptions,
+    pub max_parallel: usize,
+    pub dockerfile_name: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SolveError {
+    #[error(
+        "{location}{name}: process \"{command}\" did not complete successfully: exit code {code}{tail}"
+    )]
+    ExecFailed {
+        location: String,
+        name: String,
+        command: String,
+        code: i32,
+        tail: String,
+    },
+    #[error("{location}{name}: {message}")]
+    Step {
+        location: String,
+        name: String,
+        message: String,
+    },
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// What a solved vertex yields.
+#[derive(Clone, Debug)]
+pub enum Output {
+    Rootfs(Vec<LayerRef>),
+    Context,
+}
+
+#[derive(Clone, Debug)]
+pub struct Solved {
+    pub key: Digest,
+    pub output: Output,
+}
+
+pub struct Solver<'a> {
+    store: &'a Store,
+    opts: &'a SolveOptions,
+    progress: &'a dyn ProgressSink,
+    layers: LayerStore<'a>,
+    cache: CacheIndex,
+    work_root: PathBuf,
+}
+
+/// Unpacked layers and writable snapshots on top of them.
+pub struct LayerStore<'a> {
+    store: &'a Store,
+    snapshotter: Snapshotter,
+    work_root: PathBuf,
+}
+
+impl<'a> LayerStore<'a> {
+    pub fn new(store: &'a Store) -> Result<Self, String> {
+        let work_root = store.root().join("work");
+        fs::create_dir_all(&work_root).map_err(|e| format!("{}: {e}", work_root.display()))?;
+        let snapshotter = builder_snapshot::detect_snapshotter(&work_root);
+        Ok(LayerStore {
+            store,
+            snapshotter,
+            work_root,
+        })
+    }
+
+    pub fn snapshotter(&self) -> Snapshotter {
+        self.snapshotter
+    }
+
+    /// The unpacked directory of a layer, unpacking its blob the first time.
+    fn layer_dir(&self, layer: &LayerRef) -> Result<PathBuf, String> {
+        let dir = self.store.snapshots_dir().join(layer.diff_id.hex());
+        if dir.is_dir() {
+            return Ok(dir);
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix(".unpack-")
+            .tempdir_in(self.store.snapshots_dir())
+            .map_err(|e| format!("creating unpack dir: {e}"))?;
+        let blob = self
+            .store
+            .blobs()
+            .open(&layer.digest)
+            .map_err(|e| e.to_string())?;
+        builder_snapshot::apply_layer(std::io::BufReader::new(blob), tmp.path())
+            .map_err(|e| format!("unpacking layer {}: {e}", layer.digest))?;
+        let tmp = tmp.keep();
+        if let Err(e) = fs::rename(&tmp, &dir) {
+            // Another build unpacked the same layer first; theirs is as good as ours.
+            let _ = fs::remove_dir_all(&tmp);
+            if !dir.is_dir() {
+                return Err(format!("storing unpacked layer {}: {e}", layer.diff_id));
+            }
+        }
+        Ok(dir)
+    }
+
+    /// Lower directories for a rootfs, topmost first, as overlayfs wants them.
+    fn lowers(&self, layers: &[LayerRef]) -> Result<Vec<PathBuf>, String> {
+        layers.iter().rev().map(|l| self.layer_dir(l)).collect()
+    }
+
+    /// A writable rootfs made of `layers` (bottom first); dropped, it disappears.
+    pub fn prepare(&self, layers: &[LayerRef]) -> Result<ActiveSnapshot, String> {
+        let lowers = self.lowers(layers)?;
+        builder_snapshot::prepare(self.snapshotter, &lowers, &self.work_root)
+            .map_err(|e| e.to_string())
+    }
+}
+
+struct Schedule {
+    done: HashMap<VertexId, Solved>,
+    running: usize,
+    pending: Vec<VertexId>,
+    failed: Option<SolveError>,
+}
+
+impl<'a> Solver<'a> {
+    pub fn new(
+        store: &'a Store,
+        opts: &'a SolveOptions,
+        progress: &'a dyn ProgressSink,
+    ) -> Result<Self, SolveError> {
+        let layers = LayerStore::new(store).map_err(SolveError::Internal)?;
+        let work_root = layers.work_root.clone();
+        Ok(Solver {
+            cache: CacheIndex::new(store.root().join("cache")),
+            store,
+            opts,
+            progress,
+            layers,
+            work_root,
+        })
+    }
+
+    /// Solves `target` and everything it needs; returns every solved vertex.
+    pub fn solve(
+        &self,
+        graph: &BuildGraph,
+        target: VertexId,
+    ) -> Result<HashMap<VertexId, Solved>, SolveError> {
+        let state = Mutex::new(Schedule {
+            done: HashMap::new(),
+            running: 0,
+            pending: graph.needed_for(target),
+            failed: None,
+        });
+        let wake = Condvar::new();
+        let workers = self.opts.max_parallel.max(1);
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| self.worker(graph, &state, &wake));
+            }
+        });
+        let state = state
+            .into_inner()
+            .map_err(|_| SolveError::Internal("a build worker panicked".into()))?;
+        match state.failed {
+            Some(e) => Err(e),
+            None => Ok(state.done),
+        }
+    }
+
+    fn worker(&self, graph: &BuildGraph, state: &Mutex<Schedule>, wake: &Condvar) {
+        loop {
+            let (id, inputs) = {
+                let Ok(mut s) = state.lock() else { return };
+                loop {
+                    if s.failed.is_some() || (s.pending.is_empty() && s.running == 0) {
+                        wake.notify_all();
+                        return;
+                    }
+                    let ready = s.pending.iter().position(|v| {
+                        graph
+                            .vertex(*v)
+                            .inputs
+                            .iter()
+                            .all(|i| s.done.contains_key(i))
+                    });
+                    if let Some(pos) = ready {
+                        let id = s.pending.remove(pos);
+                        let inputs: Vec<Solved> = graph
+                            .vertex(id)
+                            .inputs
+                            .iter()
+                            .map(|i| s.done[i].clone())
+                            .collect();
+                        s.running += 1;
+                        break (id, inputs);
+                    }
+                    if s.pending.is_empty() && s.running == 0 {
+                        return;
+                    }
+                    s = match wake.wait(s) {
+                        Ok(s) => s,
+                        Err(_) => return,
+                    };
+                }
+            };
+            let result = self.solve_vertex(id.index(), graph.vertex(id), &inputs);
+            let Ok(mut s) = state.lock() else { return };
+            s.running -= 1;
+            match result {
+                Ok(solved) => {
+                    s.done.insert(id, solved);
+                }
+                Err(e) => {
+                    if s.failed.is_none() {
+                        s.failed = Some(e);
+                    }
+                }
+            }
+            wake.notify_all();
+        }
+    }
+
+    fn location(&self, v: &Vertex) -> String {
+        match v.lines {
+            Some((line, _)) => format!("{}:{line}: ", self.opts.dockerfile_name),
+            None => String::new(),
+        }
+    }
+
+    fn step_error(&self, v: &Vertex, message: impl std::fmt::Display) -> SolveError {
+        SolveError::Step {
+            location: self.location(v),
+            name: v.name.clone(),
+            message: message.to_string(),
+        }
+    }
+
+    fn solve_vertex(
+        &self,
+        index: usize,
+        v: &Vertex,
+        inputs: &[Solved],
+    ) -> Result<Solved, SolveError> {
+        let input_keys: Vec<Digest> = inputs.iter().map(|s| s.key).collect();
+        match &v.op {
+            Op::Scratch | Op::Context => {
+                let key = op_fingerprint(&v.op, &input_keys, &BTreeMap::new());
+                let output = if matches!(v.op, Op::Context) {
+                    Output::Context
+                } else {
+                    Output::Rootfs(vec![])
+                };
+                Ok(Solved { key, output })
+            }
+            Op::Image(image) => {
+                let key = op_fingerprint(&v.op, &input_keys, &BTreeMap::new());
+                Ok(Solved {
+                    key,
+                    output: Output::Rootfs(image.layers.clone()),
+                })
+            }
+            Op::Exec(_) | Op::File(_) => {
+                let extra = self
+                    .content_checksums(v, inputs)
+                    .map_err(|e| self.step_error(v, e))?;
+                let key = op_fingerprint(&v.op, &input_keys, &extra);
+                let base = match inputs.first().map(|s| &s.output) {
+                    Some(Output::Rootfs(layers)) => layers.clone(),
+                    _ => {
+                        return Err(SolveError::Internal(format!(
+                            "{}: input 0 is not a filesystem",
+                            v.name
+                        )));
+                    }
+                };
+                if !self.opts.no_cache {
+                    if let Some(record) = self.cache.get(&key) {
+                        if record
+                            .layer
+                            .as_ref()
+                            .is_none_or(|l| self.store.blobs().contains(&l.digest))
+                        {
+                            self.progress.event(Event::Cached {
+                                vertex: index,
+                                name: v.name.clone(),
+                            });
+                            return Ok(Solved {
+                                key,
+                                output: Output::Rootfs(with_layer(base, record.layer)),
+                            });
+                        }
+                    }
+                }
+                self.progress.event(Event::Started {
+                    vertex: index,
+                    name: v.name.clone(),
+                });
+                let started = Instant::now();
+                let layer = match &v.op {
+                    Op::Exec(exec) => self.run_exec(index, v, exec, &base, inputs),
+                    Op::File(file) => self.run_file(v, file, &base, inputs),
+                    _ => unreachable!("matched above"),
+                };
+                let layer = match layer {
+                    Ok(layer) => layer,
+                    Err(e) => {
+                        self.progress.event(Event::Failed {
+                            vertex: index,
+                            name: v.name.clone(),
+                            error: e.to_string(),
+                        });
+                        return Err(e);
+                    }
+                };
+                let record = CacheRecord {
+                    layer: layer.clone(),
+                    description: v.name.clone(),
+                };
+                self.cache
+                    .put(&key, &record)
+                    .map_err(|e| SolveError::Internal(format!("writing cache record: {e}")))?;
+                self.progress.event(Event::Completed {
+                    vertex: index,
+                    name: v.name.clone(),
+                    elapsed: started.elapsed(),
+                });
+                Ok(Solved {
+                    key,
+                    output: Output::Rootfs(with_layer(base, layer)),
+                })
+            }
+        }
+    }
+
+    /// Content checksums of the context files an op reads: they are part of its cache key.
+    fn content_checksums(
+        &self,
+        v: &Vertex,
+        inputs: &[Solved],
+    ) -> Result<BTreeMap<String, String>, SourceError> {
+        let mut extra = BTreeMap::new();
+        let Some(tree) = self.context_tree() else {
+            return Ok(extra);
+        };
+        let is_context =
+            |i: usize| matches!(inputs.get(i).map(|s| &s.output), Some(Output::Context));
+        match &v.op {
+            Op::File(file) => {
+                for (n, action) in file.actions.iter().enumerate() {
+                    if let FileAction::Copy(c) = action {
+                        if is_context(c.source_input) {
+                            extra
+                                .insert(format!("copy{n}"), tree.checksum(&c.sources)?.to_string());
+                        }
+                    }
+                }
+            }
+            Op::Exec(exec) => {
+                for (n, mount) in exec.mounts.iter().enumerate() {
+                    if let ExecMountKind::Input { input, source, .. } = &mount.kind {
+                        if is_context(*input) {
+                            extra.insert(
+                                format!("mount{n}"),
+                                tree.checksum(std::slice::from_ref(source))?.to_string(),
+                            );
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(extra)
+    }
+
+    fn context_tree(&self) -> Option<SourceTree<'_>> {
+        self.opts
+            .context_dir
+            .as_deref()
+            .map(|dir| SourceTree::new(dir, Some(&self.opts.ignore)))
+    }
+
+    fn prepare(&self, layers: &[LayerRef]) -> Result<ActiveSnapshot, String> {
+        self.layers.prepare(layers)
+    }
+
+    /// Turns a finished snapshot's diff into a stored layer (None when nothing changed).
+    fn commit_diff(&self, diff: &Path, exclude: Vec<PathBuf>) -> Result<Option<LayerRef>, String> {
+        let opts = LayerOptions {
+            exclude_empty_mountpoints: exclude,
+            ..self.opts.layer_options.clone()
+        };
+        let mut writer = self.store.blobs().writer().map_err(|e| e.to_string())?;
+        let digests =
+            builder_snapshot::write_layer(diff, &mut writer, &opts).map_err(|e| e.to_string())?;
+        // An empty tar is its two end-of-archive blocks: the step changed nothing.
+        if digests.uncompressed_size <= 1024 {
+            let _ = fs::remove_dir_all(diff);
+            return Ok(None);
+        }
+        let (digest, size) = writer.commit().map_err(|e| e.to_string())?;
+        let dir = self.store.snapshots_dir().join(digests.diff_id.hex());
+        if dir.is_dir() || fs::rename(diff, &dir).is_err() {
+            let _ = fs::remove_dir_all(diff);
+        }
+        let media_type = match self.opts.layer_options.compression {
+            builder_snapshot::Compression::Gzip { .. } => {
+                "application/vnd.oci.image.layer.v1.tar+gzip"
+            }
+            builder_snapshot::Compression::Uncompressed => "application/vnd.oci.image.layer.v1.tar",
+        };
+        Ok(Some(LayerRef {
+            diff_id: digests.diff_id,
+            digest,
+            size,
+            media_type: media_type.into(),
+        }))
+    }
+
+    fn run_file(
+        &self,
+        v: &Vertex,
+        op: &FileOp,
+        base: &[LayerRef],
+        inputs: &[Solved],
+    ) -> Result<Option<LayerRef>, SolveError> {
+        let err = |e: &dyn std::fmt::Display| self.step_error(v, e);
+        let active = self.prepare(base).map_err(|e| err(&e))?;
+        let root = active.rootfs().to_path_buf();
+        for action in &op.actions {
+            self.apply_action(action, &root, inputs)
+                .map_err(|e| err(&e))?;
+        }
+        let diff = active.finish().map_err(|e| err(&e))?;
+        self.commit_diff(&diff, vec![]).map_err(|e| err(&e))
+    }
+
+    fn apply_action(
+        &self,
+        action: &FileAction,
+        root: &Path,
+        inputs: &[Solved],
+    ) -> Result<(), CopyError> {
+        let owner = |spec: &Option<String>| -> Result<Option<Owner>, CopyError> {
+            spec.as_deref()
+                .map(|s| resolve_owner(root, s).map_err(CopyError::Invalid))
+                .transpose()
+        };
+        match action {
+            FileAction::Mkdir {
+                path,
+                mode,
+                owner: o,
+            } => {
+                let existed = crate::rootpath::resolve_in_root(root, path, true)
+                    .map(|p| p.is_dir())
+                    .unwrap_or(false);
+                let dir = copy::ensure_dir(
+                    root,
+                    path,
+                    Attributes {
+                        owner: owner(o)?,
+                        chmod: None,
+                        reset_owner: true,
+                    },
+                )?;
+                if !existed {
+                    use std::os::unix::fs::PermissionsExt;
+                    fs::set_permissions(&dir, fs::Permissions::from_mode(*mode)).map_err(|e| {
+                        CopyError::Io {
+                            path: dir.display().to_string(),
+                            source: e,
+                        }
+                    })?;
+                }
+                Ok(())
+            }
+            FileAction::Mkfile {
+                path,
+                mode,
+                data,
+                owner: o,
+            } => copy::make_file(
+                root,
+                path,
+                data,
+                *mode,
+                owner(o)?.unwrap_or(Owner { uid: 0, gid: 0 }),
+            ),
+            FileAction::Copy(c) => {
+                let attrs = Attributes {
+                    owner: owner(&c.chown)?,
+                    chmod: c.chmod,
+                    reset_owner: c.from_context,
+                };
+                match inputs.get(c.source_input).map(|s| &s.output) {
+                    Some(Output::Context) => {
+                        let tree = self.context_tree().ok_or_else(|| {
+                            CopyError::Invalid("this step reads the build context, but no context directory was given".into())
+                        })?;
+                        copy::copy(&tree, c, root, attrs)
+                    }
+                    Some(Output::Rootfs(layers)) => {
+                        let view = self.prepare(layers).map_err(CopyError::Invalid)?;
+                        let tree = SourceTree::new(view.rootfs(), None);
+                        copy::copy(&tree, c, root, attrs)
+                    }
+                    None => Err(CopyError::Invalid("copy source is missing".into())),
+                }
+            }
+        }
+    }
+
+    fn run_exec(
+        &self,
+        index: usize,
+        v: &Vertex,
+        op: &ExecOp,
+        base: &[LayerRef],
+        inputs: &[Solved],
+    ) -> Result<Option<LayerRef>, SolveError> {
+        let err = |e: &dyn std::fmt::Display| self.step_error(v, e);
+        let active = self.prepare(base).map_err(|e| err(&e))?;
+        let mut mounts = Vec::new();
+        // Keeps read-only views and temp files alive until the process exits.
+        let mut keep_alive: Vec<Box<dyn std::any::Any>> = Vec::new();
+        for m in &op.mounts {
+            let kind = self
+                .mount_source(&m.kind, inputs, &mut keep_alive)
+                .map_err(|e| err(&e))?;
+            mounts.push(builder_sandbox::MountSpec {
+                target: m.target.clone(),
+                kind,
+            });
+        }
+        let (read_fd, write_fd) = pipe().map_err(|e| err(&e))?;
+        let write_fd2 = write_fd.try_clone().map_err(|e| err(&e))?;
+        let spec = builder_sandbox::RunSpec {
+            rootfs: active.rootfs().to_path_buf(),
+            args: op.args.clone(),
+            env: op.env.clone(),
+            cwd: op.cwd.clone(),
+            user: op.user.clone(),
+            hostname: "buildkitsandbox".into(),
+            network: match op.network {
+                crate::graph::NetworkMode::Host => builder_sandbox::Network::Host,
+                crate::graph::NetworkMode::None => builder_sandbox::Network::None,
+            },
+            mounts,
+            stdin: builder_sandbox::Stdio::Null,
+            stdout: builder_sandbox::Stdio::Fd(write_fd),
+            stderr: builder_sandbox::Stdio::Fd(write_fd2),
+        };
+        let (report, tail) = std::thread::scope(|scope| {
+            let reader = scope.spawn(|| self.forward_output(index, read_fd));
+            let report = builder_sandbox::run_with_report(spec);
+            let tail = reader.join().unwrap_or_default();
+            (report, tail)
+        });
+        drop(keep_alive);
+        let report = report.map_err(|e| err(&e))?;
+        if !report.status.success() {
+            return Err(SolveError::ExecFailed {
+                location: self.location(v),
+                name: v.name.clone(),
+                command: op.args.join(" "),
+                code: report.status.code(),
+                tail: if tail.is_empty() {
+                    String::new()
+                } else {
+                    format!("\n--- last lines of output ---\n{tail}")
+                },
+            });
+        }
+        let diff = active.finish().map_err(|e| err(&e))?;
+        let exclude = report
+            .created_mount_points
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        self.commit_diff(&diff, exclude).map_err(|e| err(&e))
+    }
+
+    /// Streams a step's output to the progress sink; returns the last lines for error messages.
+    fn forward_output(&self, index: usize, fd: OwnedFd) -> String {
+        let mut file = fs::File::from(fd);
+        let mut buf = [0u8; 8192];
+        let mut tail: Vec<u8> = Vec::new();
+        while let Ok(n) = file.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            self.progress.event(Event::Log {
+                vertex: index,
+                stream: Stream::Stdout,
+                data: buf[..n].to_vec(),
+            });
+            tail.extend_from_slice(&buf[..n]);
+            if tail.len() > 64 * 1024 {
+                tail.drain(..tail.len() - 32 * 1024);
+            }
+        }
+        let text = String::from_utf8_lossy(&tail);
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(ERROR_TAIL_LINES)..].join("\n")
+    }
+
+    fn mount_source(
+        &self,
+        kind: &ExecMountKind,
+        inputs: &[Solved],
+        keep_alive: &mut Vec<Box<dyn std::any::Any>>,
+    ) -> Result<builder_sandbox::MountKind, String> {
+        use builder_sandbox::MountKind as K;
+        match kind {
+            ExecMountKind::Tmpfs { size } => Ok(K::Tmpfs { size: *size }),
+            ExecMountKind::Input {
+                input,
+                source,
+                read_write,
+            } => {
+                let root = match inputs.get(*input).map(|s| &s.output) {
+                    Some(Output::Context) => self.filtered_context(source, keep_alive)?,
+                    Some(Output::Rootfs(layers)) => {
+                        let view = self.prepare(layers)?;
+                        let path = crate::rootpath::resolve_in_root(view.rootfs(), source, true)
+                            .map_err(|e| e.to_string())?;
+                        keep_alive.push(Box::new(view));
+                        path
+                    }
+                    None => return Err("mount source is missing".into()),
+                };
+                // A read-write bind of a context or stage is a throwaway copy, as in BuildKit.
+                Ok(K::Bind {
+                    source: root,
+                    read_only: !read_write,
+                })
+            }
+            ExecMountKind::Cache {
+                id,
+                mode,
+                uid,
+                gid,
+                read_only,
+                ..
+            } => {
+                let dir = self
+                    .store
+                    .root()
+                    .join("cache-mounts")
+                    .join(Digest::of(id.as_bytes()).hex());
+                if !dir.is_dir() {
+                    fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                    use std::os::unix::fs::PermissionsExt;
+                    fs::set_permissions(&dir, fs::Permissions::from_mode(*mode))
+                        .map_err(|e| e.to_string())?;
+                    std::os::unix::fs::chown(&dir, Some(*uid), Some(*gid))
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(K::Bind {
+                    source: dir,
+                    read_only: *read_only,
+                })
+            }
+            ExecMountKind::Secret {
+                id,
+                required,
+                mode,
+                uid,
+                gid,
+            } => {
+                let Some(src) = self.opts.secrets.get(id) else {
+                    if *required {
+                        return Err(format!(
+                            "secret {id:?} is required but was not given (use --secret id={id},src=FILE)"
+                        ));
+                    }
+                    let empty = tempfile::NamedTempFile::new_in(self.store.tmp_dir())
+                        .map_err(|e| e.to_string())?;
+                    let path = empty.path().to_path_buf();
+                    keep_alive.push(Box::new(empty));
+                    return Ok(K::Bind {
+                        source: path,
+                        read_only: true,
+                    });
+                };
+                let data = fs::read(src)
+                    .map_err(|e| format!("reading secret {id:?} from {}: {e}", src.display()))?;
+                let file = tempfile::NamedTempFile::new_in(self.store.tmp_dir())
+                    .map_err(|e| e.to_string())?;
+                fs::write(file.path(), data).map_err(|e| e.to_string())?;
+                use std::os::unix::fs::PermissionsExt;
+                fs::set_permissions(file.path(), fs::Permissions::from_mode(*mode))
+                    .map_err(|e| e.to_string())?;
+                std::os::unix::fs::chown(file.path(), Some(*uid), Some(*gid))
+                    .map_err(|e| e.to_string())?;
+                let path = file.path().to_path_buf();
+                keep_alive.push(Box::new(file));
+                Ok(K::Bind {
+                    source: path,
+                    read_only: true,
+                })
+            }
+        }
+    }
+
+    /// The context (after .dockerignore) below `source`, copied to a temp dir for a bind mount.
+    fn filtered_context(
+        &self,
+        source: &str,
+        keep_alive: &mut Vec<Box<dyn std::any::Any>>,
+    ) -> Result<PathBuf, String> {
+        let tree = self
+            .context_tree()
+            .ok_or("this step mounts the build context, but no context directory was given")?;
+        let tmp = tempfile::Builder::new()
+            .prefix("ctx-")
+            .tempdir_in(&self.work_root)
+            .map_err(|e| e.to_string())?;
+        let action = crate::graph::CopyAction {
+            source_input: 0,
+            sources: vec![source.to_string()],
+            dest: "/".into(),
+            dest_is_dir: true,
+            chown: None,
+            chmod: None,
+            unpack_archives: false,
+            exclude: vec![],
+            from_context: true,
+        };
+        copy::copy(
+            &tree,
+            &action,
+            tmp.path(),
+            Attributes {
+                owner: None,
+                chmod: None,
+                reset_owner: true,
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        let path = tmp.path().to_path_buf();
+        keep_alive.push(Box::new(tmp));
+        Ok(path)
+    }
+}
+
+fn with_layer(mut base: Vec<LayerRef>, layer: Option<LayerRef>) -> Vec<LayerRef> {
+    base.extend(layer);
+    base
+}
+
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else.
+    Ok(unsafe {
+        (
+            std::os::fd::FromRawFd::from_raw_fd(fds[0]),
+            std::os::fd::FromRawFd::from_raw_fd(fds[1]),
+        )
+    })
+}

@@ -1,0 +1,275 @@
+//! The build graph: content-addressable operations (our LLB), connected as a DAG.
+//!
+//! The frontend's converter produces a [`BuildGraph`]; the executor walks it. A vertex only
+//! describes *what* to compute. Everything a vertex's result depends on is either in its [`Op`]
+//! or in its inputs, which is what makes cache keys derivable from the graph alone (plus the
+//! content of the local context files an operation selects).
+
+use std::collections::BTreeMap;
+
+use builder_cache::Digest;
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::{Dfs, Reversed};
+use serde::{Deserialize, Serialize};
+
+pub type VertexId = NodeIndex;
+
+/// One layer of an image: what a rootfs state is made of.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerRef {
+    /// sha256 of the uncompressed tar (what image configs list in `rootfs.diff_ids`).
+    pub diff_id: Digest,
+    /// Digest of the blob as stored (compressed).
+    pub digest: Digest,
+    pub size: u64,
+    pub media_type: String,
+}
+
+/// Where a file operation or mount reads from: one of the vertex's inputs.
+pub type InputIndex = usize;
+
+#[derive(Clone, Debug, Serialize)]
+pub enum Op {
+    /// The empty filesystem.
+    Scratch,
+    /// An image from the local store; its layers are already content-addressed.
+    Image(ImageSource),
+    /// The local build context (after .dockerignore).
+    Context,
+    /// A command run in the sandbox on top of input 0.
+    Exec(ExecOp),
+    /// File actions applied on top of input 0.
+    File(FileOp),
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ImageSource {
+    pub reference: String,
+    pub manifest_digest: Digest,
+    pub layers: Vec<LayerRef>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum NetworkMode {
+    /// Share the builder's network (docker's default for RUN).
+    Host,
+    /// A new network namespace with only loopback.
+    None,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ExecOp {
+    pub args: Vec<String>,
+    /// `K=V` entries in the order docker passes them.
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub user: String,
+    pub network: NetworkMode,
+    pub mounts: Vec<ExecMount>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ExecMount {
+    pub target: String,
+    pub kind: ExecMountKind,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub enum ExecMountKind {
+    /// A path of another input (context or a stage's rootfs), read-only unless `read_write`
+    /// (writes are then thrown away, as with BuildKit).
+    Input {
+        input: InputIndex,
+        source: String,
+        read_write: bool,
+    },
+    /// A persistent directory kept across builds, keyed by id.
+    Cache {
+        id: String,
+        sharing: CacheSharing,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        read_only: bool,
+    },
+    Tmpfs {
+        size: Option<u64>,
+    },
+    /// A secret file; only its id takes part in the cache key, never its content.
+    Secret {
+        id: String,
+        required: bool,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum CacheSharing {
+    Shared,
+    Private,
+    Locked,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FileOp {
+    pub actions: Vec<FileAction>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub enum FileAction {
+    /// Create a directory (and its parents) if it does not exist.
+    Mkdir {
+        path: String,
+        mode: u32,
+        owner: Option<String>,
+    },
+    /// Create a file with the given content (COPY <<EOF).
+    Mkfile {
+        path: String,
+        mode: u32,
+        data: String,
+        owner: Option<String>,
+    },
+    Copy(CopyAction),
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CopyAction {
+    pub source_input: InputIndex,
+    /// Source paths or patterns, relative to the source's root.
+    pub sources: Vec<String>,
+    /// Absolute destination path (already resolved against WORKDIR).
+    pub dest: String,
+    /// The destination names a directory (trailing slash or several sources).
+    pub dest_is_dir: bool,
+    /// `--chown` as written (`user[:group]`), resolved against the destination's /etc files.
+    pub chown: Option<String>,
+    pub chmod: Option<u32>,
+    /// ADD: local tar archives are extracted rather than copied.
+    pub unpack_archives: bool,
+    pub exclude: Vec<String>,
+    /// Only for `Context` sources: the .dockerignore rules apply.
+    pub from_context: bool,
+}
+
+/// A vertex: an operation, its inputs in order, and how to show it to the user.
+#[derive(Clone, Debug)]
+pub struct Vertex {
+    pub op: Op,
+    pub inputs: Vec<VertexId>,
+    /// e.g. `[build 2/5] RUN make`
+    pub name: String,
+    /// Dockerfile line range the vertex came from, for errors and `builder du`.
+    pub lines: Option<(usize, usize)>,
+}
+
+#[derive(Default, Debug)]
+pub struct BuildGraph {
+    graph: DiGraph<Vertex, ()>,
+}
+
+impl BuildGraph {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a vertex; edges go from each input to the new vertex.
+    pub fn add(&mut self, vertex: Vertex) -> VertexId {
+        let inputs = vertex.inputs.clone();
+        let id = self.graph.add_node(vertex);
+        for input in inputs {
+            self.graph.add_edge(input, id, ());
+        }
+        id
+    }
+
+    pub fn vertex(&self, id: VertexId) -> &Vertex {
+        &self.graph[id]
+    }
+
+    pub fn len(&self) -> usize {
+        self.graph.node_count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.graph.node_count() == 0
+    }
+
+    /// The vertices `target` depends on (itself included), in an order where every vertex comes
+    /// after its inputs. Vertices not reachable from the target are left out: that is how unused
+    /// stages are skipped.
+    pub fn needed_for(&self, target: VertexId) -> Vec<VertexId> {
+        let reversed = Reversed(&self.graph);
+        let mut dfs = Dfs::new(reversed, target);
+        let mut needed = std::collections::BTreeSet::new();
+        while let Some(v) = dfs.next(reversed) {
+            needed.insert(v);
+        }
+        // Vertices are added after their inputs, so index order is a topological order.
+        needed.into_iter().collect()
+    }
+
+    /// Vertices that consume `id`.
+    pub fn consumers(&self, id: VertexId) -> Vec<VertexId> {
+        self.graph.neighbors(id).collect()
+    }
+}
+
+/// Canonical description of an op for cache keys: stable JSON of the op with its inputs' keys.
+pub fn op_fingerprint(op: &Op, input_keys: &[Digest], extra: &BTreeMap<String, String>) -> Digest {
+    #[derive(Serialize)]
+    struct Fingerprint<'a> {
+        version: u32,
+        op: &'a Op,
+        inputs: &'a [Digest],
+        extra: &'a BTreeMap<String, String>,
+    }
+    let bytes = serde_json::to_vec(&Fingerprint {
+        version: 1,
+        op,
+        inputs: input_keys,
+        extra,
+    })
+    .expect("serializing plain data to JSON cannot fail");
+    Digest::of(&bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(op: Op, inputs: Vec<VertexId>) -> Vertex {
+        Vertex {
+            op,
+            inputs,
+            name: String::new(),
+            lines: None,
+        }
+    }
+
+    #[test]
+    fn unreachable_vertices_are_not_needed() {
+        let mut g = BuildGraph::new();
+        let a = g.add(v(Op::Scratch, vec![]));
+        let ctx = g.add(v(Op::Context, vec![]));
+        let unused = g.add(v(Op::File(FileOp { actions: vec![] }), vec![a]));
+        let b = g.add(v(Op::File(FileOp { actions: vec![] }), vec![a, ctx]));
+        let needed = g.needed_for(b);
+        assert_eq!(needed, vec![a, ctx, b]);
+        assert!(!needed.contains(&unused));
+    }
+
+    #[test]
+    fn fingerprint_depends_on_inputs() {
+        let op = Op::Scratch;
+        let k1 = op_fingerprint(&op, &[Digest::of(b"a")], &BTreeMap::new());
+        let k2 = op_fingerprint(&op, &[Digest::of(b"b")], &BTreeMap::new());
+        assert_ne!(k1, k2);
+        assert_eq!(
+            k1,
+            op_fingerprint(&op, &[Digest::of(b"a")], &BTreeMap::new())
+        );
+    }
+}

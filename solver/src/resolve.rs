@@ -1,0 +1,93 @@
+//! Resolving base images from the local image store.
+
+use builder_cache::image::ImageConfig;
+use builder_cache::{Digest, Store, read_config, read_manifest};
+
+use crate::convert::{ImageResolver, ResolvedImage};
+use crate::graph::LayerRef;
+use crate::image::Platform;
+use crate::image_json::spec_from_config;
+
+/// Turns a user-written reference into the store's key (`busybox` → `docker.io/library/busybox:latest`).
+pub type Normalizer = dyn Fn(&str) -> Result<String, String> + Send + Sync;
+/// Makes an image available in the store (a registry pull), given its normalized name.
+pub type Fetcher = dyn Fn(&str, &Platform) -> Result<(), String> + Send + Sync;
+
+pub struct StoreResolver<'a> {
+    pub store: &'a Store,
+    pub normalize: &'a Normalizer,
+    /// Called when the image is not in the store (or always, with `--pull`).
+    pub fetch: Option<&'a Fetcher>,
+    pub always_fetch: bool,
+}
+
+impl StoreResolver<'_> {
+    fn lookup(&self, name: &str) -> Result<Option<Digest>, String> {
+        if let Some(record) = self.store.images().get(name).map_err(|e| e.to_string())? {
+            return Ok(Some(record.manifest));
+        }
+        Ok(None)
+    }
+}
+
+impl ImageResolver for StoreResolver<'_> {
+    fn resolve(&self, reference: &str, platform: &Platform) -> Result<ResolvedImage, String> {
+        let name = (self.normalize)(reference)?;
+        let mut manifest_digest = if self.always_fetch {
+            None
+        } else {
+            self.lookup(&name)?
+        };
+        if manifest_digest.is_none() {
+            match self.fetch {
+                Some(fetch) => {
+                    fetch(&name, platform)?;
+                    manifest_digest = self.lookup(&name)?;
+                }
+                None => {
+                    return Err(format!(
+                        "base image {reference:?} ({name}) is not in the local store; build or pull it first (builder pull {reference})"
+                    ));
+                }
+            }
+        }
+        let manifest_digest =
+            manifest_digest.ok_or_else(|| format!("image {name} not found after pulling it"))?;
+        let (config, layers) =
+            image_layers(self.store, &manifest_digest).map_err(|e| format!("image {name}: {e}"))?;
+        Ok(ResolvedImage {
+            reference: name,
+            manifest_digest,
+            spec: spec_from_config(&config, layers),
+        })
+    }
+}
+
+/// The config and layers of a stored image.
+pub fn image_layers(
+    store: &Store,
+    manifest_digest: &Digest,
+) -> Result<(ImageConfig, Vec<LayerRef>), String> {
+    let blobs = store.blobs();
+    let manifest = read_manifest(blobs, manifest_digest).map_err(|e| e.to_string())?;
+    let config = read_config(blobs, &manifest.config.digest).map_err(|e| e.to_string())?;
+    if config.rootfs.diff_ids.len() != manifest.layers.len() {
+        return Err(format!(
+            "inconsistent image: its config lists {} layers, its manifest {}",
+            config.rootfs.diff_ids.len(),
+            manifest.layers.len()
+        ));
+    }
+    let layers = manifest
+        .layers
+        .iter()
+        .zip(&config.rootfs.diff_ids)
+        .map(|(d, diff_id)| LayerRef {
+            diff_id: *diff_id,
+            digest: d.digest,
+            size: d.size,
+            media_type: d.media_type.clone(),
+        })
+        .collect();
+    Ok((config, layers))
+}

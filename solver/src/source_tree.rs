@@ -1,0 +1,241 @@
+//! A tree files are copied from: the build context (filtered by .dockerignore) or the root
+//! filesystem of another stage or image. Gives COPY its source selection (with wildcards) and the
+//! content checksum of exactly that selection, which is what a COPY's cache key depends on.
+
+use std::fs::{self, Metadata};
+use std::io::{self, Read};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use builder_cache::{Digest, Hasher};
+use builder_frontend::dockerignore::IgnoreMatcher;
+
+use crate::rootpath::{clean_rel, resolve_in_root};
+
+pub struct SourceTree<'a> {
+    root: PathBuf,
+    ignore: Option<&'a IgnoreMatcher>,
+}
+
+/// One selected source: its path relative to the tree root, after resolving a symlink named
+/// directly by the source (docker follows that one, inside the tree).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Selected {
+    pub rel: String,
+    pub host: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(
+        "{pattern:?}: no such file or directory in {what} (check the path, and that .dockerignore does not exclude it)"
+    )]
+    NotFound { pattern: String, what: &'static str },
+    #[error("{path}: {source}")]
+    Io { path: String, source: io::Error },
+    #[error("invalid source pattern {pattern:?}: {message}")]
+    Pattern { pattern: String, message: String },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SourceError + '_ {
+    move |source| SourceError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+impl<'a> SourceTree<'a> {
+    pub fn new(root: &Path, ignore: Option<&'a IgnoreMatcher>) -> Self {
+        SourceTree {
+            root: root.to_path_buf(),
+            ignore,
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn what(&self) -> &'static str {
+        if self.ignore.is_some() {
+            "the build context"
+        } else {
+            "the source stage or image"
+        }
+    }
+
+    pub fn is_excluded(&self, rel: &str) -> bool {
+        !rel.is_empty() && self.ignore.is_some_and(|m| m.is_excluded(rel))
+    }
+
+    fn may_descend(&self, rel: &str) -> bool {
+        !self.is_excluded(rel) || self.ignore.is_some_and(|m| m.may_include_children(rel))
+    }
+
+    /// Expands one COPY source (a path, possibly with `*`, `?`, `[...]` wildcards per component).
+    pub fn select(&self, pattern: &str) -> Result<Vec<Selected>, SourceError> {
+        let clean = clean_rel(pattern);
+        let has_wildcard = clean.contains(['*', '?', '[']);
+        let mut rels = if has_wildcard {
+            self.glob(pattern, &clean)?
+        } else {
+            vec![clean.clone()]
+        };
+        rels.sort();
+        let mut out = Vec::new();
+        for rel in rels {
+            if self.is_excluded(&rel) {
+                continue;
+            }
+            let host = resolve_in_root(&self.root, &rel, true).map_err(io_err(&self.root))?;
+            if fs::symlink_metadata(&host).is_err() {
+                continue;
+            }
+            out.push(Selected { rel, host });
+        }
+        if out.is_empty() {
+            return Err(SourceError::NotFound {
+                pattern: pattern.to_string(),
+                what: self.what(),
+            });
+        }
+        Ok(out)
+    }
+
+    fn glob(&self, original: &str, clean: &str) -> Result<Vec<String>, SourceError> {
+        let mut current = vec![String::new()];
+        for part in clean.split('/') {
+            let pat = glob::Pattern::new(part).map_err(|e| SourceError::Pattern {
+                pattern: original.to_string(),
+                message: e.to_string(),
+            })?;
+            let mut next = Vec::new();
+            for dir in &current {
+                let host = resolve_in_root(&self.root, dir, true).map_err(io_err(&self.root))?;
+                let Ok(entries) = fs::read_dir(&host) else {
+                    continue;
+                };
+                for entry in entries {
+                    let entry = entry.map_err(io_err(&host))?;
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if pat.matches_with(
+                        &name,
+                        glob::MatchOptions {
+                            require_literal_leading_dot: false,
+                            ..Default::default()
+                        },
+                    ) {
+                        next.push(if dir.is_empty() {
+                            name
+                        } else {
+                            format!("{dir}/{name}")
+                        });
+                    }
+                }
+            }
+            current = next;
+        }
+        Ok(current)
+    }
+
+    /// Everything under a selected directory (not the directory itself), in sorted order, with
+    /// .dockerignore exclusions applied. Symlinks are listed, never followed.
+    pub fn walk(&self, dir: &Selected) -> Result<Vec<(String, PathBuf, Metadata)>, SourceError> {
+        let mut out = Vec::new();
+        self.walk_into(&dir.host, &dir.rel, "", &mut out)?;
+        Ok(out)
+    }
+
+    fn walk_into(
+        &self,
+        host: &Path,
+        tree_rel: &str,
+        sel_rel: &str,
+        out: &mut Vec<(String, PathBuf, Metadata)>,
+    ) -> Result<(), SourceError> {
+        let mut names: Vec<_> = fs::read_dir(host)
+            .map_err(io_err(host))?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()
+            .map_err(io_err(host))?;
+        names.sort();
+        for name in names {
+            let name = name.to_string_lossy().into_owned();
+            let child_tree = if tree_rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{tree_rel}/{name}")
+            };
+            let child_sel = if sel_rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{sel_rel}/{name}")
+            };
+            let child_host = host.join(&name);
+            let meta = fs::symlink_metadata(&child_host).map_err(io_err(&child_host))?;
+            let excluded = self.is_excluded(&child_tree);
+            if meta.is_dir() {
+                if !self.may_descend(&child_tree) {
+                    continue;
+                }
+                if !excluded {
+                    out.push((child_sel.clone(), child_host.clone(), meta));
+                }
+                self.walk_into(&child_host, &child_tree, &child_sel, out)?;
+            } else if !excluded {
+                out.push((child_sel, child_host, meta));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checksum of what a COPY of `patterns` would read: for each selected path, the names
+    /// (relative to the selection), types, permission bits, link targets and file contents.
+    /// Times and ownership are left out, so touching a file does not invalidate the cache.
+    pub fn checksum(&self, patterns: &[String]) -> Result<Digest, SourceError> {
+        let mut h = Hasher::new();
+        for pattern in patterns {
+            h.update(b"pattern\0");
+            h.update(pattern.as_bytes());
+            for sel in self.select(pattern)? {
+                let meta = fs::symlink_metadata(&sel.host).map_err(io_err(&sel.host))?;
+                hash_entry(&mut h, &sel.rel, &sel.host, &meta)?;
+                if meta.is_dir() {
+                    for (rel, host, meta) in self.walk(&sel)? {
+                        hash_entry(&mut h, &rel, &host, &meta)?;
+                    }
+                }
+            }
+        }
+        Ok(h.finish())
+    }
+}
+
+fn hash_entry(h: &mut Hasher, rel: &str, host: &Path, meta: &Metadata) -> Result<(), SourceError> {
+    h.update(b"\0entry\0");
+    h.update(rel.as_bytes());
+    h.update(&(meta.permissions().mode() & 0o7777).to_le_bytes());
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        let target = fs::read_link(host).map_err(io_err(host))?;
+        h.update(b"link\0");
+        h.update(target.as_os_str().as_encoded_bytes());
+    } else if ft.is_dir() {
+        h.update(b"dir\0");
+    } else if ft.is_file() {
+        h.update(b"file\0");
+        let mut f = fs::File::open(host).map_err(io_err(host))?;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = f.read(&mut buf).map_err(io_err(host))?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+    } else {
+        h.update(b"special\0");
+        h.update(&meta.rdev().to_le_bytes());
+    }
+    Ok(())
+}

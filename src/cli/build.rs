@@ -1,0 +1,382 @@
+//! `builder build`: docker's flags, mapped onto the solver.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use builder_cache::ImageRecord;
+use builder_snapshot::{Compression, LayerOptions};
+use builder_solver::resolve::StoreResolver;
+use builder_solver::{BuildRequest, Platform};
+use clap::Args;
+
+use super::progress::{ProgressMode, Renderer};
+use super::{Context, UsageError, normalize};
+
+#[derive(Args)]
+pub struct BuildArgs {
+    /// Name and optionally a tag (`name:tag`); repeatable.
+    #[arg(short = 't', long = "tag")]
+    tags: Vec<String>,
+    /// Path of the Dockerfile (default: CONTEXT/Dockerfile; `-` reads stdin).
+    #[arg(short = 'f', long = "file")]
+    file: Option<String>,
+    /// Build-time variable `KEY=VALUE` (`KEY` alone takes the value from the environment).
+    #[arg(long = "build-arg")]
+    build_args: Vec<String>,
+    /// Build this stage and the stages it needs, not the last one.
+    #[arg(long)]
+    target: Option<String>,
+    /// Metadata `KEY=VALUE` for the image.
+    #[arg(long = "label")]
+    labels: Vec<String>,
+    /// Do not use the cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// Always look for newer base images in the registry.
+    #[arg(long)]
+    pull: bool,
+    /// Push the image after building it (needs a registry name in -t).
+    #[arg(long)]
+    push: bool,
+    /// Write the image id to this file.
+    #[arg(long)]
+    iidfile: Option<PathBuf>,
+    /// Write build result metadata (digests, names) as JSON to this file.
+    #[arg(long)]
+    metadata_file: Option<PathBuf>,
+    /// Output destination: `type=docker|oci|tar|local,dest=PATH` (the image is always stored locally too).
+    #[arg(short = 'o', long = "output")]
+    outputs: Vec<String>,
+    /// Secret for RUN --mount=type=secret: `id=NAME,src=FILE` or `id=NAME,env=VAR`.
+    #[arg(long = "secret")]
+    secrets: Vec<String>,
+    /// Target platform (os/arch[/variant]).
+    #[arg(long)]
+    platform: Option<String>,
+    /// Progress output: auto, tty, plain, rawjson, quiet.
+    #[arg(long, default_value = "auto")]
+    progress: String,
+    /// Print only the image id.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Build context directory.
+    context: PathBuf,
+}
+
+pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
+    let store = ctx.store()?;
+    let request = make_request(&args)?;
+    let tags = args
+        .tags
+        .iter()
+        .map(|t| normalize(t).map_err(|e| UsageError(format!("invalid tag {t:?}: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let outputs = args
+        .outputs
+        .iter()
+        .map(|o| parse_output(o))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mode = if args.quiet {
+        ProgressMode::Quiet
+    } else {
+        ProgressMode::parse(&args.progress)?
+    };
+    let renderer = Renderer::new(mode);
+    let fetch = super::registry::fetcher(ctx);
+    let resolver = StoreResolver {
+        store: &store,
+        normalize: &normalize,
+        fetch: Some(&*fetch),
+        always_fetch: args.pull,
+    };
+    let result = builder_solver::build(&store, &request, &resolver, &renderer);
+    renderer.finish();
+    let output = result?;
+    for warning in &output.warnings {
+        eprintln!("WARNING: {warning}");
+    }
+    let record = ImageRecord {
+        manifest: output.image.manifest,
+        config: output.image.config,
+        created: output.config.created.clone().unwrap_or_default(),
+    };
+    if tags.is_empty() {
+        store.images().add_untagged(record.clone())?;
+    }
+    for tag in &tags {
+        store.images().set(tag, record.clone())?;
+    }
+    for out in &outputs {
+        super::save::export_output(&store, out, &tags, &record)
+            .with_context(|| format!("exporting to {}", out.describe()))?;
+    }
+    let mut pushed = Vec::new();
+    if args.push {
+        if tags.is_empty() {
+            bail!(UsageError(
+                "--push needs a name: add -t REGISTRY/NAME:TAG".into()
+            ));
+        }
+        for tag in &tags {
+            pushed.push((
+                tag.clone(),
+                super::registry::push_image(ctx, &store, tag, &record)?,
+            ));
+        }
+    }
+    let id = output.image.config.to_string();
+    if let Some(path) = &args.iidfile {
+        fs::write(path, &id).with_context(|| format!("writing --iidfile {}", path.display()))?;
+    }
+    if let Some(path) = &args.metadata_file {
+        let meta = serde_json::json!({
+            "containerimage.config.digest": output.image.config.to_string(),
+            "containerimage.digest": output.image.manifest.to_string(),
+            "image.name": tags.join(","),
+            "containerimage.pushed": pushed.iter().map(|(n, d)| format!("{n}@{d}")).collect::<Vec<_>>(),
+        });
+        fs::write(path, serde_json::to_vec_pretty(&meta)?)
+            .with_context(|| format!("writing --metadata-file {}", path.display()))?;
+    }
+    if args.quiet {
+        println!("{id}");
+    } else {
+        eprintln!("writing image {id}");
+        for tag in &tags {
+            eprintln!("naming to {tag}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn make_request(args: &BuildArgs) -> anyhow::Result<BuildRequest> {
+    let context_dir = fs::canonicalize(&args.context)
+        .map_err(|e| UsageError(format!("build context {}: {e}", args.context.display())))?;
+    if !context_dir.is_dir() {
+        bail!(UsageError(format!(
+            "build context {} is not a directory",
+            args.context.display()
+        )));
+    }
+    let (dockerfile_name, dockerfile, dockerfile_path) =
+        read_dockerfile(args.file.as_deref(), &context_dir)?;
+    let dockerignore = read_dockerignore(dockerfile_path.as_deref(), &context_dir)?;
+    let mut build_args = BTreeMap::new();
+    for arg in &args.build_args {
+        match arg.split_once('=') {
+            Some((k, v)) => {
+                build_args.insert(k.to_string(), v.to_string());
+            }
+            None => {
+                // docker: a bare KEY takes its value from the environment, or is ignored.
+                if let Ok(v) = std::env::var(arg) {
+                    build_args.insert(arg.clone(), v);
+                }
+            }
+        }
+    }
+    let labels = args
+        .labels
+        .iter()
+        .map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .unwrap_or((l.clone(), String::new()))
+        })
+        .collect();
+    let platform = match &args.platform {
+        Some(p) => Some(Platform::parse(p).ok_or_else(|| {
+            UsageError(format!(
+                "invalid --platform {p:?}: expected os/arch[/variant]"
+            ))
+        })?),
+        None => None,
+    };
+    let source_date_epoch = build_args
+        .get("SOURCE_DATE_EPOCH")
+        .cloned()
+        .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
+        .map(|s| {
+            s.parse::<i64>().map_err(|_| {
+                UsageError(format!(
+                    "SOURCE_DATE_EPOCH={s:?} is not a number of seconds"
+                ))
+            })
+        })
+        .transpose()?;
+    let secrets = parse_secrets(&args.secrets)?;
+    Ok(BuildRequest {
+        dockerfile_name,
+        dockerfile,
+        context_dir: Some(context_dir),
+        dockerignore,
+        build_args,
+        target: args.target.clone(),
+        labels,
+        platform,
+        no_cache: args.no_cache,
+        secrets,
+        layer_options: LayerOptions {
+            source_date_epoch,
+            compression: Compression::Gzip { level: 6 },
+            ..LayerOptions::default()
+        },
+        source_date_epoch,
+        max_parallel: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .max(4),
+    })
+}
+
+/// Returns (name for messages, content, path when read from a file).
+fn read_dockerfile(
+    file: Option<&str>,
+    context: &Path,
+) -> anyhow::Result<(String, Vec<u8>, Option<PathBuf>)> {
+    match file {
+        Some("-") => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .context("reading the Dockerfile from stdin")?;
+            Ok(("Dockerfile".into(), buf, None))
+        }
+        Some(path) => {
+            let p = PathBuf::from(path);
+            let bytes =
+                fs::read(&p).map_err(|e| UsageError(format!("reading Dockerfile {path}: {e}")))?;
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| path.to_string());
+            Ok((name, bytes, Some(p)))
+        }
+        None => {
+            let p = context.join("Dockerfile");
+            let bytes = fs::read(&p).map_err(|e| {
+                UsageError(format!(
+                    "reading {}: {e} (use -f to name the Dockerfile)",
+                    p.display()
+                ))
+            })?;
+            Ok(("Dockerfile".into(), bytes, Some(p)))
+        }
+    }
+}
+
+/// docker: `<Dockerfile>.dockerignore` beside the Dockerfile wins over the context's .dockerignore.
+fn read_dockerignore(dockerfile: Option<&Path>, context: &Path) -> anyhow::Result<Option<String>> {
+    let mut candidates = Vec::new();
+    if let Some(df) = dockerfile {
+        let mut name = df.as_os_str().to_owned();
+        name.push(".dockerignore");
+        candidates.push(PathBuf::from(name));
+    }
+    candidates.push(context.join(".dockerignore"));
+    for c in candidates {
+        match fs::read_to_string(&c) {
+            Ok(text) => return Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", c.display())),
+        }
+    }
+    Ok(None)
+}
+
+fn parse_kv_csv(s: &str) -> BTreeMap<String, String> {
+    s.split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .unwrap_or((p.to_string(), String::new()))
+        })
+        .collect()
+}
+
+fn parse_secrets(specs: &[String]) -> anyhow::Result<BTreeMap<String, PathBuf>> {
+    let mut out = BTreeMap::new();
+    for spec in specs {
+        let kv = parse_kv_csv(spec);
+        let id = kv
+            .get("id")
+            .cloned()
+            .ok_or_else(|| UsageError(format!("--secret {spec:?}: id=NAME is required")))?;
+        let path = match (kv.get("src").or(kv.get("source")), kv.get("env")) {
+            (Some(src), _) => PathBuf::from(src),
+            (None, Some(var)) => {
+                // The value is written to a private temp file that lives as long as the process.
+                let value = std::env::var(var).map_err(|_| {
+                    UsageError(format!(
+                        "--secret {spec:?}: environment variable {var} is not set"
+                    ))
+                })?;
+                let file = tempfile::NamedTempFile::new()?;
+                fs::write(file.path(), value)?;
+                let (_, path) = file.keep()?;
+                path
+            }
+            (None, None) => bail!(UsageError(format!(
+                "--secret {spec:?}: give src=FILE or env=VAR"
+            ))),
+        };
+        if !path.is_file() {
+            bail!(UsageError(format!(
+                "--secret {spec:?}: {} is not a readable file",
+                path.display()
+            )));
+        }
+        out.insert(id, path);
+    }
+    Ok(out)
+}
+
+/// One `--output` destination.
+#[derive(Clone, Debug)]
+pub enum OutputSpec {
+    DockerArchive(PathBuf),
+    OciArchive(PathBuf),
+    RootfsTar(PathBuf),
+    Local(PathBuf),
+}
+
+impl OutputSpec {
+    pub fn describe(&self) -> String {
+        match self {
+            OutputSpec::DockerArchive(p) => format!("docker archive {}", p.display()),
+            OutputSpec::OciArchive(p) => format!("OCI archive {}", p.display()),
+            OutputSpec::RootfsTar(p) => format!("tar {}", p.display()),
+            OutputSpec::Local(p) => format!("directory {}", p.display()),
+        }
+    }
+}
+
+fn parse_output(spec: &str) -> anyhow::Result<OutputSpec> {
+    let kv = parse_kv_csv(spec);
+    // docker also accepts a bare path, meaning type=local.
+    if !spec.contains('=') {
+        return Ok(OutputSpec::Local(PathBuf::from(spec)));
+    }
+    let dest = kv.get("dest").map(PathBuf::from);
+    let need = |t: &str| {
+        dest.clone()
+            .ok_or_else(|| UsageError(format!("--output type={t} needs dest=PATH")))
+    };
+    Ok(match kv.get("type").map(String::as_str) {
+        Some("docker") => OutputSpec::DockerArchive(need("docker")?),
+        Some("oci") => OutputSpec::OciArchive(need("oci")?),
+        Some("tar") => OutputSpec::RootfsTar(need("tar")?),
+        Some("local") => OutputSpec::Local(need("local")?),
+        Some(other) => bail!(UsageError(format!(
+            "--output type={other} is not supported (use docker, oci, tar or local)"
+        ))),
+        None => bail!(UsageError(format!(
+            "--output {spec:?}: type=... is required"
+        ))),
+    })
+}

@@ -1,0 +1,206 @@
+//! `builder images`, `tag`, `rmi`, `inspect`, `history`: the local image store.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use builder_cache::{read_config, read_manifest};
+use clap::Args;
+
+use super::{Context, UsageError, familiar, find_image, normalize, short_id};
+
+#[derive(Args)]
+pub struct ImagesArgs {
+    /// Show only image ids.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Show full ids.
+    #[arg(long)]
+    no_trunc: bool,
+    /// Print as JSON (one object per line).
+    #[arg(long, value_parser = ["table", "json"], default_value = "table")]
+    format: String,
+}
+
+pub fn images(ctx: &Context, args: ImagesArgs) -> anyhow::Result<ExitCode> {
+    let store = ctx.store()?;
+    let id_text = |d: &builder_cache::Digest| {
+        if args.no_trunc {
+            d.to_string()
+        } else {
+            short_id(d)
+        }
+    };
+    if args.format == "table" && !args.quiet {
+        println!(
+            "{:<40} {:<16} {:<14} {:<22} SIZE",
+            "REPOSITORY", "TAG", "IMAGE ID", "CREATED"
+        );
+    }
+    for entry in store.images().list()? {
+        let manifest = read_manifest(store.blobs(), &entry.record.manifest)?;
+        let size: u64 = manifest.layers.iter().map(|l| l.size).sum::<u64>() + manifest.config.size;
+        let names: Vec<String> = if entry.names.is_empty() {
+            vec![String::new()]
+        } else {
+            entry.names.iter().cloned().collect()
+        };
+        for name in names {
+            let (repo, tag) = split_name(&name);
+            if args.quiet {
+                println!("{}", id_text(&entry.record.config));
+            } else if args.format == "json" {
+                let v = serde_json::json!({"Repository": repo, "Tag": tag, "ID": entry.record.config.to_string(),
+                    "CreatedAt": entry.record.created, "Size": size, "Name": name});
+                println!("{v}");
+            } else {
+                println!(
+                    "{:<40} {:<16} {:<14} {:<22} {}",
+                    repo,
+                    tag,
+                    id_text(&entry.record.config),
+                    entry.record.created,
+                    human_size(size)
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `docker.io/library/app:1` → (`app`, `1`); unnamed → (`<none>`, `<none>`).
+fn split_name(name: &str) -> (String, String) {
+    if name.is_empty() {
+        return ("<none>".into(), "<none>".into());
+    }
+    let short = familiar(name);
+    match short.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
+        Some((r, t)) => (r.to_string(), t.to_string()),
+        None => (short, "<none>".into()),
+    }
+}
+
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1000.0 && unit < UNITS.len() - 1 {
+        v /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{v:.3}{}", UNITS[unit])
+    }
+}
+
+pub fn tag(ctx: &Context, source: &str, target: &str) -> anyhow::Result<ExitCode> {
+    let store = ctx.store()?;
+    let record = find_image(&store, source)?;
+    let name =
+        normalize(target).map_err(|e| UsageError(format!("invalid name {target:?}: {e}")))?;
+    store.images().set(&name, record)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn rmi(ctx: &Context, images: &[String], force: bool) -> anyhow::Result<ExitCode> {
+    let store = ctx.store()?;
+    let mut failed = false;
+    for image in images {
+        let by_name = normalize(image)
+            .ok()
+            .filter(|n| store.images().get(n).ok().flatten().is_some());
+        let report = match by_name {
+            Some(name) => store.images().rmi_name(&name),
+            None => store
+                .images()
+                .rmi_id(image.strip_prefix("sha256:").unwrap_or(image), force),
+        };
+        match report {
+            Ok(report) => {
+                for name in report.untagged {
+                    println!("Untagged: {}", familiar(&name));
+                }
+                if let Some(id) = report.deleted {
+                    println!("Deleted: {id}");
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {image}: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+pub fn inspect(ctx: &Context, images: &[String]) -> anyhow::Result<ExitCode> {
+    if images.is_empty() {
+        anyhow::bail!(UsageError("inspect needs at least one image".into()));
+    }
+    let store = ctx.store()?;
+    let mut out = Vec::new();
+    for image in images {
+        let record = find_image(&store, image)?;
+        let manifest = read_manifest(store.blobs(), &record.manifest)?;
+        let config = read_config(store.blobs(), &record.config)?;
+        let names: Vec<String> = store
+            .images()
+            .get_by_id(&record.config)?
+            .map(|e| e.names.iter().map(|n| familiar(n)).collect())
+            .unwrap_or_default();
+        let mut value = serde_json::to_value(&config).context("encoding the config")?;
+        if let Some(obj) = value.as_object_mut() {
+            obj.insert("Id".into(), serde_json::json!(record.config.to_string()));
+            obj.insert("RepoTags".into(), serde_json::json!(names));
+            obj.insert(
+                "ManifestDigest".into(),
+                serde_json::json!(record.manifest.to_string()),
+            );
+            obj.insert("Manifest".into(), serde_json::to_value(&manifest)?);
+        }
+        out.push(value);
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn history(ctx: &Context, image: &str, no_trunc: bool) -> anyhow::Result<ExitCode> {
+    let store = ctx.store()?;
+    let record = find_image(&store, image)?;
+    let manifest = read_manifest(store.blobs(), &record.manifest)?;
+    let config = read_config(store.blobs(), &record.config)?;
+    println!(
+        "{:<22} {:<60} {:>10} COMMENT",
+        "CREATED", "CREATED BY", "SIZE"
+    );
+    let mut layers = manifest.layers.iter();
+    let mut rows = Vec::new();
+    for h in &config.history {
+        let size = if h.empty_layer {
+            0
+        } else {
+            layers.next().map(|l| l.size).unwrap_or(0)
+        };
+        let mut by = h.created_by.clone().unwrap_or_default();
+        if !no_trunc && by.chars().count() > 57 {
+            by = by.chars().take(57).collect::<String>() + "...";
+        }
+        rows.push(format!(
+            "{:<22} {:<60} {:>10} {}",
+            h.created.clone().unwrap_or_default(),
+            by,
+            human_size(size),
+            h.comment.clone().unwrap_or_default()
+        ));
+    }
+    // Newest first, as docker shows it.
+    for row in rows.iter().rev() {
+        println!("{row}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,85 @@
+//! The `builder` subcommands. Each module is one command family; this one holds what they share.
+
+pub mod build;
+pub mod images;
+pub mod progress;
+pub mod registry;
+pub mod run;
+pub mod save;
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use builder_cache::{Digest, ImageRecord, Store};
+use builder_registry::Reference;
+use builder_sandbox::UsernsInfo;
+
+pub struct Context {
+    pub root: PathBuf,
+    pub userns: UsernsInfo,
+}
+
+impl Context {
+    pub fn store(&self) -> anyhow::Result<Store> {
+        Store::open(&self.root)
+            .with_context(|| format!("opening the store at {}", self.root.display()))
+    }
+}
+
+/// An error the user caused by how they called us (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+pub fn exit_code_for(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<UsageError>().is_some() {
+        return 2;
+    }
+    if let Some(b) = e.downcast_ref::<builder_solver::BuildError>() {
+        return match b {
+            builder_solver::BuildError::Convert(_) | builder_solver::BuildError::Ignore(_) => 2,
+            _ => 1,
+        };
+    }
+    1
+}
+
+/// The store's name for a user-written reference: `app:1` → `docker.io/library/app:1`.
+pub fn normalize(name: &str) -> Result<String, String> {
+    let mut r: Reference = name
+        .parse()
+        .map_err(|e: builder_registry::RegistryError| e.to_string())?;
+    if r.tag.is_none() && r.digest.is_none() {
+        r.tag = Some("latest".into());
+    }
+    Ok(r.to_string())
+}
+
+/// How docker shows a stored name: `docker.io/library/app:1` → `app:1`.
+pub fn familiar(name: &str) -> String {
+    name.parse::<Reference>()
+        .map(|r| r.familiar())
+        .unwrap_or_else(|_| name.to_string())
+}
+
+/// Finds an image by name, full id, or unique id prefix.
+pub fn find_image(store: &Store, name_or_id: &str) -> anyhow::Result<ImageRecord> {
+    if let Ok(name) = normalize(name_or_id) {
+        if let Some(record) = store.images().get(&name)? {
+            return Ok(record);
+        }
+    }
+    let prefix = name_or_id.strip_prefix("sha256:").unwrap_or(name_or_id);
+    if prefix.len() >= 4 && prefix.chars().all(|c| c.is_ascii_hexdigit()) {
+        if let Some(id) = store.images().find_by_id_prefix(prefix)? {
+            if let Some(entry) = store.images().get_by_id(&id)? {
+                return Ok(entry.record);
+            }
+        }
+    }
+    bail!("no such image: {name_or_id}")
+}
+
+pub fn short_id(d: &Digest) -> String {
+    d.short()
+}

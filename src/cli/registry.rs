@@ -1,0 +1,247 @@
+//! `builder pull`, `push`, `login`, `logout`, and pulling base images during a build.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use builder_cache::{Digest, ImageRecord, Store, read_config, read_manifest};
+use builder_registry::{BlobSink, BlobSource, Client, ClientConfig, ProgressEvent, Reference};
+use builder_solver::Platform;
+use builder_solver::resolve::Fetcher;
+use clap::Args;
+
+use super::{Context, UsageError, familiar, find_image, normalize};
+
+#[derive(Args)]
+pub struct PullArgs {
+    /// Platform to pull from a multi-platform image (default: this machine's).
+    #[arg(long)]
+    platform: Option<String>,
+    #[arg(short, long)]
+    quiet: bool,
+    image: String,
+}
+
+#[derive(Args)]
+pub struct PushArgs {
+    #[arg(short, long)]
+    quiet: bool,
+    image: String,
+}
+
+#[derive(Args)]
+pub struct LoginArgs {
+    #[arg(short, long)]
+    username: String,
+    /// Password (prefer --password-stdin).
+    #[arg(short, long)]
+    password: Option<String>,
+    #[arg(long)]
+    password_stdin: bool,
+    server: String,
+}
+
+/// The store as the registry client sees it.
+struct StoreBlobs<'a>(&'a Store);
+
+impl BlobSink for StoreBlobs<'_> {
+    fn contains(&self, d: &Digest) -> bool {
+        self.0.blobs().contains(d)
+    }
+    fn temp_dir(&self) -> PathBuf {
+        self.0.tmp_dir()
+    }
+    fn commit_file(&self, tmp: &Path, d: &Digest) -> std::io::Result<()> {
+        self.0
+            .blobs()
+            .commit_file(tmp, d)
+            .map_err(std::io::Error::other)
+    }
+}
+
+impl BlobSource for StoreBlobs<'_> {
+    fn open(&self, d: &Digest) -> std::io::Result<(std::fs::File, u64)> {
+        let file = self.0.blobs().open(d).map_err(std::io::Error::other)?;
+        let size = file.metadata()?.len();
+        Ok((file, size))
+    }
+}
+
+fn client() -> anyhow::Result<Client> {
+    let insecure = std::env::var("BUILDER_INSECURE_REGISTRIES")
+        .map(|v| {
+            v.split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Client::new(ClientConfig {
+        insecure,
+        ..ClientConfig::default()
+    })?)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+fn registry_platform(p: &Platform) -> builder_registry::Platform {
+    builder_registry::Platform {
+        os: p.os.clone(),
+        architecture: p.architecture.clone(),
+        variant: p.variant.clone(),
+    }
+}
+
+fn print_progress(quiet: bool) -> impl Fn(ProgressEvent) + Sync {
+    move |ev| {
+        if quiet {
+            return;
+        }
+        let line = match ev {
+            ProgressEvent::DownloadComplete { digest } => {
+                format!("{}: Pull complete", digest.short())
+            }
+            ProgressEvent::BlobCached { digest } => format!("{}: Already exists", digest.short()),
+            ProgressEvent::UploadComplete { digest } => format!("{}: Pushed", digest.short()),
+            ProgressEvent::BlobExists { digest } => {
+                format!("{}: Layer already exists", digest.short())
+            }
+            ProgressEvent::BlobMounted { digest, from } => {
+                format!("{}: Mounted from {from}", digest.short())
+            }
+            _ => return,
+        };
+        let _ = writeln!(std::io::stderr(), "{line}");
+    }
+}
+
+/// Pulls `name` (normalized) into the store and names it.
+fn pull_into(
+    store: &Store,
+    name: &str,
+    platform: &Platform,
+    quiet: bool,
+) -> anyhow::Result<ImageRecord> {
+    let reference: Reference = name.parse()?;
+    let client = client()?;
+    let progress = print_progress(quiet);
+    let pulled = runtime()?
+        .block_on(client.pull(
+            &reference,
+            &registry_platform(platform),
+            &StoreBlobs(store),
+            &progress,
+        ))
+        .with_context(|| format!("pulling {}", familiar(name)))?;
+    let config = read_config(store.blobs(), &pulled.config_digest)?;
+    let record = ImageRecord {
+        manifest: pulled.manifest_digest,
+        config: pulled.config_digest,
+        created: config.created.clone().unwrap_or_default(),
+    };
+    store.images().set(name, record.clone())?;
+    Ok(record)
+}
+
+/// What the build uses to get base images that are not in the store.
+pub fn fetcher(ctx: &Context) -> Box<Fetcher> {
+    let root = ctx.root.clone();
+    Box::new(move |name: &str, platform: &Platform| {
+        let store = Store::open(&root).map_err(|e| e.to_string())?;
+        pull_into(&store, name, platform, true)
+            .map(|_| ())
+            .map_err(|e| format!("{e:#}"))
+    })
+}
+
+pub fn pull(ctx: &Context, args: PullArgs) -> anyhow::Result<ExitCode> {
+    let store = ctx.store()?;
+    let name = normalize(&args.image)
+        .map_err(|e| UsageError(format!("invalid reference {:?}: {e}", args.image)))?;
+    let platform = match &args.platform {
+        Some(p) => {
+            Platform::parse(p).ok_or_else(|| UsageError(format!("invalid --platform {p:?}")))?
+        }
+        None => Platform::host(),
+    };
+    let record = pull_into(&store, &name, &platform, args.quiet)?;
+    if !args.quiet {
+        eprintln!("Digest: {}", record.manifest);
+    }
+    println!("{}", familiar(&name));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Pushes a stored image under `name` (normalized); returns the manifest digest.
+pub fn push_image(
+    _ctx: &Context,
+    store: &Store,
+    name: &str,
+    record: &ImageRecord,
+) -> anyhow::Result<Digest> {
+    let reference: Reference = name.parse()?;
+    let manifest = read_manifest(store.blobs(), &record.manifest)?;
+    let bytes = store.blobs().read(&record.manifest)?;
+    let media_type = manifest
+        .media_type
+        .clone()
+        .unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".into());
+    let client = client()?;
+    let progress = print_progress(false);
+    let digest = runtime()?
+        .block_on(client.push(
+            &reference,
+            &bytes,
+            &media_type,
+            &StoreBlobs(store),
+            &progress,
+        ))
+        .with_context(|| format!("pushing {}", familiar(name)))?;
+    Ok(digest)
+}
+
+pub fn push(ctx: &Context, args: PushArgs) -> anyhow::Result<ExitCode> {
+    let store = ctx.store()?;
+    let name = normalize(&args.image)
+        .map_err(|e| UsageError(format!("invalid reference {:?}: {e}", args.image)))?;
+    let record = find_image(&store, &args.image)?;
+    let digest = push_image(ctx, &store, &name, &record)?;
+    println!("{}: digest: {digest}", familiar(&name));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn server_host(server: &str) -> String {
+    let s = server
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
+    s.split('/').next().unwrap_or(s).to_string()
+}
+
+pub fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
+    let password = match (&args.password, args.password_stdin) {
+        (Some(p), false) => p.clone(),
+        (None, true) => {
+            let mut s = String::new();
+            std::io::stdin().read_line(&mut s)?;
+            s.trim_end_matches(['\n', '\r']).to_string()
+        }
+        _ => bail!(UsageError(
+            "give exactly one of --password or --password-stdin".into()
+        )),
+    };
+    builder_registry::login(None, &server_host(&args.server), &args.username, &password)?;
+    println!("Login Succeeded");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn logout(server: &str) -> anyhow::Result<ExitCode> {
+    builder_registry::logout(None, &server_host(server))?;
+    println!("Removing login credentials for {}", server_host(server));
+    Ok(ExitCode::SUCCESS)
+}

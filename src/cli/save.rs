@@ -1,0 +1,104 @@
+//! `builder save` and `--output`: images leaving the store as archives or files.
+
+use std::fs::{self, File};
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use builder_cache::{Digest, ImageRecord, Store};
+use builder_export::ArchiveFormat;
+use clap::Args;
+
+use super::build::OutputSpec;
+use super::{Context, UsageError, find_image, normalize};
+
+#[derive(Args)]
+pub struct SaveArgs {
+    /// Write to this file (required: archives are not written to a terminal).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Archive format: docker (docker-archive, which also contains an OCI layout) or oci.
+    #[arg(long, default_value = "docker", value_parser = ["docker", "oci"])]
+    format: String,
+    #[arg(required = true)]
+    images: Vec<String>,
+}
+
+pub fn run(ctx: &Context, args: SaveArgs) -> anyhow::Result<ExitCode> {
+    let store = ctx.store()?;
+    let mut images = Vec::new();
+    for image in &args.images {
+        let record = find_image(&store, image)?;
+        // A name (not an id) is kept in the archive so `docker load` tags the image.
+        let name = normalize(image)
+            .ok()
+            .filter(|n| store.images().get(n).ok().flatten().is_some())
+            .unwrap_or_default();
+        images.push((name, record.manifest));
+    }
+    let format = if args.format == "oci" {
+        ArchiveFormat::OciLayout
+    } else {
+        ArchiveFormat::DockerArchive
+    };
+    write_archive_file(&store, &images, format, &args.output)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes next to the destination and renames, so a failed export leaves no half-written file.
+fn write_archive_file(
+    store: &Store,
+    images: &[(String, Digest)],
+    format: ArchiveFormat,
+    dest: &Path,
+) -> anyhow::Result<()> {
+    let dir = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a file in {}", dir.display()))?;
+    let out = builder_export::write_archive(store, images, format, BufWriter::new(tmp.reopen()?))?;
+    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    tmp.persist(dest)
+        .with_context(|| format!("writing {}", dest.display()))?;
+    Ok(())
+}
+
+pub fn export_output(
+    store: &Store,
+    out: &OutputSpec,
+    tags: &[String],
+    record: &ImageRecord,
+) -> anyhow::Result<()> {
+    let images: Vec<(String, Digest)> = if tags.is_empty() {
+        vec![(String::new(), record.manifest)]
+    } else {
+        tags.iter().map(|t| (t.clone(), record.manifest)).collect()
+    };
+    match out {
+        OutputSpec::DockerArchive(p) => {
+            write_archive_file(store, &images, ArchiveFormat::DockerArchive, p)
+        }
+        OutputSpec::OciArchive(p) => {
+            write_archive_file(store, &images, ArchiveFormat::OciLayout, p)
+        }
+        OutputSpec::RootfsTar(p) => {
+            let file = File::create(p).with_context(|| format!("creating {}", p.display()))?;
+            builder_export::write_rootfs_tar(store, &record.manifest, BufWriter::new(file))?;
+            Ok(())
+        }
+        OutputSpec::Local(p) => {
+            if p.exists() && !p.is_dir() {
+                anyhow::bail!(UsageError(format!(
+                    "--output type=local: {} exists and is not a directory",
+                    p.display()
+                )));
+            }
+            fs::create_dir_all(p)?;
+            builder_export::write_rootfs_dir(store, &record.manifest, p)?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Shared helpers for the end-to-end tests: run the real `builder` binary against a throwaway
+//! store, read what it stored, build the busybox base image the RUN tests need.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The binary under test. CI runs the rootless suite from a copy, as an unprivileged user, and
+/// points BUILDER_BIN at it.
+pub fn builder_bin() -> PathBuf {
+    std::env::var_os("BUILDER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_builder")))
+}
+
+pub fn fixtures() -> PathBuf {
+    std::env::var_os("BUILDER_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"))
+}
+
+/// A store root and scratch space that disappear with the test.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(builder_bin());
+        c.env("BUILDER_ROOT", self.root())
+            .env("DOCKER_CONFIG", self.path("docker-config"));
+        c
+    }
+
+    /// Runs `builder ARGS` and returns its output, whatever the exit status.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("spawn builder")
+    }
+
+    /// Runs `builder ARGS`, failing the test with its output unless it succeeds.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "builder {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `builder inspect NAME` parsed.
+    pub fn inspect(&self, name: &str) -> serde_json::Value {
+        let out = self.ok(&["inspect", name]);
+        let v: serde_json::Value = serde_json::from_str(&out).expect("inspect prints JSON");
+        v[0].clone()
+    }
+
+    /// Writes a build context: files given as (path, content).
+    pub fn context(&self, name: &str, files: &[(&str, &str)]) -> PathBuf {
+        let dir = self.path(name);
+        for (path, content) in files {
+            let p = dir.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, content).unwrap();
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Builds `busybox:test`: scratch + the static busybox from Debian, installed as /bin/*.
+    /// Every RUN test builds on it; nothing comes from a registry.
+    pub fn busybox_base(&self) {
+        let ctx = self.path("busybox-ctx");
+        std::fs::create_dir_all(&ctx).unwrap();
+        std::fs::copy(busybox_path(), ctx.join("busybox"))
+            .expect("copy busybox (install busybox-static)");
+        std::fs::write(
+            ctx.join("Dockerfile"),
+            "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+             RUN mkdir -p /etc /tmp && chmod 1777 /tmp && echo 'root:x:0:0:root:/root:/bin/sh' > /etc/passwd && echo 'root:x:0:' > /etc/group\n",
+        )
+        .unwrap();
+        self.ok(&[
+            "build",
+            "--progress=plain",
+            "-t",
+            "busybox:test",
+            ctx.to_str().unwrap(),
+        ]);
+    }
+}
+
+pub fn busybox_path() -> PathBuf {
+    for p in ["/bin/busybox", "/usr/bin/busybox"] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    panic!("busybox-static is not installed (apt-get install busybox-static)");
+}
+
+/// True when a command-line tool is available (skopeo, umoci, docker-registry).
+pub fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Lists a tar file: (path, mode, uid, gid, kind, content-or-link) per entry.
+pub fn tar_entries(reader: impl std::io::Read) -> Vec<(String, u32, u64, u64, char, String)> {
+    let mut archive = tar::Archive::new(reader);
+    let mut out = Vec::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let h = entry.header().clone();
+        let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let kind = match h.entry_type() {
+            tar::EntryType::Directory => 'd',
+            tar::EntryType::Symlink => 'l',
+            tar::EntryType::Link => 'h',
+            _ => 'f',
+        };
+        let mut content = String::new();
+        if kind == 'f' {
+            std::io::Read::read_to_string(&mut entry, &mut content).ok();
+        } else if kind == 'l' || kind == 'h' {
+            content = h
+                .link_name()
+                .unwrap()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default();
+        }
+        out.push((
+            path,
+            h.mode().unwrap() & 0o7777,
+            h.uid().unwrap(),
+            h.gid().unwrap(),
+            kind,
+            content,
+        ));
+    }
+    out
+}
+
+/// Entries of every layer of a built image, layer by layer (from an OCI `--output type=oci` tar).
+pub fn image_layers(env: &Env, name: &str) -> Vec<Vec<(String, u32, u64, u64, char, String)>> {
+    let v = env.inspect(name);
+    let layers = v["Manifest"]["layers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    layers
+        .iter()
+        .map(|l| {
+            let digest = l["digest"]
+                .as_str()
+                .unwrap()
+                .strip_prefix("sha256:")
+                .unwrap()
+                .to_string();
+            let blob = env.root().join("blobs/sha256").join(digest);
+            let f = std::fs::File::open(blob).unwrap();
+            tar_entries(flate2::read::GzDecoder::new(f))
+        })
+        .collect()
+}
