@@ -2,6 +2,7 @@
 //! mounts, then pivot_root. Runs in the init's PID-1 child, before credentials are dropped.
 
 use std::fs;
+use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, symlink};
 use std::path::{Path, PathBuf};
 
@@ -284,8 +285,11 @@ fn ensure_file(created: &mut Created, target: &str) -> Result<PathBuf, InitError
         )),
         Ok(_) => Ok(host),
         Err(_) => {
-            create_empty_file(&host)?;
-            created.record(&host);
+            match create_empty_file(&host) {
+                Ok(()) => created.record(&host),
+                Err(e) if e.errno == Some(libc::EEXIST) => {}
+                Err(e) => return Err(e),
+            }
             Ok(host)
         }
     }
@@ -302,8 +306,12 @@ fn create_missing_dirs(created: &mut Created, host: &Path) -> Result<(), InitErr
         .take_while(|p| *p != created.root && fs::symlink_metadata(p).is_err())
         .collect();
     for dir in missing.into_iter().rev() {
-        make_dir(dir, 0o755)?;
-        created.record(dir);
+        match fs::DirBuilder::new().mode(0o755).create(dir) {
+            Ok(()) => created.record(dir),
+            // A concurrent sandbox on the same rootfs won the race; it is its stub, not ours.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(InitError::io(format!("mkdir {}", dir.display()), e)),
+        }
     }
     Ok(())
 }

@@ -29,6 +29,7 @@ struct Out {
     removed_stubs: Vec<String>,
     stdout: String,
     stderr: String,
+    parallel: Vec<Out>,
 }
 
 impl Out {
@@ -802,4 +803,18 @@ fn umask_is_0022_whatever_the_callers_is() {
         .expect("stub")
         .mode();
     assert_eq!(proc_mode & 0o777, 0o755);
+}
+
+#[test]
+fn concurrent_runs_from_one_multithreaded_caller_do_not_interfere() {
+    let f = Fixture::new();
+    let out = f.sh(
+        "echo start; sleep 0.3; echo $$ end",
+        json!({"parallel": 8, "network": "None"}),
+    );
+    assert_eq!(out.parallel.len(), 7);
+    for o in std::iter::once(&out).chain(&out.parallel) {
+        o.ok();
+        assert_eq!(o.stdout, "start\n1 end\n");
+    }
 }

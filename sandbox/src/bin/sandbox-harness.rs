@@ -13,7 +13,7 @@ use std::time::Duration;
 use builder_sandbox::{MountSpec, Network, RunSpec, Stdio};
 use serde::{Deserialize, Serialize};
 
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 struct HarnessSpec {
     rootfs: PathBuf,
     args: Vec<String>,
@@ -32,6 +32,9 @@ struct HarnessSpec {
     /// Cancel the sandbox after this long (exercises Sandbox::kill).
     #[serde(default)]
     kill_after_ms: Option<u64>,
+    /// Run this many copies concurrently from separate threads of this one process.
+    #[serde(default)]
+    parallel: Option<usize>,
     /// Remove the created mount stubs after the run (remove_mount_stubs).
     #[serde(default)]
     remove_stubs: bool,
@@ -62,6 +65,8 @@ struct HarnessOutput {
     removed_stubs: Vec<String>,
     stdout: String,
     stderr: String,
+    /// With `parallel`, the outputs of the other concurrent runs.
+    parallel: Vec<HarnessOutput>,
 }
 
 fn main() {
@@ -84,7 +89,10 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let out = run(spec, userns);
+    let out = match spec.parallel {
+        Some(n) if n > 1 => run_parallel(spec, userns, n),
+        _ => run(spec, userns),
+    };
     println!("{}", serde_json::to_string(&out).unwrap_or_default());
 }
 
@@ -99,6 +107,7 @@ fn run(spec: HarnessSpec, userns: String) -> HarnessOutput {
         removed_stubs: Vec::new(),
         stdout: String::new(),
         stderr: String::new(),
+        parallel: Vec::new(),
     };
     let pipes = std::io::pipe().and_then(|o| std::io::pipe().map(|e| (o, e)));
     let ((out_r, out_w), (err_r, err_w)) = match pipes {
@@ -156,6 +165,20 @@ fn run(spec: HarnessSpec, userns: String) -> HarnessOutput {
     output.stdout = out_reader.join().unwrap_or_default();
     output.stderr = err_reader.join().unwrap_or_default();
     output
+}
+
+fn run_parallel(spec: HarnessSpec, userns: String, n: usize) -> HarnessOutput {
+    let threads: Vec<JoinHandle<HarnessOutput>> = (0..n)
+        .map(|_| {
+            let (spec, userns) = (spec.clone(), userns.clone());
+            std::thread::spawn(move || run(spec, userns))
+        })
+        .collect();
+    let mut outputs: Vec<HarnessOutput> =
+        threads.into_iter().filter_map(|t| t.join().ok()).collect();
+    let mut first = outputs.remove(0);
+    first.parallel = outputs;
+    first
 }
 
 fn drain(mut r: std::io::PipeReader) -> JoinHandle<String> {
