@@ -9,6 +9,8 @@ use std::collections::BTreeSet;
 use crate::Heredoc;
 use crate::error::FrontendError;
 use crate::instructions::{Instruction, InstructionKind};
+use crate::line_parsers;
+use crate::mount::{Mount, parse_mount_with};
 use crate::shell::{EnvLookup, Lexer};
 
 struct Expander<'a> {
@@ -68,6 +70,41 @@ impl Expander<'_> {
     }
 }
 
+impl Expander<'_> {
+    /// Re-parses the `--mount` values from the instruction text with each field value expanded
+    /// first, as BuildKit does at dispatch (so `uid=$UID` works). Falls back to expanding the
+    /// text fields of the parsed mounts when the text does not hold them (hand-built values).
+    fn mounts(&mut self, parsed: &[Mount]) -> Result<Vec<Mount>, FrontendError> {
+        let (_, flags, _) = line_parsers::split_command(&self.instruction.original);
+        let specs: Vec<&str> = flags
+            .iter()
+            .filter_map(|f| f.strip_prefix("--mount="))
+            .collect();
+        if specs.len() != parsed.len() {
+            let mut out = parsed.to_vec();
+            for mount in &mut out {
+                mount.map_strings(|s| self.word(s))?;
+            }
+            return Ok(out);
+        }
+        let (lexer, env) = (self.lexer, self.env);
+        let mut refs = BTreeSet::new();
+        let mut out = Vec::new();
+        for spec in specs {
+            let mut expand = |v: &str| -> Result<String, String> {
+                let (value, r) = lexer
+                    .process_word_with_matches(v, env)
+                    .map_err(|e| e.message)?;
+                refs.extend(r);
+                Ok(value)
+            };
+            out.push(parse_mount_with(spec, Some(&mut expand)).map_err(|e| self.error(spec, e))?);
+        }
+        self.refs.extend(refs);
+        Ok(out)
+    }
+}
+
 impl Instruction {
     /// Expands variables the way docker does for this instruction kind at dispatch time and
     /// returns the expanded instruction plus every variable name referenced (set or not), so
@@ -86,9 +123,7 @@ impl Instruction {
         let kind = match &self.kind {
             InstructionKind::Run(run) => {
                 let mut run = run.clone();
-                for mount in &mut run.mounts {
-                    mount.map_strings(|s| x.word(s))?;
-                }
+                run.mounts = x.mounts(&run.mounts)?;
                 InstructionKind::Run(run)
             }
             InstructionKind::Copy(c) => {

@@ -181,12 +181,11 @@ fn csv_fields(value: &str) -> Result<Vec<String>, String> {
 }
 
 fn parse_u32(key: &str, value: &str, radix: u32) -> Result<u32, String> {
-    u32::from_str_radix(value, radix).map_err(|_| format!("invalid value {value:?} for {key}"))
+    u32::from_str_radix(value, radix).map_err(|_| format!("invalid value {value} for {key}"))
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool, String> {
-    parse_go_bool(value)
-        .ok_or_else(|| format!("invalid value {value:?} for {key}: expected a boolean"))
+    parse_go_bool(value).ok_or_else(|| format!("invalid value for {key}: {value}"))
 }
 
 /// docker's `units.RAMInBytes`: `64m`, `1g`, `512kb`, `1.5GiB` (binary multiples).
@@ -212,14 +211,21 @@ fn parse_ram_bytes(value: &str) -> Result<u64, String> {
     Ok((number * (1u64 << shift) as f64) as u64)
 }
 
-fn apply_field(f: &mut Fields, field: &str) -> Result<(), String> {
-    let (key, value) = match field.split_once('=') {
+/// Expands one field value (dispatch time); `None` at parse time.
+pub(crate) type ValueExpander<'a> = Option<&'a mut dyn FnMut(&str) -> Result<String, String>>;
+
+fn has_variable(value: &str) -> bool {
+    value.find('$').is_some_and(|i| i + 1 < value.len())
+}
+
+fn apply_field(f: &mut Fields, field: &str, expander: &mut ValueExpander) -> Result<(), String> {
+    let (key, raw) = match field.split_once('=') {
         Some((k, v)) => (k.to_lowercase(), Some(v)),
         None => (field.to_lowercase(), None),
     };
     let typ = f.typ.unwrap_or(MountType::Bind);
     let secret_or_ssh = matches!(typ, MountType::Secret | MountType::Ssh);
-    let Some(value) = value else {
+    let Some(raw) = raw else {
         match key.as_str() {
             "readonly" | "ro" => f.read_only = Some(true),
             "readwrite" | "rw" => f.read_only = Some(false),
@@ -234,6 +240,34 @@ fn apply_field(f: &mut Fields, field: &str) -> Result<(), String> {
         }
         return Ok(());
     };
+    let value = match expander {
+        Some(expand) => expand(raw)?,
+        None if key == "from" && has_variable(raw) => {
+            return Err(format!(
+                "'{key}' doesn't support variable expansion, define alias stage instead"
+            ));
+        }
+        // Parse time: a value using variables is only known at dispatch; keep text fields
+        // as written and leave numbers unset until `Instruction::expand` re-parses the mount.
+        None if has_variable(raw)
+            && matches!(
+                key.as_str(),
+                "mode"
+                    | "uid"
+                    | "gid"
+                    | "size"
+                    | "readonly"
+                    | "ro"
+                    | "readwrite"
+                    | "rw"
+                    | "required"
+            ) =>
+        {
+            return Ok(());
+        }
+        None => raw.to_string(),
+    };
+    let value = value.as_str();
     let unexpected = || {
         Err(format!(
             "unexpected key '{key}' for mount type '{}'",
@@ -259,12 +293,6 @@ fn apply_field(f: &mut Fields, field: &str) -> Result<(), String> {
         "required" => return unexpected(),
         "id" => f.id = Some(value.to_string()),
         "sharing" => {
-            if typ != MountType::Cache {
-                return Err(format!(
-                    "invalid cache sharing set for {} mount",
-                    typ.name()
-                ));
-            }
             f.sharing = Some(match value.to_lowercase().as_str() {
                 "shared" => CacheSharing::Shared,
                 "private" => CacheSharing::Private,
@@ -285,11 +313,25 @@ fn apply_field(f: &mut Fields, field: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Parses one `--mount` value.
+/// Parses one `--mount` value as written (parse time): fields using variables are kept as
+/// text, or left unset for numbers, until [`crate::Instruction::expand`] re-parses the mount
+/// with the build's variables.
 pub fn parse_mount(value: &str) -> Result<Mount, String> {
+    parse_mount_with(value, None)
+}
+
+/// Parses one `--mount` value, expanding each field value first (dispatch time).
+pub(crate) fn parse_mount_with(value: &str, mut expander: ValueExpander) -> Result<Mount, String> {
     let mut f = Fields::default();
     for field in csv_fields(value)? {
-        apply_field(&mut f, &field)?;
+        apply_field(&mut f, &field, &mut expander)?;
+    }
+    if f.sharing.is_some() && f.typ != Some(MountType::Cache) {
+        let typ = f.typ.unwrap_or(MountType::Bind);
+        return Err(format!(
+            "invalid cache sharing set for {} mount",
+            typ.name()
+        ));
     }
     let typ = f.typ.unwrap_or(MountType::Bind);
     let file_info_allowed = matches!(typ, MountType::Secret | MountType::Ssh | MountType::Cache);
@@ -447,6 +489,29 @@ mod tests {
     }
 
     #[test]
+    fn variables_are_deferred_then_expanded() {
+        let m = parse_mount("type=cache,target=$DIR,uid=$UID,mode=0700").unwrap();
+        assert_eq!(
+            m,
+            Mount::Cache {
+                target: "$DIR".into(),
+                id: None,
+                sharing: CacheSharing::Shared,
+                from: None,
+                source: None,
+                mode: Some(0o700),
+                uid: None,
+                gid: None,
+                read_only: false
+            }
+        );
+        let mut expand = |v: &str| Ok::<_, String>(v.replace("$DIR", "/c").replace("$UID", "42"));
+        let m = parse_mount_with("type=cache,target=$DIR,uid=$UID", Some(&mut expand)).unwrap();
+        assert_eq!(m.cache_id(), Some("/c"));
+        assert!(matches!(m, Mount::Cache { uid: Some(42), .. }));
+    }
+
+    #[test]
     fn validation_errors() {
         let err = |v: &str| parse_mount(v).unwrap_err();
         assert_eq!(err("type=nfs,target=/x"), "unsupported mount type \"nfs\"");
@@ -481,7 +546,17 @@ mod tests {
         );
         assert_eq!(
             err("type=cache,target=/x,uid=abc"),
-            "invalid value \"abc\" for uid"
+            "invalid value abc for uid"
         );
+        assert_eq!(
+            err("type=secret,id=x,ro=maybe"),
+            "invalid value for ro: maybe"
+        );
+        assert_eq!(
+            err("from=$STAGE,target=/x"),
+            "'from' doesn't support variable expansion, define alias stage instead"
+        );
+        // Sharing may come before the type, as in BuildKit.
+        assert!(parse_mount("sharing=locked,type=cache,target=/x").is_ok());
     }
 }

@@ -72,6 +72,33 @@ fn copy_paths_and_flags_expand_run_command_does_not() {
     assert_eq!(run.mounts[0].cache_id(), Some("c-2"));
     assert_eq!(refs, ["D", "V"]);
 
+    let (kind, _) = expand(
+        "RUN --mount=type=secret,id=tok,uid=$UID,mode=$MODE true",
+        &[("UID", "1000"), ("MODE", "0440")],
+    );
+    let InstructionKind::Run(run) = kind else {
+        panic!()
+    };
+    assert_eq!(
+        run.mounts,
+        [Mount::Secret {
+            id: s("tok"),
+            target: None,
+            env: None,
+            required: false,
+            mode: Some(0o440),
+            uid: Some(1000),
+            gid: None
+        }]
+    );
+    let e = instruction("RUN --mount=type=cache,target=/c,uid=$UID true")
+        .expand(&Lexer::new('\\'), &env(&[("UID", "x")]))
+        .unwrap_err();
+    assert_eq!(
+        e.message,
+        "failed to process \"type=cache,target=/c,uid=$UID\": invalid value x for uid"
+    );
+
     let (kind, refs) = expand("CMD echo $HOME", &[("HOME", "/root")]);
     assert_eq!(
         kind,
