@@ -40,6 +40,7 @@ mod etcfiles;
 mod init;
 mod mounts;
 mod netns;
+mod pid1;
 mod protocol;
 mod rootpath;
 mod run;
