@@ -14,6 +14,26 @@
 //! form, since it is not valid JSON), and files ONBUILD/HEALTHCHECK/SHELL/USER/WORKDIR as untyped
 //! "misc" instructions. `tests/dockerfile_parser_gaps.rs` keeps measuring those gaps against
 //! this parser. We model ours on BuildKit's line-based parser instead.
+//!
+//! Typical use: parse, then expand each instruction just before dispatching it, with a lexer
+//! built from the file's escape character and the variables in scope at that point.
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use builder_frontend::{parse_dockerfile, shell::Lexer, InstructionKind};
+//!
+//! let df = parse_dockerfile(b"ARG TAG=3.20\nFROM alpine:${TAG}\nARG DIR=/app\nWORKDIR $DIR/src\n", "Dockerfile")?;
+//! let lexer = Lexer::new(df.escape);
+//! let meta: BTreeMap<String, String> = [("TAG".to_string(), "3.21".to_string())].into();
+//! let (base, used) = df.stages[0].expand_base(&lexer, &meta)?;
+//! assert_eq!(base, "alpine:3.21");
+//! assert!(used.contains("TAG"));
+//! let scope: BTreeMap<String, String> = [("DIR".to_string(), "/srv".to_string())].into();
+//! let (workdir, used) = df.stages[0].instructions[1].expand(&lexer, &scope)?;
+//! assert_eq!(workdir.kind, InstructionKind::Workdir("/srv/src".to_string()));
+//! assert!(used.contains("DIR"));
+//! # Ok::<(), builder_frontend::FrontendError>(())
+//! ```
 
 pub mod ast;
 pub mod dockerignore;
