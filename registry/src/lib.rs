@@ -1,1 +1,32 @@
-//! builder-registry
+//! builder-registry: a client for OCI distribution (Docker registry v2) APIs.
+//!
+//! Pull images (manifest or index, platform selection, verified and resumable
+//! blob downloads into a [`BlobSink`]), push them (HEAD-skip, cross-repository
+//! mount, streamed monolithic or chunked uploads from a [`BlobSource`]), and
+//! authenticate like docker (config.json, credential helpers, basic and
+//! bearer-token flows). See [`Client`] for why this is not built on `oci-client`.
+
+pub mod auth;
+pub mod blob;
+pub mod client;
+pub mod error;
+pub mod manifest;
+pub mod platform;
+pub mod progress;
+mod pull;
+mod push;
+pub mod reference;
+pub mod retry;
+mod transport;
+
+pub use auth::credentials::{Credential, login, logout};
+pub use blob::{BlobSink, BlobSource};
+pub use builder_cache::Digest;
+pub use client::{Client, ClientConfig, Progress, PulledImage};
+pub use error::RegistryError;
+pub use manifest::Descriptor;
+pub use platform::Platform;
+pub use progress::ProgressEvent;
+pub use reference::Reference;
+pub use retry::RetryPolicy;
+pub use transport::is_loopback;

@@ -1,0 +1,403 @@
+//! Pushing: every blob the manifest names is checked with HEAD, mounted from
+//! a known sibling repository, or uploaded streamed from its file (one PUT
+//! for small blobs, PATCH chunks for big ones); then the manifest is PUT.
+//! An index pushes each child manifest (read from the source) first.
+
+use std::future::Future;
+use std::io::SeekFrom;
+use std::pin::Pin;
+
+use builder_cache::Digest;
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
+use reqwest::{Body, Method, StatusCode, Url};
+use std::io::Seek;
+
+use tokio::io::AsyncReadExt;
+use tokio_util::io::ReaderStream;
+
+use crate::blob::{BlobSource, read_small};
+use crate::client::{Client, Progress};
+use crate::error::RegistryError;
+use crate::manifest::{Descriptor, MANIFEST_SIZE_LIMIT, Manifest};
+use crate::progress::ProgressEvent;
+use crate::reference::Reference;
+use crate::transport::{pull_scope, push_scope, status_err};
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Whether a blob still has to be sent after trying to avoid it.
+enum Prepared {
+    Done,
+    /// An upload session to send the bytes to.
+    Upload(Url),
+}
+
+impl Client {
+    /// Pushes the image described by `manifest_bytes` to `r` (its tag, or its
+    /// digest when it has no tag) and returns the manifest digest.
+    pub async fn push(
+        &self,
+        r: &Reference,
+        manifest_bytes: &[u8],
+        manifest_media_type: &str,
+        source: &dyn BlobSource,
+        progress: Progress<'_>,
+    ) -> Result<Digest, RegistryError> {
+        self.push_manifest(
+            r,
+            r.manifest_ref(),
+            manifest_bytes.to_vec(),
+            manifest_media_type.to_string(),
+            source,
+            progress,
+        )
+        .await
+    }
+
+    /// Boxed because an index recurses into its child manifests.
+    fn push_manifest<'a>(
+        &'a self,
+        r: &'a Reference,
+        reference: String,
+        bytes: Vec<u8>,
+        media_type: String,
+        source: &'a dyn BlobSource,
+        progress: Progress<'a>,
+    ) -> BoxFuture<'a, Result<Digest, RegistryError>> {
+        Box::pin(async move {
+            match Manifest::parse(&bytes, &media_type, &r.to_string())? {
+                Manifest::Image(m) => {
+                    let blobs: Vec<&Descriptor> =
+                        std::iter::once(&m.config).chain(m.layers.iter()).collect();
+                    // Collected first: a lazy map inside a boxed Send future trips a compiler limitation.
+                    let uploads: Vec<_> = blobs
+                        .into_iter()
+                        .map(|d| self.push_blob(r, d, source, progress))
+                        .collect();
+                    stream::iter(uploads)
+                        .buffer_unordered(self.concurrency())
+                        .try_collect::<Vec<()>>()
+                        .await?;
+                }
+                Manifest::Index(idx) => {
+                    for child in &idx.manifests {
+                        let child_bytes = read_small(source, &child.digest, MANIFEST_SIZE_LIMIT)?;
+                        let reference = child.digest.to_string();
+                        self.push_manifest(
+                            r,
+                            reference,
+                            child_bytes,
+                            child.media_type.clone(),
+                            source,
+                            progress,
+                        )
+                        .await?;
+                    }
+                }
+            }
+            self.put_manifest(r, &reference, bytes, &media_type, progress)
+                .await
+        })
+    }
+
+    async fn put_manifest(
+        &self,
+        r: &Reference,
+        reference: &str,
+        bytes: Vec<u8>,
+        media_type: &str,
+        progress: Progress<'_>,
+    ) -> Result<Digest, RegistryError> {
+        let digest = Digest::of(&bytes);
+        let path = format!("/v2/{}/manifests/{reference}", r.repository);
+        let make = |c: &reqwest::Client, base: &str| {
+            Ok(c.put(format!("{base}{path}"))
+                .header(CONTENT_TYPE, media_type)
+                .body(bytes.clone()))
+        };
+        let resp = self
+            .transport
+            .send(
+                &r.registry,
+                &[push_scope(&r.repository)],
+                &Method::PUT,
+                &make,
+            )
+            .await?;
+        if !resp.status().is_success() {
+            return Err(status_err(resp, &Method::PUT).await);
+        }
+        progress(ProgressEvent::ManifestPushed {
+            digest,
+            reference: format!("{}/{}:{reference}", r.registry, r.repository),
+        });
+        Ok(digest)
+    }
+
+    /// Makes sure the registry has one blob, retrying the whole exchange
+    /// (a fresh upload session) on transient failures such as a restart.
+    async fn push_blob(
+        &self,
+        r: &Reference,
+        desc: &Descriptor,
+        source: &dyn BlobSource,
+        progress: Progress<'_>,
+    ) -> Result<(), RegistryError> {
+        let d = desc.digest;
+        let on_retry = |attempt, e: &RegistryError| {
+            progress(ProgressEvent::Retrying {
+                what: format!("upload {d}"),
+                attempt,
+                error: e.to_string(),
+            })
+        };
+        self.cfg
+            .retry
+            .run(
+                |_| async {
+                    if let Prepared::Upload(location) = self.prepare_upload(r, d, progress).await? {
+                        self.upload(r, desc, location, source, progress).await?;
+                    }
+                    Ok(())
+                },
+                &on_retry,
+            )
+            .await?;
+        self.record_blob_origin(&r.registry, &r.repository, d);
+        Ok(())
+    }
+
+    /// HEAD, then a mount from the recorded origin, then a plain upload session.
+    async fn prepare_upload(
+        &self,
+        r: &Reference,
+        d: Digest,
+        progress: Progress<'_>,
+    ) -> Result<Prepared, RegistryError> {
+        if self.blob_exists(r, &d).await? {
+            progress(ProgressEvent::BlobExists { digest: d });
+            return Ok(Prepared::Done);
+        }
+        let from = self
+            .blob_origin(&r.registry, &d)
+            .filter(|f| *f != r.repository);
+        let mut scopes = vec![push_scope(&r.repository)];
+        scopes.extend(from.as_deref().map(pull_scope));
+        let query = match &from {
+            Some(f) => format!("?mount={d}&from={f}"),
+            None => String::new(),
+        };
+        let path = format!("/v2/{}/blobs/uploads/{query}", r.repository);
+        let make = |c: &reqwest::Client, base: &str| {
+            Ok(c.post(format!("{base}{path}")).header(CONTENT_LENGTH, 0))
+        };
+        let resp = self
+            .transport
+            .send(&r.registry, &scopes, &Method::POST, &make)
+            .await?;
+        match (resp.status(), from) {
+            (StatusCode::CREATED, Some(from)) => {
+                progress(ProgressEvent::BlobMounted { digest: d, from });
+                Ok(Prepared::Done)
+            }
+            // 202: no mount (or none asked); the registry opened an upload session.
+            (StatusCode::ACCEPTED, _) => Ok(Prepared::Upload(location(&resp)?)),
+            _ => Err(status_err(resp, &Method::POST).await),
+        }
+    }
+
+    pub(crate) async fn blob_exists(
+        &self,
+        r: &Reference,
+        d: &Digest,
+    ) -> Result<bool, RegistryError> {
+        let path = format!("/v2/{}/blobs/{d}", r.repository);
+        let make = |c: &reqwest::Client, base: &str| Ok(c.head(format!("{base}{path}")));
+        let resp = self
+            .transport
+            .send(
+                &r.registry,
+                &[push_scope(&r.repository)],
+                &Method::HEAD,
+                &make,
+            )
+            .await?;
+        match resp.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(status_err(resp, &Method::HEAD).await),
+        }
+    }
+
+    /// Sends the blob's bytes to an upload session and closes it with its digest.
+    async fn upload(
+        &self,
+        r: &Reference,
+        desc: &Descriptor,
+        mut location: Url,
+        source: &dyn BlobSource,
+        progress: Progress<'_>,
+    ) -> Result<(), RegistryError> {
+        let d = desc.digest;
+        let what = std::path::PathBuf::from(format!("local blob {d}"));
+        let (file, size) = source.open(&d).map_err(|e| RegistryError::io(&what, e))?;
+        if size != desc.size {
+            return Err(RegistryError::SizeMismatch {
+                digest: d,
+                expected: desc.size,
+                actual: size,
+            });
+        }
+        progress(ProgressEvent::UploadStarted { digest: d, size });
+        let chunk = self.cfg.chunk_size.max(1);
+        let whole = if size <= chunk {
+            Some(size)
+        } else {
+            let mut offset = 0;
+            while offset < size {
+                let len = chunk.min(size - offset);
+                location = self.patch_chunk(r, location, &file, offset, len).await?;
+                offset += len;
+                progress(ProgressEvent::UploadProgress {
+                    digest: d,
+                    done: offset,
+                    total: size,
+                });
+            }
+            None
+        };
+        self.finish_upload(r, location, d, &file, whole).await?;
+        if whole.is_some() {
+            progress(ProgressEvent::UploadProgress {
+                digest: d,
+                done: size,
+                total: size,
+            });
+        }
+        progress(ProgressEvent::UploadComplete { digest: d });
+        Ok(())
+    }
+
+    /// One PATCH of `len` bytes from `offset`, streamed from the file.
+    /// Returns the session's next location.
+    async fn patch_chunk(
+        &self,
+        r: &Reference,
+        location: Url,
+        file: &std::fs::File,
+        offset: u64,
+        len: u64,
+    ) -> Result<Url, RegistryError> {
+        let make = |c: &reqwest::Client, _: &str| {
+            Ok(c.patch(location.clone())
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .header(CONTENT_RANGE, format!("{offset}-{}", offset + len - 1))
+                .header(CONTENT_LENGTH, len)
+                .body(file_body(file, offset, len)?))
+        };
+        let resp = self
+            .transport
+            .send_unretried(
+                &r.registry,
+                &[push_scope(&r.repository)],
+                &Method::PATCH,
+                &make,
+            )
+            .await?;
+        if resp.status() != StatusCode::ACCEPTED {
+            return Err(session_err(resp, &Method::PATCH).await);
+        }
+        location_from(&resp, &location)
+    }
+
+    /// The closing PUT `?digest=`, carrying the whole blob for a monolithic upload.
+    async fn finish_upload(
+        &self,
+        r: &Reference,
+        location: Url,
+        d: Digest,
+        file: &std::fs::File,
+        whole: Option<u64>,
+    ) -> Result<(), RegistryError> {
+        let mut url = location;
+        url.query_pairs_mut().append_pair("digest", &d.to_string());
+        let make = |c: &reqwest::Client, _: &str| {
+            let req = c
+                .put(url.clone())
+                .header(CONTENT_TYPE, "application/octet-stream");
+            Ok(match whole {
+                Some(n) => req.header(CONTENT_LENGTH, n).body(file_body(file, 0, n)?),
+                None => req.header(CONTENT_LENGTH, 0),
+            })
+        };
+        let resp = self
+            .transport
+            .send_unretried(
+                &r.registry,
+                &[push_scope(&r.repository)],
+                &Method::PUT,
+                &make,
+            )
+            .await?;
+        if resp.status() != StatusCode::CREATED {
+            return Err(session_err(resp, &Method::PUT).await);
+        }
+        Ok(())
+    }
+}
+
+/// A streaming request body over `len` bytes of the file from `offset`:
+/// memory use stays at one read buffer however big the blob is. Each call
+/// makes a fresh body (own descriptor), so a request can be rebuilt after a 401.
+fn file_body(file: &std::fs::File, offset: u64, len: u64) -> Result<Body, RegistryError> {
+    let path = std::path::PathBuf::from("upload source");
+    let mut own = file.try_clone().map_err(|e| RegistryError::io(&path, e))?;
+    own.seek(SeekFrom::Start(offset))
+        .map_err(|e| RegistryError::io(&path, e))?;
+    let reader = tokio::fs::File::from_std(own).take(len);
+    Ok(Body::wrap_stream(ReaderStream::with_capacity(
+        reader,
+        256 * 1024,
+    )))
+}
+
+/// Errors inside an upload session. 404/416 mean the registry lost or
+/// disagrees about the session (e.g. it restarted): the blob is retried
+/// with a fresh session, so those count as transient.
+async fn session_err(resp: reqwest::Response, method: &Method) -> RegistryError {
+    match status_err(resp, method).await {
+        RegistryError::Status {
+            method,
+            url,
+            status: status @ (404 | 416),
+            body,
+        } => RegistryError::UploadSessionLost {
+            method,
+            url,
+            status,
+            body,
+        },
+        other => other,
+    }
+}
+
+fn location(resp: &reqwest::Response) -> Result<Url, RegistryError> {
+    location_from(resp, resp.url())
+}
+
+/// The Location header, resolved against the request URL when relative.
+fn location_from(resp: &reqwest::Response, base: &Url) -> Result<Url, RegistryError> {
+    let raw = resp
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| RegistryError::Protocol {
+            url: resp.url().to_string(),
+            reason: "upload response has no Location header".into(),
+        })?;
+    base.join(raw).map_err(|e| RegistryError::Protocol {
+        url: resp.url().to_string(),
+        reason: format!("bad Location {raw:?}: {e}"),
+    })
+}

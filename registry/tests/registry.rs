@@ -1,0 +1,470 @@
+//! End-to-end tests against real `docker-registry` processes (Debian's
+//! distribution 2.8), plus skopeo for interoperability. No mocks.
+
+mod support;
+
+use std::sync::Mutex;
+use std::sync::mpsc;
+
+use builder_registry::manifest::{OCI_INDEX, OCI_MANIFEST};
+use builder_registry::{
+    Client, ClientConfig, Platform, ProgressEvent, Reference, RegistryError, RetryPolicy,
+};
+use support::image::{self, TestImage};
+use support::registry::{Auth, Registry};
+use support::run;
+use support::store::LayoutStore;
+use support::token_server::{self, TokenServer};
+
+/// Collects progress events for assertions.
+#[derive(Default)]
+struct Events(Mutex<Vec<ProgressEvent>>);
+
+impl Events {
+    fn push(&self, e: ProgressEvent) {
+        self.0.lock().unwrap().push(e);
+    }
+    fn count(&self, pred: impl Fn(&ProgressEvent) -> bool) -> usize {
+        self.0.lock().unwrap().iter().filter(|e| pred(e)).count()
+    }
+    fn uploads(&self) -> usize {
+        self.count(|e| matches!(e, ProgressEvent::UploadStarted { .. }))
+    }
+    fn take(&self) -> Vec<ProgressEvent> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+/// A client that reads credentials only from `config_dir` (never the host's ~/.docker).
+fn client_with(config_dir: &std::path::Path) -> Client {
+    Client::new(ClientConfig {
+        max_concurrent_downloads: 3,
+        docker_config_dir: Some(config_dir.to_path_buf()),
+        ..ClientConfig::default()
+    })
+    .unwrap()
+}
+
+fn reference(reg: &Registry, repo_tag: &str) -> Reference {
+    format!("{}/{repo_tag}", reg.host()).parse().unwrap()
+}
+
+fn small_image(store: &LayoutStore, arch: &str) -> TestImage {
+    image::build(
+        store,
+        arch,
+        &[
+            vec![("etc/hello", b"hello\n" as &[u8])],
+            vec![("bin/tool", format!("tool for {arch}").as_bytes())],
+        ],
+    )
+}
+
+async fn push(
+    client: &Client,
+    r: &Reference,
+    img: &TestImage,
+    src: &LayoutStore,
+    ev: &Events,
+) -> builder_registry::Digest {
+    client
+        .push(r, &img.manifest, OCI_MANIFEST, src, &|e| ev.push(e))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn push_then_pull_round_trip_keeps_digests() {
+    let reg = Registry::start(Auth::None);
+    let creds = tempfile::tempdir().unwrap();
+    let client = client_with(creds.path());
+    let src = LayoutStore::new();
+    let img = small_image(&src, "amd64");
+    let r = reference(&reg, "round/trip:v1");
+    let ev = Events::default();
+    let pushed = push(&client, &r, &img, &src, &ev).await;
+    assert_eq!(pushed, img.manifest_digest);
+    assert_eq!(
+        ev.uploads(),
+        3,
+        "config and two layers uploaded: {:?}",
+        ev.take()
+    );
+
+    // A fresh client (no shared state) into an empty store.
+    let dst = LayoutStore::new();
+    let fresh = client_with(creds.path());
+    let pulled = fresh
+        .pull(&r, &Platform::host(), &dst, &|e| ev.push(e))
+        .await
+        .unwrap();
+    assert_eq!(pulled.manifest_digest, img.manifest_digest);
+    assert_eq!(pulled.manifest_bytes, img.manifest);
+    assert_eq!(pulled.manifest_media_type, OCI_MANIFEST);
+    assert_eq!(pulled.config_digest, img.config);
+    assert_eq!(
+        pulled.layers.iter().map(|l| l.digest).collect::<Vec<_>>(),
+        img.layers
+    );
+    assert_eq!(pulled.index_digest, None);
+    for d in img.layers.iter().chain([&img.config, &img.manifest_digest]) {
+        assert_eq!(dst.read(d), src.read(d), "blob {d} identical");
+    }
+    assert!(
+        std::fs::read_dir(dst.path().join("tmp"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "no temp files left"
+    );
+
+    // Pulling again downloads nothing.
+    ev.take();
+    fresh
+        .pull(&r, &Platform::host(), &dst, &|e| ev.push(e))
+        .await
+        .unwrap();
+    assert_eq!(
+        ev.count(|e| matches!(e, ProgressEvent::DownloadStarted { .. })),
+        0
+    );
+    assert_eq!(
+        ev.count(|e| matches!(e, ProgressEvent::BlobCached { .. })),
+        3
+    );
+
+    // resolve() by tag and by digest agree; unknown tags are NotFound.
+    let (d, mt, bytes) = fresh.resolve(&r).await.unwrap();
+    assert_eq!(
+        (d, mt.as_str(), bytes.as_slice()),
+        (img.manifest_digest, OCI_MANIFEST, img.manifest.as_slice())
+    );
+    let (d2, _, _) = fresh.resolve(&r.with_digest(d)).await.unwrap();
+    assert_eq!(d2, d);
+    let missing = fresh
+        .resolve(&reference(&reg, "round/trip:nope"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(missing, RegistryError::NotFound { .. }),
+        "{missing}"
+    );
+}
+
+#[tokio::test]
+async fn repush_uploads_nothing_and_other_repo_mounts() {
+    let reg = Registry::start(Auth::None);
+    let creds = tempfile::tempdir().unwrap();
+    let client = client_with(creds.path());
+    let src = LayoutStore::new();
+    let img = small_image(&src, "amd64");
+    let ev = Events::default();
+    let r = reference(&reg, "app/one:1");
+    push(&client, &r, &img, &src, &ev).await;
+    assert_eq!(ev.uploads(), 3);
+    ev.take();
+
+    let again = push(&client, &r, &img, &src, &ev).await;
+    assert_eq!(again, img.manifest_digest);
+    assert_eq!(ev.uploads(), 0, "re-push uploads no blob");
+    assert_eq!(
+        ev.count(|e| matches!(e, ProgressEvent::BlobExists { .. })),
+        3
+    );
+    ev.take();
+
+    // Another repository on the same registry: blobs are mounted from app/one.
+    let other = reference(&reg, "app/two:1");
+    push(&client, &other, &img, &src, &ev).await;
+    assert_eq!(ev.uploads(), 0, "mounted, not uploaded: {:?}", ev.take());
+    assert_eq!(
+        ev.count(|e| matches!(e, ProgressEvent::BlobMounted { from, .. } if from == "app/one")),
+        3
+    );
+    let pulled = client
+        .pull(&other, &Platform::host(), &LayoutStore::new(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(pulled.manifest_digest, img.manifest_digest);
+}
+
+#[tokio::test]
+async fn skopeo_interoperates_both_ways() {
+    let reg = Registry::start(Auth::None);
+    let creds = tempfile::tempdir().unwrap();
+    let client = client_with(creds.path());
+
+    // skopeo pushes from an OCI layout we wrote; we pull it.
+    let src = LayoutStore::new();
+    let img = small_image(&src, "amd64");
+    src.tag("v1", &img.manifest_digest, OCI_MANIFEST);
+    run(std::process::Command::new("skopeo").args([
+        "--insecure-policy",
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:v1", src.path().display()),
+        &format!("docker://{}/by/skopeo:v1", reg.host()),
+    ]));
+    let dst = LayoutStore::new();
+    let pulled = client
+        .pull(
+            &reference(&reg, "by/skopeo:v1"),
+            &Platform::host(),
+            &dst,
+            &|_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(pulled.config_digest, img.config);
+    assert_eq!(
+        pulled.layers.iter().map(|l| l.digest).collect::<Vec<_>>(),
+        img.layers
+    );
+    // skopeo keeps an OCI manifest byte-for-byte when it needn't convert it.
+    assert_eq!(pulled.manifest_digest, img.manifest_digest);
+
+    // We push; skopeo inspects and copies it back to a layout.
+    let r = reference(&reg, "by/us:v2");
+    push(&client, &r, &img, &src, &Events::default()).await;
+    let inspect = run(std::process::Command::new("skopeo").args([
+        "--insecure-policy",
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &format!("docker://{}", r),
+    ]));
+    assert_eq!(inspect.as_bytes(), img.manifest.as_slice());
+    let out = tempfile::tempdir().unwrap();
+    run(std::process::Command::new("skopeo").args([
+        "--insecure-policy",
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{}", r),
+        &format!("oci:{}:copy", out.path().display()),
+    ]));
+    for d in img.layers.iter().chain([&img.config]) {
+        let copied = std::fs::read(out.path().join("blobs/sha256").join(d.hex())).unwrap();
+        assert_eq!(copied, src.read(d));
+    }
+}
+
+#[tokio::test]
+async fn multi_platform_index_picks_requested_platform() {
+    let reg = Registry::start(Auth::None);
+    let creds = tempfile::tempdir().unwrap();
+    let client = client_with(creds.path());
+    let src = LayoutStore::new();
+    let amd = small_image(&src, "amd64");
+    let arm = small_image(&src, "arm64");
+    let (index, index_digest) =
+        image::index(&src, &[(&amd, "amd64", None), (&arm, "arm64", Some("v8"))]);
+    let r = reference(&reg, "multi/arch:latest");
+    let pushed = client
+        .push(&r, &index, OCI_INDEX, &src, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(pushed, index_digest);
+
+    let (d, mt, _) = client.resolve(&r).await.unwrap();
+    assert_eq!((d, mt.as_str()), (index_digest, OCI_INDEX));
+
+    let dst = LayoutStore::new();
+    let got = client
+        .pull(&r, &"linux/arm64".parse().unwrap(), &dst, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(got.manifest_digest, arm.manifest_digest);
+    assert_eq!(got.config_digest, arm.config);
+    assert_eq!(got.index_digest, Some(index_digest));
+    assert!(dst.contains_all(&[index_digest, arm.manifest_digest, arm.config]));
+    let got = client
+        .pull(&r, &"linux/amd64".parse().unwrap(), &dst, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(got.manifest_digest, amd.manifest_digest);
+
+    let err = client
+        .pull(&r, &"linux/s390x".parse().unwrap(), &dst, &|_| {})
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, RegistryError::PlatformNotFound { .. }),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("linux/amd64")
+            && msg.contains("linux/arm64/v8")
+            && msg.contains("linux/s390x"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn htpasswd_basic_auth_and_wrong_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let hash = bcrypt::hash_with_result("s3cret", 5)
+        .unwrap()
+        .format_for_version(bcrypt::Version::TwoY);
+    let htpasswd = dir.path().join("htpasswd");
+    std::fs::write(&htpasswd, format!("alice:{hash}\n")).unwrap();
+    let reg = Registry::start(Auth::Htpasswd(htpasswd));
+    let src = LayoutStore::new();
+    let img = small_image(&src, "amd64");
+    let r = reference(&reg, "private/img:1");
+
+    // No credentials: a clear error naming the registry.
+    let anon = tempfile::tempdir().unwrap();
+    let err = client_with(anon.path())
+        .push(&r, &img.manifest, OCI_MANIFEST, &src, &|_| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err}");
+    assert!(err.to_string().contains(&reg.host()), "{err}");
+
+    let good = tempfile::tempdir().unwrap();
+    builder_registry::login(Some(good.path()), &reg.host(), "alice", "s3cret").unwrap();
+    let client = client_with(good.path());
+    push(&client, &r, &img, &src, &Events::default()).await;
+    let pulled = client
+        .pull(&r, &Platform::host(), &LayoutStore::new(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(pulled.manifest_digest, img.manifest_digest);
+
+    let bad = tempfile::tempdir().unwrap();
+    builder_registry::login(Some(bad.path()), &reg.host(), "alice", "wrong").unwrap();
+    let err = client_with(bad.path())
+        .pull(&r, &Platform::host(), &LayoutStore::new(), &|_| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&reg.host()) && msg.contains("wrong credentials"),
+        "{msg}"
+    );
+
+    builder_registry::logout(Some(good.path()), &reg.host()).unwrap();
+    let err = client_with(good.path()).resolve(&r).await.unwrap_err();
+    assert!(
+        matches!(err, RegistryError::Unauthorized { .. }),
+        "after logout: {err}"
+    );
+}
+
+#[tokio::test]
+async fn bearer_token_flow() {
+    let tokens = TokenServer::start("bob", "hunter2");
+    let reg = Registry::start(Auth::Token {
+        realm: tokens.realm(),
+        service: token_server::SERVICE.into(),
+        issuer: token_server::ISSUER.into(),
+        cert: tokens.cert_path.clone(),
+    });
+    let src = LayoutStore::new();
+    let img = small_image(&src, "amd64");
+    let r = reference(&reg, "team/app:1");
+
+    let good = tempfile::tempdir().unwrap();
+    builder_registry::login(Some(good.path()), &reg.host(), "bob", "hunter2").unwrap();
+    let client = client_with(good.path());
+    let ev = Events::default();
+    push(&client, &r, &img, &src, &ev).await;
+    assert_eq!(ev.uploads(), 3);
+    let pulled = client
+        .pull(&r, &Platform::host(), &LayoutStore::new(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(pulled.manifest_digest, img.manifest_digest);
+    let issued = tokens.issued.load(std::sync::atomic::Ordering::SeqCst);
+    // Tokens are cached per scope: a push and pull of 3 blobs is a handful of tokens, not dozens.
+    assert!((1..=4).contains(&issued), "tokens issued: {issued}");
+
+    // A mount needs pull on the source repository too; the token covers both.
+    ev.take();
+    push(&client, &reference(&reg, "team/copy:1"), &img, &src, &ev).await;
+    assert_eq!(
+        ev.count(|e| matches!(e, ProgressEvent::BlobMounted { .. })),
+        3,
+        "{:?}",
+        ev.take()
+    );
+
+    let bad = tempfile::tempdir().unwrap();
+    builder_registry::login(Some(bad.path()), &reg.host(), "bob", "nope").unwrap();
+    let err = client_with(bad.path()).resolve(&r).await.unwrap_err();
+    assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err}");
+    assert!(err.to_string().contains(&reg.host()), "{err}");
+
+    // Anonymous gets a token without access: refused, with a clear error.
+    let anon = tempfile::tempdir().unwrap();
+    let err = client_with(anon.path()).resolve(&r).await.unwrap_err();
+    assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn interrupted_chunked_upload_is_retried_and_completes() {
+    const MIB: u64 = 1024 * 1024;
+    let reg = std::sync::Arc::new(Mutex::new(Registry::start(Auth::None)));
+    let host = reg.lock().unwrap().host();
+    let creds = tempfile::tempdir().unwrap();
+    let client = Client::new(ClientConfig {
+        docker_config_dir: Some(creds.path().to_path_buf()),
+        chunk_size: MIB,
+        retry: RetryPolicy {
+            attempts: 8,
+            ..RetryPolicy::default()
+        },
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let src = LayoutStore::new();
+    let img = image::build_big(&src, 24 * MIB as usize);
+    let r: Reference = format!("{host}/big/blob:1").parse().unwrap();
+
+    // Kill the registry once, after 4 MiB of the big layer went up, and start it
+    // again on the same port and storage from another thread.
+    let (tx, rx) = mpsc::channel::<()>();
+    let restarter = {
+        let reg = reg.clone();
+        std::thread::spawn(move || {
+            if rx.recv().is_ok() {
+                reg.lock().unwrap().kill();
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                reg.lock().unwrap().restart();
+            }
+        })
+    };
+    let tx = Mutex::new(Some(tx));
+    let ev = Events::default();
+    let progress = |e: ProgressEvent| {
+        if let ProgressEvent::UploadProgress { done, total, .. } = &e
+            && *total > 8 * MIB
+            && *done >= 4 * MIB
+            && let Some(tx) = tx.lock().unwrap().take()
+        {
+            let _ = tx.send(());
+        }
+        ev.push(e);
+    };
+    let pushed = client
+        .push(&r, &img.manifest, OCI_MANIFEST, &src, &progress)
+        .await
+        .unwrap();
+    drop(tx.lock().unwrap().take());
+    restarter.join().unwrap();
+    assert_eq!(pushed, img.manifest_digest);
+    assert!(
+        ev.count(|e| matches!(e, ProgressEvent::Retrying { .. })) >= 1,
+        "the kill caused a retry"
+    );
+
+    let dst = LayoutStore::new();
+    let pulled = client
+        .pull(&r, &Platform::host(), &dst, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(pulled.layers[0].digest, img.layers[0]);
+    assert_eq!(dst.read(&img.layers[0]), src.read(&img.layers[0]));
+}
