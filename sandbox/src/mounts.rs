@@ -234,9 +234,10 @@ fn apply_user_mount(
         }
         MountKind::Tmpfs { size } => {
             let host = ensure_dir(created, target)?;
+            // size=0 would mean "unlimited" to tmpfs; treat it like None (kernel default).
             let data = match size {
-                Some(bytes) => format!("mode=1777,size={bytes}"),
-                None => "mode=1777".to_string(),
+                Some(bytes) if *bytes > 0 => format!("mode=1777,size={bytes}"),
+                _ => "mode=1777".to_string(),
             };
             mnt(
                 Some(Path::new("tmpfs")),

@@ -5,7 +5,7 @@ use std::net::Shutdown;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::process::{Child, Command};
 
 use crate::error::SandboxError;
@@ -214,6 +214,11 @@ fn validate(spec: &RunSpec) -> Result<(), SandboxError> {
     if let Some(m) = spec.mounts.iter().find(|m| !m.target.starts_with('/')) {
         return invalid(format!("mount target {:?} is not absolute", m.target));
     }
+    // Mounting over "/" itself would hide the whole rootfs (and break pivot_root).
+    let is_root = |t: &str| Path::new(t).components().all(|c| c == Component::RootDir);
+    if let Some(m) = spec.mounts.iter().find(|m| is_root(&m.target)) {
+        return invalid(format!("mount target {:?} is the root directory", m.target));
+    }
     if !Path::new(&spec.rootfs).is_dir() {
         return invalid(format!(
             "rootfs {} is not a directory",
@@ -297,5 +302,14 @@ mod tests {
             })
             .contains("mount target")
         );
+        let root = MountSpec {
+            target: "//".into(),
+            kind: MountKind::Tmpfs { size: None },
+        };
+        let msg = rejected(RunSpec {
+            mounts: vec![root],
+            ..spec()
+        });
+        assert!(msg.contains("root directory"), "{msg}");
     }
 }

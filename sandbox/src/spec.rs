@@ -18,6 +18,7 @@ pub struct RunSpec {
     pub cwd: String,
     /// docker USER syntax: "", "name", "uid", "name:group", "uid:gid".
     pub user: String,
+    /// Set in the sandbox's own UTS namespace; empty keeps the caller's hostname value.
     pub hostname: String,
     pub network: Network,
     pub mounts: Vec<MountSpec>,
@@ -47,7 +48,8 @@ pub struct MountSpec {
 pub enum MountKind {
     /// Bind a host file or directory (recursively).
     Bind { source: PathBuf, read_only: bool },
-    /// A fresh tmpfs (mode 1777, nosuid, nodev); `size` in bytes.
+    /// A fresh tmpfs (mode 1777, nosuid, nodev); `size` in bytes; None or 0 means the
+    /// kernel default (half of RAM).
     Tmpfs { size: Option<u64> },
 }
 
@@ -92,6 +94,15 @@ impl ExitStatus {
     }
 }
 
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitStatus::Exited(c) => write!(f, "exit code {c}"),
+            ExitStatus::Signaled(s) => write!(f, "killed by signal {s}"),
+        }
+    }
+}
+
 /// Outcome of a run plus what the sandbox left behind in the rootfs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunReport {
@@ -101,4 +112,19 @@ pub struct RunReport {
     /// the layer diff, or remove them with [`crate::remove_mount_stubs`] after the run (as
     /// BuildKit does). Parents come before children.
     pub created_mount_points: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_status_codes_and_display() {
+        assert!(ExitStatus::Exited(0).success());
+        assert!(!ExitStatus::Signaled(9).success());
+        assert_eq!(ExitStatus::Exited(42).code(), 42);
+        assert_eq!(ExitStatus::Signaled(9).code(), 137);
+        assert_eq!(ExitStatus::Signaled(15).to_string(), "killed by signal 15");
+        assert_eq!(ExitStatus::Exited(1).to_string(), "exit code 1");
+    }
 }
