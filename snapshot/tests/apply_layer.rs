@@ -284,3 +284,31 @@ fn device_nodes_are_created_or_counted_as_skipped() {
         "a skipped device does not stop the layer"
     );
 }
+
+#[test]
+fn file_capabilities_survive_apply_and_write() {
+    // VFS_CAP_REVISION_2 with the effective flag, permitted = CAP_NET_BIND_SERVICE.
+    let cap: [u8; 20] = [1, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let (_o, dest) = sandbox();
+    let tar = TarBuilder::default()
+        .file_with_xattrs("ping", b"elf", &[("security.capability", &cap)])
+        .finish();
+    let stats = apply_layer(&tar[..], &dest).unwrap();
+    assert_eq!(stats.skipped_xattrs, 0, "{:?}", stats.warnings);
+    assert_eq!(
+        getxattr(&dest.join("ping"), "security.capability").as_deref(),
+        Some(&cap[..])
+    );
+    let o = LayerOptions {
+        source_date_epoch: None,
+        compression: Compression::Uncompressed,
+        exclude_empty_mountpoints: vec![],
+    };
+    let mut out = Vec::new();
+    write_layer(&dest, &mut out, &o).unwrap();
+    let ents = read_tar(&out);
+    assert_eq!(
+        ents[0].xattrs.get("security.capability").map(Vec::as_slice),
+        Some(&cap[..])
+    );
+}
