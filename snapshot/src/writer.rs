@@ -154,7 +154,9 @@ fn collect(
         {
             return Err(SnapshotError::ReservedName { path });
         }
-        if excluded.contains(child_rel.as_path()) && is_empty_node(&path, &meta)? {
+        if excluded.contains(child_rel.as_path())
+            && only_mountpoints(&path, &child_rel, &meta, excluded)?
+        {
             continue;
         }
         plan.push(Planned {
@@ -185,16 +187,33 @@ fn whiteout_name(parent: &Path, name: &OsStr) -> Vec<u8> {
         .to_vec()
 }
 
-/// An empty dir or empty regular file: what a bind-mount target looks like.
-fn is_empty_node(path: &Path, meta: &Metadata) -> Result<bool, SnapshotError> {
+/// An empty regular file, or a directory holding nothing but other excluded
+/// mount points (the sandbox may create `etc` just to bind `etc/hosts` in it):
+/// what bind-mount targets look like after the step.
+fn only_mountpoints(
+    path: &Path,
+    rel: &Path,
+    meta: &Metadata,
+    excluded: &HashSet<&Path>,
+) -> Result<bool, SnapshotError> {
     if meta.is_file() {
         return Ok(meta.len() == 0);
     }
-    if meta.is_dir() {
-        let mut it = fs::read_dir(path).map_err(io_err("reading directory", path))?;
-        return Ok(it.next().is_none());
+    if !meta.is_dir() {
+        return Ok(false);
     }
-    Ok(false)
+    for entry in fs::read_dir(path).map_err(io_err("reading directory", path))? {
+        let entry = entry.map_err(io_err("reading directory", path))?;
+        let child_rel = rel.join(entry.file_name());
+        let child = entry.path();
+        let child_meta = fs::symlink_metadata(&child).map_err(io_err("stat", &child))?;
+        if !excluded.contains(child_rel.as_path())
+            || !only_mountpoints(&child, &child_rel, &child_meta, excluded)?
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 struct Emitter<'a, W: Write> {

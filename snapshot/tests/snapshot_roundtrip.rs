@@ -307,3 +307,24 @@ fn deep_layer_stacks_beyond_the_mount_option_limit_still_mount() {
     let diff = snap.finish().unwrap();
     assert_eq!(fs::read_dir(&diff).unwrap().count(), 1);
 }
+
+#[test]
+fn detection_falls_back_to_copy_where_overlay_cannot_be_the_upper() {
+    require_overlay();
+    // overlayfs refuses an upper dir that itself lives on overlayfs (as in
+    // many container roots): a scratch dir inside a merged view must get Copy.
+    let t = tempfile::tempdir().unwrap();
+    let lower = t.path().join("lower");
+    fs::create_dir(&lower).unwrap();
+    let snap = prepare(Snapshotter::Overlay, std::slice::from_ref(&lower), t.path()).unwrap();
+    let scratch = snap.rootfs().join("scratch");
+    fs::create_dir(&scratch).unwrap();
+    assert_eq!(detect_snapshotter(&scratch), Snapshotter::Copy);
+    // and the failed probe cleaned up after itself
+    assert_eq!(fs::read_dir(&scratch).unwrap().count(), 0);
+    // the copy fallback then works there
+    let inner = prepare(Snapshotter::Copy, &[], &scratch).unwrap();
+    fs::write(inner.rootfs().join("x"), b"x").unwrap();
+    let diff = inner.finish().unwrap();
+    assert_eq!(fs::read(diff.join("x")).unwrap(), b"x");
+}

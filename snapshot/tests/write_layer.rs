@@ -210,6 +210,12 @@ fn empty_mountpoints_are_excluded_but_real_content_is_not() {
         names(&ents),
         ["etc/", "etc/resolv.conf", "proc/", "proc/written"]
     );
+
+    // A parent created only to hold excluded mount points goes too.
+    fs::remove_file(root.join("etc/resolv.conf")).unwrap();
+    o.exclude_empty_mountpoints.push("etc".into());
+    let ents = read_tar(&layer(root, &o).1);
+    assert_eq!(names(&ents), ["proc/", "proc/written"]);
 }
 
 #[test]
