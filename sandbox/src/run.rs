@@ -1,6 +1,6 @@
 //! Caller side: start the sandbox init, hand it the spec, collect its report.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -169,11 +169,36 @@ impl Sandbox {
         let bytes = serde_json::to_vec(spec)
             .map_err(|e| SandboxError::Protocol(format!("encode run spec: {e}")))?;
         // If the init died early the write fails with EPIPE; wait() then reports why.
-        if (&self.control).write_all(&bytes).is_ok() {
+        if send_all(&self.control, &bytes).is_ok() {
             let _ = self.control.shutdown(Shutdown::Write);
         }
         Ok(())
     }
+}
+
+/// write_all without SIGPIPE: a caller that kept SIGPIPE's default action must not be killed
+/// because a sandbox init died early.
+fn send_all(sock: &UnixStream, mut bytes: &[u8]) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        // SAFETY: bytes is a valid buffer of the given length; sock is an open socket.
+        let n = unsafe {
+            libc::send(
+                sock.as_raw_fd(),
+                bytes.as_ptr().cast(),
+                bytes.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        if n < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        bytes = &bytes[n as usize..];
+    }
+    Ok(())
 }
 
 fn dup_above(fd: &UnixStream, floor: i32) -> Result<OwnedFd, SandboxError> {

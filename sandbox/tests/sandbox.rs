@@ -5,6 +5,7 @@
 //! harness then enters a rootless user namespace first); expectations that differ are
 //! derived from the uid map the harness reports.
 
+use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -134,10 +135,18 @@ impl Fixture {
 
     /// Run `args` with extra spec fields merged in.
     fn run(&self, args: &[&str], extra: Value) -> Out {
-        let out = Command::new(HARNESS)
-            .arg(self.spec(args, extra))
-            .output()
+        let mut child = Command::new(HARNESS)
+            .arg("-")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .expect("run harness");
+        let spec = self.spec(args, extra);
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(spec.as_bytes()).expect("send spec");
+        }
+        let out = child.wait_with_output().expect("wait harness");
         assert!(
             out.status.success(),
             "harness failed: {}",
@@ -817,4 +826,21 @@ fn concurrent_runs_from_one_multithreaded_caller_do_not_interfere() {
         o.ok();
         assert_eq!(o.stdout, "start\n1 end\n");
     }
+}
+
+#[test]
+fn large_specs_larger_than_the_socket_buffer_are_delivered() {
+    let f = Fixture::new();
+    // 4 x 100 KiB: more than a socketpair buffer, each below the kernel's 128 KiB per-string cap.
+    let big = "x".repeat(100 * 1024);
+    let env: Vec<String> = (0..4)
+        .map(|i| format!("BIG{i}={big}"))
+        .chain(["PATH=/bin".to_string()])
+        .collect();
+    let out = f.sh(
+        "echo ${#BIG0} ${#BIG1} ${#BIG2} ${#BIG3}",
+        json!({ "env": env }),
+    );
+    out.ok();
+    assert_eq!(out.stdout, "102400 102400 102400 102400\n");
 }

@@ -1,4 +1,5 @@
-//! Test harness for tests/: `builder-sandbox-harness '<json HarnessSpec>'`.
+//! Test harness for tests/: `builder-sandbox-harness '<json HarnessSpec>'` (or `-` to read
+//! the JSON from stdin).
 //!
 //! It is what a real CLI does (dispatch_init, enter_rootless_userns, then run) and prints one
 //! JSON `HarnessOutput` line: the user-namespace mode, the uid map, the run outcome, and the
@@ -82,7 +83,18 @@ fn main() {
         eprintln!("usage: builder-sandbox-harness '<json spec>'");
         std::process::exit(2);
     };
-    let spec: HarnessSpec = match serde_json::from_str(&arg) {
+    // "-": read the spec from stdin (argv strings are capped at 128 KiB by the kernel).
+    let text = if arg == "-" {
+        let mut buf = String::new();
+        if let Err(e) = std::io::stdin().read_to_string(&mut buf) {
+            eprintln!("harness: read spec from stdin: {e}");
+            std::process::exit(2);
+        }
+        buf
+    } else {
+        arg
+    };
+    let spec: HarnessSpec = match serde_json::from_str(&text) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("harness: bad spec: {e}");
