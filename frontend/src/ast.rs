@@ -177,27 +177,6 @@ fn trim_continuation(line: &str, escape: char) -> (String, bool) {
     (line.to_string(), true)
 }
 
-const INSTRUCTIONS: &[&str] = &[
-    "add",
-    "arg",
-    "cmd",
-    "copy",
-    "entrypoint",
-    "env",
-    "expose",
-    "from",
-    "healthcheck",
-    "label",
-    "maintainer",
-    "onbuild",
-    "run",
-    "shell",
-    "stopsignal",
-    "user",
-    "volume",
-    "workdir",
-];
-
 /// Builds the node for one logical line (instruction name, flags, arguments).
 fn node_from_line(line: &str, escape: char) -> Result<Node, String> {
     let (cmd, flags, rest) = lp::split_command(line);
@@ -229,7 +208,6 @@ fn node_from_line(line: &str, escape: char) -> Result<Node, String> {
         // Unknown instructions keep no arguments here; the typed layer rejects them.
         _ => Args::default(),
     };
-    debug_assert!(INSTRUCTIONS.contains(&value.as_str()) || args.args.is_empty());
     node.args = args.args;
     node.json = args.json;
     Ok(node)
