@@ -616,28 +616,46 @@ impl<'a> Solver<'a> {
         self.commit_diff(&diff, exclude).map_err(|e| err(&e))
     }
 
-    /// Streams a step's output to the progress sink; returns the last lines for error messages.
+    /// Streams a step's output to the progress sink in whole lines (stdout and stderr share one
+    /// pipe, so chunks of one line may arrive in pieces); returns the last lines for errors.
     fn forward_output(&self, index: usize, fd: OwnedFd) -> String {
         let mut file = fs::File::from(fd);
         let mut buf = [0u8; 8192];
-        let mut tail: Vec<u8> = Vec::new();
+        let mut pending: Vec<u8> = Vec::new();
+        let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+        let mut emit = |bytes: &[u8]| {
+            self.progress.event(Event::Log {
+                vertex: index,
+                stream: Stream::Stdout,
+                data: bytes.to_vec(),
+            });
+            if tail.len() == ERROR_TAIL_LINES {
+                tail.pop_front();
+            }
+            tail.push_back(
+                String::from_utf8_lossy(bytes)
+                    .trim_end_matches('\n')
+                    .to_string(),
+            );
+        };
         while let Ok(n) = file.read(&mut buf) {
             if n == 0 {
                 break;
             }
-            self.progress.event(Event::Log {
-                vertex: index,
-                stream: Stream::Stdout,
-                data: buf[..n].to_vec(),
-            });
-            tail.extend_from_slice(&buf[..n]);
-            if tail.len() > 64 * 1024 {
-                tail.drain(..tail.len() - 32 * 1024);
+            pending.extend_from_slice(&buf[..n]);
+            while let Some(pos) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=pos).collect();
+                emit(&line);
+            }
+            // A very long line without a newline is passed on in pieces.
+            if pending.len() > 64 * 1024 {
+                emit(&std::mem::take(&mut pending));
             }
         }
-        let text = String::from_utf8_lossy(&tail);
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(ERROR_TAIL_LINES)..].join("\n")
+        if !pending.is_empty() {
+            emit(&pending);
+        }
+        tail.into_iter().collect::<Vec<_>>().join("\n")
     }
 
     fn mount_source(

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use builder_cache::{Digest, ImageRecord, Store, read_config, read_manifest};
-use builder_registry::{BlobSink, BlobSource, Client, ClientConfig, ProgressEvent, Reference};
+use builder_registry::{
+    BlobSink, BlobSource, Client, ClientConfig, ProgressEvent, Reference, RetryPolicy,
+};
 use builder_solver::Platform;
 use builder_solver::resolve::Fetcher;
 use clap::Args;
