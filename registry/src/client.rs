@@ -121,6 +121,20 @@ impl Client {
         Ok((m.digest, m.media_type, m.bytes))
     }
 
+    /// Checks that the configured credentials for `registry` are accepted
+    /// (what `docker login` does before saving them): an authenticated `/v2/`.
+    pub async fn verify_credentials(&self, registry: &str) -> Result<(), RegistryError> {
+        let make = |c: &reqwest::Client, base: &str| Ok(c.get(format!("{base}/v2/")));
+        let resp = self
+            .transport
+            .send(registry, &[], &Method::GET, &make)
+            .await?;
+        if !resp.status().is_success() {
+            return Err(status_err(resp, &Method::GET).await);
+        }
+        Ok(())
+    }
+
     /// GETs a manifest by tag or digest and verifies it: against `expected`
     /// when fetching by digest, else against the server's Docker-Content-Digest.
     pub(crate) async fn fetch_manifest(

@@ -23,6 +23,11 @@ pub enum ProgressEvent {
         done: u64,
         total: u64,
     },
+    /// A retried download continues from `from` bytes instead of starting over.
+    DownloadResumed {
+        digest: Digest,
+        from: u64,
+    },
     DownloadComplete {
         digest: Digest,
     },

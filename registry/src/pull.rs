@@ -185,12 +185,18 @@ impl Client {
             })
         };
         let scopes = [pull_scope(&r.repository)];
+        // Not retried here: the caller's loop retries, resuming from what is on disk.
         let mut resp = self
             .transport
-            .send(&r.registry, &scopes, &Method::GET, &make)
+            .send_unretried(&r.registry, &scopes, &Method::GET, &make)
             .await?;
         match resp.status() {
-            StatusCode::PARTIAL_CONTENT if have > 0 && resumes_at(&resp, have) => {}
+            StatusCode::PARTIAL_CONTENT if have > 0 && resumes_at(&resp, have) => {
+                progress(ProgressEvent::DownloadResumed {
+                    digest: desc.digest,
+                    from: have,
+                });
+            }
             StatusCode::OK => restart(p, path)?,
             StatusCode::NOT_FOUND => {
                 return Err(RegistryError::NotFound {

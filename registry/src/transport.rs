@@ -44,6 +44,7 @@ pub(crate) struct Transport {
     config_dir: Option<PathBuf>,
     endpoints: Mutex<HashMap<String, Endpoint>>,
     tokens: TokenCache,
+    token_fetch: tokio::sync::Mutex<()>,
     pub(crate) retry: RetryPolicy,
 }
 
@@ -120,6 +121,7 @@ impl Transport {
             config_dir: credentials::config_dir(config_dir.as_deref()),
             endpoints: Mutex::default(),
             tokens: TokenCache::default(),
+            token_fetch: tokio::sync::Mutex::new(()),
             retry: RetryPolicy::default(),
         })
     }
@@ -322,6 +324,9 @@ impl Transport {
                 if refresh {
                     self.tokens.forget(&key);
                 }
+                // One token request at a time, re-checking the cache once we
+                // hold the lock: concurrent blob transfers share one token.
+                let _single_flight = self.token_fetch.lock().await;
                 let token = match self.tokens.get(&key) {
                     Some(t) => t,
                     None => {

@@ -51,10 +51,9 @@ pub fn config_dir(explicit: Option<&Path>) -> Option<PathBuf> {
 
 /// The name a registry host is stored under in config.json and helpers.
 pub fn auth_key(registry: &str) -> String {
-    if registry == DOCKER_HUB {
-        HUB_AUTH_KEY.to_string()
-    } else {
-        registry.to_string()
+    match registry {
+        DOCKER_HUB | "index.docker.io" | "registry-1.docker.io" => HUB_AUTH_KEY.to_string(),
+        other => other.to_string(),
     }
 }
 
@@ -337,7 +336,7 @@ mod tests {
             json!({"auths": {"other.io": {"auth": B64.encode("o:p")}}, "psFormat": "x"}),
         );
         login(Some(dir.path()), "reg.io:5000", "alice", "s3:cret").unwrap();
-        login(Some(dir.path()), DOCKER_HUB, "bob", "pw").unwrap();
+        login(Some(dir.path()), "index.docker.io", "bob", "pw").unwrap();
         let cred = lookup(Some(dir.path()), "reg.io:5000").unwrap();
         assert_eq!(
             cred,
