@@ -1,59 +1,25 @@
-//! Generated /etc/hosts, /etc/resolv.conf and /etc/hostname, kept in a private temp directory
-//! on the host and bind-mounted into the sandbox, so the rootfs itself is not modified.
+//! Contents of the generated /etc/hosts, /etc/resolv.conf and /etc/hostname. The sandbox
+//! writes them into its private /dev tmpfs and bind-mounts them over the rootfs' files, so
+//! neither the rootfs nor the host keeps anything once the sandbox is gone.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::error::SandboxError;
 use crate::spec::Network;
 
 /// Used when the host has no usable resolv.conf, and always without network (BuildKit does the same).
 const DEFAULT_RESOLV_CONF: &str = "nameserver 8.8.8.8\nnameserver 8.8.4.4\n";
 
-/// A temp directory holding the generated files; removed on drop.
-#[derive(Debug)]
-pub struct EtcFiles {
-    dir: PathBuf,
-    pub files: Vec<(String, PathBuf)>,
-}
-
-impl EtcFiles {
-    pub fn create(hostname: &str, network: Network) -> Result<Self, SandboxError> {
-        let template = std::env::temp_dir().join("builder-sandbox-XXXXXX");
-        let dir = nix::unistd::mkdtemp(&template).map_err(|e| {
-            SandboxError::io(format!("create temp dir {}", template.display()), e.into())
-        })?;
-        let mut etc = EtcFiles {
-            dir,
-            files: Vec::new(),
-        };
-        etc.add("/etc/hosts", "hosts", &hosts(hostname))?;
-        etc.add(
-            "/etc/resolv.conf",
-            "resolv.conf",
-            &resolv_conf(network, Path::new("/etc/resolv.conf")),
-        )?;
-        etc.add("/etc/hostname", "hostname", &format!("{hostname}\n"))?;
-        Ok(etc)
-    }
-
-    fn add(&mut self, target: &str, name: &str, content: &str) -> Result<(), SandboxError> {
-        let path = self.dir.join(name);
-        fs::write(&path, content)
-            .map_err(|e| SandboxError::io(format!("write {}", path.display()), e))?;
-        // World-readable so a payload running as a non-root USER can resolve names.
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o644))
-            .map_err(|e| SandboxError::io(format!("chmod {}", path.display()), e))?;
-        self.files.push((target.to_string(), path));
-        Ok(())
-    }
-}
-
-impl Drop for EtcFiles {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
-    }
+/// (in-container path, content) of the files the sandbox bind-mounts over the rootfs' own.
+pub fn generate(hostname: &str, network: Network) -> Vec<(String, String)> {
+    vec![
+        ("/etc/hosts".to_string(), hosts(hostname)),
+        (
+            "/etc/resolv.conf".to_string(),
+            resolv_conf(network, Path::new("/etc/resolv.conf")),
+        ),
+        ("/etc/hostname".to_string(), format!("{hostname}\n")),
+    ]
 }
 
 pub fn hosts(hostname: &str) -> String {
@@ -107,11 +73,11 @@ mod tests {
     }
 
     #[test]
-    fn files_are_removed_on_drop() {
-        let etc = EtcFiles::create("h", Network::None).unwrap();
-        let hosts_path = etc.files[0].1.clone();
-        assert_eq!(fs::read_to_string(&hosts_path).unwrap(), hosts("h"));
-        drop(etc);
-        assert!(!hosts_path.exists());
+    fn generate_covers_the_three_files() {
+        let files = generate("box", Network::None);
+        let targets: Vec<&str> = files.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(targets, ["/etc/hosts", "/etc/resolv.conf", "/etc/hostname"]);
+        assert_eq!(files[2].1, "box\n");
+        assert_eq!(files[1].1, DEFAULT_RESOLV_CONF);
     }
 }

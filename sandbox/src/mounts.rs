@@ -72,10 +72,7 @@ pub fn prepare(spec: &InitSpec) -> Result<Vec<String>, InitError> {
     mount_proc(&mut created)?;
     mount_sys(&mut created)?;
     mount_dev(&mut created)?;
-    for (target, source) in &spec.etc_files {
-        let host = ensure_file(&mut created, target)?;
-        bind(source, &host, &format!("bind generated {target}"))?;
-    }
+    mount_generated_files(&mut created, &spec.etc_files)?;
     for m in &spec.mounts {
         apply_user_mount(&mut created, &m.target, &m.kind)?;
     }
@@ -206,6 +203,27 @@ fn mount_dev(created: &mut Created) -> Result<(), InitError> {
         Some("mode=1777,size=65536k"),
         "mount tmpfs on /dev/shm",
     )
+}
+
+/// Write the generated /etc files into the sandbox's /dev tmpfs, bind them over their
+/// targets, then unlink the staging copies: the bind mounts keep the files alive, and nothing
+/// is left on the host or in /dev (no temp dir to leak if the caller crashes).
+fn mount_generated_files(
+    created: &mut Created,
+    files: &[(String, String)],
+) -> Result<(), InitError> {
+    let dev = resolve(created.root, "/dev")?;
+    let staging = make_dir(&dev.join(".generated"), 0o755)?;
+    for (i, (target, content)) in files.iter().enumerate() {
+        let source = staging.join(i.to_string());
+        fs::write(&source, content)
+            .map_err(|e| InitError::io(format!("write generated {target}"), e))?;
+        let host = ensure_file(created, target)?;
+        bind(&source, &host, &format!("bind generated {target}"))?;
+        fs::remove_file(&source)
+            .map_err(|e| InitError::io(format!("unlink staging copy of {target}"), e))?;
+    }
+    fs::remove_dir(&staging).map_err(|e| InitError::io("remove /dev/.generated", e))
 }
 
 fn apply_user_mount(

@@ -42,7 +42,11 @@ pub(crate) fn container_main(
         .map_err(|e| InitError::msg(format!("USER {:?}", spec.user), e))?;
     let env = with_home(&spec.env, &user.home);
     enter_cwd(&spec.cwd)?;
-    let exe = find_executable(&spec.args[0], &env)?;
+    let arg0 = spec
+        .args
+        .first()
+        .ok_or_else(|| InitError::msg("exec", "empty argument list"))?;
+    let exe = find_executable(arg0, &env)?;
     caps::drop_bounding_set()?;
     switch_user(user.uid, user.gid, &user.supplementary_gids)?;
     caps::set_docker_caps()?;

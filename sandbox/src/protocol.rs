@@ -23,8 +23,8 @@ pub struct InitSpec {
     pub hostname: String,
     pub network: Network,
     pub mounts: Vec<MountSpec>,
-    /// Host paths of the generated files bind-mounted over /etc/{hosts,resolv.conf,hostname}.
-    pub etc_files: Vec<(String, PathBuf)>,
+    /// (in-container path, content) of the generated /etc/{hosts,resolv.conf,hostname}.
+    pub etc_files: Vec<(String, String)>,
 }
 
 /// Init → caller.

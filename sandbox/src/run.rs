@@ -9,7 +9,7 @@ use std::path::{Component, Path, PathBuf};
 use std::process::{Child, Command};
 
 use crate::error::SandboxError;
-use crate::etcfiles::EtcFiles;
+use crate::etcfiles;
 use crate::protocol::{CONTROL_FD, INIT_MARKER, InitMessage, InitSpec};
 use crate::spec::{ExitStatus, RunReport, RunSpec};
 
@@ -34,7 +34,6 @@ pub fn run_with_report(spec: RunSpec) -> Result<RunReport, SandboxError> {
 pub struct Sandbox {
     init: Child,
     control: UnixStream,
-    _etc: EtcFiles,
     waited: bool,
 }
 
@@ -50,7 +49,7 @@ impl Drop for Sandbox {
 /// Start the payload and return without waiting for it.
 pub fn spawn(spec: RunSpec) -> Result<Sandbox, SandboxError> {
     validate(&spec)?;
-    let etc = EtcFiles::create(&spec.hostname, spec.network)?;
+    let etc_files = etcfiles::generate(&spec.hostname, spec.network);
     let init_spec = InitSpec {
         rootfs: spec.rootfs,
         args: spec.args,
@@ -60,7 +59,7 @@ pub fn spawn(spec: RunSpec) -> Result<Sandbox, SandboxError> {
         hostname: spec.hostname,
         network: spec.network,
         mounts: spec.mounts,
-        etc_files: etc.files.clone(),
+        etc_files,
     };
     let (ours, theirs) =
         UnixStream::pair().map_err(|e| SandboxError::io("create control socketpair", e))?;
@@ -89,7 +88,6 @@ pub fn spawn(spec: RunSpec) -> Result<Sandbox, SandboxError> {
     let mut sandbox = Sandbox {
         init,
         control: ours,
-        _etc: etc,
         waited: false,
     };
     sandbox.send_spec(&init_spec)?;

@@ -609,6 +609,12 @@ fn assert_no_survivor(marker: &Path) {
 #[test]
 fn caller_exit_kills_the_sandbox() {
     let f = Fixture::new();
+    let leftovers = || {
+        std::fs::read_dir(std::env::temp_dir())
+            .map(|d| d.filter_map(Result::ok).count())
+            .unwrap_or(0)
+    };
+    let before = leftovers();
     let status = Command::new(HARNESS)
         .arg(f.spec(
             &["/bin/sh", "-c", "sleep 1; touch /tmp/survived"],
@@ -618,6 +624,13 @@ fn caller_exit_kills_the_sandbox() {
         .expect("run harness");
     assert_eq!(status.code(), Some(3));
     assert_no_survivor(&f.root().join("tmp/survived"));
+    // A crashed caller leaves nothing in the temp dir (other tests may create and remove
+    // their fixtures meanwhile, so only growth by this test's own leak would be visible).
+    assert!(
+        leftovers() <= before + 1,
+        "temp dir grew: {before} -> {}",
+        leftovers()
+    );
 }
 
 #[test]
@@ -704,7 +717,7 @@ fn minimal_dev_is_usable() {
     let out = f.sh(
         "test -c /dev/null && echo gone > /dev/null && head -c 5 /dev/zero | wc -c \
          && head -c 3 /dev/urandom | wc -c && test -c /dev/pts/ptmx && test -L /dev/ptmx \
-         && echo s > /dev/shm/f && cat /dev/shm/f && ls /dev",
+         && echo s > /dev/shm/f && cat /dev/shm/f && ls -a /dev",
         json!({}),
     );
     out.ok();
@@ -718,6 +731,7 @@ fn minimal_dev_is_usable() {
     ] {
         assert!(devs.contains(&d), "{d} missing from /dev: {devs:?}");
     }
+    assert!(!devs.contains(&".generated"), "staging dir left in /dev");
     assert!(
         !devs.contains(&"sda") && !devs.contains(&"vda"),
         "host devices leaked: {devs:?}"
