@@ -11,6 +11,7 @@ use std::sync::Mutex;
 
 use crate::copy_snapshotter::{DirOrigins, diff_against_lowers, materialise};
 use crate::error::{SnapshotError, io_err};
+use crate::overlay_format::{is_opaque, is_whiteout};
 use crate::sys;
 
 /// The kernel copies mount options into one page; the terminating NUL counts.
@@ -45,8 +46,9 @@ pub fn detect_snapshotter(scratch_dir: &Path) -> Snapshotter {
     })
 }
 
-/// Mounts a tiny overlay and deletes a lower file through it: that exercises
-/// both the mount and whiteout creation (which needs kernel ≥ 5.8 in a userns).
+/// Mounts a tiny overlay, deletes a lower file and recreates a lower dir
+/// through it: that exercises the mount, whiteout creation (kernel ≥ 5.8 in a
+/// user namespace) and the opaque xattr (user xattrs on the upper filesystem).
 fn overlay_works(scratch_dir: &Path) -> bool {
     let Ok(probe) = tempfile::Builder::new()
         .prefix("overlay-probe-")
@@ -54,28 +56,36 @@ fn overlay_works(scratch_dir: &Path) -> bool {
     else {
         return false;
     };
-    let p = probe.path();
-    let dirs = ["lower", "upper", "work", "merged"].map(|d| p.join(d));
-    if dirs.iter().any(|d| fs::create_dir(d).is_err())
-        || fs::write(dirs[0].join("f"), b"x").is_err()
-    {
+    let [lower, upper, work, merged] =
+        ["lower", "upper", "work", "merged"].map(|d| probe.path().join(d));
+    let setup = || -> std::io::Result<()> {
+        for d in [&lower, &upper, &work, &merged, &lower.join("d")] {
+            fs::create_dir(d)?;
+        }
+        fs::write(lower.join("f"), b"x")?;
+        fs::write(lower.join("d/x"), b"x")
+    };
+    if setup().is_err() {
         return false;
     }
-    let Ok(options) = overlay_options(&[dirs[0].clone()], &dirs[1], &dirs[2]) else {
+    let Ok(options) = overlay_options(std::slice::from_ref(&lower), &upper, &work) else {
         return false;
     };
-    if sys::mount_overlay(&dirs[3], &options).is_err() {
+    if sys::mount_overlay(&merged, &options).is_err() {
         return false;
     }
-    let deleted = fs::remove_file(dirs[3].join("f")).is_ok();
-    if sys::unmount(&dirs[3]).is_err() {
+    let changed = fs::remove_file(merged.join("f"))
+        .and_then(|()| fs::remove_dir_all(merged.join("d")))
+        .and_then(|()| fs::create_dir(merged.join("d")))
+        .is_ok();
+    if sys::unmount(&merged).is_err() {
         // Never delete recursively through a live mount: leave the probe behind.
         let _ = probe.keep();
         return false;
     }
-    let whiteout = fs::symlink_metadata(dirs[1].join("f"))
-        .is_ok_and(|m| crate::overlay_format::is_whiteout(&m));
-    deleted && whiteout
+    let whiteout = fs::symlink_metadata(upper.join("f")).is_ok_and(|m| is_whiteout(&m));
+    let opaque = is_opaque(&upper.join("d")).unwrap_or(false);
+    changed && whiteout && opaque
 }
 
 /// The mount data string. Paths go in unescaped, so characters the option
