@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::{self, File, Metadata};
-use std::io::{self, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -79,7 +79,8 @@ struct Planned {
 }
 
 /// Writes an OCI layer tar (optionally gzip) of the overlay-format diff directory
-/// `diff_dir` to `out`. Same input, same options → same bytes.
+/// `diff_dir` to `out`. Same input, same options → same bytes. On error, what was
+/// already written to `out` is incomplete and must be discarded.
 pub fn write_layer(
     diff_dir: &Path,
     out: impl Write,
@@ -94,7 +95,8 @@ pub fn write_layer(
     collect(diff_dir, Path::new(""), &excluded, &mut plan)?;
     plan.sort_by(|a, b| a.name.cmp(&b.name));
 
-    let compressed = HashingWriter::new(out);
+    // tar writes 512-byte headers one by one: batch them before they reach `out`.
+    let compressed = HashingWriter::new(BufWriter::with_capacity(256 * 1024, out));
     let sink = match opts.compression {
         Compression::Gzip { level } => {
             // GzBuilder's defaults (mtime 0, no file name) keep the bytes reproducible.
@@ -116,7 +118,10 @@ pub fn write_layer(
     let uncompressed = builder.into_inner().map_err(SnapshotError::ArchiveWrite)?;
     let (diff_id, uncompressed_size, sink) = uncompressed.finish();
     let compressed = sink.finish().map_err(SnapshotError::ArchiveWrite)?;
-    let (digest, size, mut out) = compressed.finish();
+    let (digest, size, buffered) = compressed.finish();
+    let mut out = buffered
+        .into_inner()
+        .map_err(|e| SnapshotError::ArchiveWrite(e.into_error()))?;
     out.flush().map_err(SnapshotError::ArchiveWrite)?;
     Ok(LayerDigests {
         diff_id,
