@@ -157,6 +157,8 @@ pub fn prepare(
             });
         }
     }
+    // Absolute, so the mount options never depend on the current directory.
+    let work_root = &fs::canonicalize(work_root).map_err(io_err("resolving", work_root))?;
     let dir = tempfile::Builder::new()
         .prefix("snap-")
         .tempdir_in(work_root)
@@ -208,7 +210,9 @@ impl ActiveSnapshot {
             lowers.push(empty);
         }
         let options = match overlay_options(&lowers, &self.upper, &work) {
-            Err(SnapshotError::MountOptionsTooLong { .. }) => {
+            // Too long, or a layer path with characters the option parser
+            // would misread: short links named by us avoid both.
+            Err(SnapshotError::MountOptionsTooLong { .. } | SnapshotError::BadLowerDir { .. }) => {
                 let short = self.short_lower_links(&lowers)?;
                 overlay_options(&short, &self.upper, &work)?
             }

@@ -290,7 +290,11 @@ fn deep_layer_stacks_beyond_the_mount_option_limit_still_mount() {
         "a-rather-long-directory-name-as-a-content-store-would-use-for-layers-0123456789abcdef";
     let mut lowers = Vec::new();
     for i in 0..60 {
-        let dir = t.path().join(format!("{long}-{i:02}"));
+        // one with characters the mount option parser would split on
+        let dir = match i {
+            7 => t.path().join(format!("odd,name:with={i:02}")),
+            _ => t.path().join(format!("{long}-{i:02}")),
+        };
         fs::create_dir(&dir).unwrap();
         fs::write(dir.join(format!("from-{i:02}")), i.to_string()).unwrap();
         lowers.push(dir);
@@ -327,4 +331,15 @@ fn detection_falls_back_to_copy_where_overlay_cannot_be_the_upper() {
     fs::write(inner.rootfs().join("x"), b"x").unwrap();
     let diff = inner.finish().unwrap();
     assert_eq!(fs::read(diff.join("x")).unwrap(), b"x");
+}
+
+#[test]
+fn a_layer_path_with_option_separators_still_mounts() {
+    require_overlay();
+    let t = tempfile::tempdir().unwrap();
+    let lower = t.path().join("sha256:abc,def");
+    fs::create_dir(&lower).unwrap();
+    fs::write(lower.join("f"), b"f").unwrap();
+    let snap = prepare(Snapshotter::Overlay, &[lower], t.path()).unwrap();
+    assert_eq!(fs::read(snap.rootfs().join("f")).unwrap(), b"f");
 }
