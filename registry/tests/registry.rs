@@ -535,3 +535,31 @@ async fn interrupted_download_resumes_with_range() {
         "resumed from: {resumed:?}"
     );
 }
+
+#[tokio::test]
+async fn loopback_registry_over_tls_with_self_signed_cert() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let reg = Registry::start_with(Auth::None, Some((cert_path, key_path)));
+    let creds = tempfile::tempdir().unwrap();
+    let client = client_with(creds.path());
+    let src = LayoutStore::new();
+    let img = small_image(&src, "amd64");
+    let r = reference(&reg, "tls/img:1");
+    // Loopback registries are trusted like docker's insecure ones: TLS without
+    // verification. The registry serves TLS only, so success means https was used.
+    push(&client, &r, &img, &src, &Events::default()).await;
+    let pulled = client
+        .pull(&r, &Platform::host(), &LayoutStore::new(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(pulled.manifest_digest, img.manifest_digest);
+}

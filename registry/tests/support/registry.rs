@@ -23,6 +23,7 @@ pub struct Registry {
     pub port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    tls: bool,
 }
 
 pub fn free_port() -> u16 {
@@ -32,6 +33,11 @@ pub fn free_port() -> u16 {
 
 impl Registry {
     pub fn start(auth: Auth) -> Registry {
+        Registry::start_with(auth, None)
+    }
+
+    /// With `tls` = (certificate PEM path, key PEM path), the registry serves https only.
+    pub fn start_with(auth: Auth, tls: Option<(PathBuf, PathBuf)>) -> Registry {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let auth_yaml = match auth {
@@ -50,9 +56,17 @@ impl Registry {
                 cert.display()
             ),
         };
+        let tls_yaml = match &tls {
+            Some((cert, key)) => format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ),
+            None => String::new(),
+        };
         let config = format!(
             "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-             http:\n  addr: 127.0.0.1:{port}\n  secret: test-secret\n{auth_yaml}",
+             http:\n  addr: 127.0.0.1:{port}\n  secret: test-secret\n{tls_yaml}{auth_yaml}",
             dir.path().join("storage").display()
         );
         std::fs::write(dir.path().join("config.yml"), config).expect("write config");
@@ -60,6 +74,7 @@ impl Registry {
             port,
             dir,
             child: None,
+            tls: tls.is_some(),
         };
         r.spawn();
         r
@@ -104,7 +119,7 @@ impl Registry {
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if ping(self.port) {
+            if ping(self.port, self.tls) {
                 return;
             }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
@@ -143,7 +158,11 @@ impl Drop for Registry {
 }
 
 /// Any HTTP answer to GET /v2/ (200 or 401) means the registry is serving.
-fn ping(port: u16) -> bool {
+fn ping(port: u16, tls: bool) -> bool {
+    if tls {
+        // A TLS listener is ready once it accepts connections.
+        return TcpStream::connect(("127.0.0.1", port)).is_ok();
+    }
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
     };
