@@ -404,6 +404,13 @@ async fn bearer_token_flow() {
         .unwrap_err();
     assert!(err.to_string().contains("token server"), "{err}");
 
+    // An identitytoken in config.json goes through the OAuth2 refresh-token POST.
+    let idt = tempfile::tempdir().unwrap();
+    let entry = serde_json::json!({"auths": {reg.host(): {"identitytoken": TokenServer::refresh_token_for("hunter2")}}});
+    std::fs::write(idt.path().join("config.json"), entry.to_string()).unwrap();
+    let (d, _, _) = client_with(idt.path()).resolve(&r).await.unwrap();
+    assert_eq!(d, img.manifest_digest);
+
     // Anonymous gets a token without access: refused, with a clear error.
     let anon = tempfile::tempdir().unwrap();
     let err = client_with(anon.path()).resolve(&r).await.unwrap_err();
@@ -562,4 +569,64 @@ async fn loopback_registry_over_tls_with_self_signed_cert() {
         .await
         .unwrap();
     assert_eq!(pulled.manifest_digest, img.manifest_digest);
+}
+
+#[tokio::test]
+async fn docker_schema2_manifest_and_manifest_list() {
+    use builder_registry::manifest::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST};
+    let reg = Registry::start(Auth::None);
+    let creds = tempfile::tempdir().unwrap();
+    let client = client_with(creds.path());
+    let src = LayoutStore::new();
+    // The same blobs, described with Docker's media types.
+    let docker_manifest = |img: &TestImage| {
+        let mut m: serde_json::Value = serde_json::from_slice(&img.manifest).unwrap();
+        m["mediaType"] = DOCKER_MANIFEST.into();
+        m["config"]["mediaType"] = "application/vnd.docker.container.image.v1+json".into();
+        for l in m["layers"].as_array_mut().unwrap() {
+            l["mediaType"] = "application/vnd.docker.image.rootfs.diff.tar.gzip".into();
+        }
+        let bytes = m.to_string().into_bytes();
+        (src.put(&bytes), bytes)
+    };
+    let (amd_d, amd) = docker_manifest(&small_image(&src, "amd64"));
+    let (arm_d, arm) = docker_manifest(&small_image(&src, "arm64"));
+    let list = serde_json::json!({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST_LIST, "manifests": [
+        {"mediaType": DOCKER_MANIFEST, "digest": amd_d.to_string(), "size": amd.len(), "platform": {"os": "linux", "architecture": "amd64"}},
+        {"mediaType": DOCKER_MANIFEST, "digest": arm_d.to_string(), "size": arm.len(), "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}}
+    ]})
+    .to_string()
+    .into_bytes();
+    let list_d = src.put(&list);
+
+    let single = reference(&reg, "docker/single:1");
+    client
+        .push(&single, &amd, DOCKER_MANIFEST, &src, &|_| {})
+        .await
+        .unwrap();
+    let (d, mt, _) = client.resolve(&single).await.unwrap();
+    assert_eq!((d, mt.as_str()), (amd_d, DOCKER_MANIFEST));
+
+    let multi = reference(&reg, "docker/multi:1");
+    assert_eq!(
+        client
+            .push(&multi, &list, DOCKER_MANIFEST_LIST, &src, &|_| {})
+            .await
+            .unwrap(),
+        list_d
+    );
+    let got = client
+        .pull(
+            &multi,
+            &"linux/arm64/v8".parse().unwrap(),
+            &LayoutStore::new(),
+            &|_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (got.manifest_digest, got.manifest_media_type.as_str()),
+        (arm_d, DOCKER_MANIFEST)
+    );
+    assert_eq!(got.index_digest, Some(list_d));
 }

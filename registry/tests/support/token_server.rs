@@ -49,8 +49,10 @@ impl TokenServer {
         let stop = Arc::new(AtomicBool::new(false));
         let expected = format!("Basic {}", STANDARD.encode(format!("{user}:{password}")));
         let (issued2, stop2) = (issued.clone(), stop.clone());
+        let refresh = Self::refresh_token_for(password);
         std::thread::spawn(move || {
             let ctx = Ctx {
+                refresh_token: refresh,
                 signer,
                 rng,
                 x5c,
@@ -77,6 +79,11 @@ impl TokenServer {
         }
     }
 
+    /// The identity token this server accepts in the refresh-token grant.
+    pub fn refresh_token_for(password: &str) -> String {
+        format!("refresh-{password}")
+    }
+
     pub fn realm(&self) -> String {
         format!("http://127.0.0.1:{}/token", self.port)
     }
@@ -93,6 +100,7 @@ struct Ctx {
     rng: SystemRandom,
     x5c: String,
     expected: String,
+    refresh_token: String,
 }
 
 impl Ctx {
@@ -102,6 +110,7 @@ impl Ctx {
         let mut request_line = String::new();
         let _ = reader.read_line(&mut request_line);
         let mut authorization = None;
+        let mut content_length = 0usize;
         loop {
             let mut line = String::new();
             if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
@@ -111,7 +120,16 @@ impl Ctx {
                 && k.eq_ignore_ascii_case("authorization")
             {
                 authorization = Some(v.trim().to_string());
+            } else if let Some((k, v)) = line.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                content_length = v.trim().parse().unwrap_or(0);
             }
+        }
+        if request_line.starts_with("POST ") {
+            let mut body = vec![0u8; content_length];
+            let _ = std::io::Read::read_exact(&mut reader, &mut body);
+            return self.handle_refresh(stream, &String::from_utf8_lossy(&body));
         }
         let target = request_line.split_whitespace().nth(1).unwrap_or("");
         let query = target.split_once('?').map_or("", |(_, q)| q);
@@ -133,6 +151,34 @@ impl Ctx {
             body.len()
         );
         issued
+    }
+
+    /// The OAuth2 form POST docker uses with an identity (refresh) token.
+    fn handle_refresh(&self, mut out: std::net::TcpStream, form: &str) -> bool {
+        let field = |name: &str| {
+            form.split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| percent_decode(v))
+        };
+        let valid = field("grant_type").as_deref() == Some("refresh_token")
+            && field("refresh_token").as_deref() == Some(self.refresh_token.as_str());
+        let (status, body) = if valid {
+            let scopes: Vec<String> = field("scope")
+                .unwrap_or_default()
+                .split(' ')
+                .map(String::from)
+                .collect();
+            (200, self.token_body(&scopes))
+        } else {
+            (401, r#"{"error":"invalid_grant"}"#.to_string())
+        };
+        let _ = write!(
+            out,
+            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        valid
     }
 
     fn token_body(&self, scopes: &[String]) -> String {
