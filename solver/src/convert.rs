@@ -971,40 +971,13 @@ fn run_args(run: &Run, spec: &ImageSpec) -> Vec<String> {
     match &run.command {
         CommandForm::Exec(args) => args.clone(),
         CommandForm::Shell(cmd) => {
-            // Heredocs go to the shell as written: POSIX shells implement them natively, and a
-            // command that is only `<<EOF` runs the heredoc's content as the script.
-            let script = heredoc_script(cmd, &run.heredocs);
+            // Heredocs go to the shell as written (POSIX shells implement them); a command that
+            // is only `<<EOF` runs the heredoc's body as the script.
             let mut args = spec.shell_or_default();
-            args.push(script);
+            args.push(run.script().unwrap_or_else(|| cmd.clone()));
             args
         }
     }
-}
-
-fn heredoc_script(cmd: &str, heredocs: &[builder_frontend::Heredoc]) -> String {
-    if heredocs.is_empty() {
-        return cmd.to_string();
-    }
-    if heredocs.len() == 1
-        && cmd
-            .trim()
-            .trim_start_matches("<<")
-            .trim_start_matches('-')
-            .trim_matches(|c| c == '"' || c == '\'')
-            == heredocs[0].name
-    {
-        return heredocs[0].content.clone();
-    }
-    let mut script = cmd.to_string();
-    for doc in heredocs {
-        script.push('\n');
-        script.push_str(&doc.content);
-        if !doc.content.ends_with('\n') && !doc.content.is_empty() {
-            script.push('\n');
-        }
-        script.push_str(&doc.name);
-    }
-    script
 }
 
 fn health_config(health: &Healthcheck, spec: &ImageSpec) -> HealthConfig {

@@ -420,14 +420,10 @@ impl<'a> Solver<'a> {
     }
 
     /// Turns a finished snapshot's diff into a stored layer (None when nothing changed).
-    fn commit_diff(&self, diff: &Path, exclude: Vec<PathBuf>) -> Result<Option<LayerRef>, String> {
-        let opts = LayerOptions {
-            exclude_empty_mountpoints: exclude,
-            ..self.opts.layer_options.clone()
-        };
+    fn commit_diff(&self, diff: &Path) -> Result<Option<LayerRef>, String> {
         let mut writer = self.store.blobs().writer().map_err(|e| e.to_string())?;
-        let digests =
-            builder_snapshot::write_layer(diff, &mut writer, &opts).map_err(|e| e.to_string())?;
+        let digests = builder_snapshot::write_layer(diff, &mut writer, &self.opts.layer_options)
+            .map_err(|e| e.to_string())?;
         // An empty tar is its two end-of-archive blocks: the step changed nothing.
         if digests.uncompressed_size <= 1024 {
             let _ = fs::remove_dir_all(diff);
@@ -467,7 +463,7 @@ impl<'a> Solver<'a> {
                 .map_err(|e| err(&e))?;
         }
         let diff = active.finish().map_err(|e| err(&e))?;
-        self.commit_diff(&diff, vec![]).map_err(|e| err(&e))
+        self.commit_diff(&diff).map_err(|e| err(&e))
     }
 
     fn apply_action(
@@ -607,13 +603,11 @@ impl<'a> Solver<'a> {
                 },
             });
         }
+        // Mount points the sandbox had to create are not the step's output.
+        builder_sandbox::remove_mount_stubs(active.rootfs(), &report.created_mount_points)
+            .map_err(|e| err(&e))?;
         let diff = active.finish().map_err(|e| err(&e))?;
-        let exclude = report
-            .created_mount_points
-            .iter()
-            .map(PathBuf::from)
-            .collect();
-        self.commit_diff(&diff, exclude).map_err(|e| err(&e))
+        self.commit_diff(&diff).map_err(|e| err(&e))
     }
 
     /// Streams a step's output to the progress sink in whole lines (stdout and stderr share one

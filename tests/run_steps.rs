@@ -1,0 +1,269 @@
+//! End to end: RUN steps in the rootless sandbox, on a busybox base the test builds itself.
+//! CI runs this file as root and again as an unprivileged user with /etc/subuid ranges.
+
+mod common;
+
+use common::{Env, image_layers};
+
+fn build(env: &Env, dockerfile: &str, extra: &[&str]) -> std::process::Output {
+    let ctx = env.context("ctx", &[("Dockerfile", dockerfile)]);
+    let mut args = vec!["build", "--progress=plain"];
+    args.extend_from_slice(extra);
+    args.push(ctx.to_str().unwrap());
+    env.run(&args)
+}
+
+fn build_ok(env: &Env, dockerfile: &str, extra: &[&str]) -> String {
+    let out = build(env, dockerfile, extra);
+    assert!(
+        out.status.success(),
+        "build failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs a command in an image and returns its stdout.
+fn run_in(env: &Env, image: &str, cmd: &[&str]) -> String {
+    let mut args = vec!["run", "--rm", image];
+    args.extend_from_slice(cmd);
+    env.ok(&args)
+}
+
+#[test]
+fn files_created_modified_and_deleted_become_whiteouts() {
+    let env = Env::new();
+    env.busybox_base();
+    build_ok(
+        &env,
+        "FROM busybox:test\n\
+         RUN mkdir -p /data/dir && echo one > /data/a && echo two > /data/b && echo x > /data/dir/f\n\
+         RUN rm /data/a && echo changed > /data/b && rm -rf /data/dir && mkdir /data/dir && echo y > /data/dir/g\n",
+        &["-t", "files:1"],
+    );
+    let layers = image_layers(&env, "files:1");
+    let last = layers.last().unwrap();
+    let names: Vec<&str> = last.iter().map(|e| e.0.trim_end_matches('/')).collect();
+    assert!(
+        names.contains(&"data/.wh.a"),
+        "deleted file becomes a whiteout: {names:?}"
+    );
+    assert!(
+        names.contains(&"data/dir/.wh..wh..opq"),
+        "recreated dir is opaque: {names:?}"
+    );
+    assert!(names.contains(&"data/dir/g"), "{names:?}");
+    assert!(!names.contains(&"data/dir/f"), "{names:?}");
+    let b = last.iter().find(|e| e.0 == "data/b").unwrap();
+    assert_eq!(b.5, "changed\n");
+    assert_eq!(run_in(&env, "files:1", &["ls", "/data/dir"]), "g\n");
+    assert!(!run_in(&env, "files:1", &["ls", "/data"]).contains('a'));
+}
+
+#[test]
+fn user_workdir_and_ownership() {
+    let env = Env::new();
+    env.busybox_base();
+    build_ok(
+        &env,
+        "FROM busybox:test\n\
+         RUN echo 'app:x:1000:1000::/home/app:/bin/sh' >> /etc/passwd && echo 'app:x:1000:' >> /etc/group && mkdir -p /home/app && chown 1000:1000 /home/app\n\
+         USER app\n\
+         WORKDIR /home/app/work\n\
+         RUN id -u > uid && id -g > gid && pwd > pwd && touch mine\n",
+        &["-t", "user:1"],
+    );
+    assert_eq!(
+        run_in(
+            &env,
+            "user:1",
+            &[
+                "cat",
+                "/home/app/work/uid",
+                "/home/app/work/gid",
+                "/home/app/work/pwd"
+            ]
+        ),
+        "1000\n1000\n/home/app/work\n"
+    );
+    let layers = image_layers(&env, "user:1");
+    let all: Vec<_> = layers.iter().flatten().collect();
+    let mine = all
+        .iter()
+        .find(|e| e.0 == "home/app/work/mine")
+        .expect("file created by USER app");
+    assert_eq!(
+        (mine.2, mine.3),
+        (1000, 1000),
+        "owned by uid 1000 in the layer"
+    );
+    let work = all
+        .iter()
+        .find(|e| e.0.trim_end_matches('/') == "home/app/work")
+        .expect("WORKDIR created");
+    assert_eq!(
+        (work.2, work.3),
+        (1000, 1000),
+        "WORKDIR is created for the current USER"
+    );
+    // The config keeps USER and WORKDIR.
+    let v = env.inspect("user:1");
+    assert_eq!(v["config"]["User"], "app");
+    assert_eq!(v["config"]["WorkingDir"], "/home/app/work");
+}
+
+#[test]
+fn network_none_has_only_loopback() {
+    let env = Env::new();
+    env.busybox_base();
+    build_ok(
+        &env,
+        "FROM busybox:test\nRUN --network=none tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' > /netdevs\nRUN tail -n +3 /proc/net/dev | wc -l > /hostdevs\n",
+        &["-t", "net:1"],
+    );
+    assert_eq!(run_in(&env, "net:1", &["cat", "/netdevs"]), "lo\n");
+}
+
+#[test]
+fn secret_is_visible_during_run_and_absent_from_layers() {
+    let env = Env::new();
+    env.busybox_base();
+    let secret = env.path("secret.txt");
+    std::fs::write(&secret, "TOP-SECRET-VALUE").unwrap();
+    let log = build_ok(
+        &env,
+        "FROM busybox:test\nRUN --mount=type=secret,id=tok grep -q SECRET-VAL /run/secrets/tok && echo ok > /seen\n",
+        &[
+            "-t",
+            "secret:1",
+            "--secret",
+            &format!("id=tok,src={}", secret.display()),
+        ],
+    );
+    assert!(!log.contains("TOP-SECRET-VALUE"));
+    assert_eq!(run_in(&env, "secret:1", &["cat", "/seen"]), "ok\n");
+    for layer in image_layers(&env, "secret:1") {
+        for entry in layer {
+            assert!(
+                !entry.0.contains("secrets/tok"),
+                "secret mount point leaked: {}",
+                entry.0
+            );
+            assert!(!entry.5.contains("TOP-SECRET-VALUE"));
+        }
+    }
+    // A required secret that is not given is a clear error.
+    let out = build(
+        &env,
+        "FROM busybox:test\nRUN --mount=type=secret,id=other,required=true true\n",
+        &[],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("secret \"other\" is required"));
+}
+
+#[test]
+fn cache_mount_persists_between_builds() {
+    let env = Env::new();
+    env.busybox_base();
+    let dockerfile = "FROM busybox:test\nARG N\nRUN --mount=type=cache,target=/cache echo $N >> /cache/runs && cat /cache/runs > /seen\n";
+    build_ok(
+        &env,
+        dockerfile,
+        &["-t", "cache:1", "--build-arg", "N=first"],
+    );
+    build_ok(
+        &env,
+        dockerfile,
+        &["-t", "cache:2", "--build-arg", "N=second"],
+    );
+    assert_eq!(
+        run_in(&env, "cache:2", &["cat", "/seen"]),
+        "first\nsecond\n"
+    );
+    // The cache directory, and the mount point made for it, are not part of the image.
+    assert_eq!(
+        run_in(
+            &env,
+            "cache:2",
+            &["sh", "-c", "test -e /cache && echo present || echo absent"]
+        ),
+        "absent\n"
+    );
+}
+
+#[test]
+fn run_cannot_reach_the_host_filesystem() {
+    let env = Env::new();
+    env.busybox_base();
+    let marker = env.path("host-marker");
+    std::fs::write(&marker, "host").unwrap();
+    let m = marker.display().to_string();
+    build_ok(
+        &env,
+        &format!(
+            "FROM busybox:test\nRUN if cat {m} 2>/dev/null; then echo LEAK > /result; else echo isolated > /result; fi\nRUN echo hi > /tmp/inside\n"
+        ),
+        &["-t", "iso:1"],
+    );
+    assert_eq!(run_in(&env, "iso:1", &["cat", "/result"]), "isolated\n");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "host");
+    // Mounting is not allowed inside the sandbox.
+    let out = build(
+        &env,
+        "FROM busybox:test\nRUN mount -t tmpfs none /mnt\n",
+        &[],
+    );
+    assert!(!out.status.success(), "mount must fail in a RUN step");
+}
+
+#[test]
+fn failing_step_reports_line_exit_code_and_output() {
+    let env = Env::new();
+    env.busybox_base();
+    let out = build(
+        &env,
+        "FROM busybox:test\nRUN echo about to fail && exit 3\n",
+        &["-t", "fail:1"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Dockerfile:2"), "{err}");
+    assert!(err.contains("exit code 3"), "{err}");
+    assert!(err.contains("about to fail"), "{err}");
+    assert!(
+        env.run(&["inspect", "fail:1"]).status.code() != Some(0),
+        "no image named after a failure"
+    );
+}
+
+#[test]
+fn heredoc_run_and_copy_from_stage() {
+    let env = Env::new();
+    env.busybox_base();
+    build_ok(
+        &env,
+        "FROM busybox:test AS build\nRUN <<EOF\nmkdir -p /out\necho built > /out/artifact\nEOF\n\
+         FROM busybox:test\nCOPY --from=build /out/artifact /app/\nRUN cat /app/artifact > /app/copy\n",
+        &["-t", "heredoc:1"],
+    );
+    assert_eq!(run_in(&env, "heredoc:1", &["cat", "/app/copy"]), "built\n");
+}
+
+#[test]
+fn arg_and_env_reach_run() {
+    let env = Env::new();
+    env.busybox_base();
+    build_ok(
+        &env,
+        "FROM busybox:test\nARG GREETING=hello\nENV WHO=world\nRUN echo \"$GREETING $WHO\" > /msg\n",
+        &["-t", "args:1", "--build-arg", "GREETING=hi"],
+    );
+    assert_eq!(run_in(&env, "args:1", &["cat", "/msg"]), "hi world\n");
+    let v = env.inspect("args:1");
+    let env_list = v["config"]["Env"].to_string();
+    assert!(
+        !env_list.contains("GREETING"),
+        "ARG is not persisted: {env_list}"
+    );
+}
