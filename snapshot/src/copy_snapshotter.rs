@@ -36,24 +36,65 @@ impl DirId {
     }
 }
 
-/// Identity of every directory `materialise` created, by relative path.
+/// What the merged tree looked like when the step started.
 #[derive(Debug, Default)]
-pub(crate) struct DirOrigins(HashMap<PathBuf, DirId>);
+pub(crate) struct Baseline {
+    /// Identity of every directory `materialise` created, by relative path.
+    dirs: HashMap<PathBuf, DirId>,
+    /// The ctime of a marker written right after materialising. Anything the
+    /// step touched (write, chmod, chown, link, rename, utime...) has a later
+    /// ctime: exactly the operations on which overlayfs copies a file up, so
+    /// the copy diff includes the same entries overlay's upper dir would.
+    settled: (i64, i64),
+}
 
-/// Builds the merged view of `lowers` (top-first) in the empty dir `merged`.
-pub(crate) fn materialise(lowers: &[PathBuf], merged: &Path) -> Result<DirOrigins, SnapshotError> {
-    let mut origins = DirOrigins::default();
-    for layer in lowers.iter().rev() {
-        merge_dir(layer, merged, Path::new(""), &mut origins)?;
+impl Baseline {
+    fn touched(&self, meta: &Metadata) -> bool {
+        (meta.ctime(), meta.ctime_nsec()) > self.settled
     }
-    Ok(origins)
+}
+
+/// Builds the merged view of `lowers` (top-first) in the empty dir `merged`;
+/// `marker` (a new file on the same filesystem) records when it was done.
+pub(crate) fn materialise(
+    lowers: &[PathBuf],
+    merged: &Path,
+    marker: &Path,
+) -> Result<Baseline, SnapshotError> {
+    let mut baseline = Baseline::default();
+    for layer in lowers.iter().rev() {
+        merge_dir(layer, merged, Path::new(""), &mut baseline.dirs)?;
+    }
+    baseline.settled = settle(marker)?;
+    Ok(baseline)
+}
+
+/// Timestamps come from a coarse clock (one tick is several ms), so a change
+/// made right after materialising could carry the very same ctime. Waiting
+/// until a fresh ctime is strictly later makes `touched` exact afterwards.
+fn settle(marker: &Path) -> Result<(i64, i64), SnapshotError> {
+    let ctime = |p: &Path| -> Result<(i64, i64), SnapshotError> {
+        File::create(p).map_err(io_err("creating", p))?;
+        let m = fs::symlink_metadata(p).map_err(io_err("stat", p))?;
+        Ok((m.ctime(), m.ctime_nsec()))
+    };
+    let settled = ctime(marker)?;
+    let probe = marker.with_extension("probe");
+    // Bounded: if the clock is stuck, fall back to the metadata comparison alone.
+    for _ in 0..1000 {
+        if ctime(&probe)? > settled {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    Ok(settled)
 }
 
 fn merge_dir(
     layer: &Path,
     merged: &Path,
     rel: &Path,
-    origins: &mut DirOrigins,
+    origins: &mut HashMap<PathBuf, DirId>,
 ) -> Result<(), SnapshotError> {
     let src_dir = layer.join(rel);
     for entry in fs::read_dir(&src_dir).map_err(io_err("reading directory", &src_dir))? {
@@ -78,7 +119,7 @@ fn merge_dir(
             let id = fs::symlink_metadata(&dst)
                 .map(|m| DirId::of(&m))
                 .map_err(io_err("stat", &dst))?;
-            origins.0.insert(child_rel.clone(), id);
+            origins.insert(child_rel.clone(), id);
         }
         merge_dir(layer, merged, &child_rel, origins)?;
         // After the children, so their creation does not bump the copied mtime.
@@ -92,13 +133,13 @@ fn merge_dir(
 pub(crate) fn diff_against_lowers(
     merged: &Path,
     lowers: &[PathBuf],
-    origins: &DirOrigins,
+    baseline: &Baseline,
     out: &Path,
 ) -> Result<(), SnapshotError> {
     let mut differ = Differ {
         merged,
         out,
-        origins,
+        baseline,
         created_dirs: Vec::new(),
         links: HashMap::new(),
     };
@@ -115,7 +156,7 @@ struct LowerEntry {
 struct Differ<'a> {
     merged: &'a Path,
     out: &'a Path,
-    origins: &'a DirOrigins,
+    baseline: &'a Baseline,
     /// Directories created in `out`, whose times are set once all children exist.
     created_dirs: Vec<PathBuf>,
     /// Multiply-linked merged files already copied to `out`, to keep them linked.
@@ -148,20 +189,21 @@ impl Differ<'_> {
                 None => self.copy_out(rel, &child_rel, &meta, false)?,
                 Some(l) if meta.is_dir() => {
                     let same_dir = l.meta.is_dir()
-                        && self.origins.0.get(&child_rel) == Some(&DirId::of(&meta));
+                        && self.baseline.dirs.get(&child_rel) == Some(&DirId::of(&meta));
                     if !same_dir {
                         // Replaced a file, or deleted and recreated: overlayfs makes such dirs opaque.
                         self.copy_out(rel, &child_rel, &meta, true)?;
                         continue;
                     }
-                    if differs(&path, &meta, l)? {
+                    if self.baseline.touched(&meta) || differs(&path, &meta, l)? {
                         self.ensure_dir(&child_rel)?;
                     }
                     let child_visible = visible_below(visible, name)?;
                     self.diff_dir(&child_rel, &child_visible)?;
                 }
                 Some(l) => {
-                    if l.meta.is_dir() || differs(&path, &meta, l)? {
+                    if l.meta.is_dir() || self.baseline.touched(&meta) || differs(&path, &meta, l)?
+                    {
                         self.copy_out(rel, &child_rel, &meta, false)?;
                     }
                 }

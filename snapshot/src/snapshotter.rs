@@ -9,7 +9,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::copy_snapshotter::{DirOrigins, diff_against_lowers, materialise};
+use crate::copy_snapshotter::{Baseline, diff_against_lowers, materialise};
 use crate::error::{SnapshotError, io_err};
 use crate::overlay_format::{is_opaque, is_whiteout};
 use crate::sys;
@@ -129,7 +129,7 @@ enum Mode {
     },
     Copy {
         lowers: Vec<PathBuf>,
-        origins: DirOrigins,
+        baseline: Baseline,
     },
 }
 
@@ -186,10 +186,10 @@ impl ActiveSnapshot {
         match snapshotter {
             Snapshotter::Overlay => self.mount(lowers)?,
             Snapshotter::Copy => {
-                let origins = materialise(lowers, &self.rootfs)?;
+                let baseline = materialise(lowers, &self.rootfs, &self.dir.join("baseline"))?;
                 self.mode = Mode::Copy {
                     lowers: lowers.to_vec(),
-                    origins,
+                    baseline,
                 };
             }
         }
@@ -266,8 +266,8 @@ impl ActiveSnapshot {
                     *mounted = false;
                 }
             }
-            Mode::Copy { lowers, origins } => {
-                diff_against_lowers(&self.rootfs, lowers, origins, &self.upper)?
+            Mode::Copy { lowers, baseline } => {
+                diff_against_lowers(&self.rootfs, lowers, baseline, &self.upper)?
             }
         }
         let mut diff_name = self.dir.file_name().unwrap_or_default().to_os_string();

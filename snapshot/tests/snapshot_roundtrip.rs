@@ -15,6 +15,22 @@ use common::*;
 
 const EPOCH: i64 = 1_700_000_000;
 
+/// The layer of the step in `modify`, as overlayfs's upper dir produces it.
+const EXPECTED_ENTRIES: [&str; 12] = [
+    ".wh.delete-me",
+    "cache/",
+    "cache/.wh..wh..opq",
+    "cache/z",
+    "etc/",
+    "etc/passwd", // chmod to the same mode: overlayfs copies it up anyway
+    "etc/shadow",
+    "hardlinked",
+    "keep/",
+    "keep/k",
+    "keep/untouched", // linked to: copied up
+    "new.txt",
+];
+
 fn layer_opts() -> LayerOptions {
     LayerOptions {
         source_date_epoch: Some(EPOCH),
@@ -66,6 +82,9 @@ fn modify(rootfs: &Path) {
     fs::create_dir(rootfs.join("cache")).unwrap();
     fs::write(rootfs.join("cache/z"), b"z").unwrap();
     fs::set_permissions(rootfs.join("etc/shadow"), fs::Permissions::from_mode(0o640)).unwrap();
+    // metadata-only operations that change nothing visible still copy up in overlayfs
+    fs::set_permissions(rootfs.join("etc/passwd"), fs::Permissions::from_mode(0o644)).unwrap();
+    fs::hard_link(rootfs.join("keep/untouched"), rootfs.join("hardlinked")).unwrap();
     // what the sandbox creates as mount points
     fs::create_dir(rootfs.join("dev")).unwrap();
     fs::create_dir(rootfs.join("proc")).unwrap();
@@ -119,25 +138,16 @@ fn overlay_round_trip_gives_exactly_the_expected_entries() {
         "file:root:x:0:0\nuser:x:1:1\n 644 0:0"
     );
     let ents = decode(&bytes);
-    assert_eq!(
-        names(&ents),
-        [
-            ".wh.delete-me",
-            "cache/",
-            "cache/.wh..wh..opq",
-            "cache/z",
-            "etc/",
-            "etc/shadow",
-            "keep/",
-            "keep/k",
-            "new.txt"
-        ]
-    );
+    assert_eq!(names(&ents), EXPECTED_ENTRIES);
     let by = |n: &str| ents.iter().find(|e| e.name == n).unwrap();
     assert_eq!(by("etc/shadow").mode, 0o640);
     assert_eq!(by("etc/shadow").data, b"secret");
     assert_eq!(by("keep/k").data, b"new contents");
     assert_eq!(by("new.txt").data, b"new");
+    // the first name in byte order carries the content
+    assert_eq!(by("hardlinked").kind, 'f');
+    assert_eq!(by("keep/untouched").kind, 'h');
+    assert_eq!(by("keep/untouched").link.as_deref(), Some("hardlinked"));
     assert!(ents.iter().all(|e| e.mtime <= EPOCH as u64));
 }
 
@@ -160,20 +170,7 @@ fn copy_snapshotter_alone_produces_the_expected_diff() {
     // Runs even where overlay is unavailable: the fallback must stand on its own.
     let (bytes, merged) = round_trip(Snapshotter::Copy);
     assert!(!merged.contains_key("masked") && !merged.contains_key("reset/hidden"));
-    assert_eq!(
-        names(&decode(&bytes)),
-        [
-            ".wh.delete-me",
-            "cache/",
-            "cache/.wh..wh..opq",
-            "cache/z",
-            "etc/",
-            "etc/shadow",
-            "keep/",
-            "keep/k",
-            "new.txt"
-        ]
-    );
+    assert_eq!(names(&decode(&bytes)), EXPECTED_ENTRIES);
 }
 
 #[test]
