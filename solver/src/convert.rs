@@ -511,7 +511,7 @@ impl<'a> Converter<'a> {
     }
 
     /// The vertex and input for a `--from` value: a previous stage, or an image.
-    fn from_source(
+    fn source_for_from(
         &mut self,
         from: &str,
         st: &StageBuild,
@@ -544,7 +544,7 @@ impl<'a> Converter<'a> {
     ) -> Result<(), ConvertError> {
         let line = inst.location.start_line;
         let (source, from_context) = match &copy.from {
-            Some(from) => (self.from_source(from, st, line)?, false),
+            Some(from) => (self.source_for_from(from, st, line)?, false),
             None => (self.context_vertex(), true),
         };
         let chmod = parse_chmod(copy.chmod.as_deref()).map_err(|e| self.error(line, e))?;
@@ -629,10 +629,10 @@ impl<'a> Converter<'a> {
             }
         }
         for proxy in PROXY_ARGS {
-            if let Some(v) = self.options.build_args.get(*proxy) {
-                if !st.args.iter().any(|(k, _)| k == proxy) {
-                    env.push(format!("{proxy}={v}"));
-                }
+            if let Some(v) = self.options.build_args.get(*proxy)
+                && !st.args.iter().any(|(k, _)| k == proxy)
+            {
+                env.push(format!("{proxy}={v}"));
             }
         }
         let mut inputs = vec![st.vertex];
@@ -691,7 +691,7 @@ impl<'a> Converter<'a> {
                 read_write,
             } => {
                 let v = match from {
-                    Some(from) => self.from_source(from, st, line)?,
+                    Some(from) => self.source_for_from(from, st, line)?,
                     None => self.context_vertex(),
                 };
                 inputs.push(v);

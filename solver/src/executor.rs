@@ -309,23 +309,22 @@ impl<'a> Solver<'a> {
                         )));
                     }
                 };
-                if !self.opts.no_cache {
-                    if let Some(record) = self.cache.get(&key) {
-                        if record
-                            .layer
-                            .as_ref()
-                            .is_none_or(|l| self.store.blobs().contains(&l.digest))
-                        {
-                            self.progress.event(Event::Cached {
-                                vertex: index,
-                                name: v.name.clone(),
-                            });
-                            return Ok(Solved {
-                                key,
-                                output: Output::Rootfs(with_layer(base, record.layer)),
-                            });
-                        }
-                    }
+                // A record whose layer blob has gone missing counts as a miss.
+                if !self.opts.no_cache
+                    && let Some(record) = self.cache.get(&key)
+                    && record
+                        .layer
+                        .as_ref()
+                        .is_none_or(|l| self.store.blobs().contains(&l.digest))
+                {
+                    self.progress.event(Event::Cached {
+                        vertex: index,
+                        name: v.name.clone(),
+                    });
+                    return Ok(Solved {
+                        key,
+                        output: Output::Rootfs(with_layer(base, record.layer)),
+                    });
                 }
                 self.progress.event(Event::Started {
                     vertex: index,
@@ -383,23 +382,20 @@ impl<'a> Solver<'a> {
         match &v.op {
             Op::File(file) => {
                 for (n, action) in file.actions.iter().enumerate() {
-                    if let FileAction::Copy(c) = action {
-                        if is_context(c.source_input) {
-                            extra
-                                .insert(format!("copy{n}"), tree.checksum(&c.sources)?.to_string());
-                        }
+                    if let FileAction::Copy(c) = action
+                        && is_context(c.source_input)
+                    {
+                        extra.insert(format!("copy{n}"), tree.checksum(&c.sources)?.to_string());
                     }
                 }
             }
             Op::Exec(exec) => {
                 for (n, mount) in exec.mounts.iter().enumerate() {
-                    if let ExecMountKind::Input { input, source, .. } = &mount.kind {
-                        if is_context(*input) {
-                            extra.insert(
-                                format!("mount{n}"),
-                                tree.checksum(std::slice::from_ref(source))?.to_string(),
-                            );
-                        }
+                    if let ExecMountKind::Input { input, source, .. } = &mount.kind
+                        && is_context(*input)
+                    {
+                        let sum = tree.checksum(std::slice::from_ref(source))?;
+                        extra.insert(format!("mount{n}"), sum.to_string());
                     }
                 }
             }

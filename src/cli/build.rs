@@ -69,6 +69,11 @@ pub struct BuildArgs {
 
 pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let store = ctx.store()?;
+    if let builder_sandbox::UsernsMode::SingleId = ctx.userns.mode {
+        eprintln!(
+            "WARNING: no /etc/subuid range for this user: only your own uid is mapped, so files owned by other users (USER, chown) cannot be represented; ask an admin for a range (usermod --add-subuids)"
+        );
+    }
     let request = make_request(&args)?;
     let tags = args
         .tags

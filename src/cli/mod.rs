@@ -64,18 +64,18 @@ pub fn familiar(name: &str) -> String {
 
 /// Finds an image by name, full id, or unique id prefix.
 pub fn find_image(store: &Store, name_or_id: &str) -> anyhow::Result<ImageRecord> {
-    if let Ok(name) = normalize(name_or_id) {
-        if let Some(record) = store.images().get(&name)? {
-            return Ok(record);
-        }
+    if let Ok(name) = normalize(name_or_id)
+        && let Some(record) = store.images().get(&name)?
+    {
+        return Ok(record);
     }
     let prefix = name_or_id.strip_prefix("sha256:").unwrap_or(name_or_id);
-    if prefix.len() >= 4 && prefix.chars().all(|c| c.is_ascii_hexdigit()) {
-        if let Some(id) = store.images().find_by_id_prefix(prefix)? {
-            if let Some(entry) = store.images().get_by_id(&id)? {
-                return Ok(entry.record);
-            }
-        }
+    if prefix.len() >= 4
+        && prefix.chars().all(|c| c.is_ascii_hexdigit())
+        && let Some(id) = store.images().find_by_id_prefix(prefix)?
+        && let Some(entry) = store.images().get_by_id(&id)?
+    {
+        return Ok(entry.record);
     }
     bail!("no such image: {name_or_id}")
 }

@@ -82,14 +82,14 @@ impl Renderer {
     }
 
     pub fn finish(&self) {
-        if self.mode == ProgressMode::Tty {
-            if let Ok(s) = self.state.lock() {
-                eprintln!(
-                    "Building {:.1}s ({} steps)",
-                    self.start.elapsed().as_secs_f64(),
-                    s.done
-                );
-            }
+        if self.mode == ProgressMode::Tty
+            && let Ok(s) = self.state.lock()
+        {
+            eprintln!(
+                "Building {:.1}s ({} steps)",
+                self.start.elapsed().as_secs_f64(),
+                s.done
+            );
         }
     }
 

@@ -79,8 +79,16 @@ fn client() -> anyhow::Result<Client> {
                 .collect()
         })
         .unwrap_or_default();
+    // Four tries within about 3 s per request: enough to ride out a dropped connection without
+    // leaving a user staring at an unreachable registry for a minute.
+    let retry = RetryPolicy {
+        attempts: 4,
+        initial_delay: std::time::Duration::from_millis(250),
+        max_delay: std::time::Duration::from_secs(2),
+    };
     Ok(Client::new(ClientConfig {
         insecure,
+        retry,
         ..ClientConfig::default()
     })?)
 }

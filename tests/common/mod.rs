@@ -125,8 +125,11 @@ pub fn have(tool: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Lists a tar file: (path, mode, uid, gid, kind, content-or-link) per entry.
-pub fn tar_entries(reader: impl std::io::Read) -> Vec<(String, u32, u64, u64, char, String)> {
+/// One tar entry: (path, mode, uid, gid, kind `d|l|h|f`, content or link target).
+pub type Entry = (String, u32, u64, u64, char, String);
+
+/// Lists a tar file, entry by entry.
+pub fn tar_entries(reader: impl std::io::Read) -> Vec<Entry> {
     let mut archive = tar::Archive::new(reader);
     let mut out = Vec::new();
     for entry in archive.entries().unwrap() {
@@ -162,7 +165,7 @@ pub fn tar_entries(reader: impl std::io::Read) -> Vec<(String, u32, u64, u64, ch
 }
 
 /// Entries of every layer of a built image, layer by layer (from an OCI `--output type=oci` tar).
-pub fn image_layers(env: &Env, name: &str) -> Vec<Vec<(String, u32, u64, u64, char, String)>> {
+pub fn image_layers(env: &Env, name: &str) -> Vec<Vec<Entry>> {
     let v = env.inspect(name);
     let layers = v["Manifest"]["layers"]
         .as_array()
