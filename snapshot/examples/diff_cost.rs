@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use builder_snapshot::{
-    Compression, LayerOptions, Snapshotter, detect_snapshotter, prepare, write_layer,
+    Compression, LayerOptions, Snapshotter, apply_layer, detect_snapshotter, prepare, write_layer,
 };
 
 fn build_lower(root: &Path, files: usize) -> Result<PathBuf, Box<dyn Error>> {
@@ -57,6 +57,30 @@ fn one_step(kind: Snapshotter, lower: &Path, work: &Path) -> Result<Timing, Box<
     })
 }
 
+/// For scale: the whole lower as one layer, written and applied back.
+fn full_layer_cost(lower: &Path, tmp: &Path) -> Result<(), Box<dyn Error>> {
+    let layer = tmp.join("full.tar.gz");
+    let t = Instant::now();
+    let d = write_layer(lower, fs::File::create(&layer)?, &LayerOptions::default())?;
+    println!(
+        "write_layer of the whole lower: {:?} ({} bytes gzip, {} uncompressed)",
+        t.elapsed(),
+        d.size,
+        d.uncompressed_size
+    );
+    let dest = tmp.join("applied");
+    fs::create_dir(&dest)?;
+    let t = Instant::now();
+    let stats = apply_layer(fs::File::open(&layer)?, &dest)?;
+    println!(
+        "apply_layer of that layer: {:?} ({} entries)",
+        t.elapsed(),
+        stats.entries
+    );
+    fs::remove_dir_all(&dest)?;
+    Ok(())
+}
+
 fn main() -> Result<(), Box<dyn Error>> {
     let files: usize = std::env::args()
         .nth(1)
@@ -67,6 +91,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let t = Instant::now();
     let lower = build_lower(tmp.path(), files)?;
     println!("lower: {files} files created in {:?}", t.elapsed());
+    full_layer_cost(&lower, tmp.path())?;
     let work = tmp.path().join("work");
     fs::create_dir(&work)?;
     let mut kinds = vec![Snapshotter::Copy];

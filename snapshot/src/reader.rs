@@ -105,7 +105,6 @@ struct Applier<'a> {
 
 impl Applier<'_> {
     fn apply<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), SnapshotError> {
-        self.stats.entries += 1;
         let raw = entry.path_bytes().into_owned();
         let label = String::from_utf8_lossy(&raw).into_owned();
         let ty = entry.header().entry_type();
@@ -116,8 +115,10 @@ impl Applier<'_> {
                 | EntryType::GNULongName
                 | EntryType::GNULongLink
         ) {
+            // Metadata records for other entries, not entries themselves.
             return Ok(());
         }
+        self.stats.entries += 1;
         let meta = entry_meta(entry, &label)?;
         let comps = clean_components(&raw);
         let Some((name, parent_comps)) = comps.split_last() else {
