@@ -15,8 +15,8 @@ use tar::EntryType;
 use crate::error::SnapshotError;
 use crate::meta::{remove_any, set_mode, set_owner};
 use crate::overlay_format::{
-    AUFS_META_PREFIX, OPAQUE_MARKER, WHITEOUT_PREFIX, is_overlay_private_xattr, make_whiteout,
-    set_opaque,
+    AUFS_META_PREFIX, OPAQUE_MARKER, WHITEOUT_PREFIX, is_overlay_private_xattr, is_whiteout,
+    make_whiteout, set_opaque,
 };
 use crate::safe_path::{clean_components, resolve_dir};
 use crate::sys;
@@ -259,6 +259,9 @@ impl Applier<'_> {
         })?;
         if tmeta.is_dir() {
             return Err(bad(label, "hard link to a directory"));
+        }
+        if is_whiteout(&tmeta) {
+            return Err(bad(label, "hard link to a deleted file"));
         }
         if fs::symlink_metadata(path)
             .is_ok_and(|m| m.dev() == tmeta.dev() && m.ino() == tmeta.ino())

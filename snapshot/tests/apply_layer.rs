@@ -171,6 +171,12 @@ fn hardlink_to_host_file_is_refused() {
     let err = apply_layer(&tar[..], &dest).unwrap_err();
     assert!(matches!(err, SnapshotError::BadEntry { .. }), "{err}");
     let tar = TarBuilder::default()
+        .file(".wh.gone", 0o644, b"")
+        .hardlink("pw", "gone")
+        .finish();
+    let err = apply_layer(&tar[..], &dest).unwrap_err();
+    assert!(matches!(err, SnapshotError::BadEntry { .. }), "{err}");
+    let tar = TarBuilder::default()
         .symlink("host", "/etc")
         .hardlink("pw", "host/passwd")
         .finish();

@@ -33,6 +33,13 @@ fn sample_tree(root: &std::path::Path) {
     fs::create_dir(root.join(&long)).unwrap();
     fs::write(root.join(&long).join(&long), b"long").unwrap();
     setxattr(&root.join("usr/bin/tool"), "user.k", b"v").unwrap();
+    // link names beyond the 100-byte ustar field
+    symlink(format!("{long}/{long}"), root.join("long-symlink")).unwrap();
+    fs::hard_link(
+        root.join(&long).join(&long),
+        root.join("zz-hardlink-to-long"),
+    )
+    .unwrap();
 }
 
 #[test]
