@@ -44,6 +44,11 @@ pub enum ProgressEvent {
         digest: Digest,
         size: u64,
     },
+    /// A retried chunked upload continues the registry's session from `from` bytes.
+    UploadResumed {
+        digest: Digest,
+        from: u64,
+    },
     UploadProgress {
         digest: Digest,
         done: u64,

@@ -26,6 +26,27 @@ use crate::transport::{pull_scope, push_scope, status_err};
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// The latest location of a chunked upload session, for resuming it.
+type Checkpoint = std::sync::Mutex<Option<Url>>;
+
+/// One blob being pushed, and where its session got to.
+struct UploadJob<'a> {
+    r: &'a Reference,
+    desc: &'a Descriptor,
+    source: &'a dyn BlobSource,
+    progress: Progress<'a>,
+    checkpoint: &'a Checkpoint,
+}
+
+impl UploadJob<'_> {
+    fn save(&self, location: &Url) {
+        *self.checkpoint.lock().unwrap_or_else(|p| p.into_inner()) = Some(location.clone());
+    }
+    fn clear(&self) {
+        *self.checkpoint.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
 /// Whether a blob still has to be sent after trying to avoid it.
 enum Prepared {
     Done,
@@ -152,20 +173,70 @@ impl Client {
                 error: e.to_string(),
             })
         };
+        let checkpoint: Checkpoint = std::sync::Mutex::new(None);
         self.cfg
             .retry
             .run(
                 |_| async {
-                    if let Prepared::Upload(location) = self.prepare_upload(r, d, progress).await? {
-                        self.upload(r, desc, location, source, progress).await?;
-                    }
-                    Ok(())
+                    let (location, start) = match self.resume_point(r, &checkpoint).await {
+                        Some((location, from)) => {
+                            progress(ProgressEvent::UploadResumed { digest: d, from });
+                            (location, from)
+                        }
+                        None => match self.prepare_upload(r, d, progress).await? {
+                            Prepared::Done => return Ok(()),
+                            Prepared::Upload(location) => (location, 0),
+                        },
+                    };
+                    let job = UploadJob {
+                        r,
+                        desc,
+                        source,
+                        progress,
+                        checkpoint: &checkpoint,
+                    };
+                    self.upload(&job, location, start).await
                 },
                 &on_retry,
             )
             .await?;
         self.record_blob_origin(&r.registry, &r.repository, d);
         Ok(())
+    }
+
+    /// Where an interrupted chunked upload can continue: the registry's own
+    /// account of the session (GET on its location gives the bytes it holds).
+    /// None when there is no session or the registry forgot it.
+    async fn resume_point(&self, r: &Reference, checkpoint: &Checkpoint) -> Option<(Url, u64)> {
+        let location = checkpoint
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()?;
+        let make = |c: &reqwest::Client, _: &str| Ok(c.get(location.clone()));
+        let scopes = [push_scope(&r.repository)];
+        let resp = self
+            .transport
+            .send(&r.registry, &scopes, &Method::GET, &make)
+            .await
+            .ok()?;
+        if resp.status() != StatusCode::NO_CONTENT {
+            return None;
+        }
+        // "0-N" means N+1 bytes, except that an empty session is also "0-0";
+        // reading it as 0 at worst resends a byte, which the registry rejects
+        // (416) and the blob starts over.
+        let end = resp
+            .headers()
+            .get("range")
+            .and_then(|v| v.to_str().ok())?
+            .split_once('-')?
+            .1
+            .trim()
+            .parse::<u64>()
+            .ok()?;
+        let offset = if end == 0 { 0 } else { end + 1 };
+        let next = location_from(&resp, &location).unwrap_or(location);
+        Some((next, offset))
     }
 
     /// HEAD, then a mount from the recorded origin, then a plain upload session.
@@ -230,36 +301,43 @@ impl Client {
         }
     }
 
-    /// Sends the blob's bytes to an upload session and closes it with its digest.
+    /// Sends the blob's bytes (from `start`) to an upload session and closes
+    /// it with its digest. Chunked uploads record each acknowledged position
+    /// in the job's checkpoint so a retry can resume there.
     async fn upload(
         &self,
-        r: &Reference,
-        desc: &Descriptor,
+        job: &UploadJob<'_>,
         mut location: Url,
-        source: &dyn BlobSource,
-        progress: Progress<'_>,
+        start: u64,
     ) -> Result<(), RegistryError> {
-        let d = desc.digest;
+        let (r, d) = (job.r, job.desc.digest);
         let what = std::path::PathBuf::from(format!("local blob {d}"));
-        let (file, size) = source.open(&d).map_err(|e| RegistryError::io(&what, e))?;
-        if size != desc.size {
+        let (file, size) = job
+            .source
+            .open(&d)
+            .map_err(|e| RegistryError::io(&what, e))?;
+        if size != job.desc.size {
             return Err(RegistryError::SizeMismatch {
                 digest: d,
-                expected: desc.size,
+                expected: job.desc.size,
                 actual: size,
             });
         }
-        progress(ProgressEvent::UploadStarted { digest: d, size });
+        if start == 0 {
+            (job.progress)(ProgressEvent::UploadStarted { digest: d, size });
+        }
         let chunk = self.cfg.chunk_size.max(1);
-        let whole = if size <= chunk {
+        let whole = if start == 0 && size <= chunk {
             Some(size)
         } else {
-            let mut offset = 0;
+            let mut offset = start;
+            job.save(&location);
             while offset < size {
                 let len = chunk.min(size - offset);
                 location = self.patch_chunk(r, location, &file, offset, len).await?;
+                job.save(&location);
                 offset += len;
-                progress(ProgressEvent::UploadProgress {
+                (job.progress)(ProgressEvent::UploadProgress {
                     digest: d,
                     done: offset,
                     total: size,
@@ -268,14 +346,15 @@ impl Client {
             None
         };
         self.finish_upload(r, location, d, &file, whole).await?;
+        job.clear();
         if whole.is_some() {
-            progress(ProgressEvent::UploadProgress {
+            (job.progress)(ProgressEvent::UploadProgress {
                 digest: d,
                 done: size,
                 total: size,
             });
         }
-        progress(ProgressEvent::UploadComplete { digest: d });
+        (job.progress)(ProgressEvent::UploadComplete { digest: d });
         Ok(())
     }
 

@@ -417,8 +417,13 @@ async fn bearer_token_flow() {
     assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err}");
 }
 
-#[tokio::test]
-async fn interrupted_chunked_upload_is_retried_and_completes() {
+/// Pushes a 24 MiB layer in 1 MiB chunks and kills the registry once, after
+/// 4 MiB went up; a thread starts it again on the same port and storage
+/// (`rotate_secret`: so that it forgot the upload session). Returns the events.
+async fn push_through_registry_restart(
+    repo: &str,
+    rotate_secret: bool,
+) -> (Vec<ProgressEvent>, TestImage) {
     const MIB: u64 = 1024 * 1024;
     let reg = std::sync::Arc::new(Mutex::new(Registry::start(Auth::None)));
     let host = reg.lock().unwrap().host();
@@ -435,22 +440,27 @@ async fn interrupted_chunked_upload_is_retried_and_completes() {
     .unwrap();
     let src = LayoutStore::new();
     let img = image::build_big(&src, 24 * MIB as usize);
-    let r: Reference = format!("{host}/big/blob:1").parse().unwrap();
-
-    // Kill the registry once, after 4 MiB of the big layer went up, and start it
-    // again on the same port and storage from another thread.
+    let r: Reference = format!("{host}/{repo}:1").parse().unwrap();
     let (tx, rx) = mpsc::channel::<()>();
+    let (killed_tx, killed_rx) = mpsc::channel::<()>();
     let restarter = {
         let reg = reg.clone();
         std::thread::spawn(move || {
             if rx.recv().is_ok() {
                 reg.lock().unwrap().kill();
+                let _ = killed_tx.send(());
                 std::thread::sleep(std::time::Duration::from_millis(500));
-                reg.lock().unwrap().restart();
+                let mut reg = reg.lock().unwrap();
+                if rotate_secret {
+                    reg.restart_with_new_secret()
+                } else {
+                    reg.restart()
+                }
             }
         })
     };
     let tx = Mutex::new(Some(tx));
+    let killed_rx = Mutex::new(killed_rx);
     let ev = Events::default();
     let progress = |e: ProgressEvent| {
         if let ProgressEvent::UploadProgress { done, total, .. } = &e
@@ -458,7 +468,10 @@ async fn interrupted_chunked_upload_is_retried_and_completes() {
             && *done >= 4 * MIB
             && let Some(tx) = tx.lock().unwrap().take()
         {
+            // Progress comes between two PATCHes: waiting here until the kill
+            // has happened means no chunk is half-written when the registry dies.
             let _ = tx.send(());
+            let _ = killed_rx.lock().unwrap().recv();
         }
         ev.push(e);
     };
@@ -469,10 +482,6 @@ async fn interrupted_chunked_upload_is_retried_and_completes() {
     drop(tx.lock().unwrap().take());
     restarter.join().unwrap();
     assert_eq!(pushed, img.manifest_digest);
-    assert!(
-        ev.count(|e| matches!(e, ProgressEvent::Retrying { .. })) >= 1,
-        "the kill caused a retry"
-    );
 
     let dst = LayoutStore::new();
     let pulled = client
@@ -481,6 +490,61 @@ async fn interrupted_chunked_upload_is_retried_and_completes() {
         .unwrap();
     assert_eq!(pulled.layers[0].digest, img.layers[0]);
     assert_eq!(dst.read(&img.layers[0]), src.read(&img.layers[0]));
+    (ev.take(), img)
+}
+
+fn started_uploads_of(events: &[ProgressEvent], d: &builder_registry::Digest) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, ProgressEvent::UploadStarted { digest, .. } if digest == d))
+        .count()
+}
+
+#[tokio::test]
+async fn interrupted_chunked_upload_resumes_the_session() {
+    let (events, img) = push_through_registry_restart("big/resume", false).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ProgressEvent::Retrying { .. })),
+        "the kill caused a retry"
+    );
+    let resumed: Vec<u64> = events
+        .iter()
+        .filter_map(|e| match e {
+            ProgressEvent::UploadResumed { from, .. } => Some(*from),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        resumed == [4 * 1024 * 1024],
+        "resumed the registry's session after the first 4 MiB: {resumed:?} {:?}",
+        events
+            .iter()
+            .filter(|e| !matches!(e, ProgressEvent::UploadProgress { .. }))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        started_uploads_of(&events, &img.layers[0]),
+        1,
+        "not started over"
+    );
+}
+
+#[tokio::test]
+async fn interrupted_upload_starts_over_when_the_session_is_lost() {
+    let (events, img) = push_through_registry_restart("big/restart", true).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ProgressEvent::Retrying { .. })),
+        "the kill caused a retry"
+    );
+    assert_eq!(
+        started_uploads_of(&events, &img.layers[0]),
+        2,
+        "a fresh session after the lost one"
+    );
 }
 
 #[tokio::test]

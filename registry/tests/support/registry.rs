@@ -146,6 +146,20 @@ impl Registry {
         self.spawn();
     }
 
+    /// Restart with a new `http.secret`: the registry can no longer read the
+    /// state tokens of upload sessions started before, so it has forgotten them.
+    pub fn restart_with_new_secret(&mut self) {
+        self.kill();
+        let path = self.dir.path().join("config.yml");
+        let config = std::fs::read_to_string(&path).expect("config");
+        std::fs::write(
+            &path,
+            config.replace("secret: test-secret", "secret: rotated-secret"),
+        )
+        .expect("config");
+        self.spawn();
+    }
+
     pub fn config_dir(&self) -> &Path {
         self.dir.path()
     }
