@@ -5,6 +5,17 @@
 //! mount, streamed monolithic or chunked uploads from a [`BlobSource`]), and
 //! authenticate like docker (config.json, credential helpers, basic and
 //! bearer-token flows). See [`Client`] for why this is not built on `oci-client`.
+//!
+//! Transport policy, as docker's: https with verified certificates, except for
+//! loopback hosts (localhost, 127.0.0.0/8, ::1) and hosts in
+//! [`ClientConfig::insecure`], which are tried over https without certificate
+//! checks first and then over plain http.
+//!
+//! Failure handling: timeouts, connection errors, 5xx and 429 are retried with
+//! exponential backoff ([`RetryPolicy`]). An interrupted download continues
+//! with `Range` from the bytes already on disk; an interrupted chunked upload
+//! asks the registry how much of the session it holds and continues from
+//! there, or opens a fresh session when the registry forgot the old one.
 
 pub mod auth;
 pub mod blob;

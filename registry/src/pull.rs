@@ -198,6 +198,13 @@ impl Client {
                 });
             }
             StatusCode::OK => restart(p, path)?,
+            StatusCode::PARTIAL_CONTENT => {
+                // A range we did not ask for: the server mishandles Range; give up clearly.
+                return Err(RegistryError::Protocol {
+                    url: resp.url().to_string(),
+                    reason: format!("206 response does not start at byte {have}"),
+                });
+            }
             StatusCode::NOT_FOUND => {
                 return Err(RegistryError::NotFound {
                     what: "blob",

@@ -44,6 +44,7 @@ pub(crate) struct Transport {
     config_dir: Option<PathBuf>,
     endpoints: Mutex<HashMap<String, Endpoint>>,
     tokens: TokenCache,
+    credentials: Mutex<HashMap<String, Option<Credential>>>,
     token_fetch: tokio::sync::Mutex<()>,
     pub(crate) retry: RetryPolicy,
 }
@@ -121,6 +122,7 @@ impl Transport {
             config_dir: credentials::config_dir(config_dir.as_deref()),
             endpoints: Mutex::default(),
             tokens: TokenCache::default(),
+            credentials: Mutex::default(),
             token_fetch: tokio::sync::Mutex::new(()),
             retry: RetryPolicy::default(),
         })
@@ -303,6 +305,18 @@ impl Transport {
         Ok(resp)
     }
 
+    /// Credentials for `registry`, looked up once per client: a credential
+    /// helper is a process spawn, too slow to repeat for every request.
+    fn credential(&self, registry: &str) -> Result<Option<Credential>, RegistryError> {
+        let mut cache = self.credentials.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = cache.get(registry) {
+            return Ok(c.clone());
+        }
+        let c = credentials::lookup(self.config_dir.as_deref(), registry)?;
+        cache.insert(registry.to_string(), c.clone());
+        Ok(c)
+    }
+
     /// The Authorization header answering `challenge`, or None for anonymous.
     async fn authorization(
         &self,
@@ -312,7 +326,7 @@ impl Transport {
         scopes: &[String],
         refresh: bool,
     ) -> Result<Option<HeaderValue>, RegistryError> {
-        let cred = credentials::lookup(self.config_dir.as_deref(), registry)?;
+        let cred = self.credential(registry)?;
         let header = match (challenge, &cred) {
             (None, _) => None,
             (Some(Challenge::Basic), Some(Credential::Basic { username, password })) => Some(
