@@ -1,0 +1,175 @@
+//! End to end against a real registry (Debian's docker-registry on 127.0.0.1): push and pull
+//! through the CLI, base images pulled by `FROM` with their ONBUILD triggers, `COPY --from` an
+//! image reference, `build --push`, and interoperability with skopeo.
+
+mod common;
+#[path = "../registry/tests/support/registry.rs"]
+#[allow(dead_code)]
+mod registry_support;
+
+use common::{Env, have};
+use registry_support::{Auth, Registry};
+
+fn registry() -> Option<Registry> {
+    if !have("docker-registry") {
+        eprintln!("SKIP: docker-registry is not installed");
+        return None;
+    }
+    Some(Registry::start(Auth::None))
+}
+
+/// Pushes busybox:test from `env` as `<host>/base/busybox:1`; returns that name.
+fn push_base(env: &Env, reg: &Registry) -> String {
+    env.busybox_base();
+    let name = format!("{}/base/busybox:1", reg.host());
+    env.ok(&["tag", "busybox:test", &name]);
+    env.ok(&["push", &name]);
+    name
+}
+
+#[test]
+fn push_then_pull_round_trip_keeps_digests() {
+    let Some(reg) = registry() else { return };
+    let a = Env::new();
+    let name = push_base(&a, &reg);
+    let pushed = a.inspect(&name);
+    let b = Env::new();
+    b.ok(&["pull", &name]);
+    let pulled = b.inspect(&name);
+    assert_eq!(pushed["ManifestDigest"], pulled["ManifestDigest"]);
+    assert_eq!(pushed["Id"], pulled["Id"]);
+    // The pulled image runs.
+    assert_eq!(b.ok(&["run", "--rm", &name, "echo", "pulled"]), "pulled\n");
+    // Re-pushing an unchanged image uploads nothing.
+    let out = a.run(&["push", &name]);
+    assert!(out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !log.contains(": Pushed"),
+        "nothing should be uploaded again:\n{log}"
+    );
+    if have("skopeo") {
+        let out = std::process::Command::new("skopeo")
+            .args(["inspect", "--tls-verify=false", &format!("docker://{name}")])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "skopeo inspect: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn from_registry_runs_onbuild_triggers_once() {
+    let Some(reg) = registry() else { return };
+    let a = Env::new();
+    let base = push_base(&a, &reg);
+    let lib = format!("{}/lib/onbuild:1", reg.host());
+    let ctx = a.context(
+        "lib",
+        &[(
+            "Dockerfile",
+            &format!("FROM {base}\nONBUILD RUN echo triggered > /onbuild-ran\n"),
+        )],
+    );
+    a.ok(&[
+        "build",
+        "--progress=plain",
+        "--push",
+        "-t",
+        &lib,
+        ctx.to_str().unwrap(),
+    ]);
+
+    // A fresh machine: FROM pulls the image and runs its trigger.
+    let b = Env::new();
+    let child = format!("{}/app/child:1", reg.host());
+    let ctx = b.context(
+        "child",
+        &[(
+            "Dockerfile",
+            &format!("FROM {lib}\nRUN cat /onbuild-ran > /seen\n"),
+        )],
+    );
+    b.ok(&[
+        "build",
+        "--progress=plain",
+        "-t",
+        &child,
+        ctx.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        b.ok(&["run", "--rm", &child, "cat", "/seen"]),
+        "triggered\n"
+    );
+    let config = b.inspect(&child);
+    assert!(
+        config["config"]["OnBuild"].is_null(),
+        "triggers are not inherited: {}",
+        config["config"]
+    );
+}
+
+#[test]
+fn copy_from_an_image_reference() {
+    let Some(reg) = registry() else { return };
+    let a = Env::new();
+    let base = push_base(&a, &reg);
+    let b = Env::new();
+    let ctx = b.context(
+        "c",
+        &[(
+            "Dockerfile",
+            &format!("FROM scratch\nCOPY --from={base} /bin/busybox /bb\n"),
+        )],
+    );
+    b.ok(&[
+        "build",
+        "--progress=plain",
+        "-t",
+        "copied:1",
+        ctx.to_str().unwrap(),
+    ]);
+    let layers = common::image_layers(&b, "copied:1");
+    assert!(
+        layers.iter().flatten().any(|e| e.0 == "bb"),
+        "busybox copied out of the pulled image"
+    );
+}
+
+#[test]
+fn build_push_writes_metadata() {
+    let Some(reg) = registry() else { return };
+    let a = Env::new();
+    let base = push_base(&a, &reg);
+    let name = format!("{}/app/meta:1", reg.host());
+    let meta = a.path("meta.json");
+    let ctx = a.context(
+        "m",
+        &[("Dockerfile", &format!("FROM {base}\nRUN echo hi > /hi\n"))],
+    );
+    a.ok(&[
+        "build",
+        "--progress=quiet",
+        "--push",
+        "-t",
+        &name,
+        "--metadata-file",
+        meta.to_str().unwrap(),
+        ctx.to_str().unwrap(),
+    ]);
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    let digest = meta["containerimage.digest"].as_str().unwrap().to_string();
+    assert!(
+        meta["containerimage.pushed"][0]
+            .as_str()
+            .unwrap()
+            .ends_with(&digest),
+        "{meta}"
+    );
+    let b = Env::new();
+    b.ok(&["pull", &name]);
+    assert_eq!(b.inspect(&name)["ManifestDigest"], digest.as_str());
+}
