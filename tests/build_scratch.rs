@@ -258,3 +258,79 @@ fn target_selects_a_stage() {
         String::from_utf8_lossy(&out.stderr).contains("target stage \"nope\" could not be found")
     );
 }
+
+#[test]
+fn add_extracts_local_archives() {
+    let env = Env::new();
+    // A gzip tar made with the system tar: dir/, dir/file, a symlink.
+    let src = env.path("src");
+    std::fs::create_dir_all(src.join("dir")).unwrap();
+    std::fs::write(src.join("dir/file"), "inside the archive\n").unwrap();
+    std::os::unix::fs::symlink("file", src.join("dir/link")).unwrap();
+    let ctx = env.context(
+        "add",
+        &[
+            (
+                "Dockerfile",
+                "FROM scratch\nADD bundle.tar.gz /opt/\nADD plain.txt /opt/plain.txt\n",
+            ),
+            ("plain.txt", "not an archive\n"),
+        ],
+    );
+    let ok = std::process::Command::new("tar")
+        .args([
+            "-czf",
+            ctx.join("bundle.tar.gz").to_str().unwrap(),
+            "-C",
+            src.to_str().unwrap(),
+            "dir",
+        ])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    env.ok(&[
+        "build",
+        "--progress=plain",
+        "-t",
+        "add:1",
+        ctx.to_str().unwrap(),
+    ]);
+    let entries: Vec<_> = image_layers(&env, "add:1").into_iter().flatten().collect();
+    let file = entries
+        .iter()
+        .find(|e| e.0 == "opt/dir/file")
+        .expect("archive extracted");
+    assert_eq!(file.5, "inside the archive\n");
+    let link = entries
+        .iter()
+        .find(|e| e.0 == "opt/dir/link")
+        .expect("symlink kept");
+    assert_eq!((link.4, link.5.as_str()), ('l', "file"));
+    assert!(entries.iter().any(|e| e.0 == "opt/plain.txt"));
+    assert!(!entries.iter().any(|e| e.0.ends_with("bundle.tar.gz")));
+}
+
+#[test]
+fn source_date_epoch_makes_builds_reproducible() {
+    let ctx = fixtures().join("scratch-multistage");
+    let digest = |env: &Env| {
+        env.ok(&[
+            "build",
+            "--progress=quiet",
+            "--build-arg",
+            "SOURCE_DATE_EPOCH=1700000000",
+            "-t",
+            "repro:1",
+            ctx.to_str().unwrap(),
+        ]);
+        env.inspect("repro:1")
+    };
+    let (a, b) = (Env::new(), Env::new());
+    let (ia, ib) = (digest(&a), digest(&b));
+    assert_eq!(ia["created"], "2023-11-14T22:13:20Z");
+    assert_eq!(
+        ia["ManifestDigest"], ib["ManifestDigest"],
+        "two stores, same bytes"
+    );
+    assert_eq!(ia["Id"], ib["Id"]);
+}

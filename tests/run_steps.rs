@@ -267,3 +267,86 @@ fn arg_and_env_reach_run() {
         "ARG is not persisted: {env_list}"
     );
 }
+
+#[test]
+fn bind_and_tmpfs_mounts() {
+    let env = Env::new();
+    env.busybox_base();
+    let ctx = env.context(
+        "mounts",
+        &[
+            ("Dockerfile", "FROM busybox:test AS tools\nRUN echo from-stage > /tool.txt\n\
+              FROM busybox:test\n\
+              RUN --mount=type=bind,source=data,target=/src cat /src/input.txt > /copied && (touch /src/new 2>/dev/null && echo writable || echo read-only) > /bind-mode\n\
+              RUN --mount=type=bind,from=tools,source=/tool.txt,target=/t.txt cat /t.txt > /from-stage\n\
+              RUN --mount=type=tmpfs,target=/scratch echo temp > /scratch/file && cat /scratch/file > /tmpfs-seen\n"),
+            ("data/input.txt", "from-context\n"),
+        ],
+    );
+    env.ok(&[
+        "build",
+        "--progress=plain",
+        "-t",
+        "mounts:1",
+        ctx.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        run_in(
+            &env,
+            "mounts:1",
+            &["cat", "/copied", "/bind-mode", "/from-stage", "/tmpfs-seen"]
+        ),
+        "from-context\nread-only\nfrom-stage\ntemp\n"
+    );
+    assert_eq!(
+        run_in(
+            &env,
+            "mounts:1",
+            &[
+                "sh",
+                "-c",
+                "test -e /scratch/file && echo kept || echo gone"
+            ]
+        ),
+        "gone\n"
+    );
+}
+
+#[test]
+fn locked_cache_mount_serialises_parallel_stages() {
+    let env = Env::new();
+    env.busybox_base();
+    // Two independent stages use the same locked cache; each appends start/end markers. With the
+    // lock their runs cannot interleave.
+    let step = |n: &str| {
+        format!(
+            "FROM busybox:test AS s{n}\nRUN --mount=type=cache,id=shared,target=/c,sharing=locked echo start{n} >> /c/log && sleep 1 && echo end{n} >> /c/log && cp /c/log /log{n}\n"
+        )
+    };
+    let dockerfile = format!(
+        "{}{}FROM busybox:test\nCOPY --from=s1 /log1 /\nCOPY --from=s2 /log2 /\n",
+        step("1"),
+        step("2")
+    );
+    build_ok(&env, &dockerfile, &["-t", "locked:1"]);
+    // The stage that ran second saw both runs in its copy of the log.
+    let all = run_in(
+        &env,
+        "locked:1",
+        &[
+            "sh",
+            "-c",
+            "if [ $(wc -l < /log1) -gt $(wc -l < /log2) ]; then cat /log1; else cat /log2; fi",
+        ],
+    );
+    let lines: Vec<&str> = all.lines().collect();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    for pair in lines.chunks(2) {
+        assert!(
+            pair[0].starts_with("start")
+                && pair[1].starts_with("end")
+                && pair[0][5..] == pair[1][3..],
+            "runs interleaved: {lines:?}"
+        );
+    }
+}

@@ -681,19 +681,19 @@ impl<'a> Solver<'a> {
             }
             ExecMountKind::Cache {
                 id,
+                sharing,
                 mode,
                 uid,
                 gid,
                 read_only,
-                ..
             } => {
-                let dir = self
-                    .store
-                    .root()
-                    .join("cache-mounts")
-                    .join(Digest::of(id.as_bytes()).hex());
-                if !dir.is_dir() {
-                    fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                let dir = self.cache_mount_dir(id, *sharing, keep_alive)?;
+                if fs::read_dir(&dir)
+                    .map_err(|e| format!("{}: {e}", dir.display()))?
+                    .next()
+                    .is_none()
+                {
+                    // A new (empty) cache directory gets the mount's mode and owner.
                     use std::os::unix::fs::PermissionsExt;
                     fs::set_permissions(&dir, fs::Permissions::from_mode(*mode))
                         .map_err(|e| e.to_string())?;
@@ -745,6 +745,50 @@ impl<'a> Solver<'a> {
                 })
             }
         }
+    }
+
+    /// The persistent directory of a cache mount, with BuildKit's sharing modes: `shared` lets
+    /// concurrent steps use it together, `locked` makes them take turns, and `private` gives a
+    /// step a fresh throwaway directory while another one holds the cache.
+    fn cache_mount_dir(
+        &self,
+        id: &str,
+        sharing: crate::graph::CacheSharing,
+        keep_alive: &mut Vec<Box<dyn std::any::Any>>,
+    ) -> Result<PathBuf, String> {
+        use crate::graph::CacheSharing;
+        let base = self.store.root().join("cache-mounts");
+        let name = Digest::of(id.as_bytes()).hex();
+        let dir = base.join(&name);
+        fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let lock_path = base.join(format!("{name}.lock"));
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| format!("{}: {e}", lock_path.display()))?;
+        let op = match sharing {
+            CacheSharing::Shared => libc::LOCK_SH,
+            CacheSharing::Locked => libc::LOCK_EX,
+            CacheSharing::Private => libc::LOCK_EX | libc::LOCK_NB,
+        };
+        // SAFETY: flock on a descriptor we own; the lock lives as long as the File.
+        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), op) } != 0 {
+            let err = std::io::Error::last_os_error();
+            if sharing == CacheSharing::Private && err.kind() == std::io::ErrorKind::WouldBlock {
+                let tmp = tempfile::Builder::new()
+                    .prefix("cache-private-")
+                    .tempdir_in(&self.work_root)
+                    .map_err(|e| e.to_string())?;
+                let path = tmp.path().to_path_buf();
+                keep_alive.push(Box::new(tmp));
+                return Ok(path);
+            }
+            return Err(format!("locking cache mount {id:?}: {err}"));
+        }
+        keep_alive.push(Box::new(lock));
+        Ok(dir)
     }
 
     /// The context (after .dockerignore) below `source`, copied to a temp dir for a bind mount.
