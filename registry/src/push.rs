@@ -178,7 +178,7 @@ impl Client {
             .retry
             .run(
                 |_| async {
-                    let (location, start) = match self.resume_point(r, &checkpoint).await {
+                    let (location, start) = match self.resume_point(r, &checkpoint).await? {
                         Some((location, from)) => {
                             progress(ProgressEvent::UploadResumed { digest: d, from });
                             (location, from)
@@ -207,20 +207,25 @@ impl Client {
     /// Where an interrupted chunked upload can continue: the registry's own
     /// account of the session (GET on its location gives the bytes it holds).
     /// None when there is no session or the registry forgot it.
-    async fn resume_point(&self, r: &Reference, checkpoint: &Checkpoint) -> Option<(Url, u64)> {
-        let location = checkpoint
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()?;
+    async fn resume_point(
+        &self,
+        r: &Reference,
+        checkpoint: &Checkpoint,
+    ) -> Result<Option<(Url, u64)>, RegistryError> {
+        let Some(location) = checkpoint.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
+            return Ok(None);
+        };
         let make = |c: &reqwest::Client, _: &str| Ok(c.get(location.clone()));
         let scopes = [push_scope(&r.repository)];
+        // A transport error keeps the checkpoint: the registry may be back on the next try.
         let resp = self
             .transport
-            .send(&r.registry, &scopes, &Method::GET, &make)
-            .await
-            .ok()?;
+            .send_unretried(&r.registry, &scopes, &Method::GET, &make)
+            .await?;
+        let forget = || *checkpoint.lock().unwrap_or_else(|p| p.into_inner()) = None;
         if resp.status() != StatusCode::NO_CONTENT {
-            return None;
+            forget();
+            return Ok(None);
         }
         // "0-N" means N+1 bytes, except that an empty session is also "0-0";
         // reading it as 0 at worst resends a byte, which the registry rejects
@@ -228,15 +233,16 @@ impl Client {
         let end = resp
             .headers()
             .get("range")
-            .and_then(|v| v.to_str().ok())?
-            .split_once('-')?
-            .1
-            .trim()
-            .parse::<u64>()
-            .ok()?;
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once('-'))
+            .and_then(|(_, end)| end.trim().parse::<u64>().ok());
+        let Some(end) = end else {
+            forget();
+            return Ok(None);
+        };
         let offset = if end == 0 { 0 } else { end + 1 };
         let next = location_from(&resp, &location).unwrap_or(location);
-        Some((next, offset))
+        Ok(Some((next, offset)))
     }
 
     /// HEAD, then a mount from the recorded origin, then a plain upload session.
@@ -265,7 +271,7 @@ impl Client {
         };
         let resp = self
             .transport
-            .send(&r.registry, &scopes, &Method::POST, &make)
+            .send_unretried(&r.registry, &scopes, &Method::POST, &make)
             .await?;
         match (resp.status(), from) {
             (StatusCode::CREATED, Some(from)) => {
@@ -287,7 +293,7 @@ impl Client {
         let make = |c: &reqwest::Client, base: &str| Ok(c.head(format!("{base}{path}")));
         let resp = self
             .transport
-            .send(
+            .send_unretried(
                 &r.registry,
                 &[push_scope(&r.repository)],
                 &Method::HEAD,

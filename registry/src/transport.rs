@@ -147,7 +147,8 @@ impl Transport {
         {
             return Ok(ep.clone());
         }
-        let ep = self.retry.run(|_| self.ping(registry), &|_, _| {}).await?;
+        // Not retried here: every caller is inside a retry loop already.
+        let ep = self.ping(registry).await?;
         self.endpoints
             .lock()
             .unwrap_or_else(|p| p.into_inner())

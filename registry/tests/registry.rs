@@ -694,3 +694,43 @@ async fn docker_schema2_manifest_and_manifest_list() {
     );
     assert_eq!(got.index_digest, Some(list_d));
 }
+
+#[tokio::test]
+async fn dead_registry_fails_after_the_configured_tries_with_the_url() {
+    // A server that accepts and at once hangs up: every request fails as a dropped connection.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(conn);
+        }
+    });
+    let creds = tempfile::tempdir().unwrap();
+    let client = Client::new(ClientConfig {
+        docker_config_dir: Some(creds.path().to_path_buf()),
+        retry: RetryPolicy {
+            attempts: 3,
+            initial_delay: std::time::Duration::from_millis(10),
+            max_delay: std::time::Duration::from_millis(20),
+        },
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let r: Reference = format!("127.0.0.1:{port}/nobody/home:1").parse().unwrap();
+    let err = client
+        .pull(&r, &Platform::host(), &LayoutStore::new(), &|_| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::Http { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("http://127.0.0.1:{port}/v2/")),
+        "{err}"
+    );
+    // Each try pings https, then falls back to http (loopback): two connections.
+    // Retries are not nested, so 3 tries make 6 connections, not 18.
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 6);
+}
