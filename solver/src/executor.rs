@@ -10,7 +10,7 @@ use std::fs;
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use builder_cache::{Digest, Store};
@@ -84,6 +84,8 @@ pub struct Solver<'a> {
     layers: LayerStore<'a>,
     cache: CacheIndex,
     work_root: PathBuf,
+    /// Results of steps solved in this build, by cache key; see `in_flight_slot`.
+    in_flight: Mutex<HashMap<Digest, Arc<Mutex<Option<Option<LayerRef>>>>>>,
 }
 
 /// Unpacked layers and writable snapshots on top of them.
@@ -172,6 +174,7 @@ impl<'a> Solver<'a> {
             progress,
             layers,
             work_root,
+            in_flight: Mutex::new(HashMap::new()),
         })
     }
 
@@ -309,62 +312,92 @@ impl<'a> Solver<'a> {
                         )));
                     }
                 };
-                // A record whose layer blob has gone missing counts as a miss.
-                if !self.opts.no_cache
-                    && let Some(record) = self.cache.get(&key)
-                    && record
-                        .layer
-                        .as_ref()
-                        .is_none_or(|l| self.store.blobs().contains(&l.digest))
-                {
-                    self.progress.event(Event::Cached {
-                        vertex: index,
-                        name: v.name.clone(),
-                    });
-                    return Ok(Solved {
-                        key,
-                        output: Output::Rootfs(with_layer(base, record.layer)),
-                    });
-                }
-                self.progress.event(Event::Started {
-                    vertex: index,
-                    name: v.name.clone(),
-                });
-                let started = Instant::now();
-                let layer = match &v.op {
-                    Op::Exec(exec) => self.run_exec(index, v, exec, &base, inputs),
-                    Op::File(file) => self.run_file(v, file, &base, inputs),
-                    _ => unreachable!("matched above"),
-                };
-                let layer = match layer {
-                    Ok(layer) => layer,
-                    Err(e) => {
-                        self.progress.event(Event::Failed {
+                // Identical steps (same key) asked for by several stages run once: the others
+                // wait here and take the result.
+                let slot = self.in_flight_slot(key);
+                let mut done = slot
+                    .lock()
+                    .map_err(|_| SolveError::Internal("a build worker panicked".into()))?;
+                let layer = match done.as_ref() {
+                    Some(layer) => {
+                        self.progress.event(Event::Cached {
                             vertex: index,
                             name: v.name.clone(),
-                            error: e.to_string(),
                         });
-                        return Err(e);
+                        layer.clone()
+                    }
+                    None => {
+                        let layer = self.cached_or_run(index, v, key, &base, inputs)?;
+                        *done = Some(layer.clone());
+                        layer
                     }
                 };
-                let record = CacheRecord {
-                    layer: layer.clone(),
-                    description: v.name.clone(),
-                };
-                self.cache
-                    .put(&key, &record)
-                    .map_err(|e| SolveError::Internal(format!("writing cache record: {e}")))?;
-                self.progress.event(Event::Completed {
-                    vertex: index,
-                    name: v.name.clone(),
-                    elapsed: started.elapsed(),
-                });
                 Ok(Solved {
                     key,
                     output: Output::Rootfs(with_layer(base, layer)),
                 })
             }
         }
+    }
+
+    fn in_flight_slot(&self, key: Digest) -> Arc<Mutex<Option<Option<LayerRef>>>> {
+        let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(key).or_default().clone()
+    }
+
+    /// The layer a step adds: from the cache, or by running it.
+    fn cached_or_run(
+        &self,
+        index: usize,
+        v: &Vertex,
+        key: Digest,
+        base: &[LayerRef],
+        inputs: &[Solved],
+    ) -> Result<Option<LayerRef>, SolveError> {
+        // A record whose layer blob has gone missing counts as a miss.
+        if !self.opts.no_cache
+            && let Some(record) = self.cache.get(&key)
+            && record
+                .layer
+                .as_ref()
+                .is_none_or(|l| self.store.blobs().contains(&l.digest))
+        {
+            self.progress.event(Event::Cached {
+                vertex: index,
+                name: v.name.clone(),
+            });
+            return Ok(record.layer);
+        }
+        self.progress.event(Event::Started {
+            vertex: index,
+            name: v.name.clone(),
+        });
+        let started = Instant::now();
+        let layer = match &v.op {
+            Op::Exec(exec) => self.run_exec(index, v, exec, base, inputs),
+            Op::File(file) => self.run_file(v, file, base, inputs),
+            _ => return Err(SolveError::Internal(format!("{}: not a step", v.name))),
+        };
+        let layer = layer.inspect_err(|e| {
+            self.progress.event(Event::Failed {
+                vertex: index,
+                name: v.name.clone(),
+                error: e.to_string(),
+            });
+        })?;
+        let record = CacheRecord {
+            layer: layer.clone(),
+            description: v.name.clone(),
+        };
+        self.cache
+            .put(&key, &record)
+            .map_err(|e| SolveError::Internal(format!("writing cache record: {e}")))?;
+        self.progress.event(Event::Completed {
+            vertex: index,
+            name: v.name.clone(),
+            elapsed: started.elapsed(),
+        });
+        Ok(layer)
     }
 
     /// Content checksums of the context files an op reads: they are part of its cache key.
