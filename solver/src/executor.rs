@@ -85,8 +85,11 @@ pub struct Solver<'a> {
     cache: CacheIndex,
     work_root: PathBuf,
     /// Results of steps solved in this build, by cache key; see `in_flight_slot`.
-    in_flight: Mutex<HashMap<Digest, Arc<Mutex<Option<Option<LayerRef>>>>>>,
+    in_flight: Mutex<HashMap<Digest, Slot>>,
 }
+
+/// A step's result within one build: None until solved, then the layer it added (if any).
+type Slot = Arc<Mutex<Option<Option<LayerRef>>>>;
 
 /// Unpacked layers and writable snapshots on top of them.
 pub struct LayerStore<'a> {
@@ -340,7 +343,7 @@ impl<'a> Solver<'a> {
         }
     }
 
-    fn in_flight_slot(&self, key: Digest) -> Arc<Mutex<Option<Option<LayerRef>>>> {
+    fn in_flight_slot(&self, key: Digest) -> Slot {
         let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(key).or_default().clone()
     }
