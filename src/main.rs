@@ -59,6 +59,13 @@ enum Command {
     Login(cli::registry::LoginArgs),
     /// Log out of a registry.
     Logout { server: String },
+    /// Show the build cache's disk usage.
+    Du(cli::cache::DuArgs),
+    /// List or inspect build cache records.
+    #[command(subcommand)]
+    Cache(cli::cache::CacheCommand),
+    /// Remove build cache, then every blob and snapshot nothing references any more.
+    Prune(cli::cache::PruneArgs),
 }
 
 fn main() -> ExitCode {
@@ -110,5 +117,8 @@ fn run(command: Command, ctx: &cli::Context) -> anyhow::Result<ExitCode> {
         Command::Push(args) => cli::registry::push(ctx, args),
         Command::Login(args) => cli::registry::login(args),
         Command::Logout { server } => cli::registry::logout(&server),
+        Command::Du(args) => cli::cache::du(ctx, args),
+        Command::Cache(command) => cli::cache::cache(ctx, command),
+        Command::Prune(args) => cli::cache::prune(ctx, args),
     }
 }

@@ -19,12 +19,14 @@
 //! - [`image`]: the docker-compatible image config.
 //! - [`manifest`]: manifests, indexes, descriptors and media types.
 //! - [`assemble`]: storing a config + layers as an image.
+//! - [`gc`]: image roots, prune selection and the sweep of unreferenced blobs and snapshots.
 
 pub mod assemble;
 pub mod blobs;
 pub mod digest;
 mod error;
 mod fsutil;
+pub mod gc;
 pub mod image;
 pub mod images;
 pub mod manifest;

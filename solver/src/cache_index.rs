@@ -144,7 +144,7 @@ impl CacheIndex {
                 out.push(entry);
             }
         }
-        out.sort_by(|a, b| a.key.hex().cmp(&b.key.hex()));
+        out.sort_by_key(|e| e.key);
         Ok(out)
     }
 
@@ -305,14 +305,8 @@ mod tests {
         }
         let full = keys[0].hex();
         assert_eq!(index.find(&full[..12]).unwrap().key, keys[0]);
-        assert_eq!(
-            index.find(&format!("sha256:{full}")).unwrap().key,
-            keys[0]
-        );
-        assert!(matches!(
-            index.find(""),
-            Err(CacheIndexError::BadPrefix(_))
-        ));
+        assert_eq!(index.find(&format!("sha256:{full}")).unwrap().key, keys[0]);
+        assert!(matches!(index.find(""), Err(CacheIndexError::BadPrefix(_))));
         assert!(matches!(
             index.find("zz"),
             Err(CacheIndexError::BadPrefix(_))

@@ -1,6 +1,7 @@
 //! The `builder` subcommands. Each module is one command family; this one holds what they share.
 
 pub mod build;
+pub mod cache;
 pub mod images;
 pub mod progress;
 pub mod registry;

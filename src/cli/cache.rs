@@ -1,0 +1,486 @@
+//! `builder du`, `builder cache ls|inspect` and `builder prune`: the build cache, made visible and
+//! steerable. Records come from the solver's cache index; what images keep alive and the sweep of
+//! unreferenced blobs and snapshots come from `builder_cache::gc`.
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use builder_cache::gc::{self, CacheItem, PrunePolicy, Roots};
+use builder_cache::{Digest, Store};
+use builder_solver::cache_index::{CacheEntry, CacheIndex};
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::images::human_size;
+use super::{Context, UsageError, familiar};
+
+#[derive(Args)]
+pub struct DuArgs {
+    /// Show every detail of each record.
+    #[arg(long)]
+    verbose: bool,
+}
+
+#[derive(Subcommand)]
+pub enum CacheCommand {
+    /// List build cache records.
+    Ls {
+        #[arg(long, value_parser = ["table", "json"], default_value = "table")]
+        format: String,
+    },
+    /// Print cache records (by full key or unique prefix) as a JSON array.
+    Inspect {
+        #[arg(required = true)]
+        keys: Vec<String>,
+    },
+}
+
+#[derive(Args)]
+pub struct PruneArgs {
+    /// Remove all cache records, not just those no named image uses.
+    #[arg(short, long)]
+    all: bool,
+    /// Only `until=DURATION` (Go syntax, e.g. 24h, 1h30m): records unused for that long.
+    #[arg(long)]
+    filter: Vec<String>,
+    /// Keep this much cache (e.g. 5GB; units are powers of 1024, as docker's).
+    #[arg(long)]
+    keep_storage: Option<String>,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    force: bool,
+}
+
+/// Every record with whether a named image uses its layer, and those images' names.
+struct Listing {
+    entries: Vec<CacheEntry>,
+    /// (familiar names, what that image references) for each named image.
+    images: Vec<(Vec<String>, Roots)>,
+}
+
+impl Listing {
+    fn load(store: &Store) -> anyhow::Result<Listing> {
+        let entries = index(store).list().context("listing the build cache")?;
+        let mut images = Vec::new();
+        for image in store.images().list()? {
+            if image.names.is_empty() {
+                continue;
+            }
+            let id = image.record.config;
+            let roots = gc::image_roots(store, |e| e.record.config == id)?;
+            let names = image.names.iter().map(|n| familiar(n)).collect();
+            images.push((names, roots));
+        }
+        Ok(Listing { entries, images })
+    }
+
+    /// Names of the images whose layers include the record's layer.
+    fn users(&self, entry: &CacheEntry) -> Vec<String> {
+        let Some(layer) = &entry.record.layer else {
+            return Vec::new();
+        };
+        self.images
+            .iter()
+            .filter(|(_, roots)| roots.blobs.contains(&layer.digest))
+            .flat_map(|(names, _)| names.iter().cloned())
+            .collect()
+    }
+
+    fn reclaimable(&self, entry: &CacheEntry) -> bool {
+        self.users(entry).is_empty()
+    }
+
+    fn items(&self) -> Vec<CacheItem> {
+        self.entries
+            .iter()
+            .map(|e| CacheItem {
+                blob: e.record.layer.as_ref().map(|l| l.digest),
+                size: e.size,
+                last_used: e.last_used,
+                in_use: !self.reclaimable(e),
+            })
+            .collect()
+    }
+
+    /// (reclaimable bytes, total bytes), each blob counted once.
+    fn totals(&self) -> (u64, u64) {
+        let items = self.items();
+        let all: Vec<&CacheItem> = items.iter().collect();
+        let free: Vec<&CacheItem> = items.iter().filter(|i| !i.in_use).collect();
+        (gc::storage(&free), gc::storage(&all))
+    }
+
+    fn json(&self, entry: &CacheEntry) -> serde_json::Value {
+        json!({
+            "ID": entry.key.to_string(),
+            "Description": entry.record.description,
+            "CreatedAt": rfc3339(entry.created),
+            "LastUsedAt": rfc3339(entry.last_used),
+            "Size": entry.size,
+            "Reclaimable": self.reclaimable(entry),
+            "Images": self.users(entry),
+            "Layer": entry.record.layer.as_ref().map(|l| json!({
+                "digest": l.digest.to_string(),
+                "diffID": l.diff_id.to_string(),
+                "size": l.size,
+                "mediaType": l.media_type,
+            })),
+        })
+    }
+}
+
+fn index(store: &Store) -> CacheIndex {
+    CacheIndex::new(store.root().join("cache"))
+}
+
+/// `builder du`: docker buildx du's table, most recently used first, and the totals.
+pub fn du(ctx: &Context, args: DuArgs) -> anyhow::Result<ExitCode> {
+    let store = ctx.store()?;
+    let mut listing = Listing::load(&store)?;
+    listing
+        .entries
+        .sort_by_key(|e| std::cmp::Reverse(e.last_used));
+    let now = SystemTime::now();
+    if args.verbose {
+        for e in &listing.entries {
+            print_verbose(&listing, e, now);
+        }
+    } else {
+        println!(
+            "{:<14} {:<12} {:<10} {:<24} DESCRIPTION",
+            "ID", "RECLAIMABLE", "SIZE", "LAST ACCESSED"
+        );
+        for e in &listing.entries {
+            println!(
+                "{:<14} {:<12} {:<10} {:<24} {}",
+                e.key.short(),
+                listing.reclaimable(e),
+                human_size(e.size),
+                ago(e.last_used, now),
+                e.record.description
+            );
+        }
+    }
+    let (reclaimable, total) = listing.totals();
+    println!("Reclaimable:\t{}", human_size(reclaimable));
+    println!("Total:\t\t{}", human_size(total));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_verbose(listing: &Listing, e: &CacheEntry, now: SystemTime) {
+    println!("ID:\t\t{}", e.key);
+    println!("Created at:\t{}", rfc3339(e.created));
+    println!("Last used:\t{}", ago(e.last_used, now));
+    println!("Reclaimable:\t{}", listing.reclaimable(e));
+    println!("Size:\t\t{}", human_size(e.size));
+    println!("Description:\t{}", e.record.description);
+    if let Some(layer) = &e.record.layer {
+        println!("Layer:\t\t{}", layer.digest);
+    }
+    let users = listing.users(e);
+    if !users.is_empty() {
+        println!("Images:\t\t{}", users.join(", "));
+    }
+    println!();
+}
+
+pub fn cache(ctx: &Context, command: CacheCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        CacheCommand::Ls { format } => ls(ctx, &format),
+        CacheCommand::Inspect { keys } => inspect(ctx, &keys),
+    }
+}
+
+fn ls(ctx: &Context, format: &str) -> anyhow::Result<ExitCode> {
+    let store = ctx.store()?;
+    let listing = Listing::load(&store)?;
+    if format == "json" {
+        let all: Vec<_> = listing.entries.iter().map(|e| listing.json(e)).collect();
+        println!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<14} {:<10} {:<22} {:<22} {:<12} DESCRIPTION",
+        "ID", "SIZE", "CREATED", "LAST USED", "RECLAIMABLE"
+    );
+    for e in &listing.entries {
+        println!(
+            "{:<14} {:<10} {:<22} {:<22} {:<12} {}",
+            e.key.short(),
+            human_size(e.size),
+            rfc3339(e.created),
+            rfc3339(e.last_used),
+            listing.reclaimable(e),
+            e.record.description
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn inspect(ctx: &Context, keys: &[String]) -> anyhow::Result<ExitCode> {
+    let store = ctx.store()?;
+    let listing = Listing::load(&store)?;
+    let index = index(&store);
+    let mut out = Vec::new();
+    for key in keys {
+        let entry = index.find(key)?;
+        out.push(listing.json(&entry));
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What one prune removed, for the summary.
+#[derive(Default)]
+struct Pruned {
+    records: Vec<Digest>,
+    images: Vec<Digest>,
+    sweep: gc::SweepReport,
+}
+
+/// `builder prune`: removes the records the policy selects and nameless images, then sweeps
+/// every blob and snapshot that neither a remaining record nor a remaining image references.
+pub fn prune(ctx: &Context, args: PruneArgs) -> anyhow::Result<ExitCode> {
+    let policy = policy(&args)?;
+    if !args.force && !confirm(args.all)? {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let lease = match gc::try_exclusive_lease(&ctx.root)? {
+        Some(lease) => lease,
+        None => {
+            eprintln!("waiting for running builds to finish...");
+            gc::exclusive_lease(&ctx.root)?
+        }
+    };
+    let store = ctx.store()?;
+    let pruned = prune_locked(&store, &policy)?;
+    drop(lease);
+    print_pruned(&pruned);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn prune_locked(store: &Store, policy: &PrunePolicy) -> anyhow::Result<Pruned> {
+    let now = SystemTime::now();
+    let index = index(store);
+    let listing = Listing::load(store)?;
+    let mut pruned = Pruned::default();
+    for n in gc::select(&listing.items(), policy, now) {
+        let key = listing.entries[n].key;
+        if index.remove(&key)? {
+            pruned.records.push(key);
+        }
+    }
+    let dangling = gc::dangling_images(store, policy, now)?;
+    pruned.images = gc::remove_dangling(store, &dangling)?;
+    // Roots are read after the removals: whatever still names a blob or layer keeps it.
+    let mut roots = gc::image_roots(store, |_| true)?;
+    for entry in index.list()? {
+        if let Some(layer) = entry.record.layer {
+            roots.add_layer(layer.digest, layer.diff_id);
+        }
+    }
+    pruned.sweep = gc::sweep(store, &roots, now)?;
+    Ok(pruned)
+}
+
+fn print_pruned(p: &Pruned) {
+    if !p.records.is_empty() {
+        println!("Deleted build cache objects:");
+        for key in &p.records {
+            println!("{}", key.short());
+        }
+    }
+    if !p.images.is_empty() {
+        println!("Deleted images:");
+        for id in &p.images {
+            println!("deleted: {id}");
+        }
+    }
+    let s = &p.sweep;
+    println!(
+        "Removed {} blobs ({}), {} snapshots ({}), {} stale temp entries ({})",
+        s.blobs,
+        human_size(s.blob_bytes),
+        s.snapshots,
+        human_size(s.snapshot_bytes),
+        s.stale,
+        human_size(s.stale_bytes)
+    );
+    println!("Total:\t{}", human_size(s.total_bytes()));
+}
+
+/// Asks on stderr, as docker does; only `y`/`yes` proceeds. Without a terminal on stdin a
+/// missing answer (EOF) is a no.
+fn confirm(all: bool) -> anyhow::Result<bool> {
+    let what = if all {
+        "all build cache"
+    } else {
+        "all build cache no named image uses"
+    };
+    eprint!("WARNING! This will remove {what}. Are you sure you want to continue? [y/N] ");
+    std::io::stderr().flush().ok();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .context("reading the answer")?;
+    if !std::io::stdin().is_terminal() {
+        eprintln!();
+    }
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
+}
+
+fn policy(args: &PruneArgs) -> Result<PrunePolicy, UsageError> {
+    let mut until = None;
+    for filter in &args.filter {
+        match filter.split_once('=') {
+            Some(("until", value)) => until = Some(parse_go_duration(value)?),
+            _ => {
+                return Err(UsageError(format!(
+                    "unsupported filter {filter:?} (supported: until=DURATION)"
+                )));
+            }
+        }
+    }
+    let keep_storage = args.keep_storage.as_deref().map(parse_size).transpose()?;
+    Ok(PrunePolicy {
+        all: args.all,
+        until,
+        keep_storage,
+    })
+}
+
+/// Go's duration syntax (`24h`, `1h30m`, `1.5h`, `90s`, `500ms`), which docker's filters use.
+fn parse_go_duration(text: &str) -> Result<Duration, UsageError> {
+    let bad = || UsageError(format!("invalid duration {text:?} (e.g. 24h, 1h30m, 90s)"));
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let value: f64 = rest[..num_len].parse().map_err(|_| bad())?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        total += value * seconds;
+        rest = &rest[unit_len..];
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+/// docker's `RAMInBytes`: a number with an optional k/m/g/t/p prefix (powers of 1024) and an
+/// optional `i` and `b`: `5GB`, `512mb`, `1.5GiB`, `1048576`.
+fn parse_size(text: &str) -> Result<u64, UsageError> {
+    let bad = || UsageError(format!("invalid size {text:?} (e.g. 5GB, 512MB)"));
+    let t = text.trim().to_ascii_lowercase();
+    let num_len = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let value: f64 = t[..num_len].parse().map_err(|_| bad())?;
+    let suffix = t[num_len..].trim_start();
+    let suffix = suffix.strip_suffix('b').unwrap_or(suffix);
+    let suffix = suffix.strip_suffix('i').unwrap_or(suffix);
+    let power = match suffix {
+        "" => 0,
+        "k" => 1,
+        "m" => 2,
+        "g" => 3,
+        "t" => 4,
+        "p" => 5,
+        _ => return Err(bad()),
+    };
+    Ok((value * 1024f64.powi(power)) as u64)
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    builder_cache::time::rfc3339_from_unix(secs as i64)
+}
+
+/// docker's `HumanDuration` plus " ago": `2 minutes ago`, `About an hour ago`.
+fn ago(then: SystemTime, now: SystemTime) -> String {
+    let secs = now.duration_since(then).map_or(0, |d| d.as_secs());
+    let (minutes, hours) = (secs / 60, secs / 3600);
+    let text = match secs {
+        0 => "Less than a second".to_string(),
+        1 => "1 second".to_string(),
+        s if s < 60 => format!("{s} seconds"),
+        _ if minutes == 1 => "About a minute".to_string(),
+        _ if minutes < 60 => format!("{minutes} minutes"),
+        _ if hours == 1 => "About an hour".to_string(),
+        _ if hours < 48 => format!("{hours} hours"),
+        _ if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
+        _ if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
+        _ if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
+        _ => format!("{} years", hours / 24 / 365),
+    };
+    format!("{text} ago")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(
+            parse_go_duration("24h").unwrap(),
+            Duration::from_secs(86400)
+        );
+        assert_eq!(
+            parse_go_duration("1h30m").unwrap(),
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            parse_go_duration("1.5h").unwrap(),
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            parse_go_duration("500ms").unwrap(),
+            Duration::from_millis(500)
+        );
+        for bad in ["", "24", "h", "1d", "1h-2m"] {
+            assert!(parse_go_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn docker_sizes() {
+        assert_eq!(parse_size("5GB").unwrap(), 5 << 30);
+        assert_eq!(parse_size("512mb").unwrap(), 512 << 20);
+        assert_eq!(parse_size("1.5GiB").unwrap(), 3 << 29);
+        assert_eq!(parse_size("100").unwrap(), 100);
+        assert_eq!(parse_size("10 k").unwrap(), 10240);
+        for bad in ["", "GB", "5XB", "-1"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ages() {
+        let now = SystemTime::now();
+        let at = |s: u64| ago(now - Duration::from_secs(s), now);
+        assert_eq!(at(0), "Less than a second ago");
+        assert_eq!(at(90), "About a minute ago");
+        assert_eq!(at(600), "10 minutes ago");
+        assert_eq!(at(3700), "About an hour ago");
+        assert_eq!(at(30 * 3600), "30 hours ago");
+        assert_eq!(at(3 * 86400), "3 days ago");
+    }
+}
