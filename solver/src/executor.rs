@@ -25,6 +25,7 @@ use crate::graph::{
 };
 use crate::progress::{Event, ProgressSink, Stream};
 use crate::source_tree::{SourceError, SourceTree};
+use crate::stat_cache::StatCache;
 use crate::userdb::{Owner, resolve_owner};
 
 /// Lines of output kept for the error message of a failing RUN.
@@ -86,6 +87,7 @@ pub struct Solver<'a> {
     work_root: PathBuf,
     /// Results of steps solved in this build, by cache key; see `in_flight_slot`.
     in_flight: Mutex<HashMap<Digest, Slot>>,
+    stat_cache: StatCache,
 }
 
 /// A step's result within one build: None until solved, then the layer it added (if any).
@@ -178,6 +180,10 @@ impl<'a> Solver<'a> {
             layers,
             work_root,
             in_flight: Mutex::new(HashMap::new()),
+            stat_cache: match &opts.context_dir {
+                Some(dir) => StatCache::load(&store.root().join("context-cache"), dir),
+                None => StatCache::disabled(),
+            },
         })
     }
 
@@ -203,6 +209,8 @@ impl<'a> Solver<'a> {
         let state = state
             .into_inner()
             .map_err(|_| SolveError::Internal("a build worker panicked".into()))?;
+        // Losing the stat cache only costs re-hashing next time, never correctness.
+        let _ = self.stat_cache.save();
         match state.failed {
             Some(e) => Err(e),
             None => Ok(state.done),
@@ -441,10 +449,9 @@ impl<'a> Solver<'a> {
     }
 
     fn context_tree(&self) -> Option<SourceTree<'_>> {
-        self.opts
-            .context_dir
-            .as_deref()
-            .map(|dir| SourceTree::new(dir, Some(&self.opts.ignore)))
+        self.opts.context_dir.as_deref().map(|dir| {
+            SourceTree::new(dir, Some(&self.opts.ignore)).with_stat_cache(&self.stat_cache)
+        })
     }
 
     fn prepare(&self, layers: &[LayerRef]) -> Result<ActiveSnapshot, String> {

@@ -18,6 +18,7 @@ pub mod progress;
 pub mod resolve;
 pub mod rootpath;
 pub mod source_tree;
+pub mod stat_cache;
 pub mod userdb;
 
 pub use build::{BuildError, BuildOutput, BuildRequest, build};

@@ -3,7 +3,7 @@
 //! content checksum of exactly that selection, which is what a COPY's cache key depends on.
 
 use std::fs::{self, Metadata};
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -11,10 +11,12 @@ use builder_cache::{Digest, Hasher};
 use builder_frontend::dockerignore::IgnoreMatcher;
 
 use crate::rootpath::{clean_rel, resolve_in_root};
+use crate::stat_cache::{StatCache, hash_file};
 
 pub struct SourceTree<'a> {
     root: PathBuf,
     ignore: Option<&'a IgnoreMatcher>,
+    stat_cache: Option<&'a StatCache>,
 }
 
 /// One selected source: its path relative to the tree root, after resolving a symlink named
@@ -49,7 +51,14 @@ impl<'a> SourceTree<'a> {
         SourceTree {
             root: root.to_path_buf(),
             ignore,
+            stat_cache: None,
         }
+    }
+
+    /// Uses `cache` to skip re-reading files whose metadata did not change.
+    pub fn with_stat_cache(mut self, cache: &'a StatCache) -> Self {
+        self.stat_cache = Some(cache);
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -199,10 +208,10 @@ impl<'a> SourceTree<'a> {
             h.update(pattern.as_bytes());
             for sel in self.select(pattern)? {
                 let meta = fs::symlink_metadata(&sel.host).map_err(io_err(&sel.host))?;
-                hash_entry(&mut h, &sel.rel, &sel.host, &meta)?;
+                hash_entry(&mut h, &sel.rel, &sel.host, &meta, self.stat_cache)?;
                 if meta.is_dir() {
                     for (rel, host, meta) in self.walk(&sel)? {
-                        hash_entry(&mut h, &rel, &host, &meta)?;
+                        hash_entry(&mut h, &rel, &host, &meta, self.stat_cache)?;
                     }
                 }
             }
@@ -211,7 +220,13 @@ impl<'a> SourceTree<'a> {
     }
 }
 
-fn hash_entry(h: &mut Hasher, rel: &str, host: &Path, meta: &Metadata) -> Result<(), SourceError> {
+fn hash_entry(
+    h: &mut Hasher,
+    rel: &str,
+    host: &Path,
+    meta: &Metadata,
+    stat_cache: Option<&StatCache>,
+) -> Result<(), SourceError> {
     h.update(b"\0entry\0");
     h.update(rel.as_bytes());
     h.update(&(meta.permissions().mode() & 0o7777).to_le_bytes());
@@ -224,15 +239,12 @@ fn hash_entry(h: &mut Hasher, rel: &str, host: &Path, meta: &Metadata) -> Result
         h.update(b"dir\0");
     } else if ft.is_file() {
         h.update(b"file\0");
-        let mut f = fs::File::open(host).map_err(io_err(host))?;
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = f.read(&mut buf).map_err(io_err(host))?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
+        let digest = match stat_cache {
+            Some(cache) => cache.file_digest(host, meta),
+            None => hash_file(host),
         }
+        .map_err(io_err(host))?;
+        h.update(digest.as_bytes());
     } else {
         h.update(b"special\0");
         h.update(&meta.rdev().to_le_bytes());
