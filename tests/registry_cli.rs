@@ -173,3 +173,45 @@ fn build_push_writes_metadata() {
     b.ok(&["pull", &name]);
     assert_eq!(b.inspect(&name)["ManifestDigest"], digest.as_str());
 }
+
+#[test]
+fn login_checks_credentials_and_push_uses_them() {
+    if !have("docker-registry") || !have("htpasswd") {
+        eprintln!("SKIP: docker-registry or htpasswd (apache2-utils) not installed");
+        return;
+    }
+    let env = Env::new();
+    let htpasswd = env.path("htpasswd");
+    let out = std::process::Command::new("htpasswd")
+        .args(["-Bbn", "ci", "s3cret"])
+        .output()
+        .unwrap();
+    std::fs::write(&htpasswd, &out.stdout).unwrap();
+    let reg = Registry::start(Auth::Htpasswd(htpasswd));
+    env.busybox_base();
+    let name = format!("{}/private/busybox:1", reg.host());
+    env.ok(&["tag", "busybox:test", &name]);
+    let denied = env.run(&["push", &name]);
+    assert!(!denied.status.success(), "anonymous push must be refused");
+    let bad = env.run(&["login", "-u", "ci", "-p", "wrong", &reg.host()]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("login to") && err.contains(&reg.host()),
+        "{err}"
+    );
+    let config = env.path("docker-config/config.json");
+    assert!(
+        !std::fs::read_to_string(&config)
+            .unwrap_or_default()
+            .contains(&reg.host()),
+        "bad credentials are not kept"
+    );
+    env.ok(&["login", "-u", "ci", "-p", "s3cret", &reg.host()]);
+    env.ok(&["push", &name]);
+    env.ok(&["logout", &reg.host()]);
+    assert!(
+        !env.run(&["push", &name]).status.success(),
+        "logged out again"
+    );
+}

@@ -245,7 +245,16 @@ pub fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
             "give exactly one of --password or --password-stdin".into()
         )),
     };
-    builder_registry::login(None, &server_host(&args.server), &args.username, &password)?;
+    let host = server_host(&args.server);
+    builder_registry::login(None, &host, &args.username, &password)?;
+    // docker checks the credentials before keeping them; so do we.
+    let verified = runtime()?.block_on(client()?.verify_credentials(&host));
+    if let Err(e) = verified {
+        builder_registry::logout(None, &host)?;
+        return Err(
+            anyhow::Error::new(e).context(format!("login to {host} failed; credentials not saved"))
+        );
+    }
     println!("Login Succeeded");
     Ok(ExitCode::SUCCESS)
 }
