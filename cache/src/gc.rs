@@ -9,7 +9,7 @@
 //! every build holds a shared one ([`build_lease`]), so a sweep never deletes a blob that a running
 //! build has written but not yet recorded.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -236,18 +236,29 @@ pub fn select(items: &[CacheItem], policy: &PrunePolicy, now: SystemTime) -> Vec
     let Some(limit) = policy.keep_storage else {
         return candidates;
     };
-    let mut removed: BTreeSet<usize> = BTreeSet::new();
+    // Records per blob, so removing one record frees its blob only with the last of them.
+    let mut users: HashMap<Option<Digest>, usize> = HashMap::new();
+    for i in items {
+        *users.entry(i.blob).or_default() += 1;
+    }
+    let all: Vec<&CacheItem> = items.iter().collect();
+    let mut remaining = storage(&all);
+    let mut removed = Vec::new();
     for n in candidates {
-        let remaining: Vec<&CacheItem> = (0..items.len())
-            .filter(|m| !removed.contains(m))
-            .map(|m| &items[m])
-            .collect();
-        if storage(&remaining) <= limit {
+        if remaining <= limit {
             break;
         }
-        removed.insert(n);
+        let item = &items[n];
+        let count = users.entry(item.blob).or_default();
+        *count -= 1;
+        // A record without a layer holds no bytes; a shared blob is freed by its last record.
+        if item.blob.is_some() && *count == 0 {
+            remaining -= item.size;
+        }
+        removed.push(n);
     }
-    removed.into_iter().collect()
+    removed.sort_unstable();
+    removed
 }
 
 /// Nameless images (built without `-t`, or untagged) that `policy`'s `until` filter selects,
@@ -498,6 +509,17 @@ mod tests {
         let b = item(1, 100, 0, false, now);
         let c = item(2, 50, 0, false, now);
         assert_eq!(storage(&[&a, &b, &c]), 150);
+        // Removing one of two records of a blob frees nothing; LRU goes on to the second.
+        let items = vec![
+            item(1, 100, 30, false, now),
+            item(1, 100, 20, false, now),
+            item(2, 50, 10, false, now),
+        ];
+        let keep = PrunePolicy {
+            keep_storage: Some(60),
+            ..PrunePolicy::default()
+        };
+        assert_eq!(select(&items, &keep, now), vec![0, 1]);
     }
 
     #[test]
