@@ -484,3 +484,41 @@ fn prune_asks_first_and_waits_for_running_builds() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("waiting for running builds"));
     assert!(records(&env).is_empty());
 }
+
+#[test]
+fn cache_mounts_are_listed_and_pruned() {
+    let env = Env::new();
+    env.busybox_base();
+    let ctx = env.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM busybox:test\n\
+             RUN --mount=type=cache,target=/cache dd if=/dev/zero of=/cache/blob bs=1000 count=5\n",
+        )],
+    );
+    env.ok(&["build", "-q", ctx.to_str().unwrap()]);
+    let mounts: Vec<Value> = records(&env)
+        .into_iter()
+        .filter(|r| r["Type"] == "exec.cachemount")
+        .collect();
+    assert_eq!(mounts.len(), 1, "{mounts:#?}");
+    assert_eq!(mounts[0]["Size"], 5000);
+    assert_eq!(mounts[0]["Reclaimable"], true);
+    let dir = env
+        .root()
+        .join("cache-mounts")
+        .join(mounts[0]["ID"].as_str().unwrap());
+    assert!(dir.join("blob").is_file());
+    let du = env.ok(&["du"]);
+    assert!(du.contains("cache mount"), "{du}");
+
+    // Fresh, so an age filter keeps it; a plain prune removes it (it is no image's).
+    env.ok(&["prune", "-f", "--filter", "until=1h"]);
+    assert!(dir.join("blob").is_file());
+    let out = env.ok(&["prune", "-f"]);
+    assert!(out.contains("Deleted cache mounts:"), "{out}");
+    assert!(!dir.exists());
+    assert!(records(&env).iter().all(|r| r["Type"] != "exec.cachemount"));
+    env.ok(&["inspect", "busybox:test"]);
+}

@@ -187,10 +187,11 @@ fn add_manifest(store: &Store, digest: &Digest, roots: &mut Roots) -> Result<(),
     Ok(())
 }
 
-/// A cache record as GC sees it.
+/// A cache record (or cache mount) as GC sees it.
 #[derive(Debug, Clone)]
 pub struct CacheItem {
-    /// The layer blob the record points at (None: the step added no layer).
+    /// The layer blob the record points at. None: bytes of its own (a cache mount's directory),
+    /// or none at all (a step that added no layer, size 0).
     pub blob: Option<Digest>,
     pub size: u64,
     pub last_used: SystemTime,
@@ -209,8 +210,7 @@ pub struct PrunePolicy {
     pub keep_storage: Option<u64>,
 }
 
-/// Bytes of distinct layer blobs the items point at: what the cache occupies, counting a blob
-/// shared by several records once.
+/// Bytes the items occupy, counting a layer blob shared by several records once.
 pub fn storage(items: &[&CacheItem]) -> u64 {
     let mut seen = HashSet::new();
     items
@@ -251,9 +251,9 @@ pub fn select(items: &[CacheItem], policy: &PrunePolicy, now: SystemTime) -> Vec
         let item = &items[n];
         let count = users.entry(item.blob).or_default();
         *count -= 1;
-        // A record without a layer holds no bytes; a shared blob is freed by its last record.
-        if item.blob.is_some() && *count == 0 {
-            remaining -= item.size;
+        // A shared blob is freed by its last record; an item without a blob frees its own bytes.
+        if item.blob.is_none() || *count == 0 {
+            remaining = remaining.saturating_sub(item.size);
         }
         removed.push(n);
     }
@@ -301,6 +301,67 @@ pub fn remove_dangling(store: &Store, images: &[ImageEntry]) -> Result<Vec<Diges
         }
     }
     Ok(removed)
+}
+
+/// A `RUN --mount=type=cache` directory: `<root>/cache-mounts/<sha256 of its id>`, locked by
+/// builds through the sibling `<name>.lock`.
+#[derive(Debug, Clone)]
+pub struct CacheMount {
+    pub name: String,
+    pub path: PathBuf,
+    pub size: u64,
+    /// The directory's mtime: the last time a build added or removed a top-level entry.
+    pub last_used: SystemTime,
+}
+
+/// Every cache mount directory with its size.
+pub fn cache_mounts(store: &Store) -> Result<Vec<CacheMount>, GcError> {
+    let dir = store.root().join("cache-mounts");
+    let mut out = Vec::new();
+    for (path, name, meta) in read_entries(&dir)? {
+        if !meta.is_dir() || Digest::from_hex(&name).is_err() {
+            continue;
+        }
+        out.push(CacheMount {
+            size: tree_size(&path)?,
+            last_used: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            name,
+            path,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Deletes a cache mount unless a build holds its lock; returns whether it was deleted.
+pub fn remove_cache_mount(mount: &CacheMount) -> Result<bool, GcError> {
+    let lock_path = mount.path.with_extension("lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io_err("open", &lock_path))?;
+    match lock.try_lock_exclusive() {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+        Err(e) => return Err(io_err("flock", &lock_path)(e)),
+    }
+    remove_tree(&mount.path)?;
+    Ok(true)
+}
+
+/// Bytes of the regular files in a tree (what deleting it frees, roughly).
+fn tree_size(path: &Path) -> Result<u64, GcError> {
+    let mut total = 0;
+    for (child, _, meta) in read_entries(path)? {
+        total += if meta.is_dir() {
+            tree_size(&child)?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(total)
 }
 
 /// What a sweep deleted.

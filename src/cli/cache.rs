@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use builder_cache::gc::{self, CacheItem, PrunePolicy, Roots};
+use builder_cache::gc::{self, CacheItem, CacheMount, PrunePolicy, Roots};
 use builder_cache::{Digest, Store};
 use builder_solver::cache_index::{CacheEntry, CacheIndex};
 use clap::{Args, Subcommand};
@@ -53,9 +53,14 @@ pub struct PruneArgs {
     force: bool,
 }
 
-/// Every record with whether a named image uses its layer, and those images' names.
+/// Shown for cache mounts: the store keeps only a hash of their id.
+const MOUNT_DESCRIPTION: &str = "cache mount (RUN --mount=type=cache)";
+
+/// Every record with whether a named image uses its layer, and those images' names; and the
+/// cache mounts, which no image uses.
 struct Listing {
     entries: Vec<CacheEntry>,
+    mounts: Vec<CacheMount>,
     /// (familiar names, what that image references) for each named image.
     images: Vec<(Vec<String>, Roots)>,
 }
@@ -73,7 +78,12 @@ impl Listing {
             let names = image.names.iter().map(|n| familiar(n)).collect();
             images.push((names, roots));
         }
-        Ok(Listing { entries, images })
+        let mounts = gc::cache_mounts(store)?;
+        Ok(Listing {
+            entries,
+            mounts,
+            images,
+        })
     }
 
     /// Names of the images whose layers include the record's layer.
@@ -92,16 +102,21 @@ impl Listing {
         self.users(entry).is_empty()
     }
 
+    /// Records first, then cache mounts: an index past the records is a mount.
     fn items(&self) -> Vec<CacheItem> {
-        self.entries
-            .iter()
-            .map(|e| CacheItem {
-                blob: e.record.layer.as_ref().map(|l| l.digest),
-                size: e.size,
-                last_used: e.last_used,
-                in_use: !self.reclaimable(e),
-            })
-            .collect()
+        let records = self.entries.iter().map(|e| CacheItem {
+            blob: e.record.layer.as_ref().map(|l| l.digest),
+            size: e.size,
+            last_used: e.last_used,
+            in_use: !self.reclaimable(e),
+        });
+        let mounts = self.mounts.iter().map(|m| CacheItem {
+            blob: None,
+            size: m.size,
+            last_used: m.last_used,
+            in_use: false,
+        });
+        records.chain(mounts).collect()
     }
 
     /// (reclaimable bytes, total bytes), each blob counted once.
@@ -115,6 +130,7 @@ impl Listing {
     fn json(&self, entry: &CacheEntry) -> serde_json::Value {
         json!({
             "ID": entry.key.to_string(),
+            "Type": "regular",
             "Description": entry.record.description,
             "CreatedAt": rfc3339(entry.created),
             "LastUsedAt": rfc3339(entry.last_used),
@@ -127,6 +143,19 @@ impl Listing {
                 "size": l.size,
                 "mediaType": l.media_type,
             })),
+        })
+    }
+
+    fn mount_json(mount: &CacheMount) -> serde_json::Value {
+        json!({
+            "ID": mount.name,
+            "Type": "exec.cachemount",
+            "Description": MOUNT_DESCRIPTION,
+            "LastUsedAt": rfc3339(mount.last_used),
+            "Size": mount.size,
+            "Reclaimable": true,
+            "Images": [],
+            "Layer": null,
         })
     }
 }
@@ -147,6 +176,9 @@ pub fn du(ctx: &Context, args: DuArgs) -> anyhow::Result<ExitCode> {
         for e in &listing.entries {
             print_verbose(&listing, e, now);
         }
+        for m in &listing.mounts {
+            print_mount_verbose(m, now);
+        }
     } else {
         println!(
             "{:<14} {:<12} {:<10} {:<24} DESCRIPTION",
@@ -160,6 +192,15 @@ pub fn du(ctx: &Context, args: DuArgs) -> anyhow::Result<ExitCode> {
                 human_size(e.size),
                 ago(e.last_used, now),
                 e.record.description
+            );
+        }
+        for m in &listing.mounts {
+            println!(
+                "{:<14} {:<12} {:<10} {:<24} {MOUNT_DESCRIPTION}",
+                &m.name[..12],
+                true,
+                human_size(m.size),
+                ago(m.last_used, now),
             );
         }
     }
@@ -186,6 +227,16 @@ fn print_verbose(listing: &Listing, e: &CacheEntry, now: SystemTime) {
     println!();
 }
 
+fn print_mount_verbose(m: &CacheMount, now: SystemTime) {
+    println!("ID:\t\t{}", m.name);
+    println!("Type:\t\texec.cachemount");
+    println!("Last used:\t{}", ago(m.last_used, now));
+    println!("Reclaimable:\ttrue");
+    println!("Size:\t\t{}", human_size(m.size));
+    println!("Description:\t{MOUNT_DESCRIPTION}");
+    println!();
+}
+
 pub fn cache(ctx: &Context, command: CacheCommand) -> anyhow::Result<ExitCode> {
     match command {
         CacheCommand::Ls { format } => ls(ctx, &format),
@@ -197,7 +248,10 @@ fn ls(ctx: &Context, format: &str) -> anyhow::Result<ExitCode> {
     let store = ctx.store()?;
     let listing = Listing::load(&store)?;
     if format == "json" {
-        let all: Vec<_> = listing.entries.iter().map(|e| listing.json(e)).collect();
+        let records = listing.entries.iter().map(|e| listing.json(e));
+        let all: Vec<_> = records
+            .chain(listing.mounts.iter().map(Listing::mount_json))
+            .collect();
         println!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -214,6 +268,16 @@ fn ls(ctx: &Context, format: &str) -> anyhow::Result<ExitCode> {
             rfc3339(e.last_used),
             listing.reclaimable(e),
             e.record.description
+        );
+    }
+    for m in &listing.mounts {
+        println!(
+            "{:<14} {:<10} {:<22} {:<22} {:<12} {MOUNT_DESCRIPTION}",
+            &m.name[..12],
+            human_size(m.size),
+            "-",
+            rfc3339(m.last_used),
+            true,
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -236,6 +300,8 @@ fn inspect(ctx: &Context, keys: &[String]) -> anyhow::Result<ExitCode> {
 #[derive(Default)]
 struct Pruned {
     records: Vec<Digest>,
+    mounts: Vec<String>,
+    mount_bytes: u64,
     images: Vec<Digest>,
     sweep: gc::SweepReport,
 }
@@ -267,9 +333,20 @@ fn prune_locked(store: &Store, policy: &PrunePolicy) -> anyhow::Result<Pruned> {
     let listing = Listing::load(store)?;
     let mut pruned = Pruned::default();
     for n in gc::select(&listing.items(), policy, now) {
-        let key = listing.entries[n].key;
-        if index.remove(&key)? {
-            pruned.records.push(key);
+        match listing.entries.get(n) {
+            Some(entry) => {
+                if index.remove(&entry.key)? {
+                    pruned.records.push(entry.key);
+                }
+            }
+            None => {
+                let mount = &listing.mounts[n - listing.entries.len()];
+                // A mount a build still holds is skipped, not waited for.
+                if gc::remove_cache_mount(mount)? {
+                    pruned.mounts.push(mount.name.clone());
+                    pruned.mount_bytes += mount.size;
+                }
+            }
         }
     }
     let dangling = gc::dangling_images(store, policy, now)?;
@@ -292,6 +369,12 @@ fn print_pruned(p: &Pruned) {
             println!("{}", key.short());
         }
     }
+    if !p.mounts.is_empty() {
+        println!("Deleted cache mounts:");
+        for name in &p.mounts {
+            println!("{}", &name[..12]);
+        }
+    }
     if !p.images.is_empty() {
         println!("Deleted images:");
         for id in &p.images {
@@ -308,7 +391,7 @@ fn print_pruned(p: &Pruned) {
         s.stale,
         human_size(s.stale_bytes)
     );
-    println!("Total:\t{}", human_size(s.total_bytes()));
+    println!("Total:\t{}", human_size(s.total_bytes() + p.mount_bytes));
 }
 
 /// Asks on stderr, as docker does; only `y`/`yes` proceeds. Without a terminal on stdin a
