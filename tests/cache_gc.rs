@@ -407,13 +407,16 @@ fn prune_sweeps_orphans_and_stale_leftovers_only() {
     let new_tmp = root.join("tmp/blob-new");
     let old_work = root.join("work/snap-old");
     let old_unpack = root.join("snapshots/.unpack-old");
+    // The solver's shared layer of sandbox mount points is kept on purpose.
+    let mount_points = root.join("work/mountpoints-v1");
+    fs::create_dir_all(mount_points.join("proc")).unwrap();
     for f in [&old_tmp, &new_tmp] {
         fs::write(f, b"partial").unwrap();
     }
     for d in [&old_work, &old_unpack] {
         fs::create_dir_all(d.join("upper")).unwrap();
     }
-    for p in [&old_tmp, &old_work, &old_unpack] {
+    for p in [&old_tmp, &old_work, &old_unpack, &mount_points] {
         set_age(p, Duration::from_secs(2 * 3600));
     }
     let out = env.ok(&["prune", "-f"]);
@@ -435,6 +438,7 @@ fn prune_sweeps_orphans_and_stale_leftovers_only() {
         new_tmp.exists(),
         "a young temp file may belong to a live writer"
     );
+    assert!(mount_points.join("proc").is_dir());
     assert_eq!(records(&env).len(), 3);
 }
 

@@ -24,6 +24,10 @@ use crate::{Digest, ImageEntry, Store, StoreError};
 /// writer that does not hold a lease (e.g. a pull), so a sweep leaves them alone.
 pub const STALE_AFTER: Duration = Duration::from_secs(3600);
 
+/// Entries of `work/` that builds share and keep on purpose (the solver's read-only layer of
+/// sandbox mount points, `mountpoints-v<N>`): not leftovers, however old.
+const WORK_KEEP_PREFIXES: [&str; 1] = ["mountpoints-"];
+
 #[derive(Debug, thiserror::Error)]
 pub enum GcError {
     #[error("{op} {path}: {source}")]
@@ -390,8 +394,8 @@ pub fn sweep(store: &Store, roots: &Roots, now: SystemTime) -> Result<SweepRepor
     sweep_blobs(store, roots, &mut report)?;
     sweep_snapshots(store, roots, now, &mut report)?;
     let work = store.root().join("work");
-    sweep_stale_dir(&work, now, &mut report)?;
-    sweep_stale_dir(&store.tmp_dir(), now, &mut report)?;
+    sweep_stale_dir(&work, &WORK_KEEP_PREFIXES, now, &mut report)?;
+    sweep_stale_dir(&store.tmp_dir(), &[], now, &mut report)?;
     Ok(report)
 }
 
@@ -436,9 +440,18 @@ fn sweep_snapshots(
     Ok(())
 }
 
-/// Removes entries of `dir` not modified for [`STALE_AFTER`].
-fn sweep_stale_dir(dir: &Path, now: SystemTime, report: &mut SweepReport) -> Result<(), GcError> {
-    for (path, _, meta) in read_entries(dir)? {
+/// Removes entries of `dir` not modified for [`STALE_AFTER`], except those named with one of
+/// `keep_prefixes`.
+fn sweep_stale_dir(
+    dir: &Path,
+    keep_prefixes: &[&str],
+    now: SystemTime,
+    report: &mut SweepReport,
+) -> Result<(), GcError> {
+    for (path, name, meta) in read_entries(dir)? {
+        if keep_prefixes.iter().any(|p| name.starts_with(p)) {
+            continue;
+        }
         if is_stale(&meta, now) {
             report.stale_bytes += remove_tree(&path)?;
             report.stale += 1;
