@@ -327,6 +327,21 @@ fn add_of_hostile_archives_stays_in_the_rootfs() {
             ],
         ),
         (
+            // A hard link to an in-archive symlink that points at the host file: must link the
+            // symlink itself, and writing through the name must replace it, not follow it.
+            "hardlink-to-symlink",
+            vec![
+                (
+                    "s".into(),
+                    Symlink,
+                    m.path.display().to_string(),
+                    Vec::new(),
+                ),
+                ("h".into(), Link, "s".into(), Vec::new()),
+                ("h".into(), Regular, String::new(), b"OVERWRITE".to_vec()),
+            ],
+        ),
+        (
             "devices",
             vec![
                 ("dev-null".into(), Char, String::new(), Vec::new()),
