@@ -51,6 +51,8 @@ pub enum BuildError {
     Ignore(String),
     #[error("storing the image: {0}")]
     Store(#[from] builder_cache::StoreError),
+    #[error("taking the build lease (a `builder prune` may be running): {0}")]
+    Lease(#[from] builder_cache::gc::GcError),
 }
 
 pub fn build(
@@ -59,6 +61,9 @@ pub fn build(
     resolver: &dyn ImageResolver,
     progress: &dyn ProgressSink,
 ) -> Result<BuildOutput, BuildError> {
+    // While a build holds this shared lease, `builder prune` waits: it must not sweep blobs a
+    // build has written but not yet recorded.
+    let _lease = builder_cache::gc::build_lease(store.root())?;
     let dockerfile = builder_frontend::parse_dockerfile(&req.dockerfile, &req.dockerfile_name)
         .map_err(ConvertError::from)?;
     let mut warnings = dockerfile.warnings.clone();

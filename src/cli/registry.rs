@@ -138,6 +138,8 @@ fn pull_into(
     platform: &Platform,
     quiet: bool,
 ) -> anyhow::Result<ImageRecord> {
+    // Blobs land before the name does: keep a concurrent prune from sweeping them in between.
+    let _lease = builder_cache::gc::build_lease(store.root())?;
     let reference: Reference = name.parse()?;
     let client = client()?;
     let progress = print_progress(quiet);
