@@ -453,3 +453,59 @@ fn copy_destination_through_image_symlinks_resolves_in_the_rootfs() {
         );
     }
 }
+
+// ---- Hostile Dockerfile / .dockerignore text: the build must end with an error, not hang or crash
+
+/// Runs `builder build` on `ctx` and returns its exit code, killing it (and failing) after
+/// `limit`.
+fn build_within(env: &Env, ctx: &Path, limit: std::time::Duration) -> Option<i32> {
+    let mut child = env
+        .cmd()
+        .args(["build", "--progress=quiet", ctx.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("builder build still running after {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+#[ignore = "bug: frontend/src/dockerignore.rs matches() backtracks exponentially; .dockerignore `*a*a*a*a*a*a*a*a*b` with a 40-char file name hangs builder build"]
+fn hostile_dockerignore_cannot_hang_the_build() {
+    let env = Env::new();
+    let ctx = env.context(
+        "ctx",
+        &[
+            ("Dockerfile", "FROM scratch\nCOPY . /\n"),
+            (".dockerignore", "*a*a*a*a*a*a*a*a*b\n"),
+            (&"a".repeat(40), ""),
+        ],
+    );
+    let code = build_within(&env, &ctx, std::time::Duration::from_secs(20));
+    assert!(matches!(code, Some(0) | Some(2)), "exit {code:?}");
+}
+
+#[test]
+#[ignore = "bug: frontend/src/shell.rs ShellWord recursion has no depth limit; ENV X=${A:-${A:-...}} nested 5000 deep aborts builder with a stack overflow (exit 134) instead of a usage error"]
+fn deeply_nested_substitution_is_a_usage_error_not_a_crash() {
+    let env = Env::new();
+    let depth = 5000;
+    let word = format!("{}x{}", "${A:-".repeat(depth), "}".repeat(depth));
+    let ctx = env.context(
+        "ctx",
+        &[("Dockerfile", &format!("FROM scratch\nENV X={word}\n"))],
+    );
+    let code = build_within(&env, &ctx, std::time::Duration::from_secs(20));
+    assert!(matches!(code, Some(0) | Some(2)), "exit {code:?}");
+}
