@@ -108,7 +108,9 @@ impl CacheIndex {
         let bytes = serde_json::to_vec(&stored).map_err(io::Error::other)?;
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
         io::Write::write_all(&mut tmp, &bytes)?;
-        tmp.as_file().sync_all()?;
+        // No fsync: a record torn by a crash reads as a miss (the step runs again), and the blob
+        // it names was made durable before the record was written. A per-step fsync was a
+        // measurable part of RUN overhead on a busy disk (BENCHMARKS.md).
         tmp.persist(self.path(key)).map_err(|e| e.error)?;
         Ok(())
     }
