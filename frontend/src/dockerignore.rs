@@ -132,29 +132,38 @@ fn compile_class(chars: &[char]) -> Option<(Tok, usize)> {
 
 /// Matches `tokens` against `text`. With `prefix`, succeeds as soon as the whole text is
 /// consumed (used to ask "could something under this directory match?").
+///
+/// A dynamic program over (token, text position), computed one token row at a time from the
+/// end: O(tokens × text) time, where trying every split of each `*` and `**` would backtrack
+/// exponentially (`*a*a*a*a*a*a*a*b` against `aaaa…`).
 fn matches(tokens: &[Tok], text: &[char], prefix: bool) -> bool {
-    if prefix && text.is_empty() {
-        return true;
-    }
-    let Some((tok, rest)) = tokens.split_first() else {
-        return text.is_empty();
-    };
-    match tok {
-        Tok::Star => {
-            let run = text.iter().take_while(|c| **c != '/').count();
-            (0..=run).any(|n| matches(rest, &text[n..], prefix))
+    let n = text.len();
+    // `next[j]`: the tokens after the current one match `text[j..]`. No tokens match only the
+    // empty text (which, with `prefix`, matches anything anyway).
+    let mut next: Vec<bool> = (0..=n).map(|j| j == n).collect();
+    let mut cur = vec![false; n + 1];
+    for tok in tokens.iter().rev() {
+        // For `**`: some `/` at or after j ends a run of directories the rest matches after.
+        let mut dirs_then_rest = false;
+        for j in (0..=n).rev() {
+            cur[j] = if prefix && j == n {
+                true
+            } else {
+                match tok {
+                    // Zero characters, or one non-`/` character and any run after it.
+                    Tok::Star => next[j] || (j < n && text[j] != '/' && cur[j + 1]),
+                    Tok::AnyRest => true,
+                    Tok::AnyDirs => {
+                        dirs_then_rest |= j < n && text[j] == '/' && next[j + 1];
+                        next[j] || dirs_then_rest
+                    }
+                    _ => j < n && tok_matches(tok, text[j]) && next[j + 1],
+                }
+            };
         }
-        Tok::AnyRest => true,
-        Tok::AnyDirs => {
-            // Zero directories, or any prefix ending in '/'.
-            matches(rest, text, prefix)
-                || (0..text.len()).any(|i| text[i] == '/' && matches(rest, &text[i + 1..], prefix))
-        }
-        _ => match text.split_first() {
-            Some((c, text_rest)) => tok_matches(tok, *c) && matches(rest, text_rest, prefix),
-            None => false,
-        },
+        std::mem::swap(&mut next, &mut cur);
     }
+    next[0]
 }
 
 fn tok_matches(tok: &Tok, c: char) -> bool {
@@ -257,6 +266,59 @@ impl IgnoreMatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The straightforward backtracking matcher (exponential in the worst case): the
+    /// reference the dynamic program must agree with.
+    fn backtracking(tokens: &[Tok], text: &[char], prefix: bool) -> bool {
+        if prefix && text.is_empty() {
+            return true;
+        }
+        let Some((tok, rest)) = tokens.split_first() else {
+            return text.is_empty();
+        };
+        match tok {
+            Tok::Star => {
+                let run = text.iter().take_while(|c| **c != '/').count();
+                (0..=run).any(|n| backtracking(rest, &text[n..], prefix))
+            }
+            Tok::AnyRest => true,
+            Tok::AnyDirs => {
+                backtracking(rest, text, prefix)
+                    || (0..text.len())
+                        .any(|i| text[i] == '/' && backtracking(rest, &text[i + 1..], prefix))
+            }
+            _ => match text.split_first() {
+                Some((c, text_rest)) => {
+                    tok_matches(tok, *c) && backtracking(rest, text_rest, prefix)
+                }
+                None => false,
+            },
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn matches_agrees_with_backtracking(
+            pattern in prop::collection::vec(
+                prop::sample::select(vec![
+                    "a", "b", "/", "*", "?", "**", "**/", "[^a]", "[a-b]", "\\*",
+                ]),
+                0..8,
+            ).prop_map(|parts| parts.concat()),
+            text in "[ab/]{0,10}",
+            prefix in any::<bool>(),
+        ) {
+            let tokens = compile(&pattern, 1).unwrap();
+            let text: Vec<char> = text.chars().collect();
+            prop_assert_eq!(
+                matches(&tokens, &text, prefix),
+                backtracking(&tokens, &text, prefix),
+                "{:?}", tokens
+            );
+        }
+    }
 
     fn m(s: &str) -> IgnoreMatcher {
         IgnoreMatcher::parse(s).unwrap()

@@ -248,8 +248,12 @@ pub fn parse_onbuild_trigger(trigger: &str, escape: char) -> Result<Instruction,
     } else {
         format!("# escape={escape}\n{trigger}")
     };
-    let parsed = ast::parse(text.as_bytes())?;
     let offset = usize::from(escape != '\\');
+    // Errors from `ast::parse` count the prepended directive line: report the trigger's own.
+    let parsed = ast::parse(text.as_bytes()).map_err(|mut e| {
+        e.line = e.line.saturating_sub(offset).max(1);
+        e
+    })?;
     let [node] = parsed.root.children.as_slice() else {
         return Err(FrontendError::new(
             1,

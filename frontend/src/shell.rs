@@ -181,7 +181,14 @@ struct ShellWord<'a> {
     lexer: &'a Lexer,
     env: &'a dyn EnvLookup,
     referenced: BTreeSet<String>,
+    /// How many `${...}` are open around the current position (see [`MAX_NESTING`]).
+    depth: usize,
 }
+
+/// The deepest `${...}` nesting accepted. Each level recurses through the lexer, so without a
+/// limit `${A:-${A:-...}}` nested a few thousand deep overflows the stack and aborts the
+/// process; real Dockerfiles nest a handful of levels.
+const MAX_NESTING: usize = 256;
 
 const UNSET_MESSAGE: &str = "is not allowed to be unset";
 const EMPTY_MESSAGE: &str = "is not allowed to be empty";
@@ -194,6 +201,7 @@ impl<'a> ShellWord<'a> {
             lexer,
             env,
             referenced: BTreeSet::new(),
+            depth: 0,
         }
     }
 
@@ -376,6 +384,19 @@ impl<'a> ShellWord<'a> {
             });
         }
         self.pos += 1; // '{'
+        if self.depth >= MAX_NESTING {
+            return Err(ShellError::new(format!(
+                "bad substitution: ${{...}} nested more than {MAX_NESTING} levels deep"
+            )));
+        }
+        self.depth += 1;
+        let result = self.process_braced();
+        self.depth -= 1;
+        result
+    }
+
+    /// The rest of `${...}` after the `{`.
+    fn process_braced(&mut self) -> Result<String, ShellError> {
         match self.peek() {
             None => return Err(missing_brace()),
             Some('{' | '}' | ':') => return Err(ShellError::new("syntax error: bad substitution")),
@@ -507,4 +528,39 @@ fn bad_pattern(pattern: &str, e: &str) -> ShellError {
 
 fn missing_brace() -> ShellError {
     ShellError::new("syntax error: missing '}'")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nested(depth: usize) -> String {
+        format!("{}x{}", "${A:-".repeat(depth), "}".repeat(depth))
+    }
+
+    #[test]
+    fn nesting_is_limited_instead_of_overflowing_the_stack() {
+        let env: BTreeMap<String, String> = BTreeMap::new();
+        // Runs on a test thread's default 2 MiB stack: the deepest accepted nesting fits there.
+        let lexer = Lexer::default();
+        assert_eq!(lexer.process_word(&nested(MAX_NESTING), &env).unwrap(), "x");
+        let quoted = format!(
+            "{}x{}",
+            "\"${A:-".repeat(MAX_NESTING),
+            "}\"".repeat(MAX_NESTING)
+        );
+        assert_eq!(lexer.process_word(&quoted, &env).unwrap(), "x");
+        let e = lexer
+            .process_word(&nested(MAX_NESTING + 1), &env)
+            .unwrap_err();
+        assert!(e.message.contains("nested more than"), "{e}");
+        let e = lexer.process_word(&nested(100_000), &env).unwrap_err();
+        assert!(e.message.contains("nested more than"), "{e}");
+        // Sequential (not nested) substitutions are not limited.
+        let flat = "${A:-y}".repeat(10 * MAX_NESTING);
+        assert_eq!(
+            lexer.process_word(&flat, &env).unwrap().len(),
+            10 * MAX_NESTING
+        );
+    }
 }

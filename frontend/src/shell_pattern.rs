@@ -36,18 +36,32 @@ impl Pattern {
         Ok(Pattern { tokens })
     }
 
-    fn matches(&self, text: &[char]) -> bool {
-        match_tokens(&self.tokens, text)
+    /// `ends[n]`: the pattern matches `text[..n]`, for every n at once.
+    fn match_ends(&self, text: &[char]) -> Vec<bool> {
+        match_ends(&self.tokens, text)
+    }
+
+    /// `starts[n]`: the pattern matches `text[n..]`, for every n at once. A pattern is a plain
+    /// sequence of single-character tokens and `*`s, so it matches a text exactly when the
+    /// reversed pattern matches the reversed text.
+    fn match_starts(&self, text: &[char]) -> Vec<bool> {
+        let tokens: Vec<Token> = self.tokens.iter().rev().copied().collect();
+        let reversed: Vec<char> = text.iter().rev().copied().collect();
+        let mut starts = match_ends(&tokens, &reversed);
+        starts.reverse();
+        starts
     }
 
     /// `${v#p}` (shortest) / `${v##p}` (longest): remove a matching prefix.
     pub(crate) fn trim_prefix(&self, value: &str, longest: bool) -> String {
         let chars: Vec<char> = value.chars().collect();
-        let mut ends: Vec<usize> = (0..=chars.len()).collect();
-        if longest {
-            ends.reverse();
-        }
-        match ends.into_iter().find(|&n| self.matches(&chars[..n])) {
+        let ends = self.match_ends(&chars);
+        let mut hits = (0..=chars.len()).filter(|&n| ends[n]);
+        match if longest {
+            hits.next_back()
+        } else {
+            hits.next()
+        } {
             Some(n) => chars[n..].iter().collect(),
             None => value.to_string(),
         }
@@ -56,11 +70,13 @@ impl Pattern {
     /// `${v%p}` (shortest) / `${v%%p}` (longest): remove a matching suffix.
     pub(crate) fn trim_suffix(&self, value: &str, longest: bool) -> String {
         let chars: Vec<char> = value.chars().collect();
-        let mut starts: Vec<usize> = (0..=chars.len()).collect();
-        if !longest {
-            starts.reverse();
-        }
-        match starts.into_iter().find(|&n| self.matches(&chars[n..])) {
+        let starts = self.match_starts(&chars);
+        let mut hits = (0..=chars.len()).filter(|&n| starts[n]);
+        match if longest {
+            hits.next()
+        } else {
+            hits.next_back()
+        } {
             Some(n) => chars[..n].iter().collect(),
             None => value.to_string(),
         }
@@ -76,9 +92,8 @@ impl Pattern {
             let hit = if replaced && !all {
                 None
             } else {
-                (i + 1..=chars.len())
-                    .rev()
-                    .find(|&j| self.matches(&chars[i..j]))
+                let ends = self.match_ends(&chars[i..]);
+                (1..ends.len()).rev().find(|&n| ends[n]).map(|n| i + n)
             };
             match hit {
                 Some(j) => {
@@ -96,23 +111,81 @@ impl Pattern {
     }
 }
 
-fn match_tokens(tokens: &[Token], text: &[char]) -> bool {
-    match tokens.split_first() {
-        None => text.is_empty(),
-        Some((Token::AnyRun, rest)) => (0..=text.len()).any(|n| match_tokens(rest, &text[n..])),
-        Some((token, rest)) => match text.split_first() {
-            Some((c, text_rest)) => {
-                (*token == Token::AnyOne || *token == Token::Literal(*c))
-                    && match_tokens(rest, text_rest)
+/// `ends[n]`: `tokens` match `text[..n]`. Simulates the pattern as an automaton whose states
+/// are token positions, one text character at a time: O(tokens × text), where trying every
+/// split of each `*` would backtrack exponentially (`*a*a*a*a*a*a*b` against `aaaa…`).
+fn match_ends(tokens: &[Token], text: &[char]) -> Vec<bool> {
+    let mut ends = vec![false; text.len() + 1];
+    // `active[k]`: `tokens[..k]` match the text read so far.
+    let mut active = vec![false; tokens.len() + 1];
+    let mut stepped = vec![false; tokens.len() + 1];
+    active[0] = true;
+    for (n, end) in ends.iter_mut().enumerate() {
+        // A `*` may match nothing: being before it is also being after it.
+        for k in 0..tokens.len() {
+            if active[k] && tokens[k] == Token::AnyRun {
+                active[k + 1] = true;
             }
-            None => false,
-        },
+        }
+        *end = active[tokens.len()];
+        let Some(&c) = text.get(n) else { break };
+        stepped.fill(false);
+        let mut any = false;
+        for (k, token) in tokens.iter().enumerate() {
+            if !active[k] {
+                continue;
+            }
+            match *token {
+                Token::AnyRun => stepped[k] = true,
+                Token::AnyOne => stepped[k + 1] = true,
+                Token::Literal(l) if l == c => stepped[k + 1] = true,
+                Token::Literal(_) => continue,
+            }
+            any = true;
+        }
+        if !any {
+            break;
+        }
+        std::mem::swap(&mut active, &mut stepped);
     }
+    ends
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The straightforward backtracking matcher (exponential in the worst case): the
+    /// reference the automaton must agree with.
+    fn backtracking(tokens: &[Token], text: &[char]) -> bool {
+        match tokens.split_first() {
+            None => text.is_empty(),
+            Some((Token::AnyRun, rest)) => (0..=text.len()).any(|n| backtracking(rest, &text[n..])),
+            Some((token, rest)) => match text.split_first() {
+                Some((c, text_rest)) => {
+                    (*token == Token::AnyOne || *token == Token::Literal(*c))
+                        && backtracking(rest, text_rest)
+                }
+                None => false,
+            },
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn matching_agrees_with_backtracking(pattern in "[ab*?]{0,8}", text in "[ab]{0,10}") {
+            let p = Pattern::new(&pattern).unwrap();
+            let chars: Vec<char> = text.chars().collect();
+            let ends = p.match_ends(&chars);
+            let starts = p.match_starts(&chars);
+            for n in 0..=chars.len() {
+                prop_assert_eq!(ends[n], backtracking(&p.tokens, &chars[..n]), "end {}", n);
+                prop_assert_eq!(starts[n], backtracking(&p.tokens, &chars[n..]), "start {}", n);
+            }
+        }
+    }
 
     fn p(s: &str) -> Pattern {
         Pattern::new(s).unwrap()
