@@ -481,7 +481,6 @@ fn build_within(env: &Env, ctx: &Path, limit: std::time::Duration) -> Option<i32
 }
 
 #[test]
-#[ignore = "bug: frontend/src/dockerignore.rs matches() backtracks exponentially; .dockerignore `*a*a*a*a*a*a*a*a*b` with a 40-char file name hangs builder build"]
 fn hostile_dockerignore_cannot_hang_the_build() {
     let env = Env::new();
     let ctx = env.context(
@@ -497,7 +496,6 @@ fn hostile_dockerignore_cannot_hang_the_build() {
 }
 
 #[test]
-#[ignore = "bug: frontend/src/shell.rs ShellWord recursion has no depth limit; ENV X=${A:-${A:-...}} nested 5000 deep aborts builder with a stack overflow (exit 134) instead of a usage error"]
 fn deeply_nested_substitution_is_a_usage_error_not_a_crash() {
     let env = Env::new();
     let depth = 5000;
