@@ -81,7 +81,12 @@ pub(crate) fn open_layer(
         match Compression::of_layer_media_type(&layer.media_type).ok_or_else(unsupported)? {
             Compression::None => Box::new(file),
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
-            Compression::Zstd => return Err(unsupported()),
+            Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(file).map_err(
+                |source| ExportError::LayerTar {
+                    layer: layer.digest,
+                    source,
+                },
+            )?),
         };
     Ok(tar::Archive::new(reader))
 }

@@ -27,7 +27,9 @@ pub enum SnapshotError {
         #[source]
         source: io::Error,
     },
-    #[error("layer is compressed with {0}, which is not supported (only gzip or uncompressed)")]
+    #[error(
+        "layer is compressed with {0}, which is not supported (only gzip, zstd or uncompressed)"
+    )]
     UnsupportedCompression(&'static str),
     #[error("{path}: file changed while it was being archived ({reason})")]
     FileChanged { path: PathBuf, reason: String },

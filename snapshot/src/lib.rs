@@ -8,17 +8,26 @@
 //! yields the step's diff in the same format, which [`write_layer`] turns into a
 //! reproducible OCI layer tar.
 
+mod compress;
 mod copy_snapshotter;
 mod error;
 mod meta;
 pub mod overlay_format;
+mod parallel_gzip;
 mod reader;
+mod recompress;
 mod safe_path;
 mod snapshotter;
 mod sys;
 mod writer;
 
+pub use compress::{
+    Compression, LayerEncoder, MEDIA_TYPE_TAR, MEDIA_TYPE_TAR_GZIP, MEDIA_TYPE_TAR_ZSTD,
+    ZSTD_MAX_LEVEL, default_threads,
+};
 pub use error::SnapshotError;
+pub use parallel_gzip::{CHUNK_SIZE as GZIP_CHUNK_SIZE, ParallelGzipWriter};
 pub use reader::{ApplyStats, apply_layer};
+pub use recompress::recompress_layer;
 pub use snapshotter::{ActiveSnapshot, Snapshotter, detect_snapshotter, prepare};
-pub use writer::{Compression, LayerDigests, LayerOptions, write_layer};
+pub use writer::{LayerDigests, LayerOptions, write_layer};

@@ -1,4 +1,4 @@
-//! `apply_layer`: an OCI layer tar (gzip sniffed) → an overlay-format directory.
+//! `apply_layer`: an OCI layer tar (gzip or zstd sniffed) → an overlay-format directory.
 //!
 //! Whiteout files become whiteout devices, opaque markers become the opaque
 //! xattr, and every path is confined to `dest` (see [`crate::safe_path`]).
@@ -51,7 +51,7 @@ impl ApplyStats {
     }
 }
 
-/// Extracts a (possibly gzip-compressed) OCI layer tar into `dest` in overlay format.
+/// Extracts a (possibly gzip- or zstd-compressed) OCI layer tar into `dest` in overlay format.
 pub fn apply_layer(layer: impl Read, dest: &Path) -> Result<ApplyStats, SnapshotError> {
     let reader = decompressed(layer)?;
     let mut archive = tar::Archive::new(reader);
@@ -67,15 +67,20 @@ pub fn apply_layer(layer: impl Read, dest: &Path) -> Result<ApplyStats, Snapshot
     applier.finish()
 }
 
+/// A zstd frame's first four bytes (RFC 8878).
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
 /// Sniffs the compression from the first bytes (media types lie, magic does not).
-fn decompressed<'a>(layer: impl Read + 'a) -> Result<Box<dyn Read + 'a>, SnapshotError> {
+pub(crate) fn decompressed<'a>(layer: impl Read + 'a) -> Result<Box<dyn Read + 'a>, SnapshotError> {
     let mut input = BufReader::with_capacity(64 * 1024, layer);
     let head = input.fill_buf().map_err(SnapshotError::ArchiveRead)?;
     if head.starts_with(&[0x1f, 0x8b]) {
         return Ok(Box::new(flate2::bufread::MultiGzDecoder::new(input)));
     }
-    if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        return Err(SnapshotError::UnsupportedCompression("zstd"));
+    if head.starts_with(&ZSTD_MAGIC) {
+        let decoder =
+            zstd::stream::read::Decoder::with_buffer(input).map_err(SnapshotError::ArchiveRead)?;
+        return Ok(Box::new(decoder));
     }
     if head.starts_with(b"BZh") {
         return Err(SnapshotError::UnsupportedCompression("bzip2"));

@@ -13,21 +13,12 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use builder_cache::{Digest, HashingWriter};
-use flate2::write::GzEncoder;
 use tar::{EntryType, Header};
 
+use crate::compress::{Compression, LayerEncoder, default_threads};
 use crate::error::{SnapshotError, io_err};
 use crate::meta::file_xattrs;
 use crate::overlay_format::{OPAQUE_MARKER, WHITEOUT_PREFIX, is_opaque, is_whiteout};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    /// gzip at `level` 0..=9 (values above 9 are treated as 9).
-    Gzip {
-        level: u32,
-    },
-    Uncompressed,
-}
 
 #[derive(Debug, Clone)]
 pub struct LayerOptions {
@@ -45,7 +36,7 @@ impl Default for LayerOptions {
     fn default() -> Self {
         LayerOptions {
             source_date_epoch: None,
-            compression: Compression::Gzip { level: 6 },
+            compression: Compression::GZIP_DEFAULT,
             exclude_empty_mountpoints: Vec::new(),
         }
     }
@@ -78,7 +69,7 @@ struct Planned {
     source: Source,
 }
 
-/// Writes an OCI layer tar (optionally gzip) of the overlay-format diff directory
+/// Writes an OCI layer tar (gzip, zstd or uncompressed) of the overlay-format diff directory
 /// `diff_dir` to `out`. Same input, same options → same bytes. On error, what was
 /// already written to `out` is incomplete and must be discarded.
 pub fn write_layer(
@@ -97,15 +88,9 @@ pub fn write_layer(
 
     // tar writes 512-byte headers one by one: batch them before they reach `out`.
     let compressed = HashingWriter::new(BufWriter::with_capacity(256 * 1024, out));
-    let sink = match opts.compression {
-        Compression::Gzip { level } => {
-            // GzBuilder's defaults (mtime 0, no file name) keep the bytes reproducible.
-            Sink::Gzip(
-                flate2::GzBuilder::new().write(compressed, flate2::Compression::new(level.min(9))),
-            )
-        }
-        Compression::Uncompressed => Sink::Plain(compressed),
-    };
+    // Every core compresses; the bytes are the same for any thread count.
+    let sink = LayerEncoder::new(compressed, opts.compression, default_threads())
+        .map_err(SnapshotError::ArchiveWrite)?;
     let mut builder = tar::Builder::new(HashingWriter::new(sink));
     let mut emitter = Emitter {
         builder: &mut builder,
@@ -406,32 +391,41 @@ impl<R: Read> Read for ExactReader<'_, R> {
     }
 }
 
-/// The compressed side of the pipeline: gzip or pass-through, hashed either way.
-enum Sink<W: Write> {
-    Gzip(GzEncoder<HashingWriter<W>>),
-    Plain(HashingWriter<W>),
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply_layer;
 
-impl<W: Write> Sink<W> {
-    fn finish(self) -> io::Result<HashingWriter<W>> {
-        match self {
-            Sink::Gzip(g) => g.finish(),
-            Sink::Plain(p) => Ok(p),
-        }
+    fn layer(dir: &Path, compression: Compression) -> (LayerDigests, Vec<u8>) {
+        let mut out = Vec::new();
+        let opts = LayerOptions {
+            compression,
+            ..LayerOptions::default()
+        };
+        let d = write_layer(dir, &mut out, &opts).unwrap();
+        (d, out)
     }
-}
 
-impl<W: Write> Write for Sink<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Sink::Gzip(g) => g.write(buf),
-            Sink::Plain(p) => p.write(buf),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Sink::Gzip(g) => g.flush(),
-            Sink::Plain(p) => p.flush(),
+    #[test]
+    fn every_compression_carries_the_same_tar_and_extracts() {
+        let src = tempfile::tempdir().unwrap();
+        fs::create_dir(src.path().join("etc")).unwrap();
+        fs::write(src.path().join("etc/big"), "line\n".repeat(300_000)).unwrap();
+        fs::write(src.path().join("small"), b"x").unwrap();
+        let (plain, plain_bytes) = layer(src.path(), Compression::Uncompressed);
+        assert_eq!(plain.digest, plain.diff_id);
+        for c in [Compression::GZIP_DEFAULT, Compression::ZSTD_DEFAULT] {
+            let (d, bytes) = layer(src.path(), c);
+            assert_eq!(d.diff_id, plain.diff_id, "{c:?}");
+            assert_eq!(d.uncompressed_size, plain_bytes.len() as u64);
+            assert_eq!(d.size, bytes.len() as u64);
+            assert!(bytes.len() < plain_bytes.len() / 10, "{c:?} compresses");
+            let dest = tempfile::tempdir().unwrap();
+            apply_layer(&bytes[..], dest.path()).unwrap();
+            assert_eq!(
+                fs::read(dest.path().join("etc/big")).unwrap(),
+                fs::read(src.path().join("etc/big")).unwrap()
+            );
         }
     }
 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use builder_cache::ImageRecord;
-use builder_snapshot::{Compression, LayerOptions};
+use builder_snapshot::{Compression, LayerOptions, ZSTD_MAX_LEVEL};
 use builder_solver::resolve::StoreResolver;
 use builder_solver::{BuildRequest, Platform};
 use clap::Args;
@@ -48,7 +48,9 @@ pub struct BuildArgs {
     /// Write build result metadata (digests, names) as JSON to this file.
     #[arg(long)]
     metadata_file: Option<PathBuf>,
-    /// Output destination: `type=docker|oci|tar|local,dest=PATH` (the image is always stored locally too).
+    /// Output destination: `type=docker|oci|tar|local,dest=PATH` (the image is always stored locally
+    /// too); image outputs (and `type=image`, the store) take
+    /// `compression=gzip|zstd|uncompressed,compression-level=N`.
     #[arg(short = 'o', long = "output")]
     outputs: Vec<String>,
     /// Secret for RUN --mount=type=secret: `id=NAME,src=FILE` or `id=NAME,env=VAR`.
@@ -74,17 +76,18 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
             "WARNING: no /etc/subuid range for this user: only your own uid is mapped, so files owned by other users (USER, chown) cannot be represented; ask an admin for a range (usermod --add-subuids)"
         );
     }
-    let request = make_request(&args)?;
+    let parsed = args
+        .outputs
+        .iter()
+        .map(|o| parse_output(o))
+        .collect::<Result<Vec<_>, _>>()?;
+    let request = make_request(&args, layer_compression(&parsed)?)?;
     let tags = args
         .tags
         .iter()
         .map(|t| normalize(t).map_err(|e| UsageError(format!("invalid tag {t:?}: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
-    let outputs = args
-        .outputs
-        .iter()
-        .map(|o| parse_output(o))
-        .collect::<Result<Vec<_>, _>>()?;
+    let outputs: Vec<OutputSpec> = parsed.into_iter().filter_map(|p| p.spec).collect();
     let mode = if args.quiet {
         ProgressMode::Quiet
     } else {
@@ -158,7 +161,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn make_request(args: &BuildArgs) -> anyhow::Result<BuildRequest> {
+fn make_request(args: &BuildArgs, compression: Compression) -> anyhow::Result<BuildRequest> {
     let context_dir = fs::canonicalize(&args.context)
         .map_err(|e| UsageError(format!("build context {}: {e}", args.context.display())))?;
     if !context_dir.is_dir() {
@@ -227,7 +230,7 @@ fn make_request(args: &BuildArgs) -> anyhow::Result<BuildRequest> {
         secrets,
         layer_options: LayerOptions {
             source_date_epoch,
-            compression: Compression::Gzip { level: 6 },
+            compression,
             ..LayerOptions::default()
         },
         source_date_epoch,
@@ -361,27 +364,109 @@ impl OutputSpec {
     }
 }
 
-fn parse_output(spec: &str) -> anyhow::Result<OutputSpec> {
+/// One parsed `--output`: where to write (`None` for `type=image`, the store the image always
+/// goes to) and the layer compression it asks for.
+struct OutputRequest {
+    spec: Option<OutputSpec>,
+    compression: Option<Compression>,
+}
+
+fn parse_output(spec: &str) -> anyhow::Result<OutputRequest> {
     let kv = parse_kv_csv(spec);
     // docker also accepts a bare path, meaning type=local.
     if !spec.contains('=') {
-        return Ok(OutputSpec::Local(PathBuf::from(spec)));
+        return Ok(OutputRequest {
+            spec: Some(OutputSpec::Local(PathBuf::from(spec))),
+            compression: None,
+        });
     }
     let dest = kv.get("dest").map(PathBuf::from);
     let need = |t: &str| {
         dest.clone()
             .ok_or_else(|| UsageError(format!("--output type={t} needs dest=PATH")))
     };
-    Ok(match kv.get("type").map(String::as_str) {
-        Some("docker") => OutputSpec::DockerArchive(need("docker")?),
-        Some("oci") => OutputSpec::OciArchive(need("oci")?),
-        Some("tar") => OutputSpec::RootfsTar(need("tar")?),
-        Some("local") => OutputSpec::Local(need("local")?),
+    let out = match kv.get("type").map(String::as_str) {
+        Some("image") => None,
+        Some("docker") => Some(OutputSpec::DockerArchive(need("docker")?)),
+        Some("oci") => Some(OutputSpec::OciArchive(need("oci")?)),
+        Some("tar") => Some(OutputSpec::RootfsTar(need("tar")?)),
+        Some("local") => Some(OutputSpec::Local(need("local")?)),
         Some(other) => bail!(UsageError(format!(
-            "--output type={other} is not supported (use docker, oci, tar or local)"
+            "--output type={other} is not supported (use image, docker, oci, tar or local)"
         ))),
         None => bail!(UsageError(format!(
             "--output {spec:?}: type=... is required"
         ))),
+    };
+    let compression = parse_compression(spec, &kv)?;
+    if compression.is_some() && matches!(out, Some(OutputSpec::RootfsTar(_) | OutputSpec::Local(_)))
+    {
+        bail!(UsageError(format!(
+            "--output {spec:?}: compression applies to image outputs (image, docker, oci), not to a filesystem"
+        )));
+    }
+    Ok(OutputRequest {
+        spec: out,
+        compression,
     })
+}
+
+/// buildx's `compression=` and `compression-level=` keys; a level alone means gzip at that level.
+fn parse_compression(
+    spec: &str,
+    kv: &BTreeMap<String, String>,
+) -> Result<Option<Compression>, UsageError> {
+    let bad = |msg: String| UsageError(format!("--output {spec:?}: {msg}"));
+    let level = kv
+        .get("compression-level")
+        .map(|l| {
+            l.parse::<i32>()
+                .map_err(|_| bad(format!("compression-level={l:?} is not a number")))
+        })
+        .transpose()?;
+    let kind = match kv.get("compression").map(String::as_str) {
+        Some(kind) => kind,
+        None if level.is_some() => "gzip",
+        None => return Ok(None),
+    };
+    let in_range = |lo: i32, hi: i32, kind: &str| match level {
+        Some(l) if !(lo..=hi).contains(&l) => Err(bad(format!(
+            "compression-level={l} is out of range for {kind} ({lo}..={hi})"
+        ))),
+        _ => Ok(level),
+    };
+    Ok(Some(match kind {
+        "gzip" => match in_range(0, 9, "gzip")? {
+            Some(l) => Compression::Gzip { level: l as u32 },
+            None => Compression::GZIP_DEFAULT,
+        },
+        "zstd" => match in_range(1, ZSTD_MAX_LEVEL, "zstd")? {
+            Some(l) => Compression::Zstd { level: l },
+            None => Compression::ZSTD_DEFAULT,
+        },
+        "uncompressed" if level.is_some() => {
+            return Err(bad("compression-level needs gzip or zstd".into()));
+        }
+        "uncompressed" => Compression::Uncompressed,
+        other => {
+            return Err(bad(format!(
+                "compression={other} is not supported (use gzip, zstd or uncompressed)"
+            )));
+        }
+    }))
+}
+
+/// The one compression every layer of this build gets: layers are written once, so
+/// outputs that ask for different ones cannot all be served.
+fn layer_compression(outputs: &[OutputRequest]) -> Result<Compression, UsageError> {
+    let mut asked = outputs.iter().filter_map(|o| o.compression);
+    let Some(first) = asked.next() else {
+        return Ok(Compression::GZIP_DEFAULT);
+    };
+    match asked.find(|c| *c != first) {
+        Some(other) => Err(UsageError(format!(
+            "--output entries ask for different layer compressions ({first:?} and {other:?}); give them all the same one"
+        ))),
+        None => Ok(first),
+    }
 }
