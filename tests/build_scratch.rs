@@ -195,8 +195,10 @@ fn save_is_accepted_by_skopeo_and_umoci() {
         "umoci: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let content = std::fs::read_to_string(bundle.join("rootfs/app/assets/main.txt")).unwrap();
-    assert_eq!(content, "main file\n");
+    // (/app/assets is mode 0640, as COPY --chmod makes it: only root could traverse it.)
+    let content = std::fs::read_to_string(bundle.join("rootfs/app/flavor.txt")).unwrap();
+    assert_eq!(content, "heredoc content\n");
+    assert!(bundle.join("rootfs/app/assets").is_dir());
 }
 
 #[test]
@@ -225,10 +227,12 @@ fn outputs_and_iidfile() {
             .iter()
             .any(|e| e.0.trim_end_matches('/') == "app/flavor.txt")
     );
+    // Read outside /app/assets, whose 0640 mode (COPY --chmod) only root can traverse.
     assert_eq!(
-        std::fs::read_to_string(local.join("app/assets/sub/nested.txt")).unwrap(),
-        "nested\n"
+        std::fs::read_to_string(local.join("app/flavor.txt")).unwrap(),
+        "heredoc content\n"
     );
+    assert!(local.join("app/assets").is_dir());
 }
 
 #[test]

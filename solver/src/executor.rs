@@ -347,9 +347,13 @@ impl<'a> Solver<'a> {
                 })
             }
             Op::Exec(_) | Op::File(_) => {
-                let extra = self
+                let mut extra = self
                     .content_checksums(v, inputs)
                     .map_err(|e| self.step_error(v, e))?;
+                // The stored layer is compressed, so a record only serves builds that ask for
+                // the same compression.
+                let compression = self.opts.layer_options.compression.media_type();
+                extra.insert("compression".into(), compression.into());
                 let key = op_fingerprint(&v.op, &input_keys, &extra);
                 let base = match inputs.first().map(|s| &s.output) {
                     Some(Output::Rootfs(layers)) => layers.clone(),
@@ -510,12 +514,7 @@ impl<'a> Solver<'a> {
         if dir.is_dir() || fs::rename(diff, &dir).is_err() {
             let _ = fs::remove_dir_all(diff);
         }
-        let media_type = match self.opts.layer_options.compression {
-            builder_snapshot::Compression::Gzip { .. } => {
-                "application/vnd.oci.image.layer.v1.tar+gzip"
-            }
-            builder_snapshot::Compression::Uncompressed => "application/vnd.oci.image.layer.v1.tar",
-        };
+        let media_type = self.opts.layer_options.compression.media_type();
         Ok(Some(LayerRef {
             diff_id: digests.diff_id,
             digest,
