@@ -321,3 +321,29 @@ fn bad_compression_options_are_usage_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("different layer compressions"));
 }
+
+#[test]
+fn a_warm_cache_still_gives_the_requested_compression() {
+    // The first build's gzip layers are cached; a zstd build of the same steps must not reuse them.
+    let env = Env::new();
+    // `build` rewrites the context (new mtimes): clamp them so both builds make the same tars.
+    let epoch = ["--build-arg", "SOURCE_DATE_EPOCH=1000"];
+    build(&env, "w:gz", &epoch);
+    build(
+        &env,
+        "w:zst",
+        &[
+            epoch[0],
+            epoch[1],
+            "--output",
+            "type=image,compression=zstd",
+        ],
+    );
+    let gz = env.inspect("w:gz");
+    let zst = env.inspect("w:zst");
+    assert_eq!(gz["rootfs"]["diff_ids"], zst["rootfs"]["diff_ids"]);
+    for (mt, blob) in layers(&env, "w:zst") {
+        assert_eq!(mt, "application/vnd.oci.image.layer.v1.tar+zstd");
+        tool_accepts("zstd", &["-t", "-q"], &blob);
+    }
+}
