@@ -12,6 +12,13 @@ const MAX_SYMLINKS: usize = 40;
 /// Resolve `path` (interpreted inside `root`) to a host path under `root`. Every existing
 /// component is followed if it is a symlink; missing components are appended literally.
 pub fn resolve_in_root(root: &Path, path: &str) -> io::Result<PathBuf> {
+    resolve_in_root_with(root, path, true)
+}
+
+/// Like [`resolve_in_root`], but a symlink in the *last* component is only followed when
+/// `follow_last` is set: operations on the link itself (replacing it, `lchown`) must not be
+/// redirected to its target.
+pub fn resolve_in_root_with(root: &Path, path: &str, follow_last: bool) -> io::Result<PathBuf> {
     let mut pending: VecDeque<OsString> = components(Path::new(path)).collect();
     let mut resolved: Vec<OsString> = Vec::new();
     let mut hops = 0;
@@ -22,7 +29,7 @@ pub fn resolve_in_root(root: &Path, path: &str) -> io::Result<PathBuf> {
         }
         let candidate = join(root, &resolved).join(&part);
         match std::fs::symlink_metadata(&candidate) {
-            Ok(meta) if meta.file_type().is_symlink() => {
+            Ok(meta) if meta.file_type().is_symlink() && (follow_last || !pending.is_empty()) => {
                 hops += 1;
                 if hops > MAX_SYMLINKS {
                     return Err(io::Error::from_raw_os_error(libc::ELOOP));

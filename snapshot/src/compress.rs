@@ -127,21 +127,9 @@ mod tests {
 
     use super::*;
 
+    /// The same text-and-random test data as the parallel gzip tests.
     fn mixed(len: usize) -> Vec<u8> {
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut out = Vec::with_capacity(len);
-        while out.len() < len {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            if x.is_multiple_of(3) {
-                out.extend((0..4096).map(|i| (x >> (i % 56)) as u8));
-            } else {
-                out.extend_from_slice(b"FROM scratch\nCOPY . /app\nRUN make install\n");
-            }
-        }
-        out.truncate(len);
-        out
+        crate::parallel_gzip::tests::mixed(len, 0x9e37_79b9_7f4a_7c15)
     }
 
     fn encode(data: &[u8], c: Compression, threads: usize) -> Vec<u8> {

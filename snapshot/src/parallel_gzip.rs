@@ -235,7 +235,7 @@ impl Drop for Pool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::io::{Read, Write};
     use std::process::{Command, Stdio};
 

@@ -3,12 +3,6 @@
 //! relative — are interpreted relative to the root. Every file operation on a rootfs or the
 //! build context goes through here, so a hostile symlink cannot send a write or a read outside.
 
-use std::io;
-use std::path::{Component, Path, PathBuf};
-
-/// How many symlinks one resolution may follow before it is considered a loop (Linux: 40).
-const MAX_SYMLINKS: usize = 40;
-
 /// Cleans a slash-separated path relative to a root: drops `.` and empty parts, and `..` at the
 /// top. The result has no leading slash; "" means the root itself.
 pub fn clean_rel(path: &str) -> String {
@@ -25,79 +19,10 @@ pub fn clean_rel(path: &str) -> String {
     parts.join("/")
 }
 
-/// Resolves `path` (interpreted inside `root`) to a host path under `root`.
-///
-/// All intermediate symlinks are followed within the root; the last component is followed only
-/// when `follow_last` is set. Missing components are fine: the rest is appended as-is (the caller
-/// is about to create it).
-pub fn resolve_in_root(root: &Path, path: &str, follow_last: bool) -> io::Result<PathBuf> {
-    let mut resolved: Vec<String> = Vec::new();
-    let mut pending: Vec<String> = components_rev(path);
-    let mut followed = 0usize;
-    while let Some(part) = pending.pop() {
-        match part.as_str() {
-            "" | "." => continue,
-            ".." => {
-                resolved.pop();
-                continue;
-            }
-            _ => {}
-        }
-        let is_last = pending.iter().all(|p| p.is_empty() || p == ".");
-        let candidate = host_path(root, &resolved).join(&part);
-        let meta = match std::fs::symlink_metadata(&candidate) {
-            Ok(m) => m,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                resolved.push(part);
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        if meta.file_type().is_symlink() && (!is_last || follow_last) {
-            followed += 1;
-            if followed > MAX_SYMLINKS {
-                return Err(io::Error::other(format!(
-                    "too many levels of symbolic links resolving {path:?}"
-                )));
-            }
-            let target = std::fs::read_link(&candidate)?;
-            let target = target.to_string_lossy().into_owned();
-            if target.starts_with('/') {
-                resolved.clear();
-            }
-            pending.extend(components_rev(&target));
-            continue;
-        }
-        resolved.push(part);
-    }
-    Ok(host_path(root, &resolved))
-}
-
-fn components_rev(path: &str) -> Vec<String> {
-    path.split('/').rev().map(str::to_string).collect()
-}
-
-fn host_path(root: &Path, parts: &[String]) -> PathBuf {
-    let mut p = root.to_path_buf();
-    for part in parts {
-        p.push(part);
-    }
-    p
-}
-
-/// The path of `path` relative to `root`, slash-separated, if it is inside it.
-pub fn relative_to(root: &Path, path: &Path) -> Option<String> {
-    let rel = path.strip_prefix(root).ok()?;
-    let mut out = Vec::new();
-    for c in rel.components() {
-        match c {
-            Component::Normal(s) => out.push(s.to_string_lossy().into_owned()),
-            Component::CurDir => {}
-            _ => return None,
-        }
-    }
-    Some(out.join("/"))
-}
+/// Resolves `path` inside `root` (intermediate symlinks always followed, the last one only
+/// with `follow_last`). One implementation serves the sandbox's mount targets and our COPY/ADD
+/// paths, so there is a single place where "never leave the root" is decided.
+pub use builder_sandbox::resolve_in_root_with as resolve_in_root;
 
 #[cfg(test)]
 mod tests {
