@@ -61,9 +61,28 @@ pub fn enter_rootless_userns() -> Result<UsernsInfo, SandboxError> {
         Err(_) => {}
     }
     if Uid::effective().is_root() {
+        private_mount_namespace()?;
         return current_info();
     }
     reexec_in_userns()
+}
+
+/// As root there is no user namespace to enter, but the builder still gets a mount namespace
+/// of its own (as the rootless path does), with propagation off: the overlay mounts of its
+/// steps are then invisible to the host and vanish with the process, even when it is killed,
+/// instead of lingering in the host's mount table over a store that can no longer be deleted.
+/// Must run while the process is single-threaded (a mount namespace is per thread until then).
+fn private_mount_namespace() -> Result<(), SandboxError> {
+    unshare(CloneFlags::CLONE_NEWNS)
+        .map_err(|e| SandboxError::Userns(format!("unshare mount namespace: {e}")))?;
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| SandboxError::Userns(format!("making mounts private: {e}")))
 }
 
 /// Classify the current process from /proc/self/{uid,gid}_map.
@@ -199,6 +218,22 @@ fn reexec_in_userns() -> Result<UsernsInfo, SandboxError> {
     cmd.arg0(argv0)
         .args(args)
         .env(USERNS_ENV, format!("sync:{}", theirs.as_raw_fd()));
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs in the forked child before exec and only makes async-signal-safe
+    // calls (prctl, getppid).
+    unsafe {
+        cmd.pre_exec(move || {
+            // This process only waits for the child; if it is killed (SIGKILL cannot be
+            // forwarded), the builder inside must not run on unsupervised.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other("parent exited during re-exec"));
+            }
+            Ok(())
+        })
+    };
     let mut child = cmd
         .spawn()
         .map_err(|e| SandboxError::io("re-exec /proc/self/exe in a user namespace", e))?;

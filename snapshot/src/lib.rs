@@ -8,6 +8,7 @@
 //! yields the step's diff in the same format, which [`write_layer`] turns into a
 //! reproducible OCI layer tar.
 
+mod cleanup;
 mod compress;
 mod copy_snapshotter;
 mod error;
@@ -21,6 +22,7 @@ mod snapshotter;
 mod sys;
 mod writer;
 
+pub use cleanup::{remove_later, sweep_stale, wait_for_removals};
 pub use compress::{
     Compression, LayerEncoder, MEDIA_TYPE_TAR, MEDIA_TYPE_TAR_GZIP, MEDIA_TYPE_TAR_ZSTD,
     ZSTD_MAX_LEVEL, default_threads,

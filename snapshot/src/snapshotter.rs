@@ -8,6 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::copy_snapshotter::{Baseline, diff_against_lowers, materialise};
 use crate::error::{SnapshotError, io_err};
@@ -38,13 +39,74 @@ pub fn detect_snapshotter(scratch_dir: &Path) -> Snapshotter {
     let mut cache = DETECTED.lock().unwrap_or_else(|p| p.into_inner());
     let cache = cache.get_or_insert_with(HashMap::new);
     *cache.entry(dev).or_insert_with(|| {
-        if overlay_works(scratch_dir) {
+        let stamp = probe_stamp();
+        let record = scratch_dir.join(PROBE_RECORD);
+        if let Some(known) = read_probe_record(&record, &stamp) {
+            return known;
+        }
+        let found = if overlay_works(scratch_dir) {
             Snapshotter::Overlay
         } else {
             Snapshotter::Copy
-        }
+        };
+        write_probe_record(&record, &stamp, found);
+        found
     })
 }
+
+/// Where the probe's answer is kept for the next process: mounting, using and unmounting a
+/// probe overlay costs ~100-200 ms on a busy ext4 disk (the unmount syncs the filesystem),
+/// which every build would otherwise pay before its first step.
+const PROBE_RECORD: &str = "snapshotter.v1";
+
+/// What the answer depends on besides the filesystem (the record lives on it): the kernel,
+/// and who we are — root on the host, or root of a user namespace with some id map.
+fn probe_stamp() -> String {
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let uid_map = fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    let uid_map: Vec<&str> = uid_map.split_whitespace().collect();
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    format!("{} euid={euid} map={}", release.trim(), uid_map.join(","))
+}
+
+fn read_probe_record(record: &Path, stamp: &str) -> Option<Snapshotter> {
+    let text = fs::read_to_string(record).ok()?;
+    let (kind, recorded) = text.trim_end().split_once(' ')?;
+    if recorded != stamp {
+        return None;
+    }
+    match kind {
+        "overlay" => Some(Snapshotter::Overlay),
+        "copy" => Some(Snapshotter::Copy),
+        _ => None,
+    }
+}
+
+/// Best effort: without the record the next process simply probes again.
+fn write_probe_record(record: &Path, stamp: &str, found: Snapshotter) {
+    let kind = match found {
+        Snapshotter::Overlay => "overlay",
+        Snapshotter::Copy => "copy",
+    };
+    let Some(dir) = record.parent() else { return };
+    let Ok(mut tmp) = tempfile::NamedTempFile::new_in(dir) else {
+        return;
+    };
+    if std::io::Write::write_all(&mut tmp, format!("{kind} {stamp}\n").as_bytes()).is_ok() {
+        let _ = tmp.persist(record);
+    }
+}
+
+/// Whether mounting with `volatile` works (0 = not tried yet, 1 = yes, 2 = no).
+///
+/// `volatile` (Linux 5.10) drops the `syncfs` of the upper filesystem that overlay otherwise
+/// does at unmount; on ext4 that sync waits for a journal commit and was the largest part of a
+/// `RUN` step's overhead. Nothing is lost by skipping it: the upper dir is a scratch diff that
+/// either becomes a layer (whose blob the blob store writes durably) or is thrown away, and a
+/// crashed build's scratch dirs are never reused.
+static VOLATILE: AtomicU8 = AtomicU8::new(0);
+const VOLATILE_OPTION: &str = ",volatile";
 
 /// Mounts a tiny overlay, deletes a lower file and recreates a lower dir
 /// through it: that exercises the mount, whiteout creation (kernel ≥ 5.8 in a
@@ -113,7 +175,8 @@ fn overlay_options(lowers: &[PathBuf], upper: &Path, work: &Path) -> Result<Stri
         upper.display(),
         work.display()
     );
-    if options.len() > MOUNT_OPTIONS_MAX {
+    // Room is kept for the `,volatile` that mounting may append.
+    if options.len() + VOLATILE_OPTION.len() > MOUNT_OPTIONS_MAX {
         return Err(SnapshotError::MountOptionsTooLong {
             len: options.len(),
             max: MOUNT_OPTIONS_MAX,
@@ -121,6 +184,23 @@ fn overlay_options(lowers: &[PathBuf], upper: &Path, work: &Path) -> Result<Stri
         });
     }
     Ok(options)
+}
+
+fn mount_volatile_if_possible(target: &Path, options: &str) -> std::io::Result<()> {
+    if VOLATILE.load(Ordering::Relaxed) != 2 {
+        match sys::mount_overlay(target, &format!("{options}{VOLATILE_OPTION}")) {
+            Ok(()) => {
+                VOLATILE.store(1, Ordering::Relaxed);
+                return Ok(());
+            }
+            // An older kernel rejects the unknown option; any other error will recur below.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                VOLATILE.store(2, Ordering::Relaxed)
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    sys::mount_overlay(target, options)
 }
 
 enum Mode {
@@ -140,6 +220,10 @@ pub struct ActiveSnapshot {
     rootfs: PathBuf,
     upper: PathBuf,
     mode: Mode,
+    /// An exclusive flock on `dir` for as long as the snapshot lives: it tells
+    /// [`crate::sweep_stale`] in other processes that the directory is in use, and the kernel
+    /// drops it when a build is killed.
+    _in_use: fs::File,
 }
 
 /// Prepares a writable view of `lowers` (top-first) in a new directory under
@@ -164,7 +248,19 @@ pub fn prepare(
         .tempdir_in(work_root)
         .map_err(io_err("creating snapshot dir in", work_root))?
         .keep();
+    let in_use = match crate::cleanup::lock_in_use(&dir) {
+        Ok(lock) => lock,
+        Err(e) => {
+            let _ = fs::remove_dir(&dir);
+            return Err(SnapshotError::Io {
+                op: "locking",
+                path: dir,
+                source: e,
+            });
+        }
+    };
     let snap = ActiveSnapshot {
+        _in_use: in_use,
         rootfs: dir.join("merged"),
         upper: dir.join("upper"),
         dir,
@@ -218,9 +314,11 @@ impl ActiveSnapshot {
             }
             other => other?,
         };
-        sys::mount_overlay(&self.rootfs, &options).map_err(|source| SnapshotError::Mount {
-            target: self.rootfs.clone(),
-            source,
+        mount_volatile_if_possible(&self.rootfs, &options).map_err(|source| {
+            SnapshotError::Mount {
+                target: self.rootfs.clone(),
+                source,
+            }
         })?;
         self.mode = Mode::Overlay { mounted: true };
         Ok(())
@@ -288,6 +386,34 @@ impl Drop for ActiveSnapshot {
                 return;
             }
         }
-        let _ = fs::remove_dir_all(&self.dir);
+        // work/ and merged/ are never read again: delete them off the critical path.
+        crate::cleanup::remove_later(self.dir.clone());
+    }
+}
+
+#[cfg(test)]
+mod probe_record_tests {
+    use super::*;
+
+    #[test]
+    fn a_recorded_answer_is_reused_only_for_the_same_kernel_and_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = dir.path().join(PROBE_RECORD);
+        let stamp = probe_stamp();
+        assert_eq!(read_probe_record(&record, &stamp), None);
+        write_probe_record(&record, &stamp, Snapshotter::Copy);
+        assert_eq!(read_probe_record(&record, &stamp), Some(Snapshotter::Copy));
+        write_probe_record(&record, &stamp, Snapshotter::Overlay);
+        assert_eq!(
+            read_probe_record(&record, &stamp),
+            Some(Snapshotter::Overlay)
+        );
+        // another kernel, or root of a different user namespace, probes again
+        assert_eq!(
+            read_probe_record(&record, "4.19.0 euid=0 map=0,1000,1"),
+            None
+        );
+        fs::write(&record, "garbage").unwrap();
+        assert_eq!(read_probe_record(&record, &stamp), None);
     }
 }

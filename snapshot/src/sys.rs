@@ -153,3 +153,12 @@ pub(crate) fn unmount(target: &Path) -> io::Result<()> {
         other => other,
     }
 }
+
+/// Whether `p` is the root of a mount (its device differs from its parent's).
+pub(crate) fn is_mount_point(p: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(m), Some(parent)) = (std::fs::symlink_metadata(p), p.parent()) else {
+        return false;
+    };
+    std::fs::metadata(parent).is_ok_and(|pm| pm.dev() != m.dev())
+}

@@ -103,6 +103,8 @@ fn round_trip(kind: Snapshotter) -> (Vec<u8>, std::collections::BTreeMap<String,
     let mut bytes = Vec::new();
     write_layer(&diff, &mut bytes, &layer_opts()).unwrap();
     fs::remove_dir_all(&diff).unwrap();
+    // Scratch dirs are removed in the background; a build waits for that before it ends.
+    builder_snapshot::wait_for_removals();
     assert!(
         fs::read_dir(&work).unwrap().next().is_none(),
         "finish left files in the work root"
@@ -231,6 +233,7 @@ fn dropping_without_finish_cleans_up() {
             kind == Snapshotter::Overlay
         );
         drop(snap);
+        builder_snapshot::wait_for_removals();
         assert!(
             !fs::read_to_string("/proc/self/mountinfo")
                 .unwrap()
@@ -321,8 +324,17 @@ fn detection_falls_back_to_copy_where_overlay_cannot_be_the_upper() {
     let scratch = snap.rootfs().join("scratch");
     fs::create_dir(&scratch).unwrap();
     assert_eq!(detect_snapshotter(&scratch), Snapshotter::Copy);
-    // and the failed probe cleaned up after itself
-    assert_eq!(fs::read_dir(&scratch).unwrap().count(), 0);
+    // and the failed probe cleaned up after itself, leaving only its answer for the next process
+    let left: Vec<_> = fs::read_dir(&scratch)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["snapshotter.v1"]);
+    assert!(
+        fs::read_to_string(scratch.join("snapshotter.v1"))
+            .unwrap()
+            .starts_with("copy ")
+    );
     // the copy fallback then works there
     let inner = prepare(Snapshotter::Copy, &[], &scratch).unwrap();
     fs::write(inner.rootfs().join("x"), b"x").unwrap();

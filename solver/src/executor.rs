@@ -104,6 +104,8 @@ impl<'a> LayerStore<'a> {
     pub fn new(store: &'a Store) -> Result<Self, String> {
         let work_root = store.root().join("work");
         fs::create_dir_all(&work_root).map_err(|e| format!("{}: {e}", work_root.display()))?;
+        // What killed builds left behind; live snapshots of concurrent builds are locked.
+        builder_snapshot::sweep_stale(&work_root);
         let snapshotter = builder_snapshot::detect_snapshotter(&work_root);
         Ok(LayerStore {
             store,
@@ -191,6 +193,14 @@ impl<'a> LayerStore<'a> {
             let _ = fs::remove_dir_all(&tmp);
         }
         Ok(dir)
+    }
+}
+
+impl Drop for LayerStore<'_> {
+    /// Scratch directories are deleted in the background while later steps run; a build is
+    /// over only when they are gone.
+    fn drop(&mut self) {
+        builder_snapshot::wait_for_removals();
     }
 }
 
@@ -506,7 +516,7 @@ impl<'a> Solver<'a> {
             .map_err(|e| e.to_string())?;
         // An empty tar is its two end-of-archive blocks: the step changed nothing.
         if digests.uncompressed_size <= 1024 {
-            let _ = fs::remove_dir_all(diff);
+            builder_snapshot::remove_later(diff.to_path_buf());
             return Ok(None);
         }
         let (digest, size) = writer.commit().map_err(|e| e.to_string())?;
