@@ -43,9 +43,29 @@ pub struct ResolvedImage {
     pub spec: ImageSpec,
 }
 
-/// Finds base images (`FROM x`, `COPY --from=x`) in the local store or a registry.
+/// A file an `ADD <url>` downloaded into the store's blobs before the step runs.
+#[derive(Clone, Debug)]
+pub struct RemoteFile {
+    /// sha256 of the content, which is also its blob's name in the store.
+    pub digest: builder_cache::Digest,
+    /// The name the file gets in a destination directory: from the server's
+    /// Content-Disposition, else the URL's last path segment.
+    pub filename: String,
+    /// The server's Last-Modified, as seconds since the epoch.
+    pub mtime: Option<i64>,
+}
+
+/// Finds what a Dockerfile names outside its context: base images (`FROM x`, `COPY --from=x`)
+/// in the local store or a registry, and the files of `ADD <url>`.
 pub trait ImageResolver {
     fn resolve(&self, reference: &str, platform: &Platform) -> Result<ResolvedImage, String>;
+
+    /// Downloads `url` into the store (or finds it there, unchanged).
+    fn fetch_url(&self, url: &str) -> Result<RemoteFile, String> {
+        Err(format!(
+            "ADD {url}: downloading files is not available in this build"
+        ))
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -65,6 +85,14 @@ pub enum ConvertError {
     Frontend(#[from] FrontendError),
     #[error("{file}:{line}: {message}")]
     At {
+        file: String,
+        line: usize,
+        message: String,
+    },
+    /// Something the Dockerfile names outside the context could not be had: a base image, or
+    /// an `ADD <url>` download. Not a mistake in the Dockerfile, so it is a build failure.
+    #[error("{file}:{line}: {message}")]
+    Source {
         file: String,
         line: usize,
         message: String,
@@ -176,6 +204,14 @@ impl<'a> Converter<'a> {
         };
         converter.evaluate_meta_args()?;
         Ok(converter)
+    }
+
+    fn source_error(&self, line: usize, message: impl Into<String>) -> ConvertError {
+        ConvertError::Source {
+            file: self.options.file_name.clone(),
+            line,
+            message: message.into(),
+        }
     }
 
     fn error(&self, line: usize, message: impl Into<String>) -> ConvertError {
@@ -307,7 +343,7 @@ impl<'a> Converter<'a> {
     ) -> Result<ResolvedImage, ConvertError> {
         self.resolver
             .resolve(reference, platform)
-            .map_err(|e| self.error(line, e))
+            .map_err(|e| self.source_error(line, e))
     }
 
     fn convert_stage(&mut self, index: usize) -> Result<StageOutput, ConvertError> {
@@ -579,15 +615,24 @@ impl<'a> Converter<'a> {
         history: String,
     ) -> Result<(), ConvertError> {
         let line = inst.location.start_line;
-        if let Some(url) = add.sources.iter().find(|s| is_remote_source(s)) {
+        if let Some(repo) = add.sources.iter().find(|s| is_git_source(s)) {
             return Err(self.error(
                 line,
-                format!("ADD {url}: remote sources (URLs and git repositories) are not supported yet; download the file into the build context and ADD or COPY it from there"),
+                format!("ADD {repo}: git repositories are not supported yet; clone it into the build context and COPY it from there"),
             ));
         }
+        let (urls, local): (Vec<&String>, Vec<&String>) =
+            add.sources.iter().partition(|s| is_url(s));
+        if add.checksum.is_some() && (urls.len() != 1 || !local.is_empty()) {
+            return Err(self.error(
+                line,
+                "ADD --checksum needs exactly one source, and it must be a URL",
+            ));
+        }
+        let local: Vec<String> = local.into_iter().cloned().collect();
         let chmod = parse_chmod(add.chmod.as_deref()).map_err(|e| self.error(line, e))?;
-        let context = self.context_vertex();
-        let actions = copy_actions(
+        // Counted together: several sources of any kind need a directory destination.
+        let mut actions = copy_actions(
             &st.spec.working_dir,
             &add.sources,
             &add.dest,
@@ -601,11 +646,44 @@ impl<'a> Converter<'a> {
             },
         )
         .map_err(|e| self.error(line, e))?;
-        let inputs = if add.sources.is_empty() {
-            vec![]
-        } else {
-            vec![context]
-        };
+        // copy_actions made one Copy of every source from the context: keep the local ones
+        // there and turn each URL into a download.
+        let mut fetched = Vec::new();
+        for url in &urls {
+            let file = self
+                .resolver
+                .fetch_url(url)
+                .map_err(|e| self.source_error(line, e))?;
+            if let Some(expected) = &add.checksum
+                && expected.as_str() != file.digest.to_string()
+            {
+                return Err(self.source_error(
+                    line,
+                    format!("ADD {url}: checksum mismatch: --checksum={expected}, but the download is {}", file.digest),
+                ));
+            }
+            fetched.push(file);
+        }
+        let mut inputs = Vec::new();
+        for action in &mut actions {
+            if let FileAction::Copy(copy) = action {
+                if !local.is_empty() {
+                    inputs.push(self.context_vertex());
+                }
+                copy.sources = local.clone();
+            }
+        }
+        actions.retain(|a| !matches!(a, FileAction::Copy(c) if c.sources.is_empty()));
+        for file in fetched {
+            actions.push(fetched_action(
+                &st.spec.working_dir,
+                &add.dest,
+                add.sources.len() + add.heredocs.len() > 1,
+                file,
+                chmod,
+                add.chown.clone(),
+            ));
+        }
         st.commit_file(&mut self.graph, actions, inputs, history, inst);
         Ok(())
     }
@@ -916,11 +994,43 @@ fn copy_actions(
     Ok(actions)
 }
 
-fn is_remote_source(s: &str) -> bool {
-    s.starts_with("http://")
-        || s.starts_with("https://")
-        || s.starts_with("git@")
-        || s.ends_with(".git")
+fn is_url(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://")
+}
+
+/// Git sources as BuildKit recognises them: `git@host:repo`, `git://...`, or a URL ending in
+/// `.git` (with or without a `#ref` fragment).
+fn is_git_source(s: &str) -> bool {
+    let without_fragment = s.split('#').next().unwrap_or(s);
+    s.starts_with("git@")
+        || s.starts_with("git://")
+        || (is_url(s) && without_fragment.ends_with(".git"))
+}
+
+/// The action of one `ADD <url>` source: the downloaded file lands at `dest`, or in it under the
+/// file's name when `dest` is a directory. As with docker, it is mode 0600 unless `--chmod`
+/// says otherwise, and owned by root unless `--chown` does.
+fn fetched_action(
+    workdir: &str,
+    dest: &str,
+    several_sources: bool,
+    file: RemoteFile,
+    chmod: Option<u32>,
+    chown: Option<String>,
+) -> FileAction {
+    let abs_dest = join_path(workdir, dest);
+    let path = if dest.ends_with('/') || several_sources {
+        join_path(&abs_dest, &file.filename)
+    } else {
+        abs_dest
+    };
+    FileAction::Fetched {
+        path,
+        blob: file.digest,
+        mode: chmod.unwrap_or(0o600),
+        mtime: file.mtime,
+        owner: chown,
+    }
 }
 
 fn parse_chmod(chmod: Option<&str>) -> Result<Option<u32>, String> {

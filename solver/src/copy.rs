@@ -369,12 +369,15 @@ fn set_mtime(target: &Path, mtime: i64) -> Result<(), CopyError> {
 }
 
 /// Writes a heredoc file (COPY <<EOF) at an absolute path inside the root.
+/// Writes `content` to `path` inside `root` (parents created as needed, an existing entry
+/// replaced) with the given mode and owner, and `mtime` (seconds since the epoch) when given.
 pub fn make_file(
     root: &Path,
     path: &str,
-    data: &str,
+    content: &mut dyn std::io::Read,
     mode: u32,
     owner: Owner,
+    mtime: Option<i64>,
 ) -> Result<(), CopyError> {
     let rel = clean_rel(path);
     if let Some((parent, _)) = rel.rsplit_once('/') {
@@ -390,7 +393,13 @@ pub fn make_file(
     }
     let target = resolve_in_root(root, &rel, false).map_err(io_err(root))?;
     remove_existing(&target, false)?;
-    fs::write(&target, data).map_err(io_err(&target))?;
+    let mut file = fs::File::create(&target).map_err(io_err(&target))?;
+    std::io::copy(content, &mut file).map_err(io_err(&target))?;
+    if let Some(secs) = mtime {
+        let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
+        file.set_modified(time).map_err(io_err(&target))?;
+    }
+    drop(file);
     fs::set_permissions(&target, fs::Permissions::from_mode(mode)).map_err(io_err(&target))?;
     lchown(&target, owner)
 }

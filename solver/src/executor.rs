@@ -599,10 +599,32 @@ impl<'a> Solver<'a> {
             } => copy::make_file(
                 root,
                 path,
-                data,
+                &mut data.as_bytes(),
                 *mode,
                 owner(o)?.unwrap_or(Owner { uid: 0, gid: 0 }),
+                None,
             ),
+            FileAction::Fetched {
+                path,
+                blob,
+                mode,
+                mtime,
+                owner: o,
+            } => {
+                let mut content = self.store.blobs().open(blob).map_err(|e| {
+                    CopyError::Invalid(format!(
+                        "the downloaded file {blob} is gone from the store: {e}"
+                    ))
+                })?;
+                copy::make_file(
+                    root,
+                    path,
+                    &mut content,
+                    *mode,
+                    owner(o)?.unwrap_or(Owner { uid: 0, gid: 0 }),
+                    *mtime,
+                )
+            }
             FileAction::Copy(c) => {
                 let attrs = Attributes {
                     owner: owner(&c.chown)?,

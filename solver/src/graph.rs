@@ -133,6 +133,17 @@ pub enum FileAction {
         owner: Option<String>,
     },
     Copy(CopyAction),
+    /// A file downloaded before the build (`ADD <url>`) and kept as a blob in the store. Only
+    /// its digest takes part in the cache key: an unchanged download keeps the cache, a changed
+    /// one invalidates this step and those after it.
+    Fetched {
+        path: String,
+        blob: Digest,
+        mode: u32,
+        /// Seconds since the epoch (from the server's Last-Modified), else the build's time.
+        mtime: Option<i64>,
+        owner: Option<String>,
+    },
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -3,7 +3,7 @@
 use builder_cache::image::ImageConfig;
 use builder_cache::{Digest, Store, read_config, read_manifest};
 
-use crate::convert::{ImageResolver, ResolvedImage};
+use crate::convert::{ImageResolver, RemoteFile, ResolvedImage};
 use crate::graph::LayerRef;
 use crate::image::Platform;
 use crate::image_json::spec_from_config;
@@ -12,6 +12,8 @@ use crate::image_json::spec_from_config;
 pub type Normalizer = dyn Fn(&str) -> Result<String, String> + Send + Sync;
 /// Makes an image available in the store (a registry pull), given its normalized name.
 pub type Fetcher = dyn Fn(&str, &Platform) -> Result<(), String> + Send + Sync;
+/// Downloads an `ADD <url>` file into the store's blobs.
+pub type UrlFetcher = dyn Fn(&str) -> Result<RemoteFile, String> + Send + Sync;
 
 pub struct StoreResolver<'a> {
     pub store: &'a Store,
@@ -19,6 +21,8 @@ pub struct StoreResolver<'a> {
     /// Called when the image is not in the store (or always, with `--pull`).
     pub fetch: Option<&'a Fetcher>,
     pub always_fetch: bool,
+    /// Downloads `ADD <url>` files; None refuses them.
+    pub fetch_url: Option<&'a UrlFetcher>,
 }
 
 impl StoreResolver<'_> {
@@ -60,6 +64,15 @@ impl ImageResolver for StoreResolver<'_> {
             manifest_digest,
             spec: spec_from_config(&config, layers),
         })
+    }
+
+    fn fetch_url(&self, url: &str) -> Result<RemoteFile, String> {
+        match self.fetch_url {
+            Some(fetch) => fetch(url),
+            None => Err(format!(
+                "ADD {url}: downloading files is not available in this build"
+            )),
+        }
     }
 }
 

@@ -95,11 +95,13 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     };
     let renderer = Renderer::new(mode);
     let fetch = super::registry::fetcher(ctx);
+    let fetch_url = super::http_source::url_fetcher(ctx.root.clone());
     let resolver = StoreResolver {
         store: &store,
         normalize: &normalize,
         fetch: Some(&*fetch),
         always_fetch: args.pull,
+        fetch_url: Some(&*fetch_url),
     };
     let result = builder_solver::build(&store, &request, &resolver, &renderer);
     renderer.finish();

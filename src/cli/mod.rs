@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod cache;
+pub mod http_source;
 pub mod images;
 pub mod progress;
 pub mod registry;
@@ -38,6 +39,10 @@ pub fn exit_code_for(e: &anyhow::Error) -> u8 {
     }
     if let Some(b) = e.downcast_ref::<builder_solver::BuildError>() {
         return match b {
+            // A base image or download that could not be had is a failed build, not misuse.
+            builder_solver::BuildError::Convert(
+                builder_solver::convert::ConvertError::Source { .. },
+            ) => 1,
             builder_solver::BuildError::Convert(_) | builder_solver::BuildError::Ignore(_) => 2,
             _ => 1,
         };
