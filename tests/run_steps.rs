@@ -163,6 +163,38 @@ fn secret_is_visible_during_run_and_absent_from_layers() {
 }
 
 #[test]
+fn secret_as_environment_variable() {
+    let env = Env::new();
+    env.busybox_base();
+    let secret = env.path("secret.txt");
+    std::fs::write(&secret, "TOP-SECRET-VALUE").unwrap();
+    let log = build_ok(
+        &env,
+        "FROM busybox:test\n\
+         RUN --mount=type=secret,id=tok,env=TOKEN echo \"$TOKEN\" | grep -qx TOP-SECRET-VAL.. && [ ! -e /run/secrets/tok ] && echo ok > /env-only\n\
+         RUN --mount=type=secret,id=tok,env=TOKEN,target=/s [ \"$TOKEN\" = \"$(cat /s)\" ] && echo ok > /both\n\
+         RUN echo \"${TOKEN:-unset}\" > /after\n",
+        &[
+            "-t",
+            "secretenv:1",
+            "--secret",
+            &format!("id=tok,src={}", secret.display()),
+        ],
+    );
+    assert!(!log.contains("TOP-SECRET-VALUE"));
+    for file in ["/env-only", "/both"] {
+        assert_eq!(run_in(&env, "secretenv:1", &["cat", file]), "ok\n");
+    }
+    assert_eq!(run_in(&env, "secretenv:1", &["cat", "/after"]), "unset\n");
+    let config = env.inspect("secretenv:1");
+    assert!(!config.to_string().contains("TOP-SECRET-VALUE"));
+    assert!(!config["config"]["Env"].to_string().contains("TOKEN"));
+    for layer in image_layers(&env, "secretenv:1") {
+        assert!(layer.iter().all(|e| !e.5.contains("TOP-SECRET-VALUE")));
+    }
+}
+
+#[test]
 fn cache_mount_persists_between_builds() {
     let env = Env::new();
     env.busybox_base();

@@ -14,7 +14,7 @@ use builder_frontend::{
 
 use crate::graph::{
     BuildGraph, CopyAction, ExecMount, ExecMountKind, ExecOp, FileAction, FileOp, ImageSource,
-    NetworkMode, Op, Vertex, VertexId,
+    NetworkMode, Op, SecretEnv, Vertex, VertexId,
 };
 use crate::image::{HealthConfig, HistoryEntry, ImageSpec, Platform};
 
@@ -715,7 +715,26 @@ impl<'a> Converter<'a> {
         }
         let mut inputs = vec![st.vertex];
         let mut mounts = Vec::new();
+        let mut secret_env = Vec::new();
         for mount in &run.mounts {
+            if let builder_frontend::Mount::Secret {
+                id,
+                env: Some(var),
+                target,
+                required,
+                ..
+            } = mount
+            {
+                secret_env.push(SecretEnv {
+                    id: id.clone(),
+                    env: var.clone(),
+                    required: *required,
+                });
+                // With env= the secret is a file only when a target asks for one, as in BuildKit.
+                if target.is_none() {
+                    continue;
+                }
+            }
             mounts.push(self.exec_mount(st, mount, &mut inputs, line)?);
         }
         let network = match run.network {
@@ -734,6 +753,7 @@ impl<'a> Converter<'a> {
             user: st.spec.user.clone(),
             network,
             mounts,
+            secret_env,
         });
         let prefix = if history_args.is_empty() {
             String::new()
@@ -826,11 +846,8 @@ impl<'a> Converter<'a> {
                 mode,
                 uid,
                 gid,
-                env,
+                env: _,
             } => {
-                if env.is_some() && target.is_none() {
-                    return Err(self.error(line, "RUN --mount=type=secret,env=... is not supported yet; mount the secret as a file (target=...)"));
-                }
                 let target = target
                     .clone()
                     .unwrap_or_else(|| format!("/run/secrets/{id}"));

@@ -676,7 +676,7 @@ impl<'a> Solver<'a> {
         let spec = builder_sandbox::RunSpec {
             rootfs: active.rootfs().to_path_buf(),
             args: op.args.clone(),
-            env: op.env.clone(),
+            env: self.env_with_secrets(op).map_err(|e| err(&e))?,
             cwd: op.cwd.clone(),
             user: op.user.clone(),
             hostname: "buildkitsandbox".into(),
@@ -856,6 +856,34 @@ impl<'a> Solver<'a> {
                 })
             }
         }
+    }
+
+    /// The step's environment plus its `type=secret,env=` values, read only now, for the
+    /// process: they stay out of the graph, the cache key, the image and the logs.
+    fn env_with_secrets(&self, op: &ExecOp) -> Result<Vec<String>, String> {
+        let mut env = op.env.clone();
+        for s in &op.secret_env {
+            let Some(src) = self.opts.secrets.get(&s.id) else {
+                if s.required {
+                    return Err(format!(
+                        "secret {:?} is required but was not given (use --secret id={},src=FILE or env=VAR)",
+                        s.id, s.id
+                    ));
+                }
+                continue;
+            };
+            let value = fs::read(src)
+                .map_err(|e| format!("reading secret {:?} from {}: {e}", s.id, src.display()))?;
+            let value = String::from_utf8(value).map_err(|_| {
+                format!(
+                    "secret {:?} is not UTF-8 text, so it cannot be an environment variable",
+                    s.id
+                )
+            })?;
+            env.retain(|kv| kv.split_once('=').map(|(k, _)| k) != Some(s.env.as_str()));
+            env.push(format!("{}={value}", s.env));
+        }
+        Ok(env)
     }
 
     /// The persistent directory of a cache mount, with BuildKit's sharing modes: `shared` lets

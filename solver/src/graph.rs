@@ -66,6 +66,18 @@ pub struct ExecOp {
     pub user: String,
     pub network: NetworkMode,
     pub mounts: Vec<ExecMount>,
+    /// `RUN --mount=type=secret,env=NAME`: secrets given to the process as environment
+    /// variables. Only ids and names are here — values never enter the graph or a cache key.
+    /// Skipped when empty so the keys of RUN steps without them stay what they were.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secret_env: Vec<SecretEnv>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SecretEnv {
+    pub id: String,
+    pub env: String,
+    pub required: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
