@@ -231,14 +231,18 @@ fn registry_cache_round_trip() {
     let Some(reg) = registry() else { return };
     let cache_ref = format!("{}/cache/app:buildcache", reg.host());
     let a = Env::new();
-    build(
-        &a,
-        &context(&a, "2020-01-01"),
-        "app:1",
-        &[
-            "--cache-to",
-            &format!("type=registry,ref={cache_ref},mode=max"),
-        ],
+    let export = [
+        "--cache-to",
+        &format!("type=registry,ref={cache_ref},mode=max"),
+    ];
+    let first = build(&a, &context(&a, "2020-01-01"), "app:1", &export);
+    // Seven layers (every step adds one) and the records document.
+    assert!(
+        first
+            .stderr
+            .contains("blobs: 8 uploaded, 0 mounted, 0 already there"),
+        "{}",
+        first.stderr
     );
     let b = Env::new();
     let second = build(
@@ -253,20 +257,32 @@ fn registry_cache_round_trip() {
         b.ok(&["run", "--rm", "app:1", "cat", "/seen.txt"]),
         "built\n"
     );
-    // Exporting again to the same tag (the registry has every blob by now) works.
-    let again = build(
-        &a,
-        &context(&a, "2020-01-01"),
-        "app:1",
-        &[
-            "--cache-to",
-            &format!("type=registry,ref={cache_ref},mode=max"),
-        ],
-    );
+    // Exporting again to the same tag sends nothing: the registry has every blob.
+    let again = build(&a, &context(&a, "2020-01-01"), "app:1", &export);
     assert!(
-        again.stderr.contains("exported 7 cache records"),
+        again
+            .stderr
+            .contains("blobs: 0 uploaded, 0 mounted, 8 already there"),
         "{}",
         again.stderr
+    );
+}
+
+#[test]
+fn cache_export_mounts_the_layers_of_the_pushed_image() {
+    let Some(reg) = registry() else { return };
+    let image = format!("{}/app/img:1", reg.host());
+    let export = format!("type=registry,ref={}/cache/img:min", reg.host());
+    let a = Env::new();
+    let ctx = context(&a, "2020-01-01");
+    let built = build(&a, &ctx, &image, &["--push", "--cache-to", &export]);
+    // mode=min: the image's five layers, linked from app/img; only the records are sent.
+    assert!(
+        built
+            .stderr
+            .contains("(5 layers); blobs: 1 uploaded, 5 mounted, 0 already there"),
+        "{}",
+        built.stderr
     );
 }
 

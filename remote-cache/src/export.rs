@@ -4,11 +4,12 @@
 use std::fs;
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use builder_cache::image::ImageConfig;
 use builder_cache::manifest::{Descriptor, Index, ManifestFormat, annotation, media_type};
 use builder_cache::{Digest, Store, StoredImage, put_image, read_manifest};
-use builder_registry::Reference;
+use builder_registry::{ProgressEvent, Reference};
 use builder_solver::StepRecord;
 
 use crate::format::{CacheConfig, manifest_bytes};
@@ -22,6 +23,25 @@ pub struct ExportSummary {
     pub layers: usize,
     /// Digest of the cache manifest.
     pub manifest: Digest,
+    /// Registry exports: blobs (layers and config) sent, linked from another repository of the
+    /// registry, or already there.
+    pub uploaded: usize,
+    pub mounted: usize,
+    pub existing: usize,
+}
+
+impl std::fmt::Display for ExportSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} cache records ({} layers)", self.records, self.layers)?;
+        if self.uploaded + self.mounted + self.existing > 0 {
+            write!(
+                f,
+                "; blobs: {} uploaded, {} mounted, {} already there",
+                self.uploaded, self.mounted, self.existing
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// Exports the records of `steps` that the spec's mode keeps, with their layer blobs.
@@ -86,6 +106,9 @@ fn export_local(
         records: config.records.len(),
         layers: manifest.layers.len(),
         manifest: digest,
+        uploaded: 0,
+        mounted: 0,
+        existing: 0,
     })
 }
 
@@ -136,16 +159,27 @@ fn export_registry(
     store.blobs().put_bytes(&config_bytes)?;
     let manifest = config.manifest(&config_bytes);
     let bytes = manifest_bytes(&manifest);
-    let digest =
-        remote.block_on(
-            remote
-                .client
-                .push(r, &bytes, media_type::OCI_MANIFEST, store, &|_| {}),
-        )?;
+    let [uploaded, mounted, existing] = [(); 3].map(|_| AtomicUsize::new(0));
+    let count = |event: ProgressEvent| {
+        let counter = match event {
+            ProgressEvent::UploadComplete { .. } => &uploaded,
+            ProgressEvent::BlobMounted { .. } => &mounted,
+            ProgressEvent::BlobExists { .. } => &existing,
+            _ => return,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    };
+    let push = remote
+        .client
+        .push(r, &bytes, media_type::OCI_MANIFEST, store, &count);
+    let digest = remote.block_on(push)?;
     Ok(ExportSummary {
         records: config.records.len(),
         layers: manifest.layers.len(),
         manifest: digest,
+        uploaded: uploaded.into_inner(),
+        mounted: mounted.into_inner(),
+        existing: existing.into_inner(),
     })
 }
 

@@ -151,6 +151,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     }
     let mut pushed = Vec::new();
     if args.push {
+        cache.remember_pushed(&store, &tags, &record);
         if tags.is_empty() {
             bail!(UsageError(
                 "--push needs a name: add -t REGISTRY/NAME:TAG".into()
@@ -339,6 +340,25 @@ impl CacheFlags {
         Ok(())
     }
 
+    /// Tells the registry client which repositories will hold the image's layers once pushed,
+    /// so a cache export to another repository of the same registry mounts them.
+    fn remember_pushed(&self, store: &builder_cache::Store, tags: &[String], image: &ImageRecord) {
+        let Some(remote) = &self.remote else { return };
+        let Ok(manifest) = builder_cache::read_manifest(store.blobs(), &image.manifest) else {
+            return;
+        };
+        for tag in tags {
+            let Ok(r) = tag.parse::<builder_registry::Reference>() else {
+                continue;
+            };
+            for layer in &manifest.layers {
+                remote
+                    .client
+                    .record_blob_origin(&r.registry, &r.repository, layer.digest);
+            }
+        }
+    }
+
     /// Every `--cache-to` but inline; a failure fails the build unless `ignore-error=true`.
     fn export(
         &self,
@@ -347,12 +367,7 @@ impl CacheFlags {
     ) -> anyhow::Result<()> {
         for spec in self.to.iter().filter(|s| s.target != ExportTarget::Inline) {
             match builder_remote_cache::export(spec, store, steps, self.remote.as_ref()) {
-                Ok(summary) => eprintln!(
-                    "exported {} cache records ({} layers) to {}",
-                    summary.records,
-                    summary.layers,
-                    spec.describe()
-                ),
+                Ok(summary) => eprintln!("exported {summary} to {}", spec.describe()),
                 Err(e) if spec.ignore_error => {
                     eprintln!("WARNING: exporting to {}: {e}", spec.describe());
                 }
