@@ -407,3 +407,63 @@ fn no_cache_filter_reruns_only_the_named_stage() {
         again.stderr
     );
 }
+
+/// What else a step's key could pick up from the host: the context's location and mtimes, the
+/// secret's file path and value, the store's cache-mount directory, WORKDIR/USER/--chown.
+/// None of it may keep a second machine from hitting the first one's records.
+#[test]
+fn cache_keys_carry_nothing_of_the_host() {
+    const HOSTILE: &str = r#"FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+WORKDIR /work
+COPY --chown=1000:1000 app.txt ./
+ADD dir/ /dir/
+RUN --mount=type=bind,source=dir,target=/mnt --mount=type=secret,id=tok --mount=type=cache,target=/cache find /mnt > /from-bind.txt
+RUN mkdir /out && chmod 777 /out
+USER 1000
+RUN id -u > /out/uid
+"#;
+    let setup = |env: &Env, age: &str, secret: &str| -> (PathBuf, String) {
+        let dir = context(env, age);
+        fs::write(dir.join("Dockerfile"), HOSTILE).unwrap();
+        fs::create_dir_all(dir.join("dir/sub")).unwrap();
+        fs::write(dir.join("dir/sub/f.txt"), "nested\n").unwrap();
+        let secret_file = env.path(&format!("secret-{secret}"));
+        fs::write(&secret_file, secret).unwrap();
+        (dir, format!("id=tok,src={}", secret_file.display()))
+    };
+    let a = Env::new();
+    let cache = a.path("cache");
+    let (ctx, secret) = setup(&a, "2020-01-01", "one");
+    let dest = format!("type=local,dest={},mode=max", cache.display());
+    let first = build(&a, &ctx, "h:1", &["--secret", &secret, "--cache-to", &dest]);
+    assert_eq!(first.started.len(), 8, "{}", first.stderr);
+
+    let b = Env::new();
+    let (ctx, secret) = setup(&b, "2024-06-01", "two");
+    let src = format!("type=local,src={}", cache.display());
+    let second = build(
+        &b,
+        &ctx,
+        "h:1",
+        &["--secret", &secret, "--cache-from", &src],
+    );
+    assert!(second.started.is_empty(), "ran: {:?}", second.started);
+    assert_eq!(image_id(&a, "h:1"), image_id(&b, "h:1"));
+
+    // Content does count: one changed byte in the context misses from that step on.
+    fs::write(ctx.join("dir/sub/f.txt"), "nestee\n").unwrap();
+    let third = build(
+        &Env::new(),
+        &ctx,
+        "h:1",
+        &["--secret", &secret, "--cache-from", &src],
+    );
+    assert_eq!(
+        third.started.len(),
+        4,
+        "ADD and the three RUNs after it: {:?}",
+        third.started
+    );
+}
