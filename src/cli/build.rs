@@ -365,6 +365,8 @@ impl CacheFlags {
         store: &builder_cache::Store,
         steps: &[builder_solver::StepRecord],
     ) -> anyhow::Result<()> {
+        // Records of steps outside the image are not GC roots: keep a prune from sweeping them.
+        let _lease = builder_cache::gc::build_lease(store.root())?;
         for spec in self.to.iter().filter(|s| s.target != ExportTarget::Inline) {
             match builder_remote_cache::export(spec, store, steps, self.remote.as_ref()) {
                 Ok(summary) => eprintln!("exported {summary} to {}", spec.describe()),
