@@ -51,6 +51,14 @@ pub struct ImageConfig {
         deserialize_with = "null_default"
     )]
     pub history: Vec<History>,
+    /// Cache records for the image's own layers (`--cache-to type=inline`), so a later build can
+    /// use the pushed image as a cache source. Opaque here: builder-remote-cache owns the format.
+    #[serde(
+        rename = "builder.cache.v1",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub inline_cache: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

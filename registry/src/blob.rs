@@ -22,6 +22,29 @@ pub trait BlobSource: Send + Sync {
     fn open(&self, d: &Digest) -> std::io::Result<(std::fs::File, u64)>;
 }
 
+/// The local content store is what the CLI pulls into and pushes from.
+impl BlobSink for builder_cache::Store {
+    fn contains(&self, d: &Digest) -> bool {
+        self.blobs().contains(d)
+    }
+    fn temp_dir(&self) -> PathBuf {
+        self.tmp_dir()
+    }
+    fn commit_file(&self, tmp: &Path, d: &Digest) -> std::io::Result<()> {
+        self.blobs()
+            .commit_file(tmp, d)
+            .map_err(std::io::Error::other)
+    }
+}
+
+impl BlobSource for builder_cache::Store {
+    fn open(&self, d: &Digest) -> std::io::Result<(std::fs::File, u64)> {
+        let file = self.blobs().open(d).map_err(std::io::Error::other)?;
+        let size = file.metadata()?.len();
+        Ok((file, size))
+    }
+}
+
 /// Stores a small in-memory document (a manifest) through the sink.
 pub(crate) fn commit_bytes(
     sink: &dyn BlobSink,

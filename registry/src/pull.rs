@@ -93,6 +93,18 @@ impl Client {
         })
     }
 
+    /// Downloads one blob of `r` into `sink` (verified, resumed after a drop) unless it is
+    /// there already: for callers that fetch a document's blobs one at a time, when needed.
+    pub async fn fetch_blob(
+        &self,
+        r: &Reference,
+        desc: &Descriptor,
+        sink: &dyn BlobSink,
+        progress: Progress<'_>,
+    ) -> Result<(), RegistryError> {
+        self.download_blob(r, desc, sink, progress).await
+    }
+
     /// Downloads one blob into the sink unless it is already there.
     async fn download_blob(
         &self,

@@ -1,7 +1,8 @@
 //! One build, end to end: parse → convert → solve → store the image.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use builder_cache::image::ImageConfig;
 use builder_cache::manifest::{Descriptor, ManifestFormat};
@@ -9,8 +10,11 @@ use builder_cache::{Store, StoredImage};
 use builder_frontend::dockerignore::IgnoreMatcher;
 use builder_snapshot::LayerOptions;
 
-use crate::convert::{ConvertError, ConvertOptions, ImageResolver, convert};
-use crate::executor::{Output, SolveError, SolveOptions, Solver};
+use crate::cache_import::CacheImport;
+use crate::cache_index::CacheRecord;
+use crate::convert::{ConvertError, ConvertOptions, ConvertedBuild, ImageResolver, convert};
+use crate::executor::{Output, SolveError, SolveOptions, Solved, Solver};
+use crate::graph::{Op, VertexId};
 use crate::image::Platform;
 use crate::image_json::config_from_spec;
 use crate::progress::{Event, ProgressSink};
@@ -27,6 +31,10 @@ pub struct BuildRequest {
     pub labels: BTreeMap<String, String>,
     pub platform: Option<Platform>,
     pub no_cache: bool,
+    /// `--no-cache-filter`: names of stages whose steps skip the cache.
+    pub no_cache_filter: Vec<String>,
+    /// `--cache-from`: records consulted when the local cache misses.
+    pub cache_import: Option<Arc<dyn CacheImport>>,
     pub secrets: BTreeMap<String, PathBuf>,
     pub layer_options: LayerOptions,
     /// Fixed creation time (SOURCE_DATE_EPOCH) for reproducible images.
@@ -39,6 +47,18 @@ pub struct BuildOutput {
     pub image: StoredImage,
     pub config: ImageConfig,
     pub warnings: Vec<String>,
+    /// Every step solved for this build, with its cache record: what `--cache-to` exports.
+    pub steps: Vec<StepRecord>,
+}
+
+/// One solved step: its cache key and record, and whether its layer is part of the image.
+#[derive(Clone, Debug)]
+pub struct StepRecord {
+    pub key: builder_cache::Digest,
+    pub record: CacheRecord,
+    /// The step is on the built image's chain of layers (not only in a stage it copies from):
+    /// what `--cache-to mode=min` keeps.
+    pub in_image: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,11 +105,14 @@ pub fn build(
         Some(text) => IgnoreMatcher::parse(text).map_err(|e| BuildError::Ignore(e.to_string()))?,
         None => IgnoreMatcher::empty(),
     };
+    let no_cache_vertices = no_cache_vertices(&converted, &req.no_cache_filter, &mut warnings);
     let solve_options = SolveOptions {
         context_dir: req.context_dir.clone(),
         ignore,
         secrets: req.secrets.clone(),
         no_cache: req.no_cache,
+        no_cache_vertices,
+        cache_import: req.cache_import.clone(),
         layer_options: req.layer_options.clone(),
         max_parallel: req.max_parallel,
         dockerfile_name: req.dockerfile_name.clone(),
@@ -131,11 +154,71 @@ pub fn build(
         .collect();
     let image =
         builder_cache::put_image(store.blobs(), &config, &descriptors, ManifestFormat::Oci)?;
+    let steps = step_records(&converted, &solved);
     Ok(BuildOutput {
         image,
         config,
         warnings,
+        steps,
     })
+}
+
+/// The vertices of the stages `--no-cache-filter` names. As with buildx, a name matches a
+/// stage's `AS` name; a name that matches no stage of the Dockerfile is reported, not fatal.
+fn no_cache_vertices(
+    converted: &ConvertedBuild,
+    filter: &[String],
+    warnings: &mut Vec<String>,
+) -> HashSet<usize> {
+    let mut vertices = HashSet::new();
+    for name in filter {
+        match converted.stage_steps.get(&name.to_lowercase()) {
+            Some(steps) => vertices.extend(steps.iter().map(|v| v.index())),
+            None => warnings.push(format!(
+                "--no-cache-filter: no stage named {name:?} is part of this build"
+            )),
+        }
+    }
+    vertices
+}
+
+/// The cache record of every solved step: a step added a layer when its rootfs has one more
+/// than its input's.
+fn step_records(converted: &ConvertedBuild, solved: &HashMap<VertexId, Solved>) -> Vec<StepRecord> {
+    let graph = &converted.graph;
+    let layers = |v: &VertexId| match solved.get(v).map(|s| &s.output) {
+        Some(Output::Rootfs(layers)) => layers.as_slice(),
+        _ => &[],
+    };
+    // The image's chain: from the target back through each step's input 0 (its base).
+    let mut in_image = HashSet::new();
+    let mut at = Some(converted.target.vertex);
+    while let Some(v) = at.filter(|v| matches!(graph.vertex(*v).op, Op::Exec(_) | Op::File(_))) {
+        in_image.insert(v);
+        at = graph.vertex(v).inputs.first().copied();
+    }
+    let mut steps: Vec<StepRecord> = solved
+        .iter()
+        .filter(|(v, _)| matches!(graph.vertex(**v).op, Op::Exec(_) | Op::File(_)))
+        .map(|(v, s)| {
+            let base = graph
+                .vertex(*v)
+                .inputs
+                .first()
+                .map_or(0, |i| layers(i).len());
+            let own = layers(v);
+            StepRecord {
+                key: s.key,
+                record: CacheRecord {
+                    layer: (own.len() > base).then(|| own[own.len() - 1].clone()),
+                    description: graph.vertex(*v).name.clone(),
+                },
+                in_image: in_image.contains(v),
+            }
+        })
+        .collect();
+    steps.sort_by_key(|s| s.key);
+    steps
 }
 
 /// Layers pulled as Docker media types are the same bytes under OCI names.

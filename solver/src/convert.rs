@@ -109,6 +109,9 @@ pub struct ConvertedBuild {
     pub target: StageOutput,
     /// Build args given but not consumed by any ARG of the converted stages.
     pub unused_build_args: Vec<String>,
+    /// The step vertices of each converted stage that has a name (`FROM x AS name`), by name:
+    /// what `--no-cache-filter` selects.
+    pub stage_steps: BTreeMap<String, Vec<VertexId>>,
 }
 
 #[derive(Clone, Debug)]
@@ -136,10 +139,12 @@ pub fn convert(
         .filter(|k| !converter.consumed_args.contains(*k) && !PROXY_ARGS.contains(&k.as_str()))
         .cloned()
         .collect();
+    let stage_steps = converter.named_stage_steps();
     Ok(ConvertedBuild {
         graph: converter.graph,
         target: StageOutput { spec, ..output },
         unused_build_args,
+        stage_steps,
     })
 }
 
@@ -304,6 +309,20 @@ impl<'a> Converter<'a> {
         self.stages
             .insert(index, StageState::Done(Box::new(out.clone())));
         Ok(out)
+    }
+
+    /// Every step of a stage adds a layer history entry, so those list the stage's steps.
+    fn named_stage_steps(&self) -> BTreeMap<String, Vec<VertexId>> {
+        self.stages
+            .iter()
+            .filter_map(|(index, state)| match state {
+                StageState::Done(out) => {
+                    let name = self.dockerfile.stages[*index].name.clone()?;
+                    Some((name, out.layer_history.iter().map(|(_, v)| *v).collect()))
+                }
+                StageState::InProgress => None,
+            })
+            .collect()
     }
 
     fn context_vertex(&mut self) -> VertexId {

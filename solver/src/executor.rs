@@ -5,7 +5,7 @@
 //! content store (what images reference) and unpacked once in overlay format under
 //! `snapshots/<diff_id>` (what RUN and COPY mount as lower directories).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::io::Read;
 use std::os::fd::OwnedFd;
@@ -17,6 +17,7 @@ use builder_cache::{Digest, Store};
 use builder_frontend::dockerignore::IgnoreMatcher;
 use builder_snapshot::{ActiveSnapshot, LayerOptions, Snapshotter};
 
+use crate::cache_import::CacheImport;
 use crate::cache_index::{CacheIndex, CacheRecord};
 use crate::copy::{self, Attributes, CopyError};
 use crate::graph::{
@@ -38,6 +39,10 @@ pub struct SolveOptions {
     /// `--secret id=...` values: id → file holding the secret.
     pub secrets: BTreeMap<String, PathBuf>,
     pub no_cache: bool,
+    /// Vertices (by index) that skip cache lookups: the steps of `--no-cache-filter` stages.
+    pub no_cache_vertices: HashSet<usize>,
+    /// Records imported with `--cache-from`, consulted when the local cache misses.
+    pub cache_import: Option<Arc<dyn CacheImport>>,
     pub layer_options: LayerOptions,
     pub max_parallel: usize,
     pub dockerfile_name: String,
@@ -416,13 +421,9 @@ impl<'a> Solver<'a> {
         base: &[LayerRef],
         inputs: &[Solved],
     ) -> Result<Option<LayerRef>, SolveError> {
-        // A record whose layer blob has gone missing counts as a miss.
         if !self.opts.no_cache
-            && let Some(record) = self.cache.get(&key)
-            && record
-                .layer
-                .as_ref()
-                .is_none_or(|l| self.store.blobs().contains(&l.digest))
+            && !self.opts.no_cache_vertices.contains(&index)
+            && let Some(record) = self.local_hit(&key).or_else(|| self.imported_hit(&key))
         {
             self.progress.event(Event::Cached {
                 vertex: index,
@@ -460,6 +461,24 @@ impl<'a> Solver<'a> {
             elapsed: started.elapsed(),
         });
         Ok(layer)
+    }
+
+    /// A record whose layer blob has gone missing counts as a miss.
+    fn local_hit(&self, key: &Digest) -> Option<CacheRecord> {
+        self.cache.get(key).filter(|record| {
+            record
+                .layer
+                .as_ref()
+                .is_none_or(|l| self.store.blobs().contains(&l.digest))
+        })
+    }
+
+    /// A record from `--cache-from`; its blob is local now, so it is recorded locally too (a
+    /// record that fails to be written only means the next build asks the import again).
+    fn imported_hit(&self, key: &Digest) -> Option<CacheRecord> {
+        let record = self.opts.cache_import.as_ref()?.fetch(key, self.store)?;
+        let _ = self.cache.put(key, &record);
+        Some(record)
     }
 
     /// Content checksums of the context files an op reads: they are part of its cache key.

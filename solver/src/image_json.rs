@@ -126,6 +126,7 @@ pub fn config_from_spec(
                 empty_layer: h.empty_layer,
             })
             .collect(),
+        inline_cache: None,
     }
 }
 

@@ -7,6 +7,7 @@
 //! - [`build`]: the whole pipeline for one `builder build`.
 
 pub mod build;
+pub mod cache_import;
 pub mod cache_index;
 pub mod convert;
 pub mod copy;
@@ -21,5 +22,5 @@ pub mod source_tree;
 pub mod stat_cache;
 pub mod userdb;
 
-pub use build::{BuildError, BuildOutput, BuildRequest, build};
+pub use build::{BuildError, BuildOutput, BuildRequest, StepRecord, build};
 pub use image::Platform;

@@ -7,7 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
+use std::sync::Arc;
+
 use builder_cache::ImageRecord;
+use builder_remote_cache::spec::{ExportTarget, parse_cache_from, parse_cache_to};
+use builder_remote_cache::{ExportSpec, ImportSpec, Imports, Remote};
 use builder_snapshot::{Compression, LayerOptions, ZSTD_MAX_LEVEL};
 use builder_solver::resolve::StoreResolver;
 use builder_solver::{BuildRequest, Platform};
@@ -36,6 +40,18 @@ pub struct BuildArgs {
     /// Do not use the cache.
     #[arg(long)]
     no_cache: bool,
+    /// Stages (`AS` names) whose steps skip the cache while other stages use it; repeatable,
+    /// comma-separated.
+    #[arg(long = "no-cache-filter", value_delimiter = ',')]
+    no_cache_filter: Vec<String>,
+    /// Import build cache: `type=local,src=DIR`, `type=registry,ref=NAME` (or just NAME: a cache
+    /// manifest, or an image built with inline cache); repeatable.
+    #[arg(long = "cache-from")]
+    cache_from: Vec<String>,
+    /// Export build cache: `type=local,dest=DIR`, `type=registry,ref=NAME` or `type=inline`, with
+    /// `mode=min` (the image's steps, default) or `mode=max` (every step); repeatable.
+    #[arg(long = "cache-to")]
+    cache_to: Vec<String>,
     /// Always look for newer base images in the registry.
     #[arg(long)]
     pull: bool,
@@ -81,7 +97,12 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|o| parse_output(o))
         .collect::<Result<Vec<_>, _>>()?;
-    let request = make_request(&args, layer_compression(&parsed)?)?;
+    let mut request = make_request(&args, layer_compression(&parsed)?)?;
+    let cache = CacheFlags::parse(&args)?;
+    let imports = cache.import(&store)?;
+    if let Some(imports) = &imports {
+        request.cache_import = Some(imports.clone());
+    }
     let tags = args
         .tags
         .iter()
@@ -105,9 +126,15 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     };
     let result = builder_solver::build(&store, &request, &resolver, &renderer);
     renderer.finish();
-    let output = result?;
+    for warning in imports.iter().flat_map(|i| i.take_warnings()) {
+        eprintln!("WARNING: {warning}");
+    }
+    let mut output = result?;
     for warning in &output.warnings {
         eprintln!("WARNING: {warning}");
+    }
+    if cache.inline() {
+        cache.embed_inline(&store, &mut output)?;
     }
     let record = ImageRecord {
         manifest: output.image.manifest,
@@ -126,6 +153,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     }
     let mut pushed = Vec::new();
     if args.push {
+        cache.remember_pushed(&store, &tags, &record);
         if tags.is_empty() {
             bail!(UsageError(
                 "--push needs a name: add -t REGISTRY/NAME:TAG".into()
@@ -138,6 +166,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
             ));
         }
     }
+    cache.export(&store, &output.steps)?;
     let id = output.image.config.to_string();
     if let Some(path) = &args.iidfile {
         fs::write(path, &id).with_context(|| format!("writing --iidfile {}", path.display()))?;
@@ -229,6 +258,8 @@ fn make_request(args: &BuildArgs, compression: Compression) -> anyhow::Result<Bu
         labels,
         platform,
         no_cache: args.no_cache,
+        no_cache_filter: args.no_cache_filter.clone(),
+        cache_import: None,
         secrets,
         layer_options: LayerOptions {
             source_date_epoch,
@@ -241,6 +272,118 @@ fn make_request(args: &BuildArgs, compression: Compression) -> anyhow::Result<Bu
             .unwrap_or(2)
             .max(4),
     })
+}
+
+/// `--cache-from` / `--cache-to`, parsed, with the registry client they need (if any).
+struct CacheFlags {
+    from: Vec<ImportSpec>,
+    to: Vec<ExportSpec>,
+    remote: Option<Remote>,
+}
+
+impl CacheFlags {
+    fn parse(args: &BuildArgs) -> anyhow::Result<CacheFlags> {
+        let usage = |e: builder_remote_cache::RemoteCacheError| UsageError(e.to_string());
+        let from = args
+            .cache_from
+            .iter()
+            .map(|s| parse_cache_from(s).map_err(usage))
+            .collect::<Result<Vec<_>, _>>()?;
+        let to = args
+            .cache_to
+            .iter()
+            .map(|s| parse_cache_to(s).map_err(usage))
+            .collect::<Result<Vec<_>, _>>()?;
+        let needs_registry = from.iter().any(|s| matches!(s, ImportSpec::Registry(_)))
+            || to
+                .iter()
+                .any(|s| matches!(s.target, ExportTarget::Registry(_)));
+        let remote = if needs_registry {
+            Some(Remote {
+                client: Arc::new(super::registry::client()?),
+                runtime: Arc::new(super::registry::runtime()?),
+            })
+        } else {
+            None
+        };
+        Ok(CacheFlags { from, to, remote })
+    }
+
+    /// The records of every `--cache-from` (None without any).
+    fn import(&self, store: &builder_cache::Store) -> anyhow::Result<Option<Arc<Imports>>> {
+        if self.from.is_empty() {
+            return Ok(None);
+        }
+        // Registry imports store the cache config blob: keep a prune from sweeping it meanwhile.
+        let _lease = builder_cache::gc::build_lease(store.root())?;
+        Ok(Some(Arc::new(Imports::load(
+            &self.from,
+            store,
+            self.remote.as_ref(),
+        ))))
+    }
+
+    fn inline(&self) -> bool {
+        self.to.iter().any(|s| s.target == ExportTarget::Inline)
+    }
+
+    /// Replaces the built image by one whose config carries its cache records.
+    fn embed_inline(
+        &self,
+        store: &builder_cache::Store,
+        output: &mut builder_solver::BuildOutput,
+    ) -> anyhow::Result<()> {
+        let _lease = builder_cache::gc::build_lease(store.root())?;
+        let (image, config) =
+            builder_remote_cache::embed_inline(store, &output.image, &output.config, &output.steps)
+                .context("embedding inline cache")?;
+        output.image = image;
+        output.config = config;
+        Ok(())
+    }
+
+    /// Tells the registry client which repositories will hold the image's layers once pushed,
+    /// so a cache export to another repository of the same registry mounts them.
+    fn remember_pushed(&self, store: &builder_cache::Store, tags: &[String], image: &ImageRecord) {
+        let Some(remote) = &self.remote else { return };
+        let Ok(manifest) = builder_cache::read_manifest(store.blobs(), &image.manifest) else {
+            return;
+        };
+        for tag in tags {
+            let Ok(r) = tag.parse::<builder_registry::Reference>() else {
+                continue;
+            };
+            for layer in &manifest.layers {
+                remote
+                    .client
+                    .record_blob_origin(&r.registry, &r.repository, layer.digest);
+            }
+        }
+    }
+
+    /// Every `--cache-to` but inline; a failure fails the build unless `ignore-error=true`.
+    fn export(
+        &self,
+        store: &builder_cache::Store,
+        steps: &[builder_solver::StepRecord],
+    ) -> anyhow::Result<()> {
+        // Records of steps outside the image are not GC roots: keep a prune from sweeping them.
+        let _lease = builder_cache::gc::build_lease(store.root())?;
+        for spec in self.to.iter().filter(|s| s.target != ExportTarget::Inline) {
+            match builder_remote_cache::export(spec, store, steps, self.remote.as_ref()) {
+                Ok(summary) => eprintln!("exported {summary} to {}", spec.describe()),
+                Err(e) if spec.ignore_error => {
+                    eprintln!("WARNING: exporting to {}: {e}", spec.describe());
+                }
+                Err(e) => {
+                    return Err(
+                        anyhow::Error::new(e).context(format!("exporting to {}", spec.describe()))
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Returns (name for messages, content, path when read from a file).

@@ -1,14 +1,11 @@
 //! `builder pull`, `push`, `login`, `logout`, and pulling base images during a build.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use builder_cache::{Digest, ImageRecord, Store, read_config, read_manifest};
-use builder_registry::{
-    BlobSink, BlobSource, Client, ClientConfig, ProgressEvent, Reference, RetryPolicy,
-};
+use builder_registry::{Client, ClientConfig, ProgressEvent, Reference, RetryPolicy};
 use builder_solver::Platform;
 use builder_solver::resolve::Fetcher;
 use clap::Args;
@@ -44,33 +41,7 @@ pub struct LoginArgs {
     server: String,
 }
 
-/// The store as the registry client sees it.
-struct StoreBlobs<'a>(&'a Store);
-
-impl BlobSink for StoreBlobs<'_> {
-    fn contains(&self, d: &Digest) -> bool {
-        self.0.blobs().contains(d)
-    }
-    fn temp_dir(&self) -> PathBuf {
-        self.0.tmp_dir()
-    }
-    fn commit_file(&self, tmp: &Path, d: &Digest) -> std::io::Result<()> {
-        self.0
-            .blobs()
-            .commit_file(tmp, d)
-            .map_err(std::io::Error::other)
-    }
-}
-
-impl BlobSource for StoreBlobs<'_> {
-    fn open(&self, d: &Digest) -> std::io::Result<(std::fs::File, u64)> {
-        let file = self.0.blobs().open(d).map_err(std::io::Error::other)?;
-        let size = file.metadata()?.len();
-        Ok((file, size))
-    }
-}
-
-fn client() -> anyhow::Result<Client> {
+pub(crate) fn client() -> anyhow::Result<Client> {
     let insecure = std::env::var("BUILDER_INSECURE_REGISTRIES")
         .map(|v| {
             v.split(',')
@@ -93,7 +64,7 @@ fn client() -> anyhow::Result<Client> {
     })?)
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -144,12 +115,7 @@ fn pull_into(
     let client = client()?;
     let progress = print_progress(quiet);
     let pulled = runtime()?
-        .block_on(client.pull(
-            &reference,
-            &registry_platform(platform),
-            &StoreBlobs(store),
-            &progress,
-        ))
+        .block_on(client.pull(&reference, &registry_platform(platform), store, &progress))
         .with_context(|| format!("pulling {}", familiar(name)))?;
     let config = read_config(store.blobs(), &pulled.config_digest)?;
     let record = ImageRecord {
@@ -207,13 +173,7 @@ pub fn push_image(
     let client = client()?;
     let progress = print_progress(false);
     let digest = runtime()?
-        .block_on(client.push(
-            &reference,
-            &bytes,
-            &media_type,
-            &StoreBlobs(store),
-            &progress,
-        ))
+        .block_on(client.push(&reference, &bytes, &media_type, store, &progress))
         .with_context(|| format!("pushing {}", familiar(name)))?;
     Ok(digest)
 }

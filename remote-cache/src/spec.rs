@@ -1,0 +1,210 @@
+//! `--cache-to` and `--cache-from` values, as buildx writes them: comma-separated `key=value`
+//! pairs, or for `--cache-from` a bare image reference (meaning `type=registry,ref=...`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use builder_registry::Reference;
+
+use crate::RemoteCacheError;
+
+/// Which steps an export keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// The steps whose layers make up the exported image (buildx's default).
+    Min,
+    /// Every step of every stage built.
+    Max,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExportTarget {
+    /// An OCI image layout directory.
+    Local(PathBuf),
+    Registry(Reference),
+    /// Records in the built image's config.
+    Inline,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportSpec {
+    pub target: ExportTarget,
+    pub mode: Mode,
+    /// `ignore-error=true`: a failed export is a warning, not a failed build.
+    pub ignore_error: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImportSpec {
+    Local(PathBuf),
+    Registry(Reference),
+}
+
+impl ImportSpec {
+    pub fn describe(&self) -> String {
+        match self {
+            ImportSpec::Local(dir) => format!("cache directory {}", dir.display()),
+            ImportSpec::Registry(r) => format!("cache image {r}"),
+        }
+    }
+}
+
+impl ExportSpec {
+    pub fn describe(&self) -> String {
+        match &self.target {
+            ExportTarget::Local(dir) => format!("cache directory {}", dir.display()),
+            ExportTarget::Registry(r) => format!("cache image {r}"),
+            ExportTarget::Inline => "inline cache".into(),
+        }
+    }
+}
+
+fn pairs(spec: &str) -> BTreeMap<String, String> {
+    spec.split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (k.trim().to_string(), v.trim().to_string()),
+            None => (p.trim().to_string(), String::new()),
+        })
+        .collect()
+}
+
+fn bad(flag: &str, spec: &str, msg: impl std::fmt::Display) -> RemoteCacheError {
+    RemoteCacheError::Spec(format!("{flag} {spec:?}: {msg}"))
+}
+
+/// A reference as the store names it: `app:cache` → `docker.io/library/app:cache`, `latest`
+/// when neither tag nor digest is given.
+fn reference(flag: &str, spec: &str, name: &str) -> Result<Reference, RemoteCacheError> {
+    let mut r: Reference = name.parse().map_err(|e| bad(flag, spec, e))?;
+    if r.tag.is_none() && r.digest.is_none() {
+        r.tag = Some("latest".into());
+    }
+    Ok(r)
+}
+
+fn required<'a>(
+    flag: &str,
+    spec: &str,
+    kv: &'a BTreeMap<String, String>,
+    key: &str,
+    kind: &str,
+) -> Result<&'a str, RemoteCacheError> {
+    kv.get(key)
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| bad(flag, spec, format!("type={kind} needs {key}=...")))
+}
+
+pub fn parse_cache_to(spec: &str) -> Result<ExportSpec, RemoteCacheError> {
+    const FLAG: &str = "--cache-to";
+    let kv = pairs(spec);
+    let mode = match kv.get("mode").map(String::as_str) {
+        None | Some("min") => Mode::Min,
+        Some("max") => Mode::Max,
+        Some(other) => return Err(bad(FLAG, spec, format!("mode={other} (use min or max)"))),
+    };
+    let ignore_error = match kv.get("ignore-error").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => return Err(bad(FLAG, spec, format!("ignore-error={other}"))),
+    };
+    let target = match kv.get("type").map(String::as_str) {
+        Some("local") => ExportTarget::Local(required(FLAG, spec, &kv, "dest", "local")?.into()),
+        Some("registry") => {
+            let name = required(FLAG, spec, &kv, "ref", "registry")?;
+            ExportTarget::Registry(reference(FLAG, spec, name)?)
+        }
+        Some("inline") if mode == Mode::Max => {
+            return Err(bad(FLAG, spec, "type=inline only supports mode=min"));
+        }
+        Some("inline") => ExportTarget::Inline,
+        Some(other) => {
+            return Err(bad(
+                FLAG,
+                spec,
+                format!("type={other} is not supported (use local, registry or inline)"),
+            ));
+        }
+        None => return Err(bad(FLAG, spec, "type=... is required")),
+    };
+    Ok(ExportSpec {
+        target,
+        mode,
+        ignore_error,
+    })
+}
+
+pub fn parse_cache_from(spec: &str) -> Result<ImportSpec, RemoteCacheError> {
+    const FLAG: &str = "--cache-from";
+    if !spec.contains('=') {
+        return Ok(ImportSpec::Registry(reference(FLAG, spec, spec)?));
+    }
+    let kv = pairs(spec);
+    match kv.get("type").map(String::as_str) {
+        Some("local") => Ok(ImportSpec::Local(
+            required(FLAG, spec, &kv, "src", "local")?.into(),
+        )),
+        Some("registry") => {
+            let name = required(FLAG, spec, &kv, "ref", "registry")?;
+            Ok(ImportSpec::Registry(reference(FLAG, spec, name)?))
+        }
+        Some(other) => Err(bad(
+            FLAG,
+            spec,
+            format!("type={other} is not supported (use local or registry)"),
+        )),
+        None => Err(bad(FLAG, spec, "type=... is required")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_to_forms() {
+        let s = parse_cache_to("type=local,dest=/tmp/c,mode=max").unwrap();
+        assert_eq!(s.target, ExportTarget::Local("/tmp/c".into()));
+        assert_eq!(s.mode, Mode::Max);
+        let s = parse_cache_to("type=registry,ref=localhost:5000/app:cache").unwrap();
+        assert_eq!(s.mode, Mode::Min);
+        assert!(!s.ignore_error);
+        let ExportTarget::Registry(r) = s.target else {
+            panic!("registry")
+        };
+        assert_eq!(r.to_string(), "localhost:5000/app:cache");
+        assert_eq!(
+            parse_cache_to("type=inline").unwrap().target,
+            ExportTarget::Inline
+        );
+        assert!(
+            parse_cache_to("type=local,dest=x,ignore-error=true")
+                .unwrap()
+                .ignore_error
+        );
+        for wrong in [
+            "type=local",
+            "type=inline,mode=max",
+            "type=gha",
+            "dest=x",
+            "type=local,dest=x,mode=all",
+        ] {
+            assert!(parse_cache_to(wrong).is_err(), "{wrong}");
+        }
+    }
+
+    #[test]
+    fn cache_from_forms() {
+        assert_eq!(
+            parse_cache_from("type=local,src=/c").unwrap(),
+            ImportSpec::Local("/c".into())
+        );
+        let ImportSpec::Registry(r) = parse_cache_from("app").unwrap() else {
+            panic!("registry")
+        };
+        assert_eq!(r.to_string(), "docker.io/library/app:latest");
+        assert!(parse_cache_from("type=registry").is_err());
+        assert!(parse_cache_from("type=s3,bucket=b").is_err());
+    }
+}
