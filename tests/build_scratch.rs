@@ -318,7 +318,7 @@ fn add_extracts_local_archives() {
 fn source_date_epoch_makes_builds_reproducible() {
     let ctx = fixtures().join("scratch-multistage");
     let digest = |env: &Env| {
-        env.ok(&[
+        let out = env.run(&[
             "build",
             "--progress=quiet",
             "--build-arg",
@@ -327,6 +327,10 @@ fn source_date_epoch_makes_builds_reproducible() {
             "repro:1",
             ctx.to_str().unwrap(),
         ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        // The builder consumes it; no "build-args were not consumed" warning.
+        assert!(!stderr.contains("not consumed"), "{stderr}");
         env.inspect("repro:1")
     };
     let (a, b) = (Env::new(), Env::new());

@@ -311,6 +311,7 @@ fn bind_and_tmpfs_mounts() {
               FROM busybox:test\n\
               RUN --mount=type=bind,source=data,target=/src cat /src/input.txt > /copied && (touch /src/new 2>/dev/null && echo writable || echo read-only) > /bind-mode\n\
               RUN --mount=type=bind,from=tools,source=/tool.txt,target=/t.txt cat /t.txt > /from-stage\n\
+              RUN --mount=type=bind,source=data/input.txt,target=/in.txt cat /in.txt > /one-file\n\
               RUN --mount=type=tmpfs,target=/scratch echo temp > /scratch/file && cat /scratch/file > /tmpfs-seen\n"),
             ("data/input.txt", "from-context\n"),
         ],
@@ -326,9 +327,16 @@ fn bind_and_tmpfs_mounts() {
         run_in(
             &env,
             "mounts:1",
-            &["cat", "/copied", "/bind-mode", "/from-stage", "/tmpfs-seen"]
+            &[
+                "cat",
+                "/copied",
+                "/bind-mode",
+                "/from-stage",
+                "/one-file",
+                "/tmpfs-seen"
+            ]
         ),
-        "from-context\nread-only\nfrom-stage\ntemp\n"
+        "from-context\nread-only\nfrom-stage\nfrom-context\ntemp\n"
     );
     assert_eq!(
         run_in(
@@ -381,4 +389,20 @@ fn locked_cache_mount_serialises_parallel_stages() {
             "runs interleaved: {lines:?}"
         );
     }
+}
+
+#[test]
+fn the_same_base_image_under_another_name_keeps_the_cache() {
+    let env = Env::new();
+    env.busybox_base();
+    env.ok(&["tag", "busybox:test", "mirror.example:5000/lib/busybox:1"]);
+    let first = build_ok(&env, "FROM busybox:test\nRUN date > /stamp\n", &[]);
+    assert!(!first.contains("CACHED"), "{first}");
+    // The key follows the image's content, not the name it was asked for by.
+    let second = build_ok(
+        &env,
+        "FROM mirror.example:5000/lib/busybox:1\nRUN date > /stamp\n",
+        &[],
+    );
+    assert!(second.contains("CACHED"), "{second}");
 }

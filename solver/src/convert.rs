@@ -136,7 +136,12 @@ pub fn convert(
     let unused_build_args = options
         .build_args
         .keys()
-        .filter(|k| !converter.consumed_args.contains(*k) && !PROXY_ARGS.contains(&k.as_str()))
+        .filter(|k| {
+            !converter.consumed_args.contains(*k)
+                && !PROXY_ARGS.contains(&k.as_str())
+                // Consumed by the builder itself (image and layer times), as in BuildKit.
+                && k.as_str() != "SOURCE_DATE_EPOCH"
+        })
         .cloned()
         .collect();
     let stage_steps = converter.named_stage_steps();

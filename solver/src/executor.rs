@@ -984,7 +984,16 @@ impl<'a> Solver<'a> {
             },
         )
         .map_err(|e| e.to_string())?;
-        let path = tmp.path().to_path_buf();
+        // A single regular file is mounted as that file, not as the directory holding it.
+        // (Not a symlink: the bind mount would follow it on the host's side.)
+        let rel = crate::rootpath::clean_rel(source);
+        let single_file = self.opts.context_dir.as_ref().is_some_and(|dir| {
+            !rel.is_empty() && fs::symlink_metadata(dir.join(&rel)).is_ok_and(|m| m.is_file())
+        });
+        let path = match rel.rsplit('/').next() {
+            Some(name) if single_file => tmp.path().join(name),
+            _ => tmp.path().to_path_buf(),
+        };
         keep_alive.push(Box::new(tmp));
         Ok(path)
     }

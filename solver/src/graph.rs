@@ -44,6 +44,9 @@ pub enum Op {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct ImageSource {
+    /// The name the Dockerfile used. Left out of the cache key, which the content decides (as
+    /// in BuildKit): the same image under another name or through a mirror keeps the cache.
+    #[serde(skip_serializing)]
     pub reference: String,
     pub manifest_digest: Digest,
     pub layers: Vec<LayerRef>,
