@@ -52,6 +52,10 @@ pub enum Mount {
         id: String,
         target: Option<String>,
         required: bool,
+        /// The agent socket's mode (BuildKit: 0600), uid and gid (0).
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
     },
 }
 
@@ -402,6 +406,9 @@ pub(crate) fn parse_mount_with(value: &str, mut expander: ValueExpander) -> Resu
             id: f.id.unwrap_or_else(|| "default".to_string()),
             target: f.target,
             required: f.required.unwrap_or(false),
+            mode: f.mode,
+            uid: f.uid,
+            gid: f.gid,
         },
     })
 }
@@ -483,7 +490,21 @@ mod tests {
             Mount::Ssh {
                 id: "default".into(),
                 target: None,
-                required: false
+                required: false,
+                mode: None,
+                uid: None,
+                gid: None
+            }
+        );
+        assert_eq!(
+            parse_mount("type=ssh,id=gh,uid=1000,mode=0644,required").unwrap(),
+            Mount::Ssh {
+                id: "gh".into(),
+                target: None,
+                required: true,
+                mode: Some(0o644),
+                uid: Some(1000),
+                gid: None
             }
         );
     }
