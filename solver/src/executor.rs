@@ -63,6 +63,9 @@ pub enum SolveError {
     },
     #[error("{0}")]
     Internal(String),
+    /// The build was interrupted (see [`crate::cancel`]).
+    #[error("build cancelled")]
+    Cancelled,
 }
 
 /// What a solved vertex yields.
@@ -259,6 +262,9 @@ impl<'a> Solver<'a> {
             let (id, inputs) = {
                 let Ok(mut s) = state.lock() else { return };
                 loop {
+                    if crate::cancel::is_cancelled() && s.failed.is_none() {
+                        s.failed = Some(SolveError::Cancelled);
+                    }
                     if s.failed.is_some() || (s.pending.is_empty() && s.running == 0) {
                         wake.notify_all();
                         return;
@@ -659,11 +665,18 @@ impl<'a> Solver<'a> {
         };
         let (report, tail) = std::thread::scope(|scope| {
             let reader = scope.spawn(|| self.forward_output(index, read_fd));
-            let report = builder_sandbox::run_with_report(spec);
+            let report = builder_sandbox::spawn(spec).and_then(|sandbox| {
+                let _cancellable = crate::cancel::track(sandbox.id());
+                sandbox.wait()
+            });
             let tail = reader.join().unwrap_or_default();
             (report, tail)
         });
         drop(keep_alive);
+        if crate::cancel::is_cancelled() {
+            // Killed by us, not failed by itself; `active` (the scratch snapshot) goes on return.
+            return Err(SolveError::Cancelled);
+        }
         let report = report.map_err(|e| err(&e))?;
         if !report.status.success() {
             return Err(SolveError::ExecFailed {

@@ -8,6 +8,7 @@
 
 pub mod build;
 pub mod cache_index;
+pub mod cancel;
 pub mod convert;
 pub mod copy;
 pub mod executor;

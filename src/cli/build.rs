@@ -94,6 +94,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         ProgressMode::parse(&args.progress)?
     };
     let renderer = Renderer::new(mode);
+    super::interrupt::cancel_build_on_signal().context("installing the Ctrl-C handler")?;
     let fetch = super::registry::fetcher(ctx);
     let resolver = StoreResolver {
         store: &store,

@@ -3,6 +3,7 @@
 pub mod build;
 pub mod cache;
 pub mod images;
+pub mod interrupt;
 pub mod progress;
 pub mod registry;
 pub mod run;
@@ -33,6 +34,9 @@ impl Context {
 pub struct UsageError(pub String);
 
 pub fn exit_code_for(e: &anyhow::Error) -> u8 {
+    if let Some(code) = interrupt::exit_code() {
+        return code;
+    }
     if e.downcast_ref::<UsageError>().is_some() {
         return 2;
     }
