@@ -136,3 +136,143 @@ fn ctrl_c_kills_the_step_and_leaves_the_store_clean() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// cgroup directories a builder process made (`builder-<pid>-<n>`) that are still there.
+fn leftover_cgroups(builder_pid: u32) -> Vec<std::path::PathBuf> {
+    fn walk(dir: &Path, depth: usize, prefix: &str, out: &mut Vec<std::path::PathBuf>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.filter_map(|e| e.ok()) {
+            let p = e.path();
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            if e.file_name().to_string_lossy().starts_with(prefix) {
+                out.push(p);
+            } else if depth > 0 {
+                walk(&p, depth - 1, prefix, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(
+        Path::new("/sys/fs/cgroup"),
+        4,
+        &format!("builder-{builder_pid}-"),
+        &mut out,
+    );
+    out
+}
+
+/// Runs a build to completion, returning its output and the builder's pid.
+fn build_with_pid(env: &Env, ctx: &Path, extra: &[&str]) -> (std::process::Output, u32) {
+    let child = env
+        .cmd()
+        .args(["build", "--progress=plain", "--no-cache"])
+        .args(extra)
+        .arg(ctx)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    (child.wait_with_output().unwrap(), pid)
+}
+
+/// Allocates (and touches) 200 MiB in one buffer: dd reads /dev/zero into it. The quotes keep
+/// the word "survived" out of the command line that error messages quote.
+const HUNGRY: &str = "FROM busybox:test\nRUN cat /proc/self/cgroup && dd if=/dev/zero of=/dev/null bs=100M count=2 && echo surv\"\"ived\n";
+
+#[test]
+fn memory_limit_kills_a_hungry_step_and_the_cgroup_goes_away() {
+    if !is_root() {
+        eprintln!(
+            "skipped: placing steps in a cgroup needs root or cgroup delegation (see limits_without_writable_cgroups_are_refused)"
+        );
+        return;
+    }
+    let env = Env::new();
+    env.busybox_base();
+    let ctx = env.context("ctx", &[("Dockerfile", HUNGRY)]);
+
+    let (out, _) = build_with_pid(&env, &ctx, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "without limits it fits: {stderr}");
+    assert!(stderr.contains("survived"));
+
+    let (out, pid) = build_with_pid(&env, &ctx, &["--memory", "64m", "--cpus", "0.5"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("ran out of memory") && stderr.contains("67108864 bytes"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("survived"), "{stderr}");
+    // The step saw its own cgroup, named after the builder.
+    assert!(stderr.contains(&format!("/builder-{pid}-")), "{stderr}");
+    assert_eq!(leftover_cgroups(pid), Vec::<std::path::PathBuf>::new());
+
+    // Enough memory: the same step passes under limits, and its cgroup is removed too.
+    let (out, pid) = build_with_pid(
+        &env,
+        &ctx,
+        &["--memory", "512m", "--cpus", "1.5", "--pids-limit", "64"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("/builder-{pid}-")), "{stderr}");
+    assert_eq!(leftover_cgroups(pid), Vec::<std::path::PathBuf>::new());
+}
+
+#[test]
+fn pids_limit_stops_a_fork_bomb() {
+    if !is_root() {
+        eprintln!("skipped: needs root or cgroup delegation");
+        return;
+    }
+    let env = Env::new();
+    env.busybox_base();
+    // 20 background sleeps cannot all start under a limit of 8 processes.
+    let ctx = env.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM busybox:test\nRUN for i in $(seq 20); do sleep 5 & done; wait\n",
+        )],
+    );
+    let (out, _) = build_with_pid(&env, &ctx, &["--pids-limit", "8"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("can't fork") || stderr.contains("Resource temporarily unavailable"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn limits_without_writable_cgroups_are_refused() {
+    if is_root() {
+        eprintln!("skipped: as root the cgroups are writable; this runs as an unprivileged user");
+        return;
+    }
+    let env = Env::new();
+    let ctx = env.context(
+        "ctx",
+        &[("Dockerfile", "FROM scratch\nCOPY a /a\n"), ("a", "a")],
+    );
+    let out = build(&env, &ctx, "limited:1", &["--memory", "64m"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--memory/--cpus/--pids-limit cannot be honoured on this host")
+            && stderr.contains("cannot apply resource limits"),
+        "{stderr}"
+    );
+    assert!(!env.run(&["inspect", "limited:1"]).status.success());
+}

@@ -41,6 +41,7 @@ pub struct SolveOptions {
     pub layer_options: LayerOptions,
     pub max_parallel: usize,
     pub dockerfile_name: String,
+    pub limits: builder_sandbox::ResourceLimits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -662,6 +663,7 @@ impl<'a> Solver<'a> {
             stdin: builder_sandbox::Stdio::Null,
             stdout: builder_sandbox::Stdio::Fd(write_fd),
             stderr: builder_sandbox::Stdio::Fd(write_fd2),
+            limits: self.opts.limits,
         };
         let (report, tail) = std::thread::scope(|scope| {
             let reader = scope.spawn(|| self.forward_output(index, read_fd));
@@ -678,17 +680,25 @@ impl<'a> Solver<'a> {
             return Err(SolveError::Cancelled);
         }
         let report = report.map_err(|e| err(&e))?;
+        if !report.status.success() && report.oom_killed {
+            return Err(self.step_error(
+                v,
+                format!(
+                    "process \"{}\" ran out of memory: the kernel's OOM killer stopped it at the --memory limit of {} bytes ({}){}",
+                    op.args.join(" "),
+                    self.opts.limits.memory.unwrap_or_default(),
+                    report.status,
+                    tail_section(&tail)
+                ),
+            ));
+        }
         if !report.status.success() {
             return Err(SolveError::ExecFailed {
                 location: self.location(v),
                 name: v.name.clone(),
                 command: op.args.join(" "),
                 code: report.status.code(),
-                tail: if tail.is_empty() {
-                    String::new()
-                } else {
-                    format!("\n--- last lines of output ---\n{tail}")
-                },
+                tail: tail_section(&tail),
             });
         }
         // Mount points the sandbox had to create are not the step's output.
@@ -942,4 +952,13 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
             std::os::fd::FromRawFd::from_raw_fd(fds[1]),
         )
     })
+}
+
+/// The end of a failed step's output, as a section of its error message.
+fn tail_section(tail: &str) -> String {
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!("\n--- last lines of output ---\n{tail}")
+    }
 }

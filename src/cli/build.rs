@@ -65,6 +65,8 @@ pub struct BuildArgs {
     /// Print only the image id.
     #[arg(short, long)]
     quiet: bool,
+    #[command(flatten)]
+    limits: super::limits::LimitArgs,
     /// Build context directory.
     context: PathBuf,
 }
@@ -239,6 +241,7 @@ fn make_request(args: &BuildArgs, compression: Compression) -> anyhow::Result<Bu
             .map(|n| n.get())
             .unwrap_or(2)
             .max(4),
+        limits: args.limits.resolve()?,
     })
 }
 

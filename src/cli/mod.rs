@@ -4,6 +4,7 @@ pub mod build;
 pub mod cache;
 pub mod images;
 pub mod interrupt;
+pub mod limits;
 pub mod progress;
 pub mod registry;
 pub mod run;
