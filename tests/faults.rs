@@ -276,3 +276,119 @@ fn limits_without_writable_cgroups_are_refused() {
     );
     assert!(!env.run(&["inspect", "limited:1"]).status.success());
 }
+
+/// A small tmpfs mounted over a directory for the length of a test.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &Path, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk(dir.to_path_buf())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+fn free_bytes(dir: &Path) -> u64 {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+    // SAFETY: statvfs fills the zeroed struct; path is a valid C string.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statvfs(path.as_ptr(), &mut st) }, 0);
+    st.f_bavail as u64 * st.f_frsize as u64
+}
+
+/// What a failed build could leave behind: scratch snapshots, temp files, half-unpacked layers.
+fn scratch_state(env: &Env) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let unpacking = entries(&env.root().join("snapshots"))
+        .into_iter()
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    (
+        entries(&env.root().join("work")),
+        entries(&env.root().join("tmp")),
+        unpacking,
+    )
+}
+
+#[test]
+fn full_disk_fails_clearly_and_keeps_the_store_valid() {
+    if !is_root() {
+        eprintln!("skipped: mounting a small tmpfs for the store needs root");
+        return;
+    }
+    let env = Env::new();
+    let _disk = SmallDisk::mount(&env.root(), "8m");
+    env.busybox_base();
+    let small = env.context(
+        "small",
+        &[("Dockerfile", "FROM busybox:test\nRUN echo hi > /hi\n")],
+    );
+    let out = build(&env, &small, "small:1", &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let clean = scratch_state(&env);
+
+    // Leave about 2 MiB free, then build a step whose 1.5 MiB of incompressible output
+    // fits in its scratch snapshot but not a second time as the compressed layer.
+    let filler = env.root().join("filler");
+    let free = free_bytes(&env.root());
+    std::fs::write(&filler, vec![1u8; (free - (2 << 20)) as usize]).unwrap();
+    let big = env.context(
+        "big",
+        &[(
+            "Dockerfile",
+            "FROM busybox:test\nRUN head -c 1500000 /dev/urandom > /random\n",
+        )],
+    );
+    let out = build(&env, &big, "big:1", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "a build failure: {stderr}");
+    assert!(
+        stderr.contains("No space left on device")
+            && stderr.contains(&format!(
+                "writing the step's layer to the store at {}",
+                env.root().display()
+            )),
+        "{stderr}"
+    );
+    assert_eq!(scratch_state(&env), clean, "nothing left behind");
+    assert!(!env.run(&["inspect", "big:1"]).status.success());
+
+    // What was built before is intact: inspect, save and run work.
+    env.inspect("small:1");
+    let saved = env.dir.path().join("small.tar");
+    env.ok(&["save", "-o", saved.to_str().unwrap(), "small:1"]);
+    assert!(std::fs::metadata(&saved).unwrap().len() > 0);
+    assert_eq!(env.ok(&["run", "small:1", "cat", "/hi"]), "hi\n");
+
+    // With the space back, the same build succeeds.
+    std::fs::remove_file(&filler).unwrap();
+    let out = build(&env, &big, "big:1", &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(scratch_state(&env), clean);
+}

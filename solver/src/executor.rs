@@ -507,7 +507,23 @@ impl<'a> Solver<'a> {
     }
 
     /// Turns a finished snapshot's diff into a stored layer (None when nothing changed).
+    /// Turns a finished step's diff directory into a stored layer (and its unpacked snapshot).
     fn commit_diff(&self, diff: &Path) -> Result<Option<LayerRef>, String> {
+        let stored = self.store_diff(diff);
+        if stored.is_err() {
+            // A failed write (a full disk, typically) must not leave the diff behind:
+            // nothing else would ever remove it, and it holds the space the user needs back.
+            let _ = fs::remove_dir_all(diff);
+        }
+        stored.map_err(|e| {
+            format!(
+                "writing the step's layer to the store at {}: {e}",
+                self.store.root().display()
+            )
+        })
+    }
+
+    fn store_diff(&self, diff: &Path) -> Result<Option<LayerRef>, String> {
         let mut writer = self.store.blobs().writer().map_err(|e| e.to_string())?;
         let digests = builder_snapshot::write_layer(diff, &mut writer, &self.opts.layer_options)
             .map_err(|e| e.to_string())?;
