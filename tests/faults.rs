@@ -2,13 +2,21 @@
 //! fail clearly and leave the store valid.
 
 mod common;
+#[path = "../registry/tests/support/fault_proxy.rs"]
+#[allow(dead_code)]
+mod fault_proxy;
+#[path = "../registry/tests/support/registry.rs"]
+#[allow(dead_code)]
+mod registry_support;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::Env;
+use common::{Env, have};
+use fault_proxy::{Fault, FaultKind, FaultProxy};
+use registry_support::{Auth, Registry};
 
 /// Names of the entries of a directory (empty when it does not exist), sorted.
 fn entries(dir: &Path) -> Vec<String> {
@@ -391,4 +399,109 @@ fn full_disk_fails_clearly_and_keeps_the_store_valid() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(scratch_state(&env), clean);
+}
+
+/// A registry holding busybox:test as `base/busybox:1`, and a fault proxy in front of it.
+fn registry_behind_proxy(env: &Env) -> Option<(Registry, FaultProxy, String)> {
+    if !have("docker-registry") {
+        eprintln!("SKIP: docker-registry is not installed");
+        return None;
+    }
+    let reg = Registry::start(Auth::None);
+    let proxy = FaultProxy::start(reg.port);
+    env.busybox_base();
+    let name = format!("{}/base/busybox:1", proxy.host());
+    env.ok(&["tag", "busybox:test", &name]);
+    env.ok(&["push", &name]);
+    Some((reg, proxy, name))
+}
+
+#[test]
+fn pull_rides_out_transient_errors_and_records_nothing_on_permanent_ones() {
+    let pusher = Env::new();
+    let Some((_reg, proxy, name)) = registry_behind_proxy(&pusher) else {
+        return;
+    };
+    let layer = pusher.inspect(&name)["Manifest"]["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let env = Env::new();
+    proxy.arm(Fault::new(
+        FaultKind::Status {
+            code: 503,
+            retry_after: None,
+        },
+        "GET",
+        "/blobs/",
+        2,
+    ));
+    let out = env.run(&["pull", &name]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("retrying"), "retries are shown: {stderr}");
+    env.inspect(&name);
+
+    let env = Env::new();
+    proxy.arm(Fault::new(
+        FaultKind::Status {
+            code: 500,
+            retry_after: None,
+        },
+        "GET",
+        &format!("/blobs/{layer}"),
+        usize::MAX,
+    ));
+    let out = env.run(&["pull", &name]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for part in [
+        format!("download blob {layer} from base/busybox"),
+        format!("at registry {}", proxy.host()),
+        "failed after 4 attempts".into(),
+        "unexpected status 500".into(),
+    ] {
+        assert!(stderr.contains(&part), "{part:?} missing from: {stderr}");
+    }
+    assert!(!env.run(&["inspect", &name]).status.success(), "no image");
+    assert!(env.ok(&["images", "-q"]).trim().is_empty());
+    assert!(
+        entries(&env.root().join("tmp")).is_empty(),
+        "no partial files"
+    );
+}
+
+#[test]
+fn stalled_registry_times_out_with_a_clear_message() {
+    let pusher = Env::new();
+    let Some((_reg, proxy, name)) = registry_behind_proxy(&pusher) else {
+        return;
+    };
+    proxy.arm(Fault::new(
+        FaultKind::Stall,
+        "GET",
+        "/manifests/",
+        usize::MAX,
+    ));
+    let env = Env::new();
+    let started = Instant::now();
+    let out = env
+        .cmd()
+        .env("BUILDER_REGISTRY_READ_TIMEOUT", "0.5")
+        .args(["pull", &name])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // Four tries of 0.5 s and pauses of 0.25 + 0.5 + 1 s.
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert!(
+        stderr.contains(&format!("fetch manifest {name}"))
+            && stderr.contains("failed after 4 attempts")
+            && stderr.contains("timed out"),
+        "{stderr}"
+    );
+    assert_eq!(proxy.injected("stall"), 4);
 }
