@@ -236,6 +236,17 @@ fn memory_limit_kills_a_hungry_step_and_the_cgroup_goes_away() {
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains(&format!("/builder-{pid}-")), "{stderr}");
     assert_eq!(leftover_cgroups(pid), Vec::<std::path::PathBuf>::new());
+
+    // `builder run` takes the same flags.
+    let dd = ["dd", "if=/dev/zero", "of=/dev/null", "bs=100M", "count=2"];
+    let out = env.run(&[&["run", "--memory", "64m", "busybox:test"][..], &dd].concat());
+    assert_eq!(out.status.code(), Some(137), "killed by SIGKILL");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ran out of memory"));
+    assert!(
+        env.run(&[&["run", "busybox:test"][..], &dd].concat())
+            .status
+            .success()
+    );
 }
 
 #[test]
