@@ -14,7 +14,7 @@ use crate::manifest::{self, MANIFEST_ACCEPT, MANIFEST_SIZE_LIMIT};
 use crate::progress::ProgressEvent;
 use crate::reference::Reference;
 use crate::retry::RetryPolicy;
-use crate::transport::{Transport, pull_scope, status_err};
+use crate::transport::{Timeouts, Transport, pull_scope, status_err};
 
 /// Default size of one PATCH when pushing big blobs: bounds what a failed request wastes.
 pub const DEFAULT_CHUNK_SIZE: u64 = 16 * 1024 * 1024;
@@ -31,6 +31,7 @@ pub struct ClientConfig {
     /// Blobs up to this size are uploaded in one PUT; bigger ones in PATCH chunks of this size.
     pub chunk_size: u64,
     pub retry: RetryPolicy,
+    pub timeouts: Timeouts,
 }
 
 impl Default for ClientConfig {
@@ -41,6 +42,7 @@ impl Default for ClientConfig {
             docker_config_dir: None,
             chunk_size: DEFAULT_CHUNK_SIZE,
             retry: RetryPolicy::default(),
+            timeouts: Timeouts::default(),
         }
     }
 }
@@ -87,7 +89,11 @@ pub struct Client {
 
 impl Client {
     pub fn new(cfg: ClientConfig) -> Result<Client, RegistryError> {
-        let mut transport = Transport::new(cfg.insecure.clone(), cfg.docker_config_dir.clone())?;
+        let mut transport = Transport::new(
+            cfg.insecure.clone(),
+            cfg.docker_config_dir.clone(),
+            cfg.timeouts,
+        )?;
         transport.retry = cfg.retry;
         Ok(Client {
             transport,
@@ -127,7 +133,7 @@ impl Client {
         let make = |c: &reqwest::Client, base: &str| Ok(c.get(format!("{base}/v2/")));
         let resp = self
             .transport
-            .send(registry, &[], &Method::GET, &make)
+            .send(registry, "check credentials", &[], &Method::GET, &make)
             .await?;
         if !resp.status().is_success() {
             return Err(status_err(resp, &Method::GET).await);
@@ -149,11 +155,12 @@ impl Client {
                 .header(ACCEPT, MANIFEST_ACCEPT))
         };
         let scopes = [pull_scope(&r.repository)];
+        let shown = format!("{}/{}:{reference}", r.registry, r.repository);
+        let operation = format!("fetch manifest {shown}");
         let resp = self
             .transport
-            .send(&r.registry, &scopes, &Method::GET, &make)
+            .send(&r.registry, &operation, &scopes, &Method::GET, &make)
             .await?;
-        let shown = format!("{}/{}:{reference}", r.registry, r.repository);
         if resp.status() == reqwest::StatusCode::NOT_FOUND {
             return Err(RegistryError::NotFound {
                 what: "manifest",

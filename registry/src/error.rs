@@ -2,6 +2,7 @@
 //! (registry, URL, digest, path) so a CLI can print it as is.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use builder_cache::Digest;
 
@@ -24,6 +25,8 @@ pub enum RegistryError {
         url: String,
         status: u16,
         body: String,
+        /// The server's Retry-After (delta-seconds form), honoured by the retry loop.
+        retry_after: Option<Duration>,
     },
     #[error("{method} {url}: upload session lost ({status}): {body}")]
     UploadSessionLost {
@@ -82,8 +85,35 @@ pub enum RegistryError {
     CredentialHelper { helper: String, reason: String },
     #[error("bad response from {url}: {reason}")]
     Protocol { url: String, reason: String },
+    /// A transient failure that outlasted every retry: says where, what and why.
+    /// The last error is rendered with its causes (not a `#[source]`): a timeout or reset
+    /// is only named deep in reqwest's chain, and this message must say it on its own.
+    #[error(
+        "{operation} at registry {registry} failed after {attempts} attempts: {}",
+        with_causes(last)
+    )]
+    GaveUp {
+        registry: String,
+        operation: String,
+        attempts: u32,
+        last: Box<RegistryError>,
+    },
     #[error("building the HTTP client: {0}")]
     ClientBuild(#[source] reqwest::Error),
+}
+
+/// `e: cause: cause...`, skipping a cause whose text its parent already shows.
+fn with_causes(e: &RegistryError) -> String {
+    let mut out = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out = format!("{out}: {text}");
+        }
+        cause = c.source();
+    }
+    out
 }
 
 impl RegistryError {
@@ -112,6 +142,14 @@ impl RegistryError {
             RegistryError::SizeMismatch { .. } => true,
             RegistryError::UploadSessionLost { .. } => true,
             _ => false,
+        }
+    }
+
+    /// How long the server asked us to wait before trying again, if it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            RegistryError::Status { retry_after, .. } => *retry_after,
+            _ => None,
         }
     }
 }

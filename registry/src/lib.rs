@@ -11,8 +11,11 @@
 //! [`ClientConfig::insecure`], which are tried over https without certificate
 //! checks first and then over plain http.
 //!
-//! Failure handling: timeouts, connection errors, 5xx and 429 are retried with
-//! exponential backoff ([`RetryPolicy`]). An interrupted download continues
+//! Failure handling: timeouts ([`Timeouts`]: connect, and silence while reading),
+//! connection errors, 5xx and 429 are retried with exponential backoff
+//! ([`RetryPolicy`]), waiting longer when the registry sends Retry-After; when
+//! the tries run out the error ([`RegistryError::GaveUp`]) names the registry,
+//! the operation and the last failure. An interrupted download continues
 //! with `Range` from the bytes already on disk; an interrupted chunked upload
 //! asks the registry how much of the session it holds and continues from
 //! there, or opens a fresh session when the registry forgot the old one.
@@ -40,4 +43,4 @@ pub use platform::Platform;
 pub use progress::ProgressEvent;
 pub use reference::Reference;
 pub use retry::RetryPolicy;
-pub use transport::is_loopback;
+pub use transport::{Timeouts, is_loopback};

@@ -140,8 +140,11 @@ impl Client {
         let retry = self.cfg.retry;
         // An async lock, so the guard may live across awaits in a Send future.
         let partial_ref = tokio::sync::Mutex::new(&mut partial);
+        let operation = format!("download blob {d} from {}", r.repository);
         retry
-            .run(
+            .run_named(
+                &r.registry,
+                &operation,
                 |_| async {
                     let mut p = partial_ref.lock().await;
                     self.fetch_into(r, desc, &mut p, tmp.path(), progress).await

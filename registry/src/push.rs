@@ -137,10 +137,12 @@ impl Client {
                 .header(CONTENT_TYPE, media_type)
                 .body(bytes.clone()))
         };
+        let operation = format!("push manifest {}/{}:{reference}", r.registry, r.repository);
         let resp = self
             .transport
             .send(
                 &r.registry,
+                &operation,
                 &[push_scope(&r.repository)],
                 &Method::PUT,
                 &make,
@@ -174,9 +176,12 @@ impl Client {
             })
         };
         let checkpoint: Checkpoint = std::sync::Mutex::new(None);
+        let operation = format!("upload blob {d} to {}", r.repository);
         self.cfg
             .retry
-            .run(
+            .run_named(
+                &r.registry,
+                &operation,
                 |_| async {
                     let (location, start) = match self.resume_point(r, &checkpoint).await? {
                         Some((location, from)) => {
@@ -457,6 +462,7 @@ async fn session_err(resp: reqwest::Response, method: &Method) -> RegistryError 
             url,
             status: status @ (404 | 416),
             body,
+            ..
         } => RegistryError::UploadSessionLost {
             method,
             url,

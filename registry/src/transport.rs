@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use reqwest::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
+use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::Deserialize;
 
@@ -49,12 +49,30 @@ pub(crate) struct Transport {
     pub(crate) retry: RetryPolicy,
 }
 
-fn build_client(lax: bool) -> Result<reqwest::Client, RegistryError> {
+/// How long to wait for a registry before counting the attempt as failed (and retrying).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP connect (and TLS handshake) to the registry or its token server.
+    pub connect: Duration,
+    /// Longest silence while waiting for a response or the next bytes of a body: a stalled
+    /// registry fails here. Per read, not in total: multi-GB blobs take as long as they take.
+    pub read: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(30),
+            read: Duration::from_secs(120),
+        }
+    }
+}
+
+fn build_client(lax: bool, timeouts: Timeouts) -> Result<reqwest::Client, RegistryError> {
     reqwest::Client::builder()
         .user_agent(USER_AGENT)
-        .connect_timeout(Duration::from_secs(30))
-        // A per-read timeout, not a total one: multi-GB blobs take as long as they take.
-        .read_timeout(Duration::from_secs(120))
+        .connect_timeout(timeouts.connect)
+        .read_timeout(timeouts.read)
         .tls_danger_accept_invalid_certs(lax)
         .build()
         .map_err(RegistryError::ClientBuild)
@@ -93,6 +111,7 @@ pub(crate) fn http_err(method: &Method, url: &str, source: reqwest::Error) -> Re
 pub(crate) async fn status_err(resp: Response, method: &Method) -> RegistryError {
     let url = resp.url().to_string();
     let status = resp.status().as_u16();
+    let retry_after = retry_after(&resp);
     let mut body = resp.text().await.unwrap_or_default();
     body.truncate(512);
     RegistryError::Status {
@@ -100,7 +119,18 @@ pub(crate) async fn status_err(resp: Response, method: &Method) -> RegistryError
         url,
         status,
         body: body.trim().to_string(),
+        retry_after,
     }
+}
+
+/// Retry-After in its delta-seconds form. The HTTP-date form is rare from registries
+/// and is ignored (the normal backoff applies).
+fn retry_after(resp: &Response) -> Option<Duration> {
+    resp.headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
 }
 
 #[derive(Deserialize)]
@@ -114,10 +144,11 @@ impl Transport {
     pub(crate) fn new(
         insecure: Vec<String>,
         config_dir: Option<PathBuf>,
+        timeouts: Timeouts,
     ) -> Result<Transport, RegistryError> {
         Ok(Transport {
-            strict: build_client(false)?,
-            lax: build_client(true)?,
+            strict: build_client(false, timeouts)?,
+            lax: build_client(true, timeouts)?,
             insecure,
             config_dir: credentials::config_dir(config_dir.as_deref()),
             endpoints: Mutex::default(),
@@ -199,16 +230,20 @@ impl Transport {
 
     /// Sends the request built by `make`, authenticating for `scopes`
     /// (`repository:<name>:<actions>`), and retrying transient failures.
-    /// Returns any response that is not a 5xx/429 or an auth failure.
+    /// Returns any response that is not a 5xx/429 or an auth failure; when the
+    /// tries run out, the error names `operation` (e.g. "fetch manifest x:1").
     pub(crate) async fn send(
         &self,
         registry: &str,
+        operation: &str,
         scopes: &[String],
         method: &Method,
         make: &MakeRequest<'_>,
     ) -> Result<Response, RegistryError> {
         self.retry
-            .run(
+            .run_named(
+                registry,
+                operation,
                 |_| self.send_once(registry, scopes, method, make),
                 &|_, _| {},
             )
@@ -494,7 +529,12 @@ mod tests {
         ] {
             assert!(!is_loopback(no), "{no}");
         }
-        let t = Transport::new(vec!["my.reg".into(), "other:5000".into()], None).unwrap();
+        let t = Transport::new(
+            vec!["my.reg".into(), "other:5000".into()],
+            None,
+            Timeouts::default(),
+        )
+        .unwrap();
         assert!(t.allows_plain_http("my.reg:443"));
         assert!(t.allows_plain_http("other:5000"));
         assert!(!t.allows_plain_http("other:6000"));

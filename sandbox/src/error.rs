@@ -35,6 +35,9 @@ pub enum SandboxError {
     /// Entering the rootless user namespace failed.
     #[error("rootless user namespace: {0}")]
     Userns(String),
+    /// Resource limits were asked for but cannot be applied here (see `cgroup`).
+    #[error("cannot apply resource limits: {0}")]
+    Limits(String),
 }
 
 impl SandboxError {

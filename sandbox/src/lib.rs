@@ -35,6 +35,7 @@
 //! with a subordinate id range and as one without.
 
 mod caps;
+pub mod cgroup;
 mod error;
 mod etcfiles;
 mod init;
@@ -50,6 +51,7 @@ mod user;
 mod userns;
 
 pub use caps::DOCKER_DEFAULT_CAPS;
+pub use cgroup::ResourceLimits;
 pub use error::SandboxError;
 pub use init::dispatch_init;
 pub use protocol::INIT_MARKER;

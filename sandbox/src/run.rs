@@ -8,6 +8,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Component, Path, PathBuf};
 use std::process::{Child, Command};
 
+use crate::cgroup::Cgroup;
 use crate::error::SandboxError;
 use crate::etcfiles;
 use crate::protocol::{CONTROL_FD, INIT_MARKER, InitMessage, InitSpec};
@@ -35,6 +36,9 @@ pub struct Sandbox {
     init: Child,
     control: UnixStream,
     waited: bool,
+    /// The run's own cgroup when it has limits; declared after `init` so that it is
+    /// removed only after the init has been reaped.
+    cgroup: Option<Cgroup>,
 }
 
 impl Drop for Sandbox {
@@ -49,6 +53,12 @@ impl Drop for Sandbox {
 /// Start the payload and return without waiting for it.
 pub fn spawn(spec: RunSpec) -> Result<Sandbox, SandboxError> {
     validate(&spec)?;
+    // Made before the init starts, so that a host without usable cgroups fails cleanly.
+    let cgroup = if spec.limits.is_empty() {
+        None
+    } else {
+        Some(Cgroup::create(&spec.limits)?)
+    };
     let etc_files = etcfiles::generate(&spec.hostname, spec.network);
     let init_spec = InitSpec {
         rootfs: spec.rootfs,
@@ -89,7 +99,13 @@ pub fn spawn(spec: RunSpec) -> Result<Sandbox, SandboxError> {
         init,
         control: ours,
         waited: false,
+        cgroup,
     };
+    // The init waits for its spec before it forks anything, so once it is in the cgroup,
+    // so is every process of the run. On failure, dropping `sandbox` cancels the init.
+    if let Some(cg) = &sandbox.cgroup {
+        cg.add(sandbox.init.id())?;
+    }
     sandbox.send_spec(&init_spec)?;
     Ok(sandbox)
 }
@@ -156,6 +172,7 @@ impl Sandbox {
             Some(status) => Ok(RunReport {
                 status,
                 created_mount_points: created,
+                oom_killed: self.cgroup.as_ref().is_some_and(Cgroup::oom_killed),
             }),
             None => Err(SandboxError::Protocol(format!(
                 "sandbox init ended ({init_status}) without reporting a result"
@@ -269,6 +286,7 @@ mod tests {
             stdin: Stdio::Null,
             stdout: Stdio::Null,
             stderr: Stdio::Null,
+            limits: Default::default(),
         }
     }
 

@@ -25,6 +25,8 @@ pub struct RunSpec {
     pub stdin: Stdio,
     pub stdout: Stdio,
     pub stderr: Stdio,
+    /// Memory/CPU/pids limits; when any is set the run gets its own cgroup (see `cgroup`).
+    pub limits: crate::cgroup::ResourceLimits,
 }
 
 /// Network namespace choice.
@@ -112,6 +114,8 @@ pub struct RunReport {
     /// the layer diff, or remove them with [`crate::remove_mount_stubs`] after the run (as
     /// BuildKit does). Parents come before children.
     pub created_mount_points: Vec<String>,
+    /// The kernel's OOM killer killed a process of the run (only known with a memory limit).
+    pub oom_killed: bool,
 }
 
 #[cfg(test)]

@@ -40,6 +40,8 @@ pub struct BuildRequest {
     /// Fixed creation time (SOURCE_DATE_EPOCH) for reproducible images.
     pub source_date_epoch: Option<i64>,
     pub max_parallel: usize,
+    /// `--memory`/`--cpus`/`--pids-limit` for every RUN step (not part of cache keys, as in docker).
+    pub limits: builder_sandbox::ResourceLimits,
 }
 
 #[derive(Debug)]
@@ -116,6 +118,7 @@ pub fn build(
         layer_options: req.layer_options.clone(),
         max_parallel: req.max_parallel,
         dockerfile_name: req.dockerfile_name.clone(),
+        limits: req.limits,
     };
     let solver = Solver::new(store, &solve_options, progress)?;
     let target = &converted.target;

@@ -46,6 +46,7 @@ pub struct SolveOptions {
     pub layer_options: LayerOptions,
     pub max_parallel: usize,
     pub dockerfile_name: String,
+    pub limits: builder_sandbox::ResourceLimits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +69,9 @@ pub enum SolveError {
     },
     #[error("{0}")]
     Internal(String),
+    /// The build was interrupted (see [`crate::cancel`]).
+    #[error("build cancelled")]
+    Cancelled,
 }
 
 /// What a solved vertex yields.
@@ -274,6 +278,9 @@ impl<'a> Solver<'a> {
             let (id, inputs) = {
                 let Ok(mut s) = state.lock() else { return };
                 loop {
+                    if crate::cancel::is_cancelled() && s.failed.is_none() {
+                        s.failed = Some(SolveError::Cancelled);
+                    }
                     if s.failed.is_some() || (s.pending.is_empty() && s.running == 0) {
                         wake.notify_all();
                         return;
@@ -529,7 +536,23 @@ impl<'a> Solver<'a> {
     }
 
     /// Turns a finished snapshot's diff into a stored layer (None when nothing changed).
+    /// Turns a finished step's diff directory into a stored layer (and its unpacked snapshot).
     fn commit_diff(&self, diff: &Path) -> Result<Option<LayerRef>, String> {
+        let stored = self.store_diff(diff);
+        if stored.is_err() {
+            // A failed write (a full disk, typically) must not leave the diff behind:
+            // nothing else would ever remove it, and it holds the space the user needs back.
+            let _ = fs::remove_dir_all(diff);
+        }
+        stored.map_err(|e| {
+            format!(
+                "writing the step's layer to the store at {}: {e}",
+                self.store.root().display()
+            )
+        })
+    }
+
+    fn store_diff(&self, diff: &Path) -> Result<Option<LayerRef>, String> {
         let mut writer = self.store.blobs().writer().map_err(|e| e.to_string())?;
         let digests = builder_snapshot::write_layer(diff, &mut writer, &self.opts.layer_options)
             .map_err(|e| e.to_string())?;
@@ -707,26 +730,42 @@ impl<'a> Solver<'a> {
             stdin: builder_sandbox::Stdio::Null,
             stdout: builder_sandbox::Stdio::Fd(write_fd),
             stderr: builder_sandbox::Stdio::Fd(write_fd2),
+            limits: self.opts.limits,
         };
         let (report, tail) = std::thread::scope(|scope| {
             let reader = scope.spawn(|| self.forward_output(index, read_fd));
-            let report = builder_sandbox::run_with_report(spec);
+            let report = builder_sandbox::spawn(spec).and_then(|sandbox| {
+                let _cancellable = crate::cancel::track(sandbox.id());
+                sandbox.wait()
+            });
             let tail = reader.join().unwrap_or_default();
             (report, tail)
         });
         drop(keep_alive);
+        if crate::cancel::is_cancelled() {
+            // Killed by us, not failed by itself; `active` (the scratch snapshot) goes on return.
+            return Err(SolveError::Cancelled);
+        }
         let report = report.map_err(|e| err(&e))?;
+        if !report.status.success() && report.oom_killed {
+            return Err(self.step_error(
+                v,
+                format!(
+                    "process \"{}\" ran out of memory: the kernel's OOM killer stopped it at the --memory limit of {} bytes ({}){}",
+                    op.args.join(" "),
+                    self.opts.limits.memory.unwrap_or_default(),
+                    report.status,
+                    tail_section(&tail)
+                ),
+            ));
+        }
         if !report.status.success() {
             return Err(SolveError::ExecFailed {
                 location: self.location(v),
                 name: v.name.clone(),
                 command: op.args.join(" "),
                 code: report.status.code(),
-                tail: if tail.is_empty() {
-                    String::new()
-                } else {
-                    format!("\n--- last lines of output ---\n{tail}")
-                },
+                tail: tail_section(&tail),
             });
         }
         // Mount points the sandbox had to create are not the step's output.
@@ -1017,4 +1056,13 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
             std::os::fd::FromRawFd::from_raw_fd(fds[1]),
         )
     })
+}
+
+/// The end of a failed step's output, as a section of its error message.
+fn tail_section(tail: &str) -> String {
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!("\n--- last lines of output ---\n{tail}")
+    }
 }

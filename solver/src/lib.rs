@@ -9,6 +9,7 @@
 pub mod build;
 pub mod cache_import;
 pub mod cache_index;
+pub mod cancel;
 pub mod convert;
 pub mod copy;
 pub mod executor;

@@ -81,6 +81,8 @@ pub struct BuildArgs {
     /// Print only the image id.
     #[arg(short, long)]
     quiet: bool,
+    #[command(flatten)]
+    limits: super::limits::LimitArgs,
     /// Build context directory.
     context: PathBuf,
 }
@@ -115,6 +117,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         ProgressMode::parse(&args.progress)?
     };
     let renderer = Renderer::new(mode);
+    super::interrupt::cancel_build_on_signal().context("installing the Ctrl-C handler")?;
     let fetch = super::registry::fetcher(ctx);
     let fetch_url = super::http_source::url_fetcher(ctx.root.clone());
     let resolver = StoreResolver {
@@ -271,6 +274,7 @@ fn make_request(args: &BuildArgs, compression: Compression) -> anyhow::Result<Bu
             .map(|n| n.get())
             .unwrap_or(2)
             .max(4),
+        limits: args.limits.resolve()?,
     })
 }
 

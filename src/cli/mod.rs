@@ -4,6 +4,8 @@ pub mod build;
 pub mod cache;
 pub mod http_source;
 pub mod images;
+pub mod interrupt;
+pub mod limits;
 pub mod progress;
 pub mod registry;
 pub mod run;
@@ -34,6 +36,9 @@ impl Context {
 pub struct UsageError(pub String);
 
 pub fn exit_code_for(e: &anyhow::Error) -> u8 {
+    if let Some(code) = interrupt::exit_code() {
+        return code;
+    }
     if e.downcast_ref::<UsageError>().is_some() {
         return 2;
     }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use builder_cache::{Digest, ImageRecord, Store, read_config, read_manifest};
-use builder_registry::{Client, ClientConfig, ProgressEvent, Reference, RetryPolicy};
+use builder_registry::{Client, ClientConfig, ProgressEvent, Reference, RetryPolicy, Timeouts};
 use builder_solver::Platform;
 use builder_solver::resolve::Fetcher;
 use clap::Args;
@@ -60,8 +60,31 @@ pub(crate) fn client() -> anyhow::Result<Client> {
     Ok(Client::new(ClientConfig {
         insecure,
         retry,
+        timeouts: timeouts()?,
         ..ClientConfig::default()
     })?)
+}
+
+/// Registry timeouts, from BUILDER_REGISTRY_CONNECT_TIMEOUT and BUILDER_REGISTRY_READ_TIMEOUT
+/// (seconds, fractions allowed) when set: a stalled registry fails after the read timeout
+/// per try instead of hanging the build.
+fn timeouts() -> anyhow::Result<Timeouts> {
+    let seconds = |var: &str, default: std::time::Duration| -> anyhow::Result<_> {
+        let Ok(v) = std::env::var(var) else {
+            return Ok(default);
+        };
+        match v.trim().parse::<f64>() {
+            Ok(s) if s > 0.0 && s.is_finite() => Ok(std::time::Duration::from_secs_f64(s)),
+            _ => bail!(UsageError(format!(
+                "{var}={v:?}: expected a positive number of seconds"
+            ))),
+        }
+    };
+    let default = Timeouts::default();
+    Ok(Timeouts {
+        connect: seconds("BUILDER_REGISTRY_CONNECT_TIMEOUT", default.connect)?,
+        read: seconds("BUILDER_REGISTRY_READ_TIMEOUT", default.read)?,
+    })
 }
 
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -96,6 +119,11 @@ fn print_progress(quiet: bool) -> impl Fn(ProgressEvent) + Sync {
             ProgressEvent::BlobMounted { digest, from } => {
                 format!("{}: Mounted from {from}", digest.short())
             }
+            ProgressEvent::Retrying {
+                what,
+                attempt,
+                error,
+            } => format!("{what}: try {attempt} failed, retrying: {error}"),
             _ => return,
         };
         let _ = writeln!(std::io::stderr(), "{line}");

@@ -29,6 +29,8 @@ pub struct RunArgs {
     /// Run without network (a new empty network namespace).
     #[arg(long, default_value = "host", value_parser = ["host", "none"])]
     network: String,
+    #[command(flatten)]
+    limits: super::limits::LimitArgs,
     image: String,
     /// Command and arguments (replace the image's CMD).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -123,8 +125,15 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
         stdin: builder_sandbox::Stdio::Inherit,
         stdout: builder_sandbox::Stdio::Inherit,
         stderr: builder_sandbox::Stdio::Inherit,
+        limits: args.limits.resolve()?,
     };
-    let status = builder_sandbox::run(spec).context("running the container")?;
+    let report = builder_sandbox::run_with_report(spec).context("running the container")?;
+    if report.oom_killed {
+        eprintln!(
+            "the container ran out of memory: the kernel's OOM killer stopped a process at the --memory limit"
+        );
+    }
+    let status = report.status;
     drop(rootfs);
     Ok(ExitCode::from(status.code().clamp(0, 255) as u8))
 }

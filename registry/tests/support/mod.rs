@@ -2,6 +2,7 @@
 //! is also an OCI image layout (so skopeo can read it), and small test images.
 #![allow(dead_code)]
 
+pub mod fault_proxy;
 pub mod image;
 pub mod registry;
 pub mod store;

@@ -142,6 +142,7 @@ fn run(spec: HarnessSpec, userns: String) -> HarnessOutput {
         stdin: Stdio::Null,
         stdout: Stdio::Fd(OwnedFd::from(out_w)),
         stderr: Stdio::Fd(OwnedFd::from(err_w)),
+        limits: Default::default(),
     };
     let out_reader = drain(out_r);
     let err_reader = drain(err_r);
