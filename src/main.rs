@@ -27,7 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Build an image from a Dockerfile.
-    Build(cli::build::BuildArgs),
+    Build(Box<cli::build::BuildArgs>),
     /// List images.
     Images(cli::images::ImagesArgs),
     /// Give an image another name.
@@ -105,7 +105,7 @@ fn main() -> ExitCode {
 
 fn run(command: Command, ctx: &cli::Context) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Build(args) => cli::build::run(ctx, args),
+        Command::Build(args) => cli::build::run(ctx, *args),
         Command::Images(args) => cli::images::images(ctx, args),
         Command::Tag { source, target } => cli::images::tag(ctx, &source, &target),
         Command::Rmi { force, images } => cli::images::rmi(ctx, &images, force),

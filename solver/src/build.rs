@@ -36,6 +36,8 @@ pub struct BuildRequest {
     /// `--cache-from`: records consulted when the local cache misses.
     pub cache_import: Option<Arc<dyn CacheImport>>,
     pub secrets: BTreeMap<String, PathBuf>,
+    /// `--ssh`: agent id → socket.
+    pub ssh: BTreeMap<String, PathBuf>,
     pub layer_options: LayerOptions,
     /// Fixed creation time (SOURCE_DATE_EPOCH) for reproducible images.
     pub source_date_epoch: Option<i64>,
@@ -112,6 +114,7 @@ pub fn build(
         context_dir: req.context_dir.clone(),
         ignore,
         secrets: req.secrets.clone(),
+        ssh: req.ssh.clone(),
         no_cache: req.no_cache,
         no_cache_vertices,
         cache_import: req.cache_import.clone(),

@@ -761,6 +761,7 @@ impl<'a> Converter<'a> {
             }
             mounts.push(self.exec_mount(st, mount, &mut inputs, line)?);
         }
+        name_ssh_sockets(&mut mounts, &mut env);
         let network = match run.network {
             builder_frontend::NetworkMode::None => NetworkMode::None,
             _ => NetworkMode::Host,
@@ -886,9 +887,24 @@ impl<'a> Converter<'a> {
                     },
                 }
             }
-            M::Ssh { .. } => {
-                return Err(self.error(line, "RUN --mount=type=ssh is not supported yet"));
-            }
+            M::Ssh {
+                id,
+                target,
+                required,
+                mode,
+                uid,
+                gid,
+            } => ExecMount {
+                // Without a target, dispatch_run numbers it like BuildKit.
+                target: target.as_deref().map(resolve_target).unwrap_or_default(),
+                kind: ExecMountKind::Ssh {
+                    id: id.clone(),
+                    required: *required,
+                    mode: mode.unwrap_or(0o600),
+                    uid: uid.unwrap_or(0),
+                    gid: gid.unwrap_or(0),
+                },
+            },
         })
     }
 }
@@ -1033,6 +1049,28 @@ fn copy_actions(
         }));
     }
     Ok(actions)
+}
+
+/// BuildKit's defaults for ssh mounts: the n-th one without a target is
+/// `/run/buildkit/ssh_agent.<n>`, and `SSH_AUTH_SOCK` points at the first one unless the step's
+/// environment already sets it.
+fn name_ssh_sockets(mounts: &mut [ExecMount], env: &mut Vec<String>) {
+    let mut first = None;
+    for (n, mount) in mounts
+        .iter_mut()
+        .filter(|m| matches!(m.kind, ExecMountKind::Ssh { .. }))
+        .enumerate()
+    {
+        if mount.target.is_empty() {
+            mount.target = format!("/run/buildkit/ssh_agent.{n}");
+        }
+        first.get_or_insert_with(|| mount.target.clone());
+    }
+    if let Some(first) = first
+        && !env.iter().any(|kv| kv.starts_with("SSH_AUTH_SOCK="))
+    {
+        env.push(format!("SSH_AUTH_SOCK={first}"));
+    }
 }
 
 fn is_url(s: &str) -> bool {

@@ -38,6 +38,8 @@ pub struct SolveOptions {
     pub ignore: IgnoreMatcher,
     /// `--secret id=...` values: id → file holding the secret.
     pub secrets: BTreeMap<String, PathBuf>,
+    /// `--ssh id=SOCKET` values: id → ssh-agent socket.
+    pub ssh: BTreeMap<String, PathBuf>,
     pub no_cache: bool,
     /// Vertices (by index) that skip cache lookups: the steps of `--no-cache-filter` stages.
     pub no_cache_vertices: HashSet<usize>,
@@ -872,6 +874,44 @@ impl<'a> Solver<'a> {
                 Ok(K::Bind {
                     source: dir,
                     read_only: *read_only,
+                })
+            }
+            ExecMountKind::Ssh {
+                id,
+                required,
+                mode,
+                uid,
+                gid,
+            } => {
+                let Some(agent) = self.opts.ssh.get(id) else {
+                    if *required {
+                        return Err(format!(
+                            "ssh agent {id:?} is required but was not given (use --ssh {id}=SOCKET, or --ssh default for $SSH_AUTH_SOCK)"
+                        ));
+                    }
+                    // Like a missing optional secret: an empty file where the socket would be.
+                    let empty = tempfile::NamedTempFile::new_in(self.store.tmp_dir())
+                        .map_err(|e| e.to_string())?;
+                    let path = empty.path().to_path_buf();
+                    keep_alive.push(Box::new(empty));
+                    return Ok(K::Bind {
+                        source: path,
+                        read_only: true,
+                    });
+                };
+                let forwarder = crate::ssh_agent::AgentForwarder::start(
+                    agent,
+                    &self.store.tmp_dir(),
+                    *mode,
+                    *uid,
+                    *gid,
+                )
+                .map_err(|e| format!("forwarding ssh agent {id:?} ({}): {e}", agent.display()))?;
+                let socket = forwarder.socket().to_path_buf();
+                keep_alive.push(Box::new(forwarder));
+                Ok(K::Bind {
+                    source: socket,
+                    read_only: false,
                 })
             }
             ExecMountKind::Secret {

@@ -110,6 +110,15 @@ pub enum ExecMountKind {
     Tmpfs {
         size: Option<u64>,
     },
+    /// An ssh-agent socket (`--ssh ID=SOCKET`), forwarded so the step gets its own socket with
+    /// the mount's owner and mode; only the id takes part in the cache key.
+    Ssh {
+        id: String,
+        required: bool,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
     /// A secret file; only its id takes part in the cache key, never its content.
     Secret {
         id: String,

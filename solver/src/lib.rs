@@ -20,6 +20,7 @@ pub mod progress;
 pub mod resolve;
 pub mod rootpath;
 pub mod source_tree;
+pub mod ssh_agent;
 pub mod stat_cache;
 pub mod userdb;
 

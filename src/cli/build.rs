@@ -72,6 +72,9 @@ pub struct BuildArgs {
     /// Secret for RUN --mount=type=secret: `id=NAME,src=FILE` or `id=NAME,env=VAR`.
     #[arg(long = "secret")]
     secrets: Vec<String>,
+    /// ssh-agent for RUN --mount=type=ssh: `default` ($SSH_AUTH_SOCK) or `ID=SOCKET`.
+    #[arg(long = "ssh")]
+    ssh: Vec<String>,
     /// Target platform (os/arch[/variant]).
     #[arg(long)]
     platform: Option<String>,
@@ -99,7 +102,8 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|o| parse_output(o))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut request = make_request(&args, layer_compression(&parsed)?)?;
+    // `--secret id=x,env=VAR` values sit in temp files until this guard drops at the end.
+    let (mut request, _secret_files) = make_request(&args, layer_compression(&parsed)?)?;
     let cache = CacheFlags::parse(&args)?;
     let imports = cache.import(&store)?;
     if let Some(imports) = &imports {
@@ -195,7 +199,12 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn make_request(args: &BuildArgs, compression: Compression) -> anyhow::Result<BuildRequest> {
+/// The build request, and the temp files holding `--secret ...,env=VAR` values (deleted when
+/// dropped: keep them for the build's duration).
+fn make_request(
+    args: &BuildArgs,
+    compression: Compression,
+) -> anyhow::Result<(BuildRequest, Vec<tempfile::TempPath>)> {
     let context_dir = fs::canonicalize(&args.context)
         .map_err(|e| UsageError(format!("build context {}: {e}", args.context.display())))?;
     if !context_dir.is_dir() {
@@ -250,8 +259,9 @@ fn make_request(args: &BuildArgs, compression: Compression) -> anyhow::Result<Bu
             })
         })
         .transpose()?;
-    let secrets = parse_secrets(&args.secrets)?;
-    Ok(BuildRequest {
+    let (secrets, secret_files) = parse_secrets(&args.secrets)?;
+    let ssh = parse_ssh(&args.ssh)?;
+    let request = BuildRequest {
         dockerfile_name,
         dockerfile,
         context_dir: Some(context_dir),
@@ -264,6 +274,7 @@ fn make_request(args: &BuildArgs, compression: Compression) -> anyhow::Result<Bu
         no_cache_filter: args.no_cache_filter.clone(),
         cache_import: None,
         secrets,
+        ssh,
         layer_options: LayerOptions {
             source_date_epoch,
             compression,
@@ -275,7 +286,8 @@ fn make_request(args: &BuildArgs, compression: Compression) -> anyhow::Result<Bu
             .unwrap_or(2)
             .max(4),
         limits: args.limits.resolve()?,
-    })
+    };
+    Ok((request, secret_files))
 }
 
 /// `--cache-from` / `--cache-to`, parsed, with the registry client they need (if any).
@@ -456,8 +468,11 @@ fn parse_kv_csv(s: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn parse_secrets(specs: &[String]) -> anyhow::Result<BTreeMap<String, PathBuf>> {
+fn parse_secrets(
+    specs: &[String],
+) -> anyhow::Result<(BTreeMap<String, PathBuf>, Vec<tempfile::TempPath>)> {
     let mut out = BTreeMap::new();
+    let mut files = Vec::new();
     for spec in specs {
         let kv = parse_kv_csv(spec);
         let id = kv
@@ -467,7 +482,7 @@ fn parse_secrets(specs: &[String]) -> anyhow::Result<BTreeMap<String, PathBuf>> 
         let path = match (kv.get("src").or(kv.get("source")), kv.get("env")) {
             (Some(src), _) => PathBuf::from(src),
             (None, Some(var)) => {
-                // The value is written to a private temp file that lives as long as the process.
+                // A private (0600) temp file, removed when the build ends.
                 let value = std::env::var(var).map_err(|_| {
                     UsageError(format!(
                         "--secret {spec:?}: environment variable {var} is not set"
@@ -475,8 +490,10 @@ fn parse_secrets(specs: &[String]) -> anyhow::Result<BTreeMap<String, PathBuf>> 
                 })?;
                 let file = tempfile::NamedTempFile::new()?;
                 fs::write(file.path(), value)?;
-                let (_, path) = file.keep()?;
-                path
+                let path = file.into_temp_path();
+                let p = path.to_path_buf();
+                files.push(path);
+                p
             }
             (None, None) => bail!(UsageError(format!(
                 "--secret {spec:?}: give src=FILE or env=VAR"
@@ -489,6 +506,39 @@ fn parse_secrets(specs: &[String]) -> anyhow::Result<BTreeMap<String, PathBuf>> 
             )));
         }
         out.insert(id, path);
+    }
+    Ok((out, files))
+}
+
+/// `--ssh ID[=SOCKET]`: `default` (or any id) without a socket means `$SSH_AUTH_SOCK`. Only
+/// agent sockets: BuildKit also takes key files, which would need an agent of our own.
+fn parse_ssh(specs: &[String]) -> anyhow::Result<BTreeMap<String, PathBuf>> {
+    use std::os::unix::fs::FileTypeExt;
+    let mut out = BTreeMap::new();
+    for spec in specs {
+        let (id, socket) = match spec.split_once('=') {
+            Some((id, path)) => (id, PathBuf::from(path)),
+            None => {
+                let sock = std::env::var_os("SSH_AUTH_SOCK").ok_or_else(|| {
+                    UsageError(format!(
+                        "--ssh {spec}: SSH_AUTH_SOCK is not set; start ssh-agent or give --ssh {spec}=SOCKET"
+                    ))
+                })?;
+                (spec.as_str(), PathBuf::from(sock))
+            }
+        };
+        if id.is_empty() {
+            bail!(UsageError(format!("--ssh {spec:?}: the id is empty")));
+        }
+        let meta = fs::metadata(&socket)
+            .map_err(|e| UsageError(format!("--ssh {spec}: {}: {e}", socket.display())))?;
+        if !meta.file_type().is_socket() {
+            bail!(UsageError(format!(
+                "--ssh {spec}: {} is not an agent socket (key files are not supported: ssh-add the key to an ssh-agent and pass its socket)",
+                socket.display()
+            )));
+        }
+        out.insert(id.to_string(), socket);
     }
     Ok(out)
 }
