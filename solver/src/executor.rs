@@ -890,14 +890,7 @@ impl<'a> Solver<'a> {
                         ));
                     }
                     // Like a missing optional secret: an empty file where the socket would be.
-                    let empty = tempfile::NamedTempFile::new_in(self.store.tmp_dir())
-                        .map_err(|e| e.to_string())?;
-                    let path = empty.path().to_path_buf();
-                    keep_alive.push(Box::new(empty));
-                    return Ok(K::Bind {
-                        source: path,
-                        read_only: true,
-                    });
+                    return self.empty_file_mount(keep_alive);
                 };
                 let forwarder = crate::ssh_agent::AgentForwarder::start(
                     agent,
@@ -927,14 +920,7 @@ impl<'a> Solver<'a> {
                             "secret {id:?} is required but was not given (use --secret id={id},src=FILE)"
                         ));
                     }
-                    let empty = tempfile::NamedTempFile::new_in(self.store.tmp_dir())
-                        .map_err(|e| e.to_string())?;
-                    let path = empty.path().to_path_buf();
-                    keep_alive.push(Box::new(empty));
-                    return Ok(K::Bind {
-                        source: path,
-                        read_only: true,
-                    });
+                    return self.empty_file_mount(keep_alive);
                 };
                 let data = fs::read(src)
                     .map_err(|e| format!("reading secret {id:?} from {}: {e}", src.display()))?;
@@ -954,6 +940,21 @@ impl<'a> Solver<'a> {
                 })
             }
         }
+    }
+
+    /// What an optional secret or ssh mount that was not given becomes: an empty read-only file.
+    fn empty_file_mount(
+        &self,
+        keep_alive: &mut Vec<Box<dyn std::any::Any>>,
+    ) -> Result<builder_sandbox::MountKind, String> {
+        let empty =
+            tempfile::NamedTempFile::new_in(self.store.tmp_dir()).map_err(|e| e.to_string())?;
+        let path = empty.path().to_path_buf();
+        keep_alive.push(Box::new(empty));
+        Ok(builder_sandbox::MountKind::Bind {
+            source: path,
+            read_only: true,
+        })
     }
 
     /// The step's environment plus its `type=secret,env=` values, read only now, for the
