@@ -214,7 +214,7 @@ fn step_records(converted: &ConvertedBuild, solved: &HashMap<VertexId, Solved>) 
                 .map_or(0, |i| layers(i).len());
             let own = layers(v);
             StepRecord {
-                key: s.key,
+                key: s.record_key,
                 record: CacheRecord {
                     layer: (own.len() > base).then(|| own[own.len() - 1].clone()),
                     description: graph.vertex(*v).name.clone(),

@@ -561,7 +561,7 @@ impl<'a> Converter<'a> {
                     mode: 0o755,
                     owner,
                 }];
-                st.commit_file(&mut self.graph, actions, vec![], history_text, inst);
+                st.commit_file(&mut self.graph, actions, vec![], history_text, inst, false);
             }
             InstructionKind::Copy(copy) => self.dispatch_copy(st, inst, copy, history_text)?,
             InstructionKind::Add(add) => self.dispatch_add(st, inst, add, history_text)?,
@@ -627,7 +627,8 @@ impl<'a> Converter<'a> {
         } else {
             vec![source]
         };
-        st.commit_file(&mut self.graph, actions, inputs, history, inst);
+        check_link_chown(copy.link, copy.chown.as_deref()).map_err(|e| self.error(line, e))?;
+        st.commit_file(&mut self.graph, actions, inputs, history, inst, copy.link);
         Ok(())
     }
 
@@ -708,7 +709,8 @@ impl<'a> Converter<'a> {
                 add.chown.clone(),
             ));
         }
-        st.commit_file(&mut self.graph, actions, inputs, history, inst);
+        check_link_chown(add.link, add.chown.as_deref()).map_err(|e| self.error(line, e))?;
+        st.commit_file(&mut self.graph, actions, inputs, history, inst, add.link);
         Ok(())
     }
 
@@ -962,17 +964,30 @@ impl StageBuild {
         extra_inputs: Vec<VertexId>,
         history: String,
         inst: &Instruction,
+        linked: bool,
     ) {
         let mut inputs = vec![self.vertex];
         inputs.extend(extra_inputs);
         let v = graph.add(Vertex {
-            op: Op::File(FileOp { actions }),
+            op: Op::File(FileOp { actions, linked }),
             inputs,
             name: self.step_name(inst),
             lines: Some(lines(inst)),
         });
         self.vertex = v;
         self.push_layer_history(history, v);
+    }
+}
+
+/// A `--link` step does not see the files below it, so `--chown` cannot look names up in the
+/// image's /etc/passwd: only numeric ids work.
+fn check_link_chown(link: bool, chown: Option<&str>) -> Result<(), String> {
+    let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match chown {
+        Some(spec) if link && !spec.split(':').all(numeric) => Err(format!(
+            "--link with --chown={spec}: a linked copy cannot see the image's user database; use numeric ids (e.g. --chown=1000:1000) or drop --link"
+        )),
+        _ => Ok(()),
     }
 }
 

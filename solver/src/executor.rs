@@ -85,7 +85,11 @@ pub enum Output {
 
 #[derive(Clone, Debug)]
 pub struct Solved {
+    /// What later steps' keys build on: the whole result's identity.
     pub key: Digest,
+    /// The key the step's cache record is stored under. The same as `key` except for a linked
+    /// copy, whose record leaves its base out.
+    pub record_key: Digest,
     pub output: Output,
 }
 
@@ -361,12 +365,17 @@ impl<'a> Solver<'a> {
                 } else {
                     Output::Rootfs(vec![])
                 };
-                Ok(Solved { key, output })
+                Ok(Solved {
+                    key,
+                    record_key: key,
+                    output,
+                })
             }
             Op::Image(image) => {
                 let key = op_fingerprint(&v.op, &input_keys, &BTreeMap::new());
                 Ok(Solved {
                     key,
+                    record_key: key,
                     output: Output::Rootfs(image.layers.clone()),
                 })
             }
@@ -378,7 +387,21 @@ impl<'a> Solver<'a> {
                 // the same compression.
                 let compression = self.opts.layer_options.compression.media_type();
                 extra.insert("compression".into(), compression.into());
-                let key = op_fingerprint(&v.op, &input_keys, &extra);
+                let linked = matches!(&v.op, Op::File(f) if f.linked);
+                // A linked step's record is keyed without its base (input 0) ...
+                let key_inputs = if linked {
+                    input_keys.get(1..).unwrap_or_default()
+                } else {
+                    &input_keys[..]
+                };
+                let key = op_fingerprint(&v.op, key_inputs, &extra);
+                // ... but what follows it depends on base and layer together.
+                let solved_key = match input_keys.first() {
+                    Some(base_key) if linked => {
+                        Digest::of(format!("linked {key} on {base_key}").as_bytes())
+                    }
+                    _ => key,
+                };
                 let base = match inputs.first().map(|s| &s.output) {
                     Some(Output::Rootfs(layers)) => layers.clone(),
                     _ => {
@@ -403,13 +426,15 @@ impl<'a> Solver<'a> {
                         layer.clone()
                     }
                     None => {
-                        let layer = self.cached_or_run(index, v, key, &base, inputs)?;
+                        let run_on: &[LayerRef] = if linked { &[] } else { &base };
+                        let layer = self.cached_or_run(index, v, key, run_on, inputs)?;
                         *done = Some(layer.clone());
                         layer
                     }
                 };
                 Ok(Solved {
-                    key,
+                    key: solved_key,
+                    record_key: key,
                     output: Output::Rootfs(with_layer(base, layer)),
                 })
             }

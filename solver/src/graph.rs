@@ -139,6 +139,11 @@ pub enum CacheSharing {
 #[derive(Clone, Debug, Serialize)]
 pub struct FileOp {
     pub actions: Vec<FileAction>,
+    /// `COPY --link` / `ADD --link`: the actions run on an empty filesystem and their layer is
+    /// stacked on input 0 afterwards, so the cache key leaves input 0 out: a changed base keeps
+    /// the step cached and its layer blob reused (BuildKit's merge-op behaviour).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub linked: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -289,8 +294,20 @@ mod tests {
         let mut g = BuildGraph::new();
         let a = g.add(v(Op::Scratch, vec![]));
         let ctx = g.add(v(Op::Context, vec![]));
-        let unused = g.add(v(Op::File(FileOp { actions: vec![] }), vec![a]));
-        let b = g.add(v(Op::File(FileOp { actions: vec![] }), vec![a, ctx]));
+        let unused = g.add(v(
+            Op::File(FileOp {
+                actions: vec![],
+                linked: false,
+            }),
+            vec![a],
+        ));
+        let b = g.add(v(
+            Op::File(FileOp {
+                actions: vec![],
+                linked: false,
+            }),
+            vec![a, ctx],
+        ));
         let needed = g.needed_for(b);
         assert_eq!(needed, vec![a, ctx, b]);
         assert!(!needed.contains(&unused));
