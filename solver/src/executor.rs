@@ -26,6 +26,7 @@ use crate::graph::{
 use crate::progress::{Event, ProgressSink, Stream};
 use crate::source_tree::{SourceError, SourceTree};
 use crate::stat_cache::StatCache;
+use crate::step_lock::{self, StepLock};
 use crate::userdb::{Owner, resolve_owner};
 
 /// Lines of output kept for the error message of a failing RUN.
@@ -210,7 +211,8 @@ impl<'a> Solver<'a> {
         let layers = LayerStore::new(store).map_err(SolveError::Internal)?;
         let work_root = layers.work_root.clone();
         Ok(Solver {
-            cache: CacheIndex::new(store.root().join("cache")),
+            cache: CacheIndex::open(&store.root().join("cache"))
+                .map_err(|e| SolveError::Internal(e.to_string()))?,
             store,
             opts,
             progress,
@@ -406,20 +408,31 @@ impl<'a> Solver<'a> {
         base: &[LayerRef],
         inputs: &[Solved],
     ) -> Result<Option<LayerRef>, SolveError> {
-        // A record whose layer blob has gone missing counts as a miss.
-        if !self.opts.no_cache
-            && let Some(record) = self.cache.get(&key)
-            && record
-                .layer
-                .as_ref()
-                .is_none_or(|l| self.store.blobs().contains(&l.digest))
-        {
+        let hit = || {
+            let layer = self.cached(&key)?;
             self.progress.event(Event::Cached {
                 vertex: index,
                 name: v.name.clone(),
             });
-            return Ok(record.layer);
-        }
+            Some(layer)
+        };
+        // Held until the record is written: another process needing this key waits for it and
+        // then hits (see step_lock).
+        let _lock = if self.opts.no_cache {
+            None
+        } else {
+            if let Some(layer) = hit() {
+                return Ok(layer);
+            }
+            let dir = self.store.root().join(step_lock::LOCK_DIR);
+            let lock = StepLock::acquire(&dir, &key)
+                .map_err(|e| SolveError::Internal(format!("locking step {}: {e}", v.name)))?;
+            // Whoever held the lock before us may have just computed this very step.
+            if let Some(layer) = hit() {
+                return Ok(layer);
+            }
+            Some(lock)
+        };
         self.progress.event(Event::Started {
             vertex: index,
             name: v.name.clone(),
@@ -450,6 +463,17 @@ impl<'a> Solver<'a> {
             elapsed: started.elapsed(),
         });
         Ok(layer)
+    }
+
+    /// The layer a cache record names for `key`. A record whose layer blob has gone missing
+    /// counts as a miss.
+    fn cached(&self, key: &Digest) -> Option<Option<LayerRef>> {
+        let record = self.cache.get(key)?;
+        let present = record
+            .layer
+            .as_ref()
+            .is_none_or(|l| self.store.blobs().contains(&l.digest));
+        present.then_some(record.layer)
     }
 
     /// Content checksums of the context files an op reads: they are part of its cache key.

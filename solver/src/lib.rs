@@ -19,6 +19,7 @@ pub mod resolve;
 pub mod rootpath;
 pub mod source_tree;
 pub mod stat_cache;
+pub mod step_lock;
 pub mod userdb;
 
 pub use build::{BuildError, BuildOutput, BuildRequest, build};

@@ -67,7 +67,7 @@ struct Listing {
 
 impl Listing {
     fn load(store: &Store) -> anyhow::Result<Listing> {
-        let entries = index(store).list().context("listing the build cache")?;
+        let entries = index(store)?.list().context("listing the build cache")?;
         let mut images = Vec::new();
         for image in store.images().list()? {
             if image.names.is_empty() {
@@ -160,8 +160,8 @@ impl Listing {
     }
 }
 
-fn index(store: &Store) -> CacheIndex {
-    CacheIndex::new(store.root().join("cache"))
+fn index(store: &Store) -> anyhow::Result<CacheIndex> {
+    CacheIndex::open(&store.root().join("cache")).context("opening the build cache index")
 }
 
 /// `builder du`: docker buildx du's table, most recently used first, and the totals.
@@ -286,7 +286,7 @@ fn ls(ctx: &Context, format: &str) -> anyhow::Result<ExitCode> {
 fn inspect(ctx: &Context, keys: &[String]) -> anyhow::Result<ExitCode> {
     let store = ctx.store()?;
     let listing = Listing::load(&store)?;
-    let index = index(&store);
+    let index = index(&store)?;
     let mut out = Vec::new();
     for key in keys {
         let entry = index.find(key)?;
@@ -329,7 +329,7 @@ pub fn prune(ctx: &Context, args: PruneArgs) -> anyhow::Result<ExitCode> {
 
 fn prune_locked(store: &Store, policy: &PrunePolicy) -> anyhow::Result<Pruned> {
     let now = SystemTime::now();
-    let index = index(store);
+    let index = index(store)?;
     let listing = Listing::load(store)?;
     let mut pruned = Pruned::default();
     for n in gc::select(&listing.items(), policy, now) {
