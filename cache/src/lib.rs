@@ -20,6 +20,7 @@
 //! - [`manifest`]: manifests, indexes, descriptors and media types.
 //! - [`assemble`]: storing a config + layers as an image.
 //! - [`gc`]: image roots, prune selection and the sweep of unreferenced blobs and snapshots.
+//! - [`verify`]: checking blobs, snapshots and images against what they claim, and repairing.
 
 pub mod assemble;
 pub mod blobs;
@@ -31,6 +32,7 @@ pub mod image;
 pub mod images;
 pub mod manifest;
 pub mod time;
+pub mod verify;
 
 use std::fs;
 use std::path::{Path, PathBuf};

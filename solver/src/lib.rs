@@ -21,6 +21,7 @@ pub mod source_tree;
 pub mod stat_cache;
 pub mod step_lock;
 pub mod userdb;
+pub mod verify;
 
 pub use build::{BuildError, BuildOutput, BuildRequest, build};
 pub use image::Platform;
