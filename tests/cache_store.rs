@@ -62,18 +62,33 @@ fn concurrent_builds_run_a_shared_step_once() {
     env.busybox_base();
     // Same slow first step, different second steps: both builds need the first one.
     let shared = "FROM busybox:test\nRUN sleep 2 && date +%s%N > /f\n";
-    let a = env.context("a", &[("Dockerfile", &format!("{shared}RUN echo a > /a\n"))]);
-    let b = env.context("b", &[("Dockerfile", &format!("{shared}RUN echo b > /b\n"))]);
+    let a = env.context(
+        "a",
+        &[("Dockerfile", &format!("{shared}RUN echo a > /a\n"))],
+    );
+    let b = env.context(
+        "b",
+        &[("Dockerfile", &format!("{shared}RUN echo b > /b\n"))],
+    );
     let spawn = |tag: &str, ctx: &Path| {
         env.cmd()
-            .args(["build", "--progress=plain", "-t", tag, ctx.to_str().unwrap()])
+            .args([
+                "build",
+                "--progress=plain",
+                "-t",
+                tag,
+                ctx.to_str().unwrap(),
+            ])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap()
     };
     let (pa, pb) = (spawn("a:1", &a), spawn("b:1", &b));
-    let (oa, ob) = (pa.wait_with_output().unwrap(), pb.wait_with_output().unwrap());
+    let (oa, ob) = (
+        pa.wait_with_output().unwrap(),
+        pb.wait_with_output().unwrap(),
+    );
     assert!(oa.status.success(), "build a:\n{}", stderr(&oa));
     assert!(ob.status.success(), "build b:\n{}", stderr(&ob));
     // Exactly one build ran the step and the other took its result.
@@ -202,30 +217,44 @@ fn verify_finds_a_flipped_byte_and_repair_lets_the_next_build_succeed() {
     let out = env.run(&["cache", "verify"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     let report = stdout(&out);
-    assert!(report.contains(&format!("damaged blob {digest}")), "{report}");
+    assert!(
+        report.contains(&format!("damaged blob {digest}")),
+        "{report}"
+    );
     assert!(report.contains("image app:1"), "{report}");
     assert!(report.contains("RUN cat /data > /copy"), "{report}");
     // A plain verify changes nothing.
-    assert!(env.root().join("blobs/sha256").join(strip(&digest)).exists());
+    assert!(
+        env.root()
+            .join("blobs/sha256")
+            .join(strip(&digest))
+            .exists()
+    );
 
     let out = env.run(&["cache", "verify", "--repair"]);
-    assert!(
-        out.status.success(),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains(&format!("removed damaged blob {digest}")));
     assert!(
         stderr(&out).contains("WARNING: removed image app:1"),
         "the image that lost a layer is reported: {}",
         stderr(&out)
     );
-    assert!(!env.root().join("blobs/sha256").join(strip(&digest)).exists());
+    assert!(
+        !env.root()
+            .join("blobs/sha256")
+            .join(strip(&digest))
+            .exists()
+    );
     assert!(!env.root().join("snapshots").join(strip(&diff_id)).exists());
     verify_clean(&env);
 
-    let out = env.run(&["build", "--progress=plain", "-t", "app:1", ctx.to_str().unwrap()]);
+    let out = env.run(&[
+        "build",
+        "--progress=plain",
+        "-t",
+        "app:1",
+        ctx.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         step_status(&stderr(&out), "RUN cat /data"),
@@ -233,7 +262,10 @@ fn verify_finds_a_flipped_byte_and_repair_lets_the_next_build_succeed() {
         "the step whose record went runs again:\n{}",
         stderr(&out)
     );
-    assert_eq!(env.ok(&["run", "--rm", "app:1", "cat", "/copy"]), "payload\n");
+    assert_eq!(
+        env.ok(&["run", "--rm", "app:1", "cat", "/copy"]),
+        "payload\n"
+    );
     verify_clean(&env);
 }
 
@@ -242,7 +274,10 @@ fn verify_resets_a_damaged_index_and_cleans_leftovers() {
     let env = Env::new();
     let ctx = env.context(
         "ctx",
-        &[("Dockerfile", "FROM scratch\nCOPY a.txt /a\n"), ("a.txt", "a")],
+        &[
+            ("Dockerfile", "FROM scratch\nCOPY a.txt /a\n"),
+            ("a.txt", "a"),
+        ],
     );
     env.ok(&["build", "-q", "-t", "x:1", ctx.to_str().unwrap()]);
     // What a killed writer leaves: a half-written blob, an unfinished unpack, a step lock.

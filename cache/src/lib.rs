@@ -10,7 +10,10 @@
 //!                            crash are ignored and removed by Store::clean_tmp.
 //!   images.json              the name index (see images)
 //!   snapshots/               unpacked layers, owned by builder-snapshot
+//!   cache/index.db           the solver's cache records (SQLite, WAL mode)
+//!   locks/                   the solver's per-step locks (flock), shared across processes
 //!   lock                     flock target serializing index updates
+//!   gc.lock                  build (shared) / prune and verify (exclusive) leases
 //! ```
 //!
 //! - [`digest`]: sha256 digests and hashing readers/writers.

@@ -449,15 +449,9 @@ fn verify(ctx: &Context, repair: bool) -> anyhow::Result<ExitCode> {
         println!("removed damaged blob {digest}");
     }
     for (id, names) in &fixed.images {
-        let names: Vec<String> = names.iter().map(|n| familiar(n)).collect();
         eprintln!(
-            "WARNING: removed image {} ({}): blobs it needs were damaged or missing; build or pull it again",
-            if names.is_empty() {
-                "<none>".to_string()
-            } else {
-                names.join(", ")
-            },
-            id.short()
+            "WARNING: removed image {}: blobs it needs were damaged or missing; build or pull it again",
+            image_label(id, names)
         );
     }
     let mut snapshots = fixed.snapshots;
@@ -517,6 +511,17 @@ fn reset_index(store: &Store) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `app:1, app:latest (0123456789ab)`, or `<none> (…)` for an image without names.
+fn image_label(id: &Digest, names: &std::collections::BTreeSet<String>) -> String {
+    let names: Vec<String> = names.iter().map(|n| familiar(n)).collect();
+    let names = if names.is_empty() {
+        "<none>".to_string()
+    } else {
+        names.join(", ")
+    };
+    format!("{names} ({})", id.short())
+}
+
 /// Lists what the checks found, one line each; returns how many problems there are.
 fn print_problems(
     store_check: &verify::StoreCheck,
@@ -530,15 +535,9 @@ fn print_problems(
         println!("damaged snapshot {}: not a directory", path.display());
     }
     for p in &store_check.image_problems {
-        let names: Vec<String> = p.names.iter().map(|n| familiar(n)).collect();
         println!(
-            "image {} ({}): {} {}: {}",
-            if names.is_empty() {
-                "<none>".to_string()
-            } else {
-                names.join(", ")
-            },
-            p.image.short(),
+            "image {}: {} {}: {}",
+            image_label(&p.image, &p.names),
             p.role,
             p.blob,
             p.reason
