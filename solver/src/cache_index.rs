@@ -123,6 +123,11 @@ pub struct CacheIndex {
     path: PathBuf,
     /// One connection per index; the solver's worker threads take turns (statements are short).
     conn: Mutex<Connection>,
+    /// Hits not yet written back: (key hex, when). A write transaction per hit cost more than
+    /// the rest of a cached step, so hits are recorded together, in one transaction, before the
+    /// next read of times and when the index is dropped. A kill loses them: records just look
+    /// older to `prune`.
+    hits: Mutex<Vec<(String, i64)>>,
 }
 
 impl CacheIndex {
@@ -137,6 +142,7 @@ impl CacheIndex {
         let index = CacheIndex {
             path,
             conn: Mutex::new(conn),
+            hits: Mutex::new(Vec::new()),
         };
         index.import_legacy(dir)?;
         Ok(index)
@@ -153,19 +159,27 @@ impl CacheIndex {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The connection, after writing back pending hits so reads see current last-use times.
+    fn conn_for_times(&self) -> MutexGuard<'_, Connection> {
+        let mut conn = self.conn();
+        // Best effort, as in `get`: a failed write-back only makes records look older.
+        let _ = write_hits(&self.hits, &mut conn);
+        conn
+    }
+
     fn db_err(&self) -> impl FnOnce(rusqlite::Error) -> CacheIndexError {
         let path = self.path.clone();
         move |source| CacheIndexError::Db { path, source }
     }
 
-    /// The record for `key`, marking it used; an unreadable record counts as a miss.
+    /// The record for `key`, marking it used (written back later, see `hits`); an unreadable
+    /// record counts as a miss.
     pub fn get(&self, key: &Digest) -> Option<CacheRecord> {
-        let conn = self.conn();
-        let entry = query_entry(&conn, key).ok().flatten()?;
-        // Best effort: a record we cannot mark is still a valid hit, it just ages sooner.
-        let _ = conn
-            .prepare_cached("UPDATE records SET last_used_ms = ?2 WHERE key = ?1")
-            .and_then(|mut s| s.execute(params![key.hex(), unix_ms(SystemTime::now())]));
+        let entry = query_entry(&self.conn(), key).ok().flatten()?;
+        self.hits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((key.hex(), unix_ms(SystemTime::now())));
         Some(entry.record)
     }
 
@@ -178,12 +192,12 @@ impl CacheIndex {
 
     /// The entry for `key` without marking it used.
     pub fn entry(&self, key: &Digest) -> Option<CacheEntry> {
-        query_entry(&self.conn(), key).ok().flatten()
+        query_entry(&self.conn_for_times(), key).ok().flatten()
     }
 
     /// Every record, by key.
     pub fn list(&self) -> Result<Vec<CacheEntry>, CacheIndexError> {
-        let conn = self.conn();
+        let conn = self.conn_for_times();
         let sql = format!("SELECT {COLUMNS} FROM records ORDER BY key");
         let mut stmt = conn.prepare_cached(&sql).map_err(self.db_err())?;
         let rows = stmt.query_map([], read_row).map_err(self.db_err())?;
@@ -207,7 +221,7 @@ impl CacheIndex {
             return Err(CacheIndexError::BadPrefix(prefix.to_string()));
         }
         let mut matches: Vec<CacheEntry> = {
-            let conn = self.conn();
+            let conn = self.conn_for_times();
             let sql = format!("SELECT {COLUMNS} FROM records WHERE substr(key, 1, ?2) = ?1");
             let mut stmt = conn.prepare_cached(&sql).map_err(self.db_err())?;
             let rows = stmt
@@ -277,6 +291,31 @@ impl CacheIndex {
         }
         Ok(())
     }
+}
+
+impl Drop for CacheIndex {
+    fn drop(&mut self) {
+        let conn = self.conn.get_mut().unwrap_or_else(|p| p.into_inner());
+        let _ = write_hits(&self.hits, conn);
+    }
+}
+
+/// Writes the pending hits' last-use times in one transaction.
+fn write_hits(hits: &Mutex<Vec<(String, i64)>>, conn: &mut Connection) -> rusqlite::Result<()> {
+    let hits = std::mem::take(&mut *hits.lock().unwrap_or_else(|p| p.into_inner()));
+    if hits.is_empty() {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    {
+        let mut stmt = tx.prepare_cached(
+            "UPDATE records SET last_used_ms = max(last_used_ms, ?2) WHERE key = ?1",
+        )?;
+        for (key, when) in &hits {
+            stmt.execute(params![key, when])?;
+        }
+    }
+    tx.commit()
 }
 
 fn connect(path: &Path) -> rusqlite::Result<Connection> {
@@ -508,6 +547,12 @@ mod tests {
         let after = index.entry(&key).unwrap();
         assert!(after.last_used > old + Duration::from_secs(1800));
         assert_eq!(after.created, before.created);
+        // A hit is written back when the index is dropped, for other processes to see.
+        set_last_used(&index, &key, old);
+        index.get(&key).unwrap();
+        drop(index);
+        let other = CacheIndex::open(&dir.path().join("cache")).unwrap();
+        assert!(other.entry(&key).unwrap().last_used > old + Duration::from_secs(1800));
     }
 
     #[test]
