@@ -9,7 +9,7 @@
 //! power, so a SIGKILL at any point leaves either the old or the new record, never a torn one.
 //!
 //! `synchronous=NORMAL`: a commit reaches the WAL without an fsync (the WAL is synced at
-//! checkpoints). A power loss may therefore forget the last few records — the steps run again —
+//! checkpoints, which run automatically every 1000 pages rather than at every close). A power loss may therefore forget the last few records — the steps run again —
 //! but never corrupts the database; a killed process loses nothing, the OS has its writes. A
 //! per-step fsync was a measurable part of RUN overhead on a busy disk (BENCHMARKS.md), and the
 //! blob a record names is made durable before the record is written.
@@ -332,6 +332,13 @@ fn connect(path: &Path) -> rusqlite::Result<Connection> {
         ));
     }
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // The last connection to close would checkpoint the WAL into the database, with an fsync:
+    // that cost every build tens of milliseconds on a busy disk. Left to SQLite's automatic
+    // checkpoint (every 1000 pages), the fsync comes once per many builds instead.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version < SCHEMA_VERSION {
         conn.execute_batch(&format!(
