@@ -211,8 +211,11 @@ impl<'a> Solver<'a> {
         let layers = LayerStore::new(store).map_err(SolveError::Internal)?;
         let work_root = layers.work_root.clone();
         Ok(Solver {
-            cache: CacheIndex::open(&store.root().join("cache"))
-                .map_err(|e| SolveError::Internal(e.to_string()))?,
+            cache: CacheIndex::open(&store.root().join("cache")).map_err(|e| {
+                SolveError::Internal(format!(
+                    "{e} (`builder cache verify --repair` resets a damaged index)"
+                ))
+            })?,
             store,
             opts,
             progress,

@@ -482,13 +482,20 @@ fn verify(ctx: &Context, repair: bool) -> anyhow::Result<ExitCode> {
 
 /// The cache index if it opens and SQLite finds it sound; else why not.
 fn open_checked_index(store: &Store) -> (Option<CacheIndex>, Option<String>) {
-    let index = match index(store) {
+    let index = match CacheIndex::open(&store.root().join("cache")) {
         Ok(index) => index,
-        Err(e) => return (None, Some(format!("{e:#}"))),
+        Err(e) => return (None, Some(e.to_string())),
     };
     match index.check() {
         Ok(faults) if faults.is_empty() => (Some(index), None),
-        Ok(faults) => (None, Some(faults.join("; "))),
+        Ok(faults) => (
+            None,
+            Some(format!(
+                "cache index {}: {}",
+                index.path().display(),
+                faults.join("; ")
+            )),
+        ),
         Err(e) => (None, Some(e.to_string())),
     }
 }
@@ -552,7 +559,7 @@ fn print_problems(
         );
     }
     if let Some(problem) = index_problem {
-        println!("cache index: {problem}");
+        println!("{problem}");
     }
     store_check.bad_blobs.len()
         + store_check.bad_snapshots.len()
