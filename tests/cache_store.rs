@@ -38,10 +38,10 @@ fn verify_clean(env: &Env) -> String {
     stdout(&out)
 }
 
-/// How a plain-progress log says the step named `needle` ended: "CACHED" or "DONE".
-fn step_status<'a>(log: &'a str, needle: &str) -> &'a str {
+/// How a plain-progress log says the step whose line ends with `step` ended: "CACHED" or "DONE".
+fn step_status<'a>(log: &'a str, step: &str) -> &'a str {
     let lines: Vec<&str> = log.lines().collect();
-    let Some(pos) = lines.iter().position(|l| l.contains(needle)) else {
+    let Some(pos) = lines.iter().position(|l| l.ends_with(step)) else {
         return "absent";
     };
     let number = lines[pos].split(' ').next().unwrap_or_default();
@@ -92,7 +92,7 @@ fn concurrent_builds_run_a_shared_step_once() {
     assert!(oa.status.success(), "build a:\n{}", stderr(&oa));
     assert!(ob.status.success(), "build b:\n{}", stderr(&ob));
     // Exactly one build ran the step and the other took its result.
-    let status = |o: &Output| step_status(&stderr(o), "RUN sleep 2").to_string();
+    let status = |o: &Output| step_status(&stderr(o), "RUN sleep 2 && date +%s%N > /f").to_string();
     let mut both = [status(&oa), status(&ob)];
     both.sort();
     assert_eq!(
@@ -257,7 +257,7 @@ fn verify_finds_a_flipped_byte_and_repair_lets_the_next_build_succeed() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
-        step_status(&stderr(&out), "RUN cat /data"),
+        step_status(&stderr(&out), "RUN cat /data > /copy"),
         "DONE",
         "the step whose record went runs again:\n{}",
         stderr(&out)

@@ -427,9 +427,7 @@ impl<'a> Solver<'a> {
             if let Some(layer) = hit() {
                 return Ok(layer);
             }
-            let dir = self.store.root().join(step_lock::LOCK_DIR);
-            let lock = StepLock::acquire(&dir, &key)
-                .map_err(|e| SolveError::Internal(format!("locking step {}: {e}", v.name)))?;
+            let lock = self.lock_step(v, &key)?;
             // Whoever held the lock before us may have just computed this very step.
             if let Some(layer) = hit() {
                 return Ok(layer);
@@ -466,6 +464,20 @@ impl<'a> Solver<'a> {
             elapsed: started.elapsed(),
         });
         Ok(layer)
+    }
+
+    /// Takes the cross-process lock of a step, saying so when another build holds it.
+    fn lock_step(&self, v: &Vertex, key: &Digest) -> Result<StepLock, SolveError> {
+        let dir = self.store.root().join(step_lock::LOCK_DIR);
+        let failed =
+            |e: std::io::Error| SolveError::Internal(format!("locking step {}: {e}", v.name));
+        if let Some(lock) = StepLock::try_acquire(&dir, key).map_err(failed)? {
+            return Ok(lock);
+        }
+        self.progress.event(Event::Status {
+            message: format!("{}: waiting for another build running this step", v.name),
+        });
+        StepLock::acquire(&dir, key).map_err(failed)
     }
 
     /// The layer a cache record names for `key`. A record whose layer blob has gone missing

@@ -30,6 +30,18 @@ pub struct StepLock {
 impl StepLock {
     /// Blocks until this process holds the lock for `key` under `dir`.
     pub fn acquire(dir: &Path, key: &Digest) -> io::Result<StepLock> {
+        match StepLock::lock(dir, key, true)? {
+            Some(lock) => Ok(lock),
+            None => Err(io::Error::other("blocking flock returned without the lock")),
+        }
+    }
+
+    /// The lock for `key` if nobody holds it, else None at once.
+    pub fn try_acquire(dir: &Path, key: &Digest) -> io::Result<Option<StepLock>> {
+        StepLock::lock(dir, key, false)
+    }
+
+    fn lock(dir: &Path, key: &Digest, wait: bool) -> io::Result<Option<StepLock>> {
         fs::create_dir_all(dir)?;
         let path = dir.join(format!("{}.lock", key.hex()));
         loop {
@@ -38,7 +50,15 @@ impl StepLock {
                 .truncate(false)
                 .write(true)
                 .open(&path)?;
-            file.lock_exclusive()?;
+            if wait {
+                file.lock_exclusive()?;
+            } else {
+                match file.try_lock_exclusive() {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                    Err(e) => return Err(e),
+                }
+            }
             // The previous holder unlinks the file before releasing it (see Drop). If that
             // happened after we opened it, our lock is on an orphaned inode while a newcomer
             // may lock a fresh file at the same path: only a lock on the file the path still
@@ -46,7 +66,7 @@ impl StepLock {
             let held = file.metadata()?;
             match fs::metadata(&path) {
                 Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => {
-                    return Ok(StepLock { path, _file: file });
+                    return Ok(Some(StepLock { path, _file: file }));
                 }
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -91,5 +111,20 @@ mod tests {
         });
         assert_eq!(max_inside.load(Ordering::SeqCst), 1);
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn try_acquire_does_not_wait_for_a_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Digest::of(b"step");
+        let held = StepLock::try_acquire(dir.path(), &key).unwrap().unwrap();
+        assert!(StepLock::try_acquire(dir.path(), &key).unwrap().is_none());
+        assert!(
+            StepLock::try_acquire(dir.path(), &Digest::of(b"other"))
+                .unwrap()
+                .is_some()
+        );
+        drop(held);
+        assert!(StepLock::try_acquire(dir.path(), &key).unwrap().is_some());
     }
 }
