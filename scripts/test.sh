@@ -42,7 +42,25 @@ chmod -R a+rX "$stage"
 # name executable, for the suites that exercise the rootless path.
 cargo test --workspace --no-run --message-format=json 2>/dev/null | python3 -c '
 import json, sys
-keep = {"build_scratch", "errors", "run_steps", "run_cmd", "registry_cli", "cache_share", "faults", "parallel", "hardening_context", "hardening_sandbox", "scratch_cleanup", "ssh_mount", "add_url", "copy_link", "sandbox"}
+keep = {
+    "build_scratch",
+    "errors",
+    "run_steps",
+    "run_cmd",
+    "registry_cli",
+    "cache_share",
+    "cache_store",
+    "crash",
+    "faults",
+    "parallel",
+    "hardening_context",
+    "hardening_sandbox",
+    "scratch_cleanup",
+    "ssh_mount",
+    "add_url",
+    "copy_link",
+    "sandbox",
+}
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"] \

@@ -37,10 +37,20 @@ fn snapshot(env: &Env, diff_id: &Value) -> PathBuf {
     env.root().join("snapshots").join(hex(diff_id))
 }
 
-fn record_file(env: &Env, record: &Value) -> PathBuf {
-    env.root()
-        .join("cache")
-        .join(format!("{}.json", hex(&record["ID"])))
+/// Makes a cache record look last used `age` ago, straight in the index database.
+fn age_record(env: &Env, record: &Value, age: Duration) {
+    let db = rusqlite::Connection::open(env.root().join("cache/index.db")).unwrap();
+    let ms = (SystemTime::now() - age)
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let changed = db
+        .execute(
+            "UPDATE records SET last_used_ms = ?1 WHERE key = ?2",
+            rusqlite::params![ms, hex(&record["ID"])],
+        )
+        .unwrap();
+    assert_eq!(changed, 1, "no record {}", record["ID"]);
 }
 
 fn set_age(path: &Path, age: Duration) {
@@ -287,9 +297,9 @@ fn filter_until_selects_records_unused_for_that_long() {
         by_description(&recs, "COPY b.bin"),
         by_description(&recs, "COPY c.bin"),
     );
-    set_age(&record_file(&env, a), Duration::from_secs(48 * 3600));
-    set_age(&record_file(&env, b), Duration::from_secs(25 * 3600));
-    set_age(&record_file(&env, c), Duration::from_secs(23 * 3600));
+    age_record(&env, a, Duration::from_secs(48 * 3600));
+    age_record(&env, b, Duration::from_secs(25 * 3600));
+    age_record(&env, c, Duration::from_secs(23 * 3600));
     // Without --all, records a named image uses are kept whatever their age.
     env.ok(&["prune", "-f", "--filter", "until=24h"]);
     assert_eq!(records(&env).len(), 3);
@@ -318,9 +328,9 @@ fn keep_storage_removes_least_recently_used_first() {
         by_description(&recs, "COPY c.bin"),
     );
     // Use order: b longest ago, then a, then c.
-    set_age(&record_file(&env, b), Duration::from_secs(3 * 3600));
-    set_age(&record_file(&env, a), Duration::from_secs(2 * 3600));
-    set_age(&record_file(&env, c), Duration::from_secs(3600));
+    age_record(&env, b, Duration::from_secs(3 * 3600));
+    age_record(&env, a, Duration::from_secs(2 * 3600));
+    age_record(&env, c, Duration::from_secs(3600));
     let size = |r: &Value| r["Size"].as_u64().unwrap();
     let total = size(a) + size(b) + size(c);
     env.ok(&["prune", "-af", "--keep-storage", &total.to_string()]);
@@ -375,7 +385,7 @@ fn cache_hits_refresh_last_used() {
     env.ok(&["build", "-q", ctx.to_str().unwrap()]);
     let recs = records(&env);
     for r in &recs {
-        set_age(&record_file(&env, r), Duration::from_secs(48 * 3600));
+        age_record(&env, r, Duration::from_secs(48 * 3600));
     }
     let stale = records(&env);
     env.ok(&["build", "-q", ctx.to_str().unwrap()]);

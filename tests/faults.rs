@@ -102,6 +102,13 @@ fn ctrl_c_kills_the_step_and_leaves_the_store_clean() {
     });
     rx.recv_timeout(Duration::from_secs(120))
         .expect("the RUN step started");
+    // The echo comes just before the shell starts `sleep`: give it a moment to appear.
+    let appear = Instant::now();
+    while processes_running(&["sleep", "987654"]).is_empty()
+        && appear.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(processes_running(&["sleep", "987654"]).len(), 1);
 
     // SAFETY: kill has no memory effects; the pid is our unreaped child.

@@ -25,8 +25,9 @@ use crate::{Digest, ImageEntry, Store, StoreError};
 pub const STALE_AFTER: Duration = Duration::from_secs(3600);
 
 /// Entries of `work/` that builds share and keep on purpose (the solver's read-only layer of
-/// sandbox mount points, `mountpoints-v<N>`): not leftovers, however old.
-const WORK_KEEP_PREFIXES: [&str; 1] = ["mountpoints-"];
+/// sandbox mount points, `mountpoints-v<N>`, and the snapshotter probe's remembered answer,
+/// `snapshotter.v<N>`): not leftovers, however old.
+const WORK_KEEP_PREFIXES: [&str; 2] = ["mountpoints-", "snapshotter."];
 
 #[derive(Debug, thiserror::Error)]
 pub enum GcError {
@@ -134,30 +135,30 @@ pub fn image_roots(store: &Store, keep: impl Fn(&ImageEntry) -> bool) -> Result<
 /// The parts of a manifest or index that name other blobs. Read loosely (serde ignores the rest)
 /// so OCI and Docker flavours, and indexes, all parse.
 #[derive(serde::Deserialize)]
-struct ManifestRefs {
+pub(crate) struct ManifestRefs {
     #[serde(default)]
-    config: Option<DescriptorRef>,
+    pub(crate) config: Option<DescriptorRef>,
     #[serde(default)]
-    layers: Vec<DescriptorRef>,
+    pub(crate) layers: Vec<DescriptorRef>,
     #[serde(default)]
-    manifests: Vec<DescriptorRef>,
+    pub(crate) manifests: Vec<DescriptorRef>,
 }
 
 #[derive(serde::Deserialize)]
-struct DescriptorRef {
-    digest: Digest,
+pub(crate) struct DescriptorRef {
+    pub(crate) digest: Digest,
 }
 
 #[derive(serde::Deserialize)]
-struct ConfigRefs {
+pub(crate) struct ConfigRefs {
     #[serde(default)]
-    rootfs: Option<RootfsRefs>,
+    pub(crate) rootfs: Option<RootfsRefs>,
 }
 
 #[derive(serde::Deserialize)]
-struct RootfsRefs {
+pub(crate) struct RootfsRefs {
     #[serde(default)]
-    diff_ids: Vec<Digest>,
+    pub(crate) diff_ids: Vec<Digest>,
 }
 
 fn add_manifest(store: &Store, digest: &Digest, roots: &mut Roots) -> Result<(), GcError> {
@@ -387,16 +388,40 @@ impl SweepReport {
 }
 
 /// Deletes every blob not in `roots.blobs`, every unpacked layer not in `roots.diff_ids`, and
-/// leftovers older than [`STALE_AFTER`] in `tmp/`, `work/` and `snapshots/`. Call it holding
+/// leftovers older than [`STALE_AFTER`] (see [`sweep_leftovers`]). Call it holding
 /// [`exclusive_lease`].
 pub fn sweep(store: &Store, roots: &Roots, now: SystemTime) -> Result<SweepReport, GcError> {
     let mut report = SweepReport::default();
     sweep_blobs(store, roots, &mut report)?;
-    sweep_snapshots(store, roots, now, &mut report)?;
-    let work = store.root().join("work");
-    sweep_stale_dir(&work, &WORK_KEEP_PREFIXES, now, &mut report)?;
-    sweep_stale_dir(&store.tmp_dir(), &[], now, &mut report)?;
+    sweep_snapshots(store, roots, &mut report)?;
+    let cutoff = now
+        .checked_sub(STALE_AFTER)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    sweep_leftovers(store, cutoff, &mut report)?;
     Ok(report)
+}
+
+/// Deletes what interrupted writers leave behind, if last modified before `cutoff`: entries of
+/// `tmp/` (blobs being written), of `work/` (snapshots of running steps; the shared mount-point
+/// layer stays), of `locks/` (step locks of a killed build) and unfinished unpacks in
+/// `snapshots/` (anything not named by a diff id). Counted as stale in `report`. With a cutoff
+/// of now, call it only holding [`exclusive_lease`]: every writer of these holds a build lease.
+pub fn sweep_leftovers(
+    store: &Store,
+    cutoff: SystemTime,
+    report: &mut SweepReport,
+) -> Result<(), GcError> {
+    let root = store.root();
+    sweep_stale_dir(&root.join("work"), &WORK_KEEP_PREFIXES, cutoff, report)?;
+    sweep_stale_dir(&store.tmp_dir(), &[], cutoff, report)?;
+    sweep_stale_dir(&root.join("locks"), &[], cutoff, report)?;
+    for (path, name, meta) in read_entries(&store.snapshots_dir())? {
+        if Digest::from_hex(&name).is_err() && is_stale(&meta, cutoff) {
+            report.stale_bytes += remove_tree(&path)?;
+            report.stale += 1;
+        }
+    }
+    Ok(())
 }
 
 fn sweep_blobs(store: &Store, roots: &Roots, report: &mut SweepReport) -> Result<(), GcError> {
@@ -414,45 +439,32 @@ fn sweep_blobs(store: &Store, roots: &Roots, report: &mut SweepReport) -> Result
     Ok(())
 }
 
-fn sweep_snapshots(
-    store: &Store,
-    roots: &Roots,
-    now: SystemTime,
-    report: &mut SweepReport,
-) -> Result<(), GcError> {
-    let dir = store.snapshots_dir();
-    for (path, name, meta) in read_entries(&dir)? {
-        match Digest::from_hex(&name) {
-            Ok(diff_id) if roots.diff_ids.contains(&diff_id) => {}
-            Ok(_) => {
-                report.snapshot_bytes += remove_tree(&path)?;
-                report.snapshots += 1;
-            }
-            // `.unpack-*` (and anything else) is an unfinished unpack: stale once old enough.
-            Err(_) => {
-                if is_stale(&meta, now) {
-                    report.stale_bytes += remove_tree(&path)?;
-                    report.stale += 1;
-                }
-            }
+fn sweep_snapshots(store: &Store, roots: &Roots, report: &mut SweepReport) -> Result<(), GcError> {
+    for (path, name, _) in read_entries(&store.snapshots_dir())? {
+        // Names that are not diff ids are unfinished unpacks: see `sweep_leftovers`.
+        if let Ok(diff_id) = Digest::from_hex(&name)
+            && !roots.diff_ids.contains(&diff_id)
+        {
+            report.snapshot_bytes += remove_tree(&path)?;
+            report.snapshots += 1;
         }
     }
     Ok(())
 }
 
-/// Removes entries of `dir` not modified for [`STALE_AFTER`], except those named with one of
+/// Removes entries of `dir` last modified before `cutoff`, except those named with one of
 /// `keep_prefixes`.
 fn sweep_stale_dir(
     dir: &Path,
     keep_prefixes: &[&str],
-    now: SystemTime,
+    cutoff: SystemTime,
     report: &mut SweepReport,
 ) -> Result<(), GcError> {
     for (path, name, meta) in read_entries(dir)? {
         if keep_prefixes.iter().any(|p| name.starts_with(p)) {
             continue;
         }
-        if is_stale(&meta, now) {
+        if is_stale(&meta, cutoff) {
             report.stale_bytes += remove_tree(&path)?;
             report.stale += 1;
         }
@@ -460,15 +472,12 @@ fn sweep_stale_dir(
     Ok(())
 }
 
-fn is_stale(meta: &fs::Metadata, now: SystemTime) -> bool {
-    meta.modified()
-        .ok()
-        .and_then(|m| now.duration_since(m).ok())
-        .is_some_and(|age| age >= STALE_AFTER)
+fn is_stale(meta: &fs::Metadata, cutoff: SystemTime) -> bool {
+    meta.modified().is_ok_and(|m| m <= cutoff)
 }
 
 /// `(path, file name, lstat)` of each entry; a missing directory has none.
-fn read_entries(dir: &Path) -> Result<Vec<(PathBuf, String, fs::Metadata)>, GcError> {
+pub(crate) fn read_entries(dir: &Path) -> Result<Vec<(PathBuf, String, fs::Metadata)>, GcError> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),

@@ -10,7 +10,10 @@
 //!                            crash are ignored and removed by Store::clean_tmp.
 //!   images.json              the name index (see images)
 //!   snapshots/               unpacked layers, owned by builder-snapshot
+//!   cache/index.db           the solver's cache records (SQLite, WAL mode)
+//!   locks/                   the solver's per-step locks (flock), shared across processes
 //!   lock                     flock target serializing index updates
+//!   gc.lock                  build (shared) / prune and verify (exclusive) leases
 //! ```
 //!
 //! - [`digest`]: sha256 digests and hashing readers/writers.
@@ -20,6 +23,7 @@
 //! - [`manifest`]: manifests, indexes, descriptors and media types.
 //! - [`assemble`]: storing a config + layers as an image.
 //! - [`gc`]: image roots, prune selection and the sweep of unreferenced blobs and snapshots.
+//! - [`verify`]: checking blobs, snapshots and images against what they claim, and repairing.
 
 pub mod assemble;
 pub mod blobs;
@@ -31,6 +35,7 @@ pub mod image;
 pub mod images;
 pub mod manifest;
 pub mod time;
+pub mod verify;
 
 use std::fs;
 use std::path::{Path, PathBuf};

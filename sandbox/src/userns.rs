@@ -61,28 +61,28 @@ pub fn enter_rootless_userns() -> Result<UsernsInfo, SandboxError> {
         Err(_) => {}
     }
     if Uid::effective().is_root() {
-        private_mount_namespace()?;
+        private_mounts();
         return current_info();
     }
     reexec_in_userns()
 }
 
-/// As root there is no user namespace to enter, but the builder still gets a mount namespace
-/// of its own (as the rootless path does), with propagation off: the overlay mounts of its
-/// steps are then invisible to the host and vanish with the process, even when it is killed,
-/// instead of lingering in the host's mount table over a store that can no longer be deleted.
-/// Must run while the process is single-threaded (a mount namespace is per thread until then).
-fn private_mount_namespace() -> Result<(), SandboxError> {
-    unshare(CloneFlags::CLONE_NEWNS)
-        .map_err(|e| SandboxError::Userns(format!("unshare mount namespace: {e}")))?;
-    nix::mount::mount(
+/// As real root, moves this process into its own mount namespace whose mounts do not
+/// propagate back, so the overlay views a build mounts vanish with the process even when it is
+/// SIGKILLed; in the host's namespace they would stay mounted in the store's `work/`, where
+/// nothing may delete them. (Rootless builds get this from the namespace they re-execute in.)
+/// Best effort: where unsharing is not allowed, mounts behave as before.
+fn private_mounts() {
+    if unshare(CloneFlags::CLONE_NEWNS).is_err() {
+        return;
+    }
+    let _ = nix::mount::mount(
         None::<&str>,
         "/",
         None::<&str>,
-        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_SLAVE,
         None::<&str>,
-    )
-    .map_err(|e| SandboxError::Userns(format!("making mounts private: {e}")))
+    );
 }
 
 /// Classify the current process from /proc/self/{uid,gid}_map.
@@ -163,6 +163,7 @@ fn child_handshake(fd: &str) -> Result<(), SandboxError> {
         .map_err(|_| SandboxError::Userns(format!("bad {USERNS_ENV} fd {fd:?}")))?;
     // SAFETY: the parent passed us this socket at `raw`; nothing else owns it.
     let mut sync = unsafe { UnixStream::from_raw_fd(raw) };
+    let parent = nix::unistd::getppid();
     unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS)
         .map_err(|e| SandboxError::Userns(format!("unshare user+mount namespace: {e}")))?;
     sync.write_all(b"u")
@@ -183,6 +184,21 @@ fn child_handshake(fd: &str) -> Result<(), SandboxError> {
         .map_err(|e| SandboxError::Userns(format!("setresgid 0: {e}")))?;
     nix::unistd::setresuid(zero_u, zero_u, zero_u)
         .map_err(|e| SandboxError::Userns(format!("setresuid 0: {e}")))?;
+    // Die with the original process: it only waits for us, so a SIGKILL of it (`kill -9
+    // <pid>`) would otherwise leave this build running unseen, holding its lease and locks.
+    // The waiting parent is single-threaded, so its one thread exiting means it is gone. Set
+    // after the credential changes above, which clear it.
+    // SAFETY: prctl with PR_SET_PDEATHSIG and a valid signal number.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } != 0 {
+        return Err(SandboxError::io(
+            "prctl(PR_SET_PDEATHSIG)",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    if nix::unistd::getppid() != parent {
+        // The parent died before the signal was armed.
+        std::process::exit(137);
+    }
     // SAFETY: called from main() before any other thread exists (documented requirement).
     unsafe { std::env::set_var(USERNS_ENV, INSIDE) };
     Ok(())
@@ -218,22 +234,6 @@ fn reexec_in_userns() -> Result<UsernsInfo, SandboxError> {
     cmd.arg0(argv0)
         .args(args)
         .env(USERNS_ENV, format!("sync:{}", theirs.as_raw_fd()));
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: the closure runs in the forked child before exec and only makes async-signal-safe
-    // calls (prctl, getppid).
-    unsafe {
-        cmd.pre_exec(move || {
-            // This process only waits for the child; if it is killed (SIGKILL cannot be
-            // forwarded), the builder inside must not run on unsupervised.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if libc::getppid() != parent {
-                return Err(std::io::Error::other("parent exited during re-exec"));
-            }
-            Ok(())
-        })
-    };
     let mut child = cmd
         .spawn()
         .map_err(|e| SandboxError::io("re-exec /proc/self/exe in a user namespace", e))?;

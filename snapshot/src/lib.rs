@@ -29,7 +29,7 @@ pub use compress::{
 };
 pub use error::SnapshotError;
 pub use parallel_gzip::{CHUNK_SIZE as GZIP_CHUNK_SIZE, ParallelGzipWriter};
-pub use reader::{ApplyStats, apply_layer};
+pub use reader::{ApplyStats, apply_layer, layer_diff_id};
 pub use recompress::recompress_layer;
 pub use snapshotter::{ActiveSnapshot, Snapshotter, detect_snapshotter, prepare};
 pub use writer::{LayerDigests, LayerOptions, write_layer};

@@ -67,6 +67,14 @@ pub fn apply_layer(layer: impl Read, dest: &Path) -> Result<ApplyStats, Snapshot
     applier.finish()
 }
 
+/// The diff id of a (possibly compressed) layer: the sha256 of its uncompressed tar. What
+/// `builder cache verify` compares with the diff id recorded for a layer blob.
+pub fn layer_diff_id(layer: impl Read) -> Result<builder_cache::Digest, SnapshotError> {
+    let mut reader = builder_cache::HashingReader::new(decompressed(layer)?);
+    std::io::copy(&mut reader, &mut std::io::sink()).map_err(SnapshotError::ArchiveRead)?;
+    Ok(reader.finish().0)
+}
+
 /// A zstd frame's first four bytes (RFC 8878).
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 

@@ -27,6 +27,7 @@ use crate::graph::{
 use crate::progress::{Event, ProgressSink, Stream};
 use crate::source_tree::{SourceError, SourceTree};
 use crate::stat_cache::StatCache;
+use crate::step_lock::{self, StepLock};
 use crate::userdb::{Owner, resolve_owner};
 
 /// Lines of output kept for the error message of a failing RUN.
@@ -235,7 +236,11 @@ impl<'a> Solver<'a> {
         let layers = LayerStore::new(store).map_err(SolveError::Internal)?;
         let work_root = layers.work_root.clone();
         Ok(Solver {
-            cache: CacheIndex::new(store.root().join("cache")),
+            cache: CacheIndex::open(&store.root().join("cache")).map_err(|e| {
+                SolveError::Internal(format!(
+                    "{e} (`builder cache verify --repair` resets a damaged index)"
+                ))
+            })?,
             store,
             opts,
             progress,
@@ -455,16 +460,31 @@ impl<'a> Solver<'a> {
         base: &[LayerRef],
         inputs: &[Solved],
     ) -> Result<Option<LayerRef>, SolveError> {
-        if !self.opts.no_cache
-            && !self.opts.no_cache_vertices.contains(&index)
-            && let Some(record) = self.local_hit(&key).or_else(|| self.imported_hit(&key))
-        {
+        // --no-cache and --no-cache-filter steps neither look up nor wait for other builds.
+        let use_cache = !self.opts.no_cache && !self.opts.no_cache_vertices.contains(&index);
+        let hit = || {
+            let record = self.local_hit(&key).or_else(|| self.imported_hit(&key))?;
             self.progress.event(Event::Cached {
                 vertex: index,
                 name: v.name.clone(),
             });
-            return Ok(record.layer);
-        }
+            Some(record.layer)
+        };
+        // Held until the record is written: another process needing this key waits for it and
+        // then hits (see step_lock).
+        let _lock = if !use_cache {
+            None
+        } else {
+            if let Some(layer) = hit() {
+                return Ok(layer);
+            }
+            let lock = self.lock_step(v, &key)?;
+            // Whoever held the lock before us may have just computed this very step.
+            if let Some(layer) = hit() {
+                return Ok(layer);
+            }
+            Some(lock)
+        };
         self.progress.event(Event::Started {
             vertex: index,
             name: v.name.clone(),
@@ -513,6 +533,20 @@ impl<'a> Solver<'a> {
         let record = self.opts.cache_import.as_ref()?.fetch(key, self.store)?;
         let _ = self.cache.put(key, &record);
         Some(record)
+    }
+
+    /// Takes the cross-process lock of a step, saying so when another build holds it.
+    fn lock_step(&self, v: &Vertex, key: &Digest) -> Result<StepLock, SolveError> {
+        let dir = self.store.root().join(step_lock::LOCK_DIR);
+        let failed =
+            |e: std::io::Error| SolveError::Internal(format!("locking step {}: {e}", v.name));
+        if let Some(lock) = StepLock::try_acquire(&dir, key).map_err(failed)? {
+            return Ok(lock);
+        }
+        self.progress.event(Event::Status {
+            message: format!("{}: waiting for another build running this step", v.name),
+        });
+        StepLock::acquire(&dir, key).map_err(failed)
     }
 
     /// Content checksums of the context files an op reads: they are part of its cache key.

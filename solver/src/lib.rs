@@ -22,7 +22,9 @@ pub mod rootpath;
 pub mod source_tree;
 pub mod ssh_agent;
 pub mod stat_cache;
+pub mod step_lock;
 pub mod userdb;
+pub mod verify;
 
 pub use build::{BuildError, BuildOutput, BuildRequest, StepRecord, build};
 pub use image::Platform;

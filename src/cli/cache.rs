@@ -1,4 +1,4 @@
-//! `builder du`, `builder cache ls|inspect` and `builder prune`: the build cache, made visible and
+//! `builder du`, `builder cache ls|inspect|verify` and `builder prune`: the build cache, made visible and
 //! steerable. Records come from the solver's cache index; what images keep alive and the sweep of
 //! unreferenced blobs and snapshots come from `builder_cache::gc`.
 
@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use builder_cache::gc::{self, CacheItem, CacheMount, PrunePolicy, Roots};
+use builder_cache::verify;
 use builder_cache::{Digest, Store};
 use builder_solver::cache_index::{CacheEntry, CacheIndex};
 use clap::{Args, Subcommand};
@@ -34,6 +35,12 @@ pub enum CacheCommand {
     Inspect {
         #[arg(required = true)]
         keys: Vec<String>,
+    },
+    /// Check every blob, cache record and image in the store; exit 1 listing any damage.
+    Verify {
+        /// Remove damaged blobs and the cache records, snapshots and images that need them.
+        #[arg(long)]
+        repair: bool,
     },
 }
 
@@ -67,7 +74,7 @@ struct Listing {
 
 impl Listing {
     fn load(store: &Store) -> anyhow::Result<Listing> {
-        let entries = index(store).list().context("listing the build cache")?;
+        let entries = index(store)?.list().context("listing the build cache")?;
         let mut images = Vec::new();
         for image in store.images().list()? {
             if image.names.is_empty() {
@@ -160,8 +167,8 @@ impl Listing {
     }
 }
 
-fn index(store: &Store) -> CacheIndex {
-    CacheIndex::new(store.root().join("cache"))
+fn index(store: &Store) -> anyhow::Result<CacheIndex> {
+    CacheIndex::open(&store.root().join("cache")).context("opening the build cache index")
 }
 
 /// `builder du`: docker buildx du's table, most recently used first, and the totals.
@@ -241,6 +248,7 @@ pub fn cache(ctx: &Context, command: CacheCommand) -> anyhow::Result<ExitCode> {
     match command {
         CacheCommand::Ls { format } => ls(ctx, &format),
         CacheCommand::Inspect { keys } => inspect(ctx, &keys),
+        CacheCommand::Verify { repair } => verify(ctx, repair),
     }
 }
 
@@ -286,7 +294,7 @@ fn ls(ctx: &Context, format: &str) -> anyhow::Result<ExitCode> {
 fn inspect(ctx: &Context, keys: &[String]) -> anyhow::Result<ExitCode> {
     let store = ctx.store()?;
     let listing = Listing::load(&store)?;
-    let index = index(&store);
+    let index = index(&store)?;
     let mut out = Vec::new();
     for key in keys {
         let entry = index.find(key)?;
@@ -313,13 +321,7 @@ pub fn prune(ctx: &Context, args: PruneArgs) -> anyhow::Result<ExitCode> {
     if !args.force && !confirm(args.all)? {
         return Ok(ExitCode::SUCCESS);
     }
-    let lease = match gc::try_exclusive_lease(&ctx.root)? {
-        Some(lease) => lease,
-        None => {
-            eprintln!("waiting for running builds to finish...");
-            gc::exclusive_lease(&ctx.root)?
-        }
-    };
+    let lease = wait_for_builds(ctx)?;
     let store = ctx.store()?;
     let pruned = prune_locked(&store, &policy)?;
     drop(lease);
@@ -327,9 +329,20 @@ pub fn prune(ctx: &Context, args: PruneArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The exclusive GC lease: running builds (and pulls) finish first, new ones wait for us.
+fn wait_for_builds(ctx: &Context) -> anyhow::Result<gc::Lease> {
+    Ok(match gc::try_exclusive_lease(&ctx.root)? {
+        Some(lease) => lease,
+        None => {
+            eprintln!("waiting for running builds to finish...");
+            gc::exclusive_lease(&ctx.root)?
+        }
+    })
+}
+
 fn prune_locked(store: &Store, policy: &PrunePolicy) -> anyhow::Result<Pruned> {
     let now = SystemTime::now();
-    let index = index(store);
+    let index = index(store)?;
     let listing = Listing::load(store)?;
     let mut pruned = Pruned::default();
     for n in gc::select(&listing.items(), policy, now) {
@@ -392,6 +405,167 @@ fn print_pruned(p: &Pruned) {
         human_size(s.stale_bytes)
     );
     println!("Total:\t{}", human_size(s.total_bytes() + p.mount_bytes));
+}
+
+/// `builder cache verify [--repair]`. Holds the exclusive lease so no writer is live: every
+/// leftover of an interrupted one can then be removed, and nothing changes under the check.
+fn verify(ctx: &Context, repair: bool) -> anyhow::Result<ExitCode> {
+    let _lease = wait_for_builds(ctx)?;
+    let store = ctx.store()?;
+    let mut leftovers = gc::SweepReport::default();
+    gc::sweep_leftovers(&store, SystemTime::now(), &mut leftovers)?;
+    if leftovers.stale > 0 {
+        println!(
+            "Cleaned {} leftover temporary entries ({})",
+            leftovers.stale,
+            human_size(leftovers.stale_bytes)
+        );
+    }
+    let store_check = verify::check_store(&store)?;
+    let (index, index_problem) = open_checked_index(&store);
+    let records = match &index {
+        Some(index) => builder_solver::verify::check_records(&store, index, &store_check)?,
+        None => Default::default(),
+    };
+    let problems = print_problems(&store_check, &records, index_problem.as_deref());
+    if problems == 0 {
+        println!(
+            "Checked {} blobs ({}), {} images, {} cache records: no problems found",
+            store_check.blobs,
+            human_size(store_check.blob_bytes),
+            store_check.images,
+            records.records
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !repair {
+        println!(
+            "{problems} problems found; `builder cache verify --repair` removes the damaged data"
+        );
+        return Ok(ExitCode::from(1));
+    }
+    let fixed = verify::repair_store(&store, &store_check)?;
+    for digest in &fixed.blobs {
+        println!("removed damaged blob {digest}");
+    }
+    for (id, names) in &fixed.images {
+        eprintln!(
+            "WARNING: removed image {}: blobs it needs were damaged or missing; build or pull it again",
+            image_label(id, names)
+        );
+    }
+    let mut snapshots = fixed.snapshots;
+    match index {
+        Some(index) => {
+            let fixed = builder_solver::verify::repair_records(&store, &index, &records)
+                .map_err(anyhow::Error::msg)?;
+            for entry in &fixed.records {
+                println!(
+                    "removed cache record {} ({})",
+                    entry.key.short(),
+                    entry.record.description
+                );
+            }
+            snapshots.extend(fixed.snapshots);
+        }
+        None => {
+            reset_index(&store)?;
+            println!("removed the damaged cache index: every step runs again once");
+        }
+    }
+    for path in &snapshots {
+        println!("removed snapshot {}", path.display());
+    }
+    println!("Repaired {problems} problems");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The cache index if it opens and SQLite finds it sound; else why not.
+fn open_checked_index(store: &Store) -> (Option<CacheIndex>, Option<String>) {
+    let index = match CacheIndex::open(&store.root().join("cache")) {
+        Ok(index) => index,
+        Err(e) => return (None, Some(e.to_string())),
+    };
+    match index.check() {
+        Ok(faults) if faults.is_empty() => (Some(index), None),
+        Ok(faults) => (
+            None,
+            Some(format!(
+                "cache index {}: {}",
+                index.path().display(),
+                faults.join("; ")
+            )),
+        ),
+        Err(e) => (None, Some(e.to_string())),
+    }
+}
+
+/// Deletes the cache index database (with its WAL); the next build starts an empty one.
+fn reset_index(store: &Store) -> anyhow::Result<()> {
+    let dir = store.root().join("cache");
+    for suffix in ["", "-wal", "-shm"] {
+        let path = dir.join(format!(
+            "{}{suffix}",
+            builder_solver::cache_index::INDEX_FILE
+        ));
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("removing {}", path.display()));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// `app:1, app:latest (0123456789ab)`, or `<none> (…)` for an image without names.
+fn image_label(id: &Digest, names: &std::collections::BTreeSet<String>) -> String {
+    let names: Vec<String> = names.iter().map(|n| familiar(n)).collect();
+    let names = if names.is_empty() {
+        "<none>".to_string()
+    } else {
+        names.join(", ")
+    };
+    format!("{names} ({})", id.short())
+}
+
+/// Lists what the checks found, one line each; returns how many problems there are.
+fn print_problems(
+    store_check: &verify::StoreCheck,
+    records: &builder_solver::verify::RecordCheck,
+    index_problem: Option<&str>,
+) -> usize {
+    for bad in &store_check.bad_blobs {
+        println!("damaged blob {}: {}", bad.digest, bad.reason);
+    }
+    for path in &store_check.bad_snapshots {
+        println!("damaged snapshot {}: not a directory", path.display());
+    }
+    for p in &store_check.image_problems {
+        println!(
+            "image {}: {} {}: {}",
+            image_label(&p.image, &p.names),
+            p.role,
+            p.blob,
+            p.reason
+        );
+    }
+    for p in &records.problems {
+        println!(
+            "cache record {} ({}): {}",
+            p.entry.key.short(),
+            p.entry.record.description,
+            p.reason
+        );
+    }
+    if let Some(problem) = index_problem {
+        println!("{problem}");
+    }
+    store_check.bad_blobs.len()
+        + store_check.bad_snapshots.len()
+        + store_check.image_problems.len()
+        + records.problems.len()
+        + usize::from(index_problem.is_some())
 }
 
 /// Asks on stderr, as docker does; only `y`/`yes` proceeds. Without a terminal on stdin a

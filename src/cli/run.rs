@@ -95,6 +95,9 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.push(format!("PATH={}", builder_solver::image::DEFAULT_PATH));
     }
+    // The container's snapshot lives in work/ and unpacks layers: keep prune and
+    // `cache verify` from removing either while it runs.
+    let _lease = builder_cache::gc::build_lease(store.root())?;
     let layer_store = LayerStore::new(&store).map_err(anyhow::Error::msg)?;
     let rootfs = layer_store
         .prepare(&layers)
