@@ -406,3 +406,18 @@ fn the_same_base_image_under_another_name_keeps_the_cache() {
     );
     assert!(second.contains("CACHED"), "{second}");
 }
+
+#[test]
+fn a_hundred_and_twenty_layers_stack_and_run() {
+    // Docker allows 127 layers; each RUN here adds one on top of the busybox base's two. The
+    // overlay of the last steps lists them all in one page of mount options.
+    let env = Env::new();
+    env.busybox_base();
+    let mut dockerfile = String::from("FROM busybox:test\n");
+    for i in 0..120 {
+        dockerfile.push_str(&format!("RUN echo {i} > /layer-{i}\n"));
+    }
+    dockerfile.push_str("RUN cat /layer-0 /layer-119 > /ends\n");
+    build_ok(&env, &dockerfile, &["-t", "deep:1"]);
+    assert_eq!(run_in(&env, "deep:1", &["cat", "/ends"]), "0\n119\n");
+}

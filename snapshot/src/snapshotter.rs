@@ -186,9 +186,19 @@ fn overlay_options(lowers: &[PathBuf], upper: &Path, work: &Path) -> Result<Stri
     Ok(options)
 }
 
-fn mount_volatile_if_possible(target: &Path, options: &str) -> std::io::Result<()> {
+/// Mounts with `volatile` where the kernel has it. `from`: the directory relative lower paths
+/// in `options` start from.
+fn mount_volatile_if_possible(
+    target: &Path,
+    options: &str,
+    from: Option<&Path>,
+) -> std::io::Result<()> {
+    let mount = |options: &str| match from {
+        Some(dir) => sys::mount_overlay_from(dir, target, options),
+        None => sys::mount_overlay(target, options),
+    };
     if VOLATILE.load(Ordering::Relaxed) != 2 {
-        match sys::mount_overlay(target, &format!("{options}{VOLATILE_OPTION}")) {
+        match mount(&format!("{options}{VOLATILE_OPTION}")) {
             Ok(()) => {
                 VOLATILE.store(1, Ordering::Relaxed);
                 return Ok(());
@@ -200,7 +210,7 @@ fn mount_volatile_if_possible(target: &Path, options: &str) -> std::io::Result<(
             Err(e) => return Err(e),
         }
     }
-    sys::mount_overlay(target, options)
+    mount(options)
 }
 
 enum Mode {
@@ -305,16 +315,18 @@ impl ActiveSnapshot {
             fs::create_dir(&empty).map_err(io_err("creating", &empty))?;
             lowers.push(empty);
         }
-        let options = match overlay_options(&lowers, &self.upper, &work) {
+        let (options, from) = match overlay_options(&lowers, &self.upper, &work) {
             // Too long, or a layer path with characters the option parser
-            // would misread: short links named by us avoid both.
+            // would misread: short links named by us, given relative to the
+            // snapshot dir, avoid both.
             Err(SnapshotError::MountOptionsTooLong { .. } | SnapshotError::BadLowerDir { .. }) => {
                 let short = self.short_lower_links(&lowers)?;
-                overlay_options(&short, &self.upper, &work)?
+                let options = overlay_options(&short, &self.upper, &work)?;
+                (options, Some(self.dir.as_path()))
             }
-            other => other?,
+            other => (other?, None),
         };
-        mount_volatile_if_possible(&self.rootfs, &options).map_err(|source| {
+        mount_volatile_if_possible(&self.rootfs, &options, from).map_err(|source| {
             SnapshotError::Mount {
                 target: self.rootfs.clone(),
                 source,
@@ -334,7 +346,8 @@ impl ActiveSnapshot {
         for (i, lower) in lowers.iter().enumerate() {
             let link = links.join(format!("{i:x}"));
             std::os::unix::fs::symlink(lower, &link).map_err(io_err("creating", &link))?;
-            short.push(link);
+            // Relative to the snapshot dir: see sys::mount_overlay_from.
+            short.push(PathBuf::from(format!("l/{i:x}")));
         }
         Ok(short)
     }

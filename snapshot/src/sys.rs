@@ -140,6 +140,60 @@ pub(crate) fn mount_overlay(target: &Path, options: &str) -> io::Result<()> {
     })
 }
 
+/// Like [`mount_overlay`], with relative `lowerdir` paths in `options` resolved from `dir`.
+///
+/// The kernel resolves overlay's lower paths against the mounting process's working directory;
+/// changing ours would race every other thread, so a forked child changes directory and
+/// mounts (into the namespace we share) instead. Short relative names are how a deep layer
+/// stack fits the one page of mount options.
+pub(crate) fn mount_overlay_from(dir: &Path, target: &Path, options: &str) -> io::Result<()> {
+    let d = cpath(dir)?;
+    let t = cpath(target)?;
+    let data = cbytes(options.as_bytes())?;
+    let fstype = c"overlay";
+    // SAFETY: the child only makes raw system calls (chdir, mount, _exit) on memory prepared
+    // before the fork, which is what is allowed after forking a multithreaded process.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: see above; errno is read from this thread's own location.
+        unsafe {
+            let code = if libc::chdir(d.as_ptr()) != 0
+                || libc::mount(
+                    fstype.as_ptr(),
+                    t.as_ptr(),
+                    fstype.as_ptr(),
+                    0,
+                    data.as_ptr().cast(),
+                ) != 0
+            {
+                *libc::__errno_location()
+            } else {
+                0
+            };
+            libc::_exit(code.clamp(0, 255));
+        }
+    }
+    let mut status = 0;
+    loop {
+        // SAFETY: waiting for the child forked above.
+        if unsafe { libc::waitpid(pid, &mut status, 0) } >= 0 {
+            break;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    match (libc::WIFEXITED(status), libc::WEXITSTATUS(status)) {
+        (true, 0) => Ok(()),
+        (true, errno) => Err(io::Error::from_raw_os_error(errno)),
+        _ => Err(io::Error::other("the mounting child was killed")),
+    }
+}
+
 /// Unmounts `target`; if it is busy (a process still has it open), detaches it
 /// lazily so the caller can still clean up the directories below.
 pub(crate) fn unmount(target: &Path) -> io::Result<()> {

@@ -288,22 +288,27 @@ fn deep_layer_stacks_beyond_the_mount_option_limit_still_mount() {
     let t = tempfile::tempdir().unwrap();
     let long =
         "a-rather-long-directory-name-as-a-content-store-would-use-for-layers-0123456789abcdef";
+    // As many layers as docker allows in an image (127), plus one, below a long store path: the
+    // links standing in for the layers must be short too (~50 bytes each would not fit).
+    const LAYERS: usize = 128;
+    let work = t.path().join(format!("{long}/{long}/work"));
+    fs::create_dir_all(&work).unwrap();
     let mut lowers = Vec::new();
-    for i in 0..60 {
+    for i in 0..LAYERS {
         // one with characters the mount option parser would split on
         let dir = match i {
             7 => t.path().join(format!("odd,name:with={i:02}")),
-            _ => t.path().join(format!("{long}-{i:02}")),
+            _ => t.path().join(format!("{long}-{i:03}")),
         };
         fs::create_dir(&dir).unwrap();
-        fs::write(dir.join(format!("from-{i:02}")), i.to_string()).unwrap();
+        fs::write(dir.join(format!("from-{i:03}")), i.to_string()).unwrap();
         lowers.push(dir);
     }
     lowers.reverse(); // top-first
-    let snap = prepare(Snapshotter::Overlay, &lowers, t.path()).unwrap();
-    for i in 0..60 {
+    let snap = prepare(Snapshotter::Overlay, &lowers, &work).unwrap();
+    for i in 0..LAYERS {
         assert_eq!(
-            fs::read_to_string(snap.rootfs().join(format!("from-{i:02}"))).unwrap(),
+            fs::read_to_string(snap.rootfs().join(format!("from-{i:03}"))).unwrap(),
             i.to_string()
         );
     }
