@@ -6,6 +6,7 @@ use std::fs::{self, Metadata};
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use builder_cache::{Digest, Hasher};
 use builder_frontend::dockerignore::IgnoreMatcher;
@@ -206,18 +207,72 @@ impl<'a> SourceTree<'a> {
         for pattern in patterns {
             h.update(b"pattern\0");
             h.update(pattern.as_bytes());
+            let mut entries = Vec::new();
             for sel in self.select(pattern)? {
                 let meta = fs::symlink_metadata(&sel.host).map_err(io_err(&sel.host))?;
-                hash_entry(&mut h, &sel.rel, &sel.host, &meta, self.stat_cache)?;
-                if meta.is_dir() {
-                    for (rel, host, meta) in self.walk(&sel)? {
-                        hash_entry(&mut h, &rel, &host, &meta, self.stat_cache)?;
-                    }
+                let is_dir = meta.is_dir();
+                entries.push((sel.rel.clone(), sel.host.clone(), meta));
+                if is_dir {
+                    entries.extend(self.walk(&sel)?);
                 }
+            }
+            let digests = file_digests(&entries, self.stat_cache)?;
+            for ((rel, host, meta), digest) in entries.iter().zip(digests) {
+                hash_entry(&mut h, rel, host, meta, digest)?;
             }
         }
         Ok(h.finish())
     }
+}
+
+/// Content digests of the regular files among `entries` (None for the rest), in their order.
+/// Files are hashed on every core: one SHA-256 stream runs at about the speed of one core, and a
+/// context is usually many files. Largest first, so one big file does not finish alone at the end.
+fn file_digests(
+    entries: &[(String, PathBuf, Metadata)],
+    stat_cache: Option<&StatCache>,
+) -> Result<Vec<Option<Digest>>, SourceError> {
+    let mut order: Vec<usize> = (0..entries.len())
+        .filter(|&i| entries[i].2.file_type().is_file())
+        .collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(entries[i].2.len()));
+    let digest_of = |i: usize| {
+        let (_, host, meta) = &entries[i];
+        match stat_cache {
+            Some(cache) => cache.file_digest(host, meta),
+            None => hash_file(host),
+        }
+        .map_err(io_err(host))
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(order.len());
+    let next = AtomicUsize::new(0);
+    let worker = || -> Result<Vec<(usize, Digest)>, SourceError> {
+        let mut done = Vec::new();
+        while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+            done.push((i, digest_of(i)?));
+        }
+        Ok(done)
+    };
+    let results: Vec<_> = if threads <= 1 {
+        vec![worker()]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads).map(|_| scope.spawn(worker)).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        })
+    };
+    let mut out = vec![None; entries.len()];
+    for part in results {
+        for (i, d) in part? {
+            out[i] = Some(d);
+        }
+    }
+    Ok(out)
 }
 
 fn hash_entry(
@@ -225,7 +280,7 @@ fn hash_entry(
     rel: &str,
     host: &Path,
     meta: &Metadata,
-    stat_cache: Option<&StatCache>,
+    digest: Option<Digest>,
 ) -> Result<(), SourceError> {
     h.update(b"\0entry\0");
     h.update(rel.as_bytes());
@@ -237,17 +292,55 @@ fn hash_entry(
         h.update(target.as_os_str().as_encoded_bytes());
     } else if ft.is_dir() {
         h.update(b"dir\0");
-    } else if ft.is_file() {
+    } else if let (true, Some(digest)) = (ft.is_file(), digest) {
         h.update(b"file\0");
-        let digest = match stat_cache {
-            Some(cache) => cache.file_digest(host, meta),
-            None => hash_file(host),
-        }
-        .map_err(io_err(host))?;
         h.update(digest.as_bytes());
     } else {
         h.update(b"special\0");
         h.update(&meta.rdev().to_le_bytes());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Files are hashed on several threads; the checksum must still depend on names and
+    /// contents in tree order, never on which thread finished first.
+    #[test]
+    fn parallel_checksum_is_stable_and_sees_every_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("a/b")).unwrap();
+        for i in 0..300 {
+            // Mixed sizes, so the largest-first order differs from the tree order.
+            let body = vec![b'x'; (i * 7919) % 5000];
+            fs::write(root.join(format!("a/b/f{i}")), body).unwrap();
+        }
+        std::os::unix::fs::symlink("b/f1", root.join("a/link")).unwrap();
+        let tree = SourceTree::new(root, None);
+        let pats = ["a".to_string()];
+        let first = tree.checksum(&pats).unwrap();
+        for _ in 0..5 {
+            assert_eq!(tree.checksum(&pats).unwrap(), first);
+        }
+        let cache = StatCache::disabled();
+        let cached = SourceTree::new(root, None).with_stat_cache(&cache);
+        assert_eq!(cached.checksum(&pats).unwrap(), first);
+
+        // Swapping two files' contents keeps the multiset of digests but not the checksum.
+        let (p1, p2) = (root.join("a/b/f10"), root.join("a/b/f20"));
+        let (c1, c2) = (fs::read(&p1).unwrap(), fs::read(&p2).unwrap());
+        fs::write(&p1, &c2).unwrap();
+        fs::write(&p2, &c1).unwrap();
+        let swapped = tree.checksum(&pats).unwrap();
+        assert_ne!(swapped, first);
+        fs::write(&p1, &c1).unwrap();
+        fs::write(&p2, &c2).unwrap();
+        assert_eq!(tree.checksum(&pats).unwrap(), first);
+
+        fs::write(root.join("a/b/f299"), b"changed").unwrap();
+        assert_ne!(tree.checksum(&pats).unwrap(), first);
+    }
 }

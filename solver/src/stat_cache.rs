@@ -127,18 +127,29 @@ impl StatCache {
     }
 }
 
+/// Bytes per read when hashing: large enough that syscalls cost little next to SHA-256.
+const READ_BLOCK: usize = 1 << 20;
+
+thread_local! {
+    /// One read buffer per hashing thread, reused across files: a fresh 1 MiB buffer per file
+    /// would cost an mmap and its page faults for every small file of a large context.
+    static READ_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// The sha256 of a file's content.
 pub fn hash_file(path: &Path) -> io::Result<Digest> {
     let mut f = fs::File::open(path)?;
-    let mut h = Hasher::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok(h.finish());
+    READ_BUF.with_borrow_mut(|buf| {
+        buf.resize(READ_BLOCK, 0);
+        let mut h = Hasher::new();
+        loop {
+            let n = f.read(buf)?;
+            if n == 0 {
+                return Ok(h.finish());
+            }
+            h.update(&buf[..n]);
         }
-        h.update(&buf[..n]);
-    }
+    })
 }
 
 #[cfg(test)]
