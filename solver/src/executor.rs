@@ -10,7 +10,7 @@ use std::fs;
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Instant;
 
 use builder_cache::{Digest, Store};
@@ -96,7 +96,9 @@ type Slot = Arc<Mutex<Option<Option<LayerRef>>>>;
 /// Unpacked layers and writable snapshots on top of them.
 pub struct LayerStore<'a> {
     store: &'a Store,
-    snapshotter: Snapshotter,
+    /// Found on first use: the probe mounts and unmounts an overlay, and the unmount waits for
+    /// the file system to sync (tens of ms on a busy disk), which a fully cached build never needs.
+    snapshotter: OnceLock<Snapshotter>,
     work_root: PathBuf,
 }
 
@@ -104,16 +106,17 @@ impl<'a> LayerStore<'a> {
     pub fn new(store: &'a Store) -> Result<Self, String> {
         let work_root = store.root().join("work");
         fs::create_dir_all(&work_root).map_err(|e| format!("{}: {e}", work_root.display()))?;
-        let snapshotter = builder_snapshot::detect_snapshotter(&work_root);
         Ok(LayerStore {
             store,
-            snapshotter,
+            snapshotter: OnceLock::new(),
             work_root,
         })
     }
 
     pub fn snapshotter(&self) -> Snapshotter {
-        self.snapshotter
+        *self
+            .snapshotter
+            .get_or_init(|| builder_snapshot::detect_snapshotter(&self.work_root))
     }
 
     /// The unpacked directory of a layer, unpacking its blob the first time.
@@ -152,7 +155,7 @@ impl<'a> LayerStore<'a> {
     /// A writable rootfs made of `layers` (bottom first); dropped, it disappears.
     pub fn prepare(&self, layers: &[LayerRef]) -> Result<ActiveSnapshot, String> {
         let lowers = self.lowers(layers)?;
-        builder_snapshot::prepare(self.snapshotter, &lowers, &self.work_root)
+        builder_snapshot::prepare(self.snapshotter(), &lowers, &self.work_root)
             .map_err(|e| e.to_string())
     }
 
@@ -163,10 +166,10 @@ impl<'a> LayerStore<'a> {
     /// `RUN true` on ext4 (see BENCHMARKS.md).
     pub fn prepare_for_run(&self, layers: &[LayerRef]) -> Result<ActiveSnapshot, String> {
         let mut lowers = self.lowers(layers)?;
-        if self.snapshotter == Snapshotter::Overlay {
+        if self.snapshotter() == Snapshotter::Overlay {
             lowers.push(self.mount_point_layer()?);
         }
-        builder_snapshot::prepare(self.snapshotter, &lowers, &self.work_root)
+        builder_snapshot::prepare(self.snapshotter(), &lowers, &self.work_root)
             .map_err(|e| e.to_string())
     }
 

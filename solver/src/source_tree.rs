@@ -163,13 +163,13 @@ impl<'a> SourceTree<'a> {
         sel_rel: &str,
         out: &mut Vec<(String, PathBuf, Metadata)>,
     ) -> Result<(), SourceError> {
-        let mut names: Vec<_> = fs::read_dir(host)
+        let mut listed: Vec<fs::DirEntry> = fs::read_dir(host)
             .map_err(io_err(host))?
-            .map(|e| e.map(|e| e.file_name()))
             .collect::<Result<_, _>>()
             .map_err(io_err(host))?;
-        names.sort();
-        for name in names {
+        listed.sort_by_key(fs::DirEntry::file_name);
+        let children = stat_entries(listed).map_err(io_err(host))?;
+        for (name, meta) in children {
             let name = name.to_string_lossy().into_owned();
             let child_tree = if tree_rel.is_empty() {
                 name.clone()
@@ -182,7 +182,6 @@ impl<'a> SourceTree<'a> {
                 format!("{sel_rel}/{name}")
             };
             let child_host = host.join(&name);
-            let meta = fs::symlink_metadata(&child_host).map_err(io_err(&child_host))?;
             let excluded = self.is_excluded(&child_tree);
             if meta.is_dir() {
                 if !self.may_descend(&child_tree) {
@@ -225,16 +224,63 @@ impl<'a> SourceTree<'a> {
     }
 }
 
+/// Below this many entries a directory is stat'ed on one thread: threads cost more than they save.
+const PARALLEL_STAT_MIN: usize = 256;
+
+/// Names and metadata (not following symlinks) of a directory's entries, in their order.
+/// `DirEntry::metadata` stats relative to the open directory (fstatat), sparing the kernel a full
+/// path walk per file; large directories are stat'ed on every core. Checking a large unchanged
+/// context is one `stat` per file, and those calls were most of a no-op rebuild's time.
+fn stat_entries(listed: Vec<fs::DirEntry>) -> io::Result<Vec<(std::ffi::OsString, Metadata)>> {
+    let stat = |part: &[fs::DirEntry]| -> io::Result<Vec<_>> {
+        part.iter()
+            .map(|e| Ok((e.file_name(), e.metadata()?)))
+            .collect()
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if listed.len() < PARALLEL_STAT_MIN || threads < 2 {
+        return stat(&listed);
+    }
+    let chunk = listed.len().div_ceil(threads);
+    let parts: Vec<io::Result<Vec<_>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = listed
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || stat(part)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut out = Vec::with_capacity(listed.len());
+    for part in parts {
+        out.extend(part?);
+    }
+    Ok(out)
+}
+
 /// Content digests of the regular files among `entries` (None for the rest), in their order.
-/// Files are hashed on every core: one SHA-256 stream runs at about the speed of one core, and a
-/// context is usually many files. Largest first, so one big file does not finish alone at the end.
+/// Digests the stat cache remembers are looked up first, on this thread; the files left are
+/// hashed on every core: one SHA-256 stream runs at about the speed of one core, and a context is
+/// usually many files. Largest first, so one big file does not finish alone at the end.
 fn file_digests(
     entries: &[(String, PathBuf, Metadata)],
     stat_cache: Option<&StatCache>,
 ) -> Result<Vec<Option<Digest>>, SourceError> {
-    let mut order: Vec<usize> = (0..entries.len())
-        .filter(|&i| entries[i].2.file_type().is_file())
-        .collect();
+    let mut out = vec![None; entries.len()];
+    let mut order = Vec::new();
+    for (i, (_, host, meta)) in entries.iter().enumerate() {
+        if !meta.file_type().is_file() {
+            continue;
+        }
+        match stat_cache.and_then(|c| c.cached_digest(host, meta)) {
+            Some(d) => out[i] = Some(d),
+            None => order.push(i),
+        }
+    }
+    if order.is_empty() {
+        return Ok(out);
+    }
     order.sort_by_key(|&i| std::cmp::Reverse(entries[i].2.len()));
     let digest_of = |i: usize| {
         let (_, host, meta) = &entries[i];
@@ -266,7 +312,6 @@ fn file_digests(
                 .collect()
         })
     };
-    let mut out = vec![None; entries.len()];
     for part in results {
         for (i, d) in part? {
             out[i] = Some(d);
