@@ -215,3 +215,96 @@ fn login_checks_credentials_and_push_uses_them() {
         "logged out again"
     );
 }
+
+/// The `progress` events of one action in a rawjson stderr: blob id → (current, total) in order.
+fn transfers(stderr: &[u8], action: &str) -> std::collections::BTreeMap<String, Vec<(u64, u64)>> {
+    let mut out = std::collections::BTreeMap::<String, Vec<(u64, u64)>>::new();
+    for line in String::from_utf8_lossy(stderr).lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if v["type"] == "progress" && v["action"] == action {
+            let n = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k} in {line}"));
+            let id = v["id"].as_str().expect("id").to_string();
+            out.entry(id).or_default().push((n("current"), n("total")));
+        }
+    }
+    out
+}
+
+/// Every blob's byte counts start at 0, only grow, and end at its size in `env`'s store.
+fn assert_transfers_reach_blob_sizes(
+    env: &Env,
+    events: &std::collections::BTreeMap<String, Vec<(u64, u64)>>,
+) {
+    for (id, steps) in events {
+        let hex = id.strip_prefix("sha256:").expect("a sha256 digest");
+        let size = std::fs::metadata(env.root().join("blobs/sha256").join(hex))
+            .unwrap_or_else(|e| panic!("{id} not in the store: {e}"))
+            .len();
+        assert_eq!(steps.first().map(|s| s.0), Some(0), "{id}: {steps:?}");
+        assert_eq!(steps.last().map(|s| s.0), Some(size), "{id}: {steps:?}");
+        assert!(steps.iter().all(|s| s.1 == size), "{id}: {steps:?}");
+        assert!(
+            steps.windows(2).all(|w| w[0].0 <= w[1].0),
+            "{id} went backwards: {steps:?}"
+        );
+    }
+}
+
+#[test]
+fn rawjson_reports_bytes_of_every_blob_pushed_pulled_and_exported() {
+    let Some(reg) = registry() else { return };
+    let a = Env::new();
+    a.busybox_base();
+    let name = format!("{}/progress/busybox:1", reg.host());
+    a.ok(&["tag", "busybox:test", &name]);
+    let manifest = a.inspect(&name);
+    let layers = manifest["Manifest"]["layers"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert!(layers >= 1, "{manifest}");
+
+    let out = a.run(&["push", "--progress=rawjson", &name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pushed = transfers(&out.stderr, "push");
+    // The layers and the config travel as blobs (the manifest is PUT, not a blob upload).
+    assert_eq!(pushed.len(), layers + 1, "{pushed:?}");
+    assert_transfers_reach_blob_sizes(&a, &pushed);
+
+    let b = Env::new();
+    let out = b.run(&["pull", "--progress=rawjson", &name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pulled = transfers(&out.stderr, "pull");
+    assert_eq!(
+        pulled.keys().collect::<Vec<_>>(),
+        pushed.keys().collect::<Vec<_>>()
+    );
+    assert_transfers_reach_blob_sizes(&b, &pulled);
+
+    let archive = b.path("image.tar");
+    let out = b.run(&[
+        "save",
+        "--progress=rawjson",
+        "-o",
+        archive.to_str().unwrap(),
+        &name,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let exported = transfers(&out.stderr, "export");
+    // The archive holds the manifest blob too.
+    assert_eq!(exported.len(), layers + 2, "{exported:?}");
+    assert_transfers_reach_blob_sizes(&b, &exported);
+}

@@ -9,7 +9,7 @@ use builder_cache::{Digest, Store};
 
 use crate::ExportError;
 use crate::layout::{Layout, OCI_LAYOUT, index_of, to_json};
-use crate::sink::{DirSink, LayoutSink, TarSink};
+use crate::sink::{BlobProgress, DirSink, LayoutSink, TarSink};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArchiveFormat {
@@ -30,8 +30,20 @@ pub fn write_archive<W: Write>(
     format: ArchiveFormat,
     out: W,
 ) -> Result<W, ExportError> {
+    write_archive_reporting(store, images, format, out, None)
+}
+
+/// [`write_archive`], telling `progress` how many bytes of each blob are written: once with 0
+/// before a blob, every MiB, and once with the blob's size at its end.
+pub fn write_archive_reporting<W: Write>(
+    store: &Store,
+    images: &[(String, Digest)],
+    format: ArchiveFormat,
+    out: W,
+    progress: Option<BlobProgress<'_>>,
+) -> Result<W, ExportError> {
     let layout = Layout::resolve(store.blobs(), images)?;
-    let mut sink = TarSink::new(out);
+    let mut sink = TarSink::new(out, progress);
     layout.write_all(
         store.blobs(),
         format == ArchiveFormat::DockerArchive,

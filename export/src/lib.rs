@@ -16,6 +16,7 @@ mod pax;
 mod rootfs;
 mod sink;
 
-pub use archive::{ArchiveFormat, write_archive, write_oci_dir};
+pub use archive::{ArchiveFormat, write_archive, write_archive_reporting, write_oci_dir};
 pub use error::ExportError;
 pub use rootfs::{RootfsSummary, write_rootfs_dir, write_rootfs_tar};
+pub use sink::BlobProgress;

@@ -16,15 +16,61 @@ pub(crate) trait LayoutSink {
     fn add_blob(&mut self, path: &str, blobs: &BlobStore, d: &Digest) -> Result<(), ExportError>;
 }
 
-/// Copies `reader` to `out`, then fails if what was read does not hash to `d`:
-/// a blob corrupted on disk must not be exported silently.
+/// Reports bytes of a blob copied so far: `(digest, done, total)`.
+pub type BlobProgress<'a> = &'a dyn Fn(&Digest, u64, u64);
+
+/// Report at most every this many bytes per blob (and always at the end).
+const PROGRESS_STEP: u64 = 1 << 20;
+
+/// A reader that tells `report` how far it got.
+struct Reporting<'a, R> {
+    inner: R,
+    digest: &'a Digest,
+    done: u64,
+    reported: u64,
+    total: u64,
+    report: BlobProgress<'a>,
+}
+
+impl<R: Read> Read for Reporting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        if self.done - self.reported >= PROGRESS_STEP
+            || (self.done == self.total && self.reported != self.total)
+        {
+            self.reported = self.done;
+            (self.report)(self.digest, self.done, self.total);
+        }
+        Ok(n)
+    }
+}
+
+/// Copies `reader` (`size` bytes) to `out`, reporting progress, then fails if what was read
+/// does not hash to `d`: a blob corrupted on disk must not be exported silently.
 fn copy_verified(
     d: &Digest,
     reader: File,
+    size: u64,
+    progress: Option<BlobProgress<'_>>,
     out: &mut impl FnMut(&mut dyn Read) -> io::Result<()>,
 ) -> Result<(), ExportError> {
     let mut hashing = HashingReader::new(reader);
-    out(&mut hashing).map_err(ExportError::io("copy blob", d.to_string()))?;
+    let copied = match progress {
+        Some(report) => {
+            report(d, 0, size);
+            out(&mut Reporting {
+                inner: &mut hashing,
+                digest: d,
+                done: 0,
+                reported: 0,
+                total: size,
+                report,
+            })
+        }
+        None => out(&mut hashing),
+    };
+    copied.map_err(ExportError::io("copy blob", d.to_string()))?;
     let (actual, _) = hashing.finish();
     if actual != *d {
         return Err(ExportError::BlobChanged { digest: *d, actual });
@@ -34,14 +80,16 @@ fn copy_verified(
 
 /// Tar output with fixed metadata (mtime 0, root owner, 0644/0755) so the
 /// same images always produce the same bytes.
-pub(crate) struct TarSink<W: Write> {
+pub(crate) struct TarSink<'p, W: Write> {
     builder: tar::Builder<W>,
+    progress: Option<BlobProgress<'p>>,
 }
 
-impl<W: Write> TarSink<W> {
-    pub fn new(out: W) -> TarSink<W> {
+impl<'p, W: Write> TarSink<'p, W> {
+    pub fn new(out: W, progress: Option<BlobProgress<'p>>) -> TarSink<'p, W> {
         TarSink {
             builder: tar::Builder::new(out),
+            progress,
         }
     }
 
@@ -63,7 +111,7 @@ impl<W: Write> TarSink<W> {
     }
 }
 
-impl<W: Write> LayoutSink for TarSink<W> {
+impl<W: Write> LayoutSink for TarSink<'_, W> {
     fn add_dir(&mut self, path: &str) -> Result<(), ExportError> {
         let mut h = Self::header(tar::EntryType::Directory, 0o755, 0);
         // Directory names end in '/', as docker save (Go's archive/tar) writes
@@ -99,7 +147,9 @@ impl<W: Write> LayoutSink for TarSink<W> {
         let mut h = Self::header(tar::EntryType::Regular, 0o644, size);
         let builder = &mut self.builder;
         // The tar crate copies exactly `size` bytes; blobs are immutable, so the size cannot change underneath.
-        copy_verified(d, file, &mut |r| builder.append_data(&mut h, path, r))
+        copy_verified(d, file, size, self.progress, &mut |r| {
+            builder.append_data(&mut h, path, r)
+        })
     }
 }
 
@@ -155,7 +205,7 @@ impl LayoutSink for DirSink {
         }
         let src = blobs.open(d)?;
         self.write_with(path, |f| {
-            copy_verified(d, src, &mut |r| io::copy(r, f).map(drop))
+            copy_verified(d, src, size, None, &mut |r| io::copy(r, f).map(drop))
         })
     }
 }

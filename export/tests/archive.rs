@@ -8,7 +8,9 @@ use std::io::Read;
 use std::path::Path;
 
 use builder_cache::Digest;
-use builder_export::{ArchiveFormat, ExportError, write_archive, write_oci_dir};
+use builder_export::{
+    ArchiveFormat, ExportError, write_archive, write_archive_reporting, write_oci_dir,
+};
 use common::*;
 use serde_json::Value;
 
@@ -122,6 +124,57 @@ fn output_is_deterministic() {
             (h.mtime().unwrap(), h.uid().unwrap(), h.gid().unwrap()),
             (0, 0, 0)
         );
+    }
+}
+
+#[test]
+fn progress_reports_each_blob_up_to_its_size() {
+    // A layer of ~3 MiB that gzip cannot shrink, so its blob spans several progress steps.
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let noise: Vec<u8> = (0..3 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let img = build_image(&[layer_tar(&[E::File("noise", &noise, 0o644)])]);
+    let events = std::sync::Mutex::new(Vec::new());
+    let report = |d: &Digest, done: u64, total: u64| events.lock().unwrap().push((*d, done, total));
+    let images = [(NAME.to_string(), img.image.manifest)];
+    let bytes = write_archive_reporting(
+        &img.store,
+        &images,
+        ArchiveFormat::OciLayout,
+        Vec::new(),
+        Some(&report),
+    )
+    .unwrap();
+    assert_eq!(
+        bytes,
+        write_archive(&img.store, &images, ArchiveFormat::OciLayout, Vec::new()).unwrap()
+    );
+    let events = events.into_inner().unwrap();
+    let files = tar_contents(&bytes);
+    let blobs: Vec<&String> = files
+        .keys()
+        .filter(|k| k.starts_with("blobs/sha256/") && k.len() > "blobs/sha256/".len())
+        .collect();
+    assert_eq!(blobs.len(), 3, "layer, config, manifest: {blobs:?}");
+    for name in blobs {
+        let d: Digest = format!("sha256:{}", &name["blobs/sha256/".len()..])
+            .parse()
+            .unwrap();
+        let size = files[name].len() as u64;
+        let mine: Vec<u64> = events.iter().filter(|e| e.0 == d).map(|e| e.1).collect();
+        assert!(events.iter().filter(|e| e.0 == d).all(|e| e.2 == size));
+        assert_eq!(mine.first(), Some(&0), "{name}");
+        assert_eq!(mine.last(), Some(&size), "{name}");
+        assert!(mine.windows(2).all(|w| w[0] < w[1]), "{name}: {mine:?}");
+        if size > 2 << 20 {
+            assert!(mine.len() >= 4, "a 3 MiB blob reports as it goes: {mine:?}");
+        }
     }
 }
 

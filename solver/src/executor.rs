@@ -10,7 +10,7 @@ use std::fs;
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Instant;
 
 use builder_cache::{Digest, Store};
@@ -112,7 +112,9 @@ type Slot = Arc<Mutex<Option<Option<LayerRef>>>>;
 /// Unpacked layers and writable snapshots on top of them.
 pub struct LayerStore<'a> {
     store: &'a Store,
-    snapshotter: Snapshotter,
+    /// Found on first use: the probe mounts and unmounts an overlay, and the unmount waits for
+    /// the file system to sync (tens of ms on a busy disk), which a fully cached build never needs.
+    snapshotter: OnceLock<Snapshotter>,
     work_root: PathBuf,
 }
 
@@ -122,16 +124,17 @@ impl<'a> LayerStore<'a> {
         fs::create_dir_all(&work_root).map_err(|e| format!("{}: {e}", work_root.display()))?;
         // What killed builds left behind; live snapshots of concurrent builds are locked.
         builder_snapshot::sweep_stale(&work_root);
-        let snapshotter = builder_snapshot::detect_snapshotter(&work_root);
         Ok(LayerStore {
             store,
-            snapshotter,
+            snapshotter: OnceLock::new(),
             work_root,
         })
     }
 
     pub fn snapshotter(&self) -> Snapshotter {
-        self.snapshotter
+        *self
+            .snapshotter
+            .get_or_init(|| builder_snapshot::detect_snapshotter(&self.work_root))
     }
 
     /// The unpacked directory of a layer, unpacking its blob the first time.
@@ -170,7 +173,7 @@ impl<'a> LayerStore<'a> {
     /// A writable rootfs made of `layers` (bottom first); dropped, it disappears.
     pub fn prepare(&self, layers: &[LayerRef]) -> Result<ActiveSnapshot, String> {
         let lowers = self.lowers(layers)?;
-        builder_snapshot::prepare(self.snapshotter, &lowers, &self.work_root)
+        builder_snapshot::prepare(self.snapshotter(), &lowers, &self.work_root)
             .map_err(|e| e.to_string())
     }
 
@@ -181,10 +184,10 @@ impl<'a> LayerStore<'a> {
     /// `RUN true` on ext4 (see BENCHMARKS.md).
     pub fn prepare_for_run(&self, layers: &[LayerRef]) -> Result<ActiveSnapshot, String> {
         let mut lowers = self.lowers(layers)?;
-        if self.snapshotter == Snapshotter::Overlay {
+        if self.snapshotter() == Snapshotter::Overlay {
             lowers.push(self.mount_point_layer()?);
         }
-        builder_snapshot::prepare(self.snapshotter, &lowers, &self.work_root)
+        builder_snapshot::prepare(self.snapshotter(), &lowers, &self.work_root)
             .map_err(|e| e.to_string())
     }
 

@@ -6,6 +6,7 @@ use std::fs::{self, Metadata};
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use builder_cache::{Digest, Hasher};
 use builder_frontend::dockerignore::IgnoreMatcher;
@@ -162,13 +163,13 @@ impl<'a> SourceTree<'a> {
         sel_rel: &str,
         out: &mut Vec<(String, PathBuf, Metadata)>,
     ) -> Result<(), SourceError> {
-        let mut names: Vec<_> = fs::read_dir(host)
+        let mut listed: Vec<fs::DirEntry> = fs::read_dir(host)
             .map_err(io_err(host))?
-            .map(|e| e.map(|e| e.file_name()))
             .collect::<Result<_, _>>()
             .map_err(io_err(host))?;
-        names.sort();
-        for name in names {
+        listed.sort_by_key(fs::DirEntry::file_name);
+        let children = stat_entries(listed).map_err(io_err(host))?;
+        for (name, meta) in children {
             let name = name.to_string_lossy().into_owned();
             let child_tree = if tree_rel.is_empty() {
                 name.clone()
@@ -181,7 +182,6 @@ impl<'a> SourceTree<'a> {
                 format!("{sel_rel}/{name}")
             };
             let child_host = host.join(&name);
-            let meta = fs::symlink_metadata(&child_host).map_err(io_err(&child_host))?;
             let excluded = self.is_excluded(&child_tree);
             if meta.is_dir() {
                 if !self.may_descend(&child_tree) {
@@ -206,18 +206,118 @@ impl<'a> SourceTree<'a> {
         for pattern in patterns {
             h.update(b"pattern\0");
             h.update(pattern.as_bytes());
+            let mut entries = Vec::new();
             for sel in self.select(pattern)? {
                 let meta = fs::symlink_metadata(&sel.host).map_err(io_err(&sel.host))?;
-                hash_entry(&mut h, &sel.rel, &sel.host, &meta, self.stat_cache)?;
-                if meta.is_dir() {
-                    for (rel, host, meta) in self.walk(&sel)? {
-                        hash_entry(&mut h, &rel, &host, &meta, self.stat_cache)?;
-                    }
+                let is_dir = meta.is_dir();
+                entries.push((sel.rel.clone(), sel.host.clone(), meta));
+                if is_dir {
+                    entries.extend(self.walk(&sel)?);
                 }
+            }
+            let digests = file_digests(&entries, self.stat_cache)?;
+            for ((rel, host, meta), digest) in entries.iter().zip(digests) {
+                hash_entry(&mut h, rel, host, meta, digest)?;
             }
         }
         Ok(h.finish())
     }
+}
+
+/// Below this many entries a directory is stat'ed on one thread: threads cost more than they save.
+const PARALLEL_STAT_MIN: usize = 256;
+
+/// Names and metadata (not following symlinks) of a directory's entries, in their order.
+/// `DirEntry::metadata` stats relative to the open directory (fstatat), sparing the kernel a full
+/// path walk per file; large directories are stat'ed on every core. Checking a large unchanged
+/// context is one `stat` per file, and those calls were most of a no-op rebuild's time.
+fn stat_entries(listed: Vec<fs::DirEntry>) -> io::Result<Vec<(std::ffi::OsString, Metadata)>> {
+    let stat = |part: &[fs::DirEntry]| -> io::Result<Vec<_>> {
+        part.iter()
+            .map(|e| Ok((e.file_name(), e.metadata()?)))
+            .collect()
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if listed.len() < PARALLEL_STAT_MIN || threads < 2 {
+        return stat(&listed);
+    }
+    let chunk = listed.len().div_ceil(threads);
+    let parts: Vec<io::Result<Vec<_>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = listed
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || stat(part)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut out = Vec::with_capacity(listed.len());
+    for part in parts {
+        out.extend(part?);
+    }
+    Ok(out)
+}
+
+/// Content digests of the regular files among `entries` (None for the rest), in their order.
+/// Digests the stat cache remembers are looked up first, on this thread; the files left are
+/// hashed on every core: one SHA-256 stream runs at about the speed of one core, and a context is
+/// usually many files. Largest first, so one big file does not finish alone at the end.
+fn file_digests(
+    entries: &[(String, PathBuf, Metadata)],
+    stat_cache: Option<&StatCache>,
+) -> Result<Vec<Option<Digest>>, SourceError> {
+    let mut out = vec![None; entries.len()];
+    let mut order = Vec::new();
+    for (i, (_, host, meta)) in entries.iter().enumerate() {
+        if !meta.file_type().is_file() {
+            continue;
+        }
+        match stat_cache.and_then(|c| c.cached_digest(host, meta)) {
+            Some(d) => out[i] = Some(d),
+            None => order.push(i),
+        }
+    }
+    if order.is_empty() {
+        return Ok(out);
+    }
+    order.sort_by_key(|&i| std::cmp::Reverse(entries[i].2.len()));
+    let digest_of = |i: usize| {
+        let (_, host, meta) = &entries[i];
+        match stat_cache {
+            Some(cache) => cache.file_digest(host, meta),
+            None => hash_file(host),
+        }
+        .map_err(io_err(host))
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(order.len());
+    let next = AtomicUsize::new(0);
+    let worker = || -> Result<Vec<(usize, Digest)>, SourceError> {
+        let mut done = Vec::new();
+        while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+            done.push((i, digest_of(i)?));
+        }
+        Ok(done)
+    };
+    let results: Vec<_> = if threads <= 1 {
+        vec![worker()]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads).map(|_| scope.spawn(worker)).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        })
+    };
+    for part in results {
+        for (i, d) in part? {
+            out[i] = Some(d);
+        }
+    }
+    Ok(out)
 }
 
 fn hash_entry(
@@ -225,7 +325,7 @@ fn hash_entry(
     rel: &str,
     host: &Path,
     meta: &Metadata,
-    stat_cache: Option<&StatCache>,
+    digest: Option<Digest>,
 ) -> Result<(), SourceError> {
     h.update(b"\0entry\0");
     h.update(rel.as_bytes());
@@ -237,17 +337,55 @@ fn hash_entry(
         h.update(target.as_os_str().as_encoded_bytes());
     } else if ft.is_dir() {
         h.update(b"dir\0");
-    } else if ft.is_file() {
+    } else if let (true, Some(digest)) = (ft.is_file(), digest) {
         h.update(b"file\0");
-        let digest = match stat_cache {
-            Some(cache) => cache.file_digest(host, meta),
-            None => hash_file(host),
-        }
-        .map_err(io_err(host))?;
         h.update(digest.as_bytes());
     } else {
         h.update(b"special\0");
         h.update(&meta.rdev().to_le_bytes());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Files are hashed on several threads; the checksum must still depend on names and
+    /// contents in tree order, never on which thread finished first.
+    #[test]
+    fn parallel_checksum_is_stable_and_sees_every_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("a/b")).unwrap();
+        for i in 0..300 {
+            // Mixed sizes, so the largest-first order differs from the tree order.
+            let body = vec![b'x'; (i * 7919) % 5000];
+            fs::write(root.join(format!("a/b/f{i}")), body).unwrap();
+        }
+        std::os::unix::fs::symlink("b/f1", root.join("a/link")).unwrap();
+        let tree = SourceTree::new(root, None);
+        let pats = ["a".to_string()];
+        let first = tree.checksum(&pats).unwrap();
+        for _ in 0..5 {
+            assert_eq!(tree.checksum(&pats).unwrap(), first);
+        }
+        let cache = StatCache::disabled();
+        let cached = SourceTree::new(root, None).with_stat_cache(&cache);
+        assert_eq!(cached.checksum(&pats).unwrap(), first);
+
+        // Swapping two files' contents keeps the multiset of digests but not the checksum.
+        let (p1, p2) = (root.join("a/b/f10"), root.join("a/b/f20"));
+        let (c1, c2) = (fs::read(&p1).unwrap(), fs::read(&p2).unwrap());
+        fs::write(&p1, &c2).unwrap();
+        fs::write(&p2, &c1).unwrap();
+        let swapped = tree.checksum(&pats).unwrap();
+        assert_ne!(swapped, first);
+        fs::write(&p1, &c1).unwrap();
+        fs::write(&p2, &c2).unwrap();
+        assert_eq!(tree.checksum(&pats).unwrap(), first);
+
+        fs::write(root.join("a/b/f299"), b"changed").unwrap();
+        assert_ne!(tree.checksum(&pats).unwrap(), first);
+    }
 }

@@ -155,7 +155,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         store.images().set(tag, record.clone())?;
     }
     for out in &outputs {
-        super::save::export_output(&store, out, &tags, &record)
+        super::save::export_output(&store, out, &tags, &record, &renderer)
             .with_context(|| format!("exporting to {}", out.describe()))?;
     }
     let mut pushed = Vec::new();
@@ -169,7 +169,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         for tag in &tags {
             pushed.push((
                 tag.clone(),
-                super::registry::push_image(ctx, &store, tag, &record)?,
+                super::registry::push_image(&store, tag, &record, &renderer)?,
             ));
         }
     }

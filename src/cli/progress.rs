@@ -3,15 +3,18 @@
 //! rawjson: one object per line on stderr, with `"type"` one of `started`, `cached`,
 //! `completed`, `error`, `log`, `status`; vertex events carry `vertex` (number) and `name`,
 //! `completed` carries `elapsed_ms`, `log` carries `data` (UTF-8, lossily decoded), `error` carries
-//! `error`, `status` carries `message`.
+//! `error`, `status` carries `message`. `progress` (bytes of one blob pulled, pushed or exported)
+//! carries `id` (the blob's digest), `action` (`pull`, `push` or `export`), `current` and `total`
+//! (bytes); for one `id`, `current` starts at 0 (or where a resumed transfer picks up), never goes
+//! down, and ends equal to `total`.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use builder_solver::progress::{Event, ProgressSink};
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use builder_solver::progress::{Event, ProgressSink, Transfer};
+use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressStyle};
 
 use super::UsageError;
 
@@ -59,6 +62,17 @@ struct State {
     bars: HashMap<usize, ProgressBar>,
     multi: Option<MultiProgress>,
     done: usize,
+    /// Per blob id: the last byte count shown, when it was printed (plain), and its bar (tty).
+    transfers: HashMap<String, Shown>,
+}
+
+/// Plain output prints a blob's byte count at most this often (and always at its end).
+const PLAIN_TRANSFER_EVERY: Duration = Duration::from_secs(1);
+
+struct Shown {
+    current: u64,
+    printed: Option<Instant>,
+    bar: Option<ProgressBar>,
 }
 
 impl State {
@@ -66,6 +80,33 @@ impl State {
         let next = self.numbers.len() + 1;
         *self.numbers.entry(vertex).or_insert(next)
     }
+
+    /// Records a transfer's byte count; false when it would go backwards (a retry that starts a
+    /// blob over), so what is shown only ever grows.
+    fn advance(&mut self, id: &str, current: u64) -> bool {
+        match self.transfers.get_mut(id) {
+            Some(t) if current < t.current => false,
+            Some(t) => {
+                t.current = current;
+                true
+            }
+            None => {
+                let t = Shown {
+                    current,
+                    printed: None,
+                    bar: None,
+                };
+                self.transfers.insert(id.to_string(), t);
+                true
+            }
+        }
+    }
+}
+
+/// `sha256:0123456789ab…` → `0123456789ab`, as docker shows layers.
+fn short_id(id: &str) -> &str {
+    let hex = id.split_once(':').map_or(id, |(_, h)| h);
+    hex.get(..12).unwrap_or(hex)
 }
 
 impl Renderer {
@@ -123,6 +164,28 @@ impl Renderer {
                 r
             }
             Event::Status { message } => writeln!(err, "#{} {message}", s.numbers.len() + 1),
+            Event::Transfer(t) => {
+                let n = s.numbers.len() + 1;
+                let Some(shown) = s.transfers.get_mut(&t.id) else {
+                    return;
+                };
+                let due = shown
+                    .printed
+                    .is_none_or(|at| at.elapsed() >= PLAIN_TRANSFER_EVERY);
+                if t.current < t.total && !(due && t.current > 0) {
+                    return;
+                }
+                shown.printed = Some(Instant::now());
+                writeln!(
+                    err,
+                    "#{n} {} {}: {} / {}{}",
+                    t.kind.as_str(),
+                    short_id(&t.id),
+                    HumanBytes(t.current),
+                    HumanBytes(t.total),
+                    if t.current == t.total { " done" } else { "" }
+                )
+            }
         };
     }
 
@@ -152,6 +215,9 @@ impl Renderer {
                 serde_json::json!({"type": "log", "vertex": vertex, "data": String::from_utf8_lossy(data)})
             }
             Event::Status { message } => serde_json::json!({"type": "status", "message": message}),
+            Event::Transfer(t) => {
+                serde_json::json!({"type": "progress", "id": t.id, "action": t.kind.as_str(), "current": t.current, "total": t.total})
+            }
         };
         let _ = writeln!(std::io::stderr().lock(), "{value}");
     }
@@ -204,13 +270,50 @@ impl Renderer {
             Event::Status { message } => {
                 let _ = multi.println(format!("=> {message}"));
             }
+            Event::Transfer(t) => {
+                let Some(shown) = s.transfers.get_mut(&t.id) else {
+                    return;
+                };
+                if t.current >= t.total {
+                    if let Some(bar) = shown.bar.take() {
+                        bar.finish_and_clear();
+                    }
+                    let _ = multi.println(format!(
+                        "=> {} {} {}",
+                        t.kind.as_str(),
+                        short_id(&t.id),
+                        HumanBytes(t.total)
+                    ));
+                    return;
+                }
+                let bar = shown.bar.get_or_insert_with(|| transfer_bar(&multi, t));
+                bar.set_position(t.current);
+            }
         }
     }
+}
+
+fn transfer_bar(multi: &MultiProgress, t: &Transfer) -> ProgressBar {
+    let bar = multi.add(ProgressBar::new(t.total));
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(format!("{} {}", t.kind.as_str(), short_id(&t.id)));
+    bar
 }
 
 impl ProgressSink for Renderer {
     fn event(&self, event: Event) {
         let Ok(mut s) = self.state.lock() else { return };
+        if let Event::Transfer(t) = &event
+            && !s.advance(&t.id, t.current)
+        {
+            return;
+        }
         match self.mode {
             ProgressMode::Quiet => {}
             ProgressMode::Plain => self.plain(&mut s, &event),

@@ -1,19 +1,23 @@
 //! `builder pull`, `push`, `login`, `logout`, and pulling base images during a build.
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use builder_cache::{Digest, ImageRecord, Store, read_config, read_manifest};
 use builder_registry::{Client, ClientConfig, ProgressEvent, Reference, RetryPolicy, Timeouts};
 use builder_solver::Platform;
+use builder_solver::progress::{Event, NoProgress, ProgressSink, Transfer, TransferKind};
 use builder_solver::resolve::Fetcher;
 use clap::Args;
 
+use super::progress::{ProgressMode, Renderer};
 use super::{Context, UsageError, familiar, find_image, normalize};
 
 #[derive(Args)]
 pub struct PullArgs {
+    /// Progress output: auto, tty, plain, rawjson (per-blob byte counts), quiet.
+    #[arg(long, default_value = "auto")]
+    progress: String,
     /// Platform to pull from a multi-platform image (default: this machine's).
     #[arg(long)]
     platform: Option<String>,
@@ -24,6 +28,9 @@ pub struct PullArgs {
 
 #[derive(Args)]
 pub struct PushArgs {
+    /// Progress output: auto, tty, plain, rawjson (per-blob byte counts), quiet.
+    #[arg(long, default_value = "auto")]
+    progress: String,
     #[arg(short, long)]
     quiet: bool,
     image: String,
@@ -102,32 +109,67 @@ fn registry_platform(p: &Platform) -> builder_registry::Platform {
     }
 }
 
-fn print_progress(quiet: bool) -> impl Fn(ProgressEvent) + Sync {
+/// Passes the registry client's reports on to a progress display: byte counts as transfer
+/// events, and docker's one-line outcomes per blob ("Pull complete", "Pushed"...) as status.
+fn forward_progress(sink: &dyn ProgressSink) -> impl Fn(ProgressEvent) + Sync + '_ {
     move |ev| {
-        if quiet {
-            return;
-        }
-        let line = match ev {
-            ProgressEvent::DownloadComplete { digest } => {
-                format!("{}: Pull complete", digest.short())
+        let transfer = |kind, digest: Digest, current, total| {
+            Event::Transfer(Transfer {
+                id: digest.to_string(),
+                kind,
+                current,
+                total,
+            })
+        };
+        let status = |digest: Digest, what: &str| Event::Status {
+            message: format!("{}: {what}", digest.short()),
+        };
+        sink.event(match ev {
+            ProgressEvent::DownloadStarted { digest, size } => {
+                transfer(TransferKind::Pull, digest, 0, size)
             }
-            ProgressEvent::BlobCached { digest } => format!("{}: Already exists", digest.short()),
-            ProgressEvent::UploadComplete { digest } => format!("{}: Pushed", digest.short()),
-            ProgressEvent::BlobExists { digest } => {
-                format!("{}: Layer already exists", digest.short())
+            ProgressEvent::DownloadProgress {
+                digest,
+                done,
+                total,
+            } => transfer(TransferKind::Pull, digest, done, total),
+            ProgressEvent::UploadStarted { digest, size } => {
+                transfer(TransferKind::Push, digest, 0, size)
             }
+            ProgressEvent::UploadProgress {
+                digest,
+                done,
+                total,
+            } => transfer(TransferKind::Push, digest, done, total),
+            ProgressEvent::DownloadComplete { digest } => status(digest, "Pull complete"),
+            ProgressEvent::BlobCached { digest } => status(digest, "Already exists"),
+            ProgressEvent::UploadComplete { digest } => status(digest, "Pushed"),
+            ProgressEvent::BlobExists { digest } => status(digest, "Layer already exists"),
             ProgressEvent::BlobMounted { digest, from } => {
-                format!("{}: Mounted from {from}", digest.short())
+                status(digest, &format!("Mounted from {from}"))
             }
             ProgressEvent::Retrying {
                 what,
                 attempt,
                 error,
-            } => format!("{what}: try {attempt} failed, retrying: {error}"),
-            _ => return,
-        };
-        let _ = writeln!(std::io::stderr(), "{line}");
+            } => Event::Status {
+                message: format!("{what}: try {attempt} failed, retrying: {error}"),
+            },
+            ProgressEvent::ManifestResolved { .. }
+            | ProgressEvent::ManifestPushed { .. }
+            | ProgressEvent::DownloadResumed { .. }
+            | ProgressEvent::UploadResumed { .. } => return,
+        });
     }
+}
+
+/// The display for `pull`/`push`: `-q` wins over `--progress`.
+fn renderer(quiet: bool, progress: &str) -> anyhow::Result<Renderer> {
+    Ok(Renderer::new(if quiet {
+        ProgressMode::Quiet
+    } else {
+        ProgressMode::parse(progress)?
+    }))
 }
 
 /// Pulls `name` (normalized) into the store and names it.
@@ -135,13 +177,13 @@ fn pull_into(
     store: &Store,
     name: &str,
     platform: &Platform,
-    quiet: bool,
+    sink: &dyn ProgressSink,
 ) -> anyhow::Result<ImageRecord> {
     // Blobs land before the name does: keep a concurrent prune from sweeping them in between.
     let _lease = builder_cache::gc::build_lease(store.root())?;
     let reference: Reference = name.parse()?;
     let client = client()?;
-    let progress = print_progress(quiet);
+    let progress = forward_progress(sink);
     let pulled = runtime()?
         .block_on(client.pull(&reference, &registry_platform(platform), store, &progress))
         .with_context(|| format!("pulling {}", familiar(name)))?;
@@ -160,7 +202,7 @@ pub fn fetcher(ctx: &Context) -> Box<Fetcher> {
     let root = ctx.root.clone();
     Box::new(move |name: &str, platform: &Platform| {
         let store = Store::open(&root).map_err(|e| e.to_string())?;
-        pull_into(&store, name, platform, true)
+        pull_into(&store, name, platform, &NoProgress)
             .map(|_| ())
             .map_err(|e| format!("{e:#}"))
     })
@@ -176,7 +218,8 @@ pub fn pull(ctx: &Context, args: PullArgs) -> anyhow::Result<ExitCode> {
         }
         None => Platform::host(),
     };
-    let record = pull_into(&store, &name, &platform, args.quiet)?;
+    let renderer = renderer(args.quiet, &args.progress)?;
+    let record = pull_into(&store, &name, &platform, &renderer)?;
     if !args.quiet {
         eprintln!("Digest: {}", record.manifest);
     }
@@ -186,10 +229,10 @@ pub fn pull(ctx: &Context, args: PullArgs) -> anyhow::Result<ExitCode> {
 
 /// Pushes a stored image under `name` (normalized); returns the manifest digest.
 pub fn push_image(
-    _ctx: &Context,
     store: &Store,
     name: &str,
     record: &ImageRecord,
+    sink: &dyn ProgressSink,
 ) -> anyhow::Result<Digest> {
     let reference: Reference = name.parse()?;
     let manifest = read_manifest(store.blobs(), &record.manifest)?;
@@ -199,7 +242,7 @@ pub fn push_image(
         .clone()
         .unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".into());
     let client = client()?;
-    let progress = print_progress(false);
+    let progress = forward_progress(sink);
     let digest = runtime()?
         .block_on(client.push(&reference, &bytes, &media_type, store, &progress))
         .with_context(|| format!("pushing {}", familiar(name)))?;
@@ -211,7 +254,8 @@ pub fn push(ctx: &Context, args: PushArgs) -> anyhow::Result<ExitCode> {
     let name = normalize(&args.image)
         .map_err(|e| UsageError(format!("invalid reference {:?}: {e}", args.image)))?;
     let record = find_image(&store, &args.image)?;
-    let digest = push_image(ctx, &store, &name, &record)?;
+    let renderer = renderer(args.quiet, &args.progress)?;
+    let digest = push_image(&store, &name, &record, &renderer)?;
     println!("{}: digest: {digest}", familiar(&name));
     Ok(ExitCode::SUCCESS)
 }

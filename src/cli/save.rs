@@ -10,7 +10,10 @@ use builder_cache::{Digest, ImageRecord, Store};
 use builder_export::ArchiveFormat;
 use clap::Args;
 
+use builder_solver::progress::{Event, ProgressSink, Transfer, TransferKind};
+
 use super::build::OutputSpec;
+use super::progress::{ProgressMode, Renderer};
 use super::{Context, UsageError, find_image, normalize};
 
 #[derive(Args)]
@@ -21,6 +24,10 @@ pub struct SaveArgs {
     /// Archive format: docker (docker-archive, which also contains an OCI layout) or oci.
     #[arg(long, default_value = "docker", value_parser = ["docker", "oci"])]
     format: String,
+    /// Progress output: quiet (the default, like docker save), auto, tty, plain, rawjson
+    /// (per-blob byte counts).
+    #[arg(long, default_value = "quiet")]
+    progress: String,
     #[arg(required = true)]
     images: Vec<String>,
 }
@@ -42,7 +49,8 @@ pub fn run(ctx: &Context, args: SaveArgs) -> anyhow::Result<ExitCode> {
     } else {
         ArchiveFormat::DockerArchive
     };
-    write_archive_file(&store, &images, format, &args.output)?;
+    let renderer = Renderer::new(ProgressMode::parse(&args.progress)?);
+    write_archive_file(&store, &images, format, &args.output, &renderer)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -52,6 +60,7 @@ fn write_archive_file(
     images: &[(String, Digest)],
     format: ArchiveFormat,
     dest: &Path,
+    sink: &dyn ProgressSink,
 ) -> anyhow::Result<()> {
     let dir = dest
         .parent()
@@ -59,7 +68,21 @@ fn write_archive_file(
         .unwrap_or(Path::new("."));
     let tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("creating a file in {}", dir.display()))?;
-    let out = builder_export::write_archive(store, images, format, BufWriter::new(tmp.reopen()?))?;
+    let report = |d: &Digest, current: u64, total: u64| {
+        sink.event(Event::Transfer(Transfer {
+            id: d.to_string(),
+            kind: TransferKind::Export,
+            current,
+            total,
+        }))
+    };
+    let out = builder_export::write_archive_reporting(
+        store,
+        images,
+        format,
+        BufWriter::new(tmp.reopen()?),
+        Some(&report),
+    )?;
     out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     tmp.persist(dest)
         .with_context(|| format!("writing {}", dest.display()))?;
@@ -71,6 +94,7 @@ pub fn export_output(
     out: &OutputSpec,
     tags: &[String],
     record: &ImageRecord,
+    sink: &dyn ProgressSink,
 ) -> anyhow::Result<()> {
     let images: Vec<(String, Digest)> = if tags.is_empty() {
         vec![(String::new(), record.manifest)]
@@ -79,10 +103,10 @@ pub fn export_output(
     };
     match out {
         OutputSpec::DockerArchive(p) => {
-            write_archive_file(store, &images, ArchiveFormat::DockerArchive, p)
+            write_archive_file(store, &images, ArchiveFormat::DockerArchive, p, sink)
         }
         OutputSpec::OciArchive(p) => {
-            write_archive_file(store, &images, ArchiveFormat::OciLayout, p)
+            write_archive_file(store, &images, ArchiveFormat::OciLayout, p, sink)
         }
         OutputSpec::RootfsTar(p) => {
             let file = File::create(p).with_context(|| format!("creating {}", p.display()))?;

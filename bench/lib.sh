@@ -1,0 +1,51 @@
+# bench/lib.sh: timing helpers shared by the benchmark scripts (sourced, not run).
+#
+# The caller sets: work (a temp dir), log (a file collecting every command's output),
+# RUNS (timed runs per measurement), TIMER (hyperfine | date).
+
+# ms with one decimal from nanoseconds ("-" stays "-")
+ms() { awk -v n="$1" 'BEGIN { if (n == "-") print "-"; else printf "%.1f", n / 1e6 }'; }
+
+# time_median NAME CMD...: runs CMD once to warm up, then RUNS times; prints "median min max" wall,
+# nanoseconds, then the mean CPU time (user + system, children included) with hyperfine, else "-".
+# A failing CMD aborts with its log.
+time_median() {
+  local name="$1"; shift
+  if [ "$TIMER" = hyperfine ]; then
+    local json="$work/$name.json" quoted=""
+    for a in "$@"; do quoted+=" $(printf '%q' "$a")"; done
+    if ! hyperfine -N --style none --warmup 1 --runs "$RUNS" --export-json "$json" -- "${quoted# }" \
+      >>"$log" 2>&1; then
+      echo "FAILED: $*" >&2; tail -30 "$log" >&2; exit 1
+    fi
+    python3 - "$json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"][0]
+t = r["times"]
+cpu = (r.get("user", 0) + r.get("system", 0)) * 1e9
+print(int(r["median"] * 1e9), int(min(t) * 1e9), int(max(t) * 1e9), int(cpu))
+PY
+  else
+    local i t0 t1 times=()
+    "$@" >>"$log" 2>&1 || { echo "FAILED: $*" >&2; tail -30 "$log" >&2; exit 1; }
+    for ((i = 0; i < RUNS; i++)); do
+      t0=$(date +%s%N)
+      "$@" >>"$log" 2>&1 || { echo "FAILED: $*" >&2; tail -30 "$log" >&2; exit 1; }
+      t1=$(date +%s%N)
+      times+=($((t1 - t0)))
+    done
+    printf '%s\n' "${times[@]}" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)], a[1], a[NR], "-" }'
+  fi
+}
+
+# once CMD...: runs CMD once and prints its wall time in ns (for one-off base builds)
+once() {
+  local t0 t1
+  t0=$(date +%s%N)
+  "$@" >>"$log" 2>&1 || { echo "FAILED: $*" >&2; tail -30 "$log" >&2; exit 1; }
+  t1=$(date +%s%N)
+  echo $((t1 - t0))
+}
+
+# median NUMBERS...: the middle value (the lower middle for an even count)
+median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
