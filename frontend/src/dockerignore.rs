@@ -235,6 +235,11 @@ impl IgnoreMatcher {
         IgnoreMatcher::default()
     }
 
+    /// Whether no pattern was given: nothing is excluded, and walkers need not ask per file.
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+
     /// Whether `rel_path` (slash-separated, relative to the context root) is excluded.
     pub fn is_excluded(&self, rel_path: &str) -> bool {
         let path = clean_path(rel_path.trim_start_matches('/'));

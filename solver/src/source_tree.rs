@@ -78,8 +78,10 @@ impl<'a> SourceTree<'a> {
         !rel.is_empty() && self.ignore.is_some_and(|m| m.is_excluded(rel))
     }
 
-    fn may_descend(&self, rel: &str) -> bool {
-        !self.is_excluded(rel) || self.ignore.is_some_and(|m| m.may_include_children(rel))
+    /// Whether an excluded directory must still be walked: a `!` exception may re-include
+    /// something below it.
+    fn may_include_children(&self, rel: &str) -> bool {
+        self.ignore.is_some_and(|m| m.may_include_children(rel))
     }
 
     /// Expands one COPY source (a path, possibly with `*`, `?`, `[...]` wildcards per component).
@@ -150,52 +152,27 @@ impl<'a> SourceTree<'a> {
 
     /// Everything under a selected directory (not the directory itself), in sorted order, with
     /// .dockerignore exclusions applied. Symlinks are listed, never followed.
-    pub fn walk(&self, dir: &Selected) -> Result<Vec<(String, PathBuf, Metadata)>, SourceError> {
+    pub fn walk(&self, dir: &Selected) -> Result<Vec<Found>, SourceError> {
         let mut out = Vec::new();
-        self.walk_into(&dir.host, &dir.rel, "", &mut out)?;
+        self.walk_batches(dir, &mut |batch| {
+            out.append(batch);
+            Ok(())
+        })?;
         Ok(out)
     }
 
-    fn walk_into(
-        &self,
-        host: &Path,
-        tree_rel: &str,
-        sel_rel: &str,
-        out: &mut Vec<(String, PathBuf, Metadata)>,
-    ) -> Result<(), SourceError> {
-        let mut listed: Vec<fs::DirEntry> = fs::read_dir(host)
-            .map_err(io_err(host))?
-            .collect::<Result<_, _>>()
-            .map_err(io_err(host))?;
-        listed.sort_by_key(fs::DirEntry::file_name);
-        let children = stat_entries(listed).map_err(io_err(host))?;
-        for (name, meta) in children {
-            let name = name.to_string_lossy().into_owned();
-            let child_tree = if tree_rel.is_empty() {
-                name.clone()
-            } else {
-                format!("{tree_rel}/{name}")
-            };
-            let child_sel = if sel_rel.is_empty() {
-                name.clone()
-            } else {
-                format!("{sel_rel}/{name}")
-            };
-            let child_host = host.join(&name);
-            let excluded = self.is_excluded(&child_tree);
-            if meta.is_dir() {
-                if !self.may_descend(&child_tree) {
-                    continue;
-                }
-                if !excluded {
-                    out.push((child_sel.clone(), child_host.clone(), meta));
-                }
-                self.walk_into(&child_host, &child_tree, &child_sel, out)?;
-            } else if !excluded {
-                out.push((child_sel, child_host, meta));
-            }
-        }
-        Ok(())
+    /// The same entries as [`walk`](Self::walk), handed to `sink` a batch at a time (it may
+    /// drain the batch): a checksum never holds the metadata of a whole large tree at once.
+    fn walk_batches(&self, dir: &Selected, sink: &mut Sink<'_>) -> Result<(), SourceError> {
+        let mut walk = Walk {
+            tree: self,
+            listed: Vec::new(),
+            open_dirs: 0,
+            batch: Vec::new(),
+            sink,
+        };
+        walk.list(&dir.host, &dir.rel, "")?;
+        walk.stat_listed()
     }
 
     /// Checksum of what a COPY of `patterns` would read: for each selected path, the names
@@ -206,57 +183,179 @@ impl<'a> SourceTree<'a> {
         for pattern in patterns {
             h.update(b"pattern\0");
             h.update(pattern.as_bytes());
-            let mut entries = Vec::new();
             for sel in self.select(pattern)? {
                 let meta = fs::symlink_metadata(&sel.host).map_err(io_err(&sel.host))?;
                 let is_dir = meta.is_dir();
-                entries.push((sel.rel.clone(), sel.host.clone(), meta));
+                self.add_to_checksum(&mut h, &mut vec![(sel.rel.clone(), sel.host.clone(), meta)])?;
                 if is_dir {
-                    entries.extend(self.walk(&sel)?);
+                    self.walk_batches(&sel, &mut |batch| self.add_to_checksum(&mut h, batch))?;
                 }
-            }
-            let digests = file_digests(&entries, self.stat_cache)?;
-            for ((rel, host, meta), digest) in entries.iter().zip(digests) {
-                hash_entry(&mut h, rel, host, meta, digest)?;
             }
         }
         Ok(h.finish())
     }
+
+    /// Hashes a batch of entries into a checksum, in their order, and empties the batch.
+    fn add_to_checksum(&self, h: &mut Hasher, batch: &mut Vec<Found>) -> Result<(), SourceError> {
+        let digests = file_digests(batch, self.stat_cache)?;
+        for ((rel, host, meta), digest) in batch.iter().zip(digests) {
+            hash_entry(h, rel, host, meta, digest)?;
+        }
+        batch.clear();
+        Ok(())
+    }
 }
 
-/// Below this many entries a directory is stat'ed on one thread: threads cost more than they save.
+/// One entry of a walk: its path relative to the walked selection, its host path, and its
+/// metadata (symlinks not followed).
+pub type Found = (String, PathBuf, Metadata);
+
+/// Where a walk hands its batches of entries.
+type Sink<'s> = dyn FnMut(&mut Vec<Found>) -> Result<(), SourceError> + 's;
+
+/// Listed entries wait to be stat'ed until this many have gathered, or entries of this many
+/// directories: each keeps its directory open (it is stat'ed relative to that directory, which
+/// spares the kernel a path walk per file), so the number of open descriptors stays bounded.
+const STAT_BATCH: usize = 8192;
+const OPEN_DIRS_MAX: usize = 128;
+
+/// Below this many entries a batch is stat'ed on one thread: threads cost more than they save.
 const PARALLEL_STAT_MIN: usize = 256;
 
-/// Names and metadata (not following symlinks) of a directory's entries, in their order.
-/// `DirEntry::metadata` stats relative to the open directory (fstatat), sparing the kernel a full
-/// path walk per file; large directories are stat'ed on every core. Checking a large unchanged
-/// context is one `stat` per file, and those calls were most of a no-op rebuild's time.
-fn stat_entries(listed: Vec<fs::DirEntry>) -> io::Result<Vec<(std::ffi::OsString, Metadata)>> {
-    let stat = |part: &[fs::DirEntry]| -> io::Result<Vec<_>> {
-        part.iter()
-            .map(|e| Ok((e.file_name(), e.metadata()?)))
-            .collect()
-    };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if listed.len() < PARALLEL_STAT_MIN || threads < 2 {
-        return stat(&listed);
+/// The cores this process may use, asked once: `available_parallelism` reads cgroup files on
+/// every call, and the walk would ask per directory.
+pub(crate) fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// An entry listed by name and type (`getdents` alone), not yet stat'ed.
+struct Listed {
+    sel_rel: String,
+    host: PathBuf,
+    entry: fs::DirEntry,
+}
+
+/// A walk of a tree in two passes over each batch of entries: list directories (names and
+/// types come with `getdents`, so deciding where to descend needs no `stat`), then stat what
+/// was listed on every core. Checking a large unchanged context is one `stat` per file, and
+/// those calls are most of a no-op rebuild's time; splitting them from the listing lets every
+/// core take a share even when the files are spread over many small directories.
+struct Walk<'t, 'a, 's> {
+    tree: &'t SourceTree<'a>,
+    listed: Vec<Listed>,
+    open_dirs: usize,
+    /// Stat'ed entries on their way to the sink; its allocation is reused batch after batch.
+    batch: Vec<Found>,
+    sink: &'s mut Sink<'s>,
+}
+
+impl Walk<'_, '_, '_> {
+    fn list(&mut self, host: &Path, tree_rel: &str, sel_rel: &str) -> Result<(), SourceError> {
+        let mut entries: Vec<(std::ffi::OsString, fs::DirEntry)> = fs::read_dir(host)
+            .map_err(io_err(host))?
+            .map(|e| e.map(|e| (e.file_name(), e)))
+            .collect::<Result<_, _>>()
+            .map_err(io_err(host))?;
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        self.open_dirs += 1;
+        let filtered = self.tree.ignore.is_some_and(|m| !m.is_empty());
+        for (name, entry) in entries {
+            let name = name.to_string_lossy();
+            let join = |base: &str| {
+                if base.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{base}/{name}")
+                }
+            };
+            // The tree-relative path only matters to .dockerignore patterns: without any,
+            // a large walk saves an allocation per file.
+            let child_tree = if filtered {
+                join(tree_rel)
+            } else {
+                String::new()
+            };
+            let excluded = filtered && self.tree.is_excluded(&child_tree);
+            // The type from the directory entry; std falls back to lstat where the file
+            // system leaves it unknown. Symlinks are not followed either way.
+            let is_dir = entry.file_type().map_err(io_err(host))?.is_dir();
+            if is_dir && excluded && !self.tree.may_include_children(&child_tree) {
+                continue;
+            }
+            let child_sel = join(sel_rel);
+            let child_host = host.join(&*name);
+            if is_dir {
+                let below = (child_sel.clone(), child_host.clone(), child_tree);
+                if !excluded {
+                    self.push(child_sel, child_host, entry)?;
+                }
+                self.list(&below.1, &below.2, &below.0)?;
+            } else if !excluded {
+                self.push(child_sel, child_host, entry)?;
+            }
+        }
+        Ok(())
     }
-    let chunk = listed.len().div_ceil(threads);
-    let parts: Vec<io::Result<Vec<_>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = listed
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || stat(part)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    });
-    let mut out = Vec::with_capacity(listed.len());
-    for part in parts {
-        out.extend(part?);
+
+    fn push(
+        &mut self,
+        sel_rel: String,
+        host: PathBuf,
+        entry: fs::DirEntry,
+    ) -> Result<(), SourceError> {
+        self.listed.push(Listed {
+            sel_rel,
+            host,
+            entry,
+        });
+        if self.listed.len() >= STAT_BATCH || self.open_dirs >= OPEN_DIRS_MAX {
+            self.stat_listed()?;
+        }
+        Ok(())
     }
-    Ok(out)
+
+    /// Stats every listed entry (not following symlinks) and appends them to the output, in
+    /// the order they were listed.
+    fn stat_listed(&mut self) -> Result<(), SourceError> {
+        let listed = std::mem::take(&mut self.listed);
+        self.open_dirs = 0;
+        let stat = |part: &[Listed]| -> Result<Vec<Metadata>, SourceError> {
+            part.iter()
+                .map(|l| l.entry.metadata().map_err(io_err(&l.host)))
+                .collect()
+        };
+        let threads = cores();
+        let metas: Vec<Metadata> = if listed.len() < PARALLEL_STAT_MIN || threads < 2 {
+            stat(&listed)?
+        } else {
+            let chunk = listed.len().div_ceil(threads);
+            let parts: Vec<Result<Vec<Metadata>, SourceError>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = listed
+                    .chunks(chunk)
+                    .map(|part| scope.spawn(move || stat(part)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            });
+            let mut metas = Vec::with_capacity(listed.len());
+            for part in parts {
+                metas.extend(part?);
+            }
+            metas
+        };
+        self.batch.extend(
+            listed
+                .into_iter()
+                .zip(metas)
+                .map(|(l, m)| (l.sel_rel, l.host, m)),
+        );
+        (self.sink)(&mut self.batch)?;
+        self.batch.clear();
+        Ok(())
+    }
 }
 
 /// Content digests of the regular files among `entries` (None for the rest), in their order.
@@ -264,7 +363,7 @@ fn stat_entries(listed: Vec<fs::DirEntry>) -> io::Result<Vec<(std::ffi::OsString
 /// hashed on every core: one SHA-256 stream runs at about the speed of one core, and a context is
 /// usually many files. Largest first, so one big file does not finish alone at the end.
 fn file_digests(
-    entries: &[(String, PathBuf, Metadata)],
+    entries: &[Found],
     stat_cache: Option<&StatCache>,
 ) -> Result<Vec<Option<Digest>>, SourceError> {
     let mut out = vec![None; entries.len()];
@@ -290,9 +389,7 @@ fn file_digests(
         }
         .map_err(io_err(host))
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(order.len());
+    let threads = cores().min(order.len());
     let next = AtomicUsize::new(0);
     let worker = || -> Result<Vec<(usize, Digest)>, SourceError> {
         let mut done = Vec::new();
@@ -387,5 +484,101 @@ mod tests {
 
         fs::write(root.join("a/b/f299"), b"changed").unwrap();
         assert_ne!(tree.checksum(&pats).unwrap(), first);
+    }
+
+    /// The plain recursive walk the batched one must agree with: sorted names, symlinks not
+    /// followed, excluded entries left out, excluded directories entered only when an
+    /// exception may re-include something below them.
+    fn reference_walk(
+        tree: &SourceTree,
+        host: &Path,
+        tree_rel: &str,
+        sel_rel: &str,
+        out: &mut Vec<Found>,
+    ) {
+        let mut names: Vec<_> = fs::read_dir(host)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        for name in names {
+            let name = name.to_string_lossy().into_owned();
+            let join = |base: &str| {
+                if base.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{base}/{name}")
+                }
+            };
+            let (child_tree, child_sel) = (join(tree_rel), join(sel_rel));
+            let child_host = host.join(&name);
+            let meta = fs::symlink_metadata(&child_host).unwrap();
+            let excluded = tree.is_excluded(&child_tree);
+            let is_dir = meta.is_dir();
+            if !excluded {
+                out.push((child_sel.clone(), child_host.clone(), meta));
+            }
+            if is_dir && (!excluded || tree.may_include_children(&child_tree)) {
+                reference_walk(tree, &child_host, &child_tree, &child_sel, out);
+            }
+        }
+    }
+
+    /// Enough directories that the walk stats in several batches (it flushes every
+    /// OPEN_DIRS_MAX directories), with exclusions, an exception below an excluded directory,
+    /// and symlinks (listed, never followed).
+    #[test]
+    fn batched_walk_matches_a_plain_recursive_walk() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for d in 0..(OPEN_DIRS_MAX + 40) {
+            let sub = root.join(format!("src/d{d:03}"));
+            fs::create_dir_all(sub.join("inner")).unwrap();
+            for f in 0..3 {
+                fs::write(sub.join(format!("f{f}.txt")), format!("{d} {f}")).unwrap();
+            }
+            fs::write(sub.join("inner/skip.log"), "log").unwrap();
+            fs::write(sub.join("inner/keep.log"), "keep").unwrap();
+        }
+        fs::create_dir_all(root.join("src/zz-excluded/deep")).unwrap();
+        fs::write(root.join("src/zz-excluded/deep/wanted"), "w").unwrap();
+        fs::write(root.join("src/zz-excluded/unwanted"), "u").unwrap();
+        std::os::unix::fs::symlink("../..", root.join("src/d000/up")).unwrap();
+        std::os::unix::fs::symlink("/nonexistent", root.join("src/dangling")).unwrap();
+        let ignore = IgnoreMatcher::parse(
+            "**/*.log\n!**/keep.log\nsrc/zz-excluded\n!src/zz-excluded/deep/wanted\n",
+        )
+        .unwrap();
+        for matcher in [None, Some(&ignore)] {
+            let tree = SourceTree::new(root, matcher);
+            let sel = tree.select("src").unwrap().remove(0);
+            let walked = tree.walk(&sel).unwrap();
+            let mut expected = Vec::new();
+            reference_walk(&tree, &sel.host, "src", "", &mut expected);
+            let rels = |v: &[Found]| {
+                v.iter()
+                    .map(|(r, h, _)| (r.clone(), h.clone()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(rels(&walked), rels(&expected));
+            let has = |p: &str| walked.iter().any(|(rel, _, _)| rel == p);
+            assert!(has("d000/up") && has("dangling") && has("d167/f2.txt"));
+            assert_eq!(has("d005/inner/skip.log"), matcher.is_none());
+            assert!(has("d005/inner/keep.log"));
+            assert!(has("zz-excluded/deep/wanted"));
+            assert_eq!(has("zz-excluded/unwanted"), matcher.is_none());
+
+            // The checksum, fed batch by batch, is the one of the whole list in order (the
+            // format earlier versions stored cache keys with).
+            let mut h = Hasher::new();
+            h.update(b"pattern\0src");
+            let sel_meta = fs::symlink_metadata(&sel.host).unwrap();
+            hash_entry(&mut h, "src", &sel.host, &sel_meta, None).unwrap();
+            for (rel, host, meta) in &expected {
+                let digest = meta.is_file().then(|| hash_file(host).unwrap());
+                hash_entry(&mut h, rel, host, meta, digest).unwrap();
+            }
+            assert_eq!(tree.checksum(&["src".into()]).unwrap(), h.finish());
+        }
     }
 }
