@@ -11,6 +11,8 @@
 //! spent ~100 ms parsing 4 MB of JSON, more than all its `stat` calls. Layout: the magic
 //! `BSTATC1\n`, then per entry (little-endian) size u64, mtime ns i128, ctime ns i128, inode u64,
 //! sha256 [u8; 32], path length u32, path bytes. A file that does not parse is ignored whole.
+//! Records are written in path order and read in place through an index of path hashes, so
+//! loading costs one pass over the bytes and a walk's lookups move through them front to back.
 
 use std::collections::HashMap;
 use std::fs::{self, Metadata};
@@ -239,14 +241,18 @@ impl StatCache {
         if learned.is_empty() {
             return Ok(());
         }
+        let mut records: Vec<(&[u8], Entry)> = self
+            .stored
+            .records()
+            .filter(|(path, _)| !learned.contains_key(*path))
+            .chain(learned.iter().map(|(path, e)| (path.as_slice(), e.clone())))
+            .collect();
+        // In path order, which is close to the order a walk looks them up in: the lookups of
+        // a no-op rebuild then read the file front to back instead of jumping around 3 MB.
+        records.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut bytes = Vec::with_capacity(self.stored.bytes.len() + learned.len() * 128);
         bytes.extend_from_slice(MAGIC);
-        for (path, e) in self.stored.records() {
-            if !learned.contains_key(path) {
-                encode(&mut bytes, path, &e);
-            }
-        }
-        for (path, e) in learned.iter() {
+        for (path, e) in &records {
             encode(&mut bytes, path, e);
         }
         let dir = file.parent().unwrap_or(Path::new("."));
