@@ -31,12 +31,59 @@ enum Tok {
 struct IgnorePattern {
     exclusion: bool,
     tokens: Vec<Tok>,
+    /// The literal text the pattern starts with and the literal text it ends with. A path that
+    /// does not start and end with them cannot match, which settles most (pattern, path) pairs
+    /// of a walk without running the matcher: a context walk asks every pattern about every
+    /// file and each of its parent directories.
+    head: String,
+    tail: String,
+    /// The whole pattern is literal text (`.git`, `node_modules`): equality decides.
+    literal: bool,
 }
+
+impl IgnorePattern {
+    fn new(exclusion: bool, tokens: Vec<Tok>) -> IgnorePattern {
+        let lit = |t: &Tok| match t {
+            Tok::Lit(c) => Some(*c),
+            _ => None,
+        };
+        let head: String = tokens.iter().map_while(lit).collect();
+        let mut tail: Vec<char> = tokens.iter().rev().map_while(lit).collect();
+        tail.reverse();
+        IgnorePattern {
+            exclusion,
+            literal: head.chars().count() == tokens.len(),
+            tokens,
+            head,
+            tail: tail.into_iter().collect(),
+        }
+    }
+}
+
+/// For one directory, which patterns match it or one of its parents (see
+/// [`IgnoreMatcher::parent_matches`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParentMatches(Vec<bool>);
 
 /// Compiled `.dockerignore` rules.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IgnoreMatcher {
     patterns: Vec<IgnorePattern>,
+}
+
+/// `p` as `clean_path` would give it, without allocating when it is already clean: the
+/// paths a context walk asks about are built from directory entries and nearly always are.
+fn cleaned(p: &str) -> std::borrow::Cow<'_, str> {
+    let clean = !p.is_empty()
+        && !p.ends_with('/')
+        && p.split('/')
+            .enumerate()
+            .all(|(i, part)| !matches!(part, "." | "..") && (i == 0 || !part.is_empty()));
+    if clean {
+        std::borrow::Cow::Borrowed(p)
+    } else {
+        std::borrow::Cow::Owned(clean_path(p))
+    }
 }
 
 /// Go's `filepath.Clean` for slash-separated paths.
@@ -179,6 +226,15 @@ fn tok_matches(tok: &Tok, c: char) -> bool {
 
 impl IgnorePattern {
     fn is_match(&self, path: &str) -> bool {
+        if self.literal {
+            return path == self.head;
+        }
+        // (Empty ones are common, `**/...` or `*.log`, and skipping them spares a memcmp call.)
+        if (!self.head.is_empty() && !path.starts_with(&self.head))
+            || (!self.tail.is_empty() && !path.ends_with(&self.tail))
+        {
+            return false;
+        }
         let chars: Vec<char> = path.chars().collect();
         matches(&self.tokens, &chars, false)
     }
@@ -222,10 +278,7 @@ impl IgnoreMatcher {
             if cleaned.len() > 1 && cleaned.starts_with('/') {
                 cleaned.remove(0);
             }
-            patterns.push(IgnorePattern {
-                exclusion,
-                tokens: compile(&cleaned, line)?,
-            });
+            patterns.push(IgnorePattern::new(exclusion, compile(&cleaned, line)?));
         }
         Ok(IgnoreMatcher { patterns })
     }
@@ -242,7 +295,7 @@ impl IgnoreMatcher {
 
     /// Whether `rel_path` (slash-separated, relative to the context root) is excluded.
     pub fn is_excluded(&self, rel_path: &str) -> bool {
-        let path = clean_path(rel_path.trim_start_matches('/'));
+        let path = cleaned(rel_path.trim_start_matches('/'));
         let mut excluded = false;
         for p in &self.patterns {
             // An inclusion can only change an unexcluded path, an exception an excluded one.
@@ -250,6 +303,48 @@ impl IgnoreMatcher {
                 continue;
             }
             if p.matches_or_parent(&path) {
+                excluded = !p.exclusion;
+            }
+        }
+        excluded
+    }
+
+    /// Which patterns match `rel_dir` (relative to the context root) or one of its parents:
+    /// what [`is_excluded_below`](Self::is_excluded_below) needs, so a walker asks about each
+    /// directory once rather than about every parent of every file.
+    pub fn parent_matches(&self, rel_dir: &str) -> ParentMatches {
+        let dir = cleaned(rel_dir.trim_start_matches('/'));
+        let at_root = dir == ".";
+        ParentMatches(
+            self.patterns
+                .iter()
+                .map(|p| !at_root && p.matches_or_parent(&dir))
+                .collect(),
+        )
+    }
+
+    /// [`parent_matches`](Self::parent_matches) of `child`, a directory directly inside the
+    /// one `parent` describes (`child` is its clean path relative to the context root).
+    pub fn child_matches(&self, parent: &ParentMatches, child: &str) -> ParentMatches {
+        ParentMatches(
+            self.patterns
+                .iter()
+                .zip(&parent.0)
+                .map(|(p, &hit)| hit || p.is_match(child))
+                .collect(),
+        )
+    }
+
+    /// [`is_excluded`](Self::is_excluded) of `child`, an entry directly inside the directory
+    /// `parent` describes (`child` is its clean path relative to the context root).
+    pub fn is_excluded_below(&self, parent: &ParentMatches, child: &str) -> bool {
+        let mut excluded = false;
+        for (p, &hit) in self.patterns.iter().zip(&parent.0) {
+            // As in is_excluded: only a rule that could change the answer is tried.
+            if p.exclusion != excluded {
+                continue;
+            }
+            if hit || p.is_match(child) {
                 excluded = !p.exclusion;
             }
         }
@@ -323,10 +418,75 @@ mod tests {
                 "{:?}", tokens
             );
         }
+
+        #[test]
+        fn cleaned_agrees_with_clean_path(p in "[a./]{0,8}") {
+            let expected = clean_path(&p);
+            let got = cleaned(&p);
+            prop_assert_eq!(got.as_ref(), expected.as_str());
+        }
+
+        /// The literal head/tail shortcut never changes an answer of the full matcher.
+        #[test]
+        fn shortcut_agrees_with_the_matcher(
+            pattern in prop::collection::vec(
+                prop::sample::select(vec!["a", "b", "ab", "/", "*", "?", "**", "**/", "[^a]", "\\*"]),
+                0..6,
+            ).prop_map(|parts| parts.concat()),
+            text in "[ab/*]{0,10}",
+        ) {
+            let tokens = compile(&pattern, 1).unwrap();
+            let chars: Vec<char> = text.chars().collect();
+            let full = matches(&tokens, &chars, false);
+            prop_assert_eq!(IgnorePattern::new(false, tokens).is_match(&text), full);
+        }
     }
 
     fn m(s: &str) -> IgnoreMatcher {
         IgnoreMatcher::parse(s).unwrap()
+    }
+
+    /// Asking per directory (as a walk does) gives is_excluded's answers for every entry.
+    #[test]
+    fn parent_matches_give_is_excluded_answers() {
+        let ig =
+            m("**/*.log\n!**/keep.log\nsrc/gen\n!src/gen/api/*.rs\n*.md\n!README.md\nb?d/**\n");
+        let paths = [
+            "a.log",
+            "README.md",
+            "x.md",
+            "src/a.log",
+            "src/keep.log",
+            "src/gen",
+            "src/gen/x.rs",
+            "src/gen/api",
+            "src/gen/api/y.rs",
+            "src/gen/api/z.txt",
+            "bad",
+            "bad/x",
+            "bad/x/keep.log",
+            "good/x.md",
+            "src/gen/api/deep/keep.log",
+        ];
+        for path in paths {
+            let (dir, _) = path.rsplit_once('/').unwrap_or(("", path));
+            let mut parents = ig.parent_matches("");
+            let mut walked = String::new();
+            for part in dir.split('/').filter(|p| !p.is_empty()) {
+                walked = if walked.is_empty() {
+                    part.to_string()
+                } else {
+                    format!("{walked}/{part}")
+                };
+                parents = ig.child_matches(&parents, &walked);
+            }
+            assert_eq!(parents, ig.parent_matches(dir), "{dir}");
+            assert_eq!(
+                ig.is_excluded_below(&parents, path),
+                ig.is_excluded(path),
+                "{path}"
+            );
+        }
     }
 
     #[test]

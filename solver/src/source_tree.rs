@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use builder_cache::{Digest, Hasher};
-use builder_frontend::dockerignore::IgnoreMatcher;
+use builder_frontend::dockerignore::{IgnoreMatcher, ParentMatches};
 
 use crate::rootpath::{clean_rel, resolve_in_root};
 use crate::stat_cache::{StatCache, hash_file};
@@ -171,7 +171,11 @@ impl<'a> SourceTree<'a> {
             batch: Vec::new(),
             sink,
         };
-        walk.list(&dir.host, &dir.rel, "")?;
+        let parents = self
+            .ignore
+            .filter(|m| !m.is_empty())
+            .map(|m| m.parent_matches(&dir.rel));
+        walk.list(&dir.host, &dir.rel, "", parents.as_ref())?;
         walk.stat_listed()
     }
 
@@ -251,7 +255,16 @@ struct Walk<'t, 'a, 's> {
 }
 
 impl Walk<'_, '_, '_> {
-    fn list(&mut self, host: &Path, tree_rel: &str, sel_rel: &str) -> Result<(), SourceError> {
+    /// Lists `host` (at `tree_rel` in the tree, `sel_rel` in the selection) and what is below
+    /// it. `parents` says which .dockerignore patterns match `host` or a parent of it; None
+    /// when there are no patterns, and then no tree-relative path is built per file either.
+    fn list(
+        &mut self,
+        host: &Path,
+        tree_rel: &str,
+        sel_rel: &str,
+        parents: Option<&ParentMatches>,
+    ) -> Result<(), SourceError> {
         let mut entries: Vec<(std::ffi::OsString, fs::DirEntry)> = fs::read_dir(host)
             .map_err(io_err(host))?
             .map(|e| e.map(|e| (e.file_name(), e)))
@@ -259,7 +272,7 @@ impl Walk<'_, '_, '_> {
             .map_err(io_err(host))?;
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         self.open_dirs += 1;
-        let filtered = self.tree.ignore.is_some_and(|m| !m.is_empty());
+        let rules = self.tree.ignore.zip(parents);
         for (name, entry) in entries {
             let name = name.to_string_lossy();
             let join = |base: &str| {
@@ -269,14 +282,12 @@ impl Walk<'_, '_, '_> {
                     format!("{base}/{name}")
                 }
             };
-            // The tree-relative path only matters to .dockerignore patterns: without any,
-            // a large walk saves an allocation per file.
-            let child_tree = if filtered {
+            let child_tree = if rules.is_some() {
                 join(tree_rel)
             } else {
                 String::new()
             };
-            let excluded = filtered && self.tree.is_excluded(&child_tree);
+            let excluded = rules.is_some_and(|(m, p)| m.is_excluded_below(p, &child_tree));
             // The type from the directory entry; std falls back to lstat where the file
             // system leaves it unknown. Symlinks are not followed either way.
             let is_dir = entry.file_type().map_err(io_err(host))?.is_dir();
@@ -286,11 +297,12 @@ impl Walk<'_, '_, '_> {
             let child_sel = join(sel_rel);
             let child_host = host.join(&*name);
             if is_dir {
-                let below = (child_sel.clone(), child_host.clone(), child_tree);
+                let below = (child_sel.clone(), child_host.clone());
+                let below_parents = rules.map(|(m, p)| m.child_matches(p, &child_tree));
                 if !excluded {
                     self.push(child_sel, child_host, entry)?;
                 }
-                self.list(&below.1, &below.2, &below.0)?;
+                self.list(&below.1, &child_tree, &below.0, below_parents.as_ref())?;
             } else if !excluded {
                 self.push(child_sel, child_host, entry)?;
             }
