@@ -25,6 +25,7 @@ pub mod stat_cache;
 pub mod step_lock;
 pub mod userdb;
 pub mod verify;
+pub mod walk;
 
 pub use build::{BuildError, BuildOutput, BuildRequest, StepRecord, build};
 pub use image::Platform;

@@ -9,10 +9,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use builder_cache::{Digest, Hasher};
-use builder_frontend::dockerignore::{IgnoreMatcher, ParentMatches};
+use builder_frontend::dockerignore::IgnoreMatcher;
 
 use crate::rootpath::{clean_rel, resolve_in_root};
 use crate::stat_cache::{StatCache, hash_file};
+pub use crate::walk::Found;
+use crate::walk::{Sink, cores};
 
 pub struct SourceTree<'a> {
     root: PathBuf,
@@ -40,7 +42,7 @@ pub enum SourceError {
     Pattern { pattern: String, message: String },
 }
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SourceError + '_ {
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SourceError + '_ {
     move |source| SourceError::Io {
         path: path.display().to_string(),
         source,
@@ -76,12 +78,6 @@ impl<'a> SourceTree<'a> {
 
     pub fn is_excluded(&self, rel: &str) -> bool {
         !rel.is_empty() && self.ignore.is_some_and(|m| m.is_excluded(rel))
-    }
-
-    /// Whether an excluded directory must still be walked: a `!` exception may re-include
-    /// something below it.
-    fn may_include_children(&self, rel: &str) -> bool {
-        self.ignore.is_some_and(|m| m.may_include_children(rel))
     }
 
     /// Expands one COPY source (a path, possibly with `*`, `?`, `[...]` wildcards per component).
@@ -161,22 +157,10 @@ impl<'a> SourceTree<'a> {
         Ok(out)
     }
 
-    /// The same entries as [`walk`](Self::walk), handed to `sink` a batch at a time (it may
-    /// drain the batch): a checksum never holds the metadata of a whole large tree at once.
+    /// The same entries as [`walk`](Self::walk), handed to `sink` a chunk at a time: a
+    /// checksum never holds the metadata of a whole large tree at once.
     fn walk_batches(&self, dir: &Selected, sink: &mut Sink<'_>) -> Result<(), SourceError> {
-        let mut walk = Walk {
-            tree: self,
-            listed: Vec::new(),
-            open_dirs: 0,
-            batch: Vec::new(),
-            sink,
-        };
-        let parents = self
-            .ignore
-            .filter(|m| !m.is_empty())
-            .map(|m| m.parent_matches(&dir.rel));
-        walk.list(&dir.host, &dir.rel, "", parents.as_ref())?;
-        walk.stat_listed()
+        crate::walk::walk(&dir.host, &dir.rel, self.ignore, sink)
     }
 
     /// Checksum of what a COPY of `patterns` would read: for each selected path, the names
@@ -206,166 +190,6 @@ impl<'a> SourceTree<'a> {
             hash_entry(h, rel, host, meta, digest)?;
         }
         batch.clear();
-        Ok(())
-    }
-}
-
-/// One entry of a walk: its path relative to the walked selection, its host path, and its
-/// metadata (symlinks not followed).
-pub type Found = (String, PathBuf, Metadata);
-
-/// Where a walk hands its batches of entries.
-type Sink<'s> = dyn FnMut(&mut Vec<Found>) -> Result<(), SourceError> + 's;
-
-/// Listed entries wait to be stat'ed until this many have gathered, or entries of this many
-/// directories: each keeps its directory open (it is stat'ed relative to that directory, which
-/// spares the kernel a path walk per file), so the number of open descriptors stays bounded.
-const STAT_BATCH: usize = 8192;
-const OPEN_DIRS_MAX: usize = 128;
-
-/// Below this many entries a batch is stat'ed on one thread: threads cost more than they save.
-const PARALLEL_STAT_MIN: usize = 256;
-
-/// The cores this process may use, asked once: `available_parallelism` reads cgroup files on
-/// every call, and the walk would ask per directory.
-pub(crate) fn cores() -> usize {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-}
-
-/// An entry listed by name and type (`getdents` alone), not yet stat'ed.
-struct Listed {
-    sel_rel: String,
-    host: PathBuf,
-    entry: fs::DirEntry,
-}
-
-/// A walk of a tree in two passes over each batch of entries: list directories (names and
-/// types come with `getdents`, so deciding where to descend needs no `stat`), then stat what
-/// was listed on every core. Checking a large unchanged context is one `stat` per file, and
-/// those calls are most of a no-op rebuild's time; splitting them from the listing lets every
-/// core take a share even when the files are spread over many small directories.
-struct Walk<'t, 'a, 's> {
-    tree: &'t SourceTree<'a>,
-    listed: Vec<Listed>,
-    open_dirs: usize,
-    /// Stat'ed entries on their way to the sink; its allocation is reused batch after batch.
-    batch: Vec<Found>,
-    sink: &'s mut Sink<'s>,
-}
-
-impl Walk<'_, '_, '_> {
-    /// Lists `host` (at `tree_rel` in the tree, `sel_rel` in the selection) and what is below
-    /// it. `parents` says which .dockerignore patterns match `host` or a parent of it; None
-    /// when there are no patterns, and then no tree-relative path is built per file either.
-    fn list(
-        &mut self,
-        host: &Path,
-        tree_rel: &str,
-        sel_rel: &str,
-        parents: Option<&ParentMatches>,
-    ) -> Result<(), SourceError> {
-        let mut entries: Vec<(std::ffi::OsString, fs::DirEntry)> = fs::read_dir(host)
-            .map_err(io_err(host))?
-            .map(|e| e.map(|e| (e.file_name(), e)))
-            .collect::<Result<_, _>>()
-            .map_err(io_err(host))?;
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        self.open_dirs += 1;
-        let rules = self.tree.ignore.zip(parents);
-        for (name, entry) in entries {
-            let name = name.to_string_lossy();
-            let join = |base: &str| {
-                if base.is_empty() {
-                    name.to_string()
-                } else {
-                    format!("{base}/{name}")
-                }
-            };
-            let child_tree = if rules.is_some() {
-                join(tree_rel)
-            } else {
-                String::new()
-            };
-            let excluded = rules.is_some_and(|(m, p)| m.is_excluded_below(p, &child_tree));
-            // The type from the directory entry; std falls back to lstat where the file
-            // system leaves it unknown. Symlinks are not followed either way.
-            let is_dir = entry.file_type().map_err(io_err(host))?.is_dir();
-            if is_dir && excluded && !self.tree.may_include_children(&child_tree) {
-                continue;
-            }
-            let child_sel = join(sel_rel);
-            let child_host = host.join(&*name);
-            if is_dir {
-                let below = (child_sel.clone(), child_host.clone());
-                let below_parents = rules.map(|(m, p)| m.child_matches(p, &child_tree));
-                if !excluded {
-                    self.push(child_sel, child_host, entry)?;
-                }
-                self.list(&below.1, &child_tree, &below.0, below_parents.as_ref())?;
-            } else if !excluded {
-                self.push(child_sel, child_host, entry)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn push(
-        &mut self,
-        sel_rel: String,
-        host: PathBuf,
-        entry: fs::DirEntry,
-    ) -> Result<(), SourceError> {
-        self.listed.push(Listed {
-            sel_rel,
-            host,
-            entry,
-        });
-        if self.listed.len() >= STAT_BATCH || self.open_dirs >= OPEN_DIRS_MAX {
-            self.stat_listed()?;
-        }
-        Ok(())
-    }
-
-    /// Stats every listed entry (not following symlinks) and appends them to the output, in
-    /// the order they were listed.
-    fn stat_listed(&mut self) -> Result<(), SourceError> {
-        let listed = std::mem::take(&mut self.listed);
-        self.open_dirs = 0;
-        let stat = |part: &[Listed]| -> Result<Vec<Metadata>, SourceError> {
-            part.iter()
-                .map(|l| l.entry.metadata().map_err(io_err(&l.host)))
-                .collect()
-        };
-        let threads = cores();
-        let metas: Vec<Metadata> = if listed.len() < PARALLEL_STAT_MIN || threads < 2 {
-            stat(&listed)?
-        } else {
-            let chunk = listed.len().div_ceil(threads);
-            let parts: Vec<Result<Vec<Metadata>, SourceError>> = std::thread::scope(|scope| {
-                let handles: Vec<_> = listed
-                    .chunks(chunk)
-                    .map(|part| scope.spawn(move || stat(part)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                    .collect()
-            });
-            let mut metas = Vec::with_capacity(listed.len());
-            for part in parts {
-                metas.extend(part?);
-            }
-            metas
-        };
-        self.batch.extend(
-            listed
-                .into_iter()
-                .zip(metas)
-                .map(|(l, m)| (l.sel_rel, l.host, m)),
-        );
-        (self.sink)(&mut self.batch)?;
-        self.batch.clear();
         Ok(())
     }
 }
@@ -530,20 +354,23 @@ mod tests {
             if !excluded {
                 out.push((child_sel.clone(), child_host.clone(), meta));
             }
-            if is_dir && (!excluded || tree.may_include_children(&child_tree)) {
+            let reinclude = tree
+                .ignore
+                .is_some_and(|m| m.may_include_children(&child_tree));
+            if is_dir && (!excluded || reinclude) {
                 reference_walk(tree, &child_host, &child_tree, &child_sel, out);
             }
         }
     }
 
-    /// Enough directories that the walk stats in several batches (it flushes every
-    /// OPEN_DIRS_MAX directories), with exclusions, an exception below an excluded directory,
+    /// Enough directories that the walk stats in several chunks on the stat threads (a chunk
+    /// ends after CHUNK_DIRS directories), with exclusions, an exception below an excluded directory,
     /// and symlinks (listed, never followed).
     #[test]
     fn batched_walk_matches_a_plain_recursive_walk() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        for d in 0..(OPEN_DIRS_MAX + 40) {
+        for d in 0..(crate::walk::CHUNK_DIRS * 5 + 8) {
             let sub = root.join(format!("src/d{d:03}"));
             fs::create_dir_all(sub.join("inner")).unwrap();
             for f in 0..3 {
