@@ -14,7 +14,7 @@ use builder_frontend::dockerignore::IgnoreMatcher;
 use crate::rootpath::{clean_rel, resolve_in_root};
 use crate::stat_cache::{StatCache, hash_file};
 pub use crate::walk::Found;
-use crate::walk::{Sink, cores};
+use crate::walk::{cores, walk};
 
 pub struct SourceTree<'a> {
     root: PathBuf,
@@ -150,17 +150,11 @@ impl<'a> SourceTree<'a> {
     /// .dockerignore exclusions applied. Symlinks are listed, never followed.
     pub fn walk(&self, dir: &Selected) -> Result<Vec<Found>, SourceError> {
         let mut out = Vec::new();
-        self.walk_batches(dir, &mut |batch| {
-            out.append(batch);
+        walk(&dir.host, &dir.rel, self.ignore, &mut |chunk| {
+            out.append(chunk);
             Ok(())
         })?;
         Ok(out)
-    }
-
-    /// The same entries as [`walk`](Self::walk), handed to `sink` a chunk at a time: a
-    /// checksum never holds the metadata of a whole large tree at once.
-    fn walk_batches(&self, dir: &Selected, sink: &mut Sink<'_>) -> Result<(), SourceError> {
-        crate::walk::walk(&dir.host, &dir.rel, self.ignore, sink)
     }
 
     /// Checksum of what a COPY of `patterns` would read: for each selected path, the names
@@ -176,7 +170,10 @@ impl<'a> SourceTree<'a> {
                 let is_dir = meta.is_dir();
                 self.add_to_checksum(&mut h, &mut vec![(sel.rel.clone(), sel.host.clone(), meta)])?;
                 if is_dir {
-                    self.walk_batches(&sel, &mut |batch| self.add_to_checksum(&mut h, batch))?;
+                    // Chunk by chunk: the metadata of a whole large tree is never held at once.
+                    walk(&sel.host, &sel.rel, self.ignore, &mut |chunk| {
+                        self.add_to_checksum(&mut h, chunk)
+                    })?;
                 }
             }
         }
