@@ -41,25 +41,6 @@ struct IgnorePattern {
     literal: bool,
 }
 
-impl IgnorePattern {
-    fn new(exclusion: bool, tokens: Vec<Tok>) -> IgnorePattern {
-        let lit = |t: &Tok| match t {
-            Tok::Lit(c) => Some(*c),
-            _ => None,
-        };
-        let head: String = tokens.iter().map_while(lit).collect();
-        let mut tail: Vec<char> = tokens.iter().rev().map_while(lit).collect();
-        tail.reverse();
-        IgnorePattern {
-            exclusion,
-            literal: head.chars().count() == tokens.len(),
-            tokens,
-            head,
-            tail: tail.into_iter().collect(),
-        }
-    }
-}
-
 /// For one directory, which patterns match it or one of its parents (see
 /// [`IgnoreMatcher::parent_matches`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,6 +206,23 @@ fn tok_matches(tok: &Tok, c: char) -> bool {
 }
 
 impl IgnorePattern {
+    fn new(exclusion: bool, tokens: Vec<Tok>) -> IgnorePattern {
+        let lit = |t: &Tok| match t {
+            Tok::Lit(c) => Some(*c),
+            _ => None,
+        };
+        let head: String = tokens.iter().map_while(lit).collect();
+        let mut tail: Vec<char> = tokens.iter().rev().map_while(lit).collect();
+        tail.reverse();
+        IgnorePattern {
+            exclusion,
+            literal: head.chars().count() == tokens.len(),
+            tokens,
+            head,
+            tail: tail.into_iter().collect(),
+        }
+    }
+
     fn is_match(&self, path: &str) -> bool {
         if self.literal {
             return path == self.head;
@@ -296,17 +294,8 @@ impl IgnoreMatcher {
     /// Whether `rel_path` (slash-separated, relative to the context root) is excluded.
     pub fn is_excluded(&self, rel_path: &str) -> bool {
         let path = cleaned(rel_path.trim_start_matches('/'));
-        let mut excluded = false;
-        for p in &self.patterns {
-            // An inclusion can only change an unexcluded path, an exception an excluded one.
-            if p.exclusion != excluded {
-                continue;
-            }
-            if p.matches_or_parent(&path) {
-                excluded = !p.exclusion;
-            }
-        }
-        excluded
+        let dir = path.rsplit_once('/').map_or("", |(dir, _)| dir);
+        self.is_excluded_below(&self.parent_matches(dir), &path)
     }
 
     /// Which patterns match `rel_dir` (relative to the context root) or one of its parents:
@@ -451,24 +440,28 @@ mod tests {
     fn parent_matches_give_is_excluded_answers() {
         let ig =
             m("**/*.log\n!**/keep.log\nsrc/gen\n!src/gen/api/*.rs\n*.md\n!README.md\nb?d/**\n");
-        let paths = [
-            "a.log",
-            "README.md",
-            "x.md",
-            "src/a.log",
-            "src/keep.log",
-            "src/gen",
-            "src/gen/x.rs",
-            "src/gen/api",
-            "src/gen/api/y.rs",
-            "src/gen/api/z.txt",
-            "bad",
-            "bad/x",
-            "bad/x/keep.log",
-            "good/x.md",
-            "src/gen/api/deep/keep.log",
+        // (path, excluded): later rules win, a rule matching a parent directory counts.
+        let cases = [
+            ("a.log", true),
+            ("README.md", false),
+            ("x.md", true),
+            ("src/a.log", true),
+            ("src/keep.log", false),
+            ("src/gen", true),
+            ("src/gen/x.rs", true),
+            ("src/gen/api", true),
+            ("src/gen/api/y.rs", false),
+            ("src/gen/api/z.txt", true),
+            ("bad", false),
+            ("bad/x", true),
+            ("bad/x/keep.log", true),
+            ("good/x.md", false),
+            ("src/gen/api/deep/keep.log", true),
         ];
-        for path in paths {
+        for (path, excluded) in cases {
+            assert_eq!(ig.is_excluded(path), excluded, "{path}");
+            // Walking down to the entry's directory one level at a time gives the same
+            // parent matches as computing them for that directory at once.
             let (dir, _) = path.rsplit_once('/').unwrap_or(("", path));
             let mut parents = ig.parent_matches("");
             let mut walked = String::new();
@@ -481,11 +474,7 @@ mod tests {
                 parents = ig.child_matches(&parents, &walked);
             }
             assert_eq!(parents, ig.parent_matches(dir), "{dir}");
-            assert_eq!(
-                ig.is_excluded_below(&parents, path),
-                ig.is_excluded(path),
-                "{path}"
-            );
+            assert_eq!(ig.is_excluded_below(&parents, path), excluded, "{path}");
         }
     }
 
