@@ -523,3 +523,68 @@ fn stalled_registry_times_out_with_a_clear_message() {
     );
     assert_eq!(proxy.injected("stall"), 4);
 }
+
+/// Ctrl-C while `FROM` is still downloading its base image stops the download at once (not
+/// after the build's 10 s grace), keeps no partial blob, and records no image.
+#[test]
+fn ctrl_c_during_a_base_image_pull_stops_it_at_once() {
+    let pusher = Env::new();
+    let Some((_reg, proxy, name)) = registry_behind_proxy(&pusher) else {
+        return;
+    };
+    proxy.arm(Fault::new(FaultKind::Stall, "GET", "/blobs/", usize::MAX));
+    let env = Env::new();
+    let ctx = env.context(
+        "ctx",
+        &[("Dockerfile", &format!("FROM {name}\nRUN echo never > /n\n"))],
+    );
+    let child = env
+        .cmd()
+        .env("BUILDER_REGISTRY_READ_TIMEOUT", "120")
+        .args(["build", "--progress=plain", "-t", "never:1"])
+        .arg(&ctx)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let child = &mut child.0;
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let waiting = Instant::now();
+    while proxy.injected("stall") == 0 {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(60),
+            "no blob download started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // SAFETY: kill has no memory effects; the pid is our unreaped child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let sent = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(5),
+            "the builder did not exit within 5 s of SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = reader.join().unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("cancelled"), "{stderr}");
+    assert!(
+        entries(&env.root().join("tmp")).is_empty(),
+        "no partial blob"
+    );
+    assert!(!env.run(&["inspect", &name]).status.success(), "no image");
+    let verify = env.run(&["cache", "verify"]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}

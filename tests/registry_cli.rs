@@ -308,3 +308,37 @@ fn rawjson_reports_bytes_of_every_blob_pushed_pulled_and_exported() {
     assert_eq!(exported.len(), layers + 2, "{exported:?}");
     assert_transfers_reach_blob_sizes(&b, &exported);
 }
+
+/// A base image that `FROM` pulls during a build shows its downloads in the build's own
+/// progress, as `builder pull` does.
+#[test]
+fn build_reports_bytes_of_the_base_image_it_pulls() {
+    let Some(reg) = registry() else { return };
+    let a = Env::new();
+    let base = push_base(&a, &reg);
+    let layers = a.inspect(&base)["Manifest"]["layers"]
+        .as_array()
+        .map_or(0, Vec::len);
+
+    let b = Env::new();
+    let ctx = b.context(
+        "ctx",
+        &[("Dockerfile", &format!("FROM {base}\nRUN echo hi > /hi\n"))],
+    );
+    let out = b
+        .cmd()
+        .args(["build", "--progress=rawjson", "-t", "app:1"])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pulled = transfers(&out.stderr, "pull");
+    // Its layers and its config.
+    assert_eq!(pulled.len(), layers + 1, "{pulled:?}");
+    assert_transfers_reach_blob_sizes(&b, &pulled);
+    assert_eq!(b.ok(&["run", "--rm", "app:1", "cat", "/hi"]), "hi\n");
+}

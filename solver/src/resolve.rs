@@ -10,8 +10,9 @@ use crate::image_json::spec_from_config;
 
 /// Turns a user-written reference into the store's key (`busybox` → `docker.io/library/busybox:latest`).
 pub type Normalizer = dyn Fn(&str) -> Result<String, String> + Send + Sync;
-/// Makes an image available in the store (a registry pull), given its normalized name.
-pub type Fetcher = dyn Fn(&str, &Platform) -> Result<(), String> + Send + Sync;
+/// Makes an image available in the store (a registry pull), given its normalized name. It may
+/// borrow (the build's progress display, say) for `'f`.
+pub type Fetcher<'f> = dyn Fn(&str, &Platform) -> Result<(), String> + Send + Sync + 'f;
 /// Downloads an `ADD <url>` file into the store's blobs.
 pub type UrlFetcher = dyn Fn(&str) -> Result<RemoteFile, String> + Send + Sync;
 
@@ -19,7 +20,7 @@ pub struct StoreResolver<'a> {
     pub store: &'a Store,
     pub normalize: &'a Normalizer,
     /// Called when the image is not in the store (or always, with `--pull`).
-    pub fetch: Option<&'a Fetcher>,
+    pub fetch: Option<&'a Fetcher<'a>>,
     pub always_fetch: bool,
     /// Downloads `ADD <url>` files; None refuses them.
     pub fetch_url: Option<&'a UrlFetcher>,

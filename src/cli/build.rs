@@ -122,7 +122,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     };
     let renderer = Renderer::new(mode);
     super::interrupt::cancel_build_on_signal().context("installing the Ctrl-C handler")?;
-    let fetch = super::registry::fetcher(ctx);
+    let fetch = super::registry::fetcher(ctx, &renderer);
     let fetch_url = super::http_source::url_fetcher(ctx.root.clone());
     let resolver = StoreResolver {
         store: &store,

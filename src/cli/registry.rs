@@ -6,7 +6,7 @@ use anyhow::{Context as _, bail};
 use builder_cache::{Digest, ImageRecord, Store, read_config, read_manifest};
 use builder_registry::{Client, ClientConfig, ProgressEvent, Reference, RetryPolicy, Timeouts};
 use builder_solver::Platform;
-use builder_solver::progress::{Event, NoProgress, ProgressSink, Transfer, TransferKind};
+use builder_solver::progress::{Event, ProgressSink, Transfer, TransferKind};
 use builder_solver::resolve::Fetcher;
 use clap::Args;
 
@@ -184,8 +184,18 @@ fn pull_into(
     let reference: Reference = name.parse()?;
     let client = client()?;
     let progress = forward_progress(sink);
+    let platform = registry_platform(platform);
+    let pull = client.pull(&reference, &platform, store, &progress);
+    // A cancelled build (Ctrl-C) stops its base-image pull at once rather than when the
+    // download ends; dropping the download deletes its temp file.
     let pulled = runtime()?
-        .block_on(client.pull(&reference, &registry_platform(platform), store, &progress))
+        .block_on(async {
+            tokio::select! {
+                pulled = pull => Some(pulled),
+                () = cancelled() => None,
+            }
+        })
+        .ok_or_else(|| anyhow::anyhow!("pulling {}: cancelled", familiar(name)))?
         .with_context(|| format!("pulling {}", familiar(name)))?;
     let config = read_config(store.blobs(), &pulled.config_digest)?;
     let record = ImageRecord {
@@ -197,12 +207,21 @@ fn pull_into(
     Ok(record)
 }
 
-/// What the build uses to get base images that are not in the store.
-pub fn fetcher(ctx: &Context) -> Box<Fetcher> {
+/// Resolves once the build has been cancelled (never for a plain `builder pull`, whose Ctrl-C
+/// ends the process).
+async fn cancelled() {
+    while !builder_solver::cancel::is_cancelled() {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// What the build uses to get base images that are not in the store; their downloads show in
+/// the build's progress (`sink`).
+pub fn fetcher<'a>(ctx: &Context, sink: &'a dyn ProgressSink) -> Box<Fetcher<'a>> {
     let root = ctx.root.clone();
     Box::new(move |name: &str, platform: &Platform| {
         let store = Store::open(&root).map_err(|e| e.to_string())?;
-        pull_into(&store, name, platform, &NoProgress)
+        pull_into(&store, name, platform, sink)
             .map(|_| ())
             .map_err(|e| format!("{e:#}"))
     })
