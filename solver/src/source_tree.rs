@@ -174,6 +174,9 @@ impl<'a> SourceTree<'a> {
                     walk(&sel.host, &sel.rel, self.ignore, &mut |chunk| {
                         self.add_to_checksum(&mut h, chunk)
                     })?;
+                    if let Some(cache) = self.stat_cache {
+                        cache.walked(&sel.host);
+                    }
                 }
             }
         }
@@ -416,5 +419,59 @@ mod tests {
             }
             assert_eq!(tree.checksum(&["src".into()]).unwrap(), h.finish());
         }
+    }
+
+    /// A checksum that walked a directory lets the stat cache forget files deleted from it.
+    #[test]
+    fn the_stat_cache_forgets_files_deleted_from_a_walked_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ctx, cache_dir) = (dir.path().join("ctx"), dir.path().join("cache"));
+        fs::create_dir_all(ctx.join("src")).unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        let write_settled = |name: &str| {
+            let path = ctx.join(name);
+            fs::write(&path, name).unwrap();
+            fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        };
+        write_settled("src/a");
+        write_settled("src/gone");
+        let checksum_and_save = || {
+            // ctime is now, so wait out the racy window before digests may be remembered.
+            let cache = StatCache::load(&cache_dir, &ctx);
+            SourceTree::new(&ctx, None)
+                .with_stat_cache(&cache)
+                .checksum(&["src".into()])
+                .unwrap();
+            cache.save().unwrap();
+        };
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        checksum_and_save();
+        let cached = |name: &str| {
+            let meta = fs::metadata(ctx.join(name)).unwrap();
+            StatCache::load(&cache_dir, &ctx).cached_digest(&ctx.join(name), &meta)
+        };
+        assert!(cached("src/gone").is_some());
+
+        fs::remove_file(ctx.join("src/gone")).unwrap();
+        write_settled("src/new");
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        checksum_and_save();
+        assert!(cached("src/a").is_some() && cached("src/new").is_some());
+        let file = fs::read_dir(&cache_dir)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let bytes = fs::read(file).unwrap();
+        assert!(
+            !bytes.windows(b"src/gone".len()).any(|w| w == b"src/gone"),
+            "the deleted file's record was dropped"
+        );
     }
 }

@@ -5,7 +5,8 @@
 //! Stored per context directory as `<root>/context-cache/<sha256(context path)>.bin`, rewritten
 //! atomically after a build. Files modified within the last two seconds are not recorded: their
 //! timestamps may not yet tell two versions apart (git's "racy" problem), so they are hashed
-//! again next time.
+//! again next time. A save drops the records of files that a walk of their directory no longer
+//! found (deleted or renamed), so the file tracks the context rather than its history.
 //!
 //! The file is a flat binary list rather than JSON: a no-op rebuild of a 20,000-file context
 //! spent ~100 ms parsing 4 MB of JSON, more than all its `stat` calls. Layout: the magic
@@ -21,6 +22,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use builder_cache::{Digest, Hasher};
@@ -122,8 +124,12 @@ fn record_at(bytes: &[u8], at: usize) -> Option<(&[u8], Entry, usize)> {
 #[derive(Default)]
 struct Stored {
     bytes: Vec<u8>,
-    /// path hash → offset of that path's record in `bytes`.
+    /// path hash → number of that path's record (records are numbered in file order).
     index: ByHash,
+    /// record number → its offset in `bytes`.
+    offsets: Vec<u32>,
+    /// record number → whether this build looked its path up (see [`StatCache::walked`]).
+    seen: Vec<AtomicBool>,
 }
 
 impl Stored {
@@ -133,33 +139,46 @@ impl Stored {
         let mut index = ByHash::default();
         // Records are at least HEADER bytes: a bound on their number, so the map never regrows.
         index.reserve(bytes.len() / HEADER);
+        let mut offsets = Vec::with_capacity(bytes.len() / HEADER);
         let mut at = MAGIC.len();
         while at < bytes.len() {
             // A partial record at the end means a torn or foreign file: trust none of it.
             let (path, _, next) = record_at(&bytes, at)?;
+            let number = u32::try_from(offsets.len()).ok()?;
+            offsets.push(u32::try_from(at).ok()?);
             // On a hash collision the first record wins; the other file is only hashed again.
-            index
-                .entry(path_hash(path))
-                .or_insert(u32::try_from(at).ok()?);
+            index.entry(path_hash(path)).or_insert(number);
             at = next;
         }
-        Some(Stored { bytes, index })
+        let seen = offsets.iter().map(|_| AtomicBool::new(false)).collect();
+        Some(Stored {
+            bytes,
+            index,
+            offsets,
+            seen,
+        })
     }
 
     fn get(&self, path: &[u8]) -> Option<Entry> {
-        let at = *self.index.get(&path_hash(path))?;
-        let (stored_path, entry, _) = record_at(&self.bytes, at as usize)?;
-        (stored_path == path).then_some(entry)
+        let number = *self.index.get(&path_hash(path))? as usize;
+        let at = *self.offsets.get(number)? as usize;
+        let (stored_path, entry, _) = record_at(&self.bytes, at)?;
+        if stored_path != path {
+            return None;
+        }
+        self.seen[number].store(true, Ordering::Relaxed);
+        Some(entry)
     }
 
-    /// Every record: (path, entry).
-    fn records(&self) -> impl Iterator<Item = (&[u8], Entry)> {
-        let mut at = MAGIC.len();
-        std::iter::from_fn(move || {
-            let (path, entry, next) = record_at(&self.bytes, at)?;
-            at = next;
-            Some((path, entry))
-        })
+    /// Every record, in file order: (whether this build looked it up, path, entry).
+    fn records(&self) -> impl Iterator<Item = (bool, &[u8], Entry)> {
+        self.offsets
+            .iter()
+            .zip(&self.seen)
+            .filter_map(|(&at, seen)| {
+                let (path, entry, _) = record_at(&self.bytes, at as usize)?;
+                Some((seen.load(Ordering::Relaxed), path, entry))
+            })
     }
 }
 
@@ -169,6 +188,8 @@ pub struct StatCache {
     stored: Stored,
     /// Digests computed during this build (they supersede stored records of the same path).
     learned: Mutex<HashMap<Key, Entry>>,
+    /// Directories whose every file this build looked up (see [`StatCache::walked`]).
+    walked: Mutex<Vec<Key>>,
 }
 
 impl StatCache {
@@ -178,6 +199,7 @@ impl StatCache {
             file: None,
             stored: Stored::default(),
             learned: Mutex::new(HashMap::new()),
+            walked: Mutex::new(Vec::new()),
         }
     }
 
@@ -193,6 +215,7 @@ impl StatCache {
             file: Some(file),
             stored,
             learned: Mutex::new(HashMap::new()),
+            walked: Mutex::new(Vec::new()),
         }
     }
 
@@ -230,6 +253,16 @@ impl StatCache {
         Ok(digest)
     }
 
+    /// Says that every regular file below `dir` (a host path) that is still there and not
+    /// .dockerignored was looked up during this build. When the cache is saved, records below
+    /// `dir` that were not looked up are dropped: files deleted or renamed since, which would
+    /// otherwise stay in the file (and be loaded by every build) for ever.
+    pub fn walked(&self, dir: &Path) {
+        if let Ok(mut walked) = self.walked.lock() {
+            walked.push(key(dir).to_vec());
+        }
+    }
+
     /// Writes the cache back if it learned anything. Failure only costs speed next time.
     pub fn save(&self) -> io::Result<()> {
         let Some(file) = &self.file else {
@@ -241,10 +274,19 @@ impl StatCache {
         if learned.is_empty() {
             return Ok(());
         }
+        let walked = self.walked.lock().map(|w| w.clone()).unwrap_or_default();
+        let below_walked = |path: &[u8]| {
+            walked.iter().any(|dir| {
+                path.len() > dir.len() && path.starts_with(dir) && path[dir.len()] == b'/'
+            })
+        };
         let mut records: Vec<(&[u8], Entry)> = self
             .stored
             .records()
-            .filter(|(path, _)| !learned.contains_key(*path))
+            .filter(|(seen, path, _)| {
+                !learned.contains_key(*path) && (*seen || !below_walked(path))
+            })
+            .map(|(_, path, e)| (path, e))
             .chain(learned.iter().map(|(path, e)| (path.as_slice(), e.clone())))
             .collect();
         // In path order, which is close to the order a walk looks them up in: the lookups of
@@ -379,7 +421,7 @@ mod tests {
         let mut records: Vec<_> = third
             .stored
             .records()
-            .map(|(p, e)| (p.to_vec(), e.stamp.size, e.digest))
+            .map(|(_, p, e)| (p.to_vec(), e.stamp.size, e.digest))
             .collect();
         records.sort();
         assert_eq!(
@@ -394,6 +436,52 @@ mod tests {
         let before = fs::read(third.file.as_ref().unwrap()).unwrap();
         third.save().unwrap();
         assert_eq!(fs::read(third.file.as_ref().unwrap()).unwrap(), before);
+    }
+
+    /// Records below a walked directory that the walk did not look up (deleted files) are
+    /// dropped on save; records elsewhere, and those it looked up, are kept.
+    #[test]
+    fn saving_after_a_walk_drops_files_the_walk_did_not_see() {
+        let dir = tempfile::tempdir().unwrap();
+        let stamp = Stamp {
+            size: 1,
+            mtime_ns: 1,
+            ctime_ns: 2,
+            ino: 3,
+        };
+        let first = StatCache::load(dir.path(), Path::new("/ctx"));
+        for p in [
+            "/ctx/src/kept",
+            "/ctx/src/deleted",
+            "/ctx/src-other/f",
+            "/ctx/docs/f",
+        ] {
+            learn(&first, Path::new(p), stamp, Digest::of(p.as_bytes()));
+        }
+        first.save().unwrap();
+
+        let second = StatCache::load(dir.path(), Path::new("/ctx"));
+        let kept = second.stored.get(b"/ctx/src/kept").unwrap();
+        assert_eq!(kept.digest, Digest::of(b"/ctx/src/kept"));
+        second.walked(Path::new("/ctx/src"));
+        learn(
+            &second,
+            Path::new("/ctx/src/new"),
+            stamp,
+            Digest::of(b"new"),
+        );
+        second.save().unwrap();
+
+        let third = StatCache::load(dir.path(), Path::new("/ctx"));
+        let mut paths: Vec<_> = third.stored.records().map(|(_, p, _)| p.to_vec()).collect();
+        paths.sort();
+        let expected: Vec<&[u8]> = vec![
+            b"/ctx/docs/f",
+            b"/ctx/src-other/f",
+            b"/ctx/src/kept",
+            b"/ctx/src/new",
+        ];
+        assert_eq!(paths, expected);
     }
 
     #[test]
