@@ -5,15 +5,19 @@
 use std::fs;
 use std::path::Path;
 
-use crate::spec::Network;
+use crate::spec::{ExtraHost, Network};
 
 /// Used when the host has no usable resolv.conf, and always without network (BuildKit does the same).
 const DEFAULT_RESOLV_CONF: &str = "nameserver 8.8.8.8\nnameserver 8.8.4.4\n";
 
 /// (in-container path, content) of the files the sandbox bind-mounts over the rootfs' own.
-pub fn generate(hostname: &str, network: Network) -> Vec<(String, String)> {
+pub fn generate(
+    hostname: &str,
+    network: Network,
+    extra_hosts: &[ExtraHost],
+) -> Vec<(String, String)> {
     vec![
-        ("/etc/hosts".to_string(), hosts(hostname)),
+        ("/etc/hosts".to_string(), hosts(hostname, extra_hosts)),
         (
             "/etc/resolv.conf".to_string(),
             resolv_conf(network, Path::new("/etc/resolv.conf")),
@@ -22,13 +26,19 @@ pub fn generate(hostname: &str, network: Network) -> Vec<(String, String)> {
     ]
 }
 
-pub fn hosts(hostname: &str) -> String {
+/// localhost (with the sandbox's hostname), then the `--add-host` entries in their order.
+pub fn hosts(hostname: &str, extra_hosts: &[ExtraHost]) -> String {
     let name = if hostname.is_empty() {
         String::new()
     } else {
         format!(" {hostname}")
     };
-    format!("127.0.0.1\tlocalhost{name}\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+    let mut out =
+        format!("127.0.0.1\tlocalhost{name}\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    for h in extra_hosts {
+        out.push_str(&format!("{}\t{}\n", h.address, h.name));
+    }
+    out
 }
 
 /// The host's resolv.conf when sharing its network and it names a server, else the default.
@@ -50,8 +60,13 @@ mod tests {
 
     #[test]
     fn hosts_names_the_sandbox() {
-        assert!(hosts("box").starts_with("127.0.0.1\tlocalhost box\n"));
-        assert!(hosts("").starts_with("127.0.0.1\tlocalhost\n"));
+        assert!(hosts("box", &[]).starts_with("127.0.0.1\tlocalhost box\n"));
+        assert!(hosts("", &[]).starts_with("127.0.0.1\tlocalhost\n"));
+        let extra = [
+            ExtraHost::parse("registry.internal:10.1.2.3").unwrap(),
+            ExtraHost::parse("v6=[::1]").unwrap(),
+        ];
+        assert!(hosts("box", &extra).ends_with("10.1.2.3\tregistry.internal\n::1\tv6\n"));
     }
 
     #[test]
@@ -74,7 +89,7 @@ mod tests {
 
     #[test]
     fn generate_covers_the_three_files() {
-        let files = generate("box", Network::None);
+        let files = generate("box", Network::None, &[]);
         let targets: Vec<&str> = files.iter().map(|(t, _)| t.as_str()).collect();
         assert_eq!(targets, ["/etc/hosts", "/etc/resolv.conf", "/etc/hostname"]);
         assert_eq!(files[2].1, "box\n");

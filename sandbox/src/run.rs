@@ -59,7 +59,7 @@ pub fn spawn(spec: RunSpec) -> Result<Sandbox, SandboxError> {
     } else {
         Some(Cgroup::create(&spec.limits)?)
     };
-    let etc_files = etcfiles::generate(&spec.hostname, spec.network);
+    let etc_files = etcfiles::generate(&spec.hostname, spec.network, &spec.extra_hosts);
     let init_spec = InitSpec {
         rootfs: spec.rootfs,
         args: spec.args,
@@ -282,6 +282,7 @@ mod tests {
             user: String::new(),
             hostname: "h".into(),
             network: Network::Host,
+            extra_hosts: vec![],
             mounts: vec![],
             stdin: Stdio::Null,
             stdout: Stdio::Null,

@@ -21,6 +21,8 @@ pub struct RunSpec {
     /// Set in the sandbox's own UTS namespace; empty keeps the caller's hostname value.
     pub hostname: String,
     pub network: Network,
+    /// Extra /etc/hosts entries (`--add-host`), after localhost.
+    pub extra_hosts: Vec<ExtraHost>,
     pub mounts: Vec<MountSpec>,
     pub stdin: Stdio,
     pub stdout: Stdio,
@@ -36,6 +38,41 @@ pub enum Network {
     Host,
     /// A new, empty network namespace with only `lo`, which is brought up.
     None,
+}
+
+/// One `--add-host NAME:ADDRESS` entry: a line of the sandbox's /etc/hosts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtraHost {
+    pub name: String,
+    /// An IPv4 or IPv6 address, as the user wrote it (without brackets).
+    pub address: String,
+}
+
+impl ExtraHost {
+    /// docker's `NAME:ADDRESS` or `NAME=ADDRESS` (an IPv6 address may be in brackets).
+    /// `host-gateway` is refused: it names a daemon's bridge, and there is no daemon here.
+    pub fn parse(spec: &str) -> Result<ExtraHost, String> {
+        let (name, address) = spec
+            .split_once('=')
+            .or_else(|| spec.split_once(':'))
+            .ok_or_else(|| format!("{spec:?}: expected NAME:ADDRESS or NAME=ADDRESS"))?;
+        let address = address.trim_start_matches('[').trim_end_matches(']');
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            return Err(format!("{spec:?}: invalid host name {name:?}"));
+        }
+        if address == "host-gateway" {
+            return Err(format!(
+                "{spec:?}: host-gateway names a docker daemon's bridge address; builder runs steps in the host's network, so give the address itself (e.g. {name}:127.0.0.1)"
+            ));
+        }
+        address
+            .parse::<std::net::IpAddr>()
+            .map_err(|_| format!("{spec:?}: {address:?} is not an IP address"))?;
+        Ok(ExtraHost {
+            name: name.to_string(),
+            address: address.to_string(),
+        })
+    }
 }
 
 /// An extra mount applied inside the rootfs before the payload starts.

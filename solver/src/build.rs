@@ -31,6 +31,10 @@ pub struct BuildRequest {
     pub labels: BTreeMap<String, String>,
     pub platform: Option<Platform>,
     pub no_cache: bool,
+    /// `--network`: where RUN steps without `--network` run.
+    pub network: crate::graph::NetworkMode,
+    /// `--add-host`: extra /etc/hosts entries of every RUN step.
+    pub extra_hosts: Vec<builder_sandbox::ExtraHost>,
     /// `--no-cache-filter`: names of stages whose steps skip the cache.
     pub no_cache_filter: Vec<String>,
     /// `--cache-from`: records consulted when the local cache misses.
@@ -97,6 +101,8 @@ pub fn build(
         platform: req.platform.clone(),
         labels: req.labels.clone(),
         file_name: req.dockerfile_name.clone(),
+        network: req.network,
+        extra_hosts: req.extra_hosts.clone(),
     };
     let converted = convert(&dockerfile, &options, resolver)?;
     if !converted.unused_build_args.is_empty() {

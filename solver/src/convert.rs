@@ -77,6 +77,10 @@ pub struct ConvertOptions {
     /// `--label` values, applied to the target stage's config.
     pub labels: BTreeMap<String, String>,
     pub file_name: String,
+    /// `build --network`: the network of RUN steps that do not choose one (`RUN --network=default`).
+    pub network: NetworkMode,
+    /// `build --add-host`: extra /etc/hosts entries of every RUN step.
+    pub extra_hosts: Vec<builder_sandbox::ExtraHost>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -766,7 +770,8 @@ impl<'a> Converter<'a> {
         name_ssh_sockets(&mut mounts, &mut env);
         let network = match run.network {
             builder_frontend::NetworkMode::None => NetworkMode::None,
-            _ => NetworkMode::Host,
+            builder_frontend::NetworkMode::Host => NetworkMode::Host,
+            builder_frontend::NetworkMode::Default => self.options.network,
         };
         let cwd = if st.spec.working_dir.is_empty() {
             "/".to_string()
@@ -781,6 +786,7 @@ impl<'a> Converter<'a> {
             network,
             mounts,
             secret_env,
+            extra_hosts: self.options.extra_hosts.clone(),
         });
         let prefix = if history_args.is_empty() {
             String::new()

@@ -790,6 +790,7 @@ impl<'a> Solver<'a> {
                 crate::graph::NetworkMode::Host => builder_sandbox::Network::Host,
                 crate::graph::NetworkMode::None => builder_sandbox::Network::None,
             },
+            extra_hosts: op.extra_hosts.clone(),
             mounts,
             stdin: builder_sandbox::Stdio::Null,
             stdout: builder_sandbox::Stdio::Fd(write_fd),

@@ -52,9 +52,10 @@ pub struct ImageSource {
     pub layers: Vec<LayerRef>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub enum NetworkMode {
     /// Share the builder's network (docker's default for RUN).
+    #[default]
     Host,
     /// A new network namespace with only loopback.
     None,
@@ -74,6 +75,10 @@ pub struct ExecOp {
     /// Skipped when empty so the keys of RUN steps without them stay what they were.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub secret_env: Vec<SecretEnv>,
+    /// `build --add-host`: extra /etc/hosts entries. Part of the key, as in BuildKit; skipped
+    /// when empty so the keys of steps built without them stay what they were.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<builder_sandbox::ExtraHost>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use builder_cache::ImageRecord;
 use builder_remote_cache::spec::{ExportTarget, parse_cache_from, parse_cache_to};
 use builder_remote_cache::{ExportSpec, ImportSpec, Imports, Remote};
+use builder_sandbox::ExtraHost;
 use builder_snapshot::{Compression, LayerOptions, ZSTD_MAX_LEVEL};
+use builder_solver::graph::NetworkMode;
 use builder_solver::resolve::StoreResolver;
 use builder_solver::{BuildRequest, Platform};
 use clap::Args;
@@ -84,6 +86,24 @@ pub struct BuildArgs {
     /// Print only the image id.
     #[arg(short, long)]
     quiet: bool,
+    /// Network of RUN steps that do not set `--network`: `default` (the host's, as docker's
+    /// default bridge gives outside access), `host`, or `none`.
+    #[arg(long, default_value = "default")]
+    network: String,
+    /// Extra /etc/hosts entry of every RUN step, `NAME:IP` (or `NAME=IP`); repeatable.
+    #[arg(long = "add-host")]
+    add_hosts: Vec<String>,
+    /// Accepted for `docker buildx build` scripts: the image is always loaded into the local
+    /// store.
+    #[arg(long)]
+    #[allow(dead_code)] // accepted, never needed: there is nothing else to load into
+    load: bool,
+    /// Accepted as `false` (builder attaches no attestations); anything else is refused.
+    #[arg(long, value_name = "false")]
+    provenance: Option<String>,
+    /// Accepted as `false` (builder attaches no SBOM); anything else is refused.
+    #[arg(long, value_name = "false")]
+    sbom: Option<String>,
     #[command(flatten)]
     limits: super::limits::LimitArgs,
     /// Build context directory.
@@ -261,6 +281,31 @@ fn make_request(
         .transpose()?;
     let (secrets, secret_files) = parse_secrets(&args.secrets)?;
     let ssh = parse_ssh(&args.ssh)?;
+    let network = match args.network.as_str() {
+        "default" | "host" => NetworkMode::Host,
+        "none" => NetworkMode::None,
+        other => {
+            return Err(UsageError(format!(
+                "--network {other:?}: expected default, host or none"
+            ))
+            .into());
+        }
+    };
+    let extra_hosts = args
+        .add_hosts
+        .iter()
+        .map(|h| ExtraHost::parse(h).map_err(|e| UsageError(format!("--add-host {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (flag, value) in [("provenance", &args.provenance), ("sbom", &args.sbom)] {
+        if let Some(v) = value
+            && !matches!(v.as_str(), "false" | "0")
+        {
+            return Err(UsageError(format!(
+                "--{flag}={v}: builder does not attach attestations to images; use --{flag}=false or leave the flag out"
+            ))
+            .into());
+        }
+    }
     let request = BuildRequest {
         dockerfile_name,
         dockerfile,
@@ -271,6 +316,8 @@ fn make_request(
         labels,
         platform,
         no_cache: args.no_cache,
+        network,
+        extra_hosts,
         no_cache_filter: args.no_cache_filter.clone(),
         cache_import: None,
         secrets,

@@ -29,6 +29,9 @@ pub struct RunArgs {
     /// Run without network (a new empty network namespace).
     #[arg(long, default_value = "host", value_parser = ["host", "none"])]
     network: String,
+    /// Extra /etc/hosts entry, `NAME:IP` (or `NAME=IP`); repeatable.
+    #[arg(long = "add-host")]
+    add_hosts: Vec<String>,
     #[command(flatten)]
     limits: super::limits::LimitArgs,
     image: String,
@@ -124,6 +127,14 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
         } else {
             builder_sandbox::Network::Host
         },
+        extra_hosts: args
+            .add_hosts
+            .iter()
+            .map(|h| {
+                builder_sandbox::ExtraHost::parse(h)
+                    .map_err(|e| UsageError(format!("--add-host {e}")))
+            })
+            .collect::<Result<_, _>>()?,
         mounts: vec![],
         stdin: builder_sandbox::Stdio::Inherit,
         stdout: builder_sandbox::Stdio::Inherit,

@@ -138,6 +138,7 @@ fn run(spec: HarnessSpec, userns: String) -> HarnessOutput {
         user: spec.user,
         hostname: spec.hostname,
         network: spec.network,
+        extra_hosts: vec![],
         mounts: spec.mounts,
         stdin: Stdio::Null,
         stdout: Stdio::Fd(OwnedFd::from(out_w)),

@@ -1,0 +1,142 @@
+//! End to end: the `docker buildx build` flags that scripts pass along with the usual ones —
+//! `--add-host` and `--network` for RUN steps, `--load`, `--provenance=false`, `--sbom=false`.
+
+mod common;
+
+use common::Env;
+
+fn build(env: &Env, dockerfile: &str, args: &[&str]) -> std::process::Output {
+    let ctx = env.context("ctx", &[("Dockerfile", dockerfile)]);
+    env.cmd()
+        .args(["build", "--progress=plain"])
+        .args(args)
+        .arg(&ctx)
+        .output()
+        .unwrap()
+}
+
+fn build_ok(env: &Env, dockerfile: &str, args: &[&str]) -> String {
+    let out = build(env, dockerfile, args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    stderr
+}
+
+#[test]
+fn add_host_entries_are_in_every_run_steps_hosts_file_and_in_its_cache_key() {
+    let env = Env::new();
+    env.busybox_base();
+    let dockerfile =
+        "FROM busybox:test\nRUN cat /etc/hosts > /hosts.txt\nRUN grep -c . /etc/hosts > /count\n";
+    build_ok(
+        &env,
+        dockerfile,
+        &[
+            "-t",
+            "hosts:1",
+            "--add-host",
+            "registry.internal:10.1.2.3",
+            "--add-host",
+            "v6=[fd00::1]",
+        ],
+    );
+    let hosts = env.ok(&["run", "--rm", "hosts:1", "cat", "/hosts.txt"]);
+    assert!(hosts.starts_with("127.0.0.1\tlocalhost"), "{hosts}");
+    assert!(
+        hosts.ends_with("10.1.2.3\tregistry.internal\nfd00::1\tv6\n"),
+        "{hosts}"
+    );
+    assert_eq!(env.ok(&["run", "--rm", "hosts:1", "cat", "/count"]), "4\n");
+    // The sandbox's hosts file is its own: the image keeps none of the entries.
+    let image_hosts = env.ok(&["run", "--rm", "hosts:1", "cat", "/etc/hosts"]);
+    assert!(!image_hosts.contains("registry.internal"), "{image_hosts}");
+
+    // Another address is another step: not served from the cache.
+    let log = build_ok(
+        &env,
+        dockerfile,
+        &["-t", "hosts:2", "--add-host", "registry.internal:10.9.9.9"],
+    );
+    assert!(!log.contains("CACHED"), "{log}");
+    let hosts = env.ok(&["run", "--rm", "hosts:2", "cat", "/hosts.txt"]);
+    assert!(hosts.ends_with("10.9.9.9\tregistry.internal\n"), "{hosts}");
+    // The same flags again: everything cached.
+    let log = build_ok(
+        &env,
+        dockerfile,
+        &["-t", "hosts:3", "--add-host", "registry.internal:10.9.9.9"],
+    );
+    assert_eq!(log.matches("CACHED").count(), 2, "{log}");
+
+    // `builder run` takes the flag too.
+    let hosts = env.ok(&[
+        "run",
+        "--rm",
+        "--add-host",
+        "db:10.7.7.7",
+        "hosts:1",
+        "cat",
+        "/etc/hosts",
+    ]);
+    assert!(hosts.ends_with("10.7.7.7\tdb\n"), "{hosts}");
+}
+
+#[test]
+fn network_none_is_the_default_of_run_steps_that_do_not_choose() {
+    let env = Env::new();
+    env.busybox_base();
+    let devs = "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '";
+    build_ok(
+        &env,
+        &format!("FROM busybox:test\nRUN {devs} > /default\nRUN --network=host {devs} > /host\n"),
+        &["-t", "net:1", "--network", "none"],
+    );
+    assert_eq!(env.ok(&["run", "--rm", "net:1", "cat", "/default"]), "lo\n");
+    let host = env.ok(&["run", "--rm", "net:1", "cat", "/host"]);
+    let host_devs = std::fs::read_to_string("/proc/net/dev").unwrap();
+    assert_eq!(
+        host.lines().count(),
+        host_devs.lines().count() - 2,
+        "RUN --network=host still shares the host's network: {host}"
+    );
+}
+
+#[test]
+fn buildx_only_flags_are_accepted_when_they_ask_for_nothing_builder_lacks() {
+    let env = Env::new();
+    env.busybox_base();
+    let dockerfile = "FROM busybox:test\nRUN echo hi > /hi\n";
+    build_ok(
+        &env,
+        dockerfile,
+        &[
+            "-t",
+            "flags:1",
+            "--load",
+            "--provenance=false",
+            "--sbom=false",
+            "--network=default",
+        ],
+    );
+    assert_eq!(env.ok(&["run", "--rm", "flags:1", "cat", "/hi"]), "hi\n");
+
+    for (args, message) in [
+        (
+            &["--provenance=mode=max"][..],
+            "does not attach attestations",
+        ),
+        (&["--sbom=true"][..], "does not attach attestations"),
+        (&["--add-host", "gw:host-gateway"][..], "host-gateway"),
+        (&["--add-host", "nohost"][..], "expected NAME:ADDRESS"),
+        (&["--add-host", "db:not-an-ip"][..], "is not an IP address"),
+        (
+            &["--network", "bridge"][..],
+            "expected default, host or none",
+        ),
+    ] {
+        let out = build(&env, dockerfile, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+}
