@@ -60,6 +60,7 @@ keep = {
     "ssh_mount",
     "add_url",
     "copy_link",
+    "copy_exclude_parents",
     "sandbox",
 }
 for line in sys.stdin:

@@ -223,6 +223,32 @@ impl IgnorePattern {
         }
     }
 
+    /// One rule as written (None for a blank one); `line` is only for errors.
+    fn parse(raw: &str, line: usize) -> Result<Option<IgnorePattern>, IgnoreError> {
+        let mut text = raw.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        let exclusion = text.starts_with('!');
+        if exclusion {
+            text = text[1..].trim();
+            if text.is_empty() {
+                return Err(IgnoreError {
+                    line,
+                    message: "illegal exclusion pattern: \"!\"".to_string(),
+                });
+            }
+        }
+        let mut cleaned = clean_path(text);
+        if cleaned.len() > 1 && cleaned.starts_with('/') {
+            cleaned.remove(0);
+        }
+        Ok(Some(IgnorePattern::new(
+            exclusion,
+            compile(&cleaned, line)?,
+        )))
+    }
+
     fn is_match(&self, path: &str) -> bool {
         if self.literal {
             return path == self.head;
@@ -254,31 +280,22 @@ impl IgnoreMatcher {
         let contents = contents.strip_prefix('\u{feff}').unwrap_or(contents);
         let mut patterns = Vec::new();
         for (n, raw) in contents.lines().enumerate() {
-            let line = n + 1;
             if raw.starts_with('#') {
                 continue;
             }
-            let mut text = raw.trim();
-            if text.is_empty() {
-                continue;
-            }
-            let exclusion = text.starts_with('!');
-            if exclusion {
-                text = text[1..].trim();
-                if text.is_empty() {
-                    return Err(IgnoreError {
-                        line,
-                        message: "illegal exclusion pattern: \"!\"".to_string(),
-                    });
-                }
-            }
-            let mut cleaned = clean_path(text);
-            if cleaned.len() > 1 && cleaned.starts_with('/') {
-                cleaned.remove(0);
-            }
-            patterns.push(IgnorePattern::new(exclusion, compile(&cleaned, line)?));
+            patterns.extend(IgnorePattern::parse(raw, n + 1)?);
         }
         Ok(IgnoreMatcher { patterns })
+    }
+
+    /// Rules given one by one (`COPY --exclude=PATTERN`): the same syntax as a .dockerignore
+    /// line, `!` exceptions included, but no comments. Errors name the pattern's position.
+    pub fn from_patterns(patterns: &[String]) -> Result<IgnoreMatcher, IgnoreError> {
+        let mut out = Vec::new();
+        for (n, raw) in patterns.iter().enumerate() {
+            out.extend(IgnorePattern::parse(raw, n + 1)?);
+        }
+        Ok(IgnoreMatcher { patterns: out })
     }
 
     /// A matcher that excludes nothing (no `.dockerignore`).

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use builder_frontend::dockerignore::IgnoreMatcher;
 use builder_frontend::shell::{EnvLookup, Lexer};
 use builder_frontend::{
     Add, CommandForm, Copy, Dockerfile, FrontendError, Healthcheck, Instruction, InstructionKind,
@@ -623,6 +624,7 @@ impl<'a> Converter<'a> {
                 unpack: false,
                 exclude: copy.exclude.clone(),
                 from_context,
+                parents: copy.parents,
             },
         )
         .map_err(|e| self.error(line, e))?;
@@ -672,6 +674,7 @@ impl<'a> Converter<'a> {
                 unpack: true,
                 exclude: add.exclude.clone(),
                 from_context: true,
+                parents: false,
             },
         )
         .map_err(|e| self.error(line, e))?;
@@ -1007,6 +1010,7 @@ struct CopyFlags {
     unpack: bool,
     exclude: Vec<String>,
     from_context: bool,
+    parents: bool,
 }
 
 /// COPY/ADD sources (from input 1) and heredocs become file actions with an absolute destination.
@@ -1018,7 +1022,11 @@ fn copy_actions(
     flags: CopyFlags,
 ) -> Result<Vec<FileAction>, String> {
     let count = sources.len() + heredocs.len();
-    let dest_is_dir = dest.ends_with('/') || count > 1;
+    // With --parents every source lands below the destination, keeping its path.
+    let dest_is_dir = dest.ends_with('/') || count > 1 || flags.parents;
+    if let Err(e) = IgnoreMatcher::from_patterns(&flags.exclude) {
+        return Err(format!("--exclude: pattern {}: {}", e.line, e.message));
+    }
     if count > 1 && !dest.ends_with('/') {
         return Err(format!(
             "when using COPY/ADD with more than one source file, the destination must be a directory and end with a /: {dest:?}"
@@ -1067,6 +1075,7 @@ fn copy_actions(
             unpack_archives: flags.unpack,
             exclude: flags.exclude,
             from_context: flags.from_context,
+            parents: flags.parents,
         }));
     }
     Ok(actions)

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use crate::graph::CopyAction;
 use crate::rootpath::{clean_rel, resolve_in_root};
-use crate::source_tree::{Selected, SourceError, SourceTree};
+use crate::source_tree::{Selected, SourceError, SourceTree, exclude_rules, excludes};
 use crate::userdb::Owner;
 
 #[derive(Debug, thiserror::Error)]
@@ -52,9 +52,12 @@ pub fn copy(
     dest_root: &Path,
     attrs: Attributes,
 ) -> Result<(), CopyError> {
-    let mut selected: Vec<Selected> = Vec::new();
+    let exclude = exclude_rules(&action.exclude)?;
+    // Each selected source, with how many leading components of its path --parents drops.
+    let mut selected: Vec<(Selected, usize)> = Vec::new();
     for pattern in &action.sources {
-        selected.extend(src.select(pattern)?);
+        let drop = parents_pivot(pattern);
+        selected.extend(src.select(pattern)?.into_iter().map(|s| (s, drop)));
     }
     let dest_rel = clean_rel(&action.dest);
     let dest_host = resolve_in_root(dest_root, &dest_rel, true).map_err(io_err(dest_root))?;
@@ -66,26 +69,38 @@ pub fn copy(
         )));
     }
     let mut dir_times = Vec::new();
-    for sel in &selected {
+    for (sel, drop) in &selected {
         let meta = fs::symlink_metadata(&sel.host).map_err(io_err(&sel.host))?;
+        // Where this source lands: the destination, or with --parents the destination joined
+        // with the source's own path (less what comes before a `/./` pivot).
+        let kept = if action.parents {
+            let rest: Vec<&str> = sel.rel.split('/').skip(*drop).collect();
+            join_rel(&dest_rel, &rest.join("/"))
+        } else {
+            dest_rel.clone()
+        };
         if meta.is_dir() {
-            let target = ensure_dir(dest_root, &dest_rel, attrs)?;
+            let target = ensure_dir(dest_root, &kept, attrs)?;
             apply_attrs(&target, &meta, attrs)?;
             dir_times.push((target.clone(), meta.clone()));
-            for (rel, host, meta) in src.walk(sel)? {
-                let target = resolve_in_root(dest_root, &format!("{dest_rel}/{rel}"), false)
+            for (rel, host, meta) in src.walk_excluding(sel, &exclude)? {
+                let target = resolve_in_root(dest_root, &format!("{kept}/{rel}"), false)
                     .map_err(io_err(dest_root))?;
                 write_entry(&host, &meta, &target, attrs)?;
                 if meta.is_dir() {
                     dir_times.push((target, meta));
                 }
             }
+        } else if excludes(&exclude, &sel.rel) {
+            continue;
         } else if action.unpack_archives && is_tar_archive(&sel.host)? {
-            let target = ensure_dir(dest_root, &dest_rel, attrs)?;
+            let target = ensure_dir(dest_root, &kept, attrs)?;
             extract_archive(&sel.host, &target, attrs)?;
         } else {
             let name = sel.rel.rsplit('/').next().unwrap_or(&sel.rel);
-            let rel = if dest_is_dir {
+            let rel = if action.parents {
+                kept
+            } else if dest_is_dir {
                 format!("{dest_rel}/{name}")
             } else {
                 dest_rel.clone()
@@ -102,6 +117,26 @@ pub fn copy(
         set_times(dir, meta)?;
     }
     Ok(())
+}
+
+/// For `COPY --parents`: how many leading components of a source's path are not kept. BuildKit
+/// keeps the whole path unless the source has a `/./` pivot: `./a/./b/*.go` keeps `b/...`.
+fn parents_pivot(pattern: &str) -> usize {
+    match pattern.split_once("/./") {
+        Some((before, _)) => clean_rel(before)
+            .split('/')
+            .filter(|p| !p.is_empty())
+            .count(),
+        None => 0,
+    }
+}
+
+fn join_rel(base: &str, rel: &str) -> String {
+    match (base.is_empty(), rel.is_empty()) {
+        (_, true) => base.to_string(),
+        (true, false) => rel.to_string(),
+        (false, false) => format!("{base}/{rel}"),
+    }
 }
 
 /// Creates a directory and its missing parents (0755, owned by the --chown owner or root).

@@ -25,7 +25,7 @@ use crate::graph::{
     op_fingerprint,
 };
 use crate::progress::{Event, ProgressSink, Stream};
-use crate::source_tree::{SourceError, SourceTree};
+use crate::source_tree::{SourceError, SourceTree, exclude_rules};
 use crate::stat_cache::StatCache;
 use crate::step_lock::{self, StepLock};
 use crate::userdb::{Owner, resolve_owner};
@@ -570,7 +570,9 @@ impl<'a> Solver<'a> {
                     if let FileAction::Copy(c) = action
                         && is_context(c.source_input)
                     {
-                        extra.insert(format!("copy{n}"), tree.checksum(&c.sources)?.to_string());
+                        let exclude = exclude_rules(&c.exclude)?;
+                        let sum = tree.checksum_excluding(&c.sources, &exclude)?;
+                        extra.insert(format!("copy{n}"), sum.to_string());
                     }
                 }
             }
@@ -1115,6 +1117,7 @@ impl<'a> Solver<'a> {
             unpack_archives: false,
             exclude: vec![],
             from_context: true,
+            parents: false,
         };
         copy::copy(
             &tree,

@@ -194,9 +194,14 @@ pub struct CopyAction {
     pub chmod: Option<u32>,
     /// ADD: local tar archives are extracted rather than copied.
     pub unpack_archives: bool,
+    /// `--exclude` rules (.dockerignore syntax), matched below each selected source.
     pub exclude: Vec<String>,
     /// Only for `Context` sources: the .dockerignore rules apply.
     pub from_context: bool,
+    /// `COPY --parents`: each source keeps its path (after a `/./` pivot, if any) under the
+    /// destination. Left out of the key when false, so other steps keep their keys.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub parents: bool,
 }
 
 /// A vertex: an operation, its inputs in order, and how to show it to the user.

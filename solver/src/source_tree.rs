@@ -149,8 +149,17 @@ impl<'a> SourceTree<'a> {
     /// Everything under a selected directory (not the directory itself), in sorted order, with
     /// .dockerignore exclusions applied. Symlinks are listed, never followed.
     pub fn walk(&self, dir: &Selected) -> Result<Vec<Found>, SourceError> {
+        self.walk_excluding(dir, &IgnoreMatcher::empty())
+    }
+
+    /// [`walk`](Self::walk) less what `COPY --exclude` rules leave out (see [`excludes`]).
+    pub fn walk_excluding(
+        &self,
+        dir: &Selected,
+        exclude: &IgnoreMatcher,
+    ) -> Result<Vec<Found>, SourceError> {
         let mut out = Vec::new();
-        walk(&dir.host, &dir.rel, self.ignore, &mut |chunk| {
+        walk(&dir.host, &dir.rel, self.ignore, exclude, &mut |chunk| {
             out.append(chunk);
             Ok(())
         })?;
@@ -161,6 +170,16 @@ impl<'a> SourceTree<'a> {
     /// (relative to the selection), types, permission bits, link targets and file contents.
     /// Times and ownership are left out, so touching a file does not invalidate the cache.
     pub fn checksum(&self, patterns: &[String]) -> Result<Digest, SourceError> {
+        self.checksum_excluding(patterns, &IgnoreMatcher::empty())
+    }
+
+    /// [`checksum`](Self::checksum) of what `COPY --exclude` leaves of the selection (see
+    /// [`excludes`]): excluded files do not count, so editing one keeps the step cached.
+    pub fn checksum_excluding(
+        &self,
+        patterns: &[String],
+        exclude: &IgnoreMatcher,
+    ) -> Result<Digest, SourceError> {
         let mut h = Hasher::new();
         for pattern in patterns {
             h.update(b"pattern\0");
@@ -168,10 +187,13 @@ impl<'a> SourceTree<'a> {
             for sel in self.select(pattern)? {
                 let meta = fs::symlink_metadata(&sel.host).map_err(io_err(&sel.host))?;
                 let is_dir = meta.is_dir();
+                if !is_dir && excludes(exclude, &sel.rel) {
+                    continue;
+                }
                 self.add_to_checksum(&mut h, &mut vec![(sel.rel.clone(), sel.host.clone(), meta)])?;
                 if is_dir {
                     // Chunk by chunk: the metadata of a whole large tree is never held at once.
-                    walk(&sel.host, &sel.rel, self.ignore, &mut |chunk| {
+                    walk(&sel.host, &sel.rel, self.ignore, exclude, &mut |chunk| {
                         self.add_to_checksum(&mut h, chunk)
                     })?;
                     if let Some(cache) = self.stat_cache {
@@ -192,6 +214,23 @@ impl<'a> SourceTree<'a> {
         batch.clear();
         Ok(())
     }
+}
+
+/// `COPY --exclude` patterns as rules (they were checked when the Dockerfile was converted).
+pub fn exclude_rules(patterns: &[String]) -> Result<IgnoreMatcher, SourceError> {
+    IgnoreMatcher::from_patterns(patterns).map_err(|e| SourceError::Pattern {
+        pattern: patterns.get(e.line - 1).cloned().unwrap_or_default(),
+        message: e.message,
+    })
+}
+
+/// Whether `COPY --exclude` rules leave out a selected file itself (named, or matched by a
+/// wildcard): it is matched by its name, so `COPY --exclude=*.md docs/* /d/` leaves out
+/// `docs/x.md`. Below a selected directory the walk matches paths relative to that directory,
+/// as BuildKit does (`--exclude=*/*.png` with source `.` drops `dir1/a.png`).
+pub fn excludes(exclude: &IgnoreMatcher, selected_rel: &str) -> bool {
+    !exclude.is_empty()
+        && exclude.is_excluded(selected_rel.rsplit('/').next().unwrap_or(selected_rel))
 }
 
 /// Content digests of the regular files among `entries` (None for the rest), in their order.

@@ -44,14 +44,17 @@ pub(crate) fn cores() -> usize {
 }
 
 /// Walks everything below `host` (not `host` itself), which is `tree_rel` in a tree filtered by
-/// `ignore`, handing the entries to `sink`.
+/// `ignore`, handing the entries to `sink`. `exclude` (`COPY --exclude`) leaves out more,
+/// matched against paths relative to `host`; excluded directories are not entered.
 pub(crate) fn walk(
     host: &Path,
     tree_rel: &str,
     ignore: Option<&IgnoreMatcher>,
+    exclude: &IgnoreMatcher,
     sink: &mut Sink<'_>,
 ) -> Result<(), SourceError> {
     let ignore = ignore.filter(|m| !m.is_empty());
+    let exclude = Some(exclude).filter(|m| !m.is_empty());
     let parents = ignore.map(|m| m.parent_matches(tree_rel));
     std::thread::scope(|scope| {
         let mut stage = StatStage {
@@ -64,6 +67,7 @@ pub(crate) fn walk(
         };
         let mut lister = Lister {
             rules: ignore,
+            exclude,
             chunk: Vec::new(),
             chunk_dirs: 0,
             stage: &mut stage,
@@ -96,6 +100,8 @@ struct Lister<'l, 'scope, 'env, 's> {
     /// The .dockerignore rules, when there are any: without them no tree-relative path is
     /// built per file.
     rules: Option<&'l IgnoreMatcher>,
+    /// `COPY --exclude` rules, matched against walk-relative paths.
+    exclude: Option<&'l IgnoreMatcher>,
     chunk: Vec<Listed>,
     chunk_dirs: usize,
     stage: &'l mut StatStage<'scope, 'env, 's>,
@@ -134,19 +140,24 @@ impl Lister<'_, '_, '_, '_> {
             } else {
                 String::new()
             };
-            let excluded = rules.is_some_and(|(m, p)| m.is_excluded_below(p, &child_tree));
+            let ignored = rules.is_some_and(|(m, p)| m.is_excluded_below(p, &child_tree));
+            let child_sel = join(sel_rel);
+            let dropped = self.exclude.is_some_and(|m| m.is_excluded(&child_sel));
             // The type from the directory entry; std falls back to lstat where the file
             // system leaves it unknown. Symlinks are not followed either way.
             let is_dir = entry.file_type().map_err(io_err(host))?.is_dir();
             // An excluded directory is still walked when an exception (`!pattern`) may
             // re-include something below it.
             if is_dir
-                && excluded
-                && !rules.is_some_and(|(m, _)| m.may_include_children(&child_tree))
+                && ((ignored && !rules.is_some_and(|(m, _)| m.may_include_children(&child_tree)))
+                    || (dropped
+                        && !self
+                            .exclude
+                            .is_some_and(|m| m.may_include_children(&child_sel))))
             {
                 continue;
             }
-            let child_sel = join(sel_rel);
+            let excluded = ignored || dropped;
             let child_host = host.join(&*name);
             if is_dir {
                 let below = (child_sel.clone(), child_host.clone());
@@ -323,14 +334,20 @@ mod tests {
         let dir = tree_of(CHUNK * 3 + 17);
         let mut chunks = 0;
         let mut names = Vec::new();
-        walk(dir.path(), "", None, &mut |chunk| {
-            chunks += 1;
-            names.extend(chunk.drain(..).map(|(rel, _, meta)| {
-                assert!(meta.is_file() || rel == "one");
-                rel
-            }));
-            Ok(())
-        })
+        walk(
+            dir.path(),
+            "",
+            None,
+            &IgnoreMatcher::empty(),
+            &mut |chunk| {
+                chunks += 1;
+                names.extend(chunk.drain(..).map(|(rel, _, meta)| {
+                    assert!(meta.is_file() || rel == "one");
+                    rel
+                }));
+                Ok(())
+            },
+        )
         .unwrap();
         let mut expected = vec!["one".to_string()];
         expected.extend((0..CHUNK * 3 + 17).map(|i| format!("one/f{i:05}")));
@@ -343,7 +360,7 @@ mod tests {
     fn a_failing_sink_ends_the_walk_with_its_error() {
         let dir = tree_of(CHUNK * 6);
         let mut calls = 0;
-        let err = walk(dir.path(), "", None, &mut |_| {
+        let err = walk(dir.path(), "", None, &IgnoreMatcher::empty(), &mut |_| {
             calls += 1;
             if calls == 2 {
                 return Err(SourceError::NotFound {
