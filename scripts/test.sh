@@ -45,6 +45,7 @@ import json, sys
 keep = {
     "build_scratch",
     "build_flags",
+    "build_context",
     "errors",
     "run_steps",
     "run_cmd",

@@ -35,6 +35,8 @@ pub struct BuildRequest {
     pub network: crate::graph::NetworkMode,
     /// `--add-host`: extra /etc/hosts entries of every RUN step.
     pub extra_hosts: Vec<builder_sandbox::ExtraHost>,
+    /// `--build-context NAME=VALUE`, by name.
+    pub build_contexts: BTreeMap<String, crate::convert::BuildContext>,
     /// `--no-cache-filter`: names of stages whose steps skip the cache.
     pub no_cache_filter: Vec<String>,
     /// `--cache-from`: records consulted when the local cache misses.
@@ -103,6 +105,7 @@ pub fn build(
         file_name: req.dockerfile_name.clone(),
         network: req.network,
         extra_hosts: req.extra_hosts.clone(),
+        build_contexts: req.build_contexts.clone(),
     };
     let converted = convert(&dockerfile, &options, resolver)?;
     if !converted.unused_build_args.is_empty() {
@@ -119,6 +122,14 @@ pub fn build(
     let solve_options = SolveOptions {
         context_dir: req.context_dir.clone(),
         ignore,
+        named_contexts: req
+            .build_contexts
+            .iter()
+            .filter_map(|(name, c)| match c {
+                crate::convert::BuildContext::Dir(dir) => Some((name.clone(), dir.clone())),
+                crate::convert::BuildContext::Image(_) => None,
+            })
+            .collect(),
         secrets: req.secrets.clone(),
         ssh: req.ssh.clone(),
         no_cache: req.no_cache,

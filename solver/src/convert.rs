@@ -82,6 +82,49 @@ pub struct ConvertOptions {
     pub network: NetworkMode,
     /// `build --add-host`: extra /etc/hosts entries of every RUN step.
     pub extra_hosts: Vec<builder_sandbox::ExtraHost>,
+    /// `build --build-context NAME=VALUE`, by name.
+    pub build_contexts: BTreeMap<String, BuildContext>,
+}
+
+/// What a `--build-context` name stands for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BuildContext {
+    /// A local directory: `COPY --from=NAME` and `RUN --mount=from=NAME` read it.
+    Dir(std::path::PathBuf),
+    /// `docker-image://REF`: `FROM NAME` and `--from=NAME` use the image REF instead.
+    Image(String),
+}
+
+impl BuildContext {
+    /// docker buildx's `NAME=VALUE` value: `docker-image://REF` or a local directory;
+    /// the other kinds it knows (`https://`, `oci-layout://`, `target:`) are refused.
+    pub fn parse(value: &str) -> Result<BuildContext, String> {
+        if let Some(reference) = value.strip_prefix("docker-image://") {
+            if reference.is_empty() {
+                return Err("docker-image:// needs an image reference".into());
+            }
+            return Ok(BuildContext::Image(reference.to_string()));
+        }
+        for scheme in [
+            "https://",
+            "http://",
+            "git@",
+            "oci-layout://",
+            "target:",
+            "input:",
+        ] {
+            if value.starts_with(scheme) {
+                return Err(format!(
+                    "{value:?}: only local directories and docker-image:// references can be build contexts here"
+                ));
+            }
+        }
+        // Absolute, so the directory's stat cache is found again from another working dir.
+        match std::fs::canonicalize(value) {
+            Ok(dir) if dir.is_dir() => Ok(BuildContext::Dir(dir)),
+            _ => Err(format!("{value:?} is not a directory")),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -193,6 +236,7 @@ struct Converter<'a> {
     meta_args: Vec<(String, String)>,
     stages: HashMap<usize, StageState>,
     context: Option<VertexId>,
+    named_contexts: HashMap<String, VertexId>,
     images: HashMap<String, VertexId>,
     consumed_args: BTreeSet<String>,
 }
@@ -214,6 +258,7 @@ impl<'a> Converter<'a> {
             platform,
             stages: HashMap::new(),
             context: None,
+            named_contexts: HashMap::new(),
             images: HashMap::new(),
             consumed_args: BTreeSet::new(),
         };
@@ -370,9 +415,40 @@ impl<'a> Converter<'a> {
         line: usize,
         platform: &Platform,
     ) -> Result<ResolvedImage, ConvertError> {
+        // `--build-context NAME=docker-image://REF` puts REF where the Dockerfile says NAME.
+        let reference = match self.options.build_contexts.get(reference) {
+            Some(BuildContext::Image(other)) => other.as_str(),
+            Some(BuildContext::Dir(dir)) => {
+                return Err(self.error(
+                    line,
+                    format!(
+                        "{reference:?} is a local directory build context ({}): use it with COPY --from={reference} or RUN --mount=from={reference}; FROM needs an image or a stage",
+                        dir.display()
+                    ),
+                ));
+            }
+            None => reference,
+        };
         self.resolver
             .resolve(reference, platform)
             .map_err(|e| self.source_error(line, e))
+    }
+
+    /// The vertex of a `--build-context` directory, made once per name.
+    fn named_context_vertex(&mut self, name: &str) -> VertexId {
+        if let Some(v) = self.named_contexts.get(name) {
+            return *v;
+        }
+        let v = self.graph.add(Vertex {
+            op: Op::NamedContext {
+                name: name.to_string(),
+            },
+            inputs: vec![],
+            name: format!("[context {name}] load from client"),
+            lines: None,
+        });
+        self.named_contexts.insert(name.to_string(), v);
+        v
     }
 
     fn convert_stage(&mut self, index: usize) -> Result<StageOutput, ConvertError> {
@@ -576,14 +652,19 @@ impl<'a> Converter<'a> {
     }
 
     /// The vertex and input for a `--from` value: a previous stage, or an image.
+    /// What `--from=NAME` reads: a stage, a `--build-context` directory (then `true`: its files
+    /// are host files, owned by root in the image, as the build context's are), or an image.
     fn source_for_from(
         &mut self,
         from: &str,
         st: &StageBuild,
         line: usize,
-    ) -> Result<VertexId, ConvertError> {
+    ) -> Result<(VertexId, bool), ConvertError> {
         if let Some(index) = self.stage_by_ref(from, st.index) {
-            return Ok(self.stage(index)?.vertex);
+            return Ok((self.stage(index)?.vertex, false));
+        }
+        if let Some(BuildContext::Dir(_)) = self.options.build_contexts.get(from) {
+            return Ok((self.named_context_vertex(from), true));
         }
         if self
             .dockerfile
@@ -597,7 +678,7 @@ impl<'a> Converter<'a> {
             ));
         }
         let image = self.resolve_image(from, line, &st.spec.platform)?;
-        Ok(self.image_vertex(&image))
+        Ok((self.image_vertex(&image), false))
     }
 
     fn dispatch_copy(
@@ -609,7 +690,7 @@ impl<'a> Converter<'a> {
     ) -> Result<(), ConvertError> {
         let line = inst.location.start_line;
         let (source, from_context) = match &copy.from {
-            Some(from) => (self.source_for_from(from, st, line)?, false),
+            Some(from) => self.source_for_from(from, st, line)?,
             None => (self.context_vertex(), true),
         };
         let chmod = parse_chmod(copy.chmod.as_deref()).map_err(|e| self.error(line, e))?;
@@ -825,7 +906,7 @@ impl<'a> Converter<'a> {
                 read_write,
             } => {
                 let v = match from {
-                    Some(from) => self.source_for_from(from, st, line)?,
+                    Some(from) => self.source_for_from(from, st, line)?.0,
                     None => self.context_vertex(),
                 };
                 inputs.push(v);

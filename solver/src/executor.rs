@@ -37,6 +37,8 @@ pub struct SolveOptions {
     /// The build context directory (None when the Dockerfile needs none).
     pub context_dir: Option<PathBuf>,
     pub ignore: IgnoreMatcher,
+    /// `--build-context NAME=DIR` directories, by name.
+    pub named_contexts: BTreeMap<String, PathBuf>,
     /// `--secret id=...` values: id → file holding the secret.
     pub secrets: BTreeMap<String, PathBuf>,
     /// `--ssh id=SOCKET` values: id → ssh-agent socket.
@@ -81,7 +83,8 @@ pub enum SolveError {
 #[derive(Clone, Debug)]
 pub enum Output {
     Rootfs(Vec<LayerRef>),
-    Context,
+    /// A context directory: the build context (None), or a `--build-context` one by name.
+    Context(Option<String>),
 }
 
 #[derive(Clone, Debug)]
@@ -104,6 +107,8 @@ pub struct Solver<'a> {
     /// Results of steps solved in this build, by cache key; see `in_flight_slot`.
     in_flight: Mutex<HashMap<Digest, Slot>>,
     stat_cache: StatCache,
+    /// One stat cache per `--build-context` directory, by name.
+    named_stat_caches: HashMap<String, StatCache>,
 }
 
 /// A step's result within one build: None until solved, then the layer it added (if any).
@@ -254,6 +259,14 @@ impl<'a> Solver<'a> {
                 Some(dir) => StatCache::load(&store.root().join("context-cache"), dir),
                 None => StatCache::disabled(),
             },
+            named_stat_caches: opts
+                .named_contexts
+                .iter()
+                .map(|(name, dir)| {
+                    let cache = StatCache::load(&store.root().join("context-cache"), dir);
+                    (name.clone(), cache)
+                })
+                .collect(),
         })
     }
 
@@ -281,6 +294,9 @@ impl<'a> Solver<'a> {
             .map_err(|_| SolveError::Internal("a build worker panicked".into()))?;
         // Losing the stat cache only costs re-hashing next time, never correctness.
         let _ = self.stat_cache.save();
+        for cache in self.named_stat_caches.values() {
+            let _ = cache.save();
+        }
         match state.failed {
             Some(e) => Err(e),
             None => Ok(state.done),
@@ -366,12 +382,12 @@ impl<'a> Solver<'a> {
     ) -> Result<Solved, SolveError> {
         let input_keys: Vec<Digest> = inputs.iter().map(|s| s.key).collect();
         match &v.op {
-            Op::Scratch | Op::Context => {
+            Op::Scratch | Op::Context | Op::NamedContext { .. } => {
                 let key = op_fingerprint(&v.op, &input_keys, &BTreeMap::new());
-                let output = if matches!(v.op, Op::Context) {
-                    Output::Context
-                } else {
-                    Output::Rootfs(vec![])
+                let output = match &v.op {
+                    Op::Context => Output::Context(None),
+                    Op::NamedContext { name } => Output::Context(Some(name.clone())),
+                    _ => Output::Rootfs(vec![]),
                 };
                 Ok(Solved {
                     key,
@@ -559,16 +575,16 @@ impl<'a> Solver<'a> {
         inputs: &[Solved],
     ) -> Result<BTreeMap<String, String>, SourceError> {
         let mut extra = BTreeMap::new();
-        let Some(tree) = self.context_tree() else {
-            return Ok(extra);
+        // The context an input is, if it is one.
+        let context = |i: usize| match inputs.get(i).map(|s| &s.output) {
+            Some(Output::Context(name)) => self.context_tree(name.as_deref()),
+            _ => None,
         };
-        let is_context =
-            |i: usize| matches!(inputs.get(i).map(|s| &s.output), Some(Output::Context));
         match &v.op {
             Op::File(file) => {
                 for (n, action) in file.actions.iter().enumerate() {
                     if let FileAction::Copy(c) = action
-                        && is_context(c.source_input)
+                        && let Some(tree) = context(c.source_input)
                     {
                         let exclude = exclude_rules(&c.exclude)?;
                         let sum = tree.checksum_excluding(&c.sources, &exclude)?;
@@ -579,7 +595,7 @@ impl<'a> Solver<'a> {
             Op::Exec(exec) => {
                 for (n, mount) in exec.mounts.iter().enumerate() {
                     if let ExecMountKind::Input { input, source, .. } = &mount.kind
-                        && is_context(*input)
+                        && let Some(tree) = context(*input)
                     {
                         let sum = tree.checksum(std::slice::from_ref(source))?;
                         extra.insert(format!("mount{n}"), sum.to_string());
@@ -591,10 +607,21 @@ impl<'a> Solver<'a> {
         Ok(extra)
     }
 
-    fn context_tree(&self) -> Option<SourceTree<'_>> {
-        self.opts.context_dir.as_deref().map(|dir| {
-            SourceTree::new(dir, Some(&self.opts.ignore)).with_stat_cache(&self.stat_cache)
-        })
+    /// The build context (`name` None, after .dockerignore) or a `--build-context` directory.
+    fn context_tree(&self, name: Option<&str>) -> Option<SourceTree<'_>> {
+        match name {
+            None => self.opts.context_dir.as_deref().map(|dir| {
+                SourceTree::new(dir, Some(&self.opts.ignore)).with_stat_cache(&self.stat_cache)
+            }),
+            Some(name) => {
+                let dir = self.opts.named_contexts.get(name)?;
+                let tree = SourceTree::new(dir, None);
+                Some(match self.named_stat_caches.get(name) {
+                    Some(cache) => tree.with_stat_cache(cache),
+                    None => tree,
+                })
+            }
+        }
     }
 
     fn prepare(&self, layers: &[LayerRef]) -> Result<ActiveSnapshot, String> {
@@ -740,8 +767,8 @@ impl<'a> Solver<'a> {
                     reset_owner: c.from_context,
                 };
                 match inputs.get(c.source_input).map(|s| &s.output) {
-                    Some(Output::Context) => {
-                        let tree = self.context_tree().ok_or_else(|| {
+                    Some(Output::Context(name)) => {
+                        let tree = self.context_tree(name.as_deref()).ok_or_else(|| {
                             CopyError::Invalid("this step reads the build context, but no context directory was given".into())
                         })?;
                         copy::copy(&tree, c, root, attrs)
@@ -899,7 +926,9 @@ impl<'a> Solver<'a> {
                 read_write,
             } => {
                 let root = match inputs.get(*input).map(|s| &s.output) {
-                    Some(Output::Context) => self.filtered_context(source, keep_alive)?,
+                    Some(Output::Context(name)) => {
+                        self.filtered_context(name.as_deref(), source, keep_alive)?
+                    }
                     Some(Output::Rootfs(layers)) => {
                         let view = self.prepare(layers)?;
                         let path = crate::rootpath::resolve_in_root(view.rootfs(), source, true)
@@ -1097,11 +1126,12 @@ impl<'a> Solver<'a> {
     /// The context (after .dockerignore) below `source`, copied to a temp dir for a bind mount.
     fn filtered_context(
         &self,
+        name: Option<&str>,
         source: &str,
         keep_alive: &mut Vec<Box<dyn std::any::Any>>,
     ) -> Result<PathBuf, String> {
         let tree = self
-            .context_tree()
+            .context_tree(name)
             .ok_or("this step mounts the build context, but no context directory was given")?;
         let tmp = tempfile::Builder::new()
             .prefix("ctx-")
@@ -1133,9 +1163,8 @@ impl<'a> Solver<'a> {
         // A single regular file is mounted as that file, not as the directory holding it.
         // (Not a symlink: the bind mount would follow it on the host's side.)
         let rel = crate::rootpath::clean_rel(source);
-        let single_file = self.opts.context_dir.as_ref().is_some_and(|dir| {
-            !rel.is_empty() && fs::symlink_metadata(dir.join(&rel)).is_ok_and(|m| m.is_file())
-        });
+        let single_file = !rel.is_empty()
+            && fs::symlink_metadata(tree.root().join(&rel)).is_ok_and(|m| m.is_file());
         let path = match rel.rsplit('/').next() {
             Some(name) if single_file => tmp.path().join(name),
             _ => tmp.path().to_path_buf(),

@@ -36,6 +36,10 @@ pub enum Op {
     Image(ImageSource),
     /// The local build context (after .dockerignore).
     Context,
+    /// A local directory given with `--build-context NAME=DIR` (no .dockerignore applies).
+    /// Its key is its name; steps that read it add a checksum of what they read, as for the
+    /// main context.
+    NamedContext { name: String },
     /// A command run in the sandbox on top of input 0.
     Exec(ExecOp),
     /// File actions applied on top of input 0.

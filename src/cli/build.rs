@@ -14,6 +14,7 @@ use builder_remote_cache::spec::{ExportTarget, parse_cache_from, parse_cache_to}
 use builder_remote_cache::{ExportSpec, ImportSpec, Imports, Remote};
 use builder_sandbox::ExtraHost;
 use builder_snapshot::{Compression, LayerOptions, ZSTD_MAX_LEVEL};
+use builder_solver::convert::BuildContext;
 use builder_solver::graph::NetworkMode;
 use builder_solver::resolve::StoreResolver;
 use builder_solver::{BuildRequest, Platform};
@@ -90,6 +91,10 @@ pub struct BuildArgs {
     /// default bridge gives outside access), `host`, or `none`.
     #[arg(long, default_value = "default")]
     network: String,
+    /// Additional build context `NAME=DIR` (for `COPY --from=NAME`, `RUN --mount=from=NAME`) or
+    /// `NAME=docker-image://REF` (an image in place of `FROM NAME`); repeatable.
+    #[arg(long = "build-context")]
+    build_contexts: Vec<String>,
     /// Extra /etc/hosts entry of every RUN step, `NAME:IP` (or `NAME=IP`); repeatable.
     #[arg(long = "add-host")]
     add_hosts: Vec<String>,
@@ -296,6 +301,16 @@ fn make_request(
         .iter()
         .map(|h| ExtraHost::parse(h).map_err(|e| UsageError(format!("--add-host {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
+    let mut build_contexts = BTreeMap::new();
+    for spec in &args.build_contexts {
+        let (name, value) = spec
+            .split_once('=')
+            .filter(|(name, _)| !name.is_empty())
+            .ok_or_else(|| UsageError(format!("--build-context {spec:?}: expected NAME=VALUE")))?;
+        let context = BuildContext::parse(value)
+            .map_err(|e| UsageError(format!("--build-context {name}: {e}")))?;
+        build_contexts.insert(name.to_string(), context);
+    }
     for (flag, value) in [("provenance", &args.provenance), ("sbom", &args.sbom)] {
         if let Some(v) = value
             && !matches!(v.as_str(), "false" | "0")
@@ -318,6 +333,7 @@ fn make_request(
         no_cache: args.no_cache,
         network,
         extra_hosts,
+        build_contexts,
         no_cache_filter: args.no_cache_filter.clone(),
         cache_import: None,
         secrets,
