@@ -5,22 +5,6 @@ mod common;
 
 use common::Env;
 
-fn build(env: &Env, ctx: &std::path::Path, args: &[&str]) -> std::process::Output {
-    env.cmd()
-        .args(["build", "--progress=plain"])
-        .args(args)
-        .arg(ctx)
-        .output()
-        .unwrap()
-}
-
-fn build_ok(env: &Env, ctx: &std::path::Path, args: &[&str]) -> String {
-    let out = build(env, ctx, args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{stderr}");
-    stderr
-}
-
 #[test]
 fn a_directory_context_feeds_copy_from_and_run_mounts_with_its_own_cache() {
     let env = Env::new();
@@ -43,7 +27,7 @@ fn a_directory_context_feeds_copy_from_and_run_mounts_with_its_own_cache() {
             ("main.txt", "main\n"),
         ],
     );
-    build_ok(&env, &ctx, &["-t", "bc:1", "--build-context", &shared_arg]);
+    env.build_ok(&ctx, &["-t", "bc:1", "--build-context", &shared_arg]);
     assert_eq!(
         env.ok(&["run", "--rm", "bc:1", "cat", "/lib/lib.txt"]),
         "lib 1\n"
@@ -63,10 +47,10 @@ fn a_directory_context_feeds_copy_from_and_run_mounts_with_its_own_cache() {
     );
 
     // Unchanged: all cached. A changed file in it: its readers run again.
-    let log = build_ok(&env, &ctx, &["-t", "bc:2", "--build-context", &shared_arg]);
+    let log = env.build_ok(&ctx, &["-t", "bc:2", "--build-context", &shared_arg]);
     assert_eq!(log.matches("CACHED").count(), 3, "{log}");
     std::fs::write(shared.join("lib.txt"), "lib 2\n").unwrap();
-    let log = build_ok(&env, &ctx, &["-t", "bc:3", "--build-context", &shared_arg]);
+    let log = env.build_ok(&ctx, &["-t", "bc:3", "--build-context", &shared_arg]);
     assert_eq!(log.matches("CACHED").count(), 0, "{log}");
     assert_eq!(
         env.ok(&["run", "--rm", "bc:3", "cat", "/mounted"]),
@@ -85,8 +69,7 @@ fn an_image_context_replaces_the_base_image_of_that_name() {
             "FROM base-image-that-does-not-exist\nRUN echo from-alias > /x\n",
         )],
     );
-    build_ok(
-        &env,
+    env.build_ok(
         &ctx,
         &[
             "-t",
@@ -107,8 +90,7 @@ fn unusable_build_contexts_are_refused_clearly() {
     env.busybox_base();
     let shared = env.context("shared", &[("f", "f")]);
     let ctx = env.context("ctx", &[("Dockerfile", "FROM shared\n")]);
-    let out = build(
-        &env,
+    let out = env.build(
         &ctx,
         &["--build-context", &format!("shared={}", shared.display())],
     );
@@ -127,7 +109,7 @@ fn unusable_build_contexts_are_refused_clearly() {
         ("nameless", "expected NAME=VALUE"),
         ("x=docker-image://", "needs an image reference"),
     ] {
-        let out = build(&env, &ctx, &["--build-context", arg]);
+        let out = env.build(&ctx, &["--build-context", arg]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{arg}: {stderr}");
         assert!(stderr.contains(message), "{arg}: {stderr}");

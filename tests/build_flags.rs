@@ -5,21 +5,13 @@ mod common;
 
 use common::Env;
 
+/// Builds `dockerfile` in a context of its own.
 fn build(env: &Env, dockerfile: &str, args: &[&str]) -> std::process::Output {
-    let ctx = env.context("ctx", &[("Dockerfile", dockerfile)]);
-    env.cmd()
-        .args(["build", "--progress=plain"])
-        .args(args)
-        .arg(&ctx)
-        .output()
-        .unwrap()
+    env.build(&env.context("ctx", &[("Dockerfile", dockerfile)]), args)
 }
 
 fn build_ok(env: &Env, dockerfile: &str, args: &[&str]) -> String {
-    let out = build(env, dockerfile, args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{stderr}");
-    stderr
+    env.build_ok(&env.context("ctx", &[("Dockerfile", dockerfile)]), args)
 }
 
 #[test]

@@ -6,18 +6,6 @@ mod common;
 
 use common::Env;
 
-fn build(env: &Env, ctx: &std::path::Path, tag: &str) -> String {
-    let out = env
-        .cmd()
-        .args(["build", "--progress=plain", "-t", tag])
-        .arg(ctx)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{stderr}");
-    stderr
-}
-
 /// Every file below `dir` in the image, sorted.
 fn files(env: &Env, tag: &str, dir: &str) -> Vec<String> {
     let out = env.ok(&["run", "--rm", tag, "find", dir, "-type", "f"]);
@@ -56,7 +44,7 @@ fn exclude_leaves_files_out_of_the_layer_and_the_cache_key() {
     let mut files_in_ctx = TREE.to_vec();
     files_in_ctx.push(("Dockerfile", dockerfile));
     let ctx = env.context("ctx", &files_in_ctx);
-    build(&env, &ctx, "ex:1");
+    env.build_ok(&ctx, &["-t", "ex:1"]);
 
     // Patterns match paths relative to each source directory: `*/*.png` is a file one
     // directory down in dir1 or dir2 (dir2/sub/file-203.png), not their own files.
@@ -79,10 +67,10 @@ fn exclude_leaves_files_out_of_the_layer_and_the_cache_key() {
     // Editing an excluded file keeps every step cached; editing a copied one does not.
     std::fs::write(ctx.join("app/.env"), "SECRET=2").unwrap();
     std::fs::write(ctx.join("dir3/file-301.mp3"), "changed").unwrap();
-    let log = build(&env, &ctx, "ex:2");
+    let log = env.build_ok(&ctx, &["-t", "ex:2"]);
     assert_eq!(log.matches("CACHED").count(), 6, "{log}");
     std::fs::write(ctx.join("app/main.txt"), "main 2").unwrap();
-    let log = build(&env, &ctx, "ex:3");
+    let log = env.build_ok(&ctx, &["-t", "ex:3"]);
     // Steps 1-2 come from the cache; the edited COPY and every step after it run again.
     assert_eq!(log.matches("CACHED").count(), 2, "{log}");
     assert_eq!(
@@ -103,7 +91,7 @@ fn parents_keeps_each_sources_path_below_the_destination() {
     let mut files_in_ctx = TREE.to_vec();
     files_in_ctx.push(("Dockerfile", dockerfile));
     let ctx = env.context("ctx", &files_in_ctx);
-    build(&env, &ctx, "par:1");
+    env.build_ok(&ctx, &["-t", "par:1"]);
     assert_eq!(
         files(&env, "par:1", "/kept"),
         ["/kept/dir1/file-103.jpeg", "/kept/dir2/file-202.jpeg"]
@@ -138,12 +126,7 @@ fn a_broken_exclude_pattern_names_the_dockerfile_line() {
             ("a", "a"),
         ],
     );
-    let out = env
-        .cmd()
-        .args(["build", "--progress=plain"])
-        .arg(&ctx)
-        .output()
-        .unwrap();
+    let out = env.build(&ctx, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(0), "{stderr}");
     assert!(

@@ -64,6 +64,24 @@ impl Env {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `builder build --progress=plain ARGS CONTEXT`, whatever the exit status.
+    pub fn build(&self, ctx: &Path, args: &[&str]) -> Output {
+        self.cmd()
+            .args(["build", "--progress=plain"])
+            .args(args)
+            .arg(ctx)
+            .output()
+            .expect("spawn builder")
+    }
+
+    /// [`build`](Self::build), failing the test unless it succeeds; returns the progress log.
+    pub fn build_ok(&self, ctx: &Path, args: &[&str]) -> String {
+        let out = self.build(ctx, args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "build {args:?} failed:\n{stderr}");
+        stderr
+    }
+
     /// `builder inspect NAME` parsed.
     pub fn inspect(&self, name: &str) -> serde_json::Value {
         let out = self.ok(&["inspect", name]);
