@@ -614,8 +614,11 @@ impl<'a> Solver<'a> {
                 SourceTree::new(dir, Some(&self.opts.ignore)).with_stat_cache(&self.stat_cache)
             }),
             Some(name) => {
+                // No .dockerignore applies; an empty one still makes errors say "context".
+                static NO_RULES: std::sync::LazyLock<IgnoreMatcher> =
+                    std::sync::LazyLock::new(IgnoreMatcher::empty);
                 let dir = self.opts.named_contexts.get(name)?;
-                let tree = SourceTree::new(dir, None);
+                let tree = SourceTree::new(dir, Some(&NO_RULES));
                 Some(match self.named_stat_caches.get(name) {
                     Some(cache) => tree.with_stat_cache(cache),
                     None => tree,
