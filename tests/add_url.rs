@@ -125,11 +125,11 @@ fn add_url_downloads_caches_and_revalidates() {
         3,
         "all three steps should be cached:\n{second}"
     );
-    assert_eq!(
-        env.inspect("addurl:1")["Id"],
-        env.inspect("addurl:2")["Id"],
-        "same image"
-    );
+    // The same layers (the ids differ when the two builds fall in different seconds: the
+    // config's `created` is the build's time, as in docker without SOURCE_DATE_EPOCH).
+    let layers = |name: &str| env.inspect(name)["rootfs"]["diff_ids"].clone();
+    assert!(layers("addurl:1").as_array().is_some_and(|l| l.len() >= 3));
+    assert_eq!(layers("addurl:1"), layers("addurl:2"), "same layers");
 
     // Changed on the server: the ADD steps and the RUN after them run again.
     fs::write(&tool, "#!/bin/sh\necho version two\n").unwrap();
