@@ -1,5 +1,6 @@
 //! End to end: the `docker buildx build` flags that scripts pass along with the usual ones —
-//! `--add-host` and `--network` for RUN steps, `--load`, `--provenance=false`, `--sbom=false`.
+//! `--add-host`, `--network` and `--shm-size` for RUN steps, `--load`, `--provenance=false`,
+//! `--sbom=false`.
 
 mod common;
 
@@ -91,6 +92,38 @@ fn network_none_is_the_default_of_run_steps_that_do_not_choose() {
         host_devs.lines().count() - 2,
         "RUN --network=host still shares the host's network: {host}"
     );
+}
+
+#[test]
+fn shm_size_sets_the_size_of_dev_shm_in_run_steps() {
+    let env = Env::new();
+    env.busybox_base();
+    // 1K-blocks of /dev/shm.
+    let dockerfile =
+        "FROM busybox:test\nRUN df -k /dev/shm | tail -n 1 | awk '{print $2}' > /shm\n";
+    build_ok(&env, dockerfile, &["-t", "shm:1"]);
+    assert_eq!(env.ok(&["run", "--rm", "shm:1", "cat", "/shm"]), "65536\n");
+    let log = build_ok(&env, dockerfile, &["-t", "shm:2", "--shm-size", "128m"]);
+    assert!(
+        !log.contains("CACHED"),
+        "another size is another step: {log}"
+    );
+    assert_eq!(env.ok(&["run", "--rm", "shm:2", "cat", "/shm"]), "131072\n");
+    let df = env.ok(&[
+        "run",
+        "--rm",
+        "--shm-size",
+        "32m",
+        "shm:1",
+        "sh",
+        "-c",
+        "df -k /dev/shm | tail -n 1 | awk '{print $2}'",
+    ]);
+    assert_eq!(df, "32768\n");
+    let out = build(&env, dockerfile, &["--shm-size", "lots"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("invalid --shm-size"), "{stderr}");
 }
 
 #[test]

@@ -71,7 +71,7 @@ pub fn prepare(spec: &InitSpec) -> Result<Vec<String>, InitError> {
     };
     mount_proc(&mut created)?;
     mount_sys(&mut created)?;
-    mount_dev(&mut created)?;
+    mount_dev(&mut created, spec.shm_size)?;
     mount_generated_files(&mut created, &spec.etc_files)?;
     for m in &spec.mounts {
         apply_user_mount(&mut created, &m.target, &m.kind)?;
@@ -140,7 +140,10 @@ fn mask(path: &Path) -> Result<(), InitError> {
     }
 }
 
-fn mount_dev(created: &mut Created) -> Result<(), InitError> {
+/// docker's /dev/shm size when none is asked for (`--shm-size`).
+const DEFAULT_SHM_SIZE: u64 = 64 << 20;
+
+fn mount_dev(created: &mut Created, shm_size: Option<u64>) -> Result<(), InitError> {
     let dev = ensure_dir(created, "/dev")?;
     mnt(
         Some(Path::new("tmpfs")),
@@ -195,12 +198,16 @@ fn mount_dev(created: &mut Created) -> Result<(), InitError> {
         )?;
     }
     let shm = make_dir(&dev.join("shm"), 0o1777)?;
+    let shm_options = format!(
+        "mode=1777,size={}",
+        shm_size.filter(|s| *s > 0).unwrap_or(DEFAULT_SHM_SIZE)
+    );
     mnt(
         Some(Path::new("shm")),
         &shm,
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        Some("mode=1777,size=65536k"),
+        Some(&shm_options),
         "mount tmpfs on /dev/shm",
     )
 }

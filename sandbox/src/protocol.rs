@@ -23,6 +23,8 @@ pub struct InitSpec {
     pub hostname: String,
     pub network: Network,
     pub mounts: Vec<MountSpec>,
+    /// Bytes of /dev/shm; None for docker's 64 MiB.
+    pub shm_size: Option<u64>,
     /// (in-container path, content) of the generated /etc/{hosts,resolv.conf,hostname}.
     pub etc_files: Vec<(String, String)>,
 }

@@ -69,6 +69,7 @@ pub fn spawn(spec: RunSpec) -> Result<Sandbox, SandboxError> {
         hostname: spec.hostname,
         network: spec.network,
         mounts: spec.mounts,
+        shm_size: spec.shm_size,
         etc_files,
     };
     let (ours, theirs) =
@@ -283,6 +284,7 @@ mod tests {
             hostname: "h".into(),
             network: Network::Host,
             extra_hosts: vec![],
+            shm_size: None,
             mounts: vec![],
             stdin: Stdio::Null,
             stdout: Stdio::Null,

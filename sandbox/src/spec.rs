@@ -23,6 +23,8 @@ pub struct RunSpec {
     pub network: Network,
     /// Extra /etc/hosts entries (`--add-host`), after localhost.
     pub extra_hosts: Vec<ExtraHost>,
+    /// Bytes of the /dev/shm tmpfs (`--shm-size`); None for docker's 64 MiB.
+    pub shm_size: Option<u64>,
     pub mounts: Vec<MountSpec>,
     pub stdin: Stdio,
     pub stdout: Stdio,

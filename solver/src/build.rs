@@ -37,6 +37,8 @@ pub struct BuildRequest {
     pub extra_hosts: Vec<builder_sandbox::ExtraHost>,
     /// `--build-context NAME=VALUE`, by name.
     pub build_contexts: BTreeMap<String, crate::convert::BuildContext>,
+    /// `--shm-size`: bytes of /dev/shm in RUN steps.
+    pub shm_size: Option<u64>,
     /// `--no-cache-filter`: names of stages whose steps skip the cache.
     pub no_cache_filter: Vec<String>,
     /// `--cache-from`: records consulted when the local cache misses.
@@ -106,6 +108,7 @@ pub fn build(
         network: req.network,
         extra_hosts: req.extra_hosts.clone(),
         build_contexts: req.build_contexts.clone(),
+        shm_size: req.shm_size,
     };
     let converted = convert(&dockerfile, &options, resolver)?;
     if !converted.unused_build_args.is_empty() {

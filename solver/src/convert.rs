@@ -84,6 +84,8 @@ pub struct ConvertOptions {
     pub extra_hosts: Vec<builder_sandbox::ExtraHost>,
     /// `build --build-context NAME=VALUE`, by name.
     pub build_contexts: BTreeMap<String, BuildContext>,
+    /// `build --shm-size`: bytes of /dev/shm in RUN steps (None: docker's 64 MiB).
+    pub shm_size: Option<u64>,
 }
 
 /// What a `--build-context` name stands for.
@@ -871,6 +873,7 @@ impl<'a> Converter<'a> {
             mounts,
             secret_env,
             extra_hosts: self.options.extra_hosts.clone(),
+            shm_size: self.options.shm_size,
         });
         let prefix = if history_args.is_empty() {
             String::new()

@@ -823,6 +823,7 @@ impl<'a> Solver<'a> {
                 crate::graph::NetworkMode::None => builder_sandbox::Network::None,
             },
             extra_hosts: op.extra_hosts.clone(),
+            shm_size: op.shm_size,
             mounts,
             stdin: builder_sandbox::Stdio::Null,
             stdout: builder_sandbox::Stdio::Fd(write_fd),

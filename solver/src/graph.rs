@@ -83,6 +83,9 @@ pub struct ExecOp {
     /// when empty so the keys of steps built without them stay what they were.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub extra_hosts: Vec<builder_sandbox::ExtraHost>,
+    /// `build --shm-size` in bytes: part of the key (as BuildKit's exec meta), left out when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize)]

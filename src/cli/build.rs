@@ -95,6 +95,9 @@ pub struct BuildArgs {
     /// `NAME=docker-image://REF` (an image in place of `FROM NAME`); repeatable.
     #[arg(long = "build-context")]
     build_contexts: Vec<String>,
+    /// Size of /dev/shm in RUN steps (e.g. 256m; default 64m).
+    #[arg(long = "shm-size")]
+    shm_size: Option<String>,
     /// Extra /etc/hosts entry of every RUN step, `NAME:IP` (or `NAME=IP`); repeatable.
     #[arg(long = "add-host")]
     add_hosts: Vec<String>,
@@ -334,6 +337,11 @@ fn make_request(
         network,
         extra_hosts,
         build_contexts,
+        shm_size: args
+            .shm_size
+            .as_deref()
+            .map(|s| super::limits::parse_size("--shm-size", s))
+            .transpose()?,
         no_cache_filter: args.no_cache_filter.clone(),
         cache_import: None,
         secrets,

@@ -34,9 +34,19 @@ impl LimitArgs {
     }
 }
 
-/// docker's memory syntax: a number of bytes with an optional b, k, m or g suffix.
 fn parse_memory(s: &str) -> anyhow::Result<u64> {
-    let bad = || UsageError(format!("invalid --memory {s:?}: expected e.g. 64m or 1g"));
+    let bytes = parse_size("--memory", s)?;
+    // docker's minimum: below this nothing, not even a shell, starts.
+    if bytes < 6 << 20 {
+        return Err(UsageError(format!("--memory {s:?} is below the minimum of 6m")).into());
+    }
+    Ok(bytes)
+}
+
+/// docker's size syntax (`--memory`, `--shm-size`): a number of bytes with an optional b, k, m
+/// or g suffix.
+pub fn parse_size(flag: &str, s: &str) -> anyhow::Result<u64> {
+    let bad = || UsageError(format!("invalid {flag} {s:?}: expected e.g. 64m or 1g"));
     let lower = s.trim().to_ascii_lowercase();
     let (digits, unit) = match lower.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => lower.split_at(i),
@@ -54,10 +64,6 @@ fn parse_memory(s: &str) -> anyhow::Result<u64> {
         .checked_shl(shift)
         .filter(|b| b >> shift == n)
         .ok_or_else(bad)?;
-    // docker's minimum: below this nothing, not even a shell, starts.
-    if bytes < 6 << 20 {
-        return Err(UsageError(format!("--memory {s:?} is below the minimum of 6m")).into());
-    }
     Ok(bytes)
 }
 

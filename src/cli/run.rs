@@ -29,6 +29,9 @@ pub struct RunArgs {
     /// Run without network (a new empty network namespace).
     #[arg(long, default_value = "host", value_parser = ["host", "none"])]
     network: String,
+    /// Size of /dev/shm (e.g. 256m; default 64m).
+    #[arg(long = "shm-size")]
+    shm_size: Option<String>,
     /// Extra /etc/hosts entry, `NAME:IP` (or `NAME=IP`); repeatable.
     #[arg(long = "add-host")]
     add_hosts: Vec<String>,
@@ -135,6 +138,11 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
                     .map_err(|e| UsageError(format!("--add-host {e}")))
             })
             .collect::<Result<_, _>>()?,
+        shm_size: args
+            .shm_size
+            .as_deref()
+            .map(|s| super::limits::parse_size("--shm-size", s))
+            .transpose()?,
         mounts: vec![],
         stdin: builder_sandbox::Stdio::Inherit,
         stdout: builder_sandbox::Stdio::Inherit,

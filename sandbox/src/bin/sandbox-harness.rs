@@ -139,6 +139,7 @@ fn run(spec: HarnessSpec, userns: String) -> HarnessOutput {
         hostname: spec.hostname,
         network: spec.network,
         extra_hosts: vec![],
+        shm_size: None,
         mounts: spec.mounts,
         stdin: Stdio::Null,
         stdout: Stdio::Fd(OwnedFd::from(out_w)),
