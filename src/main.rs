@@ -50,7 +50,7 @@ enum Command {
     /// Write images to a tar archive (docker-archive, or OCI layout with --format oci).
     Save(cli::save::SaveArgs),
     /// Run a command in a new container from an image.
-    Run(cli::run::RunArgs),
+    Run(Box<cli::run::RunArgs>),
     /// Pull an image from a registry.
     Pull(cli::registry::PullArgs),
     /// Push an image to a registry.
@@ -112,7 +112,7 @@ fn run(command: Command, ctx: &cli::Context) -> anyhow::Result<ExitCode> {
         Command::Inspect { images } => cli::images::inspect(ctx, &images),
         Command::History { no_trunc, image } => cli::images::history(ctx, &image, no_trunc),
         Command::Save(args) => cli::save::run(ctx, args),
-        Command::Run(args) => cli::run::run(ctx, args),
+        Command::Run(args) => cli::run::run(ctx, *args),
         Command::Pull(args) => cli::registry::pull(ctx, args),
         Command::Push(args) => cli::registry::push(ctx, args),
         Command::Login(args) => cli::registry::login(args),

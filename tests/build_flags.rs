@@ -1,5 +1,5 @@
 //! End to end: the `docker buildx build` flags that scripts pass along with the usual ones —
-//! `--add-host`, `--network` and `--shm-size` for RUN steps, `--load`, `--provenance=false`,
+//! `--add-host`, `--network`, `--shm-size` and `--ulimit` for RUN steps, `--load`, `--provenance=false`,
 //! `--sbom=false`.
 
 mod common;
@@ -124,6 +124,51 @@ fn shm_size_sets_the_size_of_dev_shm_in_run_steps() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("invalid --shm-size"), "{stderr}");
+}
+
+#[test]
+fn ulimit_sets_resource_limits_of_run_steps() {
+    let env = Env::new();
+    env.busybox_base();
+    let dockerfile = "FROM busybox:test\nRUN echo $(ulimit -Sn) $(ulimit -Hn) > /nofile\n";
+    build_ok(
+        &env,
+        dockerfile,
+        &["-t", "ul:1", "--ulimit", "nofile=512:768"],
+    );
+    assert_eq!(
+        env.ok(&["run", "--rm", "ul:1", "cat", "/nofile"]),
+        "512 768\n"
+    );
+    // Another limit is another step.
+    let log = build_ok(&env, dockerfile, &["-t", "ul:2", "--ulimit", "nofile=256"]);
+    assert!(!log.contains("CACHED"), "{log}");
+    assert_eq!(
+        env.ok(&["run", "--rm", "ul:2", "cat", "/nofile"]),
+        "256 256\n"
+    );
+    let run = env.ok(&[
+        "run",
+        "--rm",
+        "--ulimit",
+        "nofile=300:400",
+        "ul:1",
+        "sh",
+        "-c",
+        "echo $(ulimit -Sn) $(ulimit -Hn)",
+    ]);
+    assert_eq!(run, "300 400\n");
+    for (arg, message) in [
+        ("nofiles=1", "unknown limit"),
+        ("nofile=2:1", "above the hard one"),
+        ("nofile", "expected NAME=SOFT[:HARD]"),
+        ("nofile=lots", "is not a number"),
+    ] {
+        let out = build(&env, dockerfile, &["--ulimit", arg]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{arg}: {stderr}");
+        assert!(stderr.contains(message), "{arg}: {stderr}");
+    }
 }
 
 #[test]

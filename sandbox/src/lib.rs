@@ -57,7 +57,9 @@ pub use init::dispatch_init;
 pub use protocol::INIT_MARKER;
 pub use rootpath::{resolve_in_root, resolve_in_root_with};
 pub use run::{Sandbox, run, run_with_report, spawn};
-pub use spec::{ExitStatus, ExtraHost, MountKind, MountSpec, Network, RunReport, RunSpec, Stdio};
+pub use spec::{
+    ExitStatus, ExtraHost, MountKind, MountSpec, Network, RunReport, RunSpec, Stdio, Ulimit,
+};
 pub use stubs::remove_mount_stubs;
 pub use user::{ResolvedUser, UserError, resolve_user};
 pub use userns::{

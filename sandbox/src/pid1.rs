@@ -47,6 +47,8 @@ pub(crate) fn container_main(
         .first()
         .ok_or_else(|| InitError::msg("exec", "empty argument list"))?;
     let exe = find_executable(arg0, &env)?;
+    // While the init may still raise limits (as root on the host; rootless, only lower them).
+    set_ulimits(&spec.ulimits)?;
     caps::drop_bounding_set()?;
     switch_user(user.uid, user.gid, &user.supplementary_gids)?;
     caps::set_docker_caps()?;
@@ -58,6 +60,32 @@ pub(crate) fn container_main(
     set_parent_death_signal()?;
     reset_signals()?;
     exec(&exe, &spec.args, &env)
+}
+
+fn set_ulimits(ulimits: &[crate::spec::Ulimit]) -> Result<(), InitError> {
+    for u in ulimits {
+        let resource = u
+            .resource()
+            .ok_or_else(|| InitError::msg(format!("ulimit {}", u.name), "unknown limit"))?;
+        let limit = libc::rlimit {
+            rlim_cur: u.soft.unwrap_or(libc::RLIM_INFINITY),
+            rlim_max: u.hard.unwrap_or(libc::RLIM_INFINITY),
+        };
+        // SAFETY: setrlimit reads the struct we pass; the resource is one of the RLIMIT_* values.
+        if unsafe { libc::setrlimit(resource, &limit) } != 0 {
+            let err = std::io::Error::last_os_error();
+            let hint = if err.raw_os_error() == Some(libc::EPERM) {
+                " (raising a hard limit needs root on the host; a rootless build can only lower it)"
+            } else {
+                ""
+            };
+            return Err(InitError::msg(
+                format!("--ulimit {}", u.name),
+                format!("{err}{hint}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Ignored signals and the signal mask survive execve. The Rust runtime of this init ignores

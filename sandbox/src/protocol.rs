@@ -25,6 +25,7 @@ pub struct InitSpec {
     pub mounts: Vec<MountSpec>,
     /// Bytes of /dev/shm; None for docker's 64 MiB.
     pub shm_size: Option<u64>,
+    pub ulimits: Vec<crate::spec::Ulimit>,
     /// (in-container path, content) of the generated /etc/{hosts,resolv.conf,hostname}.
     pub etc_files: Vec<(String, String)>,
 }

@@ -70,6 +70,7 @@ pub fn spawn(spec: RunSpec) -> Result<Sandbox, SandboxError> {
         network: spec.network,
         mounts: spec.mounts,
         shm_size: spec.shm_size,
+        ulimits: spec.ulimits,
         etc_files,
     };
     let (ours, theirs) =
@@ -285,6 +286,7 @@ mod tests {
             network: Network::Host,
             extra_hosts: vec![],
             shm_size: None,
+            ulimits: vec![],
             mounts: vec![],
             stdin: Stdio::Null,
             stdout: Stdio::Null,

@@ -25,6 +25,8 @@ pub struct RunSpec {
     pub extra_hosts: Vec<ExtraHost>,
     /// Bytes of the /dev/shm tmpfs (`--shm-size`); None for docker's 64 MiB.
     pub shm_size: Option<u64>,
+    /// `--ulimit` resource limits of the payload.
+    pub ulimits: Vec<Ulimit>,
     pub mounts: Vec<MountSpec>,
     pub stdin: Stdio,
     pub stdout: Stdio,
@@ -74,6 +76,89 @@ impl ExtraHost {
             name: name.to_string(),
             address: address.to_string(),
         })
+    }
+}
+
+/// One `--ulimit NAME=SOFT[:HARD]` resource limit, set on the payload before it starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ulimit {
+    /// docker's name: `nofile`, `nproc`, `core`, `stack`, ...
+    pub name: String,
+    /// None: unlimited (`-1`).
+    pub soft: Option<u64>,
+    pub hard: Option<u64>,
+}
+
+/// glibc's type for RLIMIT_* values (what setrlimit takes).
+pub(crate) type Resource = libc::__rlimit_resource_t;
+
+/// docker's ulimit names and the resources they set.
+const ULIMITS: &[(&str, Resource)] = &[
+    ("as", libc::RLIMIT_AS),
+    ("core", libc::RLIMIT_CORE),
+    ("cpu", libc::RLIMIT_CPU),
+    ("data", libc::RLIMIT_DATA),
+    ("fsize", libc::RLIMIT_FSIZE),
+    ("locks", libc::RLIMIT_LOCKS),
+    ("memlock", libc::RLIMIT_MEMLOCK),
+    ("msgqueue", libc::RLIMIT_MSGQUEUE),
+    ("nice", libc::RLIMIT_NICE),
+    ("nofile", libc::RLIMIT_NOFILE),
+    ("nproc", libc::RLIMIT_NPROC),
+    ("rss", libc::RLIMIT_RSS),
+    ("rtprio", libc::RLIMIT_RTPRIO),
+    ("rttime", libc::RLIMIT_RTTIME),
+    ("sigpending", libc::RLIMIT_SIGPENDING),
+    ("stack", libc::RLIMIT_STACK),
+];
+
+impl Ulimit {
+    /// docker's `NAME=SOFT[:HARD]`; `-1` means unlimited; SOFT may not exceed HARD.
+    pub fn parse(spec: &str) -> Result<Ulimit, String> {
+        let (name, values) = spec
+            .split_once('=')
+            .ok_or_else(|| format!("{spec:?}: expected NAME=SOFT[:HARD]"))?;
+        if !ULIMITS.iter().any(|(n, _)| *n == name) {
+            let names: Vec<&str> = ULIMITS.iter().map(|(n, _)| *n).collect();
+            return Err(format!(
+                "{spec:?}: unknown limit {name:?} (one of {})",
+                names.join(", ")
+            ));
+        }
+        let value = |v: &str| -> Result<Option<u64>, String> {
+            match v {
+                "-1" | "unlimited" => Ok(None),
+                v => v
+                    .parse::<u64>()
+                    .map(Some)
+                    .map_err(|_| format!("{spec:?}: {v:?} is not a number")),
+            }
+        };
+        let (soft, hard) = match values.split_once(':') {
+            Some((s, h)) => (value(s)?, value(h)?),
+            None => (value(values)?, value(values)?),
+        };
+        let above = match (soft, hard) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(s), Some(h)) => s > h,
+        };
+        if above {
+            return Err(format!("{spec:?}: the soft limit is above the hard one"));
+        }
+        Ok(Ulimit {
+            name: name.to_string(),
+            soft,
+            hard,
+        })
+    }
+
+    /// The RLIMIT_* resource this limit sets.
+    pub(crate) fn resource(&self) -> Option<Resource> {
+        ULIMITS
+            .iter()
+            .find(|(n, _)| *n == self.name)
+            .map(|(_, r)| *r)
     }
 }
 

@@ -39,6 +39,8 @@ pub struct BuildRequest {
     pub build_contexts: BTreeMap<String, crate::convert::BuildContext>,
     /// `--shm-size`: bytes of /dev/shm in RUN steps.
     pub shm_size: Option<u64>,
+    /// `--ulimit`: resource limits of RUN steps.
+    pub ulimits: Vec<builder_sandbox::Ulimit>,
     /// `--no-cache-filter`: names of stages whose steps skip the cache.
     pub no_cache_filter: Vec<String>,
     /// `--cache-from`: records consulted when the local cache misses.
@@ -109,6 +111,7 @@ pub fn build(
         extra_hosts: req.extra_hosts.clone(),
         build_contexts: req.build_contexts.clone(),
         shm_size: req.shm_size,
+        ulimits: req.ulimits.clone(),
     };
     let converted = convert(&dockerfile, &options, resolver)?;
     if !converted.unused_build_args.is_empty() {

@@ -86,6 +86,8 @@ pub struct ConvertOptions {
     pub build_contexts: BTreeMap<String, BuildContext>,
     /// `build --shm-size`: bytes of /dev/shm in RUN steps (None: docker's 64 MiB).
     pub shm_size: Option<u64>,
+    /// `build --ulimit`: resource limits of RUN steps.
+    pub ulimits: Vec<builder_sandbox::Ulimit>,
 }
 
 /// What a `--build-context` name stands for.
@@ -874,6 +876,7 @@ impl<'a> Converter<'a> {
             secret_env,
             extra_hosts: self.options.extra_hosts.clone(),
             shm_size: self.options.shm_size,
+            ulimits: self.options.ulimits.clone(),
         });
         let prefix = if history_args.is_empty() {
             String::new()

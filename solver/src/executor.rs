@@ -824,6 +824,7 @@ impl<'a> Solver<'a> {
             },
             extra_hosts: op.extra_hosts.clone(),
             shm_size: op.shm_size,
+            ulimits: op.ulimits.clone(),
             mounts,
             stdin: builder_sandbox::Stdio::Null,
             stdout: builder_sandbox::Stdio::Fd(write_fd),

@@ -86,6 +86,10 @@ pub struct ExecOp {
     /// `build --shm-size` in bytes: part of the key (as BuildKit's exec meta), left out when unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shm_size: Option<u64>,
+    /// `build --ulimit`: resource limits; in the key like BuildKit's exec meta, left out when
+    /// empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ulimits: Vec<builder_sandbox::Ulimit>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -95,6 +95,9 @@ pub struct BuildArgs {
     /// `NAME=docker-image://REF` (an image in place of `FROM NAME`); repeatable.
     #[arg(long = "build-context")]
     build_contexts: Vec<String>,
+    /// Resource limit of RUN steps, `NAME=SOFT[:HARD]` (e.g. nofile=1024:2048); repeatable.
+    #[arg(long = "ulimit")]
+    ulimits: Vec<String>,
     /// Size of /dev/shm in RUN steps (e.g. 256m; default 64m).
     #[arg(long = "shm-size")]
     shm_size: Option<String>,
@@ -337,6 +340,7 @@ fn make_request(
         network,
         extra_hosts,
         build_contexts,
+        ulimits: parse_ulimits(&args.ulimits)?,
         shm_size: args
             .shm_size
             .as_deref()
@@ -359,6 +363,14 @@ fn make_request(
         limits: args.limits.resolve()?,
     };
     Ok((request, secret_files))
+}
+
+/// `--ulimit` values (build and run take the same).
+pub(super) fn parse_ulimits(specs: &[String]) -> Result<Vec<builder_sandbox::Ulimit>, UsageError> {
+    specs
+        .iter()
+        .map(|u| builder_sandbox::Ulimit::parse(u).map_err(|e| UsageError(format!("--ulimit {e}"))))
+        .collect()
 }
 
 /// `--cache-from` / `--cache-to`, parsed, with the registry client they need (if any).

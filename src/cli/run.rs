@@ -29,6 +29,9 @@ pub struct RunArgs {
     /// Run without network (a new empty network namespace).
     #[arg(long, default_value = "host", value_parser = ["host", "none"])]
     network: String,
+    /// Resource limit, `NAME=SOFT[:HARD]` (e.g. nofile=1024:2048); repeatable.
+    #[arg(long = "ulimit")]
+    ulimits: Vec<String>,
     /// Size of /dev/shm (e.g. 256m; default 64m).
     #[arg(long = "shm-size")]
     shm_size: Option<String>,
@@ -138,6 +141,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
                     .map_err(|e| UsageError(format!("--add-host {e}")))
             })
             .collect::<Result<_, _>>()?,
+        ulimits: super::build::parse_ulimits(&args.ulimits)?,
         shm_size: args
             .shm_size
             .as_deref()

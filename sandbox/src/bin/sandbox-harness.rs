@@ -140,6 +140,7 @@ fn run(spec: HarnessSpec, userns: String) -> HarnessOutput {
         network: spec.network,
         extra_hosts: vec![],
         shm_size: None,
+        ulimits: vec![],
         mounts: spec.mounts,
         stdin: Stdio::Null,
         stdout: Stdio::Fd(OwnedFd::from(out_w)),
