@@ -51,6 +51,24 @@ fn build(env: &Env, ctx: &Path, tag: &str, extra: &[&str]) -> std::process::Outp
     env.run(&args)
 }
 
+/// Ctrl-C to a running builder; it must exit within 5 s (the build's 10 s grace would be too
+/// late: unwinding is expected to take milliseconds).
+fn interrupt(child: &mut std::process::Child) -> std::process::ExitStatus {
+    // SAFETY: kill has no memory effects; the pid is our unreaped child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let sent = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(5),
+            "the builder did not exit within 5 s of SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A failed assertion must not leave a builder (and its step) running.
 struct KillOnDrop(std::process::Child);
 
@@ -111,19 +129,7 @@ fn ctrl_c_kills_the_step_and_leaves_the_store_clean() {
     }
     assert_eq!(processes_running(&["sleep", "987654"]).len(), 1);
 
-    // SAFETY: kill has no memory effects; the pid is our unreaped child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let sent = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            sent.elapsed() < Duration::from_secs(5),
-            "the builder did not exit within 5 s of SIGINT"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = interrupt(child);
     let stderr = reader.join().unwrap();
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("build cancelled"), "{stderr}");
@@ -560,19 +566,7 @@ fn ctrl_c_during_a_base_image_pull_stops_it_at_once() {
         std::thread::sleep(Duration::from_millis(20));
     }
 
-    // SAFETY: kill has no memory effects; the pid is our unreaped child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let sent = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            sent.elapsed() < Duration::from_secs(5),
-            "the builder did not exit within 5 s of SIGINT"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = interrupt(child);
     let stderr = reader.join().unwrap();
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("cancelled"), "{stderr}");

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use builder_cache::ImageRecord;
 use builder_remote_cache::spec::{ExportTarget, parse_cache_from, parse_cache_to};
 use builder_remote_cache::{ExportSpec, ImportSpec, Imports, Remote};
-use builder_sandbox::ExtraHost;
 use builder_snapshot::{Compression, LayerOptions, ZSTD_MAX_LEVEL};
 use builder_solver::convert::BuildContext;
 use builder_solver::graph::NetworkMode;
@@ -95,15 +94,6 @@ pub struct BuildArgs {
     /// `NAME=docker-image://REF` (an image in place of `FROM NAME`); repeatable.
     #[arg(long = "build-context")]
     build_contexts: Vec<String>,
-    /// Resource limit of RUN steps, `NAME=SOFT[:HARD]` (e.g. nofile=1024:2048); repeatable.
-    #[arg(long = "ulimit")]
-    ulimits: Vec<String>,
-    /// Size of /dev/shm in RUN steps (e.g. 256m; default 64m).
-    #[arg(long = "shm-size")]
-    shm_size: Option<String>,
-    /// Extra /etc/hosts entry of every RUN step, `NAME:IP` (or `NAME=IP`); repeatable.
-    #[arg(long = "add-host")]
-    add_hosts: Vec<String>,
     /// Accepted for `docker buildx build` scripts: the image is always loaded into the local
     /// store.
     #[arg(long)]
@@ -115,6 +105,8 @@ pub struct BuildArgs {
     /// Accepted as `false` (builder attaches no SBOM); anything else is refused.
     #[arg(long, value_name = "false")]
     sbom: Option<String>,
+    #[command(flatten)]
+    sandbox: super::sandbox_args::SandboxArgs,
     #[command(flatten)]
     limits: super::limits::LimitArgs,
     /// Build context directory.
@@ -302,11 +294,7 @@ fn make_request(
             .into());
         }
     };
-    let extra_hosts = args
-        .add_hosts
-        .iter()
-        .map(|h| ExtraHost::parse(h).map_err(|e| UsageError(format!("--add-host {e}"))))
-        .collect::<Result<Vec<_>, _>>()?;
+    let sandbox = args.sandbox.resolve()?;
     let mut build_contexts = BTreeMap::new();
     for spec in &args.build_contexts {
         let (name, value) = spec
@@ -338,14 +326,10 @@ fn make_request(
         platform,
         no_cache: args.no_cache,
         network,
-        extra_hosts,
+        extra_hosts: sandbox.extra_hosts,
         build_contexts,
-        ulimits: parse_ulimits(&args.ulimits)?,
-        shm_size: args
-            .shm_size
-            .as_deref()
-            .map(|s| super::limits::parse_size("--shm-size", s))
-            .transpose()?,
+        ulimits: sandbox.ulimits,
+        shm_size: sandbox.shm_size,
         no_cache_filter: args.no_cache_filter.clone(),
         cache_import: None,
         secrets,
@@ -363,14 +347,6 @@ fn make_request(
         limits: args.limits.resolve()?,
     };
     Ok((request, secret_files))
-}
-
-/// `--ulimit` values (build and run take the same).
-pub(super) fn parse_ulimits(specs: &[String]) -> Result<Vec<builder_sandbox::Ulimit>, UsageError> {
-    specs
-        .iter()
-        .map(|u| builder_sandbox::Ulimit::parse(u).map_err(|e| UsageError(format!("--ulimit {e}"))))
-        .collect()
 }
 
 /// `--cache-from` / `--cache-to`, parsed, with the registry client they need (if any).

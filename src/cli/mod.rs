@@ -9,6 +9,7 @@ pub mod limits;
 pub mod progress;
 pub mod registry;
 pub mod run;
+pub mod sandbox_args;
 pub mod save;
 
 use std::path::PathBuf;

@@ -29,15 +29,8 @@ pub struct RunArgs {
     /// Run without network (a new empty network namespace).
     #[arg(long, default_value = "host", value_parser = ["host", "none"])]
     network: String,
-    /// Resource limit, `NAME=SOFT[:HARD]` (e.g. nofile=1024:2048); repeatable.
-    #[arg(long = "ulimit")]
-    ulimits: Vec<String>,
-    /// Size of /dev/shm (e.g. 256m; default 64m).
-    #[arg(long = "shm-size")]
-    shm_size: Option<String>,
-    /// Extra /etc/hosts entry, `NAME:IP` (or `NAME=IP`); repeatable.
-    #[arg(long = "add-host")]
-    add_hosts: Vec<String>,
+    #[command(flatten)]
+    sandbox: super::sandbox_args::SandboxArgs,
     #[command(flatten)]
     limits: super::limits::LimitArgs,
     image: String,
@@ -112,6 +105,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
         .prepare(&layers)
         .map_err(anyhow::Error::msg)
         .context("preparing the container filesystem")?;
+    let sandbox = args.sandbox.resolve()?;
     let spec = builder_sandbox::RunSpec {
         rootfs: rootfs.rootfs().to_path_buf(),
         args: argv,
@@ -133,20 +127,9 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
         } else {
             builder_sandbox::Network::Host
         },
-        extra_hosts: args
-            .add_hosts
-            .iter()
-            .map(|h| {
-                builder_sandbox::ExtraHost::parse(h)
-                    .map_err(|e| UsageError(format!("--add-host {e}")))
-            })
-            .collect::<Result<_, _>>()?,
-        ulimits: super::build::parse_ulimits(&args.ulimits)?,
-        shm_size: args
-            .shm_size
-            .as_deref()
-            .map(|s| super::limits::parse_size("--shm-size", s))
-            .transpose()?,
+        extra_hosts: sandbox.extra_hosts,
+        ulimits: sandbox.ulimits,
+        shm_size: sandbox.shm_size,
         mounts: vec![],
         stdin: builder_sandbox::Stdio::Inherit,
         stdout: builder_sandbox::Stdio::Inherit,
