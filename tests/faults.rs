@@ -51,6 +51,16 @@ fn build(env: &Env, ctx: &Path, tag: &str, extra: &[&str]) -> std::process::Outp
     env.run(&args)
 }
 
+/// Starts `cmd` with stderr piped to the test (stdout dropped), killed if the test fails.
+fn spawn_piped(mut cmd: std::process::Command) -> KillOnDrop {
+    KillOnDrop(
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+}
+
 /// Ctrl-C to a running builder; it must exit within 5 s (the build's 10 s grace would be too
 /// late: unwinding is expected to take milliseconds).
 fn interrupt(child: &mut std::process::Child) -> std::process::ExitStatus {
@@ -95,15 +105,10 @@ fn ctrl_c_kills_the_step_and_leaves_the_store_clean() {
             "FROM busybox:test\nRUN echo step-started && sleep 987654\n",
         )],
     );
-    let child = env
-        .cmd()
-        .args(["build", "--progress=plain", "-t", "never:1"])
-        .arg(&ctx)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut child = KillOnDrop(child);
+    let mut cmd = env.cmd();
+    cmd.args(["build", "--progress=plain", "-t", "never:1"])
+        .arg(&ctx);
+    let mut child = spawn_piped(cmd);
     let child = &mut child.0;
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -544,16 +549,11 @@ fn ctrl_c_during_a_base_image_pull_stops_it_at_once() {
         "ctx",
         &[("Dockerfile", &format!("FROM {name}\nRUN echo never > /n\n"))],
     );
-    let child = env
-        .cmd()
-        .env("BUILDER_REGISTRY_READ_TIMEOUT", "120")
+    let mut cmd = env.cmd();
+    cmd.env("BUILDER_REGISTRY_READ_TIMEOUT", "120")
         .args(["build", "--progress=plain", "-t", "never:1"])
-        .arg(&ctx)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut child = KillOnDrop(child);
+        .arg(&ctx);
+    let mut child = spawn_piped(cmd);
     let child = &mut child.0;
     let stderr = child.stderr.take().unwrap();
     let reader = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
