@@ -151,6 +151,11 @@ pub enum ConvertError {
     },
     #[error("{0}")]
     General(String),
+    /// Internal: the stage with this index must be converted before the current one can go
+    /// on. Raised and consumed inside [`convert`]; it never reaches a caller.
+    #[doc(hidden)]
+    #[error("stage {0} is needed first")]
+    NeedsStage(usize),
 }
 
 /// The converted build: the graph, the target stage's vertex and image config, and which history
@@ -354,20 +359,56 @@ impl<'a> Converter<'a> {
         by_name.or_else(|| name.parse::<usize>().ok().filter(|i| *i < before))
     }
 
+    /// Converts stage `index` and every stage it depends on (`FROM stage`, `COPY --from`,
+    /// `RUN --mount=from=`). The dependencies are walked with an explicit stack of suspended
+    /// stages, not the call stack: a chain of thousands of stages (each `FROM` the previous
+    /// one, or `COPY --from` it) used to recurse once per stage and overflow the main thread's
+    /// stack. A stage that meets a stage not converted yet stops before that instruction
+    /// changes anything ([`ConvertError::NeedsStage`]), the dependency is pushed, and the stage
+    /// resumes at the same instruction once it is done.
     fn stage(&mut self, index: usize) -> Result<StageOutput, ConvertError> {
-        match self.stages.get(&index) {
-            Some(StageState::Done(out)) => return Ok((**out).clone()),
-            Some(StageState::InProgress) => {
-                let line = self.dockerfile.stages[index].location.start_line;
-                return Err(self.error(line, "circular dependency between stages"));
-            }
-            None => {}
+        if let Some(out) = self.finished_stage(index) {
+            return Ok(out);
         }
         self.stages.insert(index, StageState::InProgress);
-        let out = self.convert_stage(index)?;
-        self.stages
-            .insert(index, StageState::Done(Box::new(out.clone())));
-        Ok(out)
+        let mut stack = vec![PendingStage::new(index)];
+        while let Some(top) = stack.last_mut() {
+            match self.advance_stage(top) {
+                Ok(out) => {
+                    let done = top.index;
+                    stack.pop();
+                    self.stages.insert(done, StageState::Done(Box::new(out)));
+                }
+                Err(ConvertError::NeedsStage(dep)) => {
+                    // Stages only name earlier stages, so this cannot happen; kept so a
+                    // mistake here is an error rather than an endless loop.
+                    if self.stages.contains_key(&dep) {
+                        let line = self.dockerfile.stages[dep].location.start_line;
+                        return Err(self.error(line, "circular dependency between stages"));
+                    }
+                    self.stages.insert(dep, StageState::InProgress);
+                    stack.push(PendingStage::new(dep));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.finished_stage(index).ok_or_else(|| {
+            ConvertError::General(format!("internal error: stage {index} was not converted"))
+        })
+    }
+
+    fn finished_stage(&self, index: usize) -> Option<StageOutput> {
+        match self.stages.get(&index) {
+            Some(StageState::Done(out)) => Some((**out).clone()),
+            _ => None,
+        }
+    }
+
+    /// The output of a stage another one depends on, or [`ConvertError::NeedsStage`] when it
+    /// has not been converted yet (see [`Converter::stage`]).
+    fn dependency(&self, index: usize) -> Result<StageOutput, ConvertError> {
+        self.finished_stage(index)
+            .ok_or(ConvertError::NeedsStage(index))
     }
 
     /// Every step of a stage adds a layer history entry, so those list the stage's steps.
@@ -455,7 +496,13 @@ impl<'a> Converter<'a> {
         v
     }
 
-    fn convert_stage(&mut self, index: usize) -> Result<StageOutput, ConvertError> {
+    /// The start of a stage: its base (which may be another stage, then
+    /// [`ConvertError::NeedsStage`] until that one is done) and the base image's ONBUILD
+    /// triggers, which run first and are not inherited further.
+    fn start_stage(
+        &mut self,
+        index: usize,
+    ) -> Result<(StageBuild, Vec<Instruction>), ConvertError> {
         let stage: &'a Stage = &self.dockerfile.stages[index];
         let line = stage.location.start_line;
         let display_name = stage
@@ -496,7 +543,7 @@ impl<'a> Converter<'a> {
             });
             (v, ImageSpec::scratch(platform.clone()))
         } else if let Some(parent) = self.stage_by_ref(&base, index) {
-            let out = self.stage(parent)?;
+            let out = self.dependency(parent)?;
             (out.vertex, out.spec)
         } else {
             let image = self.resolve_image(&base, line, &platform)?;
@@ -513,26 +560,55 @@ impl<'a> Converter<'a> {
             step: 0,
             total_steps: stage.instructions.len(),
         };
-        // Triggers of the base image run first, and are not inherited further.
-        let triggers = std::mem::take(&mut state.spec.on_build);
-        for trigger in triggers {
-            let inst = builder_frontend::parse_onbuild_trigger(&trigger, self.dockerfile.escape)
-                .map_err(|e| self.error(line, format!("ONBUILD trigger {trigger:?}: {e}")))?;
-            let inst = Instruction {
-                location: stage.location,
-                ..inst
-            };
-            self.dispatch(&mut state, &inst)?;
+        let triggers = std::mem::take(&mut state.spec.on_build)
+            .into_iter()
+            .map(|trigger| {
+                let inst = builder_frontend::parse_onbuild_trigger(&trigger, self.dockerfile.escape)
+                    .map_err(|e| self.error(line, format!("ONBUILD trigger {trigger:?}: {e}")))?;
+                Ok(Instruction {
+                    location: stage.location,
+                    ..inst
+                })
+            })
+            .collect::<Result<Vec<_>, ConvertError>>()?;
+        Ok((state, triggers))
+    }
+
+    /// Runs a stage's remaining triggers and instructions; stops (to be resumed) with
+    /// [`ConvertError::NeedsStage`] at the first one that needs an unconverted stage.
+    fn advance_stage(&mut self, pending: &mut PendingStage) -> Result<StageOutput, ConvertError> {
+        if pending.build.is_none() {
+            let (build, triggers) = self.start_stage(pending.index)?;
+            pending.build = Some(build);
+            pending.triggers = triggers;
         }
-        for inst in &stage.instructions {
-            state.step += 1;
-            self.dispatch(&mut state, inst)?;
+        let stage: &'a Stage = &self.dockerfile.stages[pending.index];
+        let PendingStage {
+            build: Some(st),
+            triggers,
+            next_trigger,
+            next,
+            ..
+        } = pending
+        else {
+            return Err(ConvertError::General(
+                "internal error: stage conversion lost its state".into(),
+            ));
+        };
+        while let Some(inst) = triggers.get(*next_trigger) {
+            self.dispatch(st, inst)?;
+            *next_trigger += 1;
+        }
+        while let Some(inst) = stage.instructions.get(*next) {
+            st.step = *next + 1;
+            self.dispatch(st, inst)?;
+            *next += 1;
         }
         Ok(StageOutput {
-            name: state.name,
-            vertex: state.vertex,
-            spec: state.spec,
-            layer_history: state.layer_history,
+            name: st.name.clone(),
+            vertex: st.vertex,
+            spec: st.spec.clone(),
+            layer_history: st.layer_history.clone(),
         })
     }
 
@@ -665,7 +741,7 @@ impl<'a> Converter<'a> {
         line: usize,
     ) -> Result<(VertexId, bool), ConvertError> {
         if let Some(index) = self.stage_by_ref(from, st.index) {
-            return Ok((self.stage(index)?.vertex, false));
+            return Ok((self.dependency(index)?.vertex, false));
         }
         if let Some(BuildContext::Dir(_)) = self.options.build_contexts.get(from) {
             return Ok((self.named_context_vertex(from), true));
@@ -1008,6 +1084,30 @@ impl<'a> Converter<'a> {
 }
 
 /// Per-stage conversion state.
+/// A stage on [`Converter::stage`]'s stack: its state so far, and where to resume.
+struct PendingStage {
+    index: usize,
+    /// `None` until the base is known.
+    build: Option<StageBuild>,
+    /// The base image's ONBUILD triggers, run before the stage's own instructions.
+    triggers: Vec<Instruction>,
+    next_trigger: usize,
+    /// The next of the stage's own instructions to dispatch.
+    next: usize,
+}
+
+impl PendingStage {
+    fn new(index: usize) -> PendingStage {
+        PendingStage {
+            index,
+            build: None,
+            triggers: Vec::new(),
+            next_trigger: 0,
+            next: 0,
+        }
+    }
+}
+
 struct StageBuild {
     name: String,
     index: usize,
