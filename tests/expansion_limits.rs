@@ -31,7 +31,8 @@ fn doubling(kind: &str, global: bool) -> String {
 fn build(env: &Env, dockerfile: &str) -> (Output, Duration) {
     let ctx = env.context("ctx", &[("Dockerfile", dockerfile)]);
     let mut cmd = env.cmd();
-    cmd.args(["build", "--progress=plain", "-t", "big:1"]).arg(&ctx);
+    cmd.args(["build", "--progress=plain", "-t", "big:1"])
+        .arg(&ctx);
     let limit = libc::rlimit {
         rlim_cur: 2 << 30,
         rlim_max: 2 << 30,

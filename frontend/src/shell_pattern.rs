@@ -336,21 +336,72 @@ mod tests {
 
     #[test]
     fn prefix_and_suffix_trimming() {
-        assert_eq!(p("*/").trim_prefix("a/b/c", false, &mut unlimited()).unwrap(), "b/c");
-        assert_eq!(p("*/").trim_prefix("a/b/c", true, &mut unlimited()).unwrap(), "c");
-        assert_eq!(p("/*").trim_suffix("linux/arm/v7", false, &mut unlimited()).unwrap(), "linux/arm");
-        assert_eq!(p("/*").trim_suffix("linux/arm/v7", true, &mut unlimited()).unwrap(), "linux");
-        assert_eq!(p("x").trim_prefix("abc", false, &mut unlimited()).unwrap(), "abc");
-        assert_eq!(p("a?").trim_prefix("a/b", false, &mut unlimited()).unwrap(), "b");
+        assert_eq!(
+            p("*/")
+                .trim_prefix("a/b/c", false, &mut unlimited())
+                .unwrap(),
+            "b/c"
+        );
+        assert_eq!(
+            p("*/")
+                .trim_prefix("a/b/c", true, &mut unlimited())
+                .unwrap(),
+            "c"
+        );
+        assert_eq!(
+            p("/*")
+                .trim_suffix("linux/arm/v7", false, &mut unlimited())
+                .unwrap(),
+            "linux/arm"
+        );
+        assert_eq!(
+            p("/*")
+                .trim_suffix("linux/arm/v7", true, &mut unlimited())
+                .unwrap(),
+            "linux"
+        );
+        assert_eq!(
+            p("x").trim_prefix("abc", false, &mut unlimited()).unwrap(),
+            "abc"
+        );
+        assert_eq!(
+            p("a?").trim_prefix("a/b", false, &mut unlimited()).unwrap(),
+            "b"
+        );
     }
 
     #[test]
     fn replacement_first_and_all() {
-        assert_eq!(p("o").replace("foo boo", "0", false, &mut unlimited()).unwrap(), "f0o boo");
-        assert_eq!(p("o").replace("foo boo", "0", true, &mut unlimited()).unwrap(), "f00 b00");
-        assert_eq!(p("\\*").replace("a*b", "+", true, &mut unlimited()).unwrap(), "a+b");
-        assert_eq!(p("[a]").replace("x[a]y", "-", true, &mut unlimited()).unwrap(), "x-y");
-        assert_eq!(p("a\\}").replace("a}", "-", true, &mut unlimited()).unwrap(), "-");
+        assert_eq!(
+            p("o")
+                .replace("foo boo", "0", false, &mut unlimited())
+                .unwrap(),
+            "f0o boo"
+        );
+        assert_eq!(
+            p("o")
+                .replace("foo boo", "0", true, &mut unlimited())
+                .unwrap(),
+            "f00 b00"
+        );
+        assert_eq!(
+            p("\\*")
+                .replace("a*b", "+", true, &mut unlimited())
+                .unwrap(),
+            "a+b"
+        );
+        assert_eq!(
+            p("[a]")
+                .replace("x[a]y", "-", true, &mut unlimited())
+                .unwrap(),
+            "x-y"
+        );
+        assert_eq!(
+            p("a\\}")
+                .replace("a}", "-", true, &mut unlimited())
+                .unwrap(),
+            "-"
+        );
     }
 
     #[test]

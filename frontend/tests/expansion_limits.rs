@@ -19,11 +19,7 @@ fn dispatch(dockerfile: &str) -> Result<Vec<(String, String)>, FrontendError> {
                 vars.extend(kvs.into_iter().map(|kv| (kv.key, kv.value)));
             }
             InstructionKind::Arg(decls) => {
-                vars.extend(
-                    decls
-                        .into_iter()
-                        .filter_map(|d| Some((d.name, d.default?))),
-                );
+                vars.extend(decls.into_iter().filter_map(|d| Some((d.name, d.default?))));
             }
             _ => {}
         }

@@ -138,6 +138,14 @@ impl Client {
         if !resp.status().is_success() {
             return Err(status_err(resp, &Method::GET).await);
         }
+        // An anonymous token passes `/v2/` on many registries: that proves nothing about
+        // credentials the realm rule kept back, so login must not report success.
+        if let Some(withheld) = self.transport.withheld(registry) {
+            return Err(RegistryError::Unauthorized {
+                registry: registry.to_string(),
+                detail: format!("the credentials could not be checked: {withheld}"),
+            });
+        }
         Ok(())
     }
 

@@ -563,8 +563,11 @@ impl<'a> Converter<'a> {
         let triggers = std::mem::take(&mut state.spec.on_build)
             .into_iter()
             .map(|trigger| {
-                let inst = builder_frontend::parse_onbuild_trigger(&trigger, self.dockerfile.escape)
-                    .map_err(|e| self.error(line, format!("ONBUILD trigger {trigger:?}: {e}")))?;
+                let inst =
+                    builder_frontend::parse_onbuild_trigger(&trigger, self.dockerfile.escape)
+                        .map_err(|e| {
+                            self.error(line, format!("ONBUILD trigger {trigger:?}: {e}"))
+                        })?;
                 Ok(Instruction {
                     location: stage.location,
                     ..inst

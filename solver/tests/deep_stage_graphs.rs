@@ -72,13 +72,20 @@ fn a_copy_from_chain_of_10000_stages_converts() {
     let mut v = out.target.vertex;
     for _ in 1..STAGES {
         let inputs = &out.graph.vertex(v).inputs;
-        assert_eq!(inputs.len(), 2, "the stage's scratch and the copied-from stage");
+        assert_eq!(
+            inputs.len(),
+            2,
+            "the stage's scratch and the copied-from stage"
+        );
         v = inputs[1];
     }
-    assert!(out.graph.vertex(v).inputs.iter().any(|i| matches!(
-        out.graph.vertex(*i).op,
-        Op::Context
-    )));
+    assert!(
+        out.graph
+            .vertex(v)
+            .inputs
+            .iter()
+            .any(|i| matches!(out.graph.vertex(*i).op, Op::Context))
+    );
 }
 
 #[test]

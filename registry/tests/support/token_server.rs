@@ -22,6 +22,11 @@ pub struct TokenServer {
     pub cert_path: PathBuf,
     /// Token requests answered with a token (any access).
     pub issued: Arc<AtomicUsize>,
+    /// Token requests that carried credentials (an Authorization header or a refresh token).
+    pub with_credentials: Arc<AtomicUsize>,
+    /// Token requests of any kind.
+    pub requests: Arc<AtomicUsize>,
+    ip: std::net::IpAddr,
     stop: Arc<AtomicBool>,
     _dir: tempfile::TempDir,
 }
@@ -29,6 +34,11 @@ pub struct TokenServer {
 impl TokenServer {
     /// Grants every requested action to `user:password`, and nothing to anyone else.
     pub fn start(user: &str, password: &str) -> TokenServer {
+        TokenServer::start_on([127, 0, 0, 1].into(), user, password)
+    }
+
+    /// [`start`](Self::start), listening on `ip` (the realm names that address).
+    pub fn start_on(ip: std::net::IpAddr, user: &str, password: &str) -> TokenServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let key = rcgen::KeyPair::generate().expect("key pair");
         let cert = rcgen::CertificateParams::new(vec!["token-signer".to_string()])
@@ -42,13 +52,16 @@ impl TokenServer {
             EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &key.serialize_der(), &rng)
                 .expect("ring key");
         let x5c = STANDARD.encode(cert.der());
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let listener = TcpListener::bind((ip, 0)).expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("addr").port();
         let issued = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let expected = format!("Basic {}", STANDARD.encode(format!("{user}:{password}")));
         let (issued2, stop2) = (issued.clone(), stop.clone());
+        let with_credentials = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (with_credentials2, requests2) = (with_credentials.clone(), requests.clone());
         let refresh = Self::refresh_token_for(password);
         std::thread::spawn(move || {
             let ctx = Ctx {
@@ -57,6 +70,8 @@ impl TokenServer {
                 rng,
                 x5c,
                 expected,
+                with_credentials: with_credentials2,
+                requests: requests2,
             };
             while !stop2.load(Ordering::SeqCst) {
                 match listener.accept() {
@@ -74,6 +89,9 @@ impl TokenServer {
             port,
             cert_path,
             issued,
+            with_credentials,
+            requests,
+            ip,
             stop,
             _dir: dir,
         }
@@ -85,7 +103,10 @@ impl TokenServer {
     }
 
     pub fn realm(&self) -> String {
-        format!("http://127.0.0.1:{}/token", self.port)
+        format!(
+            "http://{}/token",
+            std::net::SocketAddr::new(self.ip, self.port)
+        )
     }
 }
 
@@ -101,6 +122,8 @@ struct Ctx {
     x5c: String,
     expected: String,
     refresh_token: String,
+    with_credentials: Arc<AtomicUsize>,
+    requests: Arc<AtomicUsize>,
 }
 
 impl Ctx {
@@ -125,6 +148,10 @@ impl Ctx {
             {
                 content_length = v.trim().parse().unwrap_or(0);
             }
+        }
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        if authorization.is_some() || request_line.starts_with("POST ") {
+            self.with_credentials.fetch_add(1, Ordering::SeqCst);
         }
         if request_line.starts_with("POST ") {
             let mut body = vec![0u8; content_length];
