@@ -62,6 +62,8 @@ keep = {
     "add_url",
     "copy_link",
     "copy_exclude_parents",
+    "copy_directory_destination",
+    "repeated_layers",
     "sandbox",
 }
 for line in sys.stdin:
