@@ -80,7 +80,7 @@ pub enum SolveError {
     SandboxUnavailable {
         location: String,
         name: String,
-        error: builder_sandbox::SandboxError,
+        error: Box<builder_sandbox::SandboxError>,
     },
     /// The build was interrupted (see [`crate::cancel`]).
     #[error("build cancelled")]
@@ -858,7 +858,7 @@ impl<'a> Solver<'a> {
                 SolveError::SandboxUnavailable {
                     location: self.location(v),
                     name: v.name.clone(),
-                    error: e,
+                    error: Box::new(e),
                 }
             } else {
                 err(&e)
