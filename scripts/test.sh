@@ -64,6 +64,7 @@ keep = {
     "copy_exclude_parents",
     "copy_directory_destination",
     "repeated_layers",
+    "cache_mount_options",
     "sandbox",
     "sandbox_setup_failures",
 }

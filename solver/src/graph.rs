@@ -99,6 +99,14 @@ pub struct SecretEnv {
     pub required: bool,
 }
 
+/// Where a cache mount's first contents come from.
+#[derive(Clone, Debug, Serialize)]
+pub struct CacheSeed {
+    pub input: InputIndex,
+    /// A directory of that input, `/` for its root.
+    pub source: String,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct ExecMount {
     pub target: String,
@@ -122,6 +130,11 @@ pub enum ExecMountKind {
         uid: u32,
         gid: u32,
         read_only: bool,
+        /// `from=`/`source=`: a new cache starts as a copy of that directory of another input
+        /// (BuildKit makes the cache a child of that snapshot), and is a cache of its own for
+        /// each seed, since BuildKit keys such a cache by its parent too.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seed: Option<CacheSeed>,
     },
     Tmpfs {
         size: Option<u64>,
