@@ -4,6 +4,7 @@
 
 use std::fs::{self, Metadata};
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,7 +27,8 @@ pub struct SourceTree<'a> {
 /// directly by the source (docker follows that one, inside the tree).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Selected {
-    pub rel: String,
+    /// The bytes the tree's directories list (a name need not be UTF-8).
+    pub rel: PathBuf,
     pub host: PathBuf,
 }
 
@@ -76,8 +78,8 @@ impl<'a> SourceTree<'a> {
         }
     }
 
-    pub fn is_excluded(&self, rel: &str) -> bool {
-        !rel.is_empty() && self.ignore.is_some_and(|m| m.is_excluded(rel))
+    pub fn is_excluded(&self, rel: &Path) -> bool {
+        !rel.as_os_str().is_empty() && self.ignore.is_some_and(|m| m.is_excluded(rel))
     }
 
     /// Expands one COPY source (a path, possibly with `*`, `?`, `[...]` wildcards per component).
@@ -87,9 +89,11 @@ impl<'a> SourceTree<'a> {
         let mut rels = if has_wildcard {
             self.glob(pattern, &clean)?
         } else {
-            vec![clean.clone()]
+            vec![PathBuf::from(clean)]
         };
-        rels.sort();
+        // By bytes, as when they were strings (`Path`'s order compares components, which would
+        // reorder `a-b` and `a/b` and so change existing checksums).
+        rels.sort_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
         let mut out = Vec::new();
         for rel in rels {
             if self.is_excluded(&rel) {
@@ -110,8 +114,8 @@ impl<'a> SourceTree<'a> {
         Ok(out)
     }
 
-    fn glob(&self, original: &str, clean: &str) -> Result<Vec<String>, SourceError> {
-        let mut current = vec![String::new()];
+    fn glob(&self, original: &str, clean: &str) -> Result<Vec<PathBuf>, SourceError> {
+        let mut current = vec![PathBuf::new()];
         for part in clean.split('/') {
             let pat = glob::Pattern::new(part).map_err(|e| SourceError::Pattern {
                 pattern: original.to_string(),
@@ -125,19 +129,18 @@ impl<'a> SourceTree<'a> {
                 };
                 for entry in entries {
                     let entry = entry.map_err(io_err(&host))?;
-                    let name = entry.file_name().to_string_lossy().into_owned();
+                    let name = entry.file_name();
+                    // The pattern is Dockerfile text, so it can only name bytes that are not
+                    // UTF-8 by a wildcard: the lossy form is used to decide the match, never
+                    // as the path, which keeps the listed bytes.
                     if pat.matches_with(
-                        &name,
+                        &name.to_string_lossy(),
                         glob::MatchOptions {
                             require_literal_leading_dot: false,
                             ..Default::default()
                         },
                     ) {
-                        next.push(if dir.is_empty() {
-                            name
-                        } else {
-                            format!("{dir}/{name}")
-                        });
+                        next.push(dir.join(name));
                     }
                 }
             }
@@ -228,9 +231,13 @@ pub fn exclude_rules(patterns: &[String]) -> Result<IgnoreMatcher, SourceError> 
 /// wildcard): it is matched by its name, so `COPY --exclude=*.md docs/* /d/` leaves out
 /// `docs/x.md`. Below a selected directory the walk matches paths relative to that directory,
 /// as BuildKit does (`--exclude=*/*.png` with source `.` drops `dir1/a.png`).
-pub fn excludes(exclude: &IgnoreMatcher, selected_rel: &str) -> bool {
+pub fn excludes(exclude: &IgnoreMatcher, selected_rel: &Path) -> bool {
     !exclude.is_empty()
-        && exclude.is_excluded(selected_rel.rsplit('/').next().unwrap_or(selected_rel))
+        && exclude.is_excluded(
+            selected_rel
+                .file_name()
+                .unwrap_or(selected_rel.as_os_str()),
+        )
 }
 
 /// Content digests of the regular files among `entries` (None for the rest), in their order.
@@ -294,13 +301,15 @@ fn file_digests(
 
 fn hash_entry(
     h: &mut Hasher,
-    rel: &str,
+    rel: &Path,
     host: &Path,
     meta: &Metadata,
     digest: Option<Digest>,
 ) -> Result<(), SourceError> {
     h.update(b"\0entry\0");
-    h.update(rel.as_bytes());
+    // The name's own bytes: for UTF-8 names the same bytes as when it was a string, so
+    // existing cache keys stay valid.
+    h.update(rel.as_os_str().as_bytes());
     h.update(&(meta.permissions().mode() & 0o7777).to_le_bytes());
     let ft = meta.file_type();
     if ft.is_symlink() {
