@@ -18,16 +18,19 @@ fn odd_files() -> Vec<(Vec<u8>, Vec<u8>)> {
         (b"new\nline".to_vec(), b"newline\n".to_vec()),
         (b"tab\tname".to_vec(), b"tab\n".to_vec()),
         (b"-dash".to_vec(), b"dash\n".to_vec()),
-        (b"sub\xc3\x28/inner\x80".to_vec(), b"nested bytes\n".to_vec()),
+        (
+            b"sub\xc3\x28/inner\x80".to_vec(),
+            b"nested bytes\n".to_vec(),
+        ),
         (vec![b'n'; 255], b"255 bytes\n".to_vec()),
     ];
     files.push((deep_path(), b"deep\n".to_vec()));
     files
 }
 
-/// A file below 15 directories of 250 bytes each (and a 100-byte name): 3,865 bytes of relative
-/// path. With the snapshot directory in front the host path comes near PATH_MAX (4,096); in the
-/// image it is `/ctx/` + this.
+/// A file below 15 directories of 250 bytes each, with a 255-byte name: 4,020 bytes of
+/// relative path, `/ctx/` + 4,020 in the image, within a few dozen bytes of PATH_MAX (4,096)
+/// on the host, where the context's own directory comes in front.
 fn deep_path() -> Vec<u8> {
     let mut p = Vec::new();
     for i in 0..15u8 {
@@ -35,7 +38,7 @@ fn deep_path() -> Vec<u8> {
         p.push(b'\xe9'); // Latin-1 é: not UTF-8 either.
         p.push(b'/');
     }
-    p.extend(std::iter::repeat_n(b'z', 100));
+    p.extend(std::iter::repeat_n(b'z', 255));
     p
 }
 
@@ -198,4 +201,68 @@ fn cache_hits_when_unchanged_and_misses_when_a_non_utf8_file_changes() {
         .find(|(n, _)| n.as_slice() == b"ctx/bad\xff\xfe")
         .map(|(_, c)| c.as_slice());
     assert_eq!(got, Some(&b"edited\n"[..]));
+}
+
+/// The RUN view and what RUN writes: a step sees the copied names as they are, a name it
+/// creates that is not UTF-8 lands in its layer as those bytes, and a file it deletes (its
+/// whiteout's name is not UTF-8 either) is gone from the exported filesystem.
+#[test]
+fn run_steps_see_and_write_names_that_are_not_utf8() {
+    let env = Env::new();
+    env.busybox_base();
+    let ctx = write_context(
+        &env,
+        "FROM busybox:test\nCOPY . /ctx\n\
+         RUN find /ctx -type f | sort > /found && printf 'made\\377\\n' > \"$(printf 'made\\377')\"\n\
+         RUN rm /ctx/bad??\n",
+    );
+    std::fs::write(ctx.join(".dockerignore"), "Dockerfile\n.dockerignore\n").unwrap();
+    let local_out = env.path("out-local");
+    env.build_ok(
+        &ctx,
+        &[
+            "-t",
+            "names:run",
+            "--output",
+            &format!("type=local,dest={}", arg(&local_out)),
+        ],
+    );
+    // `find` prints each name's raw bytes, one a line; the newline in `new\nline` splits it.
+    let found = std::fs::read(local_out.join("found")).unwrap();
+    let mut expected: Vec<Vec<u8>> = odd_files()
+        .into_iter()
+        .map(|(n, _)| [b"/ctx/", n.as_slice()].concat())
+        .collect();
+    expected.sort();
+    let mut listed = expected.join(&b"\n"[..]);
+    listed.push(b'\n');
+    let mut got_lines: Vec<&[u8]> = found.split(|b| *b == b'\n').collect();
+    let mut want_lines: Vec<&[u8]> = listed.split(|b| *b == b'\n').collect();
+    got_lines.sort();
+    want_lines.sort();
+    assert_eq!(got_lines, want_lines, "what RUN saw");
+    assert_eq!(
+        std::fs::read(local_out.join(os(b"made\xff"))).unwrap(),
+        b"made\xff\n"
+    );
+    assert!(
+        std::fs::symlink_metadata(local_out.join(os(b"ctx/bad\xff\xfe"))).is_err(),
+        "the file RUN deleted is still in the export"
+    );
+    // The RUN layer holds the new name as its bytes.
+    let v = env.inspect("names:run");
+    let layers = v["Manifest"]["layers"].as_array().unwrap();
+    let run_layer = layers[layers.len() - 2]["digest"].as_str().unwrap();
+    let blob = env
+        .root()
+        .join("blobs/sha256")
+        .join(run_layer.strip_prefix("sha256:").unwrap());
+    let files = tar_files(flate2::read::GzDecoder::new(
+        std::fs::File::open(blob).unwrap(),
+    ));
+    assert!(
+        files.iter().any(|(n, _)| n.as_slice() == b"made\xff"),
+        "{files:?}"
+    );
+    env.ok(&["cache", "verify"]);
 }

@@ -9,8 +9,8 @@
 //!   and `--chown` overrides both; `--chmod` overrides modes; modification times are kept;
 //! - ADD extracts local tar archives (plain or gzip) into the destination.
 
-use std::fs::{self, Metadata};
 use std::ffi::OsStr;
+use std::fs::{self, Metadata};
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};

@@ -59,11 +59,11 @@ mod tests {
         use std::ffi::OsStr;
         use std::os::unix::ffi::OsStrExt;
         let raw = Path::new(OsStr::from_bytes(b"../a\xff/./b\n\t/../-c\xfe/"));
+        assert_eq!(clean_rel_path(raw).as_os_str().as_bytes(), b"a\xff/-c\xfe");
         assert_eq!(
-            clean_rel_path(raw).as_os_str().as_bytes(),
-            b"a\xff/-c\xfe"
+            clean_rel_path(Path::new("/a/./b/../c/")),
+            Path::new(&clean_rel("/a/./b/../c/"))
         );
-        assert_eq!(clean_rel_path(Path::new("/a/./b/../c/")), Path::new(&clean_rel("/a/./b/../c/")));
     }
 
     #[test]

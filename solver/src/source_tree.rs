@@ -233,11 +233,7 @@ pub fn exclude_rules(patterns: &[String]) -> Result<IgnoreMatcher, SourceError> 
 /// as BuildKit does (`--exclude=*/*.png` with source `.` drops `dir1/a.png`).
 pub fn excludes(exclude: &IgnoreMatcher, selected_rel: &Path) -> bool {
     !exclude.is_empty()
-        && exclude.is_excluded(
-            selected_rel
-                .file_name()
-                .unwrap_or(selected_rel.as_os_str()),
-        )
+        && exclude.is_excluded(selected_rel.file_name().unwrap_or(selected_rel.as_os_str()))
 }
 
 /// Content digests of the regular files among `entries` (None for the rest), in their order.

@@ -356,16 +356,22 @@ mod tests {
     fn a_failing_sink_ends_the_walk_with_its_error() {
         let dir = tree_of(CHUNK * 6);
         let mut calls = 0;
-        let err = walk(dir.path(), Path::new(""), None, &IgnoreMatcher::empty(), &mut |_| {
-            calls += 1;
-            if calls == 2 {
-                return Err(SourceError::NotFound {
-                    pattern: "stop".into(),
-                    what: "test",
-                });
-            }
-            Ok(())
-        })
+        let err = walk(
+            dir.path(),
+            Path::new(""),
+            None,
+            &IgnoreMatcher::empty(),
+            &mut |_| {
+                calls += 1;
+                if calls == 2 {
+                    return Err(SourceError::NotFound {
+                        pattern: "stop".into(),
+                        what: "test",
+                    });
+                }
+                Ok(())
+            },
+        )
         .unwrap_err();
         assert!(matches!(err, SourceError::NotFound { ref pattern, .. } if pattern == "stop"));
         assert_eq!(calls, 2);
