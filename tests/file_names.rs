@@ -46,8 +46,9 @@ fn os(b: &[u8]) -> &OsStr {
     OsStr::from_bytes(b)
 }
 
-fn write_context(env: &Env, dockerfile: &str) -> PathBuf {
-    let ctx = env.path("ctx");
+/// Writes the context into the directory `dir` (bytes: it need not be UTF-8 either).
+fn write_context(env: &Env, dir: &[u8], dockerfile: &str) -> PathBuf {
+    let ctx = env.dir.path().join(os(dir));
     std::fs::create_dir_all(&ctx).unwrap();
     std::fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
     for (name, content) in odd_files() {
@@ -138,7 +139,7 @@ fn arg(p: &Path) -> &str {
 #[test]
 fn odd_names_arrive_byte_identical_in_layer_and_exports() {
     let env = Env::new();
-    let ctx = write_context(&env, "FROM scratch\nCOPY . /ctx\n");
+    let ctx = write_context(&env, b"ctx", "FROM scratch\nCOPY . /ctx\n");
     // Neither the Dockerfile nor anything else but the odd files: .dockerignore keeps it out.
     std::fs::write(ctx.join(".dockerignore"), "Dockerfile\n.dockerignore\n").unwrap();
     let (tar_out, local_out) = (env.path("out.tar"), env.path("out-local"));
@@ -168,7 +169,7 @@ fn odd_names_arrive_byte_identical_in_layer_and_exports() {
 #[test]
 fn dockerignore_excludes_a_non_utf8_name_by_pattern() {
     let env = Env::new();
-    let ctx = write_context(&env, "FROM scratch\nCOPY . /ctx\n");
+    let ctx = write_context(&env, b"ctx", "FROM scratch\nCOPY . /ctx\n");
     // `?` stands for each byte that is not UTF-8, as Go's matcher reads them.
     std::fs::write(
         ctx.join(".dockerignore"),
@@ -186,14 +187,31 @@ fn dockerignore_excludes_a_non_utf8_name_by_pattern() {
 #[test]
 fn cache_hits_when_unchanged_and_misses_when_a_non_utf8_file_changes() {
     let env = Env::new();
-    let ctx = write_context(&env, "FROM scratch\nCOPY . /ctx\n");
-    env.build_ok(&ctx, &["-t", "names:1"]);
-    let log = env.build_ok(&ctx, &["-t", "names:2"]);
+    // The context directory's own name and the Dockerfile's are not UTF-8 either (the stat
+    // cache is kept per context directory).
+    let ctx = write_context(&env, b"ctx\xff", "");
+    std::fs::remove_file(ctx.join("Dockerfile")).unwrap();
+    let dockerfile = ctx.join(os(b"Dockerfile\xfe"));
+    std::fs::write(&dockerfile, "FROM scratch\nCOPY . /ctx\n").unwrap();
+    let build = |tag: &str| {
+        let out = env
+            .cmd()
+            .args(["build", "--progress=plain", "-t", tag, "-f"])
+            .arg(&dockerfile)
+            .arg(&ctx)
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{log}");
+        log
+    };
+    build("names:1");
+    let log = build("names:2");
     assert_eq!(log.matches("CACHED").count(), 1, "no-op rebuild:\n{log}");
 
     let bad: OsString = OsString::from_vec(b"bad\xff\xfe".to_vec());
     std::fs::write(ctx.join(&bad), "edited\n").unwrap();
-    let log = env.build_ok(&ctx, &["-t", "names:3"]);
+    let log = build("names:3");
     assert_eq!(log.matches("CACHED").count(), 0, "after the edit:\n{log}");
     let files = last_layer_files(&env, "names:3");
     let got = files
@@ -212,6 +230,7 @@ fn run_steps_see_and_write_names_that_are_not_utf8() {
     env.busybox_base();
     let ctx = write_context(
         &env,
+        b"ctx",
         "FROM busybox:test\nCOPY . /ctx\n\
          RUN find /ctx -type f | sort > /found && printf 'made\\377\\n' > \"$(printf 'made\\377')\"\n\
          RUN rm /ctx/bad??\n",
