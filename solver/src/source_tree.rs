@@ -327,6 +327,7 @@ fn hash_entry(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::OsStr;
 
     /// Files are hashed on several threads; the checksum must still depend on names and
     /// contents in tree order, never on which thread finished first.
@@ -372,8 +373,8 @@ mod tests {
     fn reference_walk(
         tree: &SourceTree,
         host: &Path,
-        tree_rel: &str,
-        sel_rel: &str,
+        tree_rel: &[u8],
+        sel_rel: &[u8],
         out: &mut Vec<Found>,
     ) {
         let mut names: Vec<_> = fs::read_dir(host)
@@ -382,25 +383,26 @@ mod tests {
             .collect();
         names.sort();
         for name in names {
-            let name = name.to_string_lossy().into_owned();
-            let join = |base: &str| {
+            // Joined as bytes, the way the strings were: the walk's paths must be these.
+            let join = |base: &[u8]| {
                 if base.is_empty() {
-                    name.clone()
+                    name.as_bytes().to_vec()
                 } else {
-                    format!("{base}/{name}")
+                    [base, b"/", name.as_bytes()].concat()
                 }
             };
             let (child_tree, child_sel) = (join(tree_rel), join(sel_rel));
             let child_host = host.join(&name);
             let meta = fs::symlink_metadata(&child_host).unwrap();
-            let excluded = tree.is_excluded(&child_tree);
+            let excluded = tree.is_excluded(Path::new(OsStr::from_bytes(&child_tree)));
             let is_dir = meta.is_dir();
             if !excluded {
-                out.push((child_sel.clone(), child_host.clone(), meta));
+                let sel = PathBuf::from(OsStr::from_bytes(&child_sel));
+                out.push((sel, child_host.clone(), meta));
             }
             let reinclude = tree
                 .ignore
-                .is_some_and(|m| m.may_include_children(&child_tree));
+                .is_some_and(|m| m.may_include_children(OsStr::from_bytes(&child_tree)));
             if is_dir && (!excluded || reinclude) {
                 reference_walk(tree, &child_host, &child_tree, &child_sel, out);
             }
@@ -427,6 +429,11 @@ mod tests {
         fs::write(root.join("src/zz-excluded/deep/wanted"), "w").unwrap();
         fs::write(root.join("src/zz-excluded/unwanted"), "u").unwrap();
         std::os::unix::fs::symlink("../..", root.join("src/d000/up")).unwrap();
+        // Names that are not UTF-8 (and a newline): walked, excluded and hashed as bytes.
+        let odd = root.join(OsStr::from_bytes(b"src/d\xff\n"));
+        fs::create_dir_all(&odd).unwrap();
+        fs::write(odd.join(OsStr::from_bytes(b"f\xfe")), "odd").unwrap();
+        fs::write(odd.join(OsStr::from_bytes(b"x\x80.log")), "odd log").unwrap();
         std::os::unix::fs::symlink("/nonexistent", root.join("src/dangling")).unwrap();
         let ignore = IgnoreMatcher::parse(
             "**/*.log\n!**/keep.log\nsrc/zz-excluded\n!src/zz-excluded/deep/wanted\n",
@@ -437,14 +444,21 @@ mod tests {
             let sel = tree.select("src").unwrap().remove(0);
             let walked = tree.walk(&sel).unwrap();
             let mut expected = Vec::new();
-            reference_walk(&tree, &sel.host, "src", "", &mut expected);
+            reference_walk(&tree, &sel.host, b"src", b"", &mut expected);
             let rels = |v: &[Found]| {
                 v.iter()
                     .map(|(r, h, _)| (r.clone(), h.clone()))
                     .collect::<Vec<_>>()
             };
             assert_eq!(rels(&walked), rels(&expected));
-            let has = |p: &str| walked.iter().any(|(rel, _, _)| rel == p);
+            let has = |p: &str| walked.iter().any(|(rel, _, _)| rel == Path::new(p));
+            let has_bytes = |p: &[u8]| {
+                walked
+                    .iter()
+                    .any(|(rel, _, _)| rel.as_os_str().as_bytes() == p)
+            };
+            assert!(has_bytes(b"d\xff\n/f\xfe"));
+            assert_eq!(has_bytes(b"d\xff\n/x\x80.log"), matcher.is_none());
             assert!(has("d000/up") && has("dangling") && has("d167/f2.txt"));
             assert_eq!(has("d005/inner/skip.log"), matcher.is_none());
             assert!(has("d005/inner/keep.log"));
@@ -456,7 +470,7 @@ mod tests {
             let mut h = Hasher::new();
             h.update(b"pattern\0src");
             let sel_meta = fs::symlink_metadata(&sel.host).unwrap();
-            hash_entry(&mut h, "src", &sel.host, &sel_meta, None).unwrap();
+            hash_entry(&mut h, Path::new("src"), &sel.host, &sel_meta, None).unwrap();
             for (rel, host, meta) in &expected {
                 let digest = meta.is_file().then(|| hash_file(host).unwrap());
                 hash_entry(&mut h, rel, host, meta, digest).unwrap();

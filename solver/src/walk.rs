@@ -338,7 +338,7 @@ mod tests {
             &mut |chunk| {
                 chunks += 1;
                 names.extend(chunk.drain(..).map(|(rel, _, meta)| {
-                    assert!(meta.is_file() || rel == "one");
+                    assert!(meta.is_file() || rel == Path::new("one"));
                     rel
                 }));
                 Ok(())
