@@ -1110,7 +1110,10 @@ fn copy_actions(
 ) -> Result<Vec<FileAction>, String> {
     let count = sources.len() + heredocs.len();
     // With --parents every source lands below the destination, keeping its path.
-    let dest_is_dir = dest.ends_with('/') || count > 1 || flags.parents;
+    // `.` (the working directory) names a directory too, as in BuildKit: it matters where
+    // nothing exists yet to tell, as in the empty root of a `COPY --link`.
+    let dest_is_dir =
+        dest == "." || dest.is_empty() || dest.ends_with('/') || count > 1 || flags.parents;
     if let Err(e) = IgnoreMatcher::from_patterns(&flags.exclude) {
         return Err(format!("--exclude: pattern {}: {}", e.line, e.message));
     }

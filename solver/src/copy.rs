@@ -82,9 +82,11 @@ pub fn copy(
             dest_rel.clone()
         };
         if meta.is_dir() {
-            let target = ensure_dir(dest_root, &kept, attrs)?;
-            apply_attrs(&target, &meta, attrs)?;
-            dir_times.push((target.clone(), meta.clone()));
+            // A directory source copies its contents only: the destination directory keeps its
+            // own owner, mode and times when it exists, and is made like any missing parent
+            // (0755, the --chown owner or root) when it does not — as BuildKit does. Giving it the
+            // source's mode and root ownership broke `USER app; COPY . .` into a home directory.
+            ensure_dir(dest_root, &kept, attrs)?;
             for (rel, host, meta) in src.walk_excluding(sel, &exclude)? {
                 let target = resolve_in_root(dest_root, join_rel(&kept, &rel), false)
                     .map_err(io_err(dest_root))?;

@@ -74,6 +74,14 @@ pub enum SolveError {
     },
     #[error("{0}")]
     Internal(String),
+    /// The host refuses to set up any sandbox (not a fault of this step): the CLI's exit 3.
+    /// The error is part of the message, not a `source`, so that it is printed once.
+    #[error("{location}{name}: {error}")]
+    SandboxUnavailable {
+        location: String,
+        name: String,
+        error: Box<builder_sandbox::SandboxError>,
+    },
     /// The build was interrupted (see [`crate::cancel`]).
     #[error("build cancelled")]
     Cancelled,
@@ -845,7 +853,17 @@ impl<'a> Solver<'a> {
             // Killed by us, not failed by itself; `active` (the scratch snapshot) goes on return.
             return Err(SolveError::Cancelled);
         }
-        let report = report.map_err(|e| err(&e))?;
+        let report = report.map_err(|e| {
+            if e.is_unavailable() {
+                SolveError::SandboxUnavailable {
+                    location: self.location(v),
+                    name: v.name.clone(),
+                    error: Box::new(e),
+                }
+            } else {
+                err(&e)
+            }
+        })?;
         if !report.status.success() && report.oom_killed {
             return Err(self.step_error(
                 v,

@@ -288,7 +288,10 @@ pub fn op_fingerprint(op: &Op, input_keys: &[Digest], extra: &BTreeMap<String, S
         extra: &'a BTreeMap<String, String>,
     }
     let bytes = serde_json::to_vec(&Fingerprint {
-        version: 1,
+        // Bumped when an op's result changes for the same description, so records made by the
+        // old semantics are never reused. 2: a directory COPY leaves the destination
+        // directory's own owner and mode alone (BuildKit's behaviour; 1 gave it the source's).
+        version: 2,
         op,
         inputs: input_keys,
         extra,

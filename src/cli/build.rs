@@ -116,8 +116,10 @@ pub struct BuildArgs {
 pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let store = ctx.store()?;
     if let builder_sandbox::UsernsMode::SingleId = ctx.userns.mode {
+        let why = builder_sandbox::single_id_reason()
+            .unwrap_or_else(|| "no /etc/subuid range for this user".into());
         eprintln!(
-            "WARNING: no /etc/subuid range for this user: only your own uid is mapped, so files owned by other users (USER, chown) cannot be represented; ask an admin for a range (usermod --add-subuids)"
+            "WARNING: {why}: only your own uid is mapped, so files owned by other users (USER, chown) cannot be represented; ask an admin for a range (usermod --add-subuids)"
         );
     }
     let parsed = args
