@@ -65,6 +65,7 @@ keep = {
     "copy_directory_destination",
     "repeated_layers",
     "cache_mount_options",
+    "file_names",
     "sandbox",
     "sandbox_setup_failures",
 }
