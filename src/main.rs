@@ -86,6 +86,10 @@ fn main() -> ExitCode {
     };
     let userns = match builder_sandbox::enter_rootless_userns() {
         Ok(info) => info,
+        Err(e) if e.is_unavailable() => {
+            eprintln!("error: {e}");
+            return ExitCode::from(3);
+        }
         Err(e) => {
             eprintln!("error: cannot set up the rootless user namespace: {e}");
             return ExitCode::from(3);

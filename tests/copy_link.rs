@@ -92,3 +92,25 @@ fn linked_copy_needs_numeric_chown() {
         "{stderr}"
     );
 }
+
+/// `.` names the working directory even where nothing exists yet to tell it is one: a linked
+/// copy runs on an empty root, so `COPY --link f .` under `WORKDIR /var/www` must still land at
+/// `/var/www/f` (it made a file `/var/www`, and the next RUN could not enter its workdir).
+#[test]
+fn linked_copy_to_dot_lands_in_the_working_directory() {
+    let env = Env::new();
+    env.busybox_base();
+    let ctx = env.context(
+        "dot",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox:test\nWORKDIR /var/www\nCOPY --link testfile .\nRUN pwd && cat testfile\n",
+            ),
+            ("testfile", "test-content\n"),
+        ],
+    );
+    let log = env.build_ok(&ctx, &[]);
+    assert!(log.contains(" /var/www\n"), "{log}");
+    assert!(log.contains(" test-content\n"), "{log}");
+}

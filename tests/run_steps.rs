@@ -269,6 +269,16 @@ fn failing_step_reports_line_exit_code_and_output() {
     );
 }
 
+/// BuildKit's parser takes a `RUN` with no command (it runs `/bin/sh -c ""`); real Dockerfiles
+/// have one.
+#[test]
+fn an_empty_run_line_runs_an_empty_shell_command() {
+    let env = Env::new();
+    env.busybox_base();
+    let log = build_ok(&env, "FROM busybox:test\nRUN\nRUN echo after-empty\n", &[]);
+    assert!(log.contains("after-empty"), "{log}");
+}
+
 #[test]
 fn heredoc_run_and_copy_from_stage() {
     let env = Env::new();

@@ -9,7 +9,9 @@
 //! be deleted. Memory is one set of paths, not file contents.
 
 use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
 use std::io::{BufReader, Read};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use builder_cache::manifest::{Compression, Descriptor, media_type};
@@ -116,16 +118,18 @@ fn classify(layer: &Digest, entry: &tar::Entry<'_, Box<dyn Read>>) -> Result<Ite
     let Some(path) = clean_entry_path(&raw).map_err(unsafe_entry)? else {
         return Ok(Item::Ignore);
     };
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    // As bytes: the whiteout of a name that is not UTF-8 is not UTF-8 either, and must still
+    // delete it.
+    let name = path.file_name().map_or(&b""[..], |n| n.as_bytes());
     let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    if name == OPAQUE_MARKER {
+    if name == OPAQUE_MARKER.as_bytes() {
         return Ok(Item::Opaque(parent));
     }
-    if let Some(target) = name.strip_prefix(WHITEOUT_PREFIX) {
-        if target.starts_with(WHITEOUT_PREFIX) || target.is_empty() {
+    if let Some(target) = name.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+        if target.starts_with(WHITEOUT_PREFIX.as_bytes()) || target.is_empty() {
             return Ok(Item::Ignore);
         }
-        return Ok(Item::Whiteout(parent.join(target)));
+        return Ok(Item::Whiteout(parent.join(OsStr::from_bytes(target))));
     }
     Ok(Item::Entry {
         path,

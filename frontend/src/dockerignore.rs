@@ -2,6 +2,30 @@
 //! `!` exceptions, `*`/`?`/`[...]`/`**` wildcards, leading `/` and `./` cleaned, a pattern that
 //! matches a directory also excludes everything under it, and later rules win.
 
+use std::borrow::Cow;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+
+/// A path as the matcher reads it. Linux names are bytes and need not be UTF-8; patterns are
+/// text. As Go's matcher (which docker uses) reads a string, each byte that is not part of
+/// valid UTF-8 is one U+FFFD character: `?` and `*` match it, a literal never does (unless the
+/// pattern holds U+FFFD itself). This is only how a name is matched: the walk keeps and copies
+/// the name's own bytes.
+fn text(path: &OsStr) -> Cow<'_, str> {
+    let bytes = path.as_bytes();
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(bytes.len() + 8);
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        // One replacement per byte (`from_utf8_lossy` gives one per invalid sequence), so `?`
+        // counts bytes as Go's `utf8.DecodeRuneInString` does.
+        out.extend(std::iter::repeat_n('\u{FFFD}', chunk.invalid().len()));
+    }
+    Cow::Owned(out)
+}
+
 /// A `.dockerignore` that could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(".dockerignore:{line}: {message}")]
@@ -309,16 +333,18 @@ impl IgnoreMatcher {
     }
 
     /// Whether `rel_path` (slash-separated, relative to the context root) is excluded.
-    pub fn is_excluded(&self, rel_path: &str) -> bool {
+    pub fn is_excluded(&self, rel_path: impl AsRef<OsStr>) -> bool {
+        let rel_path = text(rel_path.as_ref());
         let path = cleaned(rel_path.trim_start_matches('/'));
         let dir = path.rsplit_once('/').map_or("", |(dir, _)| dir);
-        self.is_excluded_below(&self.parent_matches(dir), &path)
+        self.is_excluded_below(&self.parent_matches(dir), &*path)
     }
 
     /// Which patterns match `rel_dir` (relative to the context root) or one of its parents:
     /// what [`is_excluded_below`](Self::is_excluded_below) needs, so a walker asks about each
     /// directory once rather than about every parent of every file.
-    pub fn parent_matches(&self, rel_dir: &str) -> ParentMatches {
+    pub fn parent_matches(&self, rel_dir: impl AsRef<OsStr>) -> ParentMatches {
+        let rel_dir = text(rel_dir.as_ref());
         let dir = cleaned(rel_dir.trim_start_matches('/'));
         let at_root = dir == ".";
         ParentMatches(
@@ -331,7 +357,9 @@ impl IgnoreMatcher {
 
     /// [`parent_matches`](Self::parent_matches) of `child`, a directory directly inside the
     /// one `parent` describes (`child` is its clean path relative to the context root).
-    pub fn child_matches(&self, parent: &ParentMatches, child: &str) -> ParentMatches {
+    pub fn child_matches(&self, parent: &ParentMatches, child: impl AsRef<OsStr>) -> ParentMatches {
+        let child = text(child.as_ref());
+        let child = child.as_ref();
         ParentMatches(
             self.patterns
                 .iter()
@@ -343,7 +371,9 @@ impl IgnoreMatcher {
 
     /// [`is_excluded`](Self::is_excluded) of `child`, an entry directly inside the directory
     /// `parent` describes (`child` is its clean path relative to the context root).
-    pub fn is_excluded_below(&self, parent: &ParentMatches, child: &str) -> bool {
+    pub fn is_excluded_below(&self, parent: &ParentMatches, child: impl AsRef<OsStr>) -> bool {
+        let child = text(child.as_ref());
+        let child = child.as_ref();
         let mut excluded = false;
         for (p, &hit) in self.patterns.iter().zip(&parent.0) {
             // As in is_excluded: only a rule that could change the answer is tried.
@@ -359,7 +389,8 @@ impl IgnoreMatcher {
 
     /// Whether an exception (`!pattern`) could re-include something below `rel_dir`, so a walker
     /// must descend into an excluded directory instead of skipping it.
-    pub fn may_include_children(&self, rel_dir: &str) -> bool {
+    pub fn may_include_children(&self, rel_dir: impl AsRef<OsStr>) -> bool {
+        let rel_dir = text(rel_dir.as_ref());
         let dir = clean_path(rel_dir.trim_start_matches('/'));
         let under: Vec<char> = format!("{dir}/").chars().collect();
         self.patterns
@@ -540,6 +571,28 @@ mod tests {
         assert!(!ig.may_include_children("vendor/other"));
         assert!(!m("vendor\n").may_include_children("vendor"));
         assert!(m("a\n!**/x\n").may_include_children("a"));
+    }
+
+    /// Names that are not UTF-8 are matched byte for byte as Go reads them: each stray byte is
+    /// one character for `?`, `*` spans them, literals around them still count.
+    #[test]
+    fn names_that_are_not_utf8_match_by_wildcards() {
+        let name = |b: &'static [u8]| OsStr::from_bytes(b);
+        let ig = m("bad??\nsub?(/x\n*.l\u{e9}\n");
+        assert!(ig.is_excluded(name(b"bad\xff\xfe")));
+        assert!(!ig.is_excluded(name(b"bad\xff")));
+        assert!(!ig.is_excluded(name(b"bax\xff\xfe")));
+        assert!(ig.is_excluded(name(b"sub\xc3\x28/x")));
+        assert!(ig.is_excluded(name(b"sub\xc3\x28/x/deeper\x80")));
+        assert!(ig.is_excluded(name(b"\x80\x81.l\xc3\xa9")));
+        assert!(!ig.is_excluded(name(b"\x80\x81.l\xe9")));
+        let walked = ig.child_matches(&ig.parent_matches(""), name(b"sub\xc3\x28"));
+        assert_eq!(walked, ig.parent_matches(name(b"sub\xc3\x28")));
+        assert!(ig.is_excluded_below(&walked, name(b"sub\xc3\x28/x")));
+        assert!(m("a\n!a/b?\n").may_include_children(name(b"a")));
+        // A cut-short sequence is two bytes for `?`, where a lossy string has one U+FFFD.
+        assert!(m("t??\n").is_excluded(name(b"t\xe2\x82")));
+        assert!(!m("t?\n").is_excluded(name(b"t\xe2\x82")));
     }
 
     #[test]

@@ -277,7 +277,7 @@ impl Ctx<'_, '_> {
         if self.node.json {
             return Ok(CommandForm::Exec(self.node.args.clone()));
         }
-        self.at_least(1)?;
+        // An empty shell form is no error in BuildKit: `RUN` alone runs `/bin/sh -c ""`.
         Ok(CommandForm::Shell(self.node.args.join(" ")))
     }
 

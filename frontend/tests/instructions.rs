@@ -87,6 +87,19 @@ fn run_forms_flags_and_mounts() {
     );
 }
 
+/// As in BuildKit, an empty shell form is a command: `RUN` alone is `/bin/sh -c ""`.
+#[test]
+fn empty_run_is_an_empty_shell_command() {
+    let InstructionKind::Run(run) = one("FROM a\nRUN\n") else {
+        panic!()
+    };
+    assert_eq!(run.command, CommandForm::Shell(String::new()));
+    assert_eq!(
+        run.command.to_argv(&[s("/bin/sh"), s("-c")]),
+        ["/bin/sh", "-c", ""]
+    );
+}
+
 #[test]
 fn run_heredocs() {
     let InstructionKind::Run(run) = one("FROM a\nRUN python3 <<EOF\nprint('hi')\nEOF\n") else {

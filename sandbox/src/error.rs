@@ -35,12 +35,27 @@ pub enum SandboxError {
     /// Entering the rootless user namespace failed.
     #[error("rootless user namespace: {0}")]
     Userns(String),
+    /// This host or container does not let the sandbox be set up at all (namespaces, id maps
+    /// or /proc refused): no RUN step can work here, whatever it runs. See `diagnose`.
+    #[error("cannot set up the build sandbox: {what}\n  why: {why}\n  what to do: {fix}")]
+    Unavailable {
+        what: String,
+        errno: Option<i32>,
+        why: String,
+        fix: String,
+    },
     /// Resource limits were asked for but cannot be applied here (see `cgroup`).
     #[error("cannot apply resource limits: {0}")]
     Limits(String),
 }
 
 impl SandboxError {
+    /// Whether the failure is the host's refusal to sandbox anything (the CLI's exit code 3),
+    /// rather than something about one RUN step.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, SandboxError::Unavailable { .. })
+    }
+
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
         SandboxError::Io {
             context: context.into(),

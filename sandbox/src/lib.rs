@@ -36,6 +36,7 @@
 
 mod caps;
 pub mod cgroup;
+mod diagnose;
 mod error;
 mod etcfiles;
 mod init;
@@ -64,5 +65,5 @@ pub use stubs::remove_mount_stubs;
 pub use user::{ResolvedUser, UserError, resolve_user};
 pub use userns::{
     SubidRange, USERNS_ENV, UsernsInfo, UsernsMode, current_info, enter_rootless_userns,
-    parse_id_map,
+    parse_id_map, single_id_reason,
 };

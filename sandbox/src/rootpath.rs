@@ -18,8 +18,13 @@ pub fn resolve_in_root(root: &Path, path: &str) -> io::Result<PathBuf> {
 /// Like [`resolve_in_root`], but a symlink in the *last* component is only followed when
 /// `follow_last` is set: operations on the link itself (replacing it, `lchown`) must not be
 /// redirected to its target.
-pub fn resolve_in_root_with(root: &Path, path: &str, follow_last: bool) -> io::Result<PathBuf> {
-    let mut pending: VecDeque<OsString> = components(Path::new(path)).collect();
+/// `path` may be any bytes (a context file's name need not be UTF-8).
+pub fn resolve_in_root_with(
+    root: &Path,
+    path: impl AsRef<Path>,
+    follow_last: bool,
+) -> io::Result<PathBuf> {
+    let mut pending: VecDeque<OsString> = components(path.as_ref()).collect();
     let mut resolved: Vec<OsString> = Vec::new();
     let mut hops = 0;
     while let Some(part) = pending.pop_front() {

@@ -9,6 +9,7 @@ use std::path::{Component, Path, PathBuf};
 use std::process::{Child, Command};
 
 use crate::cgroup::Cgroup;
+use crate::diagnose::{self, HostFacts};
 use crate::error::SandboxError;
 use crate::etcfiles;
 use crate::protocol::{CONTROL_FD, INIT_MARKER, InitMessage, InitSpec};
@@ -73,9 +74,12 @@ pub fn spawn(spec: RunSpec) -> Result<Sandbox, SandboxError> {
         ulimits: spec.ulimits,
         etc_files,
     };
-    let (ours, theirs) =
+    let (ours, pair_end) =
         UnixStream::pair().map_err(|e| SandboxError::io("create control socketpair", e))?;
-    let theirs = dup_above(&theirs, CONTROL_FD_FLOOR)?;
+    let theirs = dup_above(&pair_end, CONTROL_FD_FLOOR)?;
+    // Only the init may hold its end: a copy left open here would hide the init's exit from
+    // `wait` (no end-of-file).
+    drop(pair_end);
     let theirs_raw = theirs.as_raw_fd();
     let mut cmd = Command::new(SELF_EXE);
     cmd.arg(INIT_MARKER)
@@ -143,10 +147,14 @@ impl Sandbox {
                     errno,
                     message,
                 } => {
-                    failure.get_or_insert(SandboxError::Setup {
-                        step,
-                        errno,
-                        message,
+                    failure.get_or_insert_with(|| {
+                        diagnose::setup_refused(&step, errno, &HostFacts::probe()).unwrap_or(
+                            SandboxError::Setup {
+                                step,
+                                errno,
+                                message,
+                            },
+                        )
                     });
                 }
                 InitMessage::ExecFailed {

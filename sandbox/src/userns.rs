@@ -17,11 +17,21 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use nix::sched::{CloneFlags, unshare};
 use nix::unistd::{Gid, Uid};
 
+use crate::diagnose::{self, HostFacts};
 use crate::error::SandboxError;
 
 /// Marker env var: `"sync:<fd>"` while the handshake is pending, `"inside"` afterwards.
 pub const USERNS_ENV: &str = "_BUILDER_SANDBOX_USERNS";
 const INSIDE: &str = "inside";
+
+/// Set for the re-executed child when only its own id is mapped: why (see [`single_id_reason`]).
+const SINGLE_ID_ENV: &str = "_BUILDER_SANDBOX_SINGLE_ID";
+
+/// Why this process maps only its own id ([`UsernsMode::SingleId`]), for the user's warning:
+/// no subordinate range, or no newuidmap to apply it.
+pub fn single_id_reason() -> Option<String> {
+    std::env::var(SINGLE_ID_ENV).ok()
+}
 
 /// How ids are mapped for the current process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,8 +174,13 @@ fn child_handshake(fd: &str) -> Result<(), SandboxError> {
     // SAFETY: the parent passed us this socket at `raw`; nothing else owns it.
     let mut sync = unsafe { UnixStream::from_raw_fd(raw) };
     let parent = nix::unistd::getppid();
-    unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS)
-        .map_err(|e| SandboxError::Userns(format!("unshare user+mount namespace: {e}")))?;
+    unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS).map_err(|e| {
+        diagnose::userns_refused(
+            "unshare(CLONE_NEWUSER|CLONE_NEWNS)",
+            e as i32,
+            &HostFacts::probe(),
+        )
+    })?;
     sync.write_all(b"u")
         .map_err(|e| SandboxError::io("userns handshake: notify parent", e))?;
     let mut ack = [0u8; 1];
@@ -225,25 +240,75 @@ fn reexec_in_userns() -> Result<UsernsInfo, SandboxError> {
     let subuids = subid_ranges(&read("/etc/subuid"), name.as_deref(), uid);
     let subgids = subid_ranges(&read("/etc/subgid"), name.as_deref(), uid);
 
+    // Both ends are close-on-exec; only the child's copy of `theirs` is made inheritable, in
+    // pre_exec, so no other process this one starts can hold the socket open.
     let (mut ours, theirs) =
         UnixStream::pair().map_err(|e| SandboxError::io("create userns socketpair", e))?;
-    let theirs = dup_inheritable(&theirs)?;
+    let theirs_raw = theirs.as_raw_fd();
     let mut args = std::env::args_os();
     let argv0 = args.next().unwrap_or_default();
     let mut cmd = Command::new("/proc/self/exe");
     cmd.arg0(argv0)
         .args(args)
-        .env(USERNS_ENV, format!("sync:{}", theirs.as_raw_fd()));
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| SandboxError::io("re-exec /proc/self/exe in a user namespace", e))?;
+        .env(USERNS_ENV, format!("sync:{theirs_raw}"));
+    let tools = which("newuidmap") && which("newgidmap");
+    let single_id = if subuids.is_empty() || subgids.is_empty() {
+        Some(format!(
+            "no /etc/subuid and /etc/subgid range for user {}",
+            name.as_deref().unwrap_or(&uid.to_string())
+        ))
+    } else if !tools {
+        Some("newuidmap/newgidmap are not on PATH (install the uidmap package)".to_string())
+    } else {
+        None
+    };
+    match &single_id {
+        Some(reason) => cmd.env(SINGLE_ID_ENV, reason),
+        None => cmd.env_remove(SINGLE_ID_ENV),
+    };
+    // SAFETY: the closure only calls fcntl, which is async-signal-safe, on a descriptor that
+    // is open in the forked child (it was open in the parent at fork).
+    unsafe {
+        cmd.pre_exec(move || {
+            let flags = libc::fcntl(theirs_raw, libc::F_GETFD);
+            if flags < 0 || libc::fcntl(theirs_raw, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let spawned = cmd.spawn();
+    // Closed at once: while we hold the child's end, a child that dies before the handshake
+    // never gives us end-of-file, and we would wait for its note forever (issue #23).
     drop(theirs);
+    let mut child =
+        spawned.map_err(|e| SandboxError::io("re-exec /proc/self/exe in a user namespace", e))?;
     let pid = child.id();
-    let mapped = write_maps(&mut ours, pid, uid, gid, &subuids, &subgids);
-    if let Err(e) = mapped {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err(e);
+    match write_maps(
+        &mut ours,
+        pid,
+        uid,
+        gid,
+        single_id.is_none(),
+        &subuids,
+        &subgids,
+    ) {
+        Ok(Handshake::Done) => {}
+        Ok(Handshake::ChildGone) => {
+            // The child has already said why on stderr (it shares ours); pass its status on.
+            let status = child
+                .wait()
+                .map_err(|e| SandboxError::io("wait for user namespace child", e))?;
+            match status.signal() {
+                Some(sig) => return Err(diagnose::userns_child_killed(sig, &HostFacts::probe())),
+                None => std::process::exit(status.code().unwrap_or(3)),
+            }
+        }
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
     }
     CHILD_PID.store(pid as i32, Ordering::SeqCst);
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
@@ -265,32 +330,81 @@ fn reexec_in_userns() -> Result<UsernsInfo, SandboxError> {
     std::process::exit(status.code().unwrap_or(1));
 }
 
+/// How the handshake ended when nothing went wrong on our side.
+enum Handshake {
+    Done,
+    /// The child exited (or closed the socket) before creating its namespace.
+    ChildGone,
+}
+
 fn write_maps(
     sync: &mut UnixStream,
     pid: u32,
     uid: u32,
     gid: u32,
+    ranged: bool,
     subuids: &[SubidRange],
     subgids: &[SubidRange],
-) -> Result<(), SandboxError> {
-    let mut note = [0u8; 1];
-    match sync.read(&mut note) {
-        Ok(1) if note[0] == b'u' => {}
-        _ => {
-            return Err(SandboxError::Userns(
-                "child exited before creating its user namespace".into(),
-            ));
-        }
+) -> Result<Handshake, SandboxError> {
+    match read_note_or_exit(sync, pid)? {
+        Some(b'u') => {}
+        _ => return Ok(Handshake::ChildGone),
     }
-    let tools = which("newuidmap") && which("newgidmap");
-    if !subuids.is_empty() && !subgids.is_empty() && tools {
+    if ranged {
         run_idmap_tool("newuidmap", pid, &map_args(uid, subuids))?;
         run_idmap_tool("newgidmap", pid, &map_args(gid, subgids))?;
     } else {
         write_single_id_maps(pid, uid, gid)?;
     }
     sync.write_all(b"m")
-        .map_err(|e| SandboxError::io("userns handshake: release child", e))
+        .map_err(|e| SandboxError::io("userns handshake: release child", e))?;
+    Ok(Handshake::Done)
+}
+
+/// One byte from the child, or None once it has closed the socket or exited. Besides the
+/// socket's end-of-file, this watches a pidfd of the child, so that even a descriptor leaked
+/// to some other process cannot keep us waiting for a child that is gone.
+fn read_note_or_exit(sync: &mut UnixStream, pid: u32) -> Result<Option<u8>, SandboxError> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor we own below.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    // Before Linux 5.3 (or where a filter refuses it) the end-of-file alone must do.
+    // SAFETY: raw is a fresh descriptor owned by nobody else.
+    let pidfd = (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw as i32) });
+    loop {
+        let mut fds = [
+            libc::pollfd {
+                fd: sync.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: pidfd.as_ref().map_or(-1, |p| p.as_raw_fd()),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: fds is a valid array of two pollfd structs (a negative fd is ignored).
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if n < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(SandboxError::io("wait for user namespace child", err));
+        }
+        if fds[0].revents != 0 {
+            let mut note = [0u8; 1];
+            return match sync.read(&mut note) {
+                Ok(1) => Ok(Some(note[0])),
+                Ok(_) => Ok(None),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => Ok(None),
+            };
+        }
+        if fds[1].revents != 0 {
+            return Ok(None);
+        }
+    }
 }
 
 /// Without subordinate ids an unprivileged process may still map its own ids, but only after
@@ -312,12 +426,17 @@ fn run_idmap_tool(tool: &str, pid: u32, args: &[String]) -> Result<(), SandboxEr
         .output()
         .map_err(|e| SandboxError::io(format!("run {tool}"), e))?;
     if !out.status.success() {
-        return Err(SandboxError::Userns(format!(
-            "{tool} {pid} {}: {} ({})",
+        let detail = format!(
+            "`{tool} {pid} {}`: {} ({})",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim(),
             out.status
-        )));
+        );
+        return Err(diagnose::idmap_tool_failed(
+            tool,
+            &detail,
+            &HostFacts::probe(),
+        ));
     }
     Ok(())
 }
@@ -325,21 +444,6 @@ fn run_idmap_tool(tool: &str, pid: u32, args: &[String]) -> Result<(), SandboxEr
 fn which(tool: &str) -> bool {
     let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into());
     path.split(':').any(|d| Path::new(d).join(tool).is_file())
-}
-
-/// A copy of the socket without FD_CLOEXEC (so the re-exec'd child inherits it), numbered
-/// above stdio.
-fn dup_inheritable(fd: &UnixStream) -> Result<OwnedFd, SandboxError> {
-    // SAFETY: F_DUPFD returns a new descriptor (without CLOEXEC) that we own below.
-    let raw = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD, 10) };
-    if raw < 0 {
-        return Err(SandboxError::io(
-            "duplicate userns socket",
-            std::io::Error::last_os_error(),
-        ));
-    }
-    // SAFETY: fresh descriptor, owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
 #[cfg(test)]

@@ -309,6 +309,12 @@ impl ActiveSnapshot {
             .iter()
             .map(|p| fs::canonicalize(p).map_err(io_err("resolving", p)))
             .collect::<Result<Vec<_>, _>>()?;
+        // overlayfs refuses a directory given twice as a lower (ELOOP), and two steps of one
+        // stage can produce the same layer (`COPY sub sub` twice). Only the topmost copy
+        // matters: for any path it holds an entry for, it decides, exactly as it did with the
+        // lower copy present; for any other path neither copy has a say.
+        let mut seen = std::collections::HashSet::new();
+        lowers.retain(|p| seen.insert(p.clone()));
         if lowers.is_empty() {
             // overlayfs needs at least one lower dir.
             let empty = self.dir.join("empty");

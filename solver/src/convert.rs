@@ -14,8 +14,8 @@ use builder_frontend::{
 };
 
 use crate::graph::{
-    BuildGraph, CopyAction, ExecMount, ExecMountKind, ExecOp, FileAction, FileOp, ImageSource,
-    NetworkMode, Op, SecretEnv, Vertex, VertexId,
+    BuildGraph, CacheSeed, CopyAction, ExecMount, ExecMountKind, ExecOp, FileAction, FileOp,
+    ImageSource, NetworkMode, Op, SecretEnv, Vertex, VertexId,
 };
 use crate::image::{HealthConfig, HistoryEntry, ImageSpec, Platform};
 
@@ -1012,9 +1012,31 @@ impl<'a> Converter<'a> {
                 uid,
                 gid,
                 read_only,
-                ..
+                from,
+                source,
             } => {
                 let target = resolve_target(target);
+                let seed = match from {
+                    Some(from) => {
+                        inputs.push(self.source_for_from(from, st, line)?.0);
+                        Some(CacheSeed {
+                            input: inputs.len() - 1,
+                            source: source.clone().unwrap_or_else(|| "/".into()),
+                        })
+                    }
+                    // Without `from`, BuildKit seeds from an empty image: `source` is then a
+                    // directory of the cache itself, which no build of ours has asked for yet.
+                    None if source
+                        .as_deref()
+                        .is_some_and(|s| !crate::rootpath::clean_rel(s).is_empty()) =>
+                    {
+                        return Err(self.error(
+                            line,
+                            "a cache mount's source= needs from= (a stage or image to seed the cache with)",
+                        ));
+                    }
+                    None => None,
+                };
                 ExecMount {
                     kind: ExecMountKind::Cache {
                         id: id.clone().unwrap_or_else(|| target.clone()),
@@ -1033,6 +1055,7 @@ impl<'a> Converter<'a> {
                         uid: uid.unwrap_or(0),
                         gid: gid.unwrap_or(0),
                         read_only: *read_only,
+                        seed,
                     },
                     target,
                 }
@@ -1213,7 +1236,10 @@ fn copy_actions(
 ) -> Result<Vec<FileAction>, String> {
     let count = sources.len() + heredocs.len();
     // With --parents every source lands below the destination, keeping its path.
-    let dest_is_dir = dest.ends_with('/') || count > 1 || flags.parents;
+    // `.` (the working directory) names a directory too, as in BuildKit: it matters where
+    // nothing exists yet to tell, as in the empty root of a `COPY --link`.
+    let dest_is_dir =
+        dest == "." || dest.is_empty() || dest.ends_with('/') || count > 1 || flags.parents;
     if let Err(e) = IgnoreMatcher::from_patterns(&flags.exclude) {
         return Err(format!("--exclude: pattern {}: {}", e.line, e.message));
     }

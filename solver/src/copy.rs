@@ -9,13 +9,15 @@
 //!   and `--chown` overrides both; `--chmod` overrides modes; modification times are kept;
 //! - ADD extracts local tar archives (plain or gzip) into the destination.
 
+use std::ffi::OsStr;
 use std::fs::{self, Metadata};
 use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 use crate::graph::CopyAction;
-use crate::rootpath::{clean_rel, resolve_in_root};
+use crate::rootpath::{clean_rel, clean_rel_path, resolve_in_root};
 use crate::source_tree::{Selected, SourceError, SourceTree, exclude_rules, excludes};
 use crate::userdb::Owner;
 
@@ -59,7 +61,7 @@ pub fn copy(
         let drop = parents_pivot(pattern);
         selected.extend(src.select(pattern)?.into_iter().map(|s| (s, drop)));
     }
-    let dest_rel = clean_rel(&action.dest);
+    let dest_rel = PathBuf::from(clean_rel(&action.dest));
     let dest_host = resolve_in_root(dest_root, &dest_rel, true).map_err(io_err(dest_root))?;
     let dest_is_dir = action.dest_is_dir || selected.len() > 1 || dest_host.is_dir();
     if selected.len() > 1 && !action.dest_is_dir && !dest_host.is_dir() {
@@ -74,17 +76,19 @@ pub fn copy(
         // Where this source lands: the destination, or with --parents the destination joined
         // with the source's own path (less what comes before a `/./` pivot).
         let kept = if action.parents {
-            let rest: Vec<&str> = sel.rel.split('/').skip(*drop).collect();
-            join_rel(&dest_rel, &rest.join("/"))
+            let rest: PathBuf = sel.rel.components().skip(*drop).collect();
+            join_rel(&dest_rel, &rest)
         } else {
             dest_rel.clone()
         };
         if meta.is_dir() {
-            let target = ensure_dir(dest_root, &kept, attrs)?;
-            apply_attrs(&target, &meta, attrs)?;
-            dir_times.push((target.clone(), meta.clone()));
+            // A directory source copies its contents only: the destination directory keeps its
+            // own owner, mode and times when it exists, and is made like any missing parent
+            // (0755, the --chown owner or root) when it does not — as BuildKit does. Giving it the
+            // source's mode and root ownership broke `USER app; COPY . .` into a home directory.
+            ensure_dir(dest_root, &kept, attrs)?;
             for (rel, host, meta) in src.walk_excluding(sel, &exclude)? {
-                let target = resolve_in_root(dest_root, &format!("{kept}/{rel}"), false)
+                let target = resolve_in_root(dest_root, join_rel(&kept, &rel), false)
                     .map_err(io_err(dest_root))?;
                 write_entry(&host, &meta, &target, attrs)?;
                 if meta.is_dir() {
@@ -97,15 +101,15 @@ pub fn copy(
             let target = ensure_dir(dest_root, &kept, attrs)?;
             extract_archive(&sel.host, &target, attrs)?;
         } else {
-            let name = sel.rel.rsplit('/').next().unwrap_or(&sel.rel);
+            let name = Path::new(sel.rel.file_name().unwrap_or(sel.rel.as_os_str()));
             let rel = if action.parents {
                 kept
             } else if dest_is_dir {
-                format!("{dest_rel}/{name}")
+                join_rel(&dest_rel, name)
             } else {
                 dest_rel.clone()
             };
-            if let Some((parent, _)) = rel.rsplit_once('/') {
+            if let Some(parent) = rel.parent() {
                 ensure_dir(dest_root, parent, attrs)?;
             }
             let target = resolve_in_root(dest_root, &rel, false).map_err(io_err(dest_root))?;
@@ -131,31 +135,33 @@ fn parents_pivot(pattern: &str) -> usize {
     }
 }
 
-fn join_rel(base: &str, rel: &str) -> String {
-    match (base.is_empty(), rel.is_empty()) {
-        (_, true) => base.to_string(),
-        (true, false) => rel.to_string(),
-        (false, false) => format!("{base}/{rel}"),
+/// `base/rel` with the bytes of both kept; an empty side adds no `/`.
+fn join_rel(base: &Path, rel: &Path) -> PathBuf {
+    if rel.as_os_str().is_empty() {
+        base.to_path_buf()
+    } else {
+        base.join(rel)
     }
 }
 
 /// Creates a directory and its missing parents (0755, owned by the --chown owner or root).
-pub fn ensure_dir(root: &Path, rel: &str, attrs: Attributes) -> Result<PathBuf, CopyError> {
-    let rel = clean_rel(rel);
-    let mut current = String::new();
+pub fn ensure_dir(
+    root: &Path,
+    rel: impl AsRef<Path>,
+    attrs: Attributes,
+) -> Result<PathBuf, CopyError> {
+    let rel = clean_rel_path(rel.as_ref());
+    let mut current = PathBuf::new();
     let mut host = root.to_path_buf();
-    for part in rel.split('/').filter(|p| !p.is_empty()) {
-        current = if current.is_empty() {
-            part.to_string()
-        } else {
-            format!("{current}/{part}")
-        };
+    for part in rel.iter() {
+        current.push(part);
         host = resolve_in_root(root, &current, true).map_err(io_err(root))?;
         match fs::symlink_metadata(&host) {
             Ok(m) if m.is_dir() => continue,
             Ok(_) => {
                 return Err(CopyError::Invalid(format!(
-                    "cannot create directory /{current}: a file of that name exists"
+                    "cannot create directory /{}: a file of that name exists",
+                    current.display()
                 )));
             }
             Err(_) => {
@@ -319,11 +325,11 @@ fn extract_archive(archive: &Path, dest: &Path, attrs: Attributes) -> Result<(),
     for entry in tar.entries().map_err(io_err(archive))? {
         let mut entry = entry.map_err(io_err(archive))?;
         let raw = entry.path_bytes().into_owned();
-        let rel = clean_rel(&String::from_utf8_lossy(&raw));
-        if rel.is_empty() {
+        let rel = clean_rel_path(Path::new(OsStr::from_bytes(&raw)));
+        if rel.as_os_str().is_empty() {
             continue;
         }
-        if let Some((parent, _)) = rel.rsplit_once('/') {
+        if let Some(parent) = rel.parent() {
             ensure_dir(
                 dest,
                 parent,
@@ -369,7 +375,7 @@ fn extract_archive(archive: &Path, dest: &Path, attrs: Attributes) -> Result<(),
                     .link_name()
                     .map_err(io_err(archive))?
                     .unwrap_or_default();
-                let link_rel = clean_rel(&link.to_string_lossy());
+                let link_rel = clean_rel_path(&link);
                 let link_host = resolve_in_root(dest, &link_rel, false).map_err(io_err(dest))?;
                 fs::hard_link(&link_host, &target).map_err(io_err(&target))?;
                 continue;

@@ -21,8 +21,8 @@ use crate::cache_import::CacheImport;
 use crate::cache_index::{CacheIndex, CacheRecord};
 use crate::copy::{self, Attributes, CopyError};
 use crate::graph::{
-    BuildGraph, ExecMountKind, ExecOp, FileAction, FileOp, LayerRef, Op, Vertex, VertexId,
-    op_fingerprint,
+    BuildGraph, CopyAction, ExecMountKind, ExecOp, FileAction, FileOp, LayerRef, Op, Vertex,
+    VertexId, op_fingerprint,
 };
 use crate::progress::{Event, ProgressSink, Stream};
 use crate::source_tree::{SourceError, SourceTree, exclude_rules};
@@ -74,6 +74,14 @@ pub enum SolveError {
     },
     #[error("{0}")]
     Internal(String),
+    /// The host refuses to set up any sandbox (not a fault of this step): the CLI's exit 3.
+    /// The error is part of the message, not a `source`, so that it is printed once.
+    #[error("{location}{name}: {error}")]
+    SandboxUnavailable {
+        location: String,
+        name: String,
+        error: Box<builder_sandbox::SandboxError>,
+    },
     /// The build was interrupted (see [`crate::cancel`]).
     #[error("build cancelled")]
     Cancelled,
@@ -845,7 +853,17 @@ impl<'a> Solver<'a> {
             // Killed by us, not failed by itself; `active` (the scratch snapshot) goes on return.
             return Err(SolveError::Cancelled);
         }
-        let report = report.map_err(|e| err(&e))?;
+        let report = report.map_err(|e| {
+            if e.is_unavailable() {
+                SolveError::SandboxUnavailable {
+                    location: self.location(v),
+                    name: v.name.clone(),
+                    error: Box::new(e),
+                }
+            } else {
+                err(&e)
+            }
+        })?;
         if !report.status.success() && report.oom_killed {
             return Err(self.step_error(
                 v,
@@ -956,13 +974,25 @@ impl<'a> Solver<'a> {
                 uid,
                 gid,
                 read_only,
+                seed,
             } => {
-                let dir = self.cache_mount_dir(id, *sharing, keep_alive)?;
-                if fs::read_dir(&dir)
+                // A seeded cache is a cache of its own per seed (BuildKit keys it by its parent
+                // snapshot); an unseeded one keeps the plain id, so existing caches stay found.
+                let identity = match seed {
+                    Some(s) => {
+                        let from = inputs.get(s.input).ok_or("cache mount seed is missing")?;
+                        format!("{id}\0from {}\0{}", from.key, s.source)
+                    }
+                    None => id.clone(),
+                };
+                let dir = self.cache_mount_dir(&identity, *sharing, keep_alive)?;
+                let empty = fs::read_dir(&dir)
                     .map_err(|e| format!("{}: {e}", dir.display()))?
                     .next()
-                    .is_none()
-                {
+                    .is_none();
+                if let (true, Some(s)) = (empty, seed) {
+                    self.seed_cache_dir(&dir, s, inputs)?;
+                } else if empty {
                     // A new (empty) cache directory gets the mount's mode and owner.
                     use std::os::unix::fs::PermissionsExt;
                     fs::set_permissions(&dir, fs::Permissions::from_mode(*mode))
@@ -1126,6 +1156,82 @@ impl<'a> Solver<'a> {
         }
         keep_alive.push(Box::new(lock));
         Ok(dir)
+    }
+
+    /// Fills a new cache directory with a copy of the seed's directory (owners, modes and times
+    /// kept; the directory itself takes the seed directory's owner and mode, as the mount of
+    /// that path would show it in BuildKit). The copy is made beside the cache and renamed
+    /// over the empty directory, so a concurrent build of the same cache sees it whole or not
+    /// at all; whoever renames second finds the directory full and drops its copy.
+    fn seed_cache_dir(
+        &self,
+        dir: &Path,
+        seed: &crate::graph::CacheSeed,
+        inputs: &[Solved],
+    ) -> Result<(), String> {
+        let parent = dir.parent().ok_or("cache mount directory has no parent")?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".seed-")
+            .tempdir_in(parent)
+            .map_err(|e| format!("{}: {e}", parent.display()))?;
+        let action = CopyAction {
+            source_input: seed.input,
+            sources: vec![seed.source.clone()],
+            dest: "/".into(),
+            dest_is_dir: true,
+            chown: None,
+            chmod: None,
+            unpack_archives: false,
+            exclude: Vec::new(),
+            from_context: false,
+            parents: false,
+        };
+        let attrs = Attributes {
+            owner: None,
+            chmod: None,
+            reset_owner: false,
+        };
+        let copy_seed = |tree: &SourceTree| -> Result<(), String> {
+            let picked = tree.select(&seed.source).map_err(|e| e.to_string())?;
+            match picked.as_slice() {
+                [one] if one.host.is_dir() => {}
+                _ => {
+                    return Err(format!(
+                        "cache mount source {:?} is not a directory of its from= input",
+                        seed.source
+                    ));
+                }
+            }
+            copy::copy(tree, &action, tmp.path(), attrs).map_err(|e| e.to_string())?;
+            let meta = fs::symlink_metadata(&picked[0].host).map_err(|e| e.to_string())?;
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            std::os::unix::fs::chown(tmp.path(), Some(meta.uid()), Some(meta.gid()))
+                .map_err(|e| e.to_string())?;
+            fs::set_permissions(tmp.path(), fs::Permissions::from_mode(meta.mode() & 0o7777))
+                .map_err(|e| e.to_string())
+        };
+        match inputs.get(seed.input).map(|s| &s.output) {
+            Some(Output::Context(name)) => {
+                let tree = self.context_tree(name.as_deref()).ok_or(
+                    "this cache mount is seeded from the build context, but no context directory was given",
+                )?;
+                copy_seed(&tree)?;
+            }
+            Some(Output::Rootfs(layers)) => {
+                let view = self.prepare(layers)?;
+                copy_seed(&SourceTree::new(view.rootfs(), None))?;
+            }
+            None => return Err("cache mount seed is missing".into()),
+        }
+        match fs::rename(tmp.path(), dir) {
+            Ok(()) => {
+                // The directory is the cache now; nothing left for the TempDir to remove.
+                let _ = tmp.keep();
+                Ok(())
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => Ok(()),
+            Err(e) => Err(format!("{}: {e}", dir.display())),
+        }
     }
 
     /// The context (after .dockerignore) below `source`, copied to a temp dir for a bind mount.

@@ -99,6 +99,14 @@ pub struct SecretEnv {
     pub required: bool,
 }
 
+/// Where a cache mount's first contents come from.
+#[derive(Clone, Debug, Serialize)]
+pub struct CacheSeed {
+    pub input: InputIndex,
+    /// A directory of that input, `/` for its root.
+    pub source: String,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct ExecMount {
     pub target: String,
@@ -122,6 +130,11 @@ pub enum ExecMountKind {
         uid: u32,
         gid: u32,
         read_only: bool,
+        /// `from=`/`source=`: a new cache starts as a copy of that directory of another input
+        /// (BuildKit makes the cache a child of that snapshot), and is a cache of its own for
+        /// each seed, since BuildKit keys such a cache by its parent too.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seed: Option<CacheSeed>,
     },
     Tmpfs {
         size: Option<u64>,
@@ -288,7 +301,10 @@ pub fn op_fingerprint(op: &Op, input_keys: &[Digest], extra: &BTreeMap<String, S
         extra: &'a BTreeMap<String, String>,
     }
     let bytes = serde_json::to_vec(&Fingerprint {
-        version: 1,
+        // Bumped when an op's result changes for the same description, so records made by the
+        // old semantics are never reused. 2: a directory COPY leaves the destination
+        // directory's own owner and mode alone (BuildKit's behaviour; 1 gave it the source's).
+        version: 2,
         op,
         inputs: input_keys,
         extra,

@@ -3,6 +3,8 @@
 //! relative — are interpreted relative to the root. Every file operation on a rootfs or the
 //! build context goes through here, so a hostile symlink cannot send a write or a read outside.
 
+use std::path::{Component, Path, PathBuf};
+
 /// Cleans a slash-separated path relative to a root: drops `.` and empty parts, and `..` at the
 /// top. The result has no leading slash; "" means the root itself.
 pub fn clean_rel(path: &str) -> String {
@@ -17,6 +19,22 @@ pub fn clean_rel(path: &str) -> String {
         }
     }
     parts.join("/")
+}
+
+/// [`clean_rel`] for a path that came from the file system or an archive rather than the
+/// Dockerfile: its bytes are kept as they are (they need not be UTF-8).
+pub fn clean_rel_path(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
 }
 
 /// Resolves `path` inside `root` (intermediate symlinks always followed, the last one only
@@ -34,6 +52,18 @@ mod tests {
         assert_eq!(clean_rel("../../etc/passwd"), "etc/passwd");
         assert_eq!(clean_rel("/a/./b/../c/"), "a/c");
         assert_eq!(clean_rel("."), "");
+    }
+
+    #[test]
+    fn clean_rel_path_keeps_bytes() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let raw = Path::new(OsStr::from_bytes(b"../a\xff/./b\n\t/../-c\xfe/"));
+        assert_eq!(clean_rel_path(raw).as_os_str().as_bytes(), b"a\xff/-c\xfe");
+        assert_eq!(
+            clean_rel_path(Path::new("/a/./b/../c/")),
+            Path::new(&clean_rel("/a/./b/../c/"))
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use std::fs::{self, Metadata};
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,7 +27,8 @@ pub struct SourceTree<'a> {
 /// directly by the source (docker follows that one, inside the tree).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Selected {
-    pub rel: String,
+    /// The bytes the tree's directories list (a name need not be UTF-8).
+    pub rel: PathBuf,
     pub host: PathBuf,
 }
 
@@ -76,8 +78,8 @@ impl<'a> SourceTree<'a> {
         }
     }
 
-    pub fn is_excluded(&self, rel: &str) -> bool {
-        !rel.is_empty() && self.ignore.is_some_and(|m| m.is_excluded(rel))
+    pub fn is_excluded(&self, rel: &Path) -> bool {
+        !rel.as_os_str().is_empty() && self.ignore.is_some_and(|m| m.is_excluded(rel))
     }
 
     /// Expands one COPY source (a path, possibly with `*`, `?`, `[...]` wildcards per component).
@@ -87,9 +89,11 @@ impl<'a> SourceTree<'a> {
         let mut rels = if has_wildcard {
             self.glob(pattern, &clean)?
         } else {
-            vec![clean.clone()]
+            vec![PathBuf::from(clean)]
         };
-        rels.sort();
+        // By bytes, as when they were strings (`Path`'s order compares components, which would
+        // reorder `a-b` and `a/b` and so change existing checksums).
+        rels.sort_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
         let mut out = Vec::new();
         for rel in rels {
             if self.is_excluded(&rel) {
@@ -110,8 +114,8 @@ impl<'a> SourceTree<'a> {
         Ok(out)
     }
 
-    fn glob(&self, original: &str, clean: &str) -> Result<Vec<String>, SourceError> {
-        let mut current = vec![String::new()];
+    fn glob(&self, original: &str, clean: &str) -> Result<Vec<PathBuf>, SourceError> {
+        let mut current = vec![PathBuf::new()];
         for part in clean.split('/') {
             let pat = glob::Pattern::new(part).map_err(|e| SourceError::Pattern {
                 pattern: original.to_string(),
@@ -125,19 +129,18 @@ impl<'a> SourceTree<'a> {
                 };
                 for entry in entries {
                     let entry = entry.map_err(io_err(&host))?;
-                    let name = entry.file_name().to_string_lossy().into_owned();
+                    let name = entry.file_name();
+                    // The pattern is Dockerfile text, so it can only name bytes that are not
+                    // UTF-8 by a wildcard: the lossy form is used to decide the match, never
+                    // as the path, which keeps the listed bytes.
                     if pat.matches_with(
-                        &name,
+                        &name.to_string_lossy(),
                         glob::MatchOptions {
                             require_literal_leading_dot: false,
                             ..Default::default()
                         },
                     ) {
-                        next.push(if dir.is_empty() {
-                            name
-                        } else {
-                            format!("{dir}/{name}")
-                        });
+                        next.push(dir.join(name));
                     }
                 }
             }
@@ -228,9 +231,9 @@ pub fn exclude_rules(patterns: &[String]) -> Result<IgnoreMatcher, SourceError> 
 /// wildcard): it is matched by its name, so `COPY --exclude=*.md docs/* /d/` leaves out
 /// `docs/x.md`. Below a selected directory the walk matches paths relative to that directory,
 /// as BuildKit does (`--exclude=*/*.png` with source `.` drops `dir1/a.png`).
-pub fn excludes(exclude: &IgnoreMatcher, selected_rel: &str) -> bool {
+pub fn excludes(exclude: &IgnoreMatcher, selected_rel: &Path) -> bool {
     !exclude.is_empty()
-        && exclude.is_excluded(selected_rel.rsplit('/').next().unwrap_or(selected_rel))
+        && exclude.is_excluded(selected_rel.file_name().unwrap_or(selected_rel.as_os_str()))
 }
 
 /// Content digests of the regular files among `entries` (None for the rest), in their order.
@@ -294,13 +297,15 @@ fn file_digests(
 
 fn hash_entry(
     h: &mut Hasher,
-    rel: &str,
+    rel: &Path,
     host: &Path,
     meta: &Metadata,
     digest: Option<Digest>,
 ) -> Result<(), SourceError> {
     h.update(b"\0entry\0");
-    h.update(rel.as_bytes());
+    // The name's own bytes: for UTF-8 names the same bytes as when it was a string, so
+    // existing cache keys stay valid.
+    h.update(rel.as_os_str().as_bytes());
     h.update(&(meta.permissions().mode() & 0o7777).to_le_bytes());
     let ft = meta.file_type();
     if ft.is_symlink() {
@@ -322,6 +327,7 @@ fn hash_entry(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::OsStr;
 
     /// Files are hashed on several threads; the checksum must still depend on names and
     /// contents in tree order, never on which thread finished first.
@@ -367,8 +373,8 @@ mod tests {
     fn reference_walk(
         tree: &SourceTree,
         host: &Path,
-        tree_rel: &str,
-        sel_rel: &str,
+        tree_rel: &[u8],
+        sel_rel: &[u8],
         out: &mut Vec<Found>,
     ) {
         let mut names: Vec<_> = fs::read_dir(host)
@@ -377,25 +383,26 @@ mod tests {
             .collect();
         names.sort();
         for name in names {
-            let name = name.to_string_lossy().into_owned();
-            let join = |base: &str| {
+            // Joined as bytes, the way the strings were: the walk's paths must be these.
+            let join = |base: &[u8]| {
                 if base.is_empty() {
-                    name.clone()
+                    name.as_bytes().to_vec()
                 } else {
-                    format!("{base}/{name}")
+                    [base, b"/", name.as_bytes()].concat()
                 }
             };
             let (child_tree, child_sel) = (join(tree_rel), join(sel_rel));
             let child_host = host.join(&name);
             let meta = fs::symlink_metadata(&child_host).unwrap();
-            let excluded = tree.is_excluded(&child_tree);
+            let excluded = tree.is_excluded(Path::new(OsStr::from_bytes(&child_tree)));
             let is_dir = meta.is_dir();
             if !excluded {
-                out.push((child_sel.clone(), child_host.clone(), meta));
+                let sel = PathBuf::from(OsStr::from_bytes(&child_sel));
+                out.push((sel, child_host.clone(), meta));
             }
             let reinclude = tree
                 .ignore
-                .is_some_and(|m| m.may_include_children(&child_tree));
+                .is_some_and(|m| m.may_include_children(OsStr::from_bytes(&child_tree)));
             if is_dir && (!excluded || reinclude) {
                 reference_walk(tree, &child_host, &child_tree, &child_sel, out);
             }
@@ -422,6 +429,11 @@ mod tests {
         fs::write(root.join("src/zz-excluded/deep/wanted"), "w").unwrap();
         fs::write(root.join("src/zz-excluded/unwanted"), "u").unwrap();
         std::os::unix::fs::symlink("../..", root.join("src/d000/up")).unwrap();
+        // Names that are not UTF-8 (and a newline): walked, excluded and hashed as bytes.
+        let odd = root.join(OsStr::from_bytes(b"src/d\xff\n"));
+        fs::create_dir_all(&odd).unwrap();
+        fs::write(odd.join(OsStr::from_bytes(b"f\xfe")), "odd").unwrap();
+        fs::write(odd.join(OsStr::from_bytes(b"x\x80.log")), "odd log").unwrap();
         std::os::unix::fs::symlink("/nonexistent", root.join("src/dangling")).unwrap();
         let ignore = IgnoreMatcher::parse(
             "**/*.log\n!**/keep.log\nsrc/zz-excluded\n!src/zz-excluded/deep/wanted\n",
@@ -432,14 +444,21 @@ mod tests {
             let sel = tree.select("src").unwrap().remove(0);
             let walked = tree.walk(&sel).unwrap();
             let mut expected = Vec::new();
-            reference_walk(&tree, &sel.host, "src", "", &mut expected);
+            reference_walk(&tree, &sel.host, b"src", b"", &mut expected);
             let rels = |v: &[Found]| {
                 v.iter()
                     .map(|(r, h, _)| (r.clone(), h.clone()))
                     .collect::<Vec<_>>()
             };
             assert_eq!(rels(&walked), rels(&expected));
-            let has = |p: &str| walked.iter().any(|(rel, _, _)| rel == p);
+            let has = |p: &str| walked.iter().any(|(rel, _, _)| rel == Path::new(p));
+            let has_bytes = |p: &[u8]| {
+                walked
+                    .iter()
+                    .any(|(rel, _, _)| rel.as_os_str().as_bytes() == p)
+            };
+            assert!(has_bytes(b"d\xff\n/f\xfe"));
+            assert_eq!(has_bytes(b"d\xff\n/x\x80.log"), matcher.is_none());
             assert!(has("d000/up") && has("dangling") && has("d167/f2.txt"));
             assert_eq!(has("d005/inner/skip.log"), matcher.is_none());
             assert!(has("d005/inner/keep.log"));
@@ -451,7 +470,7 @@ mod tests {
             let mut h = Hasher::new();
             h.update(b"pattern\0src");
             let sel_meta = fs::symlink_metadata(&sel.host).unwrap();
-            hash_entry(&mut h, "src", &sel.host, &sel_meta, None).unwrap();
+            hash_entry(&mut h, Path::new("src"), &sel.host, &sel_meta, None).unwrap();
             for (rel, host, meta) in &expected {
                 let digest = meta.is_file().then(|| hash_file(host).unwrap());
                 hash_entry(&mut h, rel, host, meta, digest).unwrap();

@@ -23,8 +23,9 @@ use builder_frontend::dockerignore::{IgnoreMatcher, ParentMatches};
 use crate::source_tree::{SourceError, io_err};
 
 /// One entry of a walk: its path relative to the walked directory, its host path, and its
-/// metadata (symlinks not followed).
-pub type Found = (String, PathBuf, Metadata);
+/// metadata (symlinks not followed). Paths keep the bytes the directory listed: Linux names
+/// need not be UTF-8.
+pub type Found = (PathBuf, PathBuf, Metadata);
 
 /// Where a walk hands its entries, a chunk at a time and in walk order (it may drain the chunk).
 pub type Sink<'s> = dyn FnMut(&mut Vec<Found>) -> Result<(), SourceError> + 's;
@@ -48,7 +49,7 @@ pub(crate) fn cores() -> usize {
 /// matched against paths relative to `host`; excluded directories are not entered.
 pub(crate) fn walk(
     host: &Path,
-    tree_rel: &str,
+    tree_rel: &Path,
     ignore: Option<&IgnoreMatcher>,
     exclude: &IgnoreMatcher,
     sink: &mut Sink<'_>,
@@ -72,7 +73,7 @@ pub(crate) fn walk(
             chunk_dirs: 0,
             stage: &mut stage,
         };
-        lister.list(host, tree_rel, "", parents.as_ref())?;
+        lister.list(host, tree_rel, Path::new(""), parents.as_ref())?;
         let rest = std::mem::take(&mut lister.chunk);
         stage.finish(rest)
     })
@@ -80,7 +81,7 @@ pub(crate) fn walk(
 
 /// An entry listed by name and type, not yet stat'ed.
 struct Listed {
-    sel_rel: String,
+    sel_rel: PathBuf,
     host: PathBuf,
     entry: fs::DirEntry,
 }
@@ -113,8 +114,8 @@ impl Lister<'_, '_, '_, '_> {
     fn list(
         &mut self,
         host: &Path,
-        tree_rel: &str,
-        sel_rel: &str,
+        tree_rel: &Path,
+        sel_rel: &Path,
         parents: Option<&ParentMatches>,
     ) -> Result<(), SourceError> {
         let mut entries: Vec<(OsString, fs::DirEntry)> = fs::read_dir(host)
@@ -127,18 +128,13 @@ impl Lister<'_, '_, '_, '_> {
         self.chunk_dirs += 1;
         let rules = self.rules.zip(parents);
         for (name, entry) in entries {
-            let name = name.to_string_lossy();
-            let join = |base: &str| {
-                if base.is_empty() {
-                    name.to_string()
-                } else {
-                    format!("{base}/{name}")
-                }
-            };
+            // `base/name`, or `name` at the top: the bytes the checksum hashes (see
+            // `hash_entry`), so they must stay what they were when they were strings.
+            let join = |base: &Path| base.join(&name);
             let child_tree = if rules.is_some() {
                 join(tree_rel)
             } else {
-                String::new()
+                PathBuf::new()
             };
             let ignored = rules.is_some_and(|(m, p)| m.is_excluded_below(p, &child_tree));
             let child_sel = join(sel_rel);
@@ -158,7 +154,7 @@ impl Lister<'_, '_, '_, '_> {
                 continue;
             }
             let excluded = ignored || dropped;
-            let child_host = host.join(&*name);
+            let child_host = host.join(&name);
             if is_dir {
                 let below = (child_sel.clone(), child_host.clone());
                 let below_parents = rules.map(|(m, p)| m.child_matches(p, &child_tree));
@@ -175,7 +171,7 @@ impl Lister<'_, '_, '_, '_> {
 
     fn push(
         &mut self,
-        sel_rel: String,
+        sel_rel: PathBuf,
         host: PathBuf,
         entry: fs::DirEntry,
     ) -> Result<(), SourceError> {
@@ -336,21 +332,21 @@ mod tests {
         let mut names = Vec::new();
         walk(
             dir.path(),
-            "",
+            Path::new(""),
             None,
             &IgnoreMatcher::empty(),
             &mut |chunk| {
                 chunks += 1;
                 names.extend(chunk.drain(..).map(|(rel, _, meta)| {
-                    assert!(meta.is_file() || rel == "one");
+                    assert!(meta.is_file() || rel == Path::new("one"));
                     rel
                 }));
                 Ok(())
             },
         )
         .unwrap();
-        let mut expected = vec!["one".to_string()];
-        expected.extend((0..CHUNK * 3 + 17).map(|i| format!("one/f{i:05}")));
+        let mut expected = vec![PathBuf::from("one")];
+        expected.extend((0..CHUNK * 3 + 17).map(|i| PathBuf::from(format!("one/f{i:05}"))));
         assert_eq!(names, expected);
         assert!(chunks >= 4, "{chunks} chunks");
     }
@@ -360,16 +356,22 @@ mod tests {
     fn a_failing_sink_ends_the_walk_with_its_error() {
         let dir = tree_of(CHUNK * 6);
         let mut calls = 0;
-        let err = walk(dir.path(), "", None, &IgnoreMatcher::empty(), &mut |_| {
-            calls += 1;
-            if calls == 2 {
-                return Err(SourceError::NotFound {
-                    pattern: "stop".into(),
-                    what: "test",
-                });
-            }
-            Ok(())
-        })
+        let err = walk(
+            dir.path(),
+            Path::new(""),
+            None,
+            &IgnoreMatcher::empty(),
+            &mut |_| {
+                calls += 1;
+                if calls == 2 {
+                    return Err(SourceError::NotFound {
+                        pattern: "stop".into(),
+                        what: "test",
+                    });
+                }
+                Ok(())
+            },
+        )
         .unwrap_err();
         assert!(matches!(err, SourceError::NotFound { ref pattern, .. } if pattern == "stop"));
         assert_eq!(calls, 2);

@@ -29,7 +29,7 @@ pub struct BuildArgs {
     tags: Vec<String>,
     /// Path of the Dockerfile (default: CONTEXT/Dockerfile; `-` reads stdin).
     #[arg(short = 'f', long = "file")]
-    file: Option<String>,
+    file: Option<PathBuf>,
     /// Build-time variable `KEY=VALUE` (`KEY` alone takes the value from the environment).
     #[arg(long = "build-arg")]
     build_args: Vec<String>,
@@ -116,8 +116,10 @@ pub struct BuildArgs {
 pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let store = ctx.store()?;
     if let builder_sandbox::UsernsMode::SingleId = ctx.userns.mode {
+        let why = builder_sandbox::single_id_reason()
+            .unwrap_or_else(|| "no /etc/subuid range for this user".into());
         eprintln!(
-            "WARNING: no /etc/subuid range for this user: only your own uid is mapped, so files owned by other users (USER, chown) cannot be represented; ask an admin for a range (usermod --add-subuids)"
+            "WARNING: {why}: only your own uid is mapped, so files owned by other users (USER, chown) cannot be represented; ask an admin for a range (usermod --add-subuids)"
         );
     }
     let parsed = args
@@ -463,11 +465,11 @@ impl CacheFlags {
 
 /// Returns (name for messages, content, path when read from a file).
 fn read_dockerfile(
-    file: Option<&str>,
+    file: Option<&Path>,
     context: &Path,
 ) -> anyhow::Result<(String, Vec<u8>, Option<PathBuf>)> {
     match file {
-        Some("-") => {
+        Some(p) if p.as_os_str() == "-" => {
             let mut buf = Vec::new();
             std::io::stdin()
                 .read_to_end(&mut buf)
@@ -475,13 +477,14 @@ fn read_dockerfile(
             Ok(("Dockerfile".into(), buf, None))
         }
         Some(path) => {
-            let p = PathBuf::from(path);
-            let bytes =
-                fs::read(&p).map_err(|e| UsageError(format!("reading Dockerfile {path}: {e}")))?;
+            let p = path.to_path_buf();
+            let bytes = fs::read(&p)
+                .map_err(|e| UsageError(format!("reading Dockerfile {}: {e}", path.display())))?;
+            // Only shown in messages; the file itself was read by its bytes.
             let name = p
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| path.to_string());
+                .unwrap_or_else(|| path.display().to_string());
             Ok((name, bytes, Some(p)))
         }
         None => {

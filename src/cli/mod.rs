@@ -43,8 +43,19 @@ pub fn exit_code_for(e: &anyhow::Error) -> u8 {
     if e.downcast_ref::<UsageError>().is_some() {
         return 2;
     }
+    // The host refuses to sandbox anything: whatever the step, the build cannot work here.
+    let unavailable = e.chain().any(|c| {
+        c.downcast_ref::<builder_sandbox::SandboxError>()
+            .is_some_and(builder_sandbox::SandboxError::is_unavailable)
+    });
+    if unavailable {
+        return 3;
+    }
     if let Some(b) = e.downcast_ref::<builder_solver::BuildError>() {
         return match b {
+            builder_solver::BuildError::Solve(
+                builder_solver::executor::SolveError::SandboxUnavailable { .. },
+            ) => 3,
             // A base image or download that could not be had is a failed build, not misuse.
             builder_solver::BuildError::Convert(
                 builder_solver::convert::ConvertError::Source { .. },
