@@ -244,6 +244,8 @@ struct Converter<'a> {
     /// Global ARGs (before the first FROM) with their values, plus the automatic platform ARGs.
     meta_args: Vec<(String, String)>,
     stages: HashMap<usize, StageState>,
+    /// Each stage name with the index of the first stage of that name.
+    stage_names: HashMap<&'a str, usize>,
     context: Option<VertexId>,
     named_contexts: HashMap<String, VertexId>,
     images: HashMap<String, VertexId>,
@@ -266,11 +268,17 @@ impl<'a> Converter<'a> {
             meta_args: platform_args(&platform),
             platform,
             stages: HashMap::new(),
+            stage_names: HashMap::new(),
             context: None,
             named_contexts: HashMap::new(),
             images: HashMap::new(),
             consumed_args: BTreeSet::new(),
         };
+        for (index, stage) in dockerfile.stages.iter().enumerate() {
+            if let Some(name) = stage.name.as_deref() {
+                converter.stage_names.entry(name).or_insert(index);
+            }
+        }
         converter.evaluate_meta_args()?;
         Ok(converter)
     }
@@ -351,11 +359,14 @@ impl<'a> Converter<'a> {
     }
 
     /// The stage a `FROM`/`--from` name refers to, among the stages defined before `before`.
+    /// Looked up by name, not by scanning the stages before `before`: with one lookup per
+    /// stage, that scan made a 10,000-stage chain quadratic.
     fn stage_by_ref(&self, name: &str, before: usize) -> Option<usize> {
-        let lower = name.to_lowercase();
-        let by_name = self.dockerfile.stages[..before]
-            .iter()
-            .position(|s| s.name.as_deref() == Some(lower.as_str()));
+        let by_name = self
+            .stage_names
+            .get(name.to_lowercase().as_str())
+            .copied()
+            .filter(|i| *i < before);
         by_name.or_else(|| name.parse::<usize>().ok().filter(|i| *i < before))
     }
 
