@@ -13,6 +13,7 @@ use builder_frontend::{
     KeyValue, Run, Stage,
 };
 
+use crate::chmod::Chmod;
 use crate::graph::{
     BuildGraph, CacheSeed, CopyAction, ExecMount, ExecMountKind, ExecOp, FileAction, FileOp,
     ImageSource, NetworkMode, Op, SecretEnv, Vertex, VertexId,
@@ -755,7 +756,7 @@ impl<'a> Converter<'a> {
             &add.heredocs,
             CopyFlags {
                 chown: add.chown.clone(),
-                chmod,
+                chmod: chmod.clone(),
                 unpack: true,
                 exclude: add.exclude.clone(),
                 from_context: true,
@@ -797,7 +798,7 @@ impl<'a> Converter<'a> {
                 &add.dest,
                 add.sources.len() + add.heredocs.len() > 1,
                 file,
-                chmod,
+                chmod.as_ref(),
                 add.chown.clone(),
             ));
         }
@@ -1116,7 +1117,7 @@ fn lines(inst: &Instruction) -> (usize, usize) {
 
 struct CopyFlags {
     chown: Option<String>,
-    chmod: Option<u32>,
+    chmod: Option<Chmod>,
     unpack: bool,
     exclude: Vec<String>,
     from_context: bool,
@@ -1172,7 +1173,10 @@ fn copy_actions(
         };
         actions.push(FileAction::Mkfile {
             path,
-            mode: flags.chmod.unwrap_or(0o644),
+            mode: flags
+                .chmod
+                .as_ref()
+                .map_or(0o644, |c| c.apply(0o644, false)),
             data,
             owner: flags.chown.clone(),
         });
@@ -1237,7 +1241,7 @@ fn fetched_action(
     dest: &str,
     several_sources: bool,
     file: RemoteFile,
-    chmod: Option<u32>,
+    chmod: Option<&Chmod>,
     chown: Option<String>,
 ) -> FileAction {
     let abs_dest = join_path(workdir, dest);
@@ -1249,21 +1253,14 @@ fn fetched_action(
     FileAction::Fetched {
         path,
         blob: file.digest,
-        mode: chmod.unwrap_or(0o600),
+        mode: chmod.map_or(0o600, |c| c.apply(0o600, false)),
         mtime: file.mtime,
         owner: chown,
     }
 }
 
-fn parse_chmod(chmod: Option<&str>) -> Result<Option<u32>, String> {
-    chmod
-        .map(|c| {
-            u32::from_str_radix(c, 8)
-                .ok()
-                .filter(|m| *m <= 0o7777)
-                .ok_or_else(|| format!("invalid --chmod={c}: expected an octal mode such as 0755"))
-        })
-        .transpose()
+fn parse_chmod(chmod: Option<&str>) -> Result<Option<Chmod>, String> {
+    chmod.map(Chmod::parse).transpose()
 }
 
 /// docker's path joining for WORKDIR and relative destinations: relative to the current dir,
@@ -1493,8 +1490,13 @@ mod tests {
     }
 
     #[test]
-    fn chmod_must_be_octal() {
-        assert_eq!(parse_chmod(Some("755")).unwrap(), Some(0o755));
-        assert!(parse_chmod(Some("u+x")).is_err());
+    fn chmod_is_octal_or_symbolic() {
+        assert_eq!(parse_chmod(Some("755")).unwrap(), Some(Chmod::Octal(0o755)));
+        assert!(matches!(
+            parse_chmod(Some("u+x")).unwrap(),
+            Some(Chmod::Symbolic(_))
+        ));
+        assert!(parse_chmod(Some("u+q")).is_err());
+        assert_eq!(parse_chmod(None).unwrap(), None);
     }
 }

@@ -774,7 +774,7 @@ impl<'a> Solver<'a> {
             FileAction::Copy(c) => {
                 let attrs = Attributes {
                     owner: owner(&c.chown)?,
-                    chmod: c.chmod,
+                    chmod: c.chmod.as_ref(),
                     reset_owner: c.from_context,
                 };
                 match inputs.get(c.source_input).map(|s| &s.output) {
