@@ -259,7 +259,7 @@ impl<'a> Converter<'a> {
             resolver,
             lexer: Lexer::new(dockerfile.escape),
             graph: BuildGraph::new(),
-            meta_args: platform_args(&platform),
+            meta_args: automatic_args(&platform, options.target.as_deref()),
             platform,
             stages: HashMap::new(),
             context: None,
@@ -1385,6 +1385,14 @@ fn validate_signal(signal: &str) -> Result<(), String> {
             "invalid STOPSIGNAL {signal:?}: not a signal name or number"
         ))
     }
+}
+
+/// The ARGs BuildKit defines by itself: the platform ones and `TARGETSTAGE` (the `--target`
+/// stage, `default` without one). Like global ARGs, a stage sees them once it declares them.
+fn automatic_args(p: &Platform, target: Option<&str>) -> Vec<(String, String)> {
+    let mut args = platform_args(p);
+    args.push(("TARGETSTAGE".into(), target.unwrap_or("default").into()));
+    args
 }
 
 fn platform_args(p: &Platform) -> Vec<(String, String)> {
