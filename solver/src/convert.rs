@@ -192,8 +192,10 @@ pub fn convert(
         .filter(|k| {
             !converter.consumed_args.contains(*k)
                 && !PROXY_ARGS.contains(&k.as_str())
-                // Consumed by the builder itself (image and layer times), as in BuildKit.
+                // Consumed by the builder itself (image and layer times; RUN's host name), as
+                // in BuildKit.
                 && k.as_str() != "SOURCE_DATE_EPOCH"
+                && k.as_str() != SANDBOX_HOSTNAME_ARG
         })
         .cloned()
         .collect();
@@ -205,6 +207,9 @@ pub fn convert(
         stage_steps,
     })
 }
+
+/// The build arg that names RUN steps' host, read by the builder rather than the Dockerfile.
+const SANDBOX_HOSTNAME_ARG: &str = "BUILDKIT_SANDBOX_HOSTNAME";
 
 /// Variables visible while expanding an instruction: the stage's ENV first, then its ARGs
 /// (docker: an ENV always wins over an ARG of the same name).
@@ -878,6 +883,7 @@ impl<'a> Converter<'a> {
             extra_hosts: self.options.extra_hosts.clone(),
             shm_size: self.options.shm_size,
             ulimits: self.options.ulimits.clone(),
+            hostname: self.options.build_args.get(SANDBOX_HOSTNAME_ARG).cloned(),
         });
         let prefix = if history_args.is_empty() {
             String::new()

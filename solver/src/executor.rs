@@ -825,7 +825,10 @@ impl<'a> Solver<'a> {
             env: self.env_with_secrets(op).map_err(|e| err(&e))?,
             cwd: op.cwd.clone(),
             user: op.user.clone(),
-            hostname: "buildkitsandbox".into(),
+            hostname: op
+                .hostname
+                .clone()
+                .unwrap_or_else(|| "buildkitsandbox".into()),
             network: match op.network {
                 crate::graph::NetworkMode::Host => builder_sandbox::Network::Host,
                 crate::graph::NetworkMode::None => builder_sandbox::Network::None,

@@ -91,6 +91,10 @@ pub struct ExecOp {
     /// empty.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ulimits: Vec<builder_sandbox::Ulimit>,
+    /// `--build-arg BUILDKIT_SANDBOX_HOSTNAME`: the step's host name (BuildKit's default,
+    /// `buildkitsandbox`, when unset); in the key as in BuildKit's exec meta, left out when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
