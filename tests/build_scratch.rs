@@ -364,3 +364,20 @@ fn a_lowercase_dockerfile_is_found_without_f() {
         "{layers:?}"
     );
 }
+
+/// BuildKit's config of `FROM scratch` has `WorkingDir` `/` (and the default PATH), so an image
+/// with no WORKDIR still says where its processes start.
+#[test]
+fn a_scratch_image_works_in_the_root_directory() {
+    let env = Env::new();
+    let ctx = env.context(
+        "wd",
+        &[
+            ("Dockerfile", "FROM scratch\nCOPY a.txt /\n"),
+            ("a.txt", "a\n"),
+        ],
+    );
+    env.build_ok(&ctx, &["-t", "wd:1"]);
+    let v = env.inspect("wd:1");
+    assert_eq!(v["config"]["WorkingDir"], "/", "{v:#}");
+}
