@@ -66,6 +66,9 @@ keep = {
     "repeated_layers",
     "cache_mount_options",
     "file_names",
+    "sandbox_hostname",
+    "target_stage_arg",
+    "copy_symbolic_chmod",
     "sandbox",
     "sandbox_setup_failures",
 }

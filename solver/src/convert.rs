@@ -13,6 +13,7 @@ use builder_frontend::{
     KeyValue, Run, Stage,
 };
 
+use crate::chmod::Chmod;
 use crate::graph::{
     BuildGraph, CacheSeed, CopyAction, ExecMount, ExecMountKind, ExecOp, FileAction, FileOp,
     ImageSource, NetworkMode, Op, SecretEnv, Vertex, VertexId,
@@ -196,8 +197,10 @@ pub fn convert(
         .filter(|k| {
             !converter.consumed_args.contains(*k)
                 && !PROXY_ARGS.contains(&k.as_str())
-                // Consumed by the builder itself (image and layer times), as in BuildKit.
+                // Consumed by the builder itself (image and layer times; RUN's host name), as
+                // in BuildKit.
                 && k.as_str() != "SOURCE_DATE_EPOCH"
+                && k.as_str() != SANDBOX_HOSTNAME_ARG
         })
         .cloned()
         .collect();
@@ -209,6 +212,9 @@ pub fn convert(
         stage_steps,
     })
 }
+
+/// The build arg that names RUN steps' host, read by the builder rather than the Dockerfile.
+const SANDBOX_HOSTNAME_ARG: &str = "BUILDKIT_SANDBOX_HOSTNAME";
 
 /// Variables visible while expanding an instruction: the stage's ENV first, then its ARGs
 /// (docker: an ENV always wins over an ARG of the same name).
@@ -265,7 +271,7 @@ impl<'a> Converter<'a> {
             resolver,
             lexer: Lexer::new(dockerfile.escape),
             graph: BuildGraph::new(),
-            meta_args: platform_args(&platform),
+            meta_args: automatic_args(&platform, options.target.as_deref()),
             platform,
             stages: HashMap::new(),
             stage_names: HashMap::new(),
@@ -845,7 +851,7 @@ impl<'a> Converter<'a> {
             &add.heredocs,
             CopyFlags {
                 chown: add.chown.clone(),
-                chmod,
+                chmod: chmod.clone(),
                 unpack: true,
                 exclude: add.exclude.clone(),
                 from_context: true,
@@ -887,7 +893,7 @@ impl<'a> Converter<'a> {
                 &add.dest,
                 add.sources.len() + add.heredocs.len() > 1,
                 file,
-                chmod,
+                chmod.as_ref(),
                 add.chown.clone(),
             ));
         }
@@ -967,6 +973,7 @@ impl<'a> Converter<'a> {
             extra_hosts: self.options.extra_hosts.clone(),
             shm_size: self.options.shm_size,
             ulimits: self.options.ulimits.clone(),
+            hostname: self.options.build_args.get(SANDBOX_HOSTNAME_ARG).cloned(),
         });
         let prefix = if history_args.is_empty() {
             String::new()
@@ -1230,7 +1237,7 @@ fn lines(inst: &Instruction) -> (usize, usize) {
 
 struct CopyFlags {
     chown: Option<String>,
-    chmod: Option<u32>,
+    chmod: Option<Chmod>,
     unpack: bool,
     exclude: Vec<String>,
     from_context: bool,
@@ -1286,7 +1293,10 @@ fn copy_actions(
         };
         actions.push(FileAction::Mkfile {
             path,
-            mode: flags.chmod.unwrap_or(0o644),
+            mode: flags
+                .chmod
+                .as_ref()
+                .map_or(0o644, |c| c.apply(0o644, false)),
             data,
             owner: flags.chown.clone(),
         });
@@ -1351,7 +1361,7 @@ fn fetched_action(
     dest: &str,
     several_sources: bool,
     file: RemoteFile,
-    chmod: Option<u32>,
+    chmod: Option<&Chmod>,
     chown: Option<String>,
 ) -> FileAction {
     let abs_dest = join_path(workdir, dest);
@@ -1363,21 +1373,14 @@ fn fetched_action(
     FileAction::Fetched {
         path,
         blob: file.digest,
-        mode: chmod.unwrap_or(0o600),
+        mode: chmod.map_or(0o600, |c| c.apply(0o600, false)),
         mtime: file.mtime,
         owner: chown,
     }
 }
 
-fn parse_chmod(chmod: Option<&str>) -> Result<Option<u32>, String> {
-    chmod
-        .map(|c| {
-            u32::from_str_radix(c, 8)
-                .ok()
-                .filter(|m| *m <= 0o7777)
-                .ok_or_else(|| format!("invalid --chmod={c}: expected an octal mode such as 0755"))
-        })
-        .transpose()
+fn parse_chmod(chmod: Option<&str>) -> Result<Option<Chmod>, String> {
+    chmod.map(Chmod::parse).transpose()
 }
 
 /// docker's path joining for WORKDIR and relative destinations: relative to the current dir,
@@ -1504,6 +1507,14 @@ fn validate_signal(signal: &str) -> Result<(), String> {
     }
 }
 
+/// The ARGs BuildKit defines by itself: the platform ones and `TARGETSTAGE` (the `--target`
+/// stage, `default` without one). Like global ARGs, a stage sees them once it declares them.
+fn automatic_args(p: &Platform, target: Option<&str>) -> Vec<(String, String)> {
+    let mut args = platform_args(p);
+    args.push(("TARGETSTAGE".into(), target.unwrap_or("default").into()));
+    args
+}
+
 fn platform_args(p: &Platform) -> Vec<(String, String)> {
     let variant = p.variant.clone().unwrap_or_default();
     let mut args = Vec::new();
@@ -1607,8 +1618,13 @@ mod tests {
     }
 
     #[test]
-    fn chmod_must_be_octal() {
-        assert_eq!(parse_chmod(Some("755")).unwrap(), Some(0o755));
-        assert!(parse_chmod(Some("u+x")).is_err());
+    fn chmod_is_octal_or_symbolic() {
+        assert_eq!(parse_chmod(Some("755")).unwrap(), Some(Chmod::Octal(0o755)));
+        assert!(matches!(
+            parse_chmod(Some("u+x")).unwrap(),
+            Some(Chmod::Symbolic(_))
+        ));
+        assert!(parse_chmod(Some("u+q")).is_err());
+        assert_eq!(parse_chmod(None).unwrap(), None);
     }
 }

@@ -5,6 +5,7 @@
 //! or in its inputs, which is what makes cache keys derivable from the graph alone (plus the
 //! content of the local context files an operation selects).
 
+use crate::chmod::Chmod;
 use std::collections::BTreeMap;
 
 use builder_cache::Digest;
@@ -90,6 +91,10 @@ pub struct ExecOp {
     /// empty.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ulimits: Vec<builder_sandbox::Ulimit>,
+    /// `--build-arg BUILDKIT_SANDBOX_HOSTNAME`: the step's host name (BuildKit's default,
+    /// `buildkitsandbox`, when unset); in the key as in BuildKit's exec meta, left out when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -215,7 +220,7 @@ pub struct CopyAction {
     pub dest_is_dir: bool,
     /// `--chown` as written (`user[:group]`), resolved against the destination's /etc files.
     pub chown: Option<String>,
-    pub chmod: Option<u32>,
+    pub chmod: Option<Chmod>,
     /// ADD: local tar archives are extracted rather than copied.
     pub unpack_archives: bool,
     /// `--exclude` rules (.dockerignore syntax), matched below each selected source.

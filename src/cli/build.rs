@@ -478,7 +478,7 @@ fn read_dockerfile(
         }
         Some(path) => {
             let p = path.to_path_buf();
-            let bytes = fs::read(&p)
+            let bytes = read_with_lowercase_fallback(path)
                 .map_err(|e| UsageError(format!("reading Dockerfile {}: {e}", path.display())))?;
             // Only shown in messages; the file itself was read by its bytes.
             let name = p
@@ -489,7 +489,7 @@ fn read_dockerfile(
         }
         None => {
             let p = context.join("Dockerfile");
-            let bytes = fs::read(&p).map_err(|e| {
+            let bytes = read_with_lowercase_fallback(&p).map_err(|e| {
                 UsageError(format!(
                     "reading {}: {e} (use -f to name the Dockerfile)",
                     p.display()
@@ -497,6 +497,23 @@ fn read_dockerfile(
             })?;
             Ok(("Dockerfile".into(), bytes, Some(p)))
         }
+    }
+}
+
+/// Reads `path`; a missing file named `Dockerfile` falls back to `dockerfile` beside it, as
+/// docker and BuildKit do (moby/moby#10858). `Dockerfile.dockerignore` is still the name looked
+/// for beside it, as in BuildKit.
+fn read_with_lowercase_fallback(path: &Path) -> std::io::Result<Vec<u8>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(bytes),
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && path.file_name().is_some_and(|n| n == "Dockerfile") =>
+        {
+            let lower = path.with_file_name("dockerfile");
+            fs::read(lower).map_err(|_| e)
+        }
+        Err(e) => Err(e),
     }
 }
 
