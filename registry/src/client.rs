@@ -32,6 +32,9 @@ pub struct ClientConfig {
     pub chunk_size: u64,
     pub retry: RetryPolicy,
     pub timeouts: Timeouts,
+    /// Fixed addresses for host names, as curl's `--resolve`: the name still decides TLS, the
+    /// credential rules and what is shown, but no DNS is asked.
+    pub resolve: Vec<(String, std::net::SocketAddr)>,
 }
 
 impl Default for ClientConfig {
@@ -43,6 +46,7 @@ impl Default for ClientConfig {
             chunk_size: DEFAULT_CHUNK_SIZE,
             retry: RetryPolicy::default(),
             timeouts: Timeouts::default(),
+            resolve: Vec::new(),
         }
     }
 }
@@ -93,6 +97,7 @@ impl Client {
             cfg.insecure.clone(),
             cfg.docker_config_dir.clone(),
             cfg.timeouts,
+            &cfg.resolve,
         )?;
         transport.retry = cfg.retry;
         Ok(Client {

@@ -72,8 +72,16 @@ impl Default for Timeouts {
     }
 }
 
-fn build_client(lax: bool, timeouts: Timeouts) -> Result<reqwest::Client, RegistryError> {
-    reqwest::Client::builder()
+fn build_client(
+    lax: bool,
+    timeouts: Timeouts,
+    resolve: &[(String, std::net::SocketAddr)],
+) -> Result<reqwest::Client, RegistryError> {
+    resolve
+        .iter()
+        .fold(reqwest::Client::builder(), |b, (host, addr)| {
+            b.resolve(host, *addr)
+        })
         .user_agent(USER_AGENT)
         .connect_timeout(timeouts.connect)
         .read_timeout(timeouts.read)
@@ -149,10 +157,11 @@ impl Transport {
         insecure: Vec<String>,
         config_dir: Option<PathBuf>,
         timeouts: Timeouts,
+        resolve: &[(String, std::net::SocketAddr)],
     ) -> Result<Transport, RegistryError> {
         Ok(Transport {
-            strict: build_client(false, timeouts)?,
-            lax: build_client(true, timeouts)?,
+            strict: build_client(false, timeouts, resolve)?,
+            lax: build_client(true, timeouts, resolve)?,
             insecure,
             config_dir: credentials::config_dir(config_dir.as_deref()),
             endpoints: Mutex::default(),
@@ -564,6 +573,7 @@ mod tests {
             vec!["my.reg".into(), "other:5000".into()],
             None,
             Timeouts::default(),
+            &[],
         )
         .unwrap();
         assert!(t.allows_plain_http("my.reg:443"));

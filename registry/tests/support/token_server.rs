@@ -26,7 +26,8 @@ pub struct TokenServer {
     pub with_credentials: Arc<AtomicUsize>,
     /// Token requests of any kind.
     pub requests: Arc<AtomicUsize>,
-    ip: std::net::IpAddr,
+    /// The host the realm URL names: `127.0.0.1`, or a name the client resolves to it.
+    realm_host: String,
     stop: Arc<AtomicBool>,
     _dir: tempfile::TempDir,
 }
@@ -34,11 +35,14 @@ pub struct TokenServer {
 impl TokenServer {
     /// Grants every requested action to `user:password`, and nothing to anyone else.
     pub fn start(user: &str, password: &str) -> TokenServer {
-        TokenServer::start_on([127, 0, 0, 1].into(), user, password)
+        TokenServer::start_named("127.0.0.1", user, password)
     }
 
-    /// [`start`](Self::start), listening on `ip` (the realm names that address).
-    pub fn start_on(ip: std::net::IpAddr, user: &str, password: &str) -> TokenServer {
+    /// [`start`](Self::start), with a realm URL that names `realm_host` instead of the
+    /// address: a test points that name at [`addr`](Self::addr) (`ClientConfig::resolve`), so
+    /// the realm is "another, non-loopback host" to the client while all traffic stays on
+    /// loopback.
+    pub fn start_named(realm_host: &str, user: &str, password: &str) -> TokenServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let key = rcgen::KeyPair::generate().expect("key pair");
         let cert = rcgen::CertificateParams::new(vec!["token-signer".to_string()])
@@ -52,7 +56,7 @@ impl TokenServer {
             EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &key.serialize_der(), &rng)
                 .expect("ring key");
         let x5c = STANDARD.encode(cert.der());
-        let listener = TcpListener::bind((ip, 0)).expect("bind");
+        let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("addr").port();
         let issued = Arc::new(AtomicUsize::new(0));
@@ -91,7 +95,7 @@ impl TokenServer {
             issued,
             with_credentials,
             requests,
-            ip,
+            realm_host: realm_host.to_string(),
             stop,
             _dir: dir,
         }
@@ -103,10 +107,12 @@ impl TokenServer {
     }
 
     pub fn realm(&self) -> String {
-        format!(
-            "http://{}/token",
-            std::net::SocketAddr::new(self.ip, self.port)
-        )
+        format!("http://{}:{}/token", self.realm_host, self.port)
+    }
+
+    /// Where the server listens.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        ([127, 0, 0, 1], self.port).into()
     }
 }
 
