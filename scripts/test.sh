@@ -67,6 +67,8 @@ keep = {
     "cache_mount_options",
     "file_names",
     "sandbox_hostname",
+    "deep_stage_graphs",
+    "expansion_limits",
     "target_stage_arg",
     "copy_symbolic_chmod",
     "sandbox",
