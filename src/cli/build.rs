@@ -13,7 +13,7 @@ use builder_cache::ImageRecord;
 use builder_remote_cache::spec::{ExportTarget, parse_cache_from, parse_cache_to};
 use builder_remote_cache::{ExportSpec, ImportSpec, Imports, Remote};
 use builder_snapshot::{Compression, LayerOptions, ZSTD_MAX_LEVEL};
-use builder_solver::convert::BuildContext;
+use builder_solver::convert::{BuildContext, Entitlements};
 use builder_solver::graph::NetworkMode;
 use builder_solver::resolve::StoreResolver;
 use builder_solver::{BuildRequest, Platform};
@@ -94,6 +94,10 @@ pub struct BuildArgs {
     /// `NAME=docker-image://REF` (an image in place of `FROM NAME`); repeatable.
     #[arg(long = "build-context")]
     build_contexts: Vec<String>,
+    /// Grant an entitlement: `security.insecure` (for `RUN --security=insecure`) or
+    /// `network.host` (for `RUN --network=host`); repeatable, comma-separated.
+    #[arg(long = "allow", value_delimiter = ',')]
+    allow: Vec<String>,
     /// Accepted for `docker buildx build` scripts: the image is always loaded into the local
     /// store.
     #[arg(long)]
@@ -286,8 +290,17 @@ fn make_request(
         .transpose()?;
     let (secrets, secret_files) = parse_secrets(&args.secrets)?;
     let ssh = parse_ssh(&args.ssh)?;
+    let mut entitlements = Entitlements::default();
+    for name in &args.allow {
+        entitlements.allow(name).map_err(UsageError)?;
+    }
     let network = match args.network.as_str() {
-        "default" | "host" => NetworkMode::Host,
+        "default" => NetworkMode::Host,
+        // As buildx: asking for the host network on the command line grants it to RUN steps.
+        "host" => {
+            entitlements.network_host = true;
+            NetworkMode::Host
+        }
         "none" => NetworkMode::None,
         other => {
             return Err(UsageError(format!(
@@ -347,6 +360,7 @@ fn make_request(
             .unwrap_or(2)
             .max(4),
         limits: args.limits.resolve()?,
+        entitlements,
     };
     Ok((request, secret_files))
 }

@@ -127,6 +127,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
         } else {
             builder_sandbox::Network::Host
         },
+        security: builder_sandbox::Security::Sandbox,
         extra_hosts: sandbox.extra_hosts,
         ulimits: sandbox.ulimits,
         shm_size: sandbox.shm_size,
