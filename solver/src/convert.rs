@@ -161,7 +161,8 @@ impl BuildContext {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConvertError {
-    #[error("{0}")]
+    // Transparent: with "{0}" and #[from] (a source) the message printed twice in a chain.
+    #[error(transparent)]
     Frontend(#[from] FrontendError),
     #[error("{file}:{line}: {message}")]
     At {

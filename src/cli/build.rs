@@ -122,7 +122,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     if let builder_sandbox::UsernsMode::SingleId = ctx.userns.mode {
         let why = builder_sandbox::single_id_reason()
             .unwrap_or_else(|| "no /etc/subuid range for this user".into());
-        eprintln!(
+        errln!(
             "WARNING: {why}: only your own uid is mapped, so files owned by other users (USER, chown) cannot be represented; ask an admin for a range (usermod --add-subuids)"
         );
     }
@@ -163,11 +163,11 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let result = builder_solver::build(&store, &request, &resolver, &renderer);
     renderer.finish();
     for warning in imports.iter().flat_map(|i| i.take_warnings()) {
-        eprintln!("WARNING: {warning}");
+        errln!("WARNING: {warning}");
     }
     let mut output = result?;
     for warning in &output.warnings {
-        eprintln!("WARNING: {warning}");
+        errln!("WARNING: {warning}");
     }
     if cache.inline() {
         cache.embed_inline(&store, &mut output)?;
@@ -218,11 +218,11 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("writing --metadata-file {}", path.display()))?;
     }
     if args.quiet {
-        println!("{id}");
+        outln!("{id}");
     } else {
-        eprintln!("writing image {id}");
+        errln!("writing image {id}");
         for tag in &tags {
-            eprintln!("naming to {tag}");
+            errln!("naming to {tag}");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -462,9 +462,9 @@ impl CacheFlags {
         let _lease = builder_cache::gc::build_lease(store.root())?;
         for spec in self.to.iter().filter(|s| s.target != ExportTarget::Inline) {
             match builder_remote_cache::export(spec, store, steps, self.remote.as_ref()) {
-                Ok(summary) => eprintln!("exported {summary} to {}", spec.describe()),
+                Ok(summary) => errln!("exported {summary} to {}", spec.describe()),
                 Err(e) if spec.ignore_error => {
-                    eprintln!("WARNING: exporting to {}: {e}", spec.describe());
+                    errln!("WARNING: exporting to {}: {e}", spec.describe());
                 }
                 Err(e) => {
                     return Err(

@@ -139,7 +139,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let report = builder_sandbox::run_with_report(spec).context("running the container")?;
     if report.oom_killed {
-        eprintln!(
+        errln!(
             "the container ran out of memory: the kernel's OOM killer stopped a process at the --memory limit"
         );
     }
