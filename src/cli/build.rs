@@ -645,14 +645,59 @@ struct OutputRequest {
     compression: Option<Compression>,
 }
 
+/// Refuses a key given twice and any key outside `allowed`, naming it: a key that
+/// buildx knows but builder does not implement must not be accepted and ignored.
+fn check_keys(flag: &str, spec: &str, allowed: &[&str]) -> Result<(), UsageError> {
+    let mut seen = Vec::new();
+    for part in spec.split(',').filter(|p| !p.is_empty()) {
+        let key = part.split_once('=').map_or(part, |(k, _)| k).trim();
+        if seen.contains(&key) {
+            return Err(UsageError(format!("{flag} {spec:?}: {key} is given twice")));
+        }
+        seen.push(key);
+        if !allowed.contains(&key) {
+            let kind = match parse_kv_csv(spec).get("type") {
+                Some(kind) => format!(" for type={kind}"),
+                None => String::new(),
+            };
+            return Err(UsageError(format!(
+                "{flag} {spec:?}: key {key:?} is not supported{kind} (it takes {})",
+                allowed.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn parse_output(spec: &str) -> anyhow::Result<OutputRequest> {
     let kv = parse_kv_csv(spec);
+    if spec == "-" {
+        bail!(UsageError(
+            "--output -: writing the image to stdout is not supported; use type=tar,dest=FILE (or type=docker/oci,dest=FILE)".into()
+        ));
+    }
     // docker also accepts a bare path, meaning type=local.
     if !spec.contains('=') {
         return Ok(OutputRequest {
             spec: Some(OutputSpec::Local(PathBuf::from(spec))),
             compression: None,
         });
+    }
+    const IMAGE_KEYS: &[&str] = &["type", "compression", "compression-level"];
+    const ARCHIVE_KEYS: &[&str] = &["type", "dest", "compression", "compression-level"];
+    let allowed: &[&str] = match kv.get("type").map(String::as_str) {
+        Some("image") => IMAGE_KEYS,
+        Some("docker" | "oci") => ARCHIVE_KEYS,
+        Some("tar" | "local") => &["type", "dest"],
+        _ => &[],
+    };
+    if !allowed.is_empty() {
+        check_keys("--output", spec, allowed)?;
+    }
+    if kv.get("dest").is_some_and(|d| d == "-") {
+        bail!(UsageError(format!(
+            "--output {spec:?}: dest=- (stdout) is not supported; give a file name"
+        )));
     }
     let dest = kv.get("dest").map(PathBuf::from);
     let need = |t: &str| {
