@@ -143,7 +143,22 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|t| normalize(t).map_err(|e| UsageError(format!("invalid tag {t:?}: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
-    let outputs: Vec<OutputSpec> = parsed.into_iter().filter_map(|p| p.spec).collect();
+    check_stdout_outputs(&parsed, args.quiet)?;
+    // Every name the image gets in the store: -t and each output's name=.
+    let mut names = tags.clone();
+    for name in parsed.iter().flat_map(|p| &p.names) {
+        if !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    let outputs: Vec<(OutputSpec, Vec<String>)> = parsed
+        .into_iter()
+        .filter_map(|p| {
+            let mut archive_names = tags.clone();
+            archive_names.extend(p.names.into_iter().filter(|n| !tags.contains(n)));
+            p.spec.map(|s| (s, archive_names))
+        })
+        .collect();
     let mode = if args.quiet {
         ProgressMode::Quiet
     } else {
@@ -177,14 +192,14 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         config: output.image.config,
         created: output.config.created.clone().unwrap_or_default(),
     };
-    if tags.is_empty() {
+    if names.is_empty() {
         store.images().add_untagged(record.clone())?;
     }
-    for tag in &tags {
-        store.images().set(tag, record.clone())?;
+    for name in &names {
+        store.images().set(name, record.clone())?;
     }
-    for out in &outputs {
-        super::save::export_output(&store, out, &tags, &record, &renderer)
+    for (out, archive_names) in &outputs {
+        super::save::export_output(&store, out, archive_names, &record, &renderer)
             .with_context(|| format!("exporting to {}", out.describe()))?;
     }
     let mut pushed = Vec::new();
@@ -221,7 +236,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         outln!("{id}");
     } else {
         errln!("writing image {id}");
-        for tag in &tags {
+        for tag in &names {
             errln!("naming to {tag}");
         }
     }
@@ -532,9 +547,25 @@ fn read_dockerignore(dockerfile: Option<&Path>, context: &Path) -> anyhow::Resul
     Ok(None)
 }
 
+/// The fields of a buildx CSV value: commas separate them, except inside double quotes, which
+/// is how buildx takes several names in one key (`"name=a:1,b:1"`); the quotes are removed.
+fn csv_fields(s: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut quoted = false;
+    for c in s.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(String::new()),
+            c => fields.last_mut().expect("never empty").push(c),
+        }
+    }
+    fields.retain(|f| !f.is_empty());
+    fields
+}
+
 fn parse_kv_csv(s: &str) -> BTreeMap<String, String> {
-    s.split(',')
-        .filter(|p| !p.is_empty())
+    csv_fields(s)
+        .iter()
         .map(|p| {
             p.split_once('=')
                 .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
@@ -628,7 +659,24 @@ pub enum OutputSpec {
 }
 
 impl OutputSpec {
+    /// `dest=-` (or `-o -`): the archive goes to stdout.
+    pub fn is_stdout(&self) -> bool {
+        match self {
+            OutputSpec::DockerArchive(p) | OutputSpec::OciArchive(p) | OutputSpec::RootfsTar(p) => {
+                p.as_os_str() == "-"
+            }
+            OutputSpec::Local(_) => false,
+        }
+    }
+
     pub fn describe(&self) -> String {
+        if self.is_stdout() {
+            return match self {
+                OutputSpec::DockerArchive(_) => "docker archive on stdout".into(),
+                OutputSpec::OciArchive(_) => "OCI archive on stdout".into(),
+                _ => "tar on stdout".into(),
+            };
+        }
         match self {
             OutputSpec::DockerArchive(p) => format!("docker archive {}", p.display()),
             OutputSpec::OciArchive(p) => format!("OCI archive {}", p.display()),
@@ -643,19 +691,25 @@ impl OutputSpec {
 struct OutputRequest {
     spec: Option<OutputSpec>,
     compression: Option<Compression>,
+    /// `name=` of `type=image|docker`: more names for the image, in the store (and in a
+    /// docker archive written by this output).
+    names: Vec<String>,
 }
 
 /// Refuses a key given twice and any key outside `allowed`, naming it: a key that
 /// buildx knows but builder does not implement must not be accepted and ignored.
 fn check_keys(flag: &str, spec: &str, allowed: &[&str]) -> Result<(), UsageError> {
     let mut seen = Vec::new();
-    for part in spec.split(',').filter(|p| !p.is_empty()) {
-        let key = part.split_once('=').map_or(part, |(k, _)| k).trim();
+    for part in csv_fields(spec) {
+        let key = part
+            .split_once('=')
+            .map_or(part.as_str(), |(k, _)| k)
+            .trim()
+            .to_string();
         if seen.contains(&key) {
             return Err(UsageError(format!("{flag} {spec:?}: {key} is given twice")));
         }
-        seen.push(key);
-        if !allowed.contains(&key) {
+        if !allowed.contains(&key.as_str()) {
             let kind = match parse_kv_csv(spec).get("type") {
                 Some(kind) => format!(" for type={kind}"),
                 None => String::new(),
@@ -665,38 +719,61 @@ fn check_keys(flag: &str, spec: &str, allowed: &[&str]) -> Result<(), UsageError
                 allowed.join(", ")
             )));
         }
+        seen.push(key);
     }
     Ok(())
 }
 
 fn parse_output(spec: &str) -> anyhow::Result<OutputRequest> {
     let kv = parse_kv_csv(spec);
+    // buildx: `-` alone is the filesystem as a tar on stdout.
     if spec == "-" {
-        bail!(UsageError(
-            "--output -: writing the image to stdout is not supported; use type=tar,dest=FILE (or type=docker/oci,dest=FILE)".into()
-        ));
+        return Ok(OutputRequest {
+            spec: Some(OutputSpec::RootfsTar(PathBuf::from("-"))),
+            compression: None,
+            names: Vec::new(),
+        });
     }
     // docker also accepts a bare path, meaning type=local.
     if !spec.contains('=') {
         return Ok(OutputRequest {
             spec: Some(OutputSpec::Local(PathBuf::from(spec))),
             compression: None,
+            names: Vec::new(),
         });
     }
-    const IMAGE_KEYS: &[&str] = &["type", "compression", "compression-level"];
-    const ARCHIVE_KEYS: &[&str] = &["type", "dest", "compression", "compression-level"];
+    const IMAGE_KEYS: &[&str] = &["type", "name", "compression", "compression-level"];
+    const DOCKER_KEYS: &[&str] = &["type", "dest", "name", "compression", "compression-level"];
+    const OCI_KEYS: &[&str] = &["type", "dest", "compression", "compression-level"];
     let allowed: &[&str] = match kv.get("type").map(String::as_str) {
         Some("image") => IMAGE_KEYS,
-        Some("docker" | "oci") => ARCHIVE_KEYS,
+        Some("docker") => DOCKER_KEYS,
+        Some("oci") => OCI_KEYS,
         Some("tar" | "local") => &["type", "dest"],
         _ => &[],
     };
     if !allowed.is_empty() {
         check_keys("--output", spec, allowed)?;
     }
-    if kv.get("dest").is_some_and(|d| d == "-") {
+    let names = match kv.get("name") {
+        Some(list) => list
+            .split(',')
+            .filter(|n| !n.is_empty())
+            .map(|n| {
+                normalize(n.trim())
+                    .map_err(|e| UsageError(format!("--output {spec:?}: name {n:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
+    if kv.get("name").is_some() && names.is_empty() {
+        bail!(UsageError(format!("--output {spec:?}: name= is empty")));
+    }
+    if kv.get("type").map(String::as_str) == Some("local")
+        && kv.get("dest").is_some_and(|d| d == "-")
+    {
         bail!(UsageError(format!(
-            "--output {spec:?}: dest=- (stdout) is not supported; give a file name"
+            "--output {spec:?}: type=local writes a directory, not a stream; use type=tar,dest=- for stdout"
         )));
     }
     let dest = kv.get("dest").map(PathBuf::from);
@@ -706,7 +783,8 @@ fn parse_output(spec: &str) -> anyhow::Result<OutputRequest> {
     };
     let out = match kv.get("type").map(String::as_str) {
         Some("image") => None,
-        Some("docker") => Some(OutputSpec::DockerArchive(need("docker")?)),
+        // Without dest, buildx loads the image into docker: here, the store (always done).
+        Some("docker") => dest.clone().map(OutputSpec::DockerArchive),
         Some("oci") => Some(OutputSpec::OciArchive(need("oci")?)),
         Some("tar") => Some(OutputSpec::RootfsTar(need("tar")?)),
         Some("local") => Some(OutputSpec::Local(need("local")?)),
@@ -727,7 +805,36 @@ fn parse_output(spec: &str) -> anyhow::Result<OutputRequest> {
     Ok(OutputRequest {
         spec: out,
         compression,
+        names,
     })
+}
+
+/// At most one output can be stdout, not a terminal, and not shared with `-q`'s image id.
+fn check_stdout_outputs(outputs: &[OutputRequest], quiet: bool) -> Result<(), UsageError> {
+    use std::io::IsTerminal;
+    let to_stdout = outputs
+        .iter()
+        .filter(|o| o.spec.as_ref().is_some_and(OutputSpec::is_stdout))
+        .count();
+    if to_stdout == 0 {
+        return Ok(());
+    }
+    if to_stdout > 1 {
+        return Err(UsageError(
+            "--output: only one output can be written to stdout (-)".into(),
+        ));
+    }
+    if quiet {
+        return Err(UsageError(
+            "--output to stdout (-) and -q both write to stdout; leave one out".into(),
+        ));
+    }
+    if std::io::stdout().is_terminal() {
+        return Err(UsageError(
+            "--output to stdout (-): stdout is a terminal; redirect it to a file or a pipe".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// buildx's `compression=` and `compression-level=` keys; a level alone means gzip at that level.
