@@ -749,7 +749,8 @@ fn parse_output(spec: &str) -> anyhow::Result<OutputRequest> {
         Some("image") => IMAGE_KEYS,
         Some("docker") => DOCKER_KEYS,
         Some("oci") => OCI_KEYS,
-        Some("tar" | "local") => &["type", "dest"],
+        // compression is let through to be refused below with the reason (no layers here).
+        Some("tar" | "local") => &["type", "dest", "compression", "compression-level"],
         _ => &[],
     };
     if !allowed.is_empty() {
@@ -766,7 +767,7 @@ fn parse_output(spec: &str) -> anyhow::Result<OutputRequest> {
             .collect::<Result<Vec<_>, _>>()?,
         None => Vec::new(),
     };
-    if kv.get("name").is_some() && names.is_empty() {
+    if kv.contains_key("name") && names.is_empty() {
         bail!(UsageError(format!("--output {spec:?}: name= is empty")));
     }
     if kv.get("type").map(String::as_str) == Some("local")
