@@ -84,45 +84,9 @@ pub fn clear_ambient() -> Result<(), InitError> {
 /// Step 2 (after setuid with PR_SET_KEEPCAPS): permitted = effective = docker's set, inheritable
 /// empty. execve then gives uid 0 these caps and a non-root user none, as with docker.
 pub fn set_docker_caps() -> Result<(), InitError> {
-    set_caps(DOCKER_DEFAULT_CAPS.iter().map(|(cap, _)| *cap))
-}
-
-/// `--security=insecure` instead of step 2: permitted = effective = every capability the init
-/// holds (in a user namespace, all the kernel knows within it), as BuildKit's insecure mode gives
-/// its step every capability. The bounding set was left whole, so execve keeps them for root.
-pub fn set_all_caps() -> Result<(), InitError> {
-    let mut header = CapHeader {
-        version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    };
-    let mut held = [CapData::default(); 2];
-    // SAFETY: header and data are valid, correctly laid out for the v3 capget ABI.
-    let rc = unsafe { libc::syscall(libc::SYS_capget, &mut header, held.as_mut_ptr()) };
-    if rc != 0 {
-        return Err(InitError::last_os("capget"));
-    }
-    let mut caps = Vec::new();
-    for cap in 0..64u32 {
-        let permitted = held[(cap / 32) as usize].permitted & (1u32 << (cap % 32)) != 0;
-        if !permitted {
-            continue;
-        }
-        // SAFETY: prctl with integer arguments only.
-        let present = unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) };
-        if present < 0 {
-            break; // EINVAL: beyond the kernel's last capability
-        }
-        if present == 1 {
-            caps.push(cap);
-        }
-    }
-    set_caps(caps.into_iter())
-}
-
-fn set_caps(caps: impl Iterator<Item = u32>) -> Result<(), InitError> {
     let mut data = [CapData::default(); 2];
-    for cap in caps {
-        let slot = &mut data[(cap / 32) as usize];
+    for (cap, _) in DOCKER_DEFAULT_CAPS {
+        let slot = &mut data[(*cap / 32) as usize];
         let bit = 1u32 << (cap % 32);
         slot.effective |= bit;
         slot.permitted |= bit;
@@ -134,7 +98,7 @@ fn set_caps(caps: impl Iterator<Item = u32>) -> Result<(), InitError> {
     // SAFETY: header and data are valid, correctly laid out for the v3 capset ABI.
     let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
     if rc != 0 {
-        return Err(InitError::last_os("capset"));
+        return Err(InitError::last_os("capset to docker default capabilities"));
     }
     Ok(())
 }

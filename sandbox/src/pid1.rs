@@ -62,8 +62,11 @@ pub(crate) fn container_main(
                 return Err(InitError::last_os("PR_SET_NO_NEW_PRIVS").into());
             }
         }
-        // Granted by `--allow security.insecure`: setuid binaries and file capabilities work.
-        Security::Insecure => caps::set_all_caps()?,
+        // Granted by `--allow security.insecure`: the bounding set stayed whole and nothing
+        // clamps execve, so a root payload gets every capability the init holds (all of them
+        // in its user namespace) and setuid binaries and file capabilities work again; a
+        // non-root USER gets none, as under docker --privileged.
+        Security::Insecure => {}
     }
     // Changing uid/gid cleared the parent-death signal; arm it again for the payload.
     set_parent_death_signal()?;

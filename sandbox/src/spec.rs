@@ -52,9 +52,9 @@ pub enum Security {
     /// docker's default 14 capabilities (for root; none for other users), `no_new_privs` set.
     #[default]
     Sandbox,
-    /// `RUN --security=insecure` (granted by `--allow security.insecure`): every capability
-    /// the init holds — all of them inside its user namespace — kept in the bounding set and
-    /// given to root, and no `no_new_privs`, so setuid and file capabilities work again.
+    /// `RUN --security=insecure` (granted by `--allow security.insecure`): the bounding set
+    /// is left whole and `no_new_privs` unset, so root gets every capability the init holds
+    /// (all of them inside its user namespace), and setuid and file capabilities work again.
     Insecure,
 }
 
