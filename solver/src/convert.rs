@@ -89,6 +89,34 @@ pub struct ConvertOptions {
     pub shm_size: Option<u64>,
     /// `build --ulimit`: resource limits of RUN steps.
     pub ulimits: Vec<builder_sandbox::Ulimit>,
+    /// `build --allow`: what `RUN --security=insecure` and `RUN --network=host` need.
+    pub entitlements: Entitlements,
+}
+
+/// BuildKit's entitlements, granted with `build --allow NAME`. Not part of any cache key: they
+/// only decide whether a step that asks for the privilege may run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Entitlements {
+    /// `network.host`: `RUN --network=host`.
+    pub network_host: bool,
+    /// `security.insecure`: `RUN --security=insecure`.
+    pub security_insecure: bool,
+}
+
+impl Entitlements {
+    /// Adds one `--allow` value; unknown names are refused, as buildx does.
+    pub fn allow(&mut self, name: &str) -> Result<(), String> {
+        match name {
+            "network.host" => self.network_host = true,
+            "security.insecure" => self.security_insecure = true,
+            other => {
+                return Err(format!(
+                    "--allow {other:?}: unknown entitlement (builder knows network.host and security.insecure)"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What a `--build-context` name stands for.
@@ -134,7 +162,8 @@ impl BuildContext {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConvertError {
-    #[error("{0}")]
+    // Transparent: with "{0}" and #[from] (a source) the message printed twice in a chain.
+    #[error(transparent)]
     Frontend(#[from] FrontendError),
     #[error("{file}:{line}: {message}")]
     At {
@@ -952,6 +981,7 @@ impl<'a> Converter<'a> {
             mounts.push(self.exec_mount(st, mount, &mut inputs, line)?);
         }
         name_ssh_sockets(&mut mounts, &mut env);
+        self.check_entitlements(run, line)?;
         let network = match run.network {
             builder_frontend::NetworkMode::None => NetworkMode::None,
             builder_frontend::NetworkMode::Host => NetworkMode::Host,
@@ -968,6 +998,10 @@ impl<'a> Converter<'a> {
             cwd,
             user: st.spec.user.clone(),
             network,
+            security: match run.security {
+                builder_frontend::Security::Sandbox => builder_sandbox::Security::Sandbox,
+                builder_frontend::Security::Insecure => builder_sandbox::Security::Insecure,
+            },
             mounts,
             secret_env,
             extra_hosts: self.options.extra_hosts.clone(),
@@ -989,6 +1023,25 @@ impl<'a> Converter<'a> {
         });
         st.vertex = v;
         st.push_layer_history(history, v);
+        Ok(())
+    }
+
+    /// A RUN asking for a privilege the user did not grant with `--allow` is refused, naming
+    /// the line and the flag, as BuildKit refuses a solve that needs a missing entitlement.
+    fn check_entitlements(&self, run: &Run, line: usize) -> Result<(), ConvertError> {
+        let granted = self.options.entitlements;
+        if run.security == builder_frontend::Security::Insecure && !granted.security_insecure {
+            return Err(self.error(
+                line,
+                "RUN --security=insecure needs the security.insecure entitlement: pass --allow security.insecure to grant it",
+            ));
+        }
+        if run.network == builder_frontend::NetworkMode::Host && !granted.network_host {
+            return Err(self.error(
+                line,
+                "RUN --network=host needs the network.host entitlement: pass --allow network.host to grant it",
+            ));
+        }
         Ok(())
     }
 

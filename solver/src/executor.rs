@@ -833,6 +833,7 @@ impl<'a> Solver<'a> {
                 crate::graph::NetworkMode::Host => builder_sandbox::Network::Host,
                 crate::graph::NetworkMode::None => builder_sandbox::Network::None,
             },
+            security: op.security,
             extra_hosts: op.extra_hosts.clone(),
             shm_size: op.shm_size,
             ulimits: op.ulimits.clone(),

@@ -66,6 +66,10 @@ pub enum NetworkMode {
     None,
 }
 
+fn is_sandbox(s: &builder_sandbox::Security) -> bool {
+    *s == builder_sandbox::Security::Sandbox
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct ExecOp {
     pub args: Vec<String>,
@@ -74,6 +78,10 @@ pub struct ExecOp {
     pub cwd: String,
     pub user: String,
     pub network: NetworkMode,
+    /// `RUN --security=insecure`: in the key as in BuildKit's exec op; left out for the default
+    /// sandbox so the keys of other steps stay what they were. `--allow` itself is not here.
+    #[serde(skip_serializing_if = "is_sandbox")]
+    pub security: builder_sandbox::Security,
     pub mounts: Vec<ExecMount>,
     /// `RUN --mount=type=secret,env=NAME`: secrets given to the process as environment
     /// variables. Only ids and names are here — values never enter the graph or a cache key.
