@@ -76,6 +76,7 @@ keep = {
     "output_to_stdout",
     "output_names_tag_the_image",
     "unknown_option_keys_are_refused",
+    "step_names",
     "target_stage_arg",
     "copy_symbolic_chmod",
     "sandbox",
