@@ -19,6 +19,7 @@ mod reader;
 mod recompress;
 mod safe_path;
 mod snapshotter;
+pub mod stack;
 mod sys;
 mod writer;
 
@@ -29,7 +30,7 @@ pub use compress::{
 };
 pub use error::SnapshotError;
 pub use parallel_gzip::{CHUNK_SIZE as GZIP_CHUNK_SIZE, ParallelGzipWriter};
-pub use reader::{ApplyStats, apply_layer, layer_diff_id};
+pub use reader::{ApplyStats, apply_layer, apply_layer_on, layer_diff_id};
 pub use recompress::recompress_layer;
 pub use snapshotter::{ActiveSnapshot, Snapshotter, detect_snapshotter, prepare};
 pub use writer::{LayerDigests, LayerOptions, write_layer};
