@@ -144,11 +144,14 @@ fn push_stack(env: &Env, reg: &Registry, layers: &[Vec<u8>]) -> String {
     let mut config = read_json(manifest["config"]["digest"].as_str().unwrap());
     for l in layers {
         let digest = put(l);
-        manifest["layers"].as_array_mut().unwrap().push(serde_json::json!({
-            "mediaType": "application/vnd.oci.image.layer.v1.tar",
-            "digest": digest,
-            "size": l.len(),
-        }));
+        manifest["layers"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+                "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                "digest": digest,
+                "size": l.len(),
+            }));
         config["rootfs"]["diff_ids"]
             .as_array_mut()
             .unwrap()
