@@ -364,4 +364,7 @@ fn run_step_and_exports_see_the_same_layer_stack() {
             show(&local_view)
         );
     }
+    // The top layer's stack-specific unpack (named after the stack, not the diff id) is a
+    // sound store entry.
+    env.ok(&["cache", "verify"]);
 }

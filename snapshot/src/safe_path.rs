@@ -29,6 +29,9 @@ use crate::stack::{Node, StackView, resolve_parent};
 
 pub(crate) use crate::stack::clean_components;
 
+/// A directory created in `dest` and the mtime (seconds, nanoseconds) it must end up with.
+pub(crate) type DirTime = (PathBuf, (i64, i64));
+
 /// The merged view of `dest` (the layer being written, on top) over `lowers` (top-first),
 /// with overlayfs's rules: whiteouts hide, a non-directory ends the stack below it, an opaque
 /// directory hides the same directory in lower layers.
@@ -68,7 +71,7 @@ impl LayerView<'_> {
         &mut self,
         components: &[OsString],
         create: bool,
-    ) -> io::Result<(PathBuf, Vec<(PathBuf, (i64, i64))>)> {
+    ) -> io::Result<(PathBuf, Vec<DirTime>)> {
         let resolved = resolve_parent(self, components)?;
         let mut created = Vec::new();
         let mut path = self.dest.to_path_buf();
