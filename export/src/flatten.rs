@@ -280,15 +280,13 @@ fn plan(blobs: &BlobStore, layers: &[Descriptor]) -> Result<Plan, ExportError> {
         for (ordinal, entry) in archive.entries().map_err(tar_err)?.enumerate() {
             let entry = entry.map_err(tar_err)?;
             let item = classify(&layer.digest, &entry)?;
-            let (raw_path, label) = match &item {
-                Item::Whiteout(p) | Item::Opaque(p) | Item::Entry { path: p, .. } => {
-                    (p.clone(), p.display().to_string())
-                }
+            let raw_path = match &item {
+                Item::Whiteout(p) | Item::Opaque(p) | Item::Entry { path: p, .. } => p.clone(),
                 Item::Ignore => continue,
             };
             let unresolvable = |e: std::io::Error| ExportError::Io {
                 op: "resolve parent directory of",
-                path: PathBuf::from(&label),
+                path: raw_path.clone(),
                 source: e,
             };
             match item {
