@@ -18,7 +18,6 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::process::Command;
 
 use builder_cache::Digest;
 use common::{Env, have};
@@ -175,7 +174,8 @@ fn push_stack(env: &Env, reg: &Registry, layers: &[Vec<u8>]) -> String {
     )
     .unwrap();
     let image = format!("{}/stack:1", reg.host());
-    let out = Command::new("skopeo")
+    let out = env
+        .skopeo()
         .args(["copy", "--dest-tls-verify=false"])
         .arg(format!("oci:{}", layout.display()))
         .arg(format!("docker://{image}"))
