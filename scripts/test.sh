@@ -77,6 +77,7 @@ keep = {
     "output_names_tag_the_image",
     "unknown_option_keys_are_refused",
     "step_names",
+    "layer_stack_views",
     "target_stage_arg",
     "copy_symbolic_chmod",
     "sandbox",
