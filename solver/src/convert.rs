@@ -1361,12 +1361,15 @@ fn copy_actions(
     // With --parents every source lands below the destination, keeping its path.
     // `.` (the working directory) names a directory too, as in BuildKit: it matters where
     // nothing exists yet to tell, as in the empty root of a `COPY --link`.
-    let dest_is_dir =
-        dest == "." || dest.is_empty() || dest.ends_with('/') || count > 1 || flags.parents;
+    // Several sources with a destination without a trailing `/` are no error in BuildKit: each
+    // source lands in the destination when it is a directory by then (decided when copying),
+    // else at it. Heredocs are placed here, so for them several still mean a directory.
+    let dest_is_dir = dest == "." || dest.is_empty() || dest.ends_with('/') || flags.parents;
+    let docs_dest_is_dir = dest_is_dir || count > 1;
     if let Err(e) = IgnoreMatcher::from_patterns(&flags.exclude) {
         return Err(format!("--exclude: pattern {}: {}", e.line, e.message));
     }
-    if count > 1 && !dest.ends_with('/') {
+    if !heredocs.is_empty() && count > 1 && !dest.ends_with('/') {
         return Err(format!(
             "when using COPY/ADD with more than one source file, the destination must be a directory and end with a /: {dest:?}"
         ));
@@ -1381,7 +1384,7 @@ fn copy_actions(
     };
     let mut actions = Vec::new();
     for doc in heredocs {
-        let path = if dest_is_dir {
+        let path = if docs_dest_is_dir {
             join_path(&abs_dest, &doc.name)
         } else {
             abs_dest.clone()

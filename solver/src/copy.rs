@@ -3,7 +3,8 @@
 //!
 //! - a directory source copies its *contents* into the destination;
 //! - a file source lands at `dest/<name>` when the destination is a directory (trailing `/`,
-//!   several sources, or an existing directory), else at `dest`;
+//!   or a directory when that source is copied), else at `dest`;
+//! - a wildcard source may match nothing; a socket becomes an empty regular file;
 //! - symlinks inside a source are copied as symlinks, never followed;
 //! - ownership is 0:0 for files from the context, preserved for files from a stage or image,
 //!   and `--chown` overrides both; `--chmod` overrides modes; modification times are kept;
@@ -13,7 +14,7 @@ use std::ffi::OsStr;
 use std::fs::{self, Metadata};
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 use crate::chmod::Chmod;
@@ -63,13 +64,10 @@ pub fn copy(
         selected.extend(src.select(pattern)?.into_iter().map(|s| (s, drop)));
     }
     let dest_rel = PathBuf::from(clean_rel(&action.dest));
-    let dest_host = resolve_in_root(dest_root, &dest_rel, true).map_err(io_err(dest_root))?;
-    let dest_is_dir = action.dest_is_dir || selected.len() > 1 || dest_host.is_dir();
-    if selected.len() > 1 && !action.dest_is_dir && !dest_host.is_dir() {
-        return Err(CopyError::Invalid(format!(
-            "several files match the sources, so the destination {:?} must be a directory and end with a /",
-            action.dest
-        )));
+    if action.parents {
+        // BuildKit copies the tree below the destination with include patterns, which makes
+        // the destination even when nothing matches.
+        ensure_dir(dest_root, &dest_rel, attrs)?;
     }
     let mut dir_times = Vec::new();
     for (sel, drop) in &selected {
@@ -103,6 +101,14 @@ pub fn copy(
             extract_archive(&sel.host, &target, attrs)?;
         } else {
             let name = Path::new(sel.rel.file_name().unwrap_or(sel.rel.as_os_str()));
+            // As BuildKit decides it for each source in turn: into the destination when it
+            // names a directory (a trailing `/`) or is one now (through symlinks, inside the
+            // root), else at the destination itself. So several sources need no trailing `/`
+            // when the destination is a directory, made by an earlier source or not.
+            let dest_is_dir = action.dest_is_dir
+                || resolve_in_root(dest_root, &dest_rel, true)
+                    .map_err(io_err(dest_root))?
+                    .is_dir();
             let rel = if action.parents {
                 kept
             } else if dest_is_dir {
@@ -166,6 +172,13 @@ pub fn ensure_dir(
                 )));
             }
             Err(_) => {
+                // A dangling symlink on the way resolved to a target whose parents may not
+                // exist either: make them as BuildKit does, inside the root.
+                if let Some(parent) = host.strip_prefix(root).ok().and_then(Path::parent)
+                    && parent != current.parent().unwrap_or(Path::new(""))
+                {
+                    ensure_dir(root, parent.to_path_buf(), attrs)?;
+                }
                 fs::create_dir(&host).map_err(io_err(&host))?;
                 fs::set_permissions(&host, fs::Permissions::from_mode(0o755))
                     .map_err(io_err(&host))?;
@@ -210,6 +223,9 @@ fn write_entry(
     }
     if ft.is_file() {
         fs::copy(src, target).map_err(io_err(target))?;
+    } else if ft.is_socket() {
+        // A socket cannot be carried in a layer: BuildKit copies it as an empty regular file.
+        fs::File::create(target).map_err(io_err(target))?;
     } else {
         mknod_like(meta, target)?;
     }

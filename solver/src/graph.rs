@@ -224,7 +224,8 @@ pub struct CopyAction {
     pub sources: Vec<String>,
     /// Absolute destination path (already resolved against WORKDIR).
     pub dest: String,
-    /// The destination names a directory (trailing slash or several sources).
+    /// The destination names a directory (trailing slash, `.` or --parents); otherwise a file
+    /// source lands in it only when it is a directory when copied.
     pub dest_is_dir: bool,
     /// `--chown` as written (`user[:group]`), resolved against the destination's /etc files.
     pub chown: Option<String>,

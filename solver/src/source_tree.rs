@@ -82,7 +82,8 @@ impl<'a> SourceTree<'a> {
         !rel.as_os_str().is_empty() && self.ignore.is_some_and(|m| m.is_excluded(rel))
     }
 
-    /// Expands one COPY source (a path, possibly with `*`, `?`, `[...]` wildcards per component).
+    /// Expands one COPY source (a path, possibly with `*`, `?`, `[...]` wildcards per component,
+    /// and `**` for any number of directories). A pattern with a wildcard may match nothing.
     pub fn select(&self, pattern: &str) -> Result<Vec<Selected>, SourceError> {
         let clean = clean_rel(pattern);
         let has_wildcard = clean.contains(['*', '?', '[']);
@@ -105,7 +106,9 @@ impl<'a> SourceTree<'a> {
             }
             out.push(Selected { rel, host });
         }
-        if out.is_empty() {
+        // BuildKit copies each source on its own and lets a wildcard match nothing (its
+        // AllowEmptyWildcard): only a literal path that is missing is an error.
+        if out.is_empty() && !has_wildcard {
             return Err(SourceError::NotFound {
                 pattern: pattern.to_string(),
                 what: self.what(),
@@ -116,7 +119,17 @@ impl<'a> SourceTree<'a> {
 
     fn glob(&self, original: &str, clean: &str) -> Result<Vec<PathBuf>, SourceError> {
         let mut current = vec![PathBuf::new()];
-        for part in clean.split('/') {
+        let parts: Vec<&str> = clean.split('/').collect();
+        for (i, part) in parts.iter().enumerate() {
+            if *part == "**" {
+                // Zero or more directories, as BuildKit's patterns: every path at or below
+                // the current ones. Last in the pattern it names the directories themselves,
+                // whose contents are copied anyway.
+                if i + 1 < parts.len() {
+                    current = self.descendants(current)?;
+                }
+                continue;
+            }
             let pat = glob::Pattern::new(part).map_err(|e| SourceError::Pattern {
                 pattern: original.to_string(),
                 message: e.to_string(),
@@ -147,6 +160,25 @@ impl<'a> SourceTree<'a> {
             current = next;
         }
         Ok(current)
+    }
+
+    /// `dirs` and every path below them (symlinks listed, never followed), each once.
+    fn descendants(&self, dirs: Vec<PathBuf>) -> Result<Vec<PathBuf>, SourceError> {
+        let mut out = Vec::new();
+        let mut stack = dirs;
+        while let Some(dir) = stack.pop() {
+            let host = resolve_in_root(&self.root, &dir, false).map_err(io_err(&self.root))?;
+            if fs::symlink_metadata(&host).is_ok_and(|m| m.is_dir()) {
+                for entry in fs::read_dir(&host).map_err(io_err(&host))? {
+                    let entry = entry.map_err(io_err(&host))?;
+                    stack.push(dir.join(entry.file_name()));
+                }
+            }
+            out.push(dir);
+        }
+        out.sort_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
+        out.dedup();
+        Ok(out)
     }
 
     /// Everything under a selected directory (not the directory itself), in sorted order, with

@@ -1,0 +1,229 @@
+//! End to end: ports of BuildKit's COPY/ADD integration tests (moby/buildkit
+//! frontend/dockerfile/dockerfile_copy_test.go, dockerfile_add_test.go,
+//! dockerfile_parents_test.go, exclude_patterns_test.go, dockerfile_core_test.go), each asserting
+//! what the Go test asserts. Named after the BuildKit test each one ports.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::Env;
+
+/// Builds `ctx` and exports the final stage's file tree to a directory (`type=local`).
+fn build_local(env: &Env, ctx: &Path, extra: &[&str]) -> PathBuf {
+    let out = env.path(&format!(
+        "out-{}",
+        ctx.file_name().unwrap().to_string_lossy()
+    ));
+    let dest = format!("type=local,dest={}", out.display());
+    let mut args = vec!["--output", dest.as_str()];
+    args.extend_from_slice(extra);
+    env.build_ok(ctx, &args);
+    out
+}
+
+fn read(path: impl AsRef<Path>) -> String {
+    let path = path.as_ref();
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A tar archive holding one regular file.
+fn tar_with(name: &str, content: &str) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(content.len() as u64);
+    h.set_mode(0o644);
+    h.set_entry_type(tar::EntryType::Regular);
+    b.append_data(&mut h, name, content.as_bytes()).unwrap();
+    b.into_inner().unwrap()
+}
+
+/// testEmptyWildcard: a wildcard source that matches nothing, next to one that does, is no
+/// error (BuildKit copies each source on its own and lets a wildcard match nothing).
+#[test]
+fn empty_wildcard() {
+    let env = Env::new();
+    let ctx = env.context(
+        "ctx",
+        &[
+            ("Dockerfile", "FROM scratch\nCOPY foo nomatch* /\n"),
+            ("foo", "contents0"),
+        ],
+    );
+    let out = build_local(&env, &ctx, &[]);
+    assert_eq!(read(out.join("foo")), "contents0");
+}
+
+/// testCopyParentsMissingDirectory: with --parents a wildcard that matches nothing still makes
+/// the destination and copies nothing; a missing literal path is an error naming it.
+#[test]
+fn copy_parents_missing_directory() {
+    let env = Env::new();
+    env.busybox_base();
+    let dockerfile = "FROM busybox:test AS base\n\
+        WORKDIR /test\n\
+        RUN mkdir -p a/b/c/d/e && touch a/b/c/d/foo a/b/c/d/e/bay\n\
+        FROM busybox:test AS normal\n\
+        COPY --from=base --parents /test/a/b/c/d /out/\n\
+        RUN [ -d /out/test/a/b/c/d/e ] && [ -f /out/test/a/b/c/d/e/bay ] && [ ! -d /out/e ] && [ ! -d /out/a ]\n\
+        FROM busybox:test AS withpivot\n\
+        COPY --from=base --parents /test/a/b/./c/d /out/\n\
+        RUN [ -d /out/c/d/e ] && [ -f /out/c/d/foo ] && [ ! -d /out/a ] && [ ! -d /out/e ]\n\
+        FROM busybox:test AS nonexistentfile\n\
+        COPY --from=base --parents /test/nonexistent-file /out/\n\
+        FROM busybox:test AS wildcard-nonexistent\n\
+        COPY --from=base --parents /test/a/b2*/c /out/\n\
+        RUN [ -d /out ] && [ ! -d /out/a ]\n\
+        FROM busybox:test AS wildcard-afterpivot\n\
+        COPY --from=base --parents /test/a/b/./c2* /out/\n\
+        RUN [ -d /out ] && [ ! -d /out/a ] && [ ! -d /out/c2 ]\n";
+    let ctx = env.context("ctx", &[("Dockerfile", dockerfile)]);
+    for target in [
+        "normal",
+        "withpivot",
+        "wildcard-nonexistent",
+        "wildcard-afterpivot",
+    ] {
+        env.build_ok(&ctx, &["--target", target]);
+    }
+    let out = env.build(&ctx, &["--target", "nonexistentfile"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("test/nonexistent-file") && err.contains("no such file"),
+        "{err}"
+    );
+}
+
+/// testCopyRelativeParents: `/./` pivots, wildcards before the pivot, and `**` after it
+/// (any number of directories, including none).
+#[test]
+fn copy_relative_parents() {
+    let env = Env::new();
+    env.busybox_base();
+    let dockerfile = "FROM busybox:test AS base\n\
+        WORKDIR /test\n\
+        RUN mkdir -p a/b/c/d/e a/b2/c/d/e a/b/c2/d/e a/b/c2/d/e2 && touch a/b/c/d/foo a/b/c/d/e/bay a/b2/c/d/e/bar a/b/c2/d/e/baz a/b/c2/d/e2/baz\n\
+        FROM busybox:test AS middle\n\
+        COPY --from=base --parents /test/a/b/./c/d /out/\n\
+        RUN [ -d /out/c/d/e ] && [ -f /out/c/d/foo ] && [ ! -d /out/a ] && [ ! -d /out/e ]\n\
+        FROM busybox:test AS end\n\
+        COPY --from=base --parents /test/a/b/c/d/. /out/\n\
+        RUN [ -d /out/test/a/b/c/d/e ] && [ -f /out/test/a/b/c/d/foo ]\n\
+        FROM busybox:test AS start\n\
+        COPY --from=base --parents ./test/a/b/c/d /out/\n\
+        RUN [ -d /out/test/a/b/c/d/e ] && [ -f /out/test/a/b/c/d/foo ]\n\
+        FROM busybox:test AS double\n\
+        COPY --from=base --parents /test/a/./b/./c /out/\n\
+        RUN [ -d /out/b/c/d/e ] && [ -f /out/b/c/d/foo ]\n\
+        FROM busybox:test AS wildcard\n\
+        COPY --from=base --parents /test/a/./*/c /out/\n\
+        RUN [ -d /out/b/c/d/e ] && [ -f /out/b2/c/d/e/bar ]\n\
+        FROM busybox:test AS doublewildcard\n\
+        COPY --from=base --parents /test/a/b*/./c/**/e /out/\n\
+        RUN [ -d /out/c/d/e ] && [ -f /out/c/d/e/bay ] && [ -f /out/c/d/e/bar ]\n\
+        FROM busybox:test AS doubleinputs\n\
+        COPY --from=base --parents /test/a/b/c*/./d/**/baz /test/a/b*/./c/**/bar /out/\n\
+        RUN [ -f /out/d/e/baz ] && [ ! -f /out/d/e/bay ] && [ -f /out/d/e2/baz ] && [ -f /out/c/d/e/bar ]\n";
+    let ctx = env.context("ctx", &[("Dockerfile", dockerfile)]);
+    for target in [
+        "middle",
+        "end",
+        "start",
+        "double",
+        "wildcard",
+        "doublewildcard",
+        "doubleinputs",
+    ] {
+        env.build_ok(&ctx, &["--target", target]);
+    }
+}
+
+/// testDockerfileAddArchiveWildcard (dockerfile_add_test.go): a wildcard matching two archives
+/// with a destination that does not end in `/` extracts both into it.
+#[test]
+fn add_multiple_archives_to_dest_without_slash() {
+    let env = Env::new();
+    let ctx = env.context("ctx", &[("Dockerfile", "FROM scratch\nADD *.tar /dest\n")]);
+    std::fs::write(ctx.join("t.tar"), tar_with("foo", "content0")).unwrap();
+    std::fs::write(ctx.join("b.tar"), tar_with("bar", "content1")).unwrap();
+    let out = build_local(&env, &ctx, &[]);
+    assert_eq!(read(out.join("dest/foo")), "content0");
+    assert_eq!(read(out.join("dest/bar")), "content1");
+}
+
+/// testExcludedFilesOnCopy (exclude_patterns_test.go), builders 5 and 6: `ADD --exclude=… dir* /5`
+/// copies the contents of every matched directory into /5; excluding everything leaves it
+/// empty.
+#[test]
+fn exclude_patterns_wildcard_dirs_to_dest_without_slash() {
+    let env = Env::new();
+    let dockerfile = "FROM scratch AS builder5\n\
+        ADD --exclude=*.mp* --exclude=*.jpeg --exclude=*.png --exclude=*.pdf dir* /5\n\
+        FROM scratch AS builder6\n\
+        ADD --exclude=* dir* /6\n\
+        FROM scratch\n\
+        COPY --from=builder5 / /builder5\n\
+        COPY --from=builder6 / /builder6\n";
+    let ctx = env.context(
+        "ctx",
+        &[
+            ("Dockerfile", dockerfile),
+            ("dir1/file-101.png", "2"),
+            ("dir1/file-102.txt", "3"),
+            ("dir1/file-103.jpeg", "4"),
+            ("dir2/file-201.pdf", "6"),
+            ("dir2/file-202.jpeg", "7"),
+            ("dir3/file-301.mp3", "9"),
+            ("dir3/file-302.mpeg", "10"),
+        ],
+    );
+    let out = build_local(&env, &ctx, &[]);
+    let mut names: Vec<String> = std::fs::read_dir(out.join("builder5/5"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["file-102.txt"]);
+    assert_eq!(
+        std::fs::read_dir(out.join("builder6/6")).unwrap().count(),
+        0
+    );
+}
+
+/// testSymlinkDestination (dockerfile_core_test.go): `COPY foo /symlink/` where /symlink is a dangling link to ../tmp/symlink-target follows the link
+/// inside the root and creates its target.
+#[test]
+fn symlink_destination() {
+    let env = Env::new();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_mode(0o755);
+    h.set_size(0);
+    b.append_link(&mut h, "symlink", "../tmp/symlink-target")
+        .unwrap();
+    let archive = b.into_inner().unwrap();
+    let ctx = env.context(
+        "ctx",
+        &[
+            ("Dockerfile", "FROM scratch\nADD t.tar /\nCOPY foo /symlink/\n"),
+            ("foo", "content0"),
+        ],
+    );
+    std::fs::write(ctx.join("t.tar"), archive).unwrap();
+    let out = build_local(&env, &ctx, &[]);
+    assert_eq!(read(out.join("tmp/symlink-target/foo")), "content0");
+}
+
+/// testCopySocket: a socket in the context becomes an empty regular file.
+#[test]
+fn copy_socket() {
+    let env = Env::new();
+    let ctx = env.context("ctx", &[("Dockerfile", "FROM scratch\nCOPY . /\n")]);
+    let _listener = std::os::unix::net::UnixListener::bind(ctx.join("socket.sock")).unwrap();
+    let out = build_local(&env, &ctx, &[]);
+    let meta = std::fs::symlink_metadata(out.join("socket.sock")).unwrap();
+    assert!(meta.file_type().is_file(), "{meta:?}");
+    assert_eq!(meta.len(), 0);
+}
