@@ -111,9 +111,7 @@ impl Run {
         let CommandForm::Shell(cmd) = &self.command else {
             return None;
         };
-        if let [doc] = self.heredocs.as_slice()
-            && matches!(ast::heredoc_from_word(cmd.trim()), Ok(Some(_)))
-        {
+        if let Some(doc) = self.lone_heredoc() {
             return Some(doc.chomped_content());
         }
         let mut script = cmd.clone();
@@ -126,6 +124,28 @@ impl Run {
             script.push_str(&doc.name);
         }
         Some(script)
+    }
+
+    /// The heredoc when the shell-form command is nothing but it (`RUN <<EOF`).
+    fn lone_heredoc(&self) -> Option<&Heredoc> {
+        let CommandForm::Shell(cmd) = &self.command else {
+            return None;
+        };
+        match self.heredocs.as_slice() {
+            [doc] if matches!(ast::heredoc_from_word(cmd.trim()), Ok(Some(_))) => Some(doc),
+            _ => None,
+        }
+    }
+
+    /// `RUN <<EOF` whose body starts with `#!`: BuildKit runs it as an executable file with
+    /// that interpreter rather than as shell text. Returns the file name (the delimiter) and
+    /// its content (tabs chomped for `<<-`).
+    pub fn shebang_script(&self) -> Option<(&str, String)> {
+        let doc = self.lone_heredoc()?;
+        let content = doc.chomped_content();
+        content
+            .starts_with("#!")
+            .then_some((doc.name.as_str(), content))
     }
 }
 

@@ -253,14 +253,23 @@ pub(crate) enum JsonError {
 pub(crate) const NOT_STRING_ARRAY: &str =
     "when using JSON array syntax, arrays must be comprised of strings only";
 
-/// Decodes the first JSON value of `rest` (trailing text is ignored, like Go's json.Decoder).
+/// Decodes `rest` as one JSON value. Text after it other than white space makes it no JSON
+/// (BuildKit's parser uses json.Unmarshal), so `RUN ["echo", "hello"]this is invalid` is the
+/// shell form.
 pub(crate) fn parse_json(rest: &str) -> Result<Vec<String>, JsonError> {
     let rest = rest.trim_start();
     if !rest.starts_with('[') {
         return Err(JsonError::NotJson);
     }
     let mut stream = serde_json::Deserializer::from_str(rest).into_iter::<serde_json::Value>();
-    match stream.next() {
+    let first = stream.next();
+    if !rest[stream.byte_offset()..]
+        .trim_matches([' ', '\t', '\n', '\r'])
+        .is_empty()
+    {
+        return Err(JsonError::NotJson);
+    }
+    match first {
         Some(Ok(serde_json::Value::Array(items))) => items
             .into_iter()
             .map(|v| match v {
@@ -342,8 +351,12 @@ mod tests {
     fn json_detection() {
         assert!(matches!(parse_json("[ 'x' ]"), Err(JsonError::NotJson)));
         assert!(matches!(parse_json("[1]"), Err(JsonError::NotStringArray)));
+        assert!(matches!(
+            parse_json("[\"a\"] trailing"),
+            Err(JsonError::NotJson)
+        ));
         assert_eq!(
-            parse_json("[\"a\"] trailing").ok(),
+            parse_json("[\"a\"] \t").ok(),
             Some(vec!["a".to_string()])
         );
         assert!(parse_maybe_json("[\"a\", [\"b\"]]").is_err());

@@ -317,6 +317,43 @@ fn apply_field(f: &mut Fields, field: &str, expander: &mut ValueExpander) -> Res
     Ok(())
 }
 
+/// `type=` whose value uses a variable (`type=$MNT_TYPE`).
+fn type_uses_variable(field: &str) -> bool {
+    field
+        .split_once('=')
+        .is_some_and(|(k, v)| k.eq_ignore_ascii_case("type") && has_variable(v))
+}
+
+/// A mount whose type is only known at dispatch: as BuildKit, nothing that depends on the type
+/// is checked before then (the mount is parsed again with the build's variables); only `from`
+/// must be literal, since it decides which stages the step depends on. The placeholder keeps
+/// `from` and the target as written.
+fn deferred_mount(fields: &[String]) -> Result<Mount, String> {
+    let (mut from, mut target) = (None, None);
+    for field in fields {
+        let Some((key, value)) = field.split_once('=') else {
+            continue;
+        };
+        match key.to_lowercase().as_str() {
+            "from" if has_variable(value) => {
+                return Err(
+                    "'from' doesn't support variable expansion, define alias stage instead"
+                        .to_string(),
+                );
+            }
+            "from" => from = Some(value.to_string()),
+            "target" | "dst" | "destination" => target = Some(value.to_string()),
+            _ => {}
+        }
+    }
+    Ok(Mount::Bind {
+        target: target.unwrap_or_default(),
+        source: None,
+        from,
+        read_write: false,
+    })
+}
+
 /// Parses one `--mount` value as written (parse time): fields using variables are kept as
 /// text, or left unset for numbers, until [`crate::Instruction::expand`] re-parses the mount
 /// with the build's variables.
@@ -326,8 +363,12 @@ pub fn parse_mount(value: &str) -> Result<Mount, String> {
 
 /// Parses one `--mount` value, expanding each field value first (dispatch time).
 pub(crate) fn parse_mount_with(value: &str, mut expander: ValueExpander) -> Result<Mount, String> {
+    let fields = csv_fields(value)?;
+    if expander.is_none() && fields.iter().any(|field| type_uses_variable(field)) {
+        return deferred_mount(&fields);
+    }
     let mut f = Fields::default();
-    for field in csv_fields(value)? {
+    for field in fields {
         apply_field(&mut f, &field, &mut expander)?;
     }
     if f.sharing.is_some() && f.typ != Some(MountType::Cache) {

@@ -221,7 +221,7 @@ fn switch_user(uid: u32, gid: u32, groups: &[u32]) -> Result<(), InitError> {
     if unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) } != 0 {
         return Err(InitError::last_os("PR_SET_KEEPCAPS"));
     }
-    set_groups(groups)?;
+    set_groups(groups, gid)?;
     let g = Gid::from_raw(gid);
     nix::unistd::setresgid(g, g, g)
         .map_err(|e| InitError::nix(format!("setresgid {gid}{}", unmapped_hint(e)), e))?;
@@ -238,12 +238,12 @@ fn unmapped_hint(e: Errno) -> &'static str {
     }
 }
 
-/// In a single-id user namespace setgroups(2) is denied; then only an empty list is acceptable
-/// and the inherited (empty) group list already satisfies it.
-fn set_groups(groups: &[u32]) -> Result<(), InitError> {
+/// In a single-id user namespace setgroups(2) is denied; then only the primary group (which
+/// the process has anyway) is acceptable and the inherited (empty) group list stays.
+fn set_groups(groups: &[u32], primary: u32) -> Result<(), InitError> {
     let denied = std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
     if denied {
-        if groups.is_empty() {
+        if groups.iter().all(|g| *g == primary) {
             return Ok(());
         }
         return Err(InitError::msg(

@@ -32,7 +32,8 @@ struct GroupEntry<'a> {
 
 /// Resolve `spec` ("", "name", "uid", "name:group", "uid:gid", ...). `passwd` and `group` are
 /// the file contents (empty when the file is missing: numeric ids still work).
-/// Like runc, supplementary groups come from /etc/group membership only when no group was given.
+/// Like runc, supplementary groups come from /etc/group membership only when no group was given;
+/// the primary group is always among them.
 pub fn resolve_user(spec: &str, passwd: &str, group: &str) -> Result<ResolvedUser, UserError> {
     let (user_part, group_part) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
@@ -50,7 +51,7 @@ pub fn resolve_user(spec: &str, passwd: &str, group: &str) -> Result<ResolvedUse
     };
     let home = entry.map_or("/", |e| e.home).to_string();
 
-    let (gid, supplementary_gids) = match group_part {
+    let (gid, mut supplementary_gids) = match group_part {
         Some(g) if !g.is_empty() => (find_group(&groups, g)?, Vec::new()),
         _ => {
             let gid = entry.map_or(0, |e| e.gid);
@@ -58,6 +59,12 @@ pub fn resolve_user(spec: &str, passwd: &str, group: &str) -> Result<ResolvedUse
             (gid, sgids)
         }
     };
+    // The primary group is a supplementary one too, as containerd and BuildKit make it
+    // (CVE-2023-25173): otherwise a process that drops to it with setgid loses nothing, and a
+    // file denying that group by its group bits would be readable through "other" access.
+    if !supplementary_gids.contains(&gid) {
+        supplementary_gids.insert(0, gid);
+    }
     Ok(ResolvedUser {
         uid,
         gid,
@@ -152,7 +159,7 @@ mod tests {
     fn name_uses_passwd_gid_and_memberships() {
         let u = r("tester").unwrap();
         assert_eq!((u.uid, u.gid), (1000, 1001));
-        assert_eq!(u.supplementary_gids, vec![10, 2000]);
+        assert_eq!(u.supplementary_gids, vec![1001, 10, 2000]);
         assert_eq!(u.home, "/home/tester");
     }
 
@@ -167,7 +174,7 @@ mod tests {
     fn explicit_group_by_name_or_number() {
         let u = r("tester:extra").unwrap();
         assert_eq!((u.uid, u.gid), (1000, 2000));
-        assert!(u.supplementary_gids.is_empty());
+        assert_eq!(u.supplementary_gids, vec![2000]);
         assert_eq!(r("5:77").unwrap().gid, 77);
     }
 

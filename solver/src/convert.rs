@@ -35,6 +35,27 @@ pub const PROXY_ARGS: &[&str] = &[
     "all_proxy",
 ];
 
+/// BuildKit's proxy environment for RUN from the build args: a name matches whatever its case
+/// (`Http_Proxy` too), the lowercase spelling wins over the uppercase one (the last in byte
+/// order), and each value is given under both spellings, `HTTP_PROXY` and `http_proxy`.
+fn proxy_env(build_args: &BTreeMap<String, String>) -> Vec<String> {
+    let mut values: [Option<&str>; 5] = [None; 5];
+    let names = ["HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY"];
+    for (k, v) in build_args {
+        if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(k)) {
+            values[i] = Some(v);
+        }
+    }
+    let mut env = Vec::new();
+    for (name, value) in names.iter().zip(values) {
+        if let Some(v) = value.filter(|v| !v.is_empty()) {
+            env.push(format!("{name}={v}"));
+            env.push(format!("{}={v}", name.to_ascii_lowercase()));
+        }
+    }
+    env
+}
+
 /// A base image found by the resolver: its identity, config and layers.
 #[derive(Clone, Debug)]
 pub struct ResolvedImage {
@@ -694,7 +715,30 @@ impl<'a> Converter<'a> {
             env: &st.spec.env,
             args: &st.args,
         };
-        let (expanded, used) = inst.expand(&self.lexer, &scope)?;
+        // An ARG's default is evaluated only when no --build-arg gives the value, as in
+        // BuildKit: `ARG FOO=${FOO:?}` with `--build-arg FOO=x` is no error. The history then
+        // shows the value given, as BuildKit's does.
+        let overridden = |name: &str| self.options.build_args.get(name).cloned();
+        let (expanded, used) = match &inst.kind {
+            InstructionKind::Arg(decls) if decls.iter().any(|d| overridden(&d.name).is_some()) => {
+                let mut unevaluated = inst.clone();
+                if let InstructionKind::Arg(decls) = &mut unevaluated.kind {
+                    for d in decls.iter_mut().filter(|d| overridden(&d.name).is_some()) {
+                        d.default = None;
+                    }
+                }
+                let (mut expanded, used) = unevaluated.expand(&self.lexer, &scope)?;
+                if let InstructionKind::Arg(decls) = &mut expanded.kind {
+                    for d in decls.iter_mut() {
+                        if let Some(v) = overridden(&d.name) {
+                            d.default = Some(v);
+                        }
+                    }
+                }
+                (expanded, used)
+            }
+            _ => inst.expand(&self.lexer, &scope)?,
+        };
         for name in &used {
             if st.args.iter().any(|(k, _)| k == name) {
                 self.consumed_args.insert(name.clone());
@@ -965,7 +1009,7 @@ impl<'a> Converter<'a> {
         run: &Run,
     ) -> Result<(), ConvertError> {
         let line = inst.location.start_line;
-        let args = run_args(run, &st.spec);
+        let mut args = run_args(run, &st.spec);
         // RUN sees the image's ENV, then every declared ARG not shadowed by an ENV, then the
         // proxy build args (which need no ARG).
         let mut env = st.spec.env_list();
@@ -976,13 +1020,7 @@ impl<'a> Converter<'a> {
                 history_args.push(format!("{k}={v}"));
             }
         }
-        for proxy in PROXY_ARGS {
-            if let Some(v) = self.options.build_args.get(*proxy)
-                && !st.args.iter().any(|(k, _)| k == proxy)
-            {
-                env.push(format!("{proxy}={v}"));
-            }
-        }
+        let proxy_env = proxy_env(&self.options.build_args);
         let mut inputs = vec![st.vertex];
         let mut mounts = Vec::new();
         let mut secret_env = Vec::new();
@@ -1006,6 +1044,45 @@ impl<'a> Converter<'a> {
                 }
             }
             mounts.push(self.exec_mount(st, mount, &mut inputs, line)?);
+        }
+        if let Some((name, content)) = run
+            .shebang_script()
+            .filter(|_| st.spec.platform.os != "windows")
+        {
+            // As BuildKit: the script is an executable file of its own, mounted read-only at
+            // /dev/pipes/<delimiter>, which the shell runs so its `#!` line picks the
+            // interpreter (`#!/usr/bin/awk -f`, `#!/usr/bin/env python3`).
+            let scratch = self.graph.add(Vertex {
+                op: Op::Scratch,
+                inputs: vec![],
+                name: "scratch".into(),
+                lines: None,
+            });
+            let file = self.graph.add(Vertex {
+                op: Op::File(FileOp {
+                    actions: vec![FileAction::Mkfile {
+                        path: format!("/{name}"),
+                        mode: 0o755,
+                        data: content,
+                        owner: None,
+                    }],
+                    linked: false,
+                }),
+                inputs: vec![scratch],
+                name: "[internal] preparing inline document".into(),
+                lines: None,
+            });
+            inputs.push(file);
+            mounts.push(ExecMount {
+                target: "/dev/pipes".into(),
+                kind: ExecMountKind::Input {
+                    input: inputs.len() - 1,
+                    source: "/".into(),
+                    read_write: false,
+                },
+            });
+            args = st.spec.shell_or_default();
+            args.push(format!("/dev/pipes/{name}"));
         }
         name_ssh_sockets(&mut mounts, &mut env);
         self.check_entitlements(run, line)?;
@@ -1035,6 +1112,7 @@ impl<'a> Converter<'a> {
             shm_size: self.options.shm_size,
             ulimits: self.options.ulimits.clone(),
             hostname: self.options.build_args.get(SANDBOX_HOSTNAME_ARG).cloned(),
+            proxy_env,
         });
         let prefix = if history_args.is_empty() {
             String::new()

@@ -1131,10 +1131,19 @@ impl<'a> Solver<'a> {
         })
     }
 
-    /// The step's environment plus its `type=secret,env=` values, read only now, for the
-    /// process: they stay out of the graph, the cache key, the image and the logs.
+    /// The step's environment plus its proxy build args and `type=secret,env=` values, read
+    /// only now, for the process: they stay out of the graph, the cache key, the image and the
+    /// logs.
     fn env_with_secrets(&self, op: &ExecOp) -> Result<Vec<String>, String> {
         let mut env = op.env.clone();
+        // The proxy build args come last, as in BuildKit; a variable the step already has (an
+        // ENV or a declared ARG of that name) keeps its value rather than appearing twice.
+        for kv in &op.proxy_env {
+            let key = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
+            if !env.iter().any(|e| e.split_once('=').map(|(k, _)| k) == Some(key)) {
+                env.push(kv.clone());
+            }
+        }
         for s in &op.secret_env {
             let Some(src) = self.opts.secrets.get(&s.id) else {
                 if s.required {

@@ -103,6 +103,11 @@ pub struct ExecOp {
     /// `buildkitsandbox`, when unset); in the key as in BuildKit's exec meta, left out when unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
+    /// The proxy build args as the step sees them (`HTTP_PROXY=…` and `http_proxy=…` for each
+    /// one given): out of the key, as BuildKit leaves its exec op's proxy env out, so a build
+    /// behind another proxy reuses the cache.
+    #[serde(skip)]
+    pub proxy_env: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -1,0 +1,214 @@
+//! End to end: ports of BuildKit's RUN, ARG and heredoc integration tests (moby/buildkit
+//! frontend/dockerfile/dockerfile_args_test.go, dockerfile_core_test.go,
+//! dockerfile_mount_test.go, dockerfile_cmd_test.go, dockerfile_heredoc_test.go), each
+//! asserting what the Go test asserts. Named after the BuildKit test each one ports.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::Env;
+
+/// Builds `ctx` with `extra` flags and exports the final stage to a fresh directory.
+fn build_local(env: &Env, ctx: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    let out = env.path(name);
+    let dest = format!("type=local,dest={}", out.display());
+    let mut args = vec!["--output", dest.as_str()];
+    args.extend_from_slice(extra);
+    env.build_ok(ctx, &args);
+    out
+}
+
+fn read(path: impl AsRef<Path>) -> String {
+    let path = path.as_ref();
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// testBuiltinArgs: a proxy build arg reaches RUN without an ARG, under both spellings
+/// (`http_proxy` given, `$HTTP_PROXY` read); the proxy values stay out of the cache key (a
+/// build with another proxy reuses the step) while a declared ARG's value does not.
+#[test]
+fn builtin_args() {
+    let env = Env::new();
+    env.busybox_base();
+    let dockerfile = "FROM busybox:test AS build\n\
+        ARG FOO\n\
+        ARG BAR\n\
+        ARG BAZ=bazcontent\n\
+        RUN echo -n $HTTP_PROXY::$NO_PROXY::$FOO::$BAR::$BAZ > /out\n\
+        FROM scratch\n\
+        COPY --from=build /out /\n";
+    let ctx = env.context("ctx", &[("Dockerfile", dockerfile)]);
+    let out = build_local(
+        &env,
+        &ctx,
+        "out1",
+        &[
+            "--build-arg",
+            "FOO=foocontents",
+            "--build-arg",
+            "http_proxy=hpvalue",
+            "--build-arg",
+            "NO_PROXY=npvalue",
+        ],
+    );
+    assert_eq!(
+        read(out.join("out")),
+        "hpvalue::npvalue::foocontents::::bazcontent"
+    );
+
+    // Another proxy only: the cached step is reused, output unchanged.
+    let out = build_local(
+        &env,
+        &ctx,
+        "out2",
+        &[
+            "--build-arg",
+            "FOO=foocontents",
+            "--build-arg",
+            "http_proxy=hpvalue2",
+        ],
+    );
+    assert_eq!(
+        read(out.join("out")),
+        "hpvalue::npvalue::foocontents::::bazcontent"
+    );
+
+    // A changed ARG runs the step again, with the proxy of this build.
+    let out = build_local(
+        &env,
+        &ctx,
+        "out3",
+        &[
+            "--build-arg",
+            "FOO=foocontents2",
+            "--build-arg",
+            "http_proxy=hpvalue2",
+        ],
+    );
+    assert_eq!(read(out.join("out")), "hpvalue2::::foocontents2::::bazcontent");
+}
+
+/// testUserAdditionalGids (CVE-2023-25173): the primary group is among the supplementary
+/// groups, with the user's /etc/group memberships when no group is given.
+#[test]
+fn user_additional_gids() {
+    let env = Env::new();
+    env.busybox_base();
+    // busybox's own /etc files: root is a member of wheel, daemon is uid and gid 1.
+    let dockerfile = "FROM busybox:test\n\
+        RUN printf 'root:x:0:0:root:/root:/bin/sh\\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\\n' > /etc/passwd && printf 'root:x:0:\\ndaemon:x:1:\\nwheel:x:10:root\\n' > /etc/group\n\
+        SHELL [\"/bin/sh\", \"-euxc\"]\n\
+        RUN [ \"$(id)\" = \"uid=0(root) gid=0(root) groups=0(root),10(wheel)\" ]\n\
+        USER 1234\n\
+        RUN [ \"$(id)\" = \"uid=1234 gid=0(root) groups=0(root)\" ]\n\
+        USER 1234:1234\n\
+        RUN [ \"$(id)\" = \"uid=1234 gid=1234 groups=1234\" ]\n\
+        USER daemon\n\
+        RUN [ \"$(id)\" = \"uid=1(daemon) gid=1(daemon) groups=1(daemon)\" ]\n";
+    let ctx = env.context("ctx", &[("Dockerfile", dockerfile)]);
+    env.build_ok(&ctx, &[]);
+}
+
+/// testMountArg: a mount's type may come from a build variable.
+#[test]
+fn mount_arg() {
+    let env = Env::new();
+    env.busybox_base();
+    let dockerfile = "FROM busybox:test\n\
+        ARG MNT_TYPE=cache\n\
+        RUN --mount=type=$MNT_TYPE,target=/mycache2 touch /mycache2/foo\n\
+        RUN --mount=type=cache,target=/mycache2 [ -f /mycache2/foo ]\n";
+    let ctx = env.context("ctx", &[("Dockerfile", dockerfile)]);
+    env.build_ok(&ctx, &[]);
+}
+
+/// testMountEnvAcrossStages: mount type and id from ENV, in the stage and a stage built on it.
+#[test]
+fn mount_env_across_stages() {
+    let env = Env::new();
+    env.busybox_base();
+    let dockerfile = "FROM busybox:test AS stage1\n\
+        ENV MNT_ID=mycache\n\
+        ENV MNT_TYPE2=cache\n\
+        RUN --mount=type=cache,id=mycache,target=/abcabc touch /abcabc/foo\n\
+        RUN --mount=type=$MNT_TYPE2,id=$MNT_ID,target=/cbacba [ -f /cbacba/foo ]\n\
+        FROM stage1\n\
+        RUN --mount=type=$MNT_TYPE2,id=$MNT_ID,target=/whatever [ -f /whatever/foo ]\n";
+    let ctx = env.context("ctx", &[("Dockerfile", dockerfile)]);
+    env.build_ok(&ctx, &[]);
+}
+
+/// testGlobalArgErrors: a global ARG whose default fails (`${FOO:?…}`) is an error with the
+/// message, unless a build arg gives the value — then the default is never evaluated.
+#[test]
+fn global_arg_errors() {
+    let env = Env::new();
+    env.busybox_base();
+    let dockerfile = "ARG FOO=${FOO:?\"custom error\"}\nFROM busybox:test\n";
+    let ctx = env.context("ctx", &[("Dockerfile", dockerfile)]);
+    let out = env.build(&ctx, &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("FOO: custom error"), "{err}");
+    env.build_ok(&ctx, &["--build-arg", "FOO=bar"]);
+}
+
+/// testArgDefaultExpansion: the same for a stage's ARG, whether the arg given is the one the
+/// default reads or the one declared.
+#[test]
+fn arg_default_expansion() {
+    let env = Env::new();
+    let dockerfile = "FROM scratch\nARG FOO\nARG BAR=${FOO:?\"foo missing\"}\n";
+    let ctx = env.context("ctx", &[("Dockerfile", dockerfile)]);
+    let out = env.build(&ctx, &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("FOO: foo missing"), "{err}");
+    env.build_ok(&ctx, &["--build-arg", "FOO=123"]);
+    env.build_ok(&ctx, &["--build-arg", "BAR=123"]);
+}
+
+/// testInvalidJSONCommands: text after a JSON array makes the line shell form, which then
+/// fails naming the command.
+#[test]
+fn invalid_json_commands() {
+    let env = Env::new();
+    env.busybox_base();
+    let dockerfile = "FROM busybox:test\nRUN [\"echo\", \"hello\"]this is invalid\n";
+    let ctx = env.context("ctx", &[("Dockerfile", dockerfile)]);
+    let out = env.build(&ctx, &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("this is invalid"), "{err}");
+}
+
+/// testRunShebangHeredoc: a heredoc starting with `#!` runs as a script with that
+/// interpreter, with `<<-` tabs chomped before the `#!` is looked for.
+#[test]
+fn run_shebang_heredoc() {
+    let env = Env::new();
+    env.busybox_base();
+    let dockerfile = "FROM busybox:test AS build\n\
+        WORKDIR /dest\n\
+        RUN <<EOF\n\
+        #!/bin/awk -f\n\
+        BEGIN {\n\
+        \tprint \"hello\" >> \"./out1\"\n\
+        \tprint \"world\" >> \"./out1\"\n\
+        }\n\
+        EOF\n\
+        RUN <<-EOF\n\
+        \t#!/bin/awk -f\n\
+        \tBEGIN {\n\
+        \t\tprint \"hello\" >> \"./out2\"\n\
+        \t\tprint \"world\" >> \"./out2\"\n\
+        \t}\n\
+        EOF\n\
+        FROM scratch\n\
+        COPY --from=build /dest /\n";
+    let ctx = env.context("ctx", &[("Dockerfile", dockerfile)]);
+    let out = build_local(&env, &ctx, "out", &[]);
+    assert_eq!(read(out.join("out1")), "hello\nworld\n");
+    assert_eq!(read(out.join("out2")), "hello\nworld\n");
+}
