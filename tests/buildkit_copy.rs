@@ -207,7 +207,10 @@ fn symlink_destination() {
     let ctx = env.context(
         "ctx",
         &[
-            ("Dockerfile", "FROM scratch\nADD t.tar /\nCOPY foo /symlink/\n"),
+            (
+                "Dockerfile",
+                "FROM scratch\nADD t.tar /\nCOPY foo /symlink/\n",
+            ),
             ("foo", "content0"),
         ],
     );

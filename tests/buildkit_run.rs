@@ -86,7 +86,10 @@ fn builtin_args() {
             "http_proxy=hpvalue2",
         ],
     );
-    assert_eq!(read(out.join("out")), "hpvalue2::::foocontents2::::bazcontent");
+    assert_eq!(
+        read(out.join("out")),
+        "hpvalue2::::foocontents2::::bazcontent"
+    );
 }
 
 /// testUserAdditionalGids (CVE-2023-25173): the primary group is among the supplementary

@@ -355,10 +355,7 @@ mod tests {
             parse_json("[\"a\"] trailing"),
             Err(JsonError::NotJson)
         ));
-        assert_eq!(
-            parse_json("[\"a\"] \t").ok(),
-            Some(vec!["a".to_string()])
-        );
+        assert_eq!(parse_json("[\"a\"] \t").ok(), Some(vec!["a".to_string()]));
         assert!(parse_maybe_json("[\"a\", [\"b\"]]").is_err());
     }
 }

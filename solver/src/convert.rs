@@ -40,7 +40,13 @@ pub const PROXY_ARGS: &[&str] = &[
 /// order), and each value is given under both spellings, `HTTP_PROXY` and `http_proxy`.
 fn proxy_env(build_args: &BTreeMap<String, String>) -> Vec<String> {
     let mut values: [Option<&str>; 5] = [None; 5];
-    let names = ["HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY"];
+    let names = [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "FTP_PROXY",
+        "NO_PROXY",
+        "ALL_PROXY",
+    ];
     for (k, v) in build_args {
         if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(k)) {
             values[i] = Some(v);

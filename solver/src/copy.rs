@@ -177,7 +177,7 @@ pub fn ensure_dir(
                 if let Some(parent) = host.strip_prefix(root).ok().and_then(Path::parent)
                     && parent != current.parent().unwrap_or(Path::new(""))
                 {
-                    ensure_dir(root, parent.to_path_buf(), attrs)?;
+                    ensure_dir(root, parent, attrs)?;
                 }
                 fs::create_dir(&host).map_err(io_err(&host))?;
                 fs::set_permissions(&host, fs::Permissions::from_mode(0o755))

@@ -1140,7 +1140,10 @@ impl<'a> Solver<'a> {
         // ENV or a declared ARG of that name) keeps its value rather than appearing twice.
         for kv in &op.proxy_env {
             let key = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
-            if !env.iter().any(|e| e.split_once('=').map(|(k, _)| k) == Some(key)) {
+            if !env
+                .iter()
+                .any(|e| e.split_once('=').map(|(k, _)| k) == Some(key))
+            {
                 env.push(kv.clone());
             }
         }
