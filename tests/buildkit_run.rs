@@ -172,8 +172,8 @@ fn arg_default_expansion() {
     env.build_ok(&ctx, &["--build-arg", "BAR=123"]);
 }
 
-/// testInvalidJSONCommands: text after a JSON array makes the line shell form, which then
-/// fails naming the command.
+/// testInvalidJSONCommands: text after a JSON array makes the line shell form: a RUN then
+/// fails naming the command, an ENTRYPOINT is the shell form of the whole text.
 #[test]
 fn invalid_json_commands() {
     let env = Env::new();
@@ -184,6 +184,17 @@ fn invalid_json_commands() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("this is invalid"), "{err}");
+
+    // The same for ENTRYPOINT: the image gets the shell form of the whole text.
+    let ctx = env.context(
+        "ctx2",
+        &[("Dockerfile", "FROM busybox:test\nENTRYPOINT []random string\n")],
+    );
+    env.build_ok(&ctx, &["-t", "entry:1"]);
+    assert_eq!(
+        env.inspect("entry:1")["config"]["Entrypoint"],
+        serde_json::json!(["/bin/sh", "-c", "[]random string"])
+    );
 }
 
 /// testRunShebangHeredoc: a heredoc starting with `#!` runs as a script with that
