@@ -188,7 +188,10 @@ fn invalid_json_commands() {
     // The same for ENTRYPOINT: the image gets the shell form of the whole text.
     let ctx = env.context(
         "ctx2",
-        &[("Dockerfile", "FROM busybox:test\nENTRYPOINT []random string\n")],
+        &[(
+            "Dockerfile",
+            "FROM busybox:test\nENTRYPOINT []random string\n",
+        )],
     );
     env.build_ok(&ctx, &["-t", "entry:1"]);
     assert_eq!(
