@@ -3,7 +3,8 @@
 //! # On-disk layout
 //!
 //! ```text
-//! <root>/                    $BUILDER_ROOT, --root, or default_root()
+//! <root>/                    $BUILDER_ROOT, --root, or default_root(); mode 0700
+//!                            (see private_root: it is what keeps other users out)
 //!   blobs/sha256/<hex>       immutable, read-only blobs named by their sha256
 //!   tmp/                     in-flight writes; same file system as blobs/ so
 //!                            committing is an atomic link. Leftovers from a
@@ -34,6 +35,7 @@ pub mod gc;
 pub mod image;
 pub mod images;
 pub mod manifest;
+pub mod private_root;
 pub mod time;
 pub mod verify;
 
@@ -82,8 +84,10 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens the store at `root`, creating the layout if missing.
+    /// Opens the store at `root`, creating the layout if missing. The root is made (or
+    /// tightened to) `0700`: see [`private_root`].
     pub fn open(root: &Path) -> Result<Store, StoreError> {
+        private_root::make_private(root)?;
         let blob_dir = root.join("blobs").join("sha256");
         let tmp = root.join("tmp");
         for dir in [&blob_dir, &tmp, &root.join("snapshots")] {
