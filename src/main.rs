@@ -89,11 +89,12 @@ fn main() -> ExitCode {
     // as they are (inside it, root's directories show up as the overflow uid). The child
     // re-executed inside it inherits the environment variable and skips this.
     let uses_store = !matches!(cli.command, Command::Login(_) | Command::Logout { .. });
-    if uses_store && std::env::var_os(builder_sandbox::USERNS_ENV).is_none() {
-        if let Err(e) = secure_store_root(&root) {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+    if uses_store
+        && std::env::var_os(builder_sandbox::USERNS_ENV).is_none()
+        && let Err(e) = secure_store_root(&root)
+    {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
     }
     let userns = match builder_sandbox::enter_rootless_userns() {
         Ok(info) => info,

@@ -120,6 +120,37 @@ impl Store {
         self.root.join("tmp")
     }
 
+    /// Removes the blob temp files (`tmp/blob-*`) of writers that died: each live
+    /// [`BlobWriter`] holds a flock on its file, so one whose lock can be taken has no owner in
+    /// any process (a killed build's). Safe while other builds write blobs; other temp files
+    /// are left to [`Store::clean_tmp`]'s age rule. Returns how many were removed.
+    pub fn remove_abandoned_tmp(&self) -> usize {
+        let tmp = self.tmp_dir();
+        let Ok(entries) = fs::read_dir(&tmp) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let is_blob = entry
+                .file_name()
+                .as_encoded_bytes()
+                .starts_with(blobs::TMP_BLOB_PREFIX.as_bytes());
+            if !is_blob || !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            let path = entry.path();
+            let Ok(file) = fs::File::open(&path) else {
+                continue;
+            };
+            // Held while unlinking, so a writer that loses the race sees its name gone
+            // (BlobStore::writer checks) rather than writing into a deleted file.
+            if fs2::FileExt::try_lock_exclusive(&file).is_ok() && fs::remove_file(&path).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     /// Removes temp files not modified for `older_than`. Age is the only safe
     /// test: a younger file may belong to a writer in another process.
     /// Returns how many entries were removed.
