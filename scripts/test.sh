@@ -65,6 +65,12 @@ keep = {
     "copy_directory_destination",
     "repeated_layers",
     "cache_mount_options",
+    "file_names",
+    "sandbox_hostname",
+    "deep_stage_graphs",
+    "expansion_limits",
+    "target_stage_arg",
+    "copy_symbolic_chmod",
     "sandbox",
     "sandbox_setup_failures",
 }

@@ -3,6 +3,39 @@
 //! Exit codes: 0 success; 1 the build or command failed (a step failed, an image is missing...);
 //! 2 usage error (bad flags, malformed Dockerfile, bad arguments); 3 internal error.
 
+/// `println!` for the CLI's output, safe on a closed pipe: see [`cli::stdio::write`].
+macro_rules! outln {
+    () => {
+        $crate::cli::stdio::write($crate::cli::stdio::Stream::Stdout, format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::stdio::write(
+            $crate::cli::stdio::Stream::Stdout,
+            format_args!("{}\n", format_args!($($arg)*)),
+        )
+    };
+}
+
+/// `eprintln!` for messages, safe on a closed pipe: see [`cli::stdio::write`].
+macro_rules! errln {
+    () => {
+        $crate::cli::stdio::write($crate::cli::stdio::Stream::Stderr, format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::stdio::write(
+            $crate::cli::stdio::Stream::Stderr,
+            format_args!("{}\n", format_args!($($arg)*)),
+        )
+    };
+}
+
+/// `eprint!`, likewise.
+macro_rules! errout {
+    ($($arg:tt)*) => {
+        $crate::cli::stdio::write($crate::cli::stdio::Stream::Stderr, format_args!($($arg)*))
+    };
+}
+
 mod cli;
 
 use std::path::PathBuf;
@@ -40,7 +73,13 @@ enum Command {
         images: Vec<String>,
     },
     /// Print an image's config (and manifest) as JSON.
-    Inspect { images: Vec<String> },
+    Inspect {
+        /// Format the output with a Go template: field paths (`{{.Id}}`, `{{.Config.Env}}`) and
+        /// `json`, `index`, `len`, `join` (`{{json .Config}}`, `{{index .RepoTags 0}}`).
+        #[arg(short, long)]
+        format: Option<String>,
+        images: Vec<String>,
+    },
     /// Show the history of an image.
     History {
         #[arg(long)]
@@ -93,17 +132,17 @@ fn main() -> ExitCode {
         && std::env::var_os(builder_sandbox::USERNS_ENV).is_none()
         && let Err(e) = secure_store_root(&root)
     {
-        eprintln!("error: {e}");
+        errln!("error: {e}");
         return ExitCode::from(2);
     }
     let userns = match builder_sandbox::enter_rootless_userns() {
         Ok(info) => info,
         Err(e) if e.is_unavailable() => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return ExitCode::from(3);
         }
         Err(e) => {
-            eprintln!("error: cannot set up the rootless user namespace: {e}");
+            errln!("error: cannot set up the rootless user namespace: {e}");
             return ExitCode::from(3);
         }
     };
@@ -112,7 +151,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             let code = cli::exit_code_for(&e);
-            eprintln!("error: {e:#}");
+            errln!("error: {}", error_text(&e));
             ExitCode::from(code)
         }
     }
@@ -125,12 +164,32 @@ fn secure_store_root(root: &std::path::Path) -> Result<(), builder_cache::StoreE
     use builder_cache::private_root::{RootMode, check_location, make_private};
     check_location(root)?;
     if let RootMode::Tightened { from } = make_private(root)? {
-        eprintln!(
+        errln!(
             "note: the store at {} was reachable by other users (mode {from:04o}); it is now 0700",
             root.display()
         );
     }
     Ok(())
+}
+
+/// The error and its causes, `: `-separated as anyhow's `{:#}`, but a cause is left out when
+/// the message before it already contains it: many error types print their source in their own
+/// message (`"{path}: {source}"`), and the chain would otherwise say everything twice.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let mut last = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !last.is_empty() && last.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+        last = text;
+    }
+    out
 }
 
 fn run(command: Command, ctx: &cli::Context) -> anyhow::Result<ExitCode> {
@@ -139,7 +198,9 @@ fn run(command: Command, ctx: &cli::Context) -> anyhow::Result<ExitCode> {
         Command::Images(args) => cli::images::images(ctx, args),
         Command::Tag { source, target } => cli::images::tag(ctx, &source, &target),
         Command::Rmi { force, images } => cli::images::rmi(ctx, &images, force),
-        Command::Inspect { images } => cli::images::inspect(ctx, &images),
+        Command::Inspect { format, images } => {
+            cli::images::inspect(ctx, &images, format.as_deref())
+        }
         Command::History { no_trunc, image } => cli::images::history(ctx, &image, no_trunc),
         Command::Save(args) => cli::save::run(ctx, args),
         Command::Run(args) => cli::run::run(ctx, *args),

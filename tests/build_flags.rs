@@ -82,7 +82,14 @@ fn network_none_is_the_default_of_run_steps_that_do_not_choose() {
     build_ok(
         &env,
         &format!("FROM busybox:test\nRUN {devs} > /default\nRUN --network=host {devs} > /host\n"),
-        &["-t", "net:1", "--network", "none"],
+        &[
+            "-t",
+            "net:1",
+            "--network",
+            "none",
+            "--allow",
+            "network.host",
+        ],
     );
     assert_eq!(env.ok(&["run", "--rm", "net:1", "cat", "/default"]), "lo\n");
     let host = env.ok(&["run", "--rm", "net:1", "cat", "/host"]);

@@ -342,3 +342,42 @@ fn source_date_epoch_makes_builds_reproducible() {
     );
     assert_eq!(ia["Id"], ib["Id"]);
 }
+
+/// With no `-f`, a context holding only `dockerfile` (lower case) builds from it, as with
+/// docker and BuildKit; `-f DIR/Dockerfile` falls back the same way.
+#[test]
+fn a_lowercase_dockerfile_is_found_without_f() {
+    let env = Env::new();
+    let ctx = env.context(
+        "lower",
+        &[
+            ("dockerfile", "FROM scratch\nCOPY a.txt /lower.txt\n"),
+            ("a.txt", "a\n"),
+        ],
+    );
+    env.build_ok(&ctx, &["-t", "lower:1"]);
+    let df = ctx.join("Dockerfile");
+    env.build_ok(&ctx, &["-f", df.to_str().unwrap(), "-t", "lower:2"]);
+    let layers = image_layers(&env, "lower:1");
+    assert!(
+        layers.iter().flatten().any(|e| e.0 == "lower.txt"),
+        "{layers:?}"
+    );
+}
+
+/// BuildKit's config of `FROM scratch` has `WorkingDir` `/` (and the default PATH), so an image
+/// with no WORKDIR still says where its processes start.
+#[test]
+fn a_scratch_image_works_in_the_root_directory() {
+    let env = Env::new();
+    let ctx = env.context(
+        "wd",
+        &[
+            ("Dockerfile", "FROM scratch\nCOPY a.txt /\n"),
+            ("a.txt", "a\n"),
+        ],
+    );
+    env.build_ok(&ctx, &["-t", "wd:1"]);
+    let v = env.inspect("wd:1");
+    assert_eq!(v["config"]["WorkingDir"], "/", "{v:#}");
+}

@@ -49,7 +49,8 @@ fn push_then_pull_round_trip_keeps_digests() {
         "nothing should be uploaded again:\n{log}"
     );
     if have("skopeo") {
-        let out = std::process::Command::new("skopeo")
+        let out = a
+            .skopeo()
             .args(["inspect", "--tls-verify=false", &format!("docker://{name}")])
             .output()
             .unwrap();

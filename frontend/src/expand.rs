@@ -51,7 +51,11 @@ impl Expander<'_> {
     /// Expands an unquoted-delimiter heredoc body like BuildKit: quotes are literal, but `$`
     /// expansions and `\` escapes apply (always with `\`, whatever the escape directive).
     fn heredocs(&mut self, docs: &[Heredoc]) -> Result<Vec<Heredoc>, FrontendError> {
-        let body_lexer = Lexer::new('\\').with_skip_process_quotes(true);
+        let body_lexer = self
+            .lexer
+            .clone()
+            .with_escape('\\')
+            .with_skip_process_quotes(true);
         docs.iter()
             .map(|doc| {
                 if !doc.expand {

@@ -7,9 +7,23 @@
 //! parameters are recognised as names but are never set, exactly like BuildKit.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::ShellError;
-use crate::shell_pattern::Pattern;
+use crate::shell_pattern::{OverBudget, Pattern, Work};
+
+/// The longest word substitutions may produce (1 MiB). BuildKit's lexer has no limit of its
+/// own, so `ENV A=${A}${A}` repeated forty times grew until memory ran out; a real value is far
+/// smaller: Linux refuses any single environment string over `MAX_ARG_STRLEN` (128 KiB) to a
+/// RUN step, and this leaves eight times that for labels and file contents.
+pub const MAX_WORD_BYTES: usize = 1 << 20;
+
+/// The most expansion work one [`Lexer`] (and its clones: the whole Dockerfile, for the
+/// builder) may do: bytes produced by substitutions at every nesting level, plus pattern
+/// matching steps of `${v#p}`, `${v%p}` and `${v/p/r}` (64 Mi). Caps the total that many words
+/// just under [`MAX_WORD_BYTES`] could add up to, in memory and in time.
+pub const MAX_EXPANSION_WORK: usize = 64 << 20;
 
 /// Where variable values come from. Implemented for the common map types and for ordered
 /// `(name, value)` lists, where the last entry for a name wins (like an image's `Env`).
@@ -44,14 +58,16 @@ impl EnvLookup for Vec<(String, String)> {
     }
 }
 
-/// The word lexer. Cheap to copy; holds only the escape character and mode switches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The word lexer: the escape character, mode switches, and the expansion work budget
+/// ([`MAX_EXPANSION_WORK`]) that it and its clones share.
+#[derive(Clone, Debug)]
 pub struct Lexer {
     escape: char,
     raw_quotes: bool,
     raw_escapes: bool,
     skip_unset_env: bool,
     skip_process_quotes: bool,
+    work_done: Arc<AtomicUsize>,
 }
 
 impl Default for Lexer {
@@ -69,11 +85,23 @@ impl Lexer {
             raw_escapes: false,
             skip_unset_env: false,
             skip_process_quotes: false,
+            work_done: Arc::new(AtomicUsize::new(0)),
         }
     }
 
     pub fn escape(&self) -> char {
         self.escape
+    }
+
+    /// Another escape character (the budget stays shared).
+    pub fn with_escape(mut self, escape: char) -> Lexer {
+        self.escape = escape;
+        self
+    }
+
+    /// Expansion work spent so far by this lexer and its clones.
+    pub fn work_done(&self) -> usize {
+        self.work_done.load(Ordering::Relaxed)
     }
 
     /// Keep quote characters in the output (they still group words).
@@ -183,6 +211,9 @@ struct ShellWord<'a> {
     referenced: BTreeSet<String>,
     /// How many `${...}` are open around the current position (see [`MAX_NESTING`]).
     depth: usize,
+    /// Length of the word as written: literal text may be longer than [`MAX_WORD_BYTES`],
+    /// substitutions may not make a word longer than both.
+    max_len: usize,
 }
 
 /// The deepest `${...}` nesting accepted. Each level recurses through the lexer, so without a
@@ -202,6 +233,47 @@ impl<'a> ShellWord<'a> {
             env,
             referenced: BTreeSet::new(),
             depth: 0,
+            max_len: MAX_WORD_BYTES.max(word.len()),
+        }
+    }
+
+    /// Charges `amount` to the lexer's shared budget.
+    fn spend(&self, amount: usize) -> Result<(), ShellError> {
+        let before = self.lexer.work_done.fetch_add(amount, Ordering::Relaxed);
+        if before.saturating_add(amount) > MAX_EXPANSION_WORK {
+            return Err(too_much_work());
+        }
+        Ok(())
+    }
+
+    /// Fails once substitutions have made a word longer than allowed.
+    fn check_len(&self, len: usize) -> Result<(), ShellError> {
+        if len > self.max_len {
+            return Err(word_too_long());
+        }
+        Ok(())
+    }
+
+    /// A budget for one pattern operation: what is left of the lexer's.
+    fn pattern_work(&self) -> Work {
+        Work {
+            steps_left: MAX_EXPANSION_WORK.saturating_sub(self.lexer.work_done()),
+            max_len: self.max_len,
+        }
+    }
+
+    /// Charges what a pattern operation spent; maps running out to the user-facing errors.
+    fn settle(
+        &self,
+        start: usize,
+        work: Work,
+        result: Result<String, OverBudget>,
+    ) -> Result<String, ShellError> {
+        self.spend(start.saturating_sub(work.steps_left))?;
+        match result {
+            Ok(v) => Ok(v),
+            Err(OverBudget::Steps) => Err(too_much_work()),
+            Err(OverBudget::Length) => Err(word_too_long()),
         }
     }
 
@@ -244,11 +316,13 @@ impl<'a> ShellWord<'a> {
                         self.process_double_quote()?
                     };
                     result.push_str(&quoted);
+                    self.check_len(result.len())?;
                     words.add_raw_string(&quoted);
                 }
                 '$' => {
                     let value = self.process_dollar()?;
                     result.push_str(&value);
+                    self.check_len(result.len())?;
                     words.add_string(&value);
                 }
                 _ => {
@@ -323,7 +397,10 @@ impl<'a> ShellWord<'a> {
                     }
                     return Ok(out);
                 }
-                Some('$') => out.push_str(&self.process_dollar()?),
+                Some('$') => {
+                    out.push_str(&self.process_dollar()?);
+                    self.check_len(out.len())?;
+                }
                 Some(ch) => {
                     self.pos += 1;
                     if ch == self.lexer.escape {
@@ -370,7 +447,16 @@ impl<'a> ShellWord<'a> {
         name
     }
 
+    /// A `$` substitution; what it produces is charged to the budget and length-checked, at
+    /// every nesting level (`${A:-${B}${B}}` builds `${B}${B}` even when it is discarded).
     fn process_dollar(&mut self) -> Result<String, ShellError> {
+        let value = self.process_dollar_unchecked()?;
+        self.spend(value.len())?;
+        self.check_len(value.len())?;
+        Ok(value)
+    }
+
+    fn process_dollar_unchecked(&mut self) -> Result<String, ShellError> {
         self.pos += 1; // '$'
         if self.peek() != Some('{') {
             let name = self.process_name();
@@ -466,11 +552,14 @@ impl<'a> ShellWord<'a> {
                     word.remove(0);
                 }
                 let pattern = Pattern::new(&word).map_err(|e| bad_pattern(&word, &e))?;
-                Ok(if c == '#' {
-                    pattern.trim_prefix(&value, longest)
+                let mut work = self.pattern_work();
+                let start = work.steps_left;
+                let trimmed = if c == '#' {
+                    pattern.trim_prefix(&value, longest, &mut work)
                 } else {
-                    pattern.trim_suffix(&value, longest)
-                })
+                    pattern.trim_suffix(&value, longest, &mut work)
+                };
+                self.settle(start, work, trimmed)
             }
             _ => Err(unsupported(op)),
         }
@@ -499,7 +588,10 @@ impl<'a> ShellWord<'a> {
             return Ok(format!("${{{name}{slash}{pattern}/{replacement}}}"));
         }
         let compiled = Pattern::new(&pattern).map_err(|e| bad_pattern(&pattern, &e))?;
-        Ok(compiled.replace(&value.unwrap_or_default(), &replacement, all))
+        let mut work = self.pattern_work();
+        let start = work.steps_left;
+        let replaced = compiled.replace(&value.unwrap_or_default(), &replacement, all, &mut work);
+        self.settle(start, work, replaced)
     }
 
     /// Processes up to a closing character inside `${...}`; running out of input is a missing `}`.
@@ -516,6 +608,18 @@ impl<'a> ShellWord<'a> {
             }
         })
     }
+}
+
+fn word_too_long() -> ShellError {
+    ShellError::new(format!(
+        "expansion too large: substitutions make this word longer than {MAX_WORD_BYTES} bytes (1 MiB)"
+    ))
+}
+
+fn too_much_work() -> ShellError {
+    ShellError::new(format!(
+        "expansion too large: variable substitutions in this Dockerfile exceed {MAX_EXPANSION_WORK} bytes and pattern steps (64 MiB)"
+    ))
 }
 
 fn unsupported(op: &str) -> ShellError {

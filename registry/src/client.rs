@@ -32,6 +32,9 @@ pub struct ClientConfig {
     pub chunk_size: u64,
     pub retry: RetryPolicy,
     pub timeouts: Timeouts,
+    /// Fixed addresses for host names, as curl's `--resolve`: the name still decides TLS, the
+    /// credential rules and what is shown, but no DNS is asked.
+    pub resolve: Vec<(String, std::net::SocketAddr)>,
 }
 
 impl Default for ClientConfig {
@@ -43,6 +46,7 @@ impl Default for ClientConfig {
             chunk_size: DEFAULT_CHUNK_SIZE,
             retry: RetryPolicy::default(),
             timeouts: Timeouts::default(),
+            resolve: Vec::new(),
         }
     }
 }
@@ -93,6 +97,7 @@ impl Client {
             cfg.insecure.clone(),
             cfg.docker_config_dir.clone(),
             cfg.timeouts,
+            &cfg.resolve,
         )?;
         transport.retry = cfg.retry;
         Ok(Client {
@@ -137,6 +142,14 @@ impl Client {
             .await?;
         if !resp.status().is_success() {
             return Err(status_err(resp, &Method::GET).await);
+        }
+        // An anonymous token passes `/v2/` on many registries: that proves nothing about
+        // credentials the realm rule kept back, so login must not report success.
+        if let Some(withheld) = self.transport.withheld(registry) {
+            return Err(RegistryError::Unauthorized {
+                registry: registry.to_string(),
+                detail: format!("the credentials could not be checked: {withheld}"),
+            });
         }
         Ok(())
     }

@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use crate::auth::challenge::Challenge;
 use crate::auth::credentials::{self, Credential};
+use crate::auth::realm::{Withheld, may_send_credentials};
 use crate::auth::session::{DEFAULT_TOKEN_LIFETIME, TokenCache, scope_key};
 use crate::error::RegistryError;
 use crate::reference::DOCKER_HUB;
@@ -45,6 +46,9 @@ pub(crate) struct Transport {
     endpoints: Mutex<HashMap<String, Endpoint>>,
     tokens: TokenCache,
     credentials: Mutex<HashMap<String, Option<Credential>>>,
+    /// Registries whose credentials were kept from their token realm, and why: an
+    /// authorization failure then says so.
+    withheld: Mutex<HashMap<String, Withheld>>,
     token_fetch: tokio::sync::Mutex<()>,
     pub(crate) retry: RetryPolicy,
 }
@@ -68,8 +72,16 @@ impl Default for Timeouts {
     }
 }
 
-fn build_client(lax: bool, timeouts: Timeouts) -> Result<reqwest::Client, RegistryError> {
-    reqwest::Client::builder()
+fn build_client(
+    lax: bool,
+    timeouts: Timeouts,
+    resolve: &[(String, std::net::SocketAddr)],
+) -> Result<reqwest::Client, RegistryError> {
+    resolve
+        .iter()
+        .fold(reqwest::Client::builder(), |b, (host, addr)| {
+            b.resolve(host, *addr)
+        })
         .user_agent(USER_AGENT)
         .connect_timeout(timeouts.connect)
         .read_timeout(timeouts.read)
@@ -145,15 +157,17 @@ impl Transport {
         insecure: Vec<String>,
         config_dir: Option<PathBuf>,
         timeouts: Timeouts,
+        resolve: &[(String, std::net::SocketAddr)],
     ) -> Result<Transport, RegistryError> {
         Ok(Transport {
-            strict: build_client(false, timeouts)?,
-            lax: build_client(true, timeouts)?,
+            strict: build_client(false, timeouts, resolve)?,
+            lax: build_client(true, timeouts, resolve)?,
             insecure,
             config_dir: credentials::config_dir(config_dir.as_deref()),
             endpoints: Mutex::default(),
             tokens: TokenCache::default(),
             credentials: Mutex::default(),
+            withheld: Mutex::default(),
             token_fetch: tokio::sync::Mutex::new(()),
             retry: RetryPolicy::default(),
         })
@@ -303,10 +317,23 @@ impl Transport {
         self.check_server_error(resp, method).await
     }
 
+    /// Why the credentials for `registry` were kept from its token realm, if they were.
+    pub(crate) fn withheld(&self, registry: &str) -> Option<Withheld> {
+        self.withheld
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(registry)
+            .cloned()
+    }
+
     fn unauthorized(&self, registry: &str, detail: &str) -> RegistryError {
+        let withheld = self
+            .withheld(registry)
+            .map(|w| format!(" ({w})"))
+            .unwrap_or_default();
         RegistryError::Unauthorized {
             registry: registry.to_string(),
-            detail: detail.to_string(),
+            detail: format!("{detail}{withheld}"),
         }
     }
 
@@ -418,6 +445,19 @@ impl Transport {
         cred: Option<&Credential>,
     ) -> Result<(String, Duration), RegistryError> {
         let client = self.client(ep);
+        // A realm may be anywhere the registry says: credentials go only where the rule in
+        // `auth::realm` allows, else the token is asked for anonymously.
+        let cred = match cred.map(|c| (c, may_send_credentials(&ep.base, realm, &self.insecure))) {
+            Some((c, Ok(()))) => Some(c),
+            Some((_, Err(withheld))) => {
+                self.withheld
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(registry.to_string(), withheld);
+                None
+            }
+            None => None,
+        };
         let req = match cred {
             Some(Credential::IdentityToken(refresh)) => {
                 let mut form = vec![
@@ -533,6 +573,7 @@ mod tests {
             vec!["my.reg".into(), "other:5000".into()],
             None,
             Timeouts::default(),
+            &[],
         )
         .unwrap();
         assert!(t.allows_plain_http("my.reg:443"));

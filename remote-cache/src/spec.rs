@@ -59,14 +59,46 @@ impl ExportSpec {
     }
 }
 
-fn pairs(spec: &str) -> BTreeMap<String, String> {
-    spec.split(',')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
+/// The `key=value` pairs; a key given twice is refused (which one would win is a guess).
+fn pairs(flag: &str, spec: &str) -> Result<BTreeMap<String, String>, RemoteCacheError> {
+    let mut out = BTreeMap::new();
+    for p in spec.split(',').filter(|p| !p.is_empty()) {
+        let (k, v) = match p.split_once('=') {
             Some((k, v)) => (k.trim().to_string(), v.trim().to_string()),
             None => (p.trim().to_string(), String::new()),
-        })
-        .collect()
+        };
+        if out.contains_key(&k) {
+            return Err(bad(flag, spec, format!("{k} is given twice")));
+        }
+        out.insert(k, v);
+    }
+    Ok(out)
+}
+
+/// Every key must be one this type implements: buildx knows more (`compression`,
+/// `oci-mediatypes`, `image-manifest`, `mounts`...), and accepting one without its effect would
+/// let a build pass while doing something other than what was asked.
+fn known_keys(
+    flag: &str,
+    spec: &str,
+    kv: &BTreeMap<String, String>,
+    kind: &str,
+    allowed: &[&str],
+) -> Result<(), RemoteCacheError> {
+    match kv
+        .keys()
+        .find(|k| k.as_str() != "type" && !allowed.contains(&k.as_str()))
+    {
+        Some(key) => Err(bad(
+            flag,
+            spec,
+            format!(
+                "key {key:?} is not supported for type={kind} (it takes {})",
+                allowed.join(", ")
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 fn bad(flag: &str, spec: &str, msg: impl std::fmt::Display) -> RemoteCacheError {
@@ -98,7 +130,7 @@ fn required<'a>(
 
 pub fn parse_cache_to(spec: &str) -> Result<ExportSpec, RemoteCacheError> {
     const FLAG: &str = "--cache-to";
-    let kv = pairs(spec);
+    let kv = pairs(FLAG, spec)?;
     let mode = match kv.get("mode").map(String::as_str) {
         None | Some("min") => Mode::Min,
         Some("max") => Mode::Max,
@@ -110,15 +142,29 @@ pub fn parse_cache_to(spec: &str) -> Result<ExportSpec, RemoteCacheError> {
         Some(other) => return Err(bad(FLAG, spec, format!("ignore-error={other}"))),
     };
     let target = match kv.get("type").map(String::as_str) {
-        Some("local") => ExportTarget::Local(required(FLAG, spec, &kv, "dest", "local")?.into()),
+        Some("local") => {
+            known_keys(FLAG, spec, &kv, "local", &["dest", "mode", "ignore-error"])?;
+            ExportTarget::Local(required(FLAG, spec, &kv, "dest", "local")?.into())
+        }
         Some("registry") => {
+            known_keys(
+                FLAG,
+                spec,
+                &kv,
+                "registry",
+                &["ref", "mode", "ignore-error"],
+            )?;
             let name = required(FLAG, spec, &kv, "ref", "registry")?;
             ExportTarget::Registry(reference(FLAG, spec, name)?)
         }
         Some("inline") if mode == Mode::Max => {
             return Err(bad(FLAG, spec, "type=inline only supports mode=min"));
         }
-        Some("inline") => ExportTarget::Inline,
+        Some("inline") => {
+            // ignore-error is not here: embedding inline cache is part of writing the image.
+            known_keys(FLAG, spec, &kv, "inline", &["mode"])?;
+            ExportTarget::Inline
+        }
         Some(other) => {
             return Err(bad(
                 FLAG,
@@ -140,12 +186,16 @@ pub fn parse_cache_from(spec: &str) -> Result<ImportSpec, RemoteCacheError> {
     if !spec.contains('=') {
         return Ok(ImportSpec::Registry(reference(FLAG, spec, spec)?));
     }
-    let kv = pairs(spec);
+    let kv = pairs(FLAG, spec)?;
     match kv.get("type").map(String::as_str) {
-        Some("local") => Ok(ImportSpec::Local(
-            required(FLAG, spec, &kv, "src", "local")?.into(),
-        )),
+        Some("local") => {
+            known_keys(FLAG, spec, &kv, "local", &["src"])?;
+            Ok(ImportSpec::Local(
+                required(FLAG, spec, &kv, "src", "local")?.into(),
+            ))
+        }
         Some("registry") => {
+            known_keys(FLAG, spec, &kv, "registry", &["ref"])?;
             let name = required(FLAG, spec, &kv, "ref", "registry")?;
             Ok(ImportSpec::Registry(reference(FLAG, spec, name)?))
         }

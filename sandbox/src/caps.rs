@@ -59,7 +59,13 @@ pub fn drop_bounding_set() -> Result<(), InitError> {
             }
         }
     }
-    // SAFETY: as above.
+    clear_ambient()
+}
+
+/// Ambient capabilities would survive execve into a non-root payload; neither docker's default
+/// nor its privileged mode gives any.
+pub fn clear_ambient() -> Result<(), InitError> {
+    // SAFETY: prctl with integer arguments only.
     let rc = unsafe {
         libc::prctl(
             libc::PR_CAP_AMBIENT,

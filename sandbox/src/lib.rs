@@ -59,7 +59,8 @@ pub use protocol::INIT_MARKER;
 pub use rootpath::{resolve_in_root, resolve_in_root_with};
 pub use run::{Sandbox, run, run_with_report, spawn};
 pub use spec::{
-    ExitStatus, ExtraHost, MountKind, MountSpec, Network, RunReport, RunSpec, Stdio, Ulimit,
+    ExitStatus, ExtraHost, MountKind, MountSpec, Network, RunReport, RunSpec, Security, Stdio,
+    Ulimit,
 };
 pub use stubs::remove_mount_stubs;
 pub use user::{ResolvedUser, UserError, resolve_user};

@@ -14,7 +14,7 @@ use nix::unistd::{Gid, Uid};
 
 use crate::init::{InitError, send};
 use crate::protocol::{InitMessage, InitSpec};
-use crate::spec::Network;
+use crate::spec::{Network, Security};
 use crate::user::resolve_user;
 use crate::{caps, mounts, netns};
 
@@ -49,12 +49,24 @@ pub(crate) fn container_main(
     let exe = find_executable(arg0, &env)?;
     // While the init may still raise limits (as root on the host; rootless, only lower them).
     set_ulimits(&spec.ulimits)?;
-    caps::drop_bounding_set()?;
+    match spec.security {
+        Security::Sandbox => caps::drop_bounding_set()?,
+        Security::Insecure => caps::clear_ambient()?,
+    }
     switch_user(user.uid, user.gid, &user.supplementary_gids)?;
-    caps::set_docker_caps()?;
-    // SAFETY: prctl with integer arguments only.
-    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-        return Err(InitError::last_os("PR_SET_NO_NEW_PRIVS").into());
+    match spec.security {
+        Security::Sandbox => {
+            caps::set_docker_caps()?;
+            // SAFETY: prctl with integer arguments only.
+            if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+                return Err(InitError::last_os("PR_SET_NO_NEW_PRIVS").into());
+            }
+        }
+        // Granted by `--allow security.insecure`: the bounding set stayed whole and nothing
+        // clamps execve, so a root payload gets every capability the init holds (all of them
+        // in its user namespace) and setuid binaries and file capabilities work again; a
+        // non-root USER gets none, as under docker --privileged.
+        Security::Insecure => {}
     }
     // Changing uid/gid cleared the parent-death signal; arm it again for the payload.
     set_parent_death_signal()?;

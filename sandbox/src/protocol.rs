@@ -22,6 +22,7 @@ pub struct InitSpec {
     pub user: String,
     pub hostname: String,
     pub network: Network,
+    pub security: crate::spec::Security,
     pub mounts: Vec<MountSpec>,
     /// Bytes of /dev/shm; None for docker's 64 MiB.
     pub shm_size: Option<u64>,

@@ -21,6 +21,8 @@ pub struct RunSpec {
     /// Set in the sandbox's own UTS namespace; empty keeps the caller's hostname value.
     pub hostname: String,
     pub network: Network,
+    /// `RUN --security=`: docker's default capabilities and no_new_privs, or every capability.
+    pub security: Security,
     /// Extra /etc/hosts entries (`--add-host`), after localhost.
     pub extra_hosts: Vec<ExtraHost>,
     /// Bytes of the /dev/shm tmpfs (`--shm-size`); None for docker's 64 MiB.
@@ -42,6 +44,18 @@ pub enum Network {
     Host,
     /// A new, empty network namespace with only `lo`, which is brought up.
     None,
+}
+
+/// The privileges of the payload.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Security {
+    /// docker's default 14 capabilities (for root; none for other users), `no_new_privs` set.
+    #[default]
+    Sandbox,
+    /// `RUN --security=insecure` (granted by `--allow security.insecure`): the bounding set
+    /// is left whole and `no_new_privs` unset, so root gets every capability the init holds
+    /// (all of them inside its user namespace), and setuid and file capabilities work again.
+    Insecure,
 }
 
 /// One `--add-host NAME:ADDRESS` entry: a line of the sandbox's /etc/hosts.

@@ -54,6 +54,8 @@ pub struct BuildRequest {
     pub max_parallel: usize,
     /// `--memory`/`--cpus`/`--pids-limit` for every RUN step (not part of cache keys, as in docker).
     pub limits: builder_sandbox::ResourceLimits,
+    /// `--allow`: privileges RUN steps may ask for (not part of cache keys).
+    pub entitlements: crate::convert::Entitlements,
 }
 
 #[derive(Debug)]
@@ -112,6 +114,7 @@ pub fn build(
         build_contexts: req.build_contexts.clone(),
         shm_size: req.shm_size,
         ulimits: req.ulimits.clone(),
+        entitlements: req.entitlements,
     };
     let converted = convert(&dockerfile, &options, resolver)?;
     if !converted.unused_build_args.is_empty() {

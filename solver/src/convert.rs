@@ -13,6 +13,7 @@ use builder_frontend::{
     KeyValue, Run, Stage,
 };
 
+use crate::chmod::Chmod;
 use crate::graph::{
     BuildGraph, CacheSeed, CopyAction, ExecMount, ExecMountKind, ExecOp, FileAction, FileOp,
     ImageSource, NetworkMode, Op, SecretEnv, Vertex, VertexId,
@@ -88,6 +89,34 @@ pub struct ConvertOptions {
     pub shm_size: Option<u64>,
     /// `build --ulimit`: resource limits of RUN steps.
     pub ulimits: Vec<builder_sandbox::Ulimit>,
+    /// `build --allow`: what `RUN --security=insecure` and `RUN --network=host` need.
+    pub entitlements: Entitlements,
+}
+
+/// BuildKit's entitlements, granted with `build --allow NAME`. Not part of any cache key: they
+/// only decide whether a step that asks for the privilege may run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Entitlements {
+    /// `network.host`: `RUN --network=host`.
+    pub network_host: bool,
+    /// `security.insecure`: `RUN --security=insecure`.
+    pub security_insecure: bool,
+}
+
+impl Entitlements {
+    /// Adds one `--allow` value; unknown names are refused, as buildx does.
+    pub fn allow(&mut self, name: &str) -> Result<(), String> {
+        match name {
+            "network.host" => self.network_host = true,
+            "security.insecure" => self.security_insecure = true,
+            other => {
+                return Err(format!(
+                    "--allow {other:?}: unknown entitlement (builder knows network.host and security.insecure)"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What a `--build-context` name stands for.
@@ -133,7 +162,8 @@ impl BuildContext {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConvertError {
-    #[error("{0}")]
+    // Transparent: with "{0}" and #[from] (a source) the message printed twice in a chain.
+    #[error(transparent)]
     Frontend(#[from] FrontendError),
     #[error("{file}:{line}: {message}")]
     At {
@@ -151,6 +181,11 @@ pub enum ConvertError {
     },
     #[error("{0}")]
     General(String),
+    /// Internal: the stage with this index must be converted before the current one can go
+    /// on. Raised and consumed inside [`convert`]; it never reaches a caller.
+    #[doc(hidden)]
+    #[error("stage {0} is needed first")]
+    NeedsStage(usize),
 }
 
 /// The converted build: the graph, the target stage's vertex and image config, and which history
@@ -191,8 +226,10 @@ pub fn convert(
         .filter(|k| {
             !converter.consumed_args.contains(*k)
                 && !PROXY_ARGS.contains(&k.as_str())
-                // Consumed by the builder itself (image and layer times), as in BuildKit.
+                // Consumed by the builder itself (image and layer times; RUN's host name), as
+                // in BuildKit.
                 && k.as_str() != "SOURCE_DATE_EPOCH"
+                && k.as_str() != SANDBOX_HOSTNAME_ARG
         })
         .cloned()
         .collect();
@@ -204,6 +241,9 @@ pub fn convert(
         stage_steps,
     })
 }
+
+/// The build arg that names RUN steps' host, read by the builder rather than the Dockerfile.
+const SANDBOX_HOSTNAME_ARG: &str = "BUILDKIT_SANDBOX_HOSTNAME";
 
 /// Variables visible while expanding an instruction: the stage's ENV first, then its ARGs
 /// (docker: an ENV always wins over an ARG of the same name).
@@ -239,6 +279,8 @@ struct Converter<'a> {
     /// Global ARGs (before the first FROM) with their values, plus the automatic platform ARGs.
     meta_args: Vec<(String, String)>,
     stages: HashMap<usize, StageState>,
+    /// Each stage name with the index of the first stage of that name.
+    stage_names: HashMap<&'a str, usize>,
     context: Option<VertexId>,
     named_contexts: HashMap<String, VertexId>,
     images: HashMap<String, VertexId>,
@@ -258,14 +300,20 @@ impl<'a> Converter<'a> {
             resolver,
             lexer: Lexer::new(dockerfile.escape),
             graph: BuildGraph::new(),
-            meta_args: platform_args(&platform),
+            meta_args: automatic_args(&platform, options.target.as_deref()),
             platform,
             stages: HashMap::new(),
+            stage_names: HashMap::new(),
             context: None,
             named_contexts: HashMap::new(),
             images: HashMap::new(),
             consumed_args: BTreeSet::new(),
         };
+        for (index, stage) in dockerfile.stages.iter().enumerate() {
+            if let Some(name) = stage.name.as_deref() {
+                converter.stage_names.entry(name).or_insert(index);
+            }
+        }
         converter.evaluate_meta_args()?;
         Ok(converter)
     }
@@ -346,28 +394,67 @@ impl<'a> Converter<'a> {
     }
 
     /// The stage a `FROM`/`--from` name refers to, among the stages defined before `before`.
+    /// Looked up by name, not by scanning the stages before `before`: with one lookup per
+    /// stage, that scan made a 10,000-stage chain quadratic.
     fn stage_by_ref(&self, name: &str, before: usize) -> Option<usize> {
-        let lower = name.to_lowercase();
-        let by_name = self.dockerfile.stages[..before]
-            .iter()
-            .position(|s| s.name.as_deref() == Some(lower.as_str()));
+        let by_name = self
+            .stage_names
+            .get(name.to_lowercase().as_str())
+            .copied()
+            .filter(|i| *i < before);
         by_name.or_else(|| name.parse::<usize>().ok().filter(|i| *i < before))
     }
 
+    /// Converts stage `index` and every stage it depends on (`FROM stage`, `COPY --from`,
+    /// `RUN --mount=from=`). The dependencies are walked with an explicit stack of suspended
+    /// stages, not the call stack: a chain of thousands of stages (each `FROM` the previous
+    /// one, or `COPY --from` it) used to recurse once per stage and overflow the main thread's
+    /// stack. A stage that meets a stage not converted yet stops before that instruction
+    /// changes anything ([`ConvertError::NeedsStage`]), the dependency is pushed, and the stage
+    /// resumes at the same instruction once it is done.
     fn stage(&mut self, index: usize) -> Result<StageOutput, ConvertError> {
-        match self.stages.get(&index) {
-            Some(StageState::Done(out)) => return Ok((**out).clone()),
-            Some(StageState::InProgress) => {
-                let line = self.dockerfile.stages[index].location.start_line;
-                return Err(self.error(line, "circular dependency between stages"));
-            }
-            None => {}
+        if let Some(out) = self.finished_stage(index) {
+            return Ok(out);
         }
         self.stages.insert(index, StageState::InProgress);
-        let out = self.convert_stage(index)?;
-        self.stages
-            .insert(index, StageState::Done(Box::new(out.clone())));
-        Ok(out)
+        let mut stack = vec![PendingStage::new(index)];
+        while let Some(top) = stack.last_mut() {
+            match self.advance_stage(top) {
+                Ok(out) => {
+                    let done = top.index;
+                    stack.pop();
+                    self.stages.insert(done, StageState::Done(Box::new(out)));
+                }
+                Err(ConvertError::NeedsStage(dep)) => {
+                    // Stages only name earlier stages, so this cannot happen; kept so a
+                    // mistake here is an error rather than an endless loop.
+                    if self.stages.contains_key(&dep) {
+                        let line = self.dockerfile.stages[dep].location.start_line;
+                        return Err(self.error(line, "circular dependency between stages"));
+                    }
+                    self.stages.insert(dep, StageState::InProgress);
+                    stack.push(PendingStage::new(dep));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.finished_stage(index).ok_or_else(|| {
+            ConvertError::General(format!("internal error: stage {index} was not converted"))
+        })
+    }
+
+    fn finished_stage(&self, index: usize) -> Option<StageOutput> {
+        match self.stages.get(&index) {
+            Some(StageState::Done(out)) => Some((**out).clone()),
+            _ => None,
+        }
+    }
+
+    /// The output of a stage another one depends on, or [`ConvertError::NeedsStage`] when it
+    /// has not been converted yet (see [`Converter::stage`]).
+    fn dependency(&self, index: usize) -> Result<StageOutput, ConvertError> {
+        self.finished_stage(index)
+            .ok_or(ConvertError::NeedsStage(index))
     }
 
     /// Every step of a stage adds a layer history entry, so those list the stage's steps.
@@ -455,7 +542,13 @@ impl<'a> Converter<'a> {
         v
     }
 
-    fn convert_stage(&mut self, index: usize) -> Result<StageOutput, ConvertError> {
+    /// The start of a stage: its base (which may be another stage, then
+    /// [`ConvertError::NeedsStage`] until that one is done) and the base image's ONBUILD
+    /// triggers, which run first and are not inherited further.
+    fn start_stage(
+        &mut self,
+        index: usize,
+    ) -> Result<(StageBuild, Vec<Instruction>), ConvertError> {
         let stage: &'a Stage = &self.dockerfile.stages[index];
         let line = stage.location.start_line;
         let display_name = stage
@@ -496,7 +589,7 @@ impl<'a> Converter<'a> {
             });
             (v, ImageSpec::scratch(platform.clone()))
         } else if let Some(parent) = self.stage_by_ref(&base, index) {
-            let out = self.stage(parent)?;
+            let out = self.dependency(parent)?;
             (out.vertex, out.spec)
         } else {
             let image = self.resolve_image(&base, line, &platform)?;
@@ -513,26 +606,58 @@ impl<'a> Converter<'a> {
             step: 0,
             total_steps: stage.instructions.len(),
         };
-        // Triggers of the base image run first, and are not inherited further.
-        let triggers = std::mem::take(&mut state.spec.on_build);
-        for trigger in triggers {
-            let inst = builder_frontend::parse_onbuild_trigger(&trigger, self.dockerfile.escape)
-                .map_err(|e| self.error(line, format!("ONBUILD trigger {trigger:?}: {e}")))?;
-            let inst = Instruction {
-                location: stage.location,
-                ..inst
-            };
-            self.dispatch(&mut state, &inst)?;
+        let triggers = std::mem::take(&mut state.spec.on_build)
+            .into_iter()
+            .map(|trigger| {
+                let inst =
+                    builder_frontend::parse_onbuild_trigger(&trigger, self.dockerfile.escape)
+                        .map_err(|e| {
+                            self.error(line, format!("ONBUILD trigger {trigger:?}: {e}"))
+                        })?;
+                Ok(Instruction {
+                    location: stage.location,
+                    ..inst
+                })
+            })
+            .collect::<Result<Vec<_>, ConvertError>>()?;
+        Ok((state, triggers))
+    }
+
+    /// Runs a stage's remaining triggers and instructions; stops (to be resumed) with
+    /// [`ConvertError::NeedsStage`] at the first one that needs an unconverted stage.
+    fn advance_stage(&mut self, pending: &mut PendingStage) -> Result<StageOutput, ConvertError> {
+        if pending.build.is_none() {
+            let (build, triggers) = self.start_stage(pending.index)?;
+            pending.build = Some(build);
+            pending.triggers = triggers;
         }
-        for inst in &stage.instructions {
-            state.step += 1;
-            self.dispatch(&mut state, inst)?;
+        let stage: &'a Stage = &self.dockerfile.stages[pending.index];
+        let PendingStage {
+            build: Some(st),
+            triggers,
+            next_trigger,
+            next,
+            ..
+        } = pending
+        else {
+            return Err(ConvertError::General(
+                "internal error: stage conversion lost its state".into(),
+            ));
+        };
+        while let Some(inst) = triggers.get(*next_trigger) {
+            self.dispatch(st, inst)?;
+            *next_trigger += 1;
+        }
+        while let Some(inst) = stage.instructions.get(*next) {
+            st.step = *next + 1;
+            self.dispatch(st, inst)?;
+            *next += 1;
         }
         Ok(StageOutput {
-            name: state.name,
-            vertex: state.vertex,
-            spec: state.spec,
-            layer_history: state.layer_history,
+            name: st.name.clone(),
+            vertex: st.vertex,
+            spec: st.spec.clone(),
+            layer_history: st.layer_history.clone(),
         })
     }
 
@@ -665,7 +790,7 @@ impl<'a> Converter<'a> {
         line: usize,
     ) -> Result<(VertexId, bool), ConvertError> {
         if let Some(index) = self.stage_by_ref(from, st.index) {
-            return Ok((self.stage(index)?.vertex, false));
+            return Ok((self.dependency(index)?.vertex, false));
         }
         if let Some(BuildContext::Dir(_)) = self.options.build_contexts.get(from) {
             return Ok((self.named_context_vertex(from), true));
@@ -755,7 +880,7 @@ impl<'a> Converter<'a> {
             &add.heredocs,
             CopyFlags {
                 chown: add.chown.clone(),
-                chmod,
+                chmod: chmod.clone(),
                 unpack: true,
                 exclude: add.exclude.clone(),
                 from_context: true,
@@ -797,7 +922,7 @@ impl<'a> Converter<'a> {
                 &add.dest,
                 add.sources.len() + add.heredocs.len() > 1,
                 file,
-                chmod,
+                chmod.as_ref(),
                 add.chown.clone(),
             ));
         }
@@ -856,6 +981,7 @@ impl<'a> Converter<'a> {
             mounts.push(self.exec_mount(st, mount, &mut inputs, line)?);
         }
         name_ssh_sockets(&mut mounts, &mut env);
+        self.check_entitlements(run, line)?;
         let network = match run.network {
             builder_frontend::NetworkMode::None => NetworkMode::None,
             builder_frontend::NetworkMode::Host => NetworkMode::Host,
@@ -872,11 +998,16 @@ impl<'a> Converter<'a> {
             cwd,
             user: st.spec.user.clone(),
             network,
+            security: match run.security {
+                builder_frontend::Security::Sandbox => builder_sandbox::Security::Sandbox,
+                builder_frontend::Security::Insecure => builder_sandbox::Security::Insecure,
+            },
             mounts,
             secret_env,
             extra_hosts: self.options.extra_hosts.clone(),
             shm_size: self.options.shm_size,
             ulimits: self.options.ulimits.clone(),
+            hostname: self.options.build_args.get(SANDBOX_HOSTNAME_ARG).cloned(),
         });
         let prefix = if history_args.is_empty() {
             String::new()
@@ -892,6 +1023,25 @@ impl<'a> Converter<'a> {
         });
         st.vertex = v;
         st.push_layer_history(history, v);
+        Ok(())
+    }
+
+    /// A RUN asking for a privilege the user did not grant with `--allow` is refused, naming
+    /// the line and the flag, as BuildKit refuses a solve that needs a missing entitlement.
+    fn check_entitlements(&self, run: &Run, line: usize) -> Result<(), ConvertError> {
+        let granted = self.options.entitlements;
+        if run.security == builder_frontend::Security::Insecure && !granted.security_insecure {
+            return Err(self.error(
+                line,
+                "RUN --security=insecure needs the security.insecure entitlement: pass --allow security.insecure to grant it",
+            ));
+        }
+        if run.network == builder_frontend::NetworkMode::Host && !granted.network_host {
+            return Err(self.error(
+                line,
+                "RUN --network=host needs the network.host entitlement: pass --allow network.host to grant it",
+            ));
+        }
         Ok(())
     }
 
@@ -1031,6 +1181,30 @@ impl<'a> Converter<'a> {
 }
 
 /// Per-stage conversion state.
+/// A stage on [`Converter::stage`]'s stack: its state so far, and where to resume.
+struct PendingStage {
+    index: usize,
+    /// `None` until the base is known.
+    build: Option<StageBuild>,
+    /// The base image's ONBUILD triggers, run before the stage's own instructions.
+    triggers: Vec<Instruction>,
+    next_trigger: usize,
+    /// The next of the stage's own instructions to dispatch.
+    next: usize,
+}
+
+impl PendingStage {
+    fn new(index: usize) -> PendingStage {
+        PendingStage {
+            index,
+            build: None,
+            triggers: Vec::new(),
+            next_trigger: 0,
+            next: 0,
+        }
+    }
+}
+
 struct StageBuild {
     name: String,
     index: usize,
@@ -1116,7 +1290,7 @@ fn lines(inst: &Instruction) -> (usize, usize) {
 
 struct CopyFlags {
     chown: Option<String>,
-    chmod: Option<u32>,
+    chmod: Option<Chmod>,
     unpack: bool,
     exclude: Vec<String>,
     from_context: bool,
@@ -1172,7 +1346,10 @@ fn copy_actions(
         };
         actions.push(FileAction::Mkfile {
             path,
-            mode: flags.chmod.unwrap_or(0o644),
+            mode: flags
+                .chmod
+                .as_ref()
+                .map_or(0o644, |c| c.apply(0o644, false)),
             data,
             owner: flags.chown.clone(),
         });
@@ -1237,7 +1414,7 @@ fn fetched_action(
     dest: &str,
     several_sources: bool,
     file: RemoteFile,
-    chmod: Option<u32>,
+    chmod: Option<&Chmod>,
     chown: Option<String>,
 ) -> FileAction {
     let abs_dest = join_path(workdir, dest);
@@ -1249,21 +1426,14 @@ fn fetched_action(
     FileAction::Fetched {
         path,
         blob: file.digest,
-        mode: chmod.unwrap_or(0o600),
+        mode: chmod.map_or(0o600, |c| c.apply(0o600, false)),
         mtime: file.mtime,
         owner: chown,
     }
 }
 
-fn parse_chmod(chmod: Option<&str>) -> Result<Option<u32>, String> {
-    chmod
-        .map(|c| {
-            u32::from_str_radix(c, 8)
-                .ok()
-                .filter(|m| *m <= 0o7777)
-                .ok_or_else(|| format!("invalid --chmod={c}: expected an octal mode such as 0755"))
-        })
-        .transpose()
+fn parse_chmod(chmod: Option<&str>) -> Result<Option<Chmod>, String> {
+    chmod.map(Chmod::parse).transpose()
 }
 
 /// docker's path joining for WORKDIR and relative destinations: relative to the current dir,
@@ -1390,6 +1560,14 @@ fn validate_signal(signal: &str) -> Result<(), String> {
     }
 }
 
+/// The ARGs BuildKit defines by itself: the platform ones and `TARGETSTAGE` (the `--target`
+/// stage, `default` without one). Like global ARGs, a stage sees them once it declares them.
+fn automatic_args(p: &Platform, target: Option<&str>) -> Vec<(String, String)> {
+    let mut args = platform_args(p);
+    args.push(("TARGETSTAGE".into(), target.unwrap_or("default").into()));
+    args
+}
+
 fn platform_args(p: &Platform) -> Vec<(String, String)> {
     let variant = p.variant.clone().unwrap_or_default();
     let mut args = Vec::new();
@@ -1493,8 +1671,13 @@ mod tests {
     }
 
     #[test]
-    fn chmod_must_be_octal() {
-        assert_eq!(parse_chmod(Some("755")).unwrap(), Some(0o755));
-        assert!(parse_chmod(Some("u+x")).is_err());
+    fn chmod_is_octal_or_symbolic() {
+        assert_eq!(parse_chmod(Some("755")).unwrap(), Some(Chmod::Octal(0o755)));
+        assert!(matches!(
+            parse_chmod(Some("u+x")).unwrap(),
+            Some(Chmod::Symbolic(_))
+        ));
+        assert!(parse_chmod(Some("u+q")).is_err());
+        assert_eq!(parse_chmod(None).unwrap(), None);
     }
 }

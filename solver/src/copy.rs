@@ -16,6 +16,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
+use crate::chmod::Chmod;
 use crate::graph::CopyAction;
 use crate::rootpath::{clean_rel, clean_rel_path, resolve_in_root};
 use crate::source_tree::{Selected, SourceError, SourceTree, exclude_rules, excludes};
@@ -51,10 +52,10 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CopyError + '_ {
 
 /// What to apply to every entry written.
 #[derive(Clone, Copy, Debug)]
-pub struct Attributes {
+pub struct Attributes<'a> {
     /// `--chown`, or None to keep the source's (stage/image) or use 0:0 (context).
     pub owner: Option<Owner>,
-    pub chmod: Option<u32>,
+    pub chmod: Option<&'a Chmod>,
     /// Files from the context are owned by root in the image, whatever they are on the host.
     pub reset_owner: bool,
 }
@@ -63,7 +64,7 @@ pub fn copy(
     src: &SourceTree,
     action: &CopyAction,
     dest_root: &Path,
-    attrs: Attributes,
+    attrs: Attributes<'_>,
 ) -> Result<(), CopyError> {
     let exclude = exclude_rules(&action.exclude)?;
     // Each selected source, with how many leading components of its path --parents drops.
@@ -161,7 +162,7 @@ fn join_rel(base: &Path, rel: &Path) -> PathBuf {
 pub fn ensure_dir(
     root: &Path,
     rel: impl AsRef<Path>,
-    attrs: Attributes,
+    attrs: Attributes<'_>,
 ) -> Result<PathBuf, CopyError> {
     let rel = clean_rel_path(rel.as_ref());
     let mut current = PathBuf::new();
@@ -202,7 +203,7 @@ fn write_entry(
     src: &Path,
     meta: &Metadata,
     target: &Path,
-    attrs: Attributes,
+    attrs: Attributes<'_>,
 ) -> Result<(), CopyError> {
     let ft = meta.file_type();
     if ft.is_dir() {
@@ -245,7 +246,7 @@ fn copy_file(src: &Path, target: &Path) -> Result<(), CopyError> {
     }
 }
 
-fn owner_for(meta: &Metadata, attrs: Attributes) -> Owner {
+fn owner_for(meta: &Metadata, attrs: Attributes<'_>) -> Owner {
     match (attrs.owner, attrs.reset_owner) {
         (Some(o), _) => o,
         (None, true) => Owner { uid: 0, gid: 0 },
@@ -256,9 +257,10 @@ fn owner_for(meta: &Metadata, attrs: Attributes) -> Owner {
     }
 }
 
-fn apply_attrs(target: &Path, meta: &Metadata, attrs: Attributes) -> Result<(), CopyError> {
+fn apply_attrs(target: &Path, meta: &Metadata, attrs: Attributes<'_>) -> Result<(), CopyError> {
     lchown(target, owner_for(meta, attrs))?;
-    let mode = attrs.chmod.unwrap_or(meta.permissions().mode() & 0o7777);
+    let own = meta.permissions().mode() & 0o7777;
+    let mode = attrs.chmod.map_or(own, |c| c.apply(own, meta.is_dir()));
     fs::set_permissions(target, fs::Permissions::from_mode(mode)).map_err(io_err(target))
 }
 
@@ -334,7 +336,7 @@ fn is_tar_archive(path: &Path) -> Result<bool, CopyError> {
     Ok(n >= 262 && &head[257..262] == b"ustar")
 }
 
-fn extract_archive(archive: &Path, dest: &Path, attrs: Attributes) -> Result<(), CopyError> {
+fn extract_archive(archive: &Path, dest: &Path, attrs: Attributes<'_>) -> Result<(), CopyError> {
     let file = fs::File::open(archive).map_err(io_err(archive))?;
     let mut reader = io::BufReader::new(file);
     let gzip = {
@@ -375,9 +377,9 @@ fn extract_archive(archive: &Path, dest: &Path, attrs: Attributes) -> Result<(),
             uid: header.uid().unwrap_or(0) as u32,
             gid: header.gid().unwrap_or(0) as u32,
         });
-        let mode = attrs
-            .chmod
-            .unwrap_or(header.mode().unwrap_or(0o644) & 0o7777);
+        let own = header.mode().unwrap_or(0o644) & 0o7777;
+        let is_dir = header.entry_type() == tar::EntryType::Directory;
+        let mode = attrs.chmod.map_or(own, |c| c.apply(own, is_dir));
         let mtime = header.mtime().unwrap_or(0) as i64;
         let kind = header.entry_type();
         match kind {

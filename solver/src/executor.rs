@@ -785,7 +785,7 @@ impl<'a> Solver<'a> {
             FileAction::Copy(c) => {
                 let attrs = Attributes {
                     owner: owner(&c.chown)?,
-                    chmod: c.chmod,
+                    chmod: c.chmod.as_ref(),
                     reset_owner: c.from_context,
                 };
                 match inputs.get(c.source_input).map(|s| &s.output) {
@@ -836,11 +836,15 @@ impl<'a> Solver<'a> {
             env: self.env_with_secrets(op).map_err(|e| err(&e))?,
             cwd: op.cwd.clone(),
             user: op.user.clone(),
-            hostname: "buildkitsandbox".into(),
+            hostname: op
+                .hostname
+                .clone()
+                .unwrap_or_else(|| "buildkitsandbox".into()),
             network: match op.network {
                 crate::graph::NetworkMode::Host => builder_sandbox::Network::Host,
                 crate::graph::NetworkMode::None => builder_sandbox::Network::None,
             },
+            security: op.security,
             extra_hosts: op.extra_hosts.clone(),
             shm_size: op.shm_size,
             ulimits: op.ulimits.clone(),

@@ -5,6 +5,7 @@
 //! or in its inputs, which is what makes cache keys derivable from the graph alone (plus the
 //! content of the local context files an operation selects).
 
+use crate::chmod::Chmod;
 use std::collections::BTreeMap;
 
 use builder_cache::Digest;
@@ -65,6 +66,10 @@ pub enum NetworkMode {
     None,
 }
 
+fn is_sandbox(s: &builder_sandbox::Security) -> bool {
+    *s == builder_sandbox::Security::Sandbox
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct ExecOp {
     pub args: Vec<String>,
@@ -73,6 +78,10 @@ pub struct ExecOp {
     pub cwd: String,
     pub user: String,
     pub network: NetworkMode,
+    /// `RUN --security=insecure`: in the key as in BuildKit's exec op; left out for the default
+    /// sandbox so the keys of other steps stay what they were. `--allow` itself is not here.
+    #[serde(skip_serializing_if = "is_sandbox")]
+    pub security: builder_sandbox::Security,
     pub mounts: Vec<ExecMount>,
     /// `RUN --mount=type=secret,env=NAME`: secrets given to the process as environment
     /// variables. Only ids and names are here — values never enter the graph or a cache key.
@@ -90,6 +99,10 @@ pub struct ExecOp {
     /// empty.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ulimits: Vec<builder_sandbox::Ulimit>,
+    /// `--build-arg BUILDKIT_SANDBOX_HOSTNAME`: the step's host name (BuildKit's default,
+    /// `buildkitsandbox`, when unset); in the key as in BuildKit's exec meta, left out when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -215,7 +228,7 @@ pub struct CopyAction {
     pub dest_is_dir: bool,
     /// `--chown` as written (`user[:group]`), resolved against the destination's /etc files.
     pub chown: Option<String>,
-    pub chmod: Option<u32>,
+    pub chmod: Option<Chmod>,
     /// ADD: local tar archives are extracted rather than copied.
     pub unpack_archives: bool,
     /// `--exclude` rules (.dockerignore syntax), matched below each selected source.

@@ -113,7 +113,7 @@ pub struct ImageSpec {
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 impl ImageSpec {
-    /// The config of `FROM scratch`: docker gives it the default PATH.
+    /// The config of `FROM scratch`: BuildKit gives it the default PATH and `WorkingDir` `/`.
     pub fn scratch(platform: Platform) -> ImageSpec {
         ImageSpec {
             platform,
@@ -122,7 +122,7 @@ impl ImageSpec {
             env: vec![("PATH".into(), DEFAULT_PATH.into())],
             entrypoint: None,
             cmd: None,
-            working_dir: String::new(),
+            working_dir: "/".into(),
             exposed_ports: BTreeSet::new(),
             volumes: BTreeSet::new(),
             labels: BTreeMap::new(),

@@ -10,6 +10,7 @@ pub mod build;
 pub mod cache_import;
 pub mod cache_index;
 pub mod cancel;
+pub mod chmod;
 pub mod convert;
 pub mod copy;
 pub mod executor;

@@ -13,7 +13,7 @@ use builder_cache::ImageRecord;
 use builder_remote_cache::spec::{ExportTarget, parse_cache_from, parse_cache_to};
 use builder_remote_cache::{ExportSpec, ImportSpec, Imports, Remote};
 use builder_snapshot::{Compression, LayerOptions, ZSTD_MAX_LEVEL};
-use builder_solver::convert::BuildContext;
+use builder_solver::convert::{BuildContext, Entitlements};
 use builder_solver::graph::NetworkMode;
 use builder_solver::resolve::StoreResolver;
 use builder_solver::{BuildRequest, Platform};
@@ -94,6 +94,10 @@ pub struct BuildArgs {
     /// `NAME=docker-image://REF` (an image in place of `FROM NAME`); repeatable.
     #[arg(long = "build-context")]
     build_contexts: Vec<String>,
+    /// Grant an entitlement: `security.insecure` (for `RUN --security=insecure`) or
+    /// `network.host` (for `RUN --network=host`); repeatable, comma-separated.
+    #[arg(long = "allow", value_delimiter = ',')]
+    allow: Vec<String>,
     /// Accepted for `docker buildx build` scripts: the image is always loaded into the local
     /// store.
     #[arg(long)]
@@ -118,7 +122,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     if let builder_sandbox::UsernsMode::SingleId = ctx.userns.mode {
         let why = builder_sandbox::single_id_reason()
             .unwrap_or_else(|| "no /etc/subuid range for this user".into());
-        eprintln!(
+        errln!(
             "WARNING: {why}: only your own uid is mapped, so files owned by other users (USER, chown) cannot be represented; ask an admin for a range (usermod --add-subuids)"
         );
     }
@@ -139,7 +143,22 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|t| normalize(t).map_err(|e| UsageError(format!("invalid tag {t:?}: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
-    let outputs: Vec<OutputSpec> = parsed.into_iter().filter_map(|p| p.spec).collect();
+    check_stdout_outputs(&parsed, args.quiet)?;
+    // Every name the image gets in the store: -t and each output's name=.
+    let mut names = tags.clone();
+    for name in parsed.iter().flat_map(|p| &p.names) {
+        if !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    let outputs: Vec<(OutputSpec, Vec<String>)> = parsed
+        .into_iter()
+        .filter_map(|p| {
+            let mut archive_names = tags.clone();
+            archive_names.extend(p.names.into_iter().filter(|n| !tags.contains(n)));
+            p.spec.map(|s| (s, archive_names))
+        })
+        .collect();
     let mode = if args.quiet {
         ProgressMode::Quiet
     } else {
@@ -159,11 +178,11 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let result = builder_solver::build(&store, &request, &resolver, &renderer);
     renderer.finish();
     for warning in imports.iter().flat_map(|i| i.take_warnings()) {
-        eprintln!("WARNING: {warning}");
+        errln!("WARNING: {warning}");
     }
     let mut output = result?;
     for warning in &output.warnings {
-        eprintln!("WARNING: {warning}");
+        errln!("WARNING: {warning}");
     }
     if cache.inline() {
         cache.embed_inline(&store, &mut output)?;
@@ -173,14 +192,14 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         config: output.image.config,
         created: output.config.created.clone().unwrap_or_default(),
     };
-    if tags.is_empty() {
+    if names.is_empty() {
         store.images().add_untagged(record.clone())?;
     }
-    for tag in &tags {
-        store.images().set(tag, record.clone())?;
+    for name in &names {
+        store.images().set(name, record.clone())?;
     }
-    for out in &outputs {
-        super::save::export_output(&store, out, &tags, &record, &renderer)
+    for (out, archive_names) in &outputs {
+        super::save::export_output(&store, out, archive_names, &record, &renderer)
             .with_context(|| format!("exporting to {}", out.describe()))?;
     }
     let mut pushed = Vec::new();
@@ -214,11 +233,11 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("writing --metadata-file {}", path.display()))?;
     }
     if args.quiet {
-        println!("{id}");
+        outln!("{id}");
     } else {
-        eprintln!("writing image {id}");
-        for tag in &tags {
-            eprintln!("naming to {tag}");
+        errln!("writing image {id}");
+        for tag in &names {
+            errln!("naming to {tag}");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -286,8 +305,17 @@ fn make_request(
         .transpose()?;
     let (secrets, secret_files) = parse_secrets(&args.secrets)?;
     let ssh = parse_ssh(&args.ssh)?;
+    let mut entitlements = Entitlements::default();
+    for name in &args.allow {
+        entitlements.allow(name).map_err(UsageError)?;
+    }
     let network = match args.network.as_str() {
-        "default" | "host" => NetworkMode::Host,
+        "default" => NetworkMode::Host,
+        // As buildx: asking for the host network on the command line grants it to RUN steps.
+        "host" => {
+            entitlements.network_host = true;
+            NetworkMode::Host
+        }
         "none" => NetworkMode::None,
         other => {
             return Err(UsageError(format!(
@@ -347,6 +375,7 @@ fn make_request(
             .unwrap_or(2)
             .max(4),
         limits: args.limits.resolve()?,
+        entitlements,
     };
     Ok((request, secret_files))
 }
@@ -448,9 +477,9 @@ impl CacheFlags {
         let _lease = builder_cache::gc::build_lease(store.root())?;
         for spec in self.to.iter().filter(|s| s.target != ExportTarget::Inline) {
             match builder_remote_cache::export(spec, store, steps, self.remote.as_ref()) {
-                Ok(summary) => eprintln!("exported {summary} to {}", spec.describe()),
+                Ok(summary) => errln!("exported {summary} to {}", spec.describe()),
                 Err(e) if spec.ignore_error => {
-                    eprintln!("WARNING: exporting to {}: {e}", spec.describe());
+                    errln!("WARNING: exporting to {}: {e}", spec.describe());
                 }
                 Err(e) => {
                     return Err(
@@ -478,7 +507,7 @@ fn read_dockerfile(
         }
         Some(path) => {
             let p = path.to_path_buf();
-            let bytes = fs::read(&p)
+            let bytes = read_with_lowercase_fallback(path)
                 .map_err(|e| UsageError(format!("reading Dockerfile {}: {e}", path.display())))?;
             // Only shown in messages; the file itself was read by its bytes.
             let name = p
@@ -489,7 +518,7 @@ fn read_dockerfile(
         }
         None => {
             let p = context.join("Dockerfile");
-            let bytes = fs::read(&p).map_err(|e| {
+            let bytes = read_with_lowercase_fallback(&p).map_err(|e| {
                 UsageError(format!(
                     "reading {}: {e} (use -f to name the Dockerfile)",
                     p.display()
@@ -497,6 +526,23 @@ fn read_dockerfile(
             })?;
             Ok(("Dockerfile".into(), bytes, Some(p)))
         }
+    }
+}
+
+/// Reads `path`; a missing file named `Dockerfile` falls back to `dockerfile` beside it, as
+/// docker and BuildKit do (moby/moby#10858). `Dockerfile.dockerignore` is still the name looked
+/// for beside it, as in BuildKit.
+fn read_with_lowercase_fallback(path: &Path) -> std::io::Result<Vec<u8>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(bytes),
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && path.file_name().is_some_and(|n| n == "Dockerfile") =>
+        {
+            let lower = path.with_file_name("dockerfile");
+            fs::read(lower).map_err(|_| e)
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -519,9 +565,25 @@ fn read_dockerignore(dockerfile: Option<&Path>, context: &Path) -> anyhow::Resul
     Ok(None)
 }
 
+/// The fields of a buildx CSV value: commas separate them, except inside double quotes, which
+/// is how buildx takes several names in one key (`"name=a:1,b:1"`); the quotes are removed.
+fn csv_fields(s: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut quoted = false;
+    for c in s.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(String::new()),
+            c => fields.last_mut().expect("never empty").push(c),
+        }
+    }
+    fields.retain(|f| !f.is_empty());
+    fields
+}
+
 fn parse_kv_csv(s: &str) -> BTreeMap<String, String> {
-    s.split(',')
-        .filter(|p| !p.is_empty())
+    csv_fields(s)
+        .iter()
         .map(|p| {
             p.split_once('=')
                 .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
@@ -615,7 +677,24 @@ pub enum OutputSpec {
 }
 
 impl OutputSpec {
+    /// `dest=-` (or `-o -`): the archive goes to stdout.
+    pub fn is_stdout(&self) -> bool {
+        match self {
+            OutputSpec::DockerArchive(p) | OutputSpec::OciArchive(p) | OutputSpec::RootfsTar(p) => {
+                p.as_os_str() == "-"
+            }
+            OutputSpec::Local(_) => false,
+        }
+    }
+
     pub fn describe(&self) -> String {
+        if self.is_stdout() {
+            return match self {
+                OutputSpec::DockerArchive(_) => "docker archive on stdout".into(),
+                OutputSpec::OciArchive(_) => "OCI archive on stdout".into(),
+                _ => "tar on stdout".into(),
+            };
+        }
         match self {
             OutputSpec::DockerArchive(p) => format!("docker archive {}", p.display()),
             OutputSpec::OciArchive(p) => format!("OCI archive {}", p.display()),
@@ -630,16 +709,91 @@ impl OutputSpec {
 struct OutputRequest {
     spec: Option<OutputSpec>,
     compression: Option<Compression>,
+    /// `name=` of `type=image|docker`: more names for the image, in the store (and in a
+    /// docker archive written by this output).
+    names: Vec<String>,
+}
+
+/// Refuses a key given twice and any key outside `allowed`, naming it: a key that
+/// buildx knows but builder does not implement must not be accepted and ignored.
+fn check_keys(flag: &str, spec: &str, allowed: &[&str]) -> Result<(), UsageError> {
+    let mut seen = Vec::new();
+    for part in csv_fields(spec) {
+        let key = part
+            .split_once('=')
+            .map_or(part.as_str(), |(k, _)| k)
+            .trim()
+            .to_string();
+        if seen.contains(&key) {
+            return Err(UsageError(format!("{flag} {spec:?}: {key} is given twice")));
+        }
+        if !allowed.contains(&key.as_str()) {
+            let kind = match parse_kv_csv(spec).get("type") {
+                Some(kind) => format!(" for type={kind}"),
+                None => String::new(),
+            };
+            return Err(UsageError(format!(
+                "{flag} {spec:?}: key {key:?} is not supported{kind} (it takes {})",
+                allowed.join(", ")
+            )));
+        }
+        seen.push(key);
+    }
+    Ok(())
 }
 
 fn parse_output(spec: &str) -> anyhow::Result<OutputRequest> {
     let kv = parse_kv_csv(spec);
+    // buildx: `-` alone is the filesystem as a tar on stdout.
+    if spec == "-" {
+        return Ok(OutputRequest {
+            spec: Some(OutputSpec::RootfsTar(PathBuf::from("-"))),
+            compression: None,
+            names: Vec::new(),
+        });
+    }
     // docker also accepts a bare path, meaning type=local.
     if !spec.contains('=') {
         return Ok(OutputRequest {
             spec: Some(OutputSpec::Local(PathBuf::from(spec))),
             compression: None,
+            names: Vec::new(),
         });
+    }
+    const IMAGE_KEYS: &[&str] = &["type", "name", "compression", "compression-level"];
+    const DOCKER_KEYS: &[&str] = &["type", "dest", "name", "compression", "compression-level"];
+    const OCI_KEYS: &[&str] = &["type", "dest", "compression", "compression-level"];
+    let allowed: &[&str] = match kv.get("type").map(String::as_str) {
+        Some("image") => IMAGE_KEYS,
+        Some("docker") => DOCKER_KEYS,
+        Some("oci") => OCI_KEYS,
+        // compression is let through to be refused below with the reason (no layers here).
+        Some("tar" | "local") => &["type", "dest", "compression", "compression-level"],
+        _ => &[],
+    };
+    if !allowed.is_empty() {
+        check_keys("--output", spec, allowed)?;
+    }
+    let names = match kv.get("name") {
+        Some(list) => list
+            .split(',')
+            .filter(|n| !n.is_empty())
+            .map(|n| {
+                normalize(n.trim())
+                    .map_err(|e| UsageError(format!("--output {spec:?}: name {n:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
+    if kv.contains_key("name") && names.is_empty() {
+        bail!(UsageError(format!("--output {spec:?}: name= is empty")));
+    }
+    if kv.get("type").map(String::as_str) == Some("local")
+        && kv.get("dest").is_some_and(|d| d == "-")
+    {
+        bail!(UsageError(format!(
+            "--output {spec:?}: type=local writes a directory, not a stream; use type=tar,dest=- for stdout"
+        )));
     }
     let dest = kv.get("dest").map(PathBuf::from);
     let need = |t: &str| {
@@ -648,7 +802,8 @@ fn parse_output(spec: &str) -> anyhow::Result<OutputRequest> {
     };
     let out = match kv.get("type").map(String::as_str) {
         Some("image") => None,
-        Some("docker") => Some(OutputSpec::DockerArchive(need("docker")?)),
+        // Without dest, buildx loads the image into docker: here, the store (always done).
+        Some("docker") => dest.clone().map(OutputSpec::DockerArchive),
         Some("oci") => Some(OutputSpec::OciArchive(need("oci")?)),
         Some("tar") => Some(OutputSpec::RootfsTar(need("tar")?)),
         Some("local") => Some(OutputSpec::Local(need("local")?)),
@@ -669,7 +824,36 @@ fn parse_output(spec: &str) -> anyhow::Result<OutputRequest> {
     Ok(OutputRequest {
         spec: out,
         compression,
+        names,
     })
+}
+
+/// At most one output can be stdout, not a terminal, and not shared with `-q`'s image id.
+fn check_stdout_outputs(outputs: &[OutputRequest], quiet: bool) -> Result<(), UsageError> {
+    use std::io::IsTerminal;
+    let to_stdout = outputs
+        .iter()
+        .filter(|o| o.spec.as_ref().is_some_and(OutputSpec::is_stdout))
+        .count();
+    if to_stdout == 0 {
+        return Ok(());
+    }
+    if to_stdout > 1 {
+        return Err(UsageError(
+            "--output: only one output can be written to stdout (-)".into(),
+        ));
+    }
+    if quiet {
+        return Err(UsageError(
+            "--output to stdout (-) and -q both write to stdout; leave one out".into(),
+        ));
+    }
+    if std::io::stdout().is_terminal() {
+        return Err(UsageError(
+            "--output to stdout (-): stdout is a terminal; redirect it to a file or a pipe".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// buildx's `compression=` and `compression-level=` keys; a level alone means gzip at that level.

@@ -187,12 +187,15 @@ pub fn du(ctx: &Context, args: DuArgs) -> anyhow::Result<ExitCode> {
             print_mount_verbose(m, now);
         }
     } else {
-        println!(
+        outln!(
             "{:<14} {:<12} {:<10} {:<24} DESCRIPTION",
-            "ID", "RECLAIMABLE", "SIZE", "LAST ACCESSED"
+            "ID",
+            "RECLAIMABLE",
+            "SIZE",
+            "LAST ACCESSED"
         );
         for e in &listing.entries {
-            println!(
+            outln!(
                 "{:<14} {:<12} {:<10} {:<24} {}",
                 e.key.short(),
                 listing.reclaimable(e),
@@ -202,7 +205,7 @@ pub fn du(ctx: &Context, args: DuArgs) -> anyhow::Result<ExitCode> {
             );
         }
         for m in &listing.mounts {
-            println!(
+            outln!(
                 "{:<14} {:<12} {:<10} {:<24} {MOUNT_DESCRIPTION}",
                 &m.name[..12],
                 true,
@@ -212,36 +215,36 @@ pub fn du(ctx: &Context, args: DuArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let (reclaimable, total) = listing.totals();
-    println!("Reclaimable:\t{}", human_size(reclaimable));
-    println!("Total:\t\t{}", human_size(total));
+    outln!("Reclaimable:\t{}", human_size(reclaimable));
+    outln!("Total:\t\t{}", human_size(total));
     Ok(ExitCode::SUCCESS)
 }
 
 fn print_verbose(listing: &Listing, e: &CacheEntry, now: SystemTime) {
-    println!("ID:\t\t{}", e.key);
-    println!("Created at:\t{}", rfc3339(e.created));
-    println!("Last used:\t{}", ago(e.last_used, now));
-    println!("Reclaimable:\t{}", listing.reclaimable(e));
-    println!("Size:\t\t{}", human_size(e.size));
-    println!("Description:\t{}", e.record.description);
+    outln!("ID:\t\t{}", e.key);
+    outln!("Created at:\t{}", rfc3339(e.created));
+    outln!("Last used:\t{}", ago(e.last_used, now));
+    outln!("Reclaimable:\t{}", listing.reclaimable(e));
+    outln!("Size:\t\t{}", human_size(e.size));
+    outln!("Description:\t{}", e.record.description);
     if let Some(layer) = &e.record.layer {
-        println!("Layer:\t\t{}", layer.digest);
+        outln!("Layer:\t\t{}", layer.digest);
     }
     let users = listing.users(e);
     if !users.is_empty() {
-        println!("Images:\t\t{}", users.join(", "));
+        outln!("Images:\t\t{}", users.join(", "));
     }
-    println!();
+    outln!();
 }
 
 fn print_mount_verbose(m: &CacheMount, now: SystemTime) {
-    println!("ID:\t\t{}", m.name);
-    println!("Type:\t\texec.cachemount");
-    println!("Last used:\t{}", ago(m.last_used, now));
-    println!("Reclaimable:\ttrue");
-    println!("Size:\t\t{}", human_size(m.size));
-    println!("Description:\t{MOUNT_DESCRIPTION}");
-    println!();
+    outln!("ID:\t\t{}", m.name);
+    outln!("Type:\t\texec.cachemount");
+    outln!("Last used:\t{}", ago(m.last_used, now));
+    outln!("Reclaimable:\ttrue");
+    outln!("Size:\t\t{}", human_size(m.size));
+    outln!("Description:\t{MOUNT_DESCRIPTION}");
+    outln!();
 }
 
 pub fn cache(ctx: &Context, command: CacheCommand) -> anyhow::Result<ExitCode> {
@@ -260,15 +263,19 @@ fn ls(ctx: &Context, format: &str) -> anyhow::Result<ExitCode> {
         let all: Vec<_> = records
             .chain(listing.mounts.iter().map(Listing::mount_json))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&all)?);
+        outln!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{:<14} {:<10} {:<22} {:<22} {:<12} DESCRIPTION",
-        "ID", "SIZE", "CREATED", "LAST USED", "RECLAIMABLE"
+        "ID",
+        "SIZE",
+        "CREATED",
+        "LAST USED",
+        "RECLAIMABLE"
     );
     for e in &listing.entries {
-        println!(
+        outln!(
             "{:<14} {:<10} {:<22} {:<22} {:<12} {}",
             e.key.short(),
             human_size(e.size),
@@ -279,7 +286,7 @@ fn ls(ctx: &Context, format: &str) -> anyhow::Result<ExitCode> {
         );
     }
     for m in &listing.mounts {
-        println!(
+        outln!(
             "{:<14} {:<10} {:<22} {:<22} {:<12} {MOUNT_DESCRIPTION}",
             &m.name[..12],
             human_size(m.size),
@@ -300,7 +307,7 @@ fn inspect(ctx: &Context, keys: &[String]) -> anyhow::Result<ExitCode> {
         let entry = index.find(key)?;
         out.push(listing.json(&entry));
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    outln!("{}", serde_json::to_string_pretty(&out)?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -334,7 +341,7 @@ fn wait_for_builds(ctx: &Context) -> anyhow::Result<gc::Lease> {
     Ok(match gc::try_exclusive_lease(&ctx.root)? {
         Some(lease) => lease,
         None => {
-            eprintln!("waiting for running builds to finish...");
+            errln!("waiting for running builds to finish...");
             gc::exclusive_lease(&ctx.root)?
         }
     })
@@ -377,25 +384,25 @@ fn prune_locked(store: &Store, policy: &PrunePolicy) -> anyhow::Result<Pruned> {
 
 fn print_pruned(p: &Pruned) {
     if !p.records.is_empty() {
-        println!("Deleted build cache objects:");
+        outln!("Deleted build cache objects:");
         for key in &p.records {
-            println!("{}", key.short());
+            outln!("{}", key.short());
         }
     }
     if !p.mounts.is_empty() {
-        println!("Deleted cache mounts:");
+        outln!("Deleted cache mounts:");
         for name in &p.mounts {
-            println!("{}", &name[..12]);
+            outln!("{}", &name[..12]);
         }
     }
     if !p.images.is_empty() {
-        println!("Deleted images:");
+        outln!("Deleted images:");
         for id in &p.images {
-            println!("deleted: {id}");
+            outln!("deleted: {id}");
         }
     }
     let s = &p.sweep;
-    println!(
+    outln!(
         "Removed {} blobs ({}), {} snapshots ({}), {} stale temp entries ({})",
         s.blobs,
         human_size(s.blob_bytes),
@@ -404,7 +411,7 @@ fn print_pruned(p: &Pruned) {
         s.stale,
         human_size(s.stale_bytes)
     );
-    println!("Total:\t{}", human_size(s.total_bytes() + p.mount_bytes));
+    outln!("Total:\t{}", human_size(s.total_bytes() + p.mount_bytes));
 }
 
 /// `builder cache verify [--repair]`. Holds the exclusive lease so no writer is live: every
@@ -415,7 +422,7 @@ fn verify(ctx: &Context, repair: bool) -> anyhow::Result<ExitCode> {
     let mut leftovers = gc::SweepReport::default();
     gc::sweep_leftovers(&store, SystemTime::now(), &mut leftovers)?;
     if leftovers.stale > 0 {
-        println!(
+        outln!(
             "Cleaned {} leftover temporary entries ({})",
             leftovers.stale,
             human_size(leftovers.stale_bytes)
@@ -429,7 +436,7 @@ fn verify(ctx: &Context, repair: bool) -> anyhow::Result<ExitCode> {
     };
     let problems = print_problems(&store_check, &records, index_problem.as_deref());
     if problems == 0 {
-        println!(
+        outln!(
             "Checked {} blobs ({}), {} images, {} cache records: no problems found",
             store_check.blobs,
             human_size(store_check.blob_bytes),
@@ -439,17 +446,17 @@ fn verify(ctx: &Context, repair: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if !repair {
-        println!(
+        outln!(
             "{problems} problems found; `builder cache verify --repair` removes the damaged data"
         );
         return Ok(ExitCode::from(1));
     }
     let fixed = verify::repair_store(&store, &store_check)?;
     for digest in &fixed.blobs {
-        println!("removed damaged blob {digest}");
+        outln!("removed damaged blob {digest}");
     }
     for (id, names) in &fixed.images {
-        eprintln!(
+        errln!(
             "WARNING: removed image {}: blobs it needs were damaged or missing; build or pull it again",
             image_label(id, names)
         );
@@ -460,7 +467,7 @@ fn verify(ctx: &Context, repair: bool) -> anyhow::Result<ExitCode> {
             let fixed = builder_solver::verify::repair_records(&store, &index, &records)
                 .map_err(anyhow::Error::msg)?;
             for entry in &fixed.records {
-                println!(
+                outln!(
                     "removed cache record {} ({})",
                     entry.key.short(),
                     entry.record.description
@@ -470,13 +477,13 @@ fn verify(ctx: &Context, repair: bool) -> anyhow::Result<ExitCode> {
         }
         None => {
             reset_index(&store)?;
-            println!("removed the damaged cache index: every step runs again once");
+            outln!("removed the damaged cache index: every step runs again once");
         }
     }
     for path in &snapshots {
-        println!("removed snapshot {}", path.display());
+        outln!("removed snapshot {}", path.display());
     }
-    println!("Repaired {problems} problems");
+    outln!("Repaired {problems} problems");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -536,13 +543,13 @@ fn print_problems(
     index_problem: Option<&str>,
 ) -> usize {
     for bad in &store_check.bad_blobs {
-        println!("damaged blob {}: {}", bad.digest, bad.reason);
+        outln!("damaged blob {}: {}", bad.digest, bad.reason);
     }
     for path in &store_check.bad_snapshots {
-        println!("damaged snapshot {}: not a directory", path.display());
+        outln!("damaged snapshot {}: not a directory", path.display());
     }
     for p in &store_check.image_problems {
-        println!(
+        outln!(
             "image {}: {} {}: {}",
             image_label(&p.image, &p.names),
             p.role,
@@ -551,7 +558,7 @@ fn print_problems(
         );
     }
     for p in &records.problems {
-        println!(
+        outln!(
             "cache record {} ({}): {}",
             p.entry.key.short(),
             p.entry.record.description,
@@ -559,7 +566,7 @@ fn print_problems(
         );
     }
     if let Some(problem) = index_problem {
-        println!("{problem}");
+        outln!("{problem}");
     }
     store_check.bad_blobs.len()
         + store_check.bad_snapshots.len()
@@ -576,7 +583,7 @@ fn confirm(all: bool) -> anyhow::Result<bool> {
     } else {
         "all build cache no named image uses"
     };
-    eprint!("WARNING! This will remove {what}. Are you sure you want to continue? [y/N] ");
+    errout!("WARNING! This will remove {what}. Are you sure you want to continue? [y/N] ");
     std::io::stderr().flush().ok();
     let mut answer = String::new();
     std::io::stdin()
@@ -584,7 +591,7 @@ fn confirm(all: bool) -> anyhow::Result<bool> {
         .read_line(&mut answer)
         .context("reading the answer")?;
     if !std::io::stdin().is_terminal() {
-        eprintln!();
+        errln!();
     }
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
 }

@@ -31,9 +31,12 @@ pub fn images(ctx: &Context, args: ImagesArgs) -> anyhow::Result<ExitCode> {
         }
     };
     if args.format == "table" && !args.quiet {
-        println!(
+        outln!(
             "{:<40} {:<16} {:<14} {:<22} SIZE",
-            "REPOSITORY", "TAG", "IMAGE ID", "CREATED"
+            "REPOSITORY",
+            "TAG",
+            "IMAGE ID",
+            "CREATED"
         );
     }
     for entry in store.images().list()? {
@@ -47,13 +50,13 @@ pub fn images(ctx: &Context, args: ImagesArgs) -> anyhow::Result<ExitCode> {
         for name in names {
             let (repo, tag) = split_name(&name);
             if args.quiet {
-                println!("{}", id_text(&entry.record.config));
+                outln!("{}", id_text(&entry.record.config));
             } else if args.format == "json" {
                 let v = serde_json::json!({"Repository": repo, "Tag": tag, "ID": entry.record.config.to_string(),
                     "CreatedAt": entry.record.created, "Size": size, "Name": name});
-                println!("{v}");
+                outln!("{v}");
             } else {
-                println!(
+                outln!(
                     "{:<40} {:<16} {:<14} {:<22} {}",
                     repo,
                     tag,
@@ -119,14 +122,14 @@ pub fn rmi(ctx: &Context, images: &[String], force: bool) -> anyhow::Result<Exit
         match report {
             Ok(report) => {
                 for name in report.untagged {
-                    println!("Untagged: {}", familiar(&name));
+                    outln!("Untagged: {}", familiar(&name));
                 }
                 if let Some(id) = report.deleted {
-                    println!("Deleted: {id}");
+                    outln!("Deleted: {id}");
                 }
             }
             Err(e) => {
-                eprintln!("error: {image}: {e}");
+                errln!("error: {image}: {e}");
                 failed = true;
             }
         }
@@ -138,10 +141,16 @@ pub fn rmi(ctx: &Context, images: &[String], force: bool) -> anyhow::Result<Exit
     })
 }
 
-pub fn inspect(ctx: &Context, images: &[String]) -> anyhow::Result<ExitCode> {
+pub fn inspect(ctx: &Context, images: &[String], format: Option<&str>) -> anyhow::Result<ExitCode> {
     if images.is_empty() {
         anyhow::bail!(UsageError("inspect needs at least one image".into()));
     }
+    let template = format
+        .map(|f| {
+            super::template::Template::parse(f)
+                .map_err(|e| UsageError(format!("--format {f:?}: {e}")))
+        })
+        .transpose()?;
     let store = ctx.store()?;
     let mut out = Vec::new();
     for image in images {
@@ -165,7 +174,19 @@ pub fn inspect(ctx: &Context, images: &[String]) -> anyhow::Result<ExitCode> {
         }
         out.push(value);
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    if let Some(template) = &template {
+        // docker: one line per image, the template applied to its inspect object.
+        let lines = out
+            .iter()
+            .map(|v| template.render(v))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("--format: {e}"))?;
+        for line in lines {
+            outln!("{line}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    outln!("{}", serde_json::to_string_pretty(&out)?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -174,9 +195,11 @@ pub fn history(ctx: &Context, image: &str, no_trunc: bool) -> anyhow::Result<Exi
     let record = find_image(&store, image)?;
     let manifest = read_manifest(store.blobs(), &record.manifest)?;
     let config = read_config(store.blobs(), &record.config)?;
-    println!(
+    outln!(
         "{:<22} {:<60} {:>10} COMMENT",
-        "CREATED", "CREATED BY", "SIZE"
+        "CREATED",
+        "CREATED BY",
+        "SIZE"
     );
     let mut layers = manifest.layers.iter();
     let mut rows = Vec::new();
@@ -200,7 +223,7 @@ pub fn history(ctx: &Context, image: &str, no_trunc: bool) -> anyhow::Result<Exi
     }
     // Newest first, as docker shows it.
     for row in rows.iter().rev() {
-        println!("{row}");
+        outln!("{row}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -68,7 +68,7 @@ fn watch(mut wake: std::fs::File) {
     if !matches!(wake.read(&mut byte), Ok(1)) {
         return;
     }
-    eprintln!("interrupted: cancelling the build (again to quit at once)");
+    errln!("interrupted: cancelling the build (again to quit at once)");
     builder_solver::cancel::cancel();
     // Unwinding normally ends the process well within the grace period; this thread only
     // matters when something does not notice the cancellation.

@@ -11,6 +11,8 @@ pub mod registry;
 pub mod run;
 pub mod sandbox_args;
 pub mod save;
+pub mod stdio;
+pub mod template;
 
 use std::path::PathBuf;
 

@@ -126,7 +126,7 @@ impl Renderer {
         if self.mode == ProgressMode::Tty
             && let Ok(s) = self.state.lock()
         {
-            eprintln!(
+            errln!(
                 "Building {:.1}s ({} steps)",
                 self.start.elapsed().as_secs_f64(),
                 s.done
@@ -151,7 +151,11 @@ impl Renderer {
                 elapsed.as_secs_f64()
             ),
             Event::Failed { vertex, error, .. } => {
-                writeln!(err, "#{} ERROR: {error}", s.number(*vertex))
+                // The headline only: what follows it (the step's last lines of output) was
+                // just streamed above, and the final `error:` message prints it once more for
+                // those who did not see the stream.
+                let headline = error.lines().next().unwrap_or_default();
+                writeln!(err, "#{} ERROR: {headline}", s.number(*vertex))
             }
             Event::Log { vertex, data, .. } => {
                 let n = s.number(*vertex);

@@ -240,9 +240,9 @@ pub fn pull(ctx: &Context, args: PullArgs) -> anyhow::Result<ExitCode> {
     let renderer = renderer(args.quiet, &args.progress)?;
     let record = pull_into(&store, &name, &platform, &renderer)?;
     if !args.quiet {
-        eprintln!("Digest: {}", record.manifest);
+        errln!("Digest: {}", record.manifest);
     }
-    println!("{}", familiar(&name));
+    outln!("{}", familiar(&name));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -275,7 +275,7 @@ pub fn push(ctx: &Context, args: PushArgs) -> anyhow::Result<ExitCode> {
     let record = find_image(&store, &args.image)?;
     let renderer = renderer(args.quiet, &args.progress)?;
     let digest = push_image(&store, &name, &record, &renderer)?;
-    println!("{}: digest: {digest}", familiar(&name));
+    outln!("{}: digest: {digest}", familiar(&name));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -308,12 +308,12 @@ pub fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
             anyhow::Error::new(e).context(format!("login to {host} failed; credentials not saved"))
         );
     }
-    println!("Login Succeeded");
+    outln!("Login Succeeded");
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn logout(server: &str) -> anyhow::Result<ExitCode> {
     builder_registry::logout(None, &server_host(server))?;
-    println!("Removing login credentials for {}", server_host(server));
+    outln!("Removing login credentials for {}", server_host(server));
     Ok(ExitCode::SUCCESS)
 }

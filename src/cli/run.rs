@@ -127,6 +127,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
         } else {
             builder_sandbox::Network::Host
         },
+        security: builder_sandbox::Security::Sandbox,
         extra_hosts: sandbox.extra_hosts,
         ulimits: sandbox.ulimits,
         shm_size: sandbox.shm_size,
@@ -138,7 +139,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let report = builder_sandbox::run_with_report(spec).context("running the container")?;
     if report.oom_killed {
-        eprintln!(
+        errln!(
             "the container ran out of memory: the kernel's OOM killer stopped a process at the --memory limit"
         );
     }

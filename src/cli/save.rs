@@ -1,7 +1,7 @@
 //! `builder save` and `--output`: images leaving the store as archives or files.
 
 use std::fs::{self, File};
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -62,6 +62,25 @@ fn write_archive_file(
     dest: &Path,
     sink: &dyn ProgressSink,
 ) -> anyhow::Result<()> {
+    if dest.as_os_str() == "-" {
+        let report = |d: &Digest, current: u64, total: u64| {
+            sink.event(Event::Transfer(Transfer {
+                id: d.to_string(),
+                kind: TransferKind::Export,
+                current,
+                total,
+            }))
+        };
+        let out = builder_export::write_archive_reporting(
+            store,
+            images,
+            format,
+            BufWriter::new(std::io::stdout().lock()),
+            Some(&report),
+        )?;
+        out.into_inner().map_err(|e| e.into_error())?.flush()?;
+        return Ok(());
+    }
     let dir = dest
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -107,6 +126,15 @@ pub fn export_output(
         }
         OutputSpec::OciArchive(p) => {
             write_archive_file(store, &images, ArchiveFormat::OciLayout, p, sink)
+        }
+        OutputSpec::RootfsTar(p) if p.as_os_str() == "-" => {
+            let out = builder_export::write_rootfs_tar(
+                store,
+                &record.manifest,
+                BufWriter::new(std::io::stdout().lock()),
+            )?;
+            out.into_inner().map_err(|e| e.into_error())?.flush()?;
+            Ok(())
         }
         OutputSpec::RootfsTar(p) => {
             let file = File::create(p).with_context(|| format!("creating {}", p.display()))?;

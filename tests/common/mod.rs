@@ -46,6 +46,23 @@ impl Env {
         c
     }
 
+    /// `skopeo`, cut off from the host's registry credentials: its own empty auth file,
+    /// runtime dir and docker config, so neither a root-only `/run/containers` (left by a root
+    /// podman or buildah) nor someone's saved logins change what the test sees.
+    pub fn skopeo(&self) -> Command {
+        let auth = self.path("skopeo-auth.json");
+        if !auth.exists() {
+            std::fs::write(&auth, "{\"auths\":{}}").expect("write the skopeo auth file");
+        }
+        let runtime = self.path("xdg-runtime");
+        std::fs::create_dir_all(&runtime).expect("create the runtime dir");
+        let mut c = Command::new("skopeo");
+        c.env("REGISTRY_AUTH_FILE", &auth)
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .env("DOCKER_CONFIG", self.path("docker-config"));
+        c
+    }
+
     /// Runs `builder ARGS` and returns its output, whatever the exit status.
     pub fn run(&self, args: &[&str]) -> Output {
         self.cmd().args(args).output().expect("spawn builder")

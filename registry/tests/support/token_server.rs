@@ -22,6 +22,12 @@ pub struct TokenServer {
     pub cert_path: PathBuf,
     /// Token requests answered with a token (any access).
     pub issued: Arc<AtomicUsize>,
+    /// Token requests that carried credentials (an Authorization header or a refresh token).
+    pub with_credentials: Arc<AtomicUsize>,
+    /// Token requests of any kind.
+    pub requests: Arc<AtomicUsize>,
+    /// The host the realm URL names: `127.0.0.1`, or a name the client resolves to it.
+    realm_host: String,
     stop: Arc<AtomicBool>,
     _dir: tempfile::TempDir,
 }
@@ -29,6 +35,14 @@ pub struct TokenServer {
 impl TokenServer {
     /// Grants every requested action to `user:password`, and nothing to anyone else.
     pub fn start(user: &str, password: &str) -> TokenServer {
+        TokenServer::start_named("127.0.0.1", user, password)
+    }
+
+    /// [`start`](Self::start), with a realm URL that names `realm_host` instead of the
+    /// address: a test points that name at [`addr`](Self::addr) (`ClientConfig::resolve`), so
+    /// the realm is "another, non-loopback host" to the client while all traffic stays on
+    /// loopback.
+    pub fn start_named(realm_host: &str, user: &str, password: &str) -> TokenServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let key = rcgen::KeyPair::generate().expect("key pair");
         let cert = rcgen::CertificateParams::new(vec!["token-signer".to_string()])
@@ -42,13 +56,16 @@ impl TokenServer {
             EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &key.serialize_der(), &rng)
                 .expect("ring key");
         let x5c = STANDARD.encode(cert.der());
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("addr").port();
         let issued = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let expected = format!("Basic {}", STANDARD.encode(format!("{user}:{password}")));
         let (issued2, stop2) = (issued.clone(), stop.clone());
+        let with_credentials = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (with_credentials2, requests2) = (with_credentials.clone(), requests.clone());
         let refresh = Self::refresh_token_for(password);
         std::thread::spawn(move || {
             let ctx = Ctx {
@@ -57,6 +74,8 @@ impl TokenServer {
                 rng,
                 x5c,
                 expected,
+                with_credentials: with_credentials2,
+                requests: requests2,
             };
             while !stop2.load(Ordering::SeqCst) {
                 match listener.accept() {
@@ -74,6 +93,9 @@ impl TokenServer {
             port,
             cert_path,
             issued,
+            with_credentials,
+            requests,
+            realm_host: realm_host.to_string(),
             stop,
             _dir: dir,
         }
@@ -85,7 +107,12 @@ impl TokenServer {
     }
 
     pub fn realm(&self) -> String {
-        format!("http://127.0.0.1:{}/token", self.port)
+        format!("http://{}:{}/token", self.realm_host, self.port)
+    }
+
+    /// Where the server listens.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        ([127, 0, 0, 1], self.port).into()
     }
 }
 
@@ -101,6 +128,8 @@ struct Ctx {
     x5c: String,
     expected: String,
     refresh_token: String,
+    with_credentials: Arc<AtomicUsize>,
+    requests: Arc<AtomicUsize>,
 }
 
 impl Ctx {
@@ -125,6 +154,10 @@ impl Ctx {
             {
                 content_length = v.trim().parse().unwrap_or(0);
             }
+        }
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        if authorization.is_some() || request_line.starts_with("POST ") {
+            self.with_credentials.fetch_add(1, Ordering::SeqCst);
         }
         if request_line.starts_with("POST ") {
             let mut body = vec![0u8; content_length];

@@ -138,6 +138,7 @@ fn run(spec: HarnessSpec, userns: String) -> HarnessOutput {
         user: spec.user,
         hostname: spec.hostname,
         network: spec.network,
+        security: Default::default(),
         extra_hosts: vec![],
         shm_size: None,
         ulimits: vec![],
