@@ -414,9 +414,13 @@ impl<'a> Solver<'a> {
                 })
             }
             Op::Exec(_) | Op::File(_) => {
-                let mut extra = self
-                    .content_checksums(v, inputs)
-                    .map_err(|e| self.step_error(v, e))?;
+                let mut extra = self.content_checksums(v, inputs).map_err(|e| {
+                    if crate::cancel::is_cancelled() {
+                        SolveError::Cancelled
+                    } else {
+                        self.step_error(v, e)
+                    }
+                })?;
                 // The stored layer is compressed, so a record only serves builds that ask for
                 // the same compression.
                 let compression = self.opts.layer_options.compression.media_type();
