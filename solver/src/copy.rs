@@ -354,6 +354,7 @@ fn extract_archive(archive: &Path, dest: &Path, attrs: Attributes<'_>) -> Result
     let mut tar = tar::Archive::new(stream);
     let mut dir_times = Vec::new();
     for entry in tar.entries().map_err(io_err(archive))? {
+        check_cancelled()?;
         let mut entry = entry.map_err(io_err(archive))?;
         let raw = entry.path_bytes().into_owned();
         let rel = clean_rel_path(Path::new(OsStr::from_bytes(&raw)));
