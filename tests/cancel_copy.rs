@@ -87,6 +87,18 @@ fn interrupt(mut child: Child) -> (Duration, Option<i32>, String) {
     (took, status.code(), stderr)
 }
 
+/// Waits until nobody holds the flock on `path` (which marks scratch as owned by a live build).
+fn wait_unlocked(path: &Path) {
+    use std::os::fd::AsRawFd;
+    let Ok(f) = fs::File::open(path) else {
+        return;
+    };
+    wait_for("the killed build's lock to go", || {
+        // SAFETY: flock on a descriptor we own; the lock goes when `f` is closed.
+        unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+    });
+}
+
 fn assert_verify_clean(env: &Env) {
     let out = env.run(&["cache", "verify"]);
     assert!(
@@ -150,6 +162,17 @@ fn scratch_a_killed_copy_left_is_removed_by_the_next_build() {
     child.kill().unwrap();
     child.wait().unwrap();
     let left: Vec<String> = scratch(&tmp).into_iter().chain(scratch(&work)).collect();
+    // Rootless, the killed process is the parent of the one that builds (re-executed in a user
+    // namespace), which the kernel kills in turn a moment later: until it is gone its files
+    // are rightly still its own. Wait for that, as a user would have to.
+    for name in &left {
+        let dir = if name.starts_with("blob-") {
+            &tmp
+        } else {
+            &work
+        };
+        wait_unlocked(&dir.join(name));
+    }
     assert!(
         left.iter().any(|n| n.starts_with("blob-")) && left.iter().any(|n| n.ends_with("-diff")),
         "a killed layer write leaves its blob and diff: {left:?}"
