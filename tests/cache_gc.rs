@@ -133,7 +133,7 @@ fn du_and_ls_list_records_with_sizes() {
     let config = by_description(&recs, "COPY --chown=1000:1000 config.json");
     assert_eq!(config["Reclaimable"], false);
     assert_eq!(config["Images"], serde_json::json!(["demo:1"]));
-    let assets = by_description(&recs, "[assets 3/4]");
+    let assets = by_description(&recs, "[assets 1/2]");
     assert_eq!(assets["Reclaimable"], true);
 
     let du = env.ok(&["du"]);

@@ -1,21 +1,28 @@
 //! The final filesystem of an image (`--output type=local` / `type=tar`).
 //!
-//! Two passes over the layers. The plan pass walks layers top-down and
-//! records, per layer, which tar entries survive: an entry loses to the same
-//! path in a higher layer, to a whiteout (`.wh.<name>`) or opaque marker
-//! (`.wh..wh..opq`) in a higher layer, and to a higher non-directory at any
-//! ancestor path. The emit pass then walks layers bottom-up writing only the
-//! survivors, so no whiteout is ever "applied" and nothing is written only to
-//! be deleted. Memory is one set of paths, not file contents.
+//! Two passes over the layers. The apply pass builds the merged tree in memory,
+//! bottom layer first, by the same rule the unpacked layers of a `RUN` step
+//! follow (`builder_snapshot::stack`): each entry's parent is resolved in the
+//! tree built so far, following its symlinks inside the root, so an entry
+//! `esc/pwned` over a lower symlink `esc -> /tmp/x` lands at `tmp/x/pwned`;
+//! whiteouts (`.wh.<name>`) delete, opaque markers (`.wh..wh..opq`) hide what
+//! lower layers put in the directory, a non-directory replaces a whole
+//! directory tree, a directory over a directory merges. Each node remembers the
+//! entry (layer, ordinal) that provides it. The emit pass then walks layers
+//! bottom-up writing only those entries, at their resolved paths, so no
+//! whiteout is ever "applied" and nothing is written only to be deleted.
+//! Memory is one tree of paths, not file contents.
 
-use std::collections::{HashMap, HashSet};
-use std::ffi::OsStr;
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::{OsStr, OsString};
 use std::io::{BufReader, Read};
+use std::ops::Bound;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use builder_cache::manifest::{Compression, Descriptor, media_type};
 use builder_cache::{BlobStore, Digest, Store, read_manifest};
+use builder_snapshot::stack::{Node, StackView, resolve_parent};
 
 use crate::ExportError;
 use crate::paths::clean_entry_path;
@@ -27,7 +34,8 @@ pub(crate) type LayerArchive = tar::Archive<Box<dyn Read>>;
 
 /// Something a surviving layer entry is written to.
 pub(crate) trait RootfsSink {
-    /// `link_to` overrides a hard link's target (see `LayerPlan::relink`).
+    /// `link_to` overrides a hard link's target (its resolved path, or the entry that took
+    /// over a hidden target's data).
     fn entry(
         &mut self,
         layer: &Digest,
@@ -35,6 +43,10 @@ pub(crate) trait RootfsSink {
         entry: &mut tar::Entry<'_, Box<dyn Read>>,
         link_to: Option<&Path>,
     ) -> Result<(), ExportError>;
+
+    /// A directory no layer has an entry for, made as the parent of others (mode 0755,
+    /// owned by root), written before any entry.
+    fn implicit_dir(&mut self, path: &Path) -> Result<(), ExportError>;
 }
 
 /// The layers of the image with manifest `manifest`, bottom first. A
@@ -137,119 +149,256 @@ fn classify(layer: &Digest, entry: &tar::Entry<'_, Box<dyn Read>>) -> Result<Ite
     })
 }
 
-/// State accumulated from the layers above the one being planned.
-#[derive(Default)]
-struct Upper {
-    /// Paths removed by whiteouts (with everything below them).
-    deleted: HashSet<PathBuf>,
-    /// Directories whose lower content is hidden.
-    opaque: HashSet<PathBuf>,
-    /// Paths already provided, and whether as a directory.
-    claimed: HashMap<PathBuf, bool>,
+/// What the merged tree holds at a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    Dir,
+    Symlink(Vec<u8>),
+    Other,
 }
 
-impl Upper {
-    fn hides(&self, path: &Path) -> bool {
-        if self.deleted.contains(path) || self.claimed.contains_key(path) {
-            return true;
-        }
-        path.ancestors().skip(1).any(|a| {
-            self.deleted.contains(a)
-                || self.opaque.contains(a)
-                || self.claimed.get(a) == Some(&false)
+/// (layer index, entry ordinal in that layer's tar).
+type EntryId = (usize, usize);
+
+#[derive(Debug)]
+struct TreeNode {
+    kind: Kind,
+    /// The entry written for this path; None for a directory no layer has an entry for
+    /// (created as a parent, like tar and the unpacked layers do, mode 0755).
+    src: Option<EntryId>,
+    /// The last layer that wrote here (an entry, or a parent made for one): an opaque marker
+    /// of that layer keeps the node, as overlayfs keeps what the opaque directory itself holds.
+    layer: usize,
+    /// For a hard link: the resolved path and entry of its target.
+    link: Option<(PathBuf, EntryId)>,
+}
+
+/// The merged filesystem, by resolved path. Path order is component-wise, so a directory's
+/// descendants follow it contiguously.
+#[derive(Default)]
+struct Tree {
+    nodes: BTreeMap<PathBuf, TreeNode>,
+}
+
+impl StackView for Tree {
+    fn node(&mut self, path: &[OsString]) -> std::io::Result<Node> {
+        let key: PathBuf = path.iter().collect();
+        Ok(match self.nodes.get(&key).map(|n| &n.kind) {
+            None => Node::Missing,
+            Some(Kind::Dir) => Node::Dir,
+            Some(Kind::Symlink(t)) => Node::Symlink(t.clone()),
+            Some(Kind::Other) => Node::Other,
         })
     }
 }
 
-/// What to write from one layer.
-#[derive(Default)]
-struct LayerPlan {
-    /// Ordinals of entries that survive as they are.
-    keep: HashSet<usize>,
-    /// Hidden entries whose content a surviving hard link still needs: the
-    /// data is written under the link's path instead (ordinal → link path).
-    materialize_as: HashMap<usize, PathBuf>,
-    /// Surviving hard links to hidden targets: `None` = already written by
-    /// `materialize_as`; `Some(p)` = link to `p` instead.
-    relink: HashMap<usize, Option<PathBuf>>,
-}
+impl Tree {
+    /// Removes `path` and everything below it; with `keep_layer`, only the strict
+    /// descendants not written by that layer (an opaque marker).
+    fn remove_below(&mut self, path: &Path, keep_layer: Option<usize>) {
+        let doomed: Vec<PathBuf> = self
+            .nodes
+            .range::<Path, _>((Bound::Included(path), Bound::Unbounded))
+            .take_while(|(p, _)| p.starts_with(path))
+            .filter(|(p, n)| match keep_layer {
+                None => true,
+                Some(layer) => p.as_path() != path && n.layer != layer,
+            })
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in doomed {
+            self.nodes.remove(&p);
+        }
+    }
 
-impl LayerPlan {
-    /// A hard link in a layer tar refers to an earlier entry of the same tar.
-    /// If that entry lost to an upper layer (e.g. the file was rewritten), the
-    /// link still means the old content, so it must not dangle or pick up the
-    /// new file: the first such link takes over the target's data.
-    fn fix_hard_links(
+    /// Resolves the parent `comps` on the tree and, with `create`, makes each directory on the
+    /// way exist as written by `layer`. None when `create` is off and the directory is missing.
+    fn resolve_dir(
         &mut self,
-        links: &[(usize, PathBuf, PathBuf)],
-        last_at: &HashMap<PathBuf, usize>,
-    ) {
-        for (ordinal, path, target) in links {
-            if !self.keep.contains(ordinal) {
-                continue;
-            }
-            let Some(target_ordinal) = last_at.get(target).filter(|t| *t < ordinal) else {
-                continue;
-            };
-            if self.keep.contains(target_ordinal) {
-                continue;
-            }
-            match self.materialize_as.get(target_ordinal) {
-                Some(first) => {
-                    self.relink.insert(*ordinal, Some(first.clone()));
+        comps: &[OsString],
+        layer: usize,
+        create: bool,
+    ) -> std::io::Result<Option<PathBuf>> {
+        let resolved = resolve_parent(self, comps)?;
+        let mut path = PathBuf::new();
+        for c in resolved {
+            path.push(c);
+            match self.nodes.get_mut(&path) {
+                Some(n) if create => n.layer = layer,
+                Some(_) => {}
+                None if create => {
+                    self.nodes.insert(
+                        path.clone(),
+                        TreeNode {
+                            kind: Kind::Dir,
+                            src: None,
+                            layer,
+                            link: None,
+                        },
+                    );
                 }
-                None => {
-                    self.materialize_as.insert(*target_ordinal, path.clone());
-                    self.relink.insert(*ordinal, None);
-                }
+                None => return Ok(None),
             }
         }
+        Ok(Some(path))
     }
 }
 
-/// For each layer (bottom first), what survives into the merged view.
-fn plan(blobs: &BlobStore, layers: &[Descriptor]) -> Result<Vec<LayerPlan>, ExportError> {
-    let mut upper = Upper::default();
-    let mut plans: Vec<LayerPlan> = layers.iter().map(|_| LayerPlan::default()).collect();
-    for (idx, layer) in layers.iter().enumerate().rev() {
+/// What to write: every entry that survives, at its resolved path, and the directories no
+/// entry provides.
+#[derive(Default)]
+struct Plan {
+    /// Surviving entries → resolved path and, for hard links, what to link to (None: the link
+    /// was turned into the data of its hidden target, see `materialize_as`).
+    keep: HashMap<EntryId, (PathBuf, Option<Option<PathBuf>>)>,
+    /// Hidden entries whose content a surviving hard link still needs: the data is written
+    /// under the link's path instead.
+    materialize_as: HashMap<EntryId, PathBuf>,
+    /// Directories only made as parents, parents first.
+    implicit_dirs: Vec<PathBuf>,
+}
+
+fn components(path: &Path) -> Vec<OsString> {
+    path.iter().map(|c| c.to_os_string()).collect()
+}
+
+fn split(path: &Path) -> (Vec<OsString>, OsString) {
+    let mut comps = components(path);
+    let name = comps.pop().unwrap_or_default();
+    (comps, name)
+}
+
+/// Applies every layer, bottom first, to an in-memory tree; returns what to write.
+fn plan(blobs: &BlobStore, layers: &[Descriptor]) -> Result<Plan, ExportError> {
+    let mut tree = Tree::default();
+    for (idx, layer) in layers.iter().enumerate() {
         let mut archive = open_layer(blobs, layer)?;
         let tar_err = |source| ExportError::LayerTar {
             layer: layer.digest,
             source,
         };
-        // Within one layer the last entry for a path wins, as when extracting.
-        let mut entries: HashMap<PathBuf, (usize, bool)> = HashMap::new();
-        let mut last_at: HashMap<PathBuf, usize> = HashMap::new();
-        let mut links = Vec::new();
-        let (mut whiteouts, mut opaques) = (Vec::new(), Vec::new());
         for (ordinal, entry) in archive.entries().map_err(tar_err)?.enumerate() {
             let entry = entry.map_err(tar_err)?;
-            match classify(&layer.digest, &entry)? {
-                Item::Whiteout(p) => whiteouts.push(p),
-                Item::Opaque(p) => opaques.push(p),
+            let item = classify(&layer.digest, &entry)?;
+            let raw_path = match &item {
+                Item::Whiteout(p) | Item::Opaque(p) | Item::Entry { path: p, .. } => p.clone(),
+                Item::Ignore => continue,
+            };
+            let unresolvable = |e: std::io::Error| ExportError::Io {
+                op: "resolve parent directory of",
+                path: raw_path.clone(),
+                source: e,
+            };
+            match item {
+                Item::Opaque(dir) => {
+                    let dir = tree
+                        .resolve_dir(&components(&dir), idx, true)
+                        .map_err(unresolvable)?
+                        .unwrap_or_default();
+                    tree.remove_below(&dir, Some(idx));
+                }
+                Item::Whiteout(_) => {
+                    let (parent, name) = split(&raw_path);
+                    let dir = tree
+                        .resolve_dir(&parent, idx, true)
+                        .map_err(unresolvable)?
+                        .unwrap_or_default();
+                    tree.remove_below(&dir.join(name), None);
+                }
                 Item::Entry { path, is_dir } => {
-                    if entry.header().entry_type().is_hard_link() {
-                        let target = hard_link_target(&layer.digest, &entry)?;
-                        links.push((ordinal, path.clone(), target));
+                    let (parent, name) = split(&path);
+                    let dir = tree
+                        .resolve_dir(&parent, idx, true)
+                        .map_err(unresolvable)?
+                        .unwrap_or_default();
+                    let at = dir.join(name);
+                    let ty = entry.header().entry_type();
+                    let link = if ty.is_hard_link() {
+                        Some(link_target(&mut tree, layer, &entry, idx)?)
+                    } else {
+                        None
+                    };
+                    let kind = if is_dir {
+                        Kind::Dir
+                    } else if ty.is_symlink() {
+                        let target = entry.link_name_bytes().unwrap_or_default().into_owned();
+                        Kind::Symlink(target)
+                    } else {
+                        Kind::Other
+                    };
+                    let merges = is_dir && tree.nodes.get(&at).is_some_and(|n| n.kind == Kind::Dir);
+                    if !merges {
+                        tree.remove_below(&at, None);
                     }
-                    last_at.insert(path.clone(), ordinal);
-                    if !upper.hides(&path) {
-                        entries.insert(path, (ordinal, is_dir));
-                    }
+                    tree.nodes.insert(
+                        at,
+                        TreeNode {
+                            kind,
+                            src: Some((idx, ordinal)),
+                            layer: idx,
+                            link,
+                        },
+                    );
                 }
                 Item::Ignore => {}
             }
         }
-        let plan = &mut plans[idx];
-        for (path, (ordinal, is_dir)) in entries {
-            plan.keep.insert(ordinal);
-            upper.claimed.insert(path, is_dir);
-        }
-        plan.fix_hard_links(&links, &last_at);
-        upper.deleted.extend(whiteouts);
-        upper.opaque.extend(opaques);
     }
-    Ok(plans)
+    let mut plan = Plan::default();
+    for (path, node) in &tree.nodes {
+        let Some(src) = node.src else {
+            plan.implicit_dirs.push(path.clone());
+            continue;
+        };
+        let relink = match &node.link {
+            None => None,
+            // The target is still there as written: link to it.
+            Some((target, tsrc)) if tree.nodes.get(target).and_then(|n| n.src) == Some(*tsrc) => {
+                Some(Some(target.clone()))
+            }
+            // The target lost to a later entry or layer, but the link still means its old
+            // content: the first such link takes over the data, later ones link to it.
+            Some((_, tsrc)) => match plan.materialize_as.get(tsrc) {
+                Some(first) => Some(Some(first.clone())),
+                None => {
+                    plan.materialize_as.insert(*tsrc, path.clone());
+                    Some(None)
+                }
+            },
+        };
+        plan.keep.insert(src, (path.clone(), relink));
+    }
+    Ok(plan)
+}
+
+/// Where a hard link entry of layer `idx` points: resolved like any path, and it must name an
+/// entry this same layer wrote (links cannot reach into other layers or outside).
+fn link_target(
+    tree: &mut Tree,
+    layer: &Descriptor,
+    entry: &tar::Entry<'_, Box<dyn Read>>,
+    idx: usize,
+) -> Result<(PathBuf, EntryId), ExportError> {
+    let target = hard_link_target(&layer.digest, entry)?;
+    let outside = || ExportError::UnsafeEntry {
+        layer: layer.digest,
+        path: target.display().to_string(),
+        reason: "is a hard link target outside the layer",
+    };
+    let (parent, name) = split(&target);
+    let dir = tree
+        .resolve_dir(&parent, idx, false)
+        .map_err(|_| outside())?
+        .ok_or_else(outside)?;
+    let at = dir.join(name);
+    match tree.nodes.get(&at) {
+        Some(TreeNode {
+            kind: Kind::Other,
+            src: Some(src),
+            ..
+        }) if src.0 == idx => Ok((at.clone(), *src)),
+        _ => Err(outside()),
+    }
 }
 
 /// The cleaned path a hard link entry points at.
@@ -280,8 +429,11 @@ pub(crate) fn flatten(
     layers: &[Descriptor],
     sink: &mut dyn RootfsSink,
 ) -> Result<(), ExportError> {
-    let plans = plan(blobs, layers)?;
-    for (layer, plan) in layers.iter().zip(plans) {
+    let plan = plan(blobs, layers)?;
+    for dir in &plan.implicit_dirs {
+        sink.implicit_dir(dir)?;
+    }
+    for (idx, layer) in layers.iter().enumerate() {
         let mut archive = open_layer(blobs, layer)?;
         let tar_err = |source| ExportError::LayerTar {
             layer: layer.digest,
@@ -289,21 +441,19 @@ pub(crate) fn flatten(
         };
         for (ordinal, entry) in archive.entries().map_err(tar_err)?.enumerate() {
             let mut entry = entry.map_err(tar_err)?;
-            if let Some(path) = plan.materialize_as.get(&ordinal) {
+            if let Some(path) = plan.materialize_as.get(&(idx, ordinal)) {
                 sink.entry(&layer.digest, path, &mut entry, None)?;
                 continue;
             }
-            if !plan.keep.contains(&ordinal) {
+            let Some((path, relink)) = plan.keep.get(&(idx, ordinal)) else {
                 continue;
-            }
-            let relink = match plan.relink.get(&ordinal) {
+            };
+            let link_to = match relink {
                 Some(None) => continue,
                 Some(Some(p)) => Some(p.as_path()),
                 None => None,
             };
-            if let Item::Entry { path, .. } = classify(&layer.digest, &entry)? {
-                sink.entry(&layer.digest, &path, &mut entry, relink)?;
-            }
+            sink.entry(&layer.digest, path, &mut entry, link_to)?;
         }
     }
     Ok(())

@@ -108,6 +108,19 @@ impl<W: Write> RootfsSink for TarRootfs<W> {
             .append_data(&mut header, path, entry)
             .map_err(write_err)
     }
+
+    fn implicit_dir(&mut self, path: &Path) -> Result<(), ExportError> {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(EntryType::Directory);
+        header.set_mode(0o755);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_size(0);
+        self.builder
+            .append_data(&mut header, path, io::empty())
+            .map_err(ExportError::io("write tar entry", path))
+    }
 }
 
 struct DirRootfs {
@@ -224,6 +237,12 @@ impl RootfsSink for DirRootfs {
             }
         }
         self.summary.entries += 1;
+        Ok(())
+    }
+
+    fn implicit_dir(&mut self, path: &Path) -> Result<(), ExportError> {
+        // Creates what is missing (0755), and leaves an existing directory as it is.
+        resolve_dir_in_root(&self.root, path).map_err(ExportError::io("create directory", path))?;
         Ok(())
     }
 }

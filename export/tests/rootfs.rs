@@ -294,7 +294,15 @@ fn xattrs_owners_and_setuid_survive() {
 
     let bytes = write_rootfs_tar(&img.store, &img.image.manifest, Vec::new()).unwrap();
     let mut archive = tar::Archive::new(bytes.as_slice());
-    let mut e = archive.entries().unwrap().next().unwrap().unwrap();
+    // The parents no entry provides (usr/, usr/bin/) come first, as plain 0755 directories.
+    let mut entries = archive.entries().unwrap().map(|e| e.unwrap());
+    for dir in ["usr", "usr/bin"] {
+        let d = entries.next().unwrap();
+        assert_eq!(d.path().unwrap(), Path::new(dir));
+        assert_eq!(d.header().entry_type(), tar::EntryType::Directory);
+        assert_eq!(d.header().mode().unwrap(), 0o755);
+    }
+    let mut e = entries.next().unwrap();
     assert_eq!(e.path().unwrap(), Path::new("usr/bin/suid"));
     assert_eq!(
         (e.header().mode().unwrap(), e.header().uid().unwrap()),

@@ -1,8 +1,9 @@
 //! builder-snapshot: how image layers become directories and directories become layers.
 //!
-//! Every layer is extracted once ([`apply_layer`]) into its own directory in
+//! Every layer is extracted once ([`apply_layer_on`]) into its own directory in
 //! *overlay format* (whiteouts are 0/0 char devices, opaque dirs carry
-//! `user.overlay.opaque=y`). A build step gets a writable view of its parent
+//! `user.overlay.opaque=y`), its entries' parents resolved through the layers
+//! below by the rule in [`stack`], which the flattened exports follow too. A build step gets a writable view of its parent
 //! layers from [`prepare`] — an overlayfs mount with `userxattr`, or a copy when
 //! overlay is unavailable ([`detect_snapshotter`]) — and [`ActiveSnapshot::finish`]
 //! yields the step's diff in the same format, which [`write_layer`] turns into a
@@ -20,6 +21,7 @@ mod reader;
 mod recompress;
 mod safe_path;
 mod snapshotter;
+pub mod stack;
 mod sys;
 mod writer;
 
@@ -30,7 +32,7 @@ pub use compress::{
 };
 pub use error::SnapshotError;
 pub use parallel_gzip::{CHUNK_SIZE as GZIP_CHUNK_SIZE, ParallelGzipWriter};
-pub use reader::{ApplyStats, apply_layer, layer_diff_id};
+pub use reader::{ApplyStats, apply_layer, apply_layer_on, layer_diff_id};
 pub use recompress::recompress_layer;
 pub use snapshotter::{ActiveSnapshot, Diff, Snapshotter, detect_snapshotter, prepare};
 pub use writer::{LayerDigests, LayerOptions, write_layer};

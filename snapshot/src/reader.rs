@@ -2,6 +2,8 @@
 //!
 //! Whiteout files become whiteout devices, opaque markers become the opaque
 //! xattr, and every path is confined to `dest` (see [`crate::safe_path`]).
+//! Parents resolve through the layers below as [`crate::stack`] describes, so the
+//! overlay of the unpacked layers shows what the flattened exports show.
 
 use std::ffi::OsStr;
 use std::fs::{self, OpenOptions};
@@ -18,7 +20,7 @@ use crate::overlay_format::{
     AUFS_META_PREFIX, OPAQUE_MARKER, WHITEOUT_PREFIX, is_overlay_private_xattr, is_whiteout,
     make_whiteout, set_opaque,
 };
-use crate::safe_path::{clean_components, resolve_dir};
+use crate::safe_path::{LayerView, clean_components};
 use crate::sys;
 
 /// At most this many warning texts are kept; the counters keep counting.
@@ -41,6 +43,10 @@ pub struct ApplyStats {
     pub skipped_entries: u64,
     /// Human-readable descriptions of the first skipped items.
     pub warnings: Vec<String>,
+    /// Some entry's parent was not in the layer itself and was looked up in the layers below
+    /// (a symlink followed there, or a directory created with their metadata): the unpacked
+    /// directory is then only right on top of that same stack.
+    pub depends_on_lowers: bool,
 }
 
 impl ApplyStats {
@@ -51,12 +57,27 @@ impl ApplyStats {
     }
 }
 
-/// Extracts a (possibly gzip- or zstd-compressed) OCI layer tar into `dest` in overlay format.
+/// Extracts a (possibly gzip- or zstd-compressed) OCI layer tar into `dest` in overlay format,
+/// as the bottom layer of a stack (nothing below it).
 pub fn apply_layer(layer: impl Read, dest: &Path) -> Result<ApplyStats, SnapshotError> {
+    apply_layer_on(layer, dest, &[])
+}
+
+/// Extracts a layer into `dest` in overlay format for use on top of `lowers` (the unpacked
+/// layers below it, topmost first): entry parents resolve in the merged filesystem of those
+/// layers and what this layer wrote, so an overlay of `dest` over `lowers` shows what applying
+/// the layer to that filesystem (containerd's applier, and the flattened exports) gives.
+/// [`ApplyStats::depends_on_lowers`] says whether the result is specific to `lowers`.
+pub fn apply_layer_on(
+    layer: impl Read,
+    dest: &Path,
+    lowers: &[PathBuf],
+) -> Result<ApplyStats, SnapshotError> {
     let reader = decompressed(layer)?;
     let mut archive = tar::Archive::new(reader);
     let mut applier = Applier {
         dest,
+        lowers,
         stats: ApplyStats::default(),
         dir_times: Vec::new(),
     };
@@ -111,6 +132,7 @@ struct EntryMeta {
 
 struct Applier<'a> {
     dest: &'a Path,
+    lowers: &'a [PathBuf],
     stats: ApplyStats,
     /// Directory times are set last: creating children changes them.
     dir_times: Vec<(PathBuf, (i64, i64))>,
@@ -138,7 +160,7 @@ impl Applier<'_> {
             return self.apply_root(ty, &meta, &label);
         };
         let name_bytes = name.as_bytes();
-        let parent = resolve_dir(self.dest, parent_comps, true).map_err(entry_io(
+        let parent = self.resolve_dir(parent_comps, true).map_err(entry_io(
             &label,
             "resolving parent of",
             self.dest.join(parent_comps.iter().collect::<PathBuf>()),
@@ -160,6 +182,19 @@ impl Applier<'_> {
             return Ok(());
         }
         self.set_metadata(&path, ty, &meta, &label)
+    }
+
+    /// The directory `comps` in `dest`, resolved on the stack (see [`LayerView`]).
+    fn resolve_dir(&mut self, comps: &[std::ffi::OsString], create: bool) -> io::Result<PathBuf> {
+        let mut view = LayerView {
+            dest: self.dest,
+            lowers: self.lowers,
+            depends_on_lowers: false,
+        };
+        let (dir, created) = view.resolve_dir(comps, create)?;
+        self.stats.depends_on_lowers |= view.depends_on_lowers;
+        self.dir_times.extend(created);
+        Ok(dir)
     }
 
     /// A `./` entry: the metadata of the layer root itself.
@@ -198,13 +233,18 @@ impl Applier<'_> {
     ) -> Result<bool, SnapshotError> {
         let io = |op| entry_io(label, op, path);
         match ty {
-            EntryType::Directory => {
-                let is_dir = fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
-                if !is_dir {
+            EntryType::Directory => match fs::symlink_metadata(path) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    // This layer already replaced (or deleted) what the lowers have here: the
+                    // new directory must not merge with a lower one, as in a plain extraction
+                    // where that directory was removed first.
                     remove_any(path).map_err(io("replacing"))?;
                     fs::create_dir(path).map_err(io("creating directory"))?;
+                    set_opaque(path).map_err(io("marking opaque"))?;
                 }
-            }
+                Err(_) => fs::create_dir(path).map_err(io("creating directory"))?,
+            },
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 remove_any(path).map_err(io("replacing"))?;
                 let mut file = OpenOptions::new()
@@ -251,7 +291,7 @@ impl Applier<'_> {
         let Some((name, parents)) = comps.split_last() else {
             return Err(bad(label, "hard link to the archive root"));
         };
-        let tparent = resolve_dir(self.dest, parents, false).map_err(|e| {
+        let tparent = self.resolve_dir(parents, false).map_err(|e| {
             bad(
                 label,
                 &format!(

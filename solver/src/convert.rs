@@ -580,6 +580,8 @@ impl<'a> Converter<'a> {
                 format!("base name ({}) should not be blank", stage.base),
             ));
         }
+        // BuildKit counts a FROM of an image as the stage's first step (`[1/3] FROM ...`).
+        let from_image = base != "scratch" && self.stage_by_ref(&base, index).is_none();
         let (root, spec) = if base == "scratch" {
             let v = self.graph.add(Vertex {
                 op: Op::Scratch,
@@ -595,16 +597,33 @@ impl<'a> Converter<'a> {
             let image = self.resolve_image(&base, line, &platform)?;
             (self.image_vertex(&image), image.spec)
         };
+        // Step names as BuildKit gives them: `[NAME i/n]`, where a lone unnamed stage has no
+        // NAME, and n counts the FROM of an image, every ONBUILD trigger and the instructions
+        // that make a step (RUN, COPY, ADD, WORKDIR).
+        let label = if self.dockerfile.stages.len() == 1 {
+            String::new()
+        } else {
+            display_name.clone()
+        };
+        let from_step = usize::from(from_image);
+        let counted = stage
+            .instructions
+            .iter()
+            .filter(|i| makes_step(&i.kind))
+            .count();
         let mut state = StageBuild {
             name: display_name,
+            label,
             index,
             vertex: root,
             spec,
             args: Vec::new(),
             layer_history: Vec::new(),
             cmd_set: false,
-            step: 0,
-            total_steps: stage.instructions.len(),
+            steps_done: from_step,
+            step: from_step,
+            total_steps: from_step + counted,
+            onbuild: false,
         };
         let triggers = std::mem::take(&mut state.spec.on_build)
             .into_iter()
@@ -620,6 +639,7 @@ impl<'a> Converter<'a> {
                 })
             })
             .collect::<Result<Vec<_>, ConvertError>>()?;
+        state.total_steps += triggers.len();
         Ok((state, triggers))
     }
 
@@ -644,13 +664,20 @@ impl<'a> Converter<'a> {
                 "internal error: stage conversion lost its state".into(),
             ));
         };
+        // A resumed instruction is dispatched again, so its number is derived from the steps
+        // done before it, and counted only once it went through.
         while let Some(inst) = triggers.get(*next_trigger) {
+            st.step = st.steps_done + usize::from(makes_step(&inst.kind));
+            st.onbuild = true;
             self.dispatch(st, inst)?;
+            st.steps_done = st.step;
             *next_trigger += 1;
         }
+        st.onbuild = false;
         while let Some(inst) = stage.instructions.get(*next) {
-            st.step = *next + 1;
+            st.step = st.steps_done + usize::from(makes_step(&inst.kind));
             self.dispatch(st, inst)?;
+            st.steps_done = st.step;
             *next += 1;
         }
         Ok(StageOutput {
@@ -1180,7 +1207,6 @@ impl<'a> Converter<'a> {
     }
 }
 
-/// Per-stage conversion state.
 /// A stage on [`Converter::stage`]'s stack: its state so far, and where to resume.
 struct PendingStage {
     index: usize,
@@ -1205,8 +1231,11 @@ impl PendingStage {
     }
 }
 
+/// Per-stage conversion state.
 struct StageBuild {
     name: String,
+    /// The stage's name in step names: empty for the only stage of a Dockerfile.
+    label: String,
     index: usize,
     vertex: VertexId,
     spec: ImageSpec,
@@ -1215,16 +1244,39 @@ struct StageBuild {
     layer_history: Vec<(usize, VertexId)>,
     /// CMD was set in this stage (so a later ENTRYPOINT keeps it).
     cmd_set: bool,
+    /// Steps numbered so far, and the number of the instruction being dispatched.
+    steps_done: usize,
     step: usize,
     total_steps: usize,
+    /// The instruction being dispatched is an ONBUILD trigger of the base image.
+    onbuild: bool,
+}
+
+/// Whether an instruction makes a numbered step in progress output (BuildKit's count).
+fn makes_step(kind: &InstructionKind) -> bool {
+    matches!(
+        kind,
+        InstructionKind::Run(_)
+            | InstructionKind::Copy(_)
+            | InstructionKind::Add(_)
+            | InstructionKind::Workdir(_)
+    )
 }
 
 impl StageBuild {
     fn step_name(&self, inst: &Instruction) -> String {
         let text = inst.original.lines().next().unwrap_or("").trim();
+        // The step number is padded to the width of the total, as BuildKit's ` 3/12`.
+        let width = self.total_steps.to_string().len();
+        let label = if self.label.is_empty() {
+            String::new()
+        } else {
+            format!("{} ", self.label)
+        };
+        let onbuild = if self.onbuild { "ONBUILD " } else { "" };
         format!(
-            "[{} {}/{}] {}",
-            self.name, self.step, self.total_steps, text
+            "[{label}{:>width$}/{}] {onbuild}{text}",
+            self.step, self.total_steps
         )
     }
 

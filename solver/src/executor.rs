@@ -152,11 +152,35 @@ impl<'a> LayerStore<'a> {
             .get_or_init(|| builder_snapshot::detect_snapshotter(&self.work_root))
     }
 
-    /// The unpacked directory of a layer, unpacking its blob the first time.
-    fn layer_dir(&self, layer: &LayerRef) -> Result<PathBuf, String> {
+    /// The unpacked directory of `layer` on top of `below` (the unpacked layers beneath it,
+    /// topmost first, whose OCI chain id is `chain_below`), unpacking its blob the first time.
+    ///
+    /// A layer that carries every parent directory of its entries (all layers builder writes,
+    /// and those of docker and BuildKit) unpacks the same on any stack and is kept under its
+    /// diff id. One whose entries reach through what lies below (an entry `esc/pwned` over a
+    /// lower symlink `esc`, see `builder_snapshot::stack`) is kept under a name made of its
+    /// diff id and the chain below, since its unpacked form is only right on that stack.
+    fn layer_dir(
+        &self,
+        layer: &LayerRef,
+        below: &[PathBuf],
+        chain_below: Option<&Digest>,
+    ) -> Result<PathBuf, String> {
         let dir = self.store.snapshots_dir().join(layer.diff_id.hex());
         if dir.is_dir() {
             return Ok(dir);
+        }
+        let on_stack = Digest::of(
+            format!(
+                "builder unpacked {} on {}",
+                layer.diff_id,
+                chain_below.map(Digest::to_string).unwrap_or_default()
+            )
+            .as_bytes(),
+        );
+        let stacked = self.store.snapshots_dir().join(on_stack.hex());
+        if stacked.is_dir() {
+            return Ok(stacked);
         }
         let tmp = tempfile::Builder::new()
             .prefix(".unpack-")
@@ -167,8 +191,14 @@ impl<'a> LayerStore<'a> {
             .blobs()
             .open(&layer.digest)
             .map_err(|e| e.to_string())?;
-        builder_snapshot::apply_layer(std::io::BufReader::new(blob), tmp.path())
-            .map_err(|e| format!("unpacking layer {}: {e}", layer.digest))?;
+        let stats =
+            builder_snapshot::apply_layer_on(std::io::BufReader::new(blob), tmp.path(), below)
+                .map_err(|e| format!("unpacking layer {}: {e}", layer.digest))?;
+        let dir = if stats.depends_on_lowers {
+            stacked
+        } else {
+            dir
+        };
         let tmp = tmp.keep();
         if let Err(e) = fs::rename(&tmp, &dir) {
             // Another build unpacked the same layer first; theirs is as good as ours.
@@ -182,7 +212,18 @@ impl<'a> LayerStore<'a> {
 
     /// Lower directories for a rootfs, topmost first, as overlayfs wants them.
     fn lowers(&self, layers: &[LayerRef]) -> Result<Vec<PathBuf>, String> {
-        layers.iter().rev().map(|l| self.layer_dir(l)).collect()
+        let mut lowers: Vec<PathBuf> = Vec::with_capacity(layers.len());
+        let mut chain: Option<Digest> = None;
+        for layer in layers {
+            let dir = self.layer_dir(layer, &lowers, chain.as_ref())?;
+            lowers.insert(0, dir);
+            // The OCI chain id: the bottom layer's diff id, then sha256("<chain> <diff id>").
+            chain = Some(match chain {
+                None => layer.diff_id,
+                Some(c) => Digest::of(format!("{c} {}", layer.diff_id).as_bytes()),
+            });
+        }
+        Ok(lowers)
     }
 
     /// A writable rootfs made of `layers` (bottom first); dropped, it disappears.
