@@ -123,6 +123,18 @@ fn main() -> ExitCode {
             };
         }
     };
+    let root = cli.root.clone().unwrap_or_else(builder_cache::default_root);
+    // Before the user namespace, where the owners of the store's parents are still visible
+    // as they are (inside it, root's directories show up as the overflow uid). The child
+    // re-executed inside it inherits the environment variable and skips this.
+    let uses_store = !matches!(cli.command, Command::Login(_) | Command::Logout { .. });
+    if uses_store
+        && std::env::var_os(builder_sandbox::USERNS_ENV).is_none()
+        && let Err(e) = secure_store_root(&root)
+    {
+        errln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let userns = match builder_sandbox::enter_rootless_userns() {
         Ok(info) => info,
         Err(e) if e.is_unavailable() => {
@@ -134,7 +146,6 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    let root = cli.root.clone().unwrap_or_else(builder_cache::default_root);
     let ctx = cli::Context { root, userns };
     match run(cli.command, &ctx) {
         Ok(code) => code,
@@ -144,6 +155,21 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// Refuses a store other users could swap out, creates it private, and tightens one made
+/// before stores were private (builds run as root leave setuid-root files and device nodes in
+/// it, which would otherwise be usable by every local user).
+fn secure_store_root(root: &std::path::Path) -> Result<(), builder_cache::StoreError> {
+    use builder_cache::private_root::{RootMode, check_location, make_private};
+    check_location(root)?;
+    if let RootMode::Tightened { from } = make_private(root)? {
+        errln!(
+            "note: the store at {} was reachable by other users (mode {from:04o}); it is now 0700",
+            root.display()
+        );
+    }
+    Ok(())
 }
 
 /// The error and its causes, `: `-separated as anyhow's `{:#}`, but a cause is left out when

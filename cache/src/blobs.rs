@@ -24,6 +24,18 @@ pub const MAX_IN_MEMORY_BLOB: u64 = 64 * 1024 * 1024;
 /// an accidental in-place edit by tools that open store files directly.
 const BLOB_MODE: u32 = 0o444;
 
+/// Name prefix of [`BlobWriter`] temp files in `tmp/` (see [`BlobStore::writer`]).
+pub(crate) const TMP_BLOB_PREFIX: &str = "blob-";
+
+/// Whether the temp file's path still names the inode we hold open.
+fn still_named(tmp: &NamedTempFile) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (tmp.as_file().metadata(), fs::symlink_metadata(tmp.path())) {
+        (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
+        _ => false,
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     /// `<root>/blobs/sha256`
@@ -95,11 +107,23 @@ impl BlobStore {
     /// A writer to a fresh temp file that hashes as it goes; nothing is
     /// visible in the store until [`BlobWriter::commit`]. Dropping the writer
     /// without committing removes the temp file.
+    ///
+    /// The temp file (`tmp/blob-*`) is flocked for as long as the writer lives: the kernel
+    /// drops the lock when the process dies, however it dies, so
+    /// [`crate::Store::remove_abandoned_tmp`] in any later process can tell a crashed writer's
+    /// file (unlocked) from one a concurrent build is still writing (locked), whatever its age.
     pub fn writer(&self) -> Result<BlobWriter, StoreError> {
-        let tmp = tempfile::Builder::new()
-            .prefix("blob-")
-            .tempfile_in(&self.tmp)
-            .map_err(StoreError::io("create temp file in", &self.tmp))?;
+        let tmp = loop {
+            let tmp = tempfile::Builder::new()
+                .prefix(TMP_BLOB_PREFIX)
+                .tempfile_in(&self.tmp)
+                .map_err(StoreError::io("create temp file in", &self.tmp))?;
+            // Between creating the file and locking it, a sweeper may have found it unlocked
+            // and removed it (or hold its lock to do so): then take another name.
+            if fs2::FileExt::try_lock_exclusive(tmp.as_file()).is_ok() && still_named(&tmp) {
+                break tmp;
+            }
+        };
         let file = tmp.reopen().map_err(StoreError::io("reopen", tmp.path()))?;
         Ok(BlobWriter {
             tmp,

@@ -48,6 +48,11 @@ pub enum StoreError {
         "conflict: unable to delete {id} (must be forced) - image is referenced in multiple repositories: {names:?}"
     )]
     ImageInUse { id: Digest, names: Vec<String> },
+    /// Another user could replace the store or one of its parents (see private_root).
+    #[error(
+        "refusing to use a store under {path}: it {reason}, who could replace the store with a directory they control; choose another --root or fix the directory's owner and permissions"
+    )]
+    UnsafeLocation { path: PathBuf, reason: String },
     #[error("image config has {diff_ids} diff_ids but {layers} layers were given")]
     LayerCountMismatch { diff_ids: usize, layers: usize },
 }

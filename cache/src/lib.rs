@@ -3,7 +3,8 @@
 //! # On-disk layout
 //!
 //! ```text
-//! <root>/                    $BUILDER_ROOT, --root, or default_root()
+//! <root>/                    $BUILDER_ROOT, --root, or default_root(); mode 0700
+//!                            (see private_root: it is what keeps other users out)
 //!   blobs/sha256/<hex>       immutable, read-only blobs named by their sha256
 //!   tmp/                     in-flight writes; same file system as blobs/ so
 //!                            committing is an atomic link. Leftovers from a
@@ -34,6 +35,7 @@ pub mod gc;
 pub mod image;
 pub mod images;
 pub mod manifest;
+pub mod private_root;
 pub mod time;
 pub mod verify;
 
@@ -82,8 +84,10 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens the store at `root`, creating the layout if missing.
+    /// Opens the store at `root`, creating the layout if missing. The root is made (or
+    /// tightened to) `0700`: see [`private_root`].
     pub fn open(root: &Path) -> Result<Store, StoreError> {
+        private_root::make_private(root)?;
         let blob_dir = root.join("blobs").join("sha256");
         let tmp = root.join("tmp");
         for dir in [&blob_dir, &tmp, &root.join("snapshots")] {
@@ -114,6 +118,37 @@ impl Store {
 
     pub fn tmp_dir(&self) -> PathBuf {
         self.root.join("tmp")
+    }
+
+    /// Removes the blob temp files (`tmp/blob-*`) of writers that died: each live
+    /// [`BlobWriter`] holds a flock on its file, so one whose lock can be taken has no owner in
+    /// any process (a killed build's). Safe while other builds write blobs; other temp files
+    /// are left to [`Store::clean_tmp`]'s age rule. Returns how many were removed.
+    pub fn remove_abandoned_tmp(&self) -> usize {
+        let tmp = self.tmp_dir();
+        let Ok(entries) = fs::read_dir(&tmp) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let is_blob = entry
+                .file_name()
+                .as_encoded_bytes()
+                .starts_with(blobs::TMP_BLOB_PREFIX.as_bytes());
+            if !is_blob || !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            let path = entry.path();
+            let Ok(file) = fs::File::open(&path) else {
+                continue;
+            };
+            // Held while unlinking, so a writer that loses the race sees its name gone
+            // (BlobStore::writer checks) rather than writing into a deleted file.
+            if fs2::FileExt::try_lock_exclusive(&file).is_ok() && fs::remove_file(&path).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
     }
 
     /// Removes temp files not modified for `older_than`. Age is the only safe

@@ -13,7 +13,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Condvar, Mutex, OnceLock};
-use std::time::{Duration, SystemTime};
 
 struct Reaper {
     queue: Mutex<Sender<PathBuf>>,
@@ -84,18 +83,15 @@ pub(crate) fn lock_in_use(dir: &Path) -> std::io::Result<fs::File> {
     Ok(f)
 }
 
-/// A finished step's diff (`snap-*-diff`) is turned into a layer within seconds or minutes of
-/// the step's end and holds no lock meanwhile; one this old belongs to a dead build.
-const STALE_DIFF_AGE: Duration = Duration::from_secs(6 * 3600);
-
 /// Removes (in the background) what killed builds left in `work_root`: snapshot directories
-/// whose owner no longer holds their lock, and old unclaimed diffs. Returns how many it queued.
-/// Safe while other builds run on the same store: their snapshots are locked.
+/// and finished diffs (`snap-*-diff`) whose owner no longer holds their lock (a diff is locked
+/// from before it gets its name until its layer is stored, see
+/// `ActiveSnapshot::finish_locked`). Returns how many it queued.
+/// Safe while other builds run on the same store: their snapshots and diffs are locked.
 pub fn sweep_stale(work_root: &Path) -> usize {
     let Ok(entries) = fs::read_dir(work_root) else {
         return 0;
     };
-    let now = SystemTime::now();
     let mut queued = 0;
     for entry in entries.flatten() {
         let name = entry.file_name();
@@ -104,15 +100,7 @@ pub fn sweep_stale(work_root: &Path) -> usize {
             continue;
         }
         let path = entry.path();
-        let stale = if name.ends_with("-diff") {
-            entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| now.duration_since(t).unwrap_or_default() > STALE_DIFF_AGE)
-        } else {
-            is_abandoned(&path)
-        };
-        if stale {
+        if is_abandoned(&path) {
             remove_later(path);
             queued += 1;
         }
@@ -158,15 +146,17 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let live = root.path().join("snap-live");
         let dead = root.path().join("snap-dead");
-        let fresh_diff = root.path().join("snap-x-diff");
+        let live_diff = root.path().join("snap-x-diff");
+        let dead_diff = root.path().join("snap-y-diff");
         let other = root.path().join("mountpoints-v1");
-        for d in [&live, &dead, &fresh_diff, &other] {
+        for d in [&live, &dead, &live_diff, &dead_diff, &other] {
             fs::create_dir_all(d.join("merged")).unwrap();
         }
         let _held = lock_in_use(&live).unwrap();
-        assert_eq!(sweep_stale(root.path()), 1);
+        let _held_diff = lock_in_use(&live_diff).unwrap();
+        assert_eq!(sweep_stale(root.path()), 2);
         wait_for_removals();
-        assert!(live.exists() && fresh_diff.exists() && other.exists());
-        assert!(!dead.exists());
+        assert!(live.exists() && live_diff.exists() && other.exists());
+        assert!(!dead.exists() && !dead_diff.exists());
     }
 }

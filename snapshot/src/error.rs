@@ -13,6 +13,9 @@ pub enum SnapshotError {
         #[source]
         source: io::Error,
     },
+    /// The build was cancelled (see [`crate::cancel`]) while this work was under way.
+    #[error("cancelled")]
+    Cancelled,
     #[error("writing layer archive: {0}")]
     ArchiveWrite(#[source] io::Error),
     #[error("reading layer archive: {0}")]

@@ -9,6 +9,7 @@
 //! yields the step's diff in the same format, which [`write_layer`] turns into a
 //! reproducible OCI layer tar.
 
+pub mod cancel;
 mod cleanup;
 mod compress;
 mod copy_snapshotter;
@@ -33,5 +34,5 @@ pub use error::SnapshotError;
 pub use parallel_gzip::{CHUNK_SIZE as GZIP_CHUNK_SIZE, ParallelGzipWriter};
 pub use reader::{ApplyStats, apply_layer, apply_layer_on, layer_diff_id};
 pub use recompress::recompress_layer;
-pub use snapshotter::{ActiveSnapshot, Snapshotter, detect_snapshotter, prepare};
+pub use snapshotter::{ActiveSnapshot, Diff, Snapshotter, detect_snapshotter, prepare};
 pub use writer::{LayerDigests, LayerOptions, write_layer};

@@ -372,7 +372,16 @@ impl ActiveSnapshot {
 
     /// Ends the view and returns the overlay-format diff directory (a sibling of
     /// the snapshot dir in `work_root`, owned by the caller from now on).
-    pub fn finish(mut self) -> Result<PathBuf, SnapshotError> {
+    pub fn finish(self) -> Result<PathBuf, SnapshotError> {
+        self.finish_locked().map(|d| d.path)
+    }
+
+    /// [`finish`](Self::finish), keeping the diff directory flocked until the returned
+    /// [`Diff`] is dropped: [`crate::sweep_stale`] in another process then leaves it alone
+    /// however long the layer write takes, and removes it once its owner has died. The lock
+    /// is taken before the upper directory is renamed to its `-diff` name (flock follows the
+    /// inode), so no sweeper ever sees it unlocked while its owner lives.
+    pub fn finish_locked(mut self) -> Result<Diff, SnapshotError> {
         match &mut self.mode {
             Mode::Overlay { mounted } => {
                 if *mounted {
@@ -387,12 +396,31 @@ impl ActiveSnapshot {
                 diff_against_lowers(&self.rootfs, lowers, baseline, &self.upper)?
             }
         }
+        let lock =
+            crate::cleanup::lock_in_use(&self.upper).map_err(io_err("locking", &self.upper))?;
         let mut diff_name = self.dir.file_name().unwrap_or_default().to_os_string();
         diff_name.push("-diff");
         let diff = self.dir.with_file_name(diff_name);
         fs::rename(&self.upper, &diff).map_err(io_err("moving diff to", &diff))?;
-        Ok(diff)
+        Ok(Diff {
+            path: diff,
+            _in_use: lock,
+        })
         // Drop removes the rest of the snapshot dir.
+    }
+}
+
+/// A finished step's diff directory, locked against other processes' sweeps while this lives
+/// (see [`ActiveSnapshot::finish_locked`]).
+#[derive(Debug)]
+pub struct Diff {
+    path: PathBuf,
+    _in_use: fs::File,
+}
+
+impl Diff {
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 

@@ -98,6 +98,11 @@ pub fn write_layer(
         epoch: opts.source_date_epoch,
     };
     for entry in &plan {
+        // Also checked while a file's data is read (ExactReader): a cancelled build stops
+        // within a few MiB, not at the end of a layer that may take minutes to compress.
+        if crate::cancel::cancel_requested() {
+            return Err(SnapshotError::Cancelled);
+        }
         emitter.emit(entry)?;
     }
     let uncompressed = builder.into_inner().map_err(SnapshotError::ArchiveWrite)?;
@@ -308,6 +313,7 @@ impl<W: Write> Emitter<'_, W> {
         self.builder
             .append_data(&mut h, name, &mut reader)
             .map_err(|e| match e.kind() {
+                _ if crate::cancel::cancel_requested() => SnapshotError::Cancelled,
                 io::ErrorKind::UnexpectedEof => SnapshotError::FileChanged {
                     path: path.to_path_buf(),
                     reason: format!("shrank below {size} bytes"),
@@ -379,6 +385,10 @@ struct ExactReader<'a, R> {
 
 impl<R: Read> Read for ExactReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // One relaxed atomic load per read (tar reads in small blocks): cheap next to the read.
+        if crate::cancel::cancel_requested() {
+            return Err(crate::cancel::cancelled_io_error());
+        }
         let n = self.inner.read(buf)?;
         if n == 0 && self.remaining > 0 && !buf.is_empty() {
             return Err(io::Error::new(

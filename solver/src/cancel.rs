@@ -17,6 +17,8 @@ static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 /// (it locks); call it from a thread that the handler wakes.
 pub fn cancel() {
     CANCELLED.store(true, Ordering::SeqCst);
+    // Long COPYs and layer writes poll this one.
+    builder_snapshot::cancel::request_cancel();
     for pid in RUNNING.lock().unwrap_or_else(|p| p.into_inner()).iter() {
         stop(*pid);
     }

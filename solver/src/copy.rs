@@ -31,6 +31,17 @@ pub enum CopyError {
     Io { path: String, source: io::Error },
     #[error("{0}")]
     Invalid(String),
+    /// The build was cancelled while the copy was under way.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// Stops a copy between files (and, for large files, between chunks of one).
+fn check_cancelled() -> Result<(), CopyError> {
+    if builder_snapshot::cancel::cancel_requested() {
+        return Err(CopyError::Cancelled);
+    }
+    Ok(())
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CopyError + '_ {
@@ -71,6 +82,7 @@ pub fn copy(
     }
     let mut dir_times = Vec::new();
     for (sel, drop) in &selected {
+        check_cancelled()?;
         let meta = fs::symlink_metadata(&sel.host).map_err(io_err(&sel.host))?;
         // Where this source lands: the destination, or with --parents the destination joined
         // with the source's own path (less what comes before a `/./` pivot).
@@ -87,6 +99,7 @@ pub fn copy(
             // source's mode and root ownership broke `USER app; COPY . .` into a home directory.
             ensure_dir(dest_root, &kept, attrs)?;
             for (rel, host, meta) in src.walk_excluding(sel, &exclude)? {
+                check_cancelled()?;
                 let target = resolve_in_root(dest_root, join_rel(&kept, &rel), false)
                     .map_err(io_err(dest_root))?;
                 write_entry(&host, &meta, &target, attrs)?;
@@ -222,7 +235,7 @@ fn write_entry(
         return Ok(());
     }
     if ft.is_file() {
-        fs::copy(src, target).map_err(io_err(target))?;
+        copy_file(src, target)?;
     } else if ft.is_socket() {
         // A socket cannot be carried in a layer: BuildKit copies it as an empty regular file.
         fs::File::create(target).map_err(io_err(target))?;
@@ -231,6 +244,22 @@ fn write_entry(
     }
     apply_attrs(target, meta, attrs)?;
     set_times(target, meta)
+}
+
+/// A regular file's data, in chunks that notice a cancelled build (see
+/// builder_snapshot::cancel). Permissions are set afterwards by apply_attrs.
+fn copy_file(src: &Path, target: &Path) -> Result<(), CopyError> {
+    let from = fs::File::open(src).map_err(io_err(src))?;
+    let to = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(target)
+        .map_err(io_err(target))?;
+    match builder_snapshot::cancel::copy_file_cancellable(&from, &to) {
+        Ok(_) => Ok(()),
+        Err(_) if builder_snapshot::cancel::cancel_requested() => Err(CopyError::Cancelled),
+        Err(e) => Err(io_err(target)(e)),
+    }
 }
 
 fn owner_for(meta: &Metadata, attrs: Attributes<'_>) -> Owner {
@@ -341,6 +370,7 @@ fn extract_archive(archive: &Path, dest: &Path, attrs: Attributes<'_>) -> Result
     let mut tar = tar::Archive::new(stream);
     let mut dir_times = Vec::new();
     for entry in tar.entries().map_err(io_err(archive))? {
+        check_cancelled()?;
         let mut entry = entry.map_err(io_err(archive))?;
         let raw = entry.path_bytes().into_owned();
         let rel = clean_rel_path(Path::new(OsStr::from_bytes(&raw)));

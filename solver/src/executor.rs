@@ -135,8 +135,10 @@ impl<'a> LayerStore<'a> {
     pub fn new(store: &'a Store) -> Result<Self, String> {
         let work_root = store.root().join("work");
         fs::create_dir_all(&work_root).map_err(|e| format!("{}: {e}", work_root.display()))?;
-        // What killed builds left behind; live snapshots of concurrent builds are locked.
+        // What killed builds left behind; live snapshots, diffs and blob writes of concurrent
+        // builds are locked.
         builder_snapshot::sweep_stale(&work_root);
+        store.remove_abandoned_tmp();
         Ok(LayerStore {
             store,
             snapshotter: OnceLock::new(),
@@ -453,9 +455,13 @@ impl<'a> Solver<'a> {
                 })
             }
             Op::Exec(_) | Op::File(_) => {
-                let mut extra = self
-                    .content_checksums(v, inputs)
-                    .map_err(|e| self.step_error(v, e))?;
+                let mut extra = self.content_checksums(v, inputs).map_err(|e| {
+                    if crate::cancel::is_cancelled() {
+                        SolveError::Cancelled
+                    } else {
+                        self.step_error(v, e)
+                    }
+                })?;
                 // The stored layer is compressed, so a record only serves builds that ask for
                 // the same compression.
                 let compression = self.opts.layer_options.compression.media_type();
@@ -727,15 +733,24 @@ impl<'a> Solver<'a> {
         base: &[LayerRef],
         inputs: &[Solved],
     ) -> Result<Option<LayerRef>, SolveError> {
-        let err = |e: &dyn std::fmt::Display| self.step_error(v, e);
+        // A copy or layer write that stopped because the build was cancelled is not a failed
+        // step: the build ends as cancelled (exit 130), and `active` is removed on return.
+        let err = |e: &dyn std::fmt::Display| {
+            if crate::cancel::is_cancelled() {
+                SolveError::Cancelled
+            } else {
+                self.step_error(v, e)
+            }
+        };
         let active = self.prepare(base).map_err(|e| err(&e))?;
         let root = active.rootfs().to_path_buf();
         for action in &op.actions {
             self.apply_action(action, &root, inputs)
                 .map_err(|e| err(&e))?;
         }
-        let diff = active.finish().map_err(|e| err(&e))?;
-        self.commit_diff(&diff).map_err(|e| err(&e))
+        // Locked until the layer is stored: a concurrent build's sweep leaves it alone.
+        let diff = active.finish_locked().map_err(|e| err(&e))?;
+        self.commit_diff(diff.path()).map_err(|e| err(&e))
     }
 
     fn apply_action(
@@ -933,8 +948,15 @@ impl<'a> Solver<'a> {
         // Mount points the sandbox had to create are not the step's output.
         builder_sandbox::remove_mount_stubs(active.rootfs(), &report.created_mount_points)
             .map_err(|e| err(&e))?;
-        let diff = active.finish().map_err(|e| err(&e))?;
-        self.commit_diff(&diff).map_err(|e| err(&e))
+        // Locked until the layer is stored: a concurrent build's sweep leaves it alone.
+        let diff = active.finish_locked().map_err(|e| err(&e))?;
+        self.commit_diff(diff.path()).map_err(|e| {
+            if crate::cancel::is_cancelled() {
+                SolveError::Cancelled
+            } else {
+                err(&e)
+            }
+        })
     }
 
     /// Streams a step's output to the progress sink in whole lines (stdout and stderr share one

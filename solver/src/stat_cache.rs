@@ -324,6 +324,10 @@ pub fn hash_file(path: &Path) -> io::Result<Digest> {
         buf.resize(READ_BLOCK, 0);
         let mut h = Hasher::new();
         loop {
+            // A cancelled build stops hashing a large context file within one block.
+            if builder_snapshot::cancel::cancel_requested() {
+                return Err(builder_snapshot::cancel::cancelled_io_error());
+            }
             let n = f.read(buf)?;
             if n == 0 {
                 return Ok(h.finish());
