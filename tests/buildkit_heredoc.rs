@@ -197,7 +197,6 @@ COPY --from=build /dest /dest
 /// BuildKit: testRunShebangHeredoc — a heredoc starting with `#!/bin/awk -f` runs under awk
 /// (the shebang's interpreter), also when `<<-` strips the tabs in front of the shebang.
 #[test]
-#[ignore = "divergence: a heredoc starting with a shebang (#!/bin/awk -f) runs under sh -c"]
 fn run_shebang_heredoc() {
     let env = Env::new();
     env.busybox_base();

@@ -37,7 +37,7 @@ fn format_fields_json_and_index_as_docker_prints_them() {
         format!("{}\n", full["Id"].as_str().unwrap())
     );
     let config: serde_json::Value = serde_json::from_str(&format("{{json .Config}}")).unwrap();
-    assert_eq!(config, full["Config"]);
+    assert_eq!(config, full["config"]);
     assert_eq!(format("{{index .RepoTags 0}}"), "fmt:1\n");
     assert_eq!(
         format("{{len .RepoTags}} {{join .RepoTags \",\"}}"),
@@ -47,12 +47,12 @@ fn format_fields_json_and_index_as_docker_prints_them() {
         format("{{.Os}}/{{.Architecture}}"),
         format!(
             "{}/{}\n",
-            full["Os"].as_str().unwrap(),
-            full["Architecture"].as_str().unwrap()
+            full["os"].as_str().unwrap(),
+            full["architecture"].as_str().unwrap()
         )
     );
     // Go prints a list as [a b], a map as map[k:v].
-    let env_list: Vec<&str> = full["Config"]["Env"]
+    let env_list: Vec<&str> = full["config"]["Env"]
         .as_array()
         .unwrap()
         .iter()

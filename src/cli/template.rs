@@ -208,18 +208,29 @@ impl Arg {
                         // inspect always prints every top-level field, so a name it lacks is a
                         // typo; below, empty config fields are left out of the JSON and read as
                         // Go reads a missing map key.
-                        Value::Object(map) if depth == 0 => map.get(key).ok_or_else(|| {
-                            let mut known: Vec<&String> = map.keys().collect();
-                            known.sort();
-                            format!(
-                                "{path}: no such field (inspect has {})",
-                                known
-                                    .iter()
-                                    .map(|k| k.as_str())
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            )
-                        })?,
+                        // docker's inspect names its top-level fields `Config`, `Architecture`,
+                        // `Os`; ours carry the image config's own names (`config`,
+                        // `architecture`, `os`), so a top-level name also matches regardless of
+                        // case.
+                        Value::Object(map) if depth == 0 => map
+                            .get(key)
+                            .or_else(|| {
+                                map.iter()
+                                    .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                                    .map(|(_, v)| v)
+                            })
+                            .ok_or_else(|| {
+                                let mut known: Vec<&String> = map.keys().collect();
+                                known.sort();
+                                format!(
+                                    "{path}: no such field (inspect has {})",
+                                    known
+                                        .iter()
+                                        .map(|k| k.as_str())
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                )
+                            })?,
                         Value::Object(map) => match map.get(key) {
                             Some(v) => v,
                             None => return Ok(Value::Null),
