@@ -5,18 +5,7 @@
 
 mod common;
 
-use common::Env;
-
-fn run_lines(log: &str) -> Vec<String> {
-    log.lines()
-        .filter_map(|l| l.strip_prefix('#'))
-        .filter_map(|l| {
-            let mut parts = l.splitn(3, ' ');
-            let (_, time, rest) = (parts.next()?, parts.next()?, parts.next()?);
-            time.parse::<f64>().ok().map(|_| rest.to_string())
-        })
-        .collect()
-}
+use common::{Env, run_output_lines};
 
 #[test]
 fn uid_gid_and_mode_shape_a_new_cache_directory() {
@@ -51,7 +40,7 @@ fn from_and_source_seed_a_new_cache_with_a_stage_directory() {
              RUN --mount=type=cache,target=/c,id=deps [ ! -e /c/sub ] && echo unseeded-is-another-cache\n",
         )],
     );
-    let lines = run_lines(&env.build_ok(&ctx, &[]));
+    let lines = run_output_lines(&env.build_ok(&ctx, &[]));
     for want in [
         "seeded",
         "/c 1000:1000 750",

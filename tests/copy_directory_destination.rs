@@ -8,22 +8,14 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 
-use common::Env;
+use common::{Env, run_output_lines};
 
 /// Builds `dockerfile` with a context holding `sub/a` (sub is 0775, as under umask 002) and
 /// returns the RUN steps' output lines (the text after the `#N 0.123 ` prefix).
 fn build_lines(env: &Env, dockerfile: &str) -> Vec<String> {
     let ctx = env.context("ctx", &[("Dockerfile", dockerfile), ("sub/a", "a\n")]);
     std::fs::set_permissions(ctx.join("sub"), std::fs::Permissions::from_mode(0o775)).unwrap();
-    let log = env.build_ok(&ctx, &[]);
-    log.lines()
-        .filter_map(|l| l.strip_prefix('#'))
-        .filter_map(|l| {
-            let mut parts = l.splitn(3, ' ');
-            let (_, time, rest) = (parts.next()?, parts.next()?, parts.next()?);
-            time.parse::<f64>().ok().map(|_| rest.to_string())
-        })
-        .collect()
+    run_output_lines(&env.build_ok(&ctx, &[]))
 }
 
 #[test]

@@ -221,3 +221,15 @@ pub fn image_layers(env: &Env, name: &str) -> Vec<Vec<Entry>> {
         })
         .collect()
 }
+
+/// The lines RUN steps printed in a plain-progress log: the text after each `#N 0.123 ` prefix.
+pub fn run_output_lines(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, ' ');
+            let (_, time, rest) = (parts.next()?, parts.next()?, parts.next()?);
+            time.parse::<f64>().ok().map(|_| rest.to_string())
+        })
+        .collect()
+}
