@@ -5,26 +5,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::Env;
+use common::{Env, read_text};
 
-/// Builds `ctx` and exports the final stage's file tree to a directory (`type=local`).
-fn build_local(env: &Env, ctx: &Path, extra: &[&str]) -> PathBuf {
-    let out = env.path(&format!(
-        "out-{}",
-        ctx.file_name().unwrap().to_string_lossy()
-    ));
-    let dest = format!("type=local,dest={}", out.display());
-    let mut args = vec!["--output", dest.as_str()];
-    args.extend_from_slice(extra);
-    env.build_ok(ctx, &args);
-    out
-}
-
-fn read(path: impl AsRef<Path>) -> String {
-    let path = path.as_ref();
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+/// The output directory of a build of `ctx`, named after it.
+fn out_name(ctx: &Path) -> String {
+    format!("out-{}", ctx.file_name().unwrap().to_string_lossy())
 }
 
 /// A tar archive holding one regular file.
@@ -50,8 +37,8 @@ fn empty_wildcard() {
             ("foo", "contents0"),
         ],
     );
-    let out = build_local(&env, &ctx, &[]);
-    assert_eq!(read(out.join("foo")), "contents0");
+    let out = env.build_local(&ctx, &out_name(&ctx), &[]);
+    assert_eq!(read_text(out.join("foo")), "contents0");
 }
 
 /// testCopyParentsMissingDirectory: with --parents a wildcard that matches nothing still makes
@@ -147,9 +134,9 @@ fn add_multiple_archives_to_dest_without_slash() {
     let ctx = env.context("ctx", &[("Dockerfile", "FROM scratch\nADD *.tar /dest\n")]);
     std::fs::write(ctx.join("t.tar"), tar_with("foo", "content0")).unwrap();
     std::fs::write(ctx.join("b.tar"), tar_with("bar", "content1")).unwrap();
-    let out = build_local(&env, &ctx, &[]);
-    assert_eq!(read(out.join("dest/foo")), "content0");
-    assert_eq!(read(out.join("dest/bar")), "content1");
+    let out = env.build_local(&ctx, &out_name(&ctx), &[]);
+    assert_eq!(read_text(out.join("dest/foo")), "content0");
+    assert_eq!(read_text(out.join("dest/bar")), "content1");
 }
 
 /// testExcludedFilesOnCopy (exclude_patterns_test.go), builders 5 and 6: `ADD --exclude=… dir* /5`
@@ -178,7 +165,7 @@ fn exclude_patterns_wildcard_dirs_to_dest_without_slash() {
             ("dir3/file-302.mpeg", "10"),
         ],
     );
-    let out = build_local(&env, &ctx, &[]);
+    let out = env.build_local(&ctx, &out_name(&ctx), &[]);
     let mut names: Vec<String> = std::fs::read_dir(out.join("builder5/5"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -215,8 +202,8 @@ fn symlink_destination() {
         ],
     );
     std::fs::write(ctx.join("t.tar"), archive).unwrap();
-    let out = build_local(&env, &ctx, &[]);
-    assert_eq!(read(out.join("tmp/symlink-target/foo")), "content0");
+    let out = env.build_local(&ctx, &out_name(&ctx), &[]);
+    assert_eq!(read_text(out.join("tmp/symlink-target/foo")), "content0");
 }
 
 /// testCopySocket: a socket in the context becomes an empty regular file.
@@ -225,7 +212,7 @@ fn copy_socket() {
     let env = Env::new();
     let ctx = env.context("ctx", &[("Dockerfile", "FROM scratch\nCOPY . /\n")]);
     let _listener = std::os::unix::net::UnixListener::bind(ctx.join("socket.sock")).unwrap();
-    let out = build_local(&env, &ctx, &[]);
+    let out = env.build_local(&ctx, &out_name(&ctx), &[]);
     let meta = std::fs::symlink_metadata(out.join("socket.sock")).unwrap();
     assert!(meta.file_type().is_file(), "{meta:?}");
     assert_eq!(meta.len(), 0);

@@ -13,12 +13,7 @@ use common::Env;
 /// Builds `dockerfile` (a context holding only it) into a local directory and returns it.
 fn build_local(env: &Env, name: &str, dockerfile: &str, args: &[&str]) -> PathBuf {
     let ctx = env.context(&format!("{name}-ctx"), &[("Dockerfile", dockerfile)]);
-    let dest = env.path(&format!("{name}-out"));
-    let output = format!("type=local,dest={}", dest.display());
-    let mut all = vec!["--output", output.as_str()];
-    all.extend_from_slice(args);
-    env.build_ok(&ctx, &all);
-    dest
+    env.build_local(&ctx, &format!("{name}-out"), args)
 }
 
 /// Asserts each (file, content) pair of the exported directory.

@@ -5,24 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
-use common::Env;
-
-/// Builds `ctx` with `extra` flags and exports the final stage to a fresh directory.
-fn build_local(env: &Env, ctx: &Path, name: &str, extra: &[&str]) -> PathBuf {
-    let out = env.path(name);
-    let dest = format!("type=local,dest={}", out.display());
-    let mut args = vec!["--output", dest.as_str()];
-    args.extend_from_slice(extra);
-    env.build_ok(ctx, &args);
-    out
-}
-
-fn read(path: impl AsRef<Path>) -> String {
-    let path = path.as_ref();
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+use common::{Env, read_text};
 
 /// testBuiltinArgs: a proxy build arg reaches RUN without an ARG, under both spellings
 /// (`http_proxy` given, `$HTTP_PROXY` read); the proxy values stay out of the cache key (a
@@ -39,8 +22,7 @@ fn builtin_args() {
         FROM scratch\n\
         COPY --from=build /out /\n";
     let ctx = env.context("ctx", &[("Dockerfile", dockerfile)]);
-    let out = build_local(
-        &env,
+    let out = env.build_local(
         &ctx,
         "out1",
         &[
@@ -53,13 +35,12 @@ fn builtin_args() {
         ],
     );
     assert_eq!(
-        read(out.join("out")),
+        read_text(out.join("out")),
         "hpvalue::npvalue::foocontents::::bazcontent"
     );
 
     // Another proxy only: the cached step is reused, output unchanged.
-    let out = build_local(
-        &env,
+    let out = env.build_local(
         &ctx,
         "out2",
         &[
@@ -70,13 +51,12 @@ fn builtin_args() {
         ],
     );
     assert_eq!(
-        read(out.join("out")),
+        read_text(out.join("out")),
         "hpvalue::npvalue::foocontents::::bazcontent"
     );
 
     // A changed ARG runs the step again, with the proxy of this build.
-    let out = build_local(
-        &env,
+    let out = env.build_local(
         &ctx,
         "out3",
         &[
@@ -87,7 +67,7 @@ fn builtin_args() {
         ],
     );
     assert_eq!(
-        read(out.join("out")),
+        read_text(out.join("out")),
         "hpvalue2::::foocontents2::::bazcontent"
     );
 }
@@ -198,34 +178,4 @@ fn invalid_json_commands() {
         env.inspect("entry:1")["config"]["Entrypoint"],
         serde_json::json!(["/bin/sh", "-c", "[]random string"])
     );
-}
-
-/// testRunShebangHeredoc: a heredoc starting with `#!` runs as a script with that
-/// interpreter, with `<<-` tabs chomped before the `#!` is looked for.
-#[test]
-fn run_shebang_heredoc() {
-    let env = Env::new();
-    env.busybox_base();
-    let dockerfile = "FROM busybox:test AS build\n\
-        WORKDIR /dest\n\
-        RUN <<EOF\n\
-        #!/bin/awk -f\n\
-        BEGIN {\n\
-        \tprint \"hello\" >> \"./out1\"\n\
-        \tprint \"world\" >> \"./out1\"\n\
-        }\n\
-        EOF\n\
-        RUN <<-EOF\n\
-        \t#!/bin/awk -f\n\
-        \tBEGIN {\n\
-        \t\tprint \"hello\" >> \"./out2\"\n\
-        \t\tprint \"world\" >> \"./out2\"\n\
-        \t}\n\
-        EOF\n\
-        FROM scratch\n\
-        COPY --from=build /dest /\n";
-    let ctx = env.context("ctx", &[("Dockerfile", dockerfile)]);
-    let out = build_local(&env, &ctx, "out", &[]);
-    assert_eq!(read(out.join("out1")), "hello\nworld\n");
-    assert_eq!(read(out.join("out2")), "hello\nworld\n");
 }

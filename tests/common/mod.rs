@@ -99,6 +99,18 @@ impl Env {
         stderr
     }
 
+    /// Builds `ctx` with `--output type=local` into a fresh directory `out_name` (plus `extra`
+    /// flags) and returns that directory: the final stage's file tree, as BuildKit's tests read
+    /// it from their local exporter.
+    pub fn build_local(&self, ctx: &Path, out_name: &str, extra: &[&str]) -> PathBuf {
+        let out = self.path(out_name);
+        let dest = format!("type=local,dest={}", out.display());
+        let mut args = vec!["--output", dest.as_str()];
+        args.extend_from_slice(extra);
+        self.build_ok(ctx, &args);
+        out
+    }
+
     /// `builder inspect NAME` parsed.
     pub fn inspect(&self, name: &str) -> serde_json::Value {
         let out = self.ok(&["inspect", name]);
@@ -232,4 +244,10 @@ pub fn run_output_lines(log: &str) -> Vec<String> {
             time.parse::<f64>().ok().map(|_| rest.to_string())
         })
         .collect()
+}
+
+/// A file's text, failing the test with its path when it cannot be read.
+pub fn read_text(path: impl AsRef<Path>) -> String {
+    let path = path.as_ref();
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
