@@ -62,15 +62,15 @@ fn write_archive_file(
     dest: &Path,
     sink: &dyn ProgressSink,
 ) -> anyhow::Result<()> {
+    let report = |d: &Digest, current: u64, total: u64| {
+        sink.event(Event::Transfer(Transfer {
+            id: d.to_string(),
+            kind: TransferKind::Export,
+            current,
+            total,
+        }))
+    };
     if dest.as_os_str() == "-" {
-        let report = |d: &Digest, current: u64, total: u64| {
-            sink.event(Event::Transfer(Transfer {
-                id: d.to_string(),
-                kind: TransferKind::Export,
-                current,
-                total,
-            }))
-        };
         let out = builder_export::write_archive_reporting(
             store,
             images,
@@ -87,14 +87,6 @@ fn write_archive_file(
         .unwrap_or(Path::new("."));
     let tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("creating a file in {}", dir.display()))?;
-    let report = |d: &Digest, current: u64, total: u64| {
-        sink.event(Event::Transfer(Transfer {
-            id: d.to_string(),
-            kind: TransferKind::Export,
-            current,
-            total,
-        }))
-    };
     let out = builder_export::write_archive_reporting(
         store,
         images,
