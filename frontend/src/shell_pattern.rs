@@ -169,6 +169,35 @@ impl Pattern {
     }
 }
 
+/// A `*` may match nothing: being before it is also being after it.
+fn close_empty_runs(tokens: &[Token], active: &mut [bool]) {
+    for k in 0..tokens.len() {
+        if active[k] && tokens[k] == Token::AnyRun {
+            active[k + 1] = true;
+        }
+    }
+}
+
+/// The automaton's states after reading `c` from `active` into `stepped`; false when none is
+/// left alive, so the caller can stop reading.
+fn step(tokens: &[Token], active: &[bool], stepped: &mut [bool], c: char) -> bool {
+    stepped.fill(false);
+    let mut any = false;
+    for (k, token) in tokens.iter().enumerate() {
+        if !active[k] {
+            continue;
+        }
+        match *token {
+            Token::AnyRun => stepped[k] = true,
+            Token::AnyOne => stepped[k + 1] = true,
+            Token::Literal(l) if l == c => stepped[k + 1] = true,
+            Token::Literal(_) => continue,
+        }
+        any = true;
+    }
+    any
+}
+
 /// The longest non-empty prefix of `text` that `tokens` match, running the automaton of
 /// [`match_ends`] only while some state is alive, one charged step per token per character.
 fn longest_match(
@@ -182,30 +211,12 @@ fn longest_match(
     let mut longest = None;
     for n in 0..=text.len() {
         work.spend(tokens.len() + 1)?;
-        for k in 0..tokens.len() {
-            if active[k] && tokens[k] == Token::AnyRun {
-                active[k + 1] = true;
-            }
-        }
+        close_empty_runs(tokens, &mut active);
         if n > 0 && active[tokens.len()] {
             longest = Some(n);
         }
         let Some(&c) = text.get(n) else { break };
-        stepped.fill(false);
-        let mut any = false;
-        for (k, token) in tokens.iter().enumerate() {
-            if !active[k] {
-                continue;
-            }
-            match *token {
-                Token::AnyRun => stepped[k] = true,
-                Token::AnyOne => stepped[k + 1] = true,
-                Token::Literal(l) if l == c => stepped[k + 1] = true,
-                Token::Literal(_) => continue,
-            }
-            any = true;
-        }
-        if !any {
+        if !step(tokens, &active, &mut stepped, c) {
             break;
         }
         std::mem::swap(&mut active, &mut stepped);
@@ -223,29 +234,10 @@ fn match_ends(tokens: &[Token], text: &[char]) -> Vec<bool> {
     let mut stepped = vec![false; tokens.len() + 1];
     active[0] = true;
     for (n, end) in ends.iter_mut().enumerate() {
-        // A `*` may match nothing: being before it is also being after it.
-        for k in 0..tokens.len() {
-            if active[k] && tokens[k] == Token::AnyRun {
-                active[k + 1] = true;
-            }
-        }
+        close_empty_runs(tokens, &mut active);
         *end = active[tokens.len()];
         let Some(&c) = text.get(n) else { break };
-        stepped.fill(false);
-        let mut any = false;
-        for (k, token) in tokens.iter().enumerate() {
-            if !active[k] {
-                continue;
-            }
-            match *token {
-                Token::AnyRun => stepped[k] = true,
-                Token::AnyOne => stepped[k + 1] = true,
-                Token::Literal(l) if l == c => stepped[k + 1] = true,
-                Token::Literal(_) => continue,
-            }
-            any = true;
-        }
-        if !any {
+        if !step(tokens, &active, &mut stepped, c) {
             break;
         }
         std::mem::swap(&mut active, &mut stepped);
