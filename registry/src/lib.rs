@@ -43,4 +43,4 @@ pub use platform::Platform;
 pub use progress::ProgressEvent;
 pub use reference::Reference;
 pub use retry::RetryPolicy;
-pub use transport::{Timeouts, is_loopback};
+pub use transport::{Timeouts, build_tolerating_no_ca_certificates, is_loopback};

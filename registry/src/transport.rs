@@ -77,17 +77,35 @@ fn build_client(
     timeouts: Timeouts,
     resolve: &[(String, std::net::SocketAddr)],
 ) -> Result<reqwest::Client, RegistryError> {
-    resolve
-        .iter()
-        .fold(reqwest::Client::builder(), |b, (host, addr)| {
-            b.resolve(host, *addr)
-        })
-        .user_agent(USER_AGENT)
-        .connect_timeout(timeouts.connect)
-        .read_timeout(timeouts.read)
-        .tls_danger_accept_invalid_certs(lax)
-        .build()
-        .map_err(RegistryError::ClientBuild)
+    build_tolerating_no_ca_certificates(|| {
+        resolve
+            .iter()
+            .fold(reqwest::Client::builder(), |b, (host, addr)| {
+                b.resolve(host, *addr)
+            })
+            .user_agent(USER_AGENT)
+            .connect_timeout(timeouts.connect)
+            .read_timeout(timeouts.read)
+            .tls_danger_accept_invalid_certs(lax)
+    })
+    .map_err(RegistryError::ClientBuild)
+}
+
+/// Builds the client `configure` describes. reqwest's platform verifier refuses to build at
+/// all when the system has no CA certificates — the usual case in a scratch or busybox CI
+/// image — which would also stop plain-http registries (loopback, `--insecure`) that need
+/// none. There the client is built with an empty root set instead: http works, and an https
+/// server fails its handshake with an unknown-issuer error, as Go's TLS stack (BuildKit) does.
+/// `SSL_CERT_FILE` / `SSL_CERT_DIR` still name certificates the verifier loads.
+pub fn build_tolerating_no_ca_certificates(
+    configure: impl Fn() -> reqwest::ClientBuilder,
+) -> Result<reqwest::Client, reqwest::Error> {
+    configure().build().or_else(|first| {
+        configure()
+            .tls_certs_only(Vec::new())
+            .build()
+            .map_err(|_| first)
+    })
 }
 
 /// The host the registry API is actually served from.

@@ -233,16 +233,17 @@ impl<'a> LayerStore<'a> {
             .map_err(|e| e.to_string())
     }
 
-    /// Like `prepare`, for a RUN: below the image's layers lies a read-only layer holding the
+    /// Like `prepare`, for a RUN: below the image's layers lies a layer holding the
     /// mount points the sandbox needs (`/proc`, `/sys`, `/dev`, `/etc/hosts`...). Where the
     /// image lacks them, the sandbox then finds them instead of creating them in the step's
     /// upper directory and deleting them afterwards — which cost more than the rest of a
     /// `RUN true` on ext4 (see BENCHMARKS.md).
     pub fn prepare_for_run(&self, layers: &[LayerRef]) -> Result<ActiveSnapshot, String> {
         let mut lowers = self.lowers(layers)?;
-        if self.snapshotter() == Snapshotter::Overlay {
-            lowers.push(self.mount_point_layer()?);
-        }
+        // Both snapshotters: with the copy one, stubs created and removed in `/etc` would
+        // leave `/etc` touched and in the diff — a layer that differs from overlay's for the
+        // same step (seen inside docker containers, where overlay mounts are refused).
+        lowers.push(self.mount_point_layer()?);
         builder_snapshot::prepare(self.snapshotter(), &lowers, &self.work_root)
             .map_err(|e| e.to_string())
     }

@@ -95,10 +95,11 @@ async fn download(
     url: &str,
     known: Option<&Remembered>,
 ) -> anyhow::Result<Option<Remembered>> {
-    let client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(30))
-        .read_timeout(Duration::from_secs(60))
-        .build()?;
+    let client = builder_registry::build_tolerating_no_ca_certificates(|| {
+        reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(30))
+            .read_timeout(Duration::from_secs(60))
+    })?;
     let mut request = client.get(url);
     if let Some(k) = known {
         if let Some(etag) = &k.etag {
