@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 /// Parses a Go duration string. Negative durations are rejected (`Err`), as HEALTHCHECK would.
-pub(crate) fn parse_go_duration(s: &str) -> Result<Duration, String> {
+/// The CLI's `--filter until=` uses it too: one Go duration parser in the project.
+pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
     let invalid = || format!("time: invalid duration {}", crate::gostr::quote(s));
     let (negative, mut rest) = match s.as_bytes().first() {
         Some(b'-') => (true, &s[1..]),

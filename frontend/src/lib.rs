@@ -51,6 +51,7 @@ mod shell_pattern;
 use std::collections::BTreeSet;
 
 pub use ast::Heredoc;
+pub use duration::parse_go_duration;
 pub use error::{FrontendError, ShellError};
 pub use instructions::{
     Add, ArgDecl, CommandForm, Copy, Healthcheck, Instruction, InstructionKind, KeyValue, Location,

@@ -600,7 +600,12 @@ fn policy(args: &PruneArgs) -> Result<PrunePolicy, UsageError> {
     let mut until = None;
     for filter in &args.filter {
         match filter.split_once('=') {
-            Some(("until", value)) => until = Some(parse_go_duration(value)?),
+            Some(("until", value)) => {
+                until = Some(
+                    builder_frontend::parse_go_duration(value)
+                        .map_err(|e| UsageError(format!("filter {filter:?}: {e}")))?,
+                )
+            }
             _ => {
                 return Err(UsageError(format!(
                     "unsupported filter {filter:?} (supported: until=DURATION)"
@@ -608,68 +613,18 @@ fn policy(args: &PruneArgs) -> Result<PrunePolicy, UsageError> {
             }
         }
     }
-    let keep_storage = args.keep_storage.as_deref().map(parse_size).transpose()?;
+    let keep_storage = args
+        .keep_storage
+        .as_deref()
+        .map(|s| {
+            super::units::ram_in_bytes(s).map_err(|e| UsageError(format!("--keep-storage: {e}")))
+        })
+        .transpose()?;
     Ok(PrunePolicy {
         all: args.all,
         until,
         keep_storage,
     })
-}
-
-/// Go's duration syntax (`24h`, `1h30m`, `1.5h`, `90s`, `500ms`), which docker's filters use.
-fn parse_go_duration(text: &str) -> Result<Duration, UsageError> {
-    let bad = || UsageError(format!("invalid duration {text:?} (e.g. 24h, 1h30m, 90s)"));
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let value: f64 = rest[..num_len].parse().map_err(|_| bad())?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let seconds = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        total += value * seconds;
-        rest = &rest[unit_len..];
-    }
-    Ok(Duration::from_secs_f64(total))
-}
-
-/// docker's `RAMInBytes`: a number with an optional k/m/g/t/p prefix (powers of 1024) and an
-/// optional `i` and `b`: `5GB`, `512mb`, `1.5GiB`, `1048576`.
-fn parse_size(text: &str) -> Result<u64, UsageError> {
-    let bad = || UsageError(format!("invalid size {text:?} (e.g. 5GB, 512MB)"));
-    let t = text.trim().to_ascii_lowercase();
-    let num_len = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let value: f64 = t[..num_len].parse().map_err(|_| bad())?;
-    let suffix = t[num_len..].trim_start();
-    let suffix = suffix.strip_suffix('b').unwrap_or(suffix);
-    let suffix = suffix.strip_suffix('i').unwrap_or(suffix);
-    let power = match suffix {
-        "" => 0,
-        "k" => 1,
-        "m" => 2,
-        "g" => 3,
-        "t" => 4,
-        "p" => 5,
-        _ => return Err(bad()),
-    };
-    Ok((value * 1024f64.powi(power)) as u64)
 }
 
 fn rfc3339(t: SystemTime) -> String {
@@ -700,41 +655,6 @@ fn ago(then: SystemTime, now: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(
-            parse_go_duration("24h").unwrap(),
-            Duration::from_secs(86400)
-        );
-        assert_eq!(
-            parse_go_duration("1h30m").unwrap(),
-            Duration::from_secs(5400)
-        );
-        assert_eq!(
-            parse_go_duration("1.5h").unwrap(),
-            Duration::from_secs(5400)
-        );
-        assert_eq!(
-            parse_go_duration("500ms").unwrap(),
-            Duration::from_millis(500)
-        );
-        for bad in ["", "24", "h", "1d", "1h-2m"] {
-            assert!(parse_go_duration(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn docker_sizes() {
-        assert_eq!(parse_size("5GB").unwrap(), 5 << 30);
-        assert_eq!(parse_size("512mb").unwrap(), 512 << 20);
-        assert_eq!(parse_size("1.5GiB").unwrap(), 3 << 29);
-        assert_eq!(parse_size("100").unwrap(), 100);
-        assert_eq!(parse_size("10 k").unwrap(), 10240);
-        for bad in ["", "GB", "5XB", "-1"] {
-            assert!(parse_size(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn ages() {

@@ -43,28 +43,9 @@ fn parse_memory(s: &str) -> anyhow::Result<u64> {
     Ok(bytes)
 }
 
-/// docker's size syntax (`--memory`, `--shm-size`): a number of bytes with an optional b, k, m
-/// or g suffix.
+/// A size flag in docker's syntax ([`super::units::ram_in_bytes`]), its errors naming `flag`.
 pub fn parse_size(flag: &str, s: &str) -> anyhow::Result<u64> {
-    let bad = || UsageError(format!("invalid {flag} {s:?}: expected e.g. 64m or 1g"));
-    let lower = s.trim().to_ascii_lowercase();
-    let (digits, unit) = match lower.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => lower.split_at(i),
-        None => (lower.as_str(), ""),
-    };
-    let shift = match unit {
-        "" | "b" => 0,
-        "k" | "kb" => 10,
-        "m" | "mb" => 20,
-        "g" | "gb" => 30,
-        _ => return Err(bad().into()),
-    };
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    let bytes = n
-        .checked_shl(shift)
-        .filter(|b| b >> shift == n)
-        .ok_or_else(bad)?;
-    Ok(bytes)
+    super::units::ram_in_bytes(s).map_err(|e| UsageError(format!("{flag}: {e}")).into())
 }
 
 fn parse_cpus(s: &str) -> anyhow::Result<f64> {
