@@ -659,7 +659,7 @@ mod tests {
     #[test]
     fn ages() {
         let now = SystemTime::now();
-        let at = |s: u64| ago(now - Duration::from_secs(s), now);
+        let at = |s: u64| ago(now - std::time::Duration::from_secs(s), now);
         assert_eq!(at(0), "Less than a second ago");
         assert_eq!(at(90), "About a minute ago");
         assert_eq!(at(600), "10 minutes ago");
