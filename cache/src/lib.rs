@@ -35,6 +35,7 @@ pub mod gc;
 pub mod image;
 pub mod images;
 pub mod manifest;
+pub mod platform;
 pub mod private_root;
 pub mod time;
 pub mod verify;
@@ -48,6 +49,7 @@ pub use blobs::{BlobStore, BlobWriter};
 pub use digest::{Digest, DigestParseError, Hasher, HashingReader, HashingWriter};
 pub use error::StoreError;
 pub use images::{ImageEntry, ImageIndex, ImageRecord, RmiReport};
+pub use platform::{InvalidPlatform, Platform};
 
 /// The store root when neither `$BUILDER_ROOT` nor `--root` is given:
 /// `$XDG_DATA_HOME/builder`, else `~/.local/share/builder`, per the XDG base

@@ -10,8 +10,8 @@ use builder_cache::Digest;
 pub enum RegistryError {
     #[error("invalid reference {input:?}: {reason}")]
     InvalidReference { input: String, reason: String },
-    #[error("invalid platform {input:?}: expected os/arch[/variant], e.g. linux/amd64")]
-    InvalidPlatform { input: String },
+    #[error(transparent)]
+    InvalidPlatform(#[from] builder_cache::InvalidPlatform),
     #[error("{method} {url}: {source}")]
     Http {
         method: String,

@@ -596,8 +596,8 @@ impl<'a> Converter<'a> {
                     .lexer
                     .process_word(p, &meta)
                     .map_err(|e| self.error(line, e.to_string()))?;
-                Platform::parse(&p)
-                    .ok_or_else(|| self.error(line, format!("invalid platform {p:?}")))?
+                p.parse::<Platform>()
+                    .map_err(|e| self.error(line, e.to_string()))?
             }
             None => self.platform.clone(),
         };

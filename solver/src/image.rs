@@ -9,61 +9,8 @@ use std::time::Duration;
 
 use crate::graph::LayerRef;
 
-/// Target platform of a build.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Platform {
-    pub os: String,
-    pub architecture: String,
-    pub variant: Option<String>,
-}
-
-impl Platform {
-    /// The platform of the machine we run on, in OCI/Go naming.
-    pub fn host() -> Platform {
-        let architecture = match std::env::consts::ARCH {
-            "x86_64" => "amd64",
-            "aarch64" => "arm64",
-            "x86" => "386",
-            "arm" => "arm",
-            "powerpc64" => "ppc64le",
-            "s390x" => "s390x",
-            "riscv64" => "riscv64",
-            other => other,
-        };
-        let variant = (architecture == "arm64").then(|| "v8".to_string());
-        Platform {
-            os: "linux".into(),
-            architecture: architecture.into(),
-            variant,
-        }
-    }
-
-    /// Parses `os/arch[/variant]`.
-    pub fn parse(s: &str) -> Option<Platform> {
-        let mut parts = s.split('/');
-        let os = parts.next().filter(|p| !p.is_empty())?;
-        let architecture = parts.next().filter(|p| !p.is_empty())?;
-        let variant = parts.next().map(str::to_string);
-        if parts.next().is_some() {
-            return None;
-        }
-        Some(Platform {
-            os: os.into(),
-            architecture: architecture.into(),
-            variant,
-        })
-    }
-}
-
-impl std::fmt::Display for Platform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
-}
+/// Target platform of a build: the one type the registry and the CLI use too.
+pub use builder_cache::Platform;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HealthConfig {
@@ -166,15 +113,6 @@ impl ImageSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn platform_parse_and_display() {
-        let p = Platform::parse("linux/arm64/v8").unwrap();
-        assert_eq!(p.variant.as_deref(), Some("v8"));
-        assert_eq!(p.to_string(), "linux/arm64/v8");
-        assert!(Platform::parse("linux").is_none());
-        assert!(Platform::parse("a/b/c/d").is_none());
-    }
 
     #[test]
     fn env_set_replaces_in_place() {

@@ -284,11 +284,10 @@ fn make_request(
         })
         .collect();
     let platform = match &args.platform {
-        Some(p) => Some(Platform::parse(p).ok_or_else(|| {
-            UsageError(format!(
-                "invalid --platform {p:?}: expected os/arch[/variant]"
-            ))
-        })?),
+        Some(p) => Some(
+            p.parse::<Platform>()
+                .map_err(|e| UsageError(format!("--platform: {e}")))?,
+        ),
         None => None,
     };
     let source_date_epoch = build_args

@@ -101,14 +101,6 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-fn registry_platform(p: &Platform) -> builder_registry::Platform {
-    builder_registry::Platform {
-        os: p.os.clone(),
-        architecture: p.architecture.clone(),
-        variant: p.variant.clone(),
-    }
-}
-
 /// Passes the registry client's reports on to a progress display: byte counts as transfer
 /// events, and docker's one-line outcomes per blob ("Pull complete", "Pushed"...) as status.
 fn forward_progress(sink: &dyn ProgressSink) -> impl Fn(ProgressEvent) + Sync + '_ {
@@ -184,8 +176,7 @@ fn pull_into(
     let reference: Reference = name.parse()?;
     let client = client()?;
     let progress = forward_progress(sink);
-    let platform = registry_platform(platform);
-    let pull = client.pull(&reference, &platform, store, &progress);
+    let pull = client.pull(&reference, platform, store, &progress);
     // A cancelled build (Ctrl-C) stops its base-image pull at once rather than when the
     // download ends; dropping the download deletes its temp file.
     let pulled = runtime()?
@@ -232,9 +223,9 @@ pub fn pull(ctx: &Context, args: PullArgs) -> anyhow::Result<ExitCode> {
     let name = normalize(&args.image)
         .map_err(|e| UsageError(format!("invalid reference {:?}: {e}", args.image)))?;
     let platform = match &args.platform {
-        Some(p) => {
-            Platform::parse(p).ok_or_else(|| UsageError(format!("invalid --platform {p:?}")))?
-        }
+        Some(p) => p
+            .parse::<Platform>()
+            .map_err(|e| UsageError(format!("--platform: {e}")))?,
         None => Platform::host(),
     };
     let renderer = renderer(args.quiet, &args.progress)?;
