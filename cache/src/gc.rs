@@ -321,7 +321,7 @@ pub struct CacheMount {
 
 /// Every cache mount directory with its size.
 pub fn cache_mounts(store: &Store) -> Result<Vec<CacheMount>, GcError> {
-    let dir = store.root().join("cache-mounts");
+    let dir = store.cache_mounts_dir();
     let mut out = Vec::new();
     for (path, name, meta) in read_entries(&dir)? {
         if !meta.is_dir() || Digest::from_hex(&name).is_err() {
@@ -412,9 +412,9 @@ pub fn sweep_leftovers(
     report: &mut SweepReport,
 ) -> Result<(), GcError> {
     let root = store.root();
-    sweep_stale_dir(&root.join("work"), &WORK_KEEP_PREFIXES, cutoff, report)?;
+    sweep_stale_dir(&crate::work_dir(root), &WORK_KEEP_PREFIXES, cutoff, report)?;
     sweep_stale_dir(&store.tmp_dir(), &[], cutoff, report)?;
-    sweep_stale_dir(&root.join("locks"), &[], cutoff, report)?;
+    sweep_stale_dir(&crate::locks_dir(root), &[], cutoff, report)?;
     for (path, name, meta) in read_entries(&store.snapshots_dir())? {
         if Digest::from_hex(&name).is_err() && is_stale(&meta, cutoff) {
             report.stale_bytes += remove_tree(&path)?;

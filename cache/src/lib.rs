@@ -12,7 +12,11 @@
 //!   images.json              the name index (see images)
 //!   snapshots/               unpacked layers, owned by builder-snapshot
 //!   cache/index.db           the solver's cache records (SQLite, WAL mode)
+//!   cache-mounts/            `RUN --mount=type=cache` directories
+//!   work/                    snapshots of running steps, scratch of COPY/ADD
 //!   locks/                   the solver's per-step locks (flock), shared across processes
+//!   context-cache/           the build context's stat cache
+//!   http-cache/              `ADD <url>` downloads
 //!   lock                     flock target serializing index updates
 //!   gc.lock                  build (shared) / prune and verify (exclusive) leases
 //! ```
@@ -77,6 +81,27 @@ pub fn resolve_root(cli_root: Option<&Path>) -> PathBuf {
     }
 }
 
+// The store's layout, spelled once (see the module docs). Free functions too, for the sweeps
+// and lock code that hold only a root path.
+pub fn cache_index_dir(root: &Path) -> PathBuf {
+    root.join("cache")
+}
+pub fn cache_mounts_dir(root: &Path) -> PathBuf {
+    root.join("cache-mounts")
+}
+pub fn work_dir(root: &Path) -> PathBuf {
+    root.join("work")
+}
+pub fn locks_dir(root: &Path) -> PathBuf {
+    root.join("locks")
+}
+pub fn context_cache_dir(root: &Path) -> PathBuf {
+    root.join("context-cache")
+}
+pub fn http_cache_dir(root: &Path) -> PathBuf {
+    root.join("http-cache")
+}
+
 /// An opened store root.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -120,6 +145,36 @@ impl Store {
 
     pub fn tmp_dir(&self) -> PathBuf {
         self.root.join("tmp")
+    }
+
+    /// Where the solver keeps its cache index (`index.db`).
+    pub fn cache_index_dir(&self) -> PathBuf {
+        cache_index_dir(&self.root)
+    }
+
+    /// `RUN --mount=type=cache` directories, one per cache id (and seed).
+    pub fn cache_mounts_dir(&self) -> PathBuf {
+        cache_mounts_dir(&self.root)
+    }
+
+    /// Snapshots of running steps and COPY/ADD scratch space.
+    pub fn work_dir(&self) -> PathBuf {
+        work_dir(&self.root)
+    }
+
+    /// Per-step locks (flock) shared by concurrent builds.
+    pub fn locks_dir(&self) -> PathBuf {
+        locks_dir(&self.root)
+    }
+
+    /// The build context's stat cache (file checksums by path, size and times).
+    pub fn context_cache_dir(&self) -> PathBuf {
+        context_cache_dir(&self.root)
+    }
+
+    /// `ADD <url>` downloads and their validators (ETag, Last-Modified).
+    pub fn http_cache_dir(&self) -> PathBuf {
+        http_cache_dir(&self.root)
     }
 
     /// Removes the blob temp files (`tmp/blob-*`) of writers that died: each live

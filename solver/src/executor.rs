@@ -27,7 +27,7 @@ use crate::graph::{
 use crate::progress::{Event, ProgressSink, Stream};
 use crate::source_tree::{SourceError, SourceTree, exclude_rules};
 use crate::stat_cache::StatCache;
-use crate::step_lock::{self, StepLock};
+use crate::step_lock::StepLock;
 use crate::userdb::{Owner, resolve_owner};
 
 /// Lines of output kept for the error message of a failing RUN.
@@ -133,7 +133,7 @@ pub struct LayerStore<'a> {
 
 impl<'a> LayerStore<'a> {
     pub fn new(store: &'a Store) -> Result<Self, String> {
-        let work_root = store.root().join("work");
+        let work_root = store.work_dir();
         fs::create_dir_all(&work_root).map_err(|e| format!("{}: {e}", work_root.display()))?;
         // What killed builds left behind; live snapshots, diffs and blob writes of concurrent
         // builds are locked.
@@ -296,7 +296,7 @@ impl<'a> Solver<'a> {
         let layers = LayerStore::new(store).map_err(SolveError::Internal)?;
         let work_root = layers.work_root.clone();
         Ok(Solver {
-            cache: CacheIndex::open(&store.root().join("cache")).map_err(|e| {
+            cache: CacheIndex::open(&store.cache_index_dir()).map_err(|e| {
                 SolveError::Internal(format!(
                     "{e} (`builder cache verify --repair` resets a damaged index)"
                 ))
@@ -308,14 +308,14 @@ impl<'a> Solver<'a> {
             work_root,
             in_flight: Mutex::new(HashMap::new()),
             stat_cache: match &opts.context_dir {
-                Some(dir) => StatCache::load(&store.root().join("context-cache"), dir),
+                Some(dir) => StatCache::load(&store.context_cache_dir(), dir),
                 None => StatCache::disabled(),
             },
             named_stat_caches: opts
                 .named_contexts
                 .iter()
                 .map(|(name, dir)| {
-                    let cache = StatCache::load(&store.root().join("context-cache"), dir);
+                    let cache = StatCache::load(&store.context_cache_dir(), dir);
                     (name.clone(), cache)
                 })
                 .collect(),
@@ -612,7 +612,7 @@ impl<'a> Solver<'a> {
 
     /// Takes the cross-process lock of a step, saying so when another build holds it.
     fn lock_step(&self, v: &Vertex, key: &Digest) -> Result<StepLock, SolveError> {
-        let dir = self.store.root().join(step_lock::LOCK_DIR);
+        let dir = self.store.locks_dir();
         let failed =
             |e: std::io::Error| SolveError::Internal(format!("locking step {}: {e}", v.name));
         if let Some(lock) = StepLock::try_acquire(&dir, key).map_err(failed)? {
@@ -1204,7 +1204,7 @@ impl<'a> Solver<'a> {
         keep_alive: &mut Vec<Box<dyn std::any::Any>>,
     ) -> Result<PathBuf, String> {
         use crate::graph::CacheSharing;
-        let base = self.store.root().join("cache-mounts");
+        let base = self.store.cache_mounts_dir();
         let name = Digest::of(id.as_bytes()).hex();
         let dir = base.join(&name);
         fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;

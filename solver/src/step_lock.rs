@@ -17,9 +17,6 @@ use std::path::{Path, PathBuf};
 use builder_cache::Digest;
 use fs2::FileExt;
 
-/// The lock directory under a store root.
-pub const LOCK_DIR: &str = "locks";
-
 /// A held step lock; dropping it removes the lock file and releases the lock.
 #[derive(Debug)]
 pub struct StepLock {

@@ -168,7 +168,7 @@ impl Listing {
 }
 
 fn index(store: &Store) -> anyhow::Result<CacheIndex> {
-    CacheIndex::open(&store.root().join("cache")).context("opening the build cache index")
+    CacheIndex::open(&store.cache_index_dir()).context("opening the build cache index")
 }
 
 /// `builder du`: docker buildx du's table, most recently used first, and the totals.
@@ -489,7 +489,7 @@ fn verify(ctx: &Context, repair: bool) -> anyhow::Result<ExitCode> {
 
 /// The cache index if it opens and SQLite finds it sound; else why not.
 fn open_checked_index(store: &Store) -> (Option<CacheIndex>, Option<String>) {
-    let index = match CacheIndex::open(&store.root().join("cache")) {
+    let index = match CacheIndex::open(&store.cache_index_dir()) {
         Ok(index) => index,
         Err(e) => return (None, Some(e.to_string())),
     };
@@ -509,7 +509,7 @@ fn open_checked_index(store: &Store) -> (Option<CacheIndex>, Option<String>) {
 
 /// Deletes the cache index database (with its WAL); the next build starts an empty one.
 fn reset_index(store: &Store) -> anyhow::Result<()> {
-    let dir = store.root().join("cache");
+    let dir = store.cache_index_dir();
     for suffix in ["", "-wal", "-shm"] {
         let path = dir.join(format!(
             "{}{suffix}",

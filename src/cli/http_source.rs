@@ -61,8 +61,7 @@ pub fn url_fetcher(root: PathBuf) -> Box<UrlFetcher> {
 
 fn record_path(store: &Store, url: &str) -> PathBuf {
     store
-        .root()
-        .join("http-cache")
+        .http_cache_dir()
         .join(format!("{}.json", Digest::of(url.as_bytes()).hex()))
 }
 
