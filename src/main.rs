@@ -53,6 +53,11 @@ struct Cli {
     /// Store root (default: $XDG_DATA_HOME/builder or ~/.local/share/builder).
     #[arg(long, global = true, env = "BUILDER_ROOT")]
     root: Option<PathBuf>,
+    /// How RUN steps are isolated: auto (the strongest mode this host or container allows),
+    /// rootless (user, mount, pid, ipc and uts namespaces) or chroot (no namespaces of its own,
+    /// for unprivileged containers: the container is the security boundary; see docs/ci.md).
+    #[arg(long, global = true, env = "BUILDER_ISOLATION", default_value = "auto")]
+    isolation: builder_sandbox::IsolationRequest,
     #[command(subcommand)]
     command: Command,
 }
@@ -135,8 +140,8 @@ fn main() -> ExitCode {
         errln!("error: {e}");
         return ExitCode::from(2);
     }
-    let userns = match builder_sandbox::enter_rootless_userns() {
-        Ok(info) => info,
+    let entered = match builder_sandbox::enter_isolation(cli.isolation) {
+        Ok(entered) => entered,
         Err(e) if e.is_unavailable() => {
             errln!("error: {e}");
             return ExitCode::from(3);
@@ -146,7 +151,12 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    let ctx = cli::Context { root, userns };
+    let ctx = cli::Context {
+        root,
+        userns: entered.userns,
+        isolation: entered.isolation,
+        isolation_fallback: entered.fallback_reason,
+    };
     match run(cli.command, &ctx) {
         Ok(code) => code,
         Err(e) => {

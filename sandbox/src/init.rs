@@ -17,7 +17,9 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
 
-use crate::pid1::container_main;
+use crate::chroot_fs;
+use crate::isolation::Isolation;
+use crate::pid1::{chroot_main, container_main};
 use crate::protocol::{CONTROL_FD, INIT_MARKER, InitMessage, InitSpec};
 use crate::spec::{ExitStatus, Network};
 
@@ -117,6 +119,8 @@ pub(crate) fn send(mut control: &UnixStream, msg: &InitMessage) {
 
 static PAYLOAD_PID: AtomicI32 = AtomicI32::new(0);
 static KILL_PENDING: AtomicBool = AtomicBool::new(false);
+/// chroot isolation: the payload leads a process group, and cancelling kills the group.
+static KILL_GROUP: AtomicBool = AtomicBool::new(false);
 
 /// SIGTERM/SIGINT/SIGHUP to the init mean "cancel": SIGKILL the PID 1 of the sandbox (the only
 /// signal PID 1 cannot ignore), which tears down the whole pid namespace.
@@ -124,7 +128,12 @@ extern "C" fn cancel_handler(_sig: libc::c_int) {
     let pid = PAYLOAD_PID.load(Ordering::SeqCst);
     if pid > 0 {
         // SAFETY: kill is async-signal-safe.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+        unsafe {
+            if KILL_GROUP.load(Ordering::SeqCst) {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+            libc::kill(pid, libc::SIGKILL);
+        }
     } else {
         KILL_PENDING.store(true, Ordering::SeqCst);
     }
@@ -145,6 +154,9 @@ fn install_cancel_handler() -> Result<(), InitError> {
 }
 
 fn supervise(spec: &InitSpec, control: &UnixStream) -> Result<ExitStatus, InitError> {
+    if spec.isolation == Isolation::Chroot {
+        return supervise_chroot(spec, control);
+    }
     let mut flags = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWIPC
@@ -175,6 +187,45 @@ fn supervise(spec: &InitSpec, control: &UnixStream) -> Result<ExitStatus, InitEr
             wait_for(child)
         }
     }
+}
+
+/// chroot isolation: stage the mount points as files, run the payload chrooted in its own
+/// process group, then kill what it left running and move read-write mount contents back.
+fn supervise_chroot(spec: &InitSpec, control: &UnixStream) -> Result<ExitStatus, InitError> {
+    let mut staged = chroot_fs::stage(spec)?;
+    send(
+        control,
+        &InitMessage::MountPointsCreated(staged.created.clone()),
+    );
+    send(control, &InitMessage::Transient(staged.transient.clone()));
+    KILL_GROUP.store(true, Ordering::SeqCst);
+    install_cancel_handler()?;
+    // SAFETY: this process is single-threaded (see `supervise`).
+    let ran = match unsafe { fork() }.map_err(|e| InitError::nix("fork the step's process", e))? {
+        ForkResult::Child => {
+            let failure = match chroot_main(spec, &staged.root) {
+                Err(msg) => msg,
+                Ok(never) => match never {},
+            };
+            send(control, &failure);
+            // SAFETY: _exit skips destructors and atexit handlers of the forked copy.
+            unsafe { libc::_exit(127) }
+        }
+        ForkResult::Parent { child } => {
+            PAYLOAD_PID.store(child.as_raw(), Ordering::SeqCst);
+            if KILL_PENDING.load(Ordering::SeqCst) {
+                let _ = kill(Pid::from_raw(-child.as_raw()), Signal::SIGKILL);
+            }
+            let ran = watch_caller(child, control).and_then(|()| wait_for(child));
+            // Without a pid namespace, daemons the step started outlive it; the namespaced
+            // mode ends them with its PID 1, this ends those still in the step's group.
+            let _ = kill(Pid::from_raw(-child.as_raw()), Signal::SIGKILL);
+            ran
+        }
+    };
+    // Even after a failed or cancelled step: cache mount contents belong to the cache.
+    staged.restore()?;
+    ran
 }
 
 /// Block until the sandbox's PID 1 exits; if the caller goes away first (its end of the

@@ -36,10 +36,12 @@
 
 mod caps;
 pub mod cgroup;
+mod chroot_fs;
 mod diagnose;
 mod error;
 mod etcfiles;
 mod init;
+mod isolation;
 mod mounts;
 mod netns;
 mod pid1;
@@ -55,6 +57,7 @@ pub use caps::DOCKER_DEFAULT_CAPS;
 pub use cgroup::ResourceLimits;
 pub use error::SandboxError;
 pub use init::dispatch_init;
+pub use isolation::{Entered, Isolation, IsolationRequest, enter as enter_isolation};
 pub use protocol::INIT_MARKER;
 pub use rootpath::{resolve_in_root, resolve_in_root_with};
 pub use run::{Sandbox, run, run_with_report, spawn};

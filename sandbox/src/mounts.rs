@@ -15,7 +15,7 @@ use crate::rootpath::{container_path, resolve_in_root};
 use crate::spec::MountKind;
 
 /// Host devices bind-mounted into the sandbox's /dev (docker's default set minus console).
-const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+pub(crate) const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 /// /proc entries made read-only, as docker does, so in-sandbox root cannot tune the host kernel.
 const PROC_READONLY: &[&str] = &["bus", "fs", "irq", "sys", "sysrq-trigger"];
 /// /proc entries hidden entirely (docker's masked paths that exist under /proc).
@@ -33,12 +33,19 @@ const PROC_MASKED: &[&str] = &[
 ];
 
 /// Mount points that had to be created in the rootfs, as in-container paths.
-struct Created<'a> {
-    root: &'a Path,
-    paths: Vec<String>,
+pub(crate) struct Created<'a> {
+    pub(crate) root: &'a Path,
+    pub(crate) paths: Vec<String>,
 }
 
-impl Created<'_> {
+impl<'a> Created<'a> {
+    pub(crate) fn new(root: &'a Path) -> Self {
+        Created {
+            root,
+            paths: Vec::new(),
+        }
+    }
+
     fn record(&mut self, host: &Path) {
         self.paths.push(container_path(self.root, host));
     }
@@ -65,10 +72,7 @@ pub fn prepare(spec: &InitSpec) -> Result<Vec<String>, InitError> {
     }
     // pivot_root needs the new root to be a mount point.
     bind(&root, &root, "bind rootfs onto itself")?;
-    let mut created = Created {
-        root: &root,
-        paths: Vec::new(),
-    };
+    let mut created = Created::new(&root);
     mount_proc(&mut created)?;
     mount_sys(&mut created)?;
     mount_dev(&mut created, spec.shm_size)?;
@@ -286,7 +290,7 @@ fn pivot(root: &Path) -> Result<(), InitError> {
 }
 
 /// Resolve `target` inside the rootfs and create it (and missing parents) as directories.
-fn ensure_dir(created: &mut Created, target: &str) -> Result<PathBuf, InitError> {
+pub(crate) fn ensure_dir(created: &mut Created, target: &str) -> Result<PathBuf, InitError> {
     let host = resolve(created.root, target)?;
     create_missing_dirs(created, &host)?;
     if !host.is_dir() {
@@ -299,7 +303,7 @@ fn ensure_dir(created: &mut Created, target: &str) -> Result<PathBuf, InitError>
 }
 
 /// Resolve `target` inside the rootfs and create it as an empty file if missing.
-fn ensure_file(created: &mut Created, target: &str) -> Result<PathBuf, InitError> {
+pub(crate) fn ensure_file(created: &mut Created, target: &str) -> Result<PathBuf, InitError> {
     let host = resolve(created.root, target)?;
     if let Some(parent) = host.parent() {
         create_missing_dirs(created, parent)?;

@@ -36,6 +36,22 @@ pub(crate) fn container_main(
     if spec.network == Network::None {
         netns::loopback_up()?;
     }
+    become_payload(spec)
+}
+
+/// The payload's process under chroot isolation (see `chroot_fs`): no namespace of its own,
+/// so it leads a process group of its own, which the init kills whole when the step ends.
+pub(crate) fn chroot_main(spec: &InitSpec, root: &Path) -> Result<Infallible, InitMessage> {
+    set_parent_death_signal()?;
+    nix::unistd::setsid().map_err(|e| InitError::nix("setsid", e))?;
+    nix::unistd::chroot(root).map_err(|e| InitError::nix("chroot", e))?;
+    nix::unistd::chdir("/").map_err(|e| InitError::nix("chdir /", e))?;
+    become_payload(spec)
+}
+
+/// In the step's root: resolve the user, enter the working directory, lower privileges and
+/// exec the payload.
+fn become_payload(spec: &InitSpec) -> Result<Infallible, InitMessage> {
     let passwd = read_optional("/etc/passwd")?;
     let group = read_optional("/etc/group")?;
     let user = resolve_user(&spec.user, &passwd, &group)

@@ -29,12 +29,15 @@ pub struct InitSpec {
     pub ulimits: Vec<crate::spec::Ulimit>,
     /// (in-container path, content) of the generated /etc/{hosts,resolv.conf,hostname}.
     pub etc_files: Vec<(String, String)>,
+    pub isolation: crate::isolation::Isolation,
 }
 
 /// Init → caller.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum InitMessage {
     MountPointsCreated(Vec<String>),
+    /// chroot isolation: in-container paths standing in for mounts (see `chroot_fs`).
+    Transient(Vec<String>),
     SetupFailed {
         step: String,
         errno: Option<i32>,

@@ -74,6 +74,7 @@ pub fn spawn(spec: RunSpec) -> Result<Sandbox, SandboxError> {
         shm_size: spec.shm_size,
         ulimits: spec.ulimits,
         etc_files,
+        isolation: spec.isolation,
     };
     let (ours, pair_end) =
         UnixStream::pair().map_err(|e| SandboxError::io("create control socketpair", e))?;
@@ -134,6 +135,7 @@ impl Sandbox {
     /// Wait for the payload and the init to finish.
     pub fn wait(mut self) -> Result<RunReport, SandboxError> {
         let mut created = Vec::new();
+        let mut transient = Vec::new();
         let mut status = None;
         let mut failure = None;
         for line in BufReader::new(&self.control).lines() {
@@ -142,6 +144,7 @@ impl Sandbox {
                 .map_err(|e| SandboxError::Protocol(format!("bad message {line:?}: {e}")))?;
             match msg {
                 InitMessage::MountPointsCreated(paths) => created = paths,
+                InitMessage::Transient(paths) => transient = paths,
                 InitMessage::Exited(s) => status = Some(s),
                 InitMessage::SetupFailed {
                     step,
@@ -183,6 +186,7 @@ impl Sandbox {
             Some(status) => Ok(RunReport {
                 status,
                 created_mount_points: created,
+                transient_paths: transient,
                 oom_killed: self.cgroup.as_ref().is_some_and(Cgroup::oom_killed),
             }),
             None => Err(SandboxError::Protocol(format!(
@@ -302,6 +306,7 @@ mod tests {
             stdout: Stdio::Null,
             stderr: Stdio::Null,
             limits: Default::default(),
+            isolation: Default::default(),
         }
     }
 

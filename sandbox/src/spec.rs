@@ -35,6 +35,9 @@ pub struct RunSpec {
     pub stderr: Stdio,
     /// Memory/CPU/pids limits; when any is set the run gets its own cgroup (see `cgroup`).
     pub limits: crate::cgroup::ResourceLimits,
+    /// Namespaces, or a chroot with mounts emulated by files (see `isolation`). Chroot needs a
+    /// rootfs that is a private copy: its mount points are filled and emptied in place.
+    pub isolation: crate::isolation::Isolation,
 }
 
 /// Network namespace choice.
@@ -252,6 +255,10 @@ pub struct RunReport {
     /// the layer diff, or remove them with [`crate::remove_mount_stubs`] after the run (as
     /// BuildKit does). Parents come before children.
     pub created_mount_points: Vec<String>,
+    /// chroot isolation only: in-container paths that stood in for mounts during the run
+    /// (`/dev`, `/etc/hosts`, each RUN --mount target). What lies below them is not the
+    /// step's output; the layer diff must leave those subtrees out.
+    pub transient_paths: Vec<String>,
     /// The kernel's OOM killer killed a process of the run (only known with a memory limit).
     pub oom_killed: bool,
 }

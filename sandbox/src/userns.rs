@@ -43,6 +43,9 @@ pub enum UsernsMode {
     /// Only the caller's own id, mapped to 0: files owned by any other uid cannot be
     /// represented, so chown to them fails.
     SingleId,
+    /// No user namespace and not root (chroot isolation as an ordinary user): files can only
+    /// be owned by this user.
+    Unprivileged,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,9 +104,11 @@ pub fn current_info() -> Result<UsernsInfo, SandboxError> {
         |p: &str| std::fs::read_to_string(p).map_err(|e| SandboxError::io(format!("read {p}"), e));
     let uid_map = parse_id_map(&read("/proc/self/uid_map")?);
     let gid_map = parse_id_map(&read("/proc/self/gid_map")?);
-    Ok(UsernsInfo {
-        mode: classify(&uid_map, &gid_map),
-    })
+    let mode = match classify(&uid_map, &gid_map) {
+        UsernsMode::Root if !Uid::effective().is_root() => UsernsMode::Unprivileged,
+        mode => mode,
+    };
+    Ok(UsernsInfo { mode })
 }
 
 /// (inside, outside, count) triples.

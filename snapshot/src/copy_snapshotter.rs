@@ -134,12 +134,14 @@ pub(crate) fn diff_against_lowers(
     merged: &Path,
     lowers: &[PathBuf],
     baseline: &Baseline,
+    excluded: &BTreeSet<PathBuf>,
     out: &Path,
 ) -> Result<(), SnapshotError> {
     let mut differ = Differ {
         merged,
         out,
         baseline,
+        excluded,
         created_dirs: Vec::new(),
         links: HashMap::new(),
     };
@@ -157,6 +159,8 @@ struct Differ<'a> {
     merged: &'a Path,
     out: &'a Path,
     baseline: &'a Baseline,
+    /// Relative paths left out of the diff with everything below them.
+    excluded: &'a BTreeSet<PathBuf>,
     /// Directories created in `out`, whose times are set once all children exist.
     created_dirs: Vec<PathBuf>,
     /// Multiply-linked merged files already copied to `out`, to keep them linked.
@@ -176,7 +180,11 @@ impl Differ<'_> {
                     .file_name(),
             );
         }
-        for gone in lower.keys().filter(|n| !names.contains(*n)) {
+        names.retain(|n| !self.excluded.contains(&rel.join(n)));
+        for gone in lower
+            .keys()
+            .filter(|n| !names.contains(*n) && !self.excluded.contains(&rel.join(n)))
+        {
             self.ensure_dir(rel)?;
             let wh = self.out.join(rel).join(gone);
             make_whiteout(&wh).map_err(io_err("creating whiteout", &wh))?;

@@ -2,7 +2,7 @@
 //! when the kernel allows it, otherwise a materialised copy that is diffed
 //! afterwards. Either way `finish` yields an overlay-format diff directory.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -230,6 +230,8 @@ pub struct ActiveSnapshot {
     rootfs: PathBuf,
     upper: PathBuf,
     mode: Mode,
+    /// Relative paths whose subtrees are not part of the diff (see `exclude_from_diff`).
+    excluded: BTreeSet<PathBuf>,
     /// An exclusive flock on `dir` for as long as the snapshot lives: it tells
     /// [`crate::sweep_stale`] in other processes that the directory is in use, and the kernel
     /// drops it when a build is killed.
@@ -275,6 +277,7 @@ pub fn prepare(
         upper: dir.join("upper"),
         dir,
         mode: Mode::Overlay { mounted: false },
+        excluded: BTreeSet::new(),
     };
     // From here on, dropping `snap` on error removes the directory again.
     snap.populate(snapshotter, lowers)
@@ -370,6 +373,18 @@ impl ActiveSnapshot {
         }
     }
 
+    /// Leaves the subtrees at these in-rootfs paths (`/dev`, `/etc/hosts`...) out of the diff:
+    /// a sandbox that could not mount used them as mount points made of files, and what lies
+    /// below a mount point is not the step's output.
+    pub fn exclude_from_diff(&mut self, paths: &[String]) {
+        self.excluded.extend(
+            paths
+                .iter()
+                .map(|p| PathBuf::from(p.trim_start_matches('/')))
+                .filter(|p| !p.as_os_str().is_empty()),
+        );
+    }
+
     /// Ends the view and returns the overlay-format diff directory (a sibling of
     /// the snapshot dir in `work_root`, owned by the caller from now on).
     pub fn finish(self) -> Result<PathBuf, SnapshotError> {
@@ -391,9 +406,18 @@ impl ActiveSnapshot {
                     })?;
                     *mounted = false;
                 }
+                for rel in &self.excluded {
+                    let p = self.upper.join(rel);
+                    let removed = match fs::symlink_metadata(&p) {
+                        Ok(m) if m.is_dir() => fs::remove_dir_all(&p),
+                        Ok(_) => fs::remove_file(&p),
+                        Err(_) => Ok(()),
+                    };
+                    removed.map_err(io_err("removing excluded path", &p))?;
+                }
             }
             Mode::Copy { lowers, baseline } => {
-                diff_against_lowers(&self.rootfs, lowers, baseline, &self.upper)?
+                diff_against_lowers(&self.rootfs, lowers, baseline, &self.excluded, &self.upper)?
             }
         }
         let lock =

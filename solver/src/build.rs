@@ -56,6 +56,8 @@ pub struct BuildRequest {
     pub limits: builder_sandbox::ResourceLimits,
     /// `--allow`: privileges RUN steps may ask for (not part of cache keys).
     pub entitlements: crate::convert::Entitlements,
+    /// How RUN steps are isolated (not part of cache keys: every mode makes the same layers).
+    pub isolation: builder_sandbox::Isolation,
 }
 
 #[derive(Debug)]
@@ -148,6 +150,7 @@ pub fn build(
         max_parallel: req.max_parallel,
         dockerfile_name: req.dockerfile_name.clone(),
         limits: req.limits,
+        isolation: req.isolation,
     };
     let solver = Solver::new(store, &solve_options, progress)?;
     let target = &converted.target;

@@ -52,6 +52,7 @@ pub struct SolveOptions {
     pub max_parallel: usize,
     pub dockerfile_name: String,
     pub limits: builder_sandbox::ResourceLimits,
+    pub isolation: builder_sandbox::Isolation,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,10 +130,11 @@ pub struct LayerStore<'a> {
     /// the file system to sync (tens of ms on a busy disk), which a fully cached build never needs.
     snapshotter: OnceLock<Snapshotter>,
     work_root: PathBuf,
+    isolation: builder_sandbox::Isolation,
 }
 
 impl<'a> LayerStore<'a> {
-    pub fn new(store: &'a Store) -> Result<Self, String> {
+    pub fn new(store: &'a Store, isolation: builder_sandbox::Isolation) -> Result<Self, String> {
         let work_root = store.work_dir();
         fs::create_dir_all(&work_root).map_err(|e| format!("{}: {e}", work_root.display()))?;
         // What killed builds left behind; live snapshots, diffs and blob writes of concurrent
@@ -143,13 +145,24 @@ impl<'a> LayerStore<'a> {
             store,
             snapshotter: OnceLock::new(),
             work_root,
+            isolation,
         })
     }
 
     pub fn snapshotter(&self) -> Snapshotter {
-        *self
-            .snapshotter
-            .get_or_init(|| builder_snapshot::detect_snapshotter(&self.work_root))
+        *self.snapshotter.get_or_init(|| match self.isolation {
+            // The chroot sandbox fills mount points in place and moves entries in and out of
+            // the rootfs: it needs a private directory on the store's file system, not an
+            // overlay mount (which a container that refuses namespaces refuses anyway).
+            builder_sandbox::Isolation::Chroot => Snapshotter::Copy,
+            builder_sandbox::Isolation::Rootless => {
+                builder_snapshot::detect_snapshotter(&self.work_root)
+            }
+        })
+    }
+
+    pub fn isolation(&self) -> builder_sandbox::Isolation {
+        self.isolation
     }
 
     /// The unpacked directory of `layer` on top of `below` (the unpacked layers beneath it,
@@ -293,7 +306,7 @@ impl<'a> Solver<'a> {
         opts: &'a SolveOptions,
         progress: &'a dyn ProgressSink,
     ) -> Result<Self, SolveError> {
-        let layers = LayerStore::new(store).map_err(SolveError::Internal)?;
+        let layers = LayerStore::new(store, opts.isolation).map_err(SolveError::Internal)?;
         let work_root = layers.work_root.clone();
         Ok(Solver {
             cache: CacheIndex::open(&store.cache_index_dir()).map_err(|e| {
@@ -899,6 +912,7 @@ impl<'a> Solver<'a> {
             stdout: builder_sandbox::Stdio::Fd(write_fd),
             stderr: builder_sandbox::Stdio::Fd(write_fd2),
             limits: self.opts.limits,
+            isolation: self.opts.isolation,
         };
         let (report, tail) = std::thread::scope(|scope| {
             let reader = scope.spawn(|| self.forward_output(index, read_fd));
@@ -946,9 +960,12 @@ impl<'a> Solver<'a> {
                 tail: tail_section(&tail),
             });
         }
-        // Mount points the sandbox had to create are not the step's output.
+        // Mount points the sandbox had to create are not the step's output, nor is what
+        // stood in for a mount under chroot isolation.
         builder_sandbox::remove_mount_stubs(active.rootfs(), &report.created_mount_points)
             .map_err(|e| err(&e))?;
+        let mut active = active;
+        active.exclude_from_diff(&report.transient_paths);
         // Locked until the layer is stored: a concurrent build's sweep leaves it alone.
         let diff = active.finish_locked().map_err(|e| err(&e))?;
         self.commit_diff(diff.path()).map_err(|e| {
@@ -1053,7 +1070,15 @@ impl<'a> Solver<'a> {
                     }
                     None => id.clone(),
                 };
-                let dir = self.cache_mount_dir(&identity, *sharing, keep_alive)?;
+                // Under chroot isolation a cache's entries are moved into the step's rootfs
+                // for the run, so two steps cannot use it at once: shared becomes locked.
+                let sharing = match (self.opts.isolation, *sharing) {
+                    (builder_sandbox::Isolation::Chroot, crate::graph::CacheSharing::Shared) => {
+                        crate::graph::CacheSharing::Locked
+                    }
+                    (_, sharing) => sharing,
+                };
+                let dir = self.cache_mount_dir(&identity, sharing, keep_alive)?;
                 let empty = fs::read_dir(&dir)
                     .map_err(|e| format!("{}: {e}", dir.display()))?
                     .next()

@@ -117,6 +117,30 @@ pub struct BuildArgs {
     context: PathBuf,
 }
 
+/// The first progress line names the isolation RUN steps get, and why when `auto` could not
+/// give the namespaced sandbox; chroot isolation also gets a warning of what it leaves open.
+fn announce_isolation(ctx: &Context, renderer: &Renderer) {
+    let how = match ctx.isolation {
+        builder_sandbox::Isolation::Rootless => {
+            "rootless (user, mount, pid, ipc and uts namespaces)"
+        }
+        builder_sandbox::Isolation::Chroot => {
+            "chroot (no namespaces of its own; mounts emulated with files)"
+        }
+    };
+    let why = ctx
+        .isolation_fallback
+        .as_ref()
+        .map(|r| format!(", chosen by --isolation=auto because {r}"))
+        .unwrap_or_default();
+    renderer.preamble(&format!("isolation: {how}{why}"));
+    if ctx.isolation == builder_sandbox::Isolation::Chroot {
+        errln!(
+            "WARNING: chroot isolation: RUN steps can see this container's processes, use its network and run with its capabilities; the container is the security boundary (as with Kaniko): build only Dockerfiles you trust this way"
+        );
+    }
+}
+
 pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let store = ctx.store()?;
     if let builder_sandbox::UsernsMode::SingleId = ctx.userns.mode {
@@ -132,7 +156,8 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         .map(|o| parse_output(o))
         .collect::<Result<Vec<_>, _>>()?;
     // `--secret id=x,env=VAR` values sit in temp files until this guard drops at the end.
-    let (mut request, _secret_files) = make_request(&args, layer_compression(&parsed)?)?;
+    let (mut request, _secret_files) =
+        make_request(&args, layer_compression(&parsed)?, ctx.isolation)?;
     let cache = CacheFlags::parse(&args)?;
     let imports = cache.import(&store)?;
     if let Some(imports) = &imports {
@@ -165,6 +190,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         ProgressMode::parse(&args.progress)?
     };
     let renderer = Renderer::new(mode);
+    announce_isolation(ctx, &renderer);
     super::interrupt::cancel_build_on_signal().context("installing the Ctrl-C handler")?;
     let fetch = super::registry::fetcher(ctx, &renderer);
     let fetch_url = super::http_source::url_fetcher(ctx.root.clone());
@@ -248,6 +274,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
 fn make_request(
     args: &BuildArgs,
     compression: Compression,
+    isolation: builder_sandbox::Isolation,
 ) -> anyhow::Result<(BuildRequest, Vec<tempfile::TempPath>)> {
     let context_dir = fs::canonicalize(&args.context)
         .map_err(|e| UsageError(format!("build context {}: {e}", args.context.display())))?;
@@ -373,6 +400,7 @@ fn make_request(
             .map(|n| n.get())
             .unwrap_or(2)
             .max(4),
+        isolation,
         limits: args.limits.resolve()?,
         entitlements,
     };

@@ -25,6 +25,10 @@ use builder_sandbox::UsernsInfo;
 pub struct Context {
     pub root: PathBuf,
     pub userns: UsernsInfo,
+    /// How RUN steps are isolated in this process (chosen at startup).
+    pub isolation: builder_sandbox::Isolation,
+    /// Why `--isolation=auto` fell back to chroot: the probe that failed.
+    pub isolation_fallback: Option<String>,
 }
 
 impl Context {

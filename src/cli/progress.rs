@@ -110,6 +110,20 @@ fn short_id(id: &str) -> &str {
 }
 
 impl Renderer {
+    /// A line before any step, as buildx's `#0 building with "default" instance`: numbered
+    /// #0 in plain output, a status line otherwise.
+    pub fn preamble(&self, message: &str) {
+        match self.mode {
+            ProgressMode::Plain => {
+                let _ = writeln!(std::io::stderr().lock(), "#0 {message}");
+            }
+            ProgressMode::Quiet => {}
+            ProgressMode::Tty | ProgressMode::RawJson => self.event(Event::Status {
+                message: message.to_string(),
+            }),
+        }
+    }
+
     pub fn new(mode: ProgressMode) -> Renderer {
         let state = State {
             multi: (mode == ProgressMode::Tty).then(MultiProgress::new),

@@ -100,7 +100,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
     // The container's snapshot lives in work/ and unpacks layers: keep prune and
     // `cache verify` from removing either while it runs.
     let _lease = builder_cache::gc::build_lease(store.root())?;
-    let layer_store = LayerStore::new(&store).map_err(anyhow::Error::msg)?;
+    let layer_store = LayerStore::new(&store, ctx.isolation).map_err(anyhow::Error::msg)?;
     let rootfs = layer_store
         .prepare(&layers)
         .map_err(anyhow::Error::msg)
@@ -136,6 +136,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
         stdout: builder_sandbox::Stdio::Inherit,
         stderr: builder_sandbox::Stdio::Inherit,
         limits: args.limits.resolve()?,
+        isolation: ctx.isolation,
     };
     let report = builder_sandbox::run_with_report(spec).context("running the container")?;
     if report.oom_killed {

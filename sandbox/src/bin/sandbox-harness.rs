@@ -147,6 +147,7 @@ fn run(spec: HarnessSpec, userns: String) -> HarnessOutput {
         stdout: Stdio::Fd(OwnedFd::from(out_w)),
         stderr: Stdio::Fd(OwnedFd::from(err_w)),
         limits: Default::default(),
+        isolation: builder_sandbox::Isolation::Rootless,
     };
     let out_reader = drain(out_r);
     let err_reader = drain(err_r);
