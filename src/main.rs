@@ -151,6 +151,12 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
+    if entered.userns.mode == builder_sandbox::UsernsMode::Unprivileged {
+        // No user namespace and no root: image root is this user on disk (see `ids`).
+        // SAFETY: getuid and getgid have no preconditions.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        builder_snapshot::ids::map_root_to(uid, gid);
+    }
     let ctx = cli::Context {
         root,
         userns: entered.userns,

@@ -134,6 +134,35 @@ impl Staged {
                 Err(_) => {}
             }
         }
+        // Mount points are left as an unmount leaves them: files empty (no secret stays on
+        // disk a moment longer), and directories this run created empty too, so that the
+        // caller's stub removal takes them away as in the namespaced mode.
+        for path in self.transient.iter().rev() {
+            let host = self.root.join(path.trim_start_matches('/'));
+            match fs::symlink_metadata(&host) {
+                Ok(m) if m.is_file() => fs::OpenOptions::new()
+                    .write(true)
+                    .truncate(true)
+                    .open(&host)
+                    .map(drop)
+                    .map_err(|e| InitError::io(format!("empty {path}"), e))?,
+                Ok(m) if m.is_dir() && self.created.contains(path) => {
+                    for entry in fs::read_dir(&host)
+                        .map_err(|e| InitError::io(format!("read {path}"), e))?
+                        .flatten()
+                    {
+                        let p = entry.path();
+                        let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                            fs::remove_dir_all(&p)
+                        } else {
+                            fs::remove_file(&p)
+                        };
+                        removed.map_err(|e| InitError::io(format!("empty {path}"), e))?;
+                    }
+                }
+                _ => {}
+            }
+        }
         Ok(())
     }
 }

@@ -10,8 +10,8 @@ use crate::error::SandboxError;
 /// capability(7) number; not exported by libc.
 const CAP_SYS_ADMIN: u32 = 21;
 
-/// Said after every "what to do": the alternative we do not offer yet.
-const CHROOT_PLANNED: &str = "(an `--isolation=chroot` mode for unprivileged containers, without namespaces of its own, is planned but not implemented yet)";
+/// Said after every "what to do" of the namespaced mode: the mode that needs no namespaces.
+const CHROOT_ALTERNATIVE: &str = "or, inside a container that is itself the security boundary (a CI job), run as root there with `--isolation=chroot` (docs/ci.md)";
 
 /// What the host tells us about why namespaces or mounts may be refused.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -92,7 +92,7 @@ fn unavailable(
     if !fix.is_empty() {
         fix.push(' ');
     }
-    fix.push_str(CHROOT_PLANNED);
+    fix.push_str(CHROOT_ALTERNATIVE);
     SandboxError::Unavailable {
         what: format!("{what} failed{}", errno_text(errno)),
         errno,
@@ -226,6 +226,28 @@ pub(crate) fn setup_refused(step: &str, errno: Option<i32>, f: &HostFacts) -> Op
             fix,
         ));
     }
+    if step == "chroot" && errno_is(&[libc::EPERM]) {
+        let mut why = vec![
+            "RUN steps are isolated with chroot(2) here (--isolation=chroot, or auto because this container refuses a user namespace), and chroot needs CAP_SYS_CHROOT, which a non-root user does not hold".to_string(),
+        ];
+        let mut fix =
+            vec!["run the job container as root (docker `-u 0`, Kubernetes `runAsUser: 0`), where chroot isolation works with the default capabilities".to_string()];
+        if f.seccomp_filter {
+            why.push(SECCOMP_WHY.into());
+            fix.push(format!(
+                "let this user create a user namespace for --isolation=rootless: {SECCOMP_FIX}"
+            ));
+        }
+        return Some(SandboxError::Unavailable {
+            what: format!(
+                "isolating the RUN step ({step}) failed{}",
+                errno_text(errno)
+            ),
+            errno,
+            why: why.join("; "),
+            fix: fix.join("; or "),
+        });
+    }
     let mount_step = step.starts_with("make / private") || step.starts_with("bind rootfs");
     if mount_step && errno_is(&[libc::EPERM, libc::EACCES]) {
         let mut why = Vec::new();
@@ -269,6 +291,23 @@ mod tests {
         assert!(m.contains("Seccomp: 2"), "{m}");
         assert!(m.contains("seccomp=unconfined"), "{m}");
         assert!(m.contains("--isolation=chroot"), "{m}");
+    }
+
+    #[test]
+    fn chroot_refused_to_a_non_root_user_names_both_ways_out() {
+        let f = HostFacts {
+            seccomp_filter: true,
+            ..Default::default()
+        };
+        let m = text(setup_refused("chroot", Some(libc::EPERM), &f).unwrap());
+        assert!(
+            m.contains("CAP_SYS_CHROOT") && m.contains("runAsUser: 0"),
+            "{m}"
+        );
+        assert!(
+            m.contains("user namespace") && m.contains("--isolation=rootless"),
+            "{m}"
+        );
     }
 
     #[test]

@@ -260,6 +260,9 @@ impl Differ<'_> {
         for entry in fs::read_dir(&src).map_err(io_err("reading directory", &src))? {
             let entry = entry.map_err(io_err("reading directory", &src))?;
             let child = rel.join(entry.file_name());
+            if self.excluded.contains(&child) {
+                continue;
+            }
             let child_meta =
                 fs::symlink_metadata(entry.path()).map_err(io_err("stat", entry.path()))?;
             self.copy_out(rel, &child, &child_meta, false)?;

@@ -14,6 +14,7 @@ mod cleanup;
 mod compress;
 mod copy_snapshotter;
 mod error;
+pub mod ids;
 mod meta;
 pub mod overlay_format;
 mod parallel_gzip;

@@ -362,7 +362,8 @@ impl Applier<'_> {
         meta: &EntryMeta,
         label: &str,
     ) -> Result<(), SnapshotError> {
-        set_owner(path, meta.uid, meta.gid).map_err(entry_io(label, "chown", path))?;
+        let (uid, gid) = crate::ids::to_disk(meta.uid, meta.gid);
+        set_owner(path, uid, gid).map_err(entry_io(label, "chown", path))?;
         let is_symlink = ty == EntryType::Symlink;
         set_mode(path, is_symlink, meta.mode).map_err(entry_io(label, "chmod", path))?;
         for (name, value) in &meta.xattrs {

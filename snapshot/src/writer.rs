@@ -242,7 +242,8 @@ impl<W: Write> Emitter<'_, W> {
         self.append_xattrs(path, &xattrs)?;
         let ft = meta.file_type();
         let mode = meta.mode() & 0o7777;
-        let mk = |ty| base_header(ty, mode, meta.uid(), meta.gid(), mtime);
+        let (uid, gid) = crate::ids::from_disk(meta.uid(), meta.gid());
+        let mk = |ty| base_header(ty, mode, uid, gid, mtime);
         let res = if ft.is_dir() {
             let mut h = mk(EntryType::Directory);
             let mut dir_name = name.as_bytes().to_vec();

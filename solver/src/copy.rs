@@ -266,10 +266,10 @@ fn owner_for(meta: &Metadata, attrs: Attributes<'_>) -> Owner {
     match (attrs.owner, attrs.reset_owner) {
         (Some(o), _) => o,
         (None, true) => Owner { uid: 0, gid: 0 },
-        (None, false) => Owner {
-            uid: meta.uid(),
-            gid: meta.gid(),
-        },
+        (None, false) => {
+            let (uid, gid) = builder_snapshot::ids::from_disk(meta.uid(), meta.gid());
+            Owner { uid, gid }
+        }
     }
 }
 
@@ -281,7 +281,8 @@ fn apply_attrs(target: &Path, meta: &Metadata, attrs: Attributes<'_>) -> Result<
 }
 
 fn lchown(path: &Path, owner: Owner) -> Result<(), CopyError> {
-    std::os::unix::fs::lchown(path, Some(owner.uid), Some(owner.gid)).map_err(|e| CopyError::Io {
+    let (uid, gid) = builder_snapshot::ids::to_disk(owner.uid, owner.gid);
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(|e| CopyError::Io {
         path: path.display().to_string(),
         source: io::Error::new(
             e.kind(),

@@ -1090,7 +1090,8 @@ impl<'a> Solver<'a> {
                     use std::os::unix::fs::PermissionsExt;
                     fs::set_permissions(&dir, fs::Permissions::from_mode(*mode))
                         .map_err(|e| e.to_string())?;
-                    std::os::unix::fs::chown(&dir, Some(*uid), Some(*gid))
+                    let (uid, gid) = builder_snapshot::ids::to_disk(*uid, *gid);
+                    std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
                         .map_err(|e| e.to_string())?;
                 }
                 Ok(K::Bind {
@@ -1152,7 +1153,8 @@ impl<'a> Solver<'a> {
                 use std::os::unix::fs::PermissionsExt;
                 fs::set_permissions(file.path(), fs::Permissions::from_mode(*mode))
                     .map_err(|e| e.to_string())?;
-                std::os::unix::fs::chown(file.path(), Some(*uid), Some(*gid))
+                let (uid, gid) = builder_snapshot::ids::to_disk(*uid, *gid);
+                std::os::unix::fs::chown(file.path(), Some(uid), Some(gid))
                     .map_err(|e| e.to_string())?;
                 let path = file.path().to_path_buf();
                 keep_alive.push(Box::new(file));

@@ -45,6 +45,7 @@ impl AgentForwarder {
         let listener = UnixListener::bind(&socket)?;
         std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(mode))?;
         let meta = std::fs::metadata(&socket)?;
+        let (uid, gid) = builder_snapshot::ids::to_disk(uid, gid);
         if (meta.uid(), meta.gid()) != (uid, gid) {
             std::os::unix::fs::chown(&socket, Some(uid), Some(gid))?;
         }

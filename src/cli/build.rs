@@ -143,11 +143,21 @@ fn announce_isolation(ctx: &Context, renderer: &Renderer) {
 
 pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let store = ctx.store()?;
-    if let builder_sandbox::UsernsMode::SingleId = ctx.userns.mode {
-        let why = builder_sandbox::single_id_reason()
-            .unwrap_or_else(|| "no /etc/subuid range for this user".into());
+    let single_id = match ctx.userns.mode {
+        builder_sandbox::UsernsMode::SingleId => Some((
+            builder_sandbox::single_id_reason()
+                .unwrap_or_else(|| "no /etc/subuid range for this user".into()),
+            "ask an admin for a range (usermod --add-subuids)",
+        )),
+        builder_sandbox::UsernsMode::Unprivileged => Some((
+            "no user namespace may be created here and builder is not root".into(),
+            "RUN steps cannot be isolated either: run the container as root (docs/ci.md)",
+        )),
+        _ => None,
+    };
+    if let Some((why, advice)) = single_id {
         errln!(
-            "WARNING: {why}: only your own uid is mapped, so files owned by other users (USER, chown) cannot be represented; ask an admin for a range (usermod --add-subuids)"
+            "WARNING: {why}: only your own uid is mapped, so files owned by other users (USER, chown) cannot be represented; {advice}"
         );
     }
     let parsed = args
