@@ -180,8 +180,15 @@ fn namespaces_refused_by_seccomp_fail_fast_with_exit_3() {
     }
     let ctx = env.context("ctx", &[("Dockerfile", "FROM busybox:test\nRUN true\n")]);
     let mut cmd = env.cmd();
-    cmd.args(["build", "--progress=plain", "-t", "refused:1"])
-        .arg(&ctx);
+    // Asked for by name: `auto` would fall back to chroot isolation (the next test).
+    cmd.args([
+        "build",
+        "--progress=plain",
+        "--isolation=rootless",
+        "-t",
+        "refused:1",
+    ])
+    .arg(&ctx);
     with_docker_like_seccomp(&mut cmd);
     let (out, elapsed) = run_watched(cmd);
     let stderr = assert_refused(
@@ -198,6 +205,60 @@ fn namespaces_refused_by_seccomp_fail_fast_with_exit_3() {
         assert!(stderr.contains("RUN true"), "names the step:\n{stderr}");
     } else {
         assert!(stderr.contains("user namespace"), "{stderr}");
+    }
+}
+
+/// Where namespaces are refused, `--isolation=auto` (the default) falls back to chroot
+/// isolation and says why in the first progress line. Root then runs RUN steps; any other user
+/// builds what needs no RUN step, and stops at the first RUN within a second, with exit 3,
+/// naming what is missing and both ways out.
+#[test]
+fn refused_namespaces_make_auto_fall_back_to_chroot() {
+    let env = Env::new();
+    if is_root() {
+        env.busybox_base();
+    }
+    let ctx = env.context(
+        "ctx",
+        &[("Dockerfile", "FROM scratch\nCOPY a /a\n"), ("a", "a\n")],
+    );
+    let build = |tag: &str| {
+        let mut cmd = env.cmd();
+        cmd.args(["build", "--progress=plain", "-t", tag]).arg(&ctx);
+        with_docker_like_seccomp(&mut cmd);
+        run_watched(cmd)
+    };
+    let (out, _) = build("fallback:1");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "a build without RUN works:\n{stderr}");
+    let first = stderr.lines().find(|l| l.starts_with('#')).unwrap_or("");
+    assert!(
+        first.starts_with("#0 isolation: chroot") && first.contains("--isolation=auto because"),
+        "the first progress line names the isolation and why:\n{stderr}"
+    );
+    let layers = common::image_layers(&env, "fallback:1");
+    let owners: Vec<(u64, u64)> = layers.iter().flatten().map(|e| (e.2, e.3)).collect();
+    assert_eq!(owners, [(0, 0)], "COPY's file is root's in the image");
+
+    let with_run = if is_root() {
+        "FROM busybox:test\nRUN echo ran > /ran\n"
+    } else {
+        "FROM scratch\nCOPY a /a\nRUN [\"/a\"]\n"
+    };
+    std::fs::write(ctx.join("Dockerfile"), with_run).unwrap();
+    let (out, elapsed) = build("fallback:2");
+    if is_root() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "root runs RUN steps in a chroot:\n{stderr}"
+        );
+    } else {
+        assert_refused(
+            &out,
+            elapsed,
+            &["CAP_SYS_CHROOT", "user namespace", "--isolation=rootless"],
+        );
     }
 }
 
