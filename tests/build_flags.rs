@@ -130,7 +130,10 @@ fn shm_size_sets_the_size_of_dev_shm_in_run_steps() {
     let out = build(&env, dockerfile, &["--shm-size", "lots"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("invalid --shm-size"), "{stderr}");
+    assert!(
+        stderr.contains("--shm-size") && stderr.contains("invalid size \"lots\""),
+        "{stderr}"
+    );
 }
 
 #[test]
