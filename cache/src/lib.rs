@@ -17,6 +17,7 @@
 //!   locks/                   the solver's per-step locks (flock), shared across processes
 //!   context-cache/           the build context's stat cache
 //!   http-cache/              `ADD <url>` downloads
+//!   git/mirrors/             bare mirrors of git sources, one per remote URL
 //!   lock                     flock target serializing index updates
 //!   gc.lock                  build (shared) / prune and verify (exclusive) leases
 //! ```
@@ -101,6 +102,9 @@ pub fn context_cache_dir(root: &Path) -> PathBuf {
 pub fn http_cache_dir(root: &Path) -> PathBuf {
     root.join("http-cache")
 }
+pub fn git_dir(root: &Path) -> PathBuf {
+    root.join("git")
+}
 
 /// An opened store root.
 #[derive(Debug, Clone)]
@@ -175,6 +179,12 @@ impl Store {
     /// `ADD <url>` downloads and their validators (ETag, Last-Modified).
     pub fn http_cache_dir(&self) -> PathBuf {
         http_cache_dir(&self.root)
+    }
+
+    /// Git sources: one bare mirror per remote URL (`git/mirrors/<sha256 of the URL>`), so a
+    /// rebuild of a commit already fetched fetches nothing.
+    pub fn git_dir(&self) -> PathBuf {
+        git_dir(&self.root)
     }
 
     /// Removes the blob temp files (`tmp/blob-*`) of writers that died: each live

@@ -113,8 +113,10 @@ pub struct BuildArgs {
     sandbox: super::sandbox_args::SandboxArgs,
     #[command(flatten)]
     limits: super::limits::LimitArgs,
-    /// Build context directory.
-    context: PathBuf,
+    /// Build context: a directory, `-` (a tar archive or a Dockerfile on stdin), a git URL
+    /// (`https://host/repo.git#ref:subdir`, `git@host:repo`...) or an http(s) URL of a tar
+    /// archive or a Dockerfile.
+    context: std::ffi::OsString,
 }
 
 /// The first progress line names the isolation RUN steps get, and why when `auto` could not
@@ -166,8 +168,8 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         .map(|o| parse_output(o))
         .collect::<Result<Vec<_>, _>>()?;
     // `--secret id=x,env=VAR` values sit in temp files until this guard drops at the end.
-    let (mut request, _secret_files) =
-        make_request(&args, layer_compression(&parsed)?, ctx.isolation)?;
+    let (mut request, request_files) =
+        make_request(&args, layer_compression(&parsed)?, ctx.isolation, &store)?;
     let cache = CacheFlags::parse(&args)?;
     let imports = cache.import(&store)?;
     if let Some(imports) = &imports {
@@ -200,6 +202,9 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         ProgressMode::parse(&args.progress)?
     };
     let renderer = Renderer::new(mode);
+    if let Some(what) = &request_files.context.describe {
+        renderer.preamble(&format!("building from {what}"));
+    }
     announce_isolation(ctx, &renderer);
     super::interrupt::cancel_build_on_signal().context("installing the Ctrl-C handler")?;
     let fetch = super::registry::fetcher(ctx, &renderer);
@@ -279,23 +284,59 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The build request, and the temp files holding `--secret ...,env=VAR` values (deleted when
-/// dropped: keep them for the build's duration).
+/// What the build reads from until it ends: the temp files holding `--secret ...,env=VAR`
+/// values and a context fetched or unpacked into a temporary directory (deleted when dropped).
+struct RequestFiles {
+    _secret_files: Vec<tempfile::TempPath>,
+    context: super::context_source::BuildContext,
+}
+
+/// The build request, and the files it needs for the build's duration.
 fn make_request(
     args: &BuildArgs,
     compression: Compression,
     isolation: builder_sandbox::Isolation,
-) -> anyhow::Result<(BuildRequest, Vec<tempfile::TempPath>)> {
-    let context_dir = fs::canonicalize(&args.context)
-        .map_err(|e| UsageError(format!("build context {}: {e}", args.context.display())))?;
-    if !context_dir.is_dir() {
-        bail!(UsageError(format!(
-            "build context {} is not a directory",
-            args.context.display()
-        )));
-    }
-    let (dockerfile_name, dockerfile, dockerfile_path) =
-        read_dockerfile(args.file.as_deref(), &context_dir)?;
+    store: &builder_cache::Store,
+) -> anyhow::Result<(BuildRequest, RequestFiles)> {
+    let (secrets, secret_files) = parse_secrets(&args.secrets)?;
+    let ssh = parse_ssh(&args.ssh)?;
+    let download_root = store.root().to_path_buf();
+    let fetch_url = super::http_source::url_fetcher(download_root);
+    let blobs = store.blobs();
+    let download = |url: &str| -> anyhow::Result<PathBuf> {
+        let file = fetch_url(url).map_err(anyhow::Error::msg)?;
+        Ok(blobs.path(&file.digest))
+    };
+    let keep_git_dir = args
+        .build_args
+        .iter()
+        .any(|a| matches!(a.split_once('='), Some(("BUILDKIT_CONTEXT_KEEP_GIT_DIR", v)) if v == "1" || v == "true"));
+    let context = super::context_source::resolve(
+        &args.context,
+        store,
+        super::context_source::Options {
+            dockerfile_from_stdin: args.file.as_deref().is_some_and(|f| f.as_os_str() == "-"),
+            keep_git_dir,
+            auth: super::context_source::git_auth(
+                &secrets,
+                &args.context,
+                ssh.get("default").cloned(),
+            )?,
+            download: &download,
+        },
+    )?;
+    let context_dir = context.dir.clone();
+    // A relative -f names a file of a remote context (buildx), of the current directory else.
+    let file = match args.file.as_deref() {
+        Some(f) if context.remote && f.is_relative() && f.as_os_str() != "-" => {
+            Some(context_dir.join(f))
+        }
+        other => other.map(Path::to_path_buf),
+    };
+    let (dockerfile_name, dockerfile, dockerfile_path) = match &context.dockerfile {
+        Some(bytes) if args.file.is_none() => ("Dockerfile".to_string(), bytes.clone(), None),
+        _ => read_dockerfile(file.as_deref(), &context_dir)?,
+    };
     let dockerignore = read_dockerignore(dockerfile_path.as_deref(), &context_dir)?;
     let mut build_args = BTreeMap::new();
     for arg in &args.build_args {
@@ -339,8 +380,6 @@ fn make_request(
             })
         })
         .transpose()?;
-    let (secrets, secret_files) = parse_secrets(&args.secrets)?;
-    let ssh = parse_ssh(&args.ssh)?;
     let mut entitlements = Entitlements::default();
     for name in &args.allow {
         entitlements.allow(name).map_err(UsageError)?;
@@ -414,7 +453,13 @@ fn make_request(
         limits: args.limits.resolve()?,
         entitlements,
     };
-    Ok((request, secret_files))
+    Ok((
+        request,
+        RequestFiles {
+            _secret_files: secret_files,
+            context,
+        },
+    ))
 }
 
 /// `--cache-from` / `--cache-to`, parsed, with the registry client they need (if any).

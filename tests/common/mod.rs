@@ -2,6 +2,8 @@
 //! store, read what it stored, build the busybox base image the RUN tests need.
 #![allow(dead_code)]
 
+pub mod servers;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
