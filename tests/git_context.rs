@@ -181,6 +181,27 @@ fn refs_pick_tags_branches_commits_and_subdirectories() {
 }
 
 #[test]
+fn a_named_context_can_be_a_git_url() {
+    let Some((env, r, daemon)) = served() else {
+        return;
+    };
+    let ctx = env.context(
+        "main",
+        &[(
+            "Dockerfile",
+            "FROM scratch\nCOPY --from=lib hello.txt sub/s.txt /got/\n",
+        )],
+    );
+    let lib = format!("lib=git://127.0.0.1:{}/repo.git#v1", daemon.port);
+    let out = env.path("named");
+    let dest = format!("type=local,dest={}", out.display());
+    env.build_ok(&ctx, &["--build-context", &lib, "-o", &dest]);
+    assert_eq!(read(out.join("got/hello.txt")), "v1\n");
+    assert_eq!(read(out.join("got/s.txt")), "in sub\n");
+    let _ = &r.v1;
+}
+
+#[test]
 fn a_rebuild_of_the_same_commit_is_fully_cached() {
     let Some((env, r, daemon)) = served() else {
         return;

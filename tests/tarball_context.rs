@@ -210,6 +210,36 @@ fn an_http_url_of_a_tarball_or_a_dockerfile_is_the_context() {
     );
     assert_eq!(env.inspect("remote:2")["config"]["Labels"]["remote"], "yes");
 
+    // As named contexts: an archive is a directory, any other file a directory holding it.
+    let main = env.context(
+        "main",
+        &[(
+            "Dockerfile",
+            "FROM scratch\nCOPY --from=files dir/b.txt /b.txt\nCOPY --from=one Dockerfile /one\n",
+        )],
+    );
+    let out = env.path("named");
+    let files = format!("files=http://127.0.0.1:{}/ctx.tar.gz", server.port);
+    let one = format!("one=http://127.0.0.1:{}/Dockerfile", server.port);
+    let dest = format!("type=local,dest={}", out.display());
+    env.build_ok(
+        &main,
+        &[
+            "--build-context",
+            &files,
+            "--build-context",
+            &one,
+            "-o",
+            &dest,
+        ],
+    );
+    assert_eq!(fs::read_to_string(out.join("b.txt")).unwrap(), "b\n");
+    assert!(
+        fs::read_to_string(out.join("one"))
+            .unwrap()
+            .contains("remote=yes")
+    );
+
     let url = format!("http://127.0.0.1:{}/missing.tar", server.port);
     let out = env.cmd().args(["build", &url]).output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);

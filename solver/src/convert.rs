@@ -156,8 +156,9 @@ pub enum BuildContext {
 }
 
 impl BuildContext {
-    /// docker buildx's `NAME=VALUE` value: `docker-image://REF` or a local directory;
-    /// the other kinds it knows (`https://`, `oci-layout://`, `target:`) are refused.
+    /// docker buildx's `NAME=VALUE` value: `docker-image://REF` or a local directory (the CLI
+    /// fetches git and http(s) URLs into directories first); the other kinds it knows
+    /// (`oci-layout://`, `target:`) are refused.
     pub fn parse(value: &str) -> Result<BuildContext, String> {
         if let Some(reference) = value.strip_prefix("docker-image://") {
             if reference.is_empty() {
@@ -175,7 +176,7 @@ impl BuildContext {
         ] {
             if value.starts_with(scheme) {
                 return Err(format!(
-                    "{value:?}: only local directories and docker-image:// references can be build contexts here"
+                    "{value:?}: only local directories, git and http(s) URLs and docker-image:// references can be build contexts here"
                 ));
             }
         }

@@ -289,6 +289,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
 struct RequestFiles {
     _secret_files: Vec<tempfile::TempPath>,
     context: super::context_source::BuildContext,
+    _named_contexts: Vec<super::context_source::BuildContext>,
 }
 
 /// The build request, and the files it needs for the build's duration.
@@ -311,17 +312,15 @@ fn make_request(
         .build_args
         .iter()
         .any(|a| matches!(a.split_once('='), Some(("BUILDKIT_CONTEXT_KEEP_GIT_DIR", v)) if v == "1" || v == "true"));
+    let auth =
+        super::context_source::git_auth(&secrets, &args.context, ssh.get("default").cloned())?;
     let context = super::context_source::resolve(
         &args.context,
         store,
         super::context_source::Options {
             dockerfile_from_stdin: args.file.as_deref().is_some_and(|f| f.as_os_str() == "-"),
             keep_git_dir,
-            auth: super::context_source::git_auth(
-                &secrets,
-                &args.context,
-                ssh.get("default").cloned(),
-            )?,
+            auth: auth.clone(),
             download: &download,
         },
     )?;
@@ -401,13 +400,24 @@ fn make_request(
     };
     let sandbox = args.sandbox.resolve()?;
     let mut build_contexts = BTreeMap::new();
+    let mut named_context_files = Vec::new();
     for spec in &args.build_contexts {
         let (name, value) = spec
             .split_once('=')
             .filter(|(name, _)| !name.is_empty())
             .ok_or_else(|| UsageError(format!("--build-context {spec:?}: expected NAME=VALUE")))?;
-        let context = BuildContext::parse(value)
-            .map_err(|e| UsageError(format!("--build-context {name}: {e}")))?;
+        // A git URL or an http(s) URL is fetched into a directory first, as the main context.
+        let context = match super::context_source::resolve_named(value, store, &auth, &download)
+            .with_context(|| format!("--build-context {name}"))?
+        {
+            Some(fetched) => {
+                let dir = BuildContext::Dir(fetched.dir.clone());
+                named_context_files.push(fetched);
+                dir
+            }
+            None => BuildContext::parse(value)
+                .map_err(|e| UsageError(format!("--build-context {name}: {e}")))?,
+        };
         build_contexts.insert(name.to_string(), context);
     }
     for (flag, value) in [("provenance", &args.provenance), ("sbom", &args.sbom)] {
@@ -458,6 +468,7 @@ fn make_request(
         RequestFiles {
             _secret_files: secret_files,
             context,
+            _named_contexts: named_context_files,
         },
     ))
 }

@@ -176,6 +176,68 @@ fn from_git(r: GitRef, store: &Store, opts: Options<'_>) -> anyhow::Result<Build
     })
 }
 
+/// `--build-context NAME=VALUE` where VALUE is a git URL or an http(s) URL (of a tar archive, or
+/// of one file, which becomes a directory holding that file): fetched into a directory. None
+/// for the other kinds (a local directory, `docker-image://`), which the solver parses.
+pub fn resolve_named(
+    value: &str,
+    store: &Store,
+    auth: &GitAuth,
+    download: &dyn Fn(&str) -> anyhow::Result<PathBuf>,
+) -> anyhow::Result<Option<BuildContext>> {
+    if let Some(r) = GitRef::parse(value).map_err(|e| UsageError(e.to_string()))?
+        && !(r.indistinguishable_from_local && Path::new(value).exists())
+    {
+        let opts = Options {
+            dockerfile_from_stdin: false,
+            keep_git_dir: false,
+            auth: auth.clone(),
+            download,
+        };
+        return from_git(r, store, opts).map(Some);
+    }
+    if !(value.starts_with("http://") || value.starts_with("https://")) {
+        return Ok(None);
+    }
+    let blob = download(value).with_context(|| format!("downloading {value}"))?;
+    let mut file = fs::File::open(&blob).with_context(|| format!("opening {}", blob.display()))?;
+    let head = read_head(&mut file)?;
+    let dir = scratch_dir(store, "context-")?;
+    if is_archive(&head) {
+        unpack_context(std::io::Cursor::new(head).chain(file), dir.path())
+            .with_context(|| format!("unpacking {value}"))?;
+    } else {
+        // BuildKit's http source: the file under the last segment of the URL's path.
+        let name = url_file_name(value);
+        fs::copy(&blob, dir.path().join(&name))
+            .with_context(|| format!("copying {value} into its context"))?;
+    }
+    Ok(Some(BuildContext {
+        dir: dir.path().to_path_buf(),
+        dockerfile: None,
+        remote: true,
+        describe: Some(value.to_string()),
+        _keep: Keep::Dir(dir),
+    }))
+}
+
+/// The last non-empty segment of a URL's path, or `index` (BuildKit's default name).
+fn url_file_name(url: &str) -> String {
+    let path = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("");
+    path.split_once('/')
+        .map(|(_, p)| p)
+        .unwrap_or("")
+        .rsplit('/')
+        .find(|s| !s.is_empty())
+        .unwrap_or("index")
+        .to_string()
+}
+
 /// The credentials BuildKit reads for git remotes from build secrets: `GIT_AUTH_TOKEN` and
 /// `GIT_AUTH_HEADER`, or their `.<host>` forms for the remote's host, which win.
 pub fn git_auth(
