@@ -31,14 +31,30 @@ impl StoreResolver<'_> {
         if let Some(record) = self.store.images().get(name).map_err(|e| e.to_string())? {
             return Ok(Some(record.manifest));
         }
+        if let Some(digest) = stored_pinned_manifest(self.store, name) {
+            return Ok(Some(digest));
+        }
         Ok(None)
     }
+}
+
+/// A reference pinned by digest (`name@sha256:…`) whose manifest blob is in the store: those
+/// bytes are the image whatever name brought them (a pull under another name, an
+/// `oci-layout://` context), so neither a name record nor the network is needed.
+fn stored_pinned_manifest(store: &Store, name: &str) -> Option<Digest> {
+    let (_, digest) = name.rsplit_once('@')?;
+    let digest: Digest = digest.parse().ok()?;
+    // An image manifest, not an index: a multi-platform digest still goes to the fetcher,
+    // which picks the platform's manifest.
+    (store.blobs().contains(&digest) && read_manifest(store.blobs(), &digest).is_ok())
+        .then_some(digest)
 }
 
 impl ImageResolver for StoreResolver<'_> {
     fn resolve(&self, reference: &str, platform: &Platform) -> Result<ResolvedImage, String> {
         let name = (self.normalize)(reference)?;
-        let mut manifest_digest = if self.always_fetch {
+        let pinned = stored_pinned_manifest(self.store, &name);
+        let mut manifest_digest = if self.always_fetch && pinned.is_none() {
             None
         } else {
             self.lookup(&name)?

@@ -12,8 +12,10 @@
 
 pub mod git;
 pub mod git_ref;
+pub mod oci_layout;
 pub mod tarball;
 
 pub use git::{Checkout, GitAuth, GitError, GitFetcher};
 pub use git_ref::{GitRef, GitRefError};
+pub use oci_layout::{LayoutRef, OciLayoutError};
 pub use tarball::{TarballError, is_archive, unpack_context};

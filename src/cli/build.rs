@@ -407,14 +407,17 @@ fn make_request(
             .filter(|(name, _)| !name.is_empty())
             .ok_or_else(|| UsageError(format!("--build-context {spec:?}: expected NAME=VALUE")))?;
         // A git URL or an http(s) URL is fetched into a directory first, as the main context.
-        let context = match super::context_source::resolve_named(value, store, &auth, &download)
-            .with_context(|| format!("--build-context {name}"))?
-        {
-            Some(fetched) => {
+        let for_platform = platform.clone().unwrap_or_else(Platform::host);
+        let named =
+            super::context_source::resolve_named(value, store, &auth, &for_platform, &download)
+                .with_context(|| format!("--build-context {name}"))?;
+        let context = match named {
+            Some(super::context_source::Named::Dir(fetched)) => {
                 let dir = BuildContext::Dir(fetched.dir.clone());
                 named_context_files.push(fetched);
                 dir
             }
+            Some(super::context_source::Named::Image(reference)) => BuildContext::Image(reference),
             None => BuildContext::parse(value)
                 .map_err(|e| UsageError(format!("--build-context {name}: {e}")))?,
         };

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use builder_cache::Store;
-use builder_source::{Checkout, GitAuth, GitFetcher, GitRef, is_archive, unpack_context};
+use builder_source::{
+    Checkout, GitAuth, GitFetcher, GitRef, LayoutRef, is_archive, unpack_context,
+};
 
 use super::UsageError;
 
@@ -176,15 +178,29 @@ fn from_git(r: GitRef, store: &Store, opts: Options<'_>) -> anyhow::Result<Build
     })
 }
 
-/// `--build-context NAME=VALUE` where VALUE is a git URL or an http(s) URL (of a tar archive, or
-/// of one file, which becomes a directory holding that file): fetched into a directory. None
-/// for the other kinds (a local directory, `docker-image://`), which the solver parses.
+/// A `--build-context` value the CLI fetched.
+pub enum Named {
+    /// A git checkout or a download, as a directory.
+    Dir(BuildContext),
+    /// An image now in the store (`oci-layout://`), by a digest-pinned reference.
+    Image(String),
+}
+
+/// `--build-context NAME=VALUE` where VALUE is a git URL, an http(s) URL (of a tar archive, or
+/// of one file, which becomes a directory holding that file) or an `oci-layout://` image.
+/// None for the other kinds (a local directory, `docker-image://`), which the solver parses.
 pub fn resolve_named(
     value: &str,
     store: &Store,
     auth: &GitAuth,
+    platform: &builder_cache::Platform,
     download: &dyn Fn(&str) -> anyhow::Result<PathBuf>,
-) -> anyhow::Result<Option<BuildContext>> {
+) -> anyhow::Result<Option<Named>> {
+    if let Some(layout) = LayoutRef::parse(value).map_err(|e| UsageError(e.to_string()))? {
+        let manifest = layout.import(store, platform)?;
+        // Any name will do: the resolver finds a pinned manifest by its digest.
+        return Ok(Some(Named::Image(format!("oci-layout@{manifest}"))));
+    }
     if let Some(r) = GitRef::parse(value).map_err(|e| UsageError(e.to_string()))?
         && !(r.indistinguishable_from_local && Path::new(value).exists())
     {
@@ -194,7 +210,7 @@ pub fn resolve_named(
             auth: auth.clone(),
             download,
         };
-        return from_git(r, store, opts).map(Some);
+        return from_git(r, store, opts).map(|c| Some(Named::Dir(c)));
     }
     if !(value.starts_with("http://") || value.starts_with("https://")) {
         return Ok(None);
@@ -212,13 +228,13 @@ pub fn resolve_named(
         fs::copy(&blob, dir.path().join(&name))
             .with_context(|| format!("copying {value} into its context"))?;
     }
-    Ok(Some(BuildContext {
+    Ok(Some(Named::Dir(BuildContext {
         dir: dir.path().to_path_buf(),
         dockerfile: None,
         remote: true,
         describe: Some(value.to_string()),
         _keep: Keep::Dir(dir),
-    }))
+    })))
 }
 
 /// The last non-empty segment of a URL's path, or `index` (BuildKit's default name).
