@@ -19,7 +19,9 @@ fn a_parse_error_prints_its_message_once() {
         "{stderr}"
     );
     assert_eq!(stderr.matches("RUNN echo").count(), 1, "{stderr}");
-    assert!(stderr.starts_with("error: Dockerfile:2"), "{stderr}");
+    // After the progress preamble (`#0 isolation: …`, as buildx's `#0 building with …`).
+    let first = stderr.lines().find(|l| !l.starts_with('#')).unwrap_or("");
+    assert!(first.starts_with("error: Dockerfile:2"), "{stderr}");
 }
 
 #[test]
