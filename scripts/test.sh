@@ -83,6 +83,8 @@ keep = {
     "buildkit_copy",
     "buildkit_run",
     "buildkit_heredoc",
+    "debug_failed_step",
+    "git_context",
     "target_stage_arg",
     "copy_symbolic_chmod",
     "sandbox",

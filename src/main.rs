@@ -110,6 +110,8 @@ enum Command {
     Cache(cli::cache::CacheCommand),
     /// Remove build cache, then every blob and snapshot nothing references any more.
     Prune(cli::cache::PruneArgs),
+    /// Open a shell (or run a command) in a failed RUN step kept by `build --on-error=keep`.
+    Debug(cli::debug::DebugArgs),
 }
 
 fn main() -> ExitCode {
@@ -227,5 +229,6 @@ fn run(command: Command, ctx: &cli::Context) -> anyhow::Result<ExitCode> {
         Command::Du(args) => cli::cache::du(ctx, args),
         Command::Cache(command) => cli::cache::cache(ctx, command),
         Command::Prune(args) => cli::cache::prune(ctx, args),
+        Command::Debug(args) => cli::debug::run(ctx, args),
     }
 }

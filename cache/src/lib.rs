@@ -18,6 +18,7 @@
 //!   context-cache/           the build context's stat cache
 //!   http-cache/              `ADD <url>` downloads
 //!   git/mirrors/             bare mirrors of git sources, one per remote URL
+//!   debug/<id>/              failed RUN steps kept by `--on-error=keep` (step.json, upper/)
 //!   lock                     flock target serializing index updates
 //!   gc.lock                  build (shared) / prune and verify (exclusive) leases
 //! ```
@@ -105,6 +106,9 @@ pub fn http_cache_dir(root: &Path) -> PathBuf {
 pub fn git_dir(root: &Path) -> PathBuf {
     root.join("git")
 }
+pub fn debug_dir(root: &Path) -> PathBuf {
+    root.join("debug")
+}
 
 /// An opened store root.
 #[derive(Debug, Clone)]
@@ -185,6 +189,11 @@ impl Store {
     /// rebuild of a commit already fetched fetches nothing.
     pub fn git_dir(&self) -> PathBuf {
         git_dir(&self.root)
+    }
+
+    /// Failed RUN steps kept by `builder build --on-error=keep` for `builder debug`.
+    pub fn debug_dir(&self) -> PathBuf {
+        debug_dir(&self.root)
     }
 
     /// Removes the blob temp files (`tmp/blob-*`) of writers that died: each live

@@ -58,6 +58,8 @@ pub struct BuildRequest {
     pub entitlements: crate::convert::Entitlements,
     /// How RUN steps are isolated (not part of cache keys: every mode makes the same layers).
     pub isolation: builder_sandbox::Isolation,
+    /// `--on-error=keep`: keep a failed RUN step's state here for `builder debug`.
+    pub keep_failed_in: Option<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -151,6 +153,7 @@ pub fn build(
         dockerfile_name: req.dockerfile_name.clone(),
         limits: req.limits,
         isolation: req.isolation,
+        keep_failed_in: req.keep_failed_in.clone(),
     };
     let solver = Solver::new(store, &solve_options, progress)?;
     let target = &converted.target;

@@ -53,6 +53,8 @@ pub struct SolveOptions {
     pub dockerfile_name: String,
     pub limits: builder_sandbox::ResourceLimits,
     pub isolation: builder_sandbox::Isolation,
+    /// `--on-error=keep`: where a failed RUN step's state is kept for `builder debug`.
+    pub keep_failed_in: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -256,6 +258,20 @@ impl<'a> LayerStore<'a> {
         // Both snapshotters: with the copy one, stubs created and removed in `/etc` would
         // leave `/etc` touched and in the diff — a layer that differs from overlay's for the
         // same step (seen inside docker containers, where overlay mounts are refused).
+        lowers.push(self.mount_point_layer()?);
+        builder_snapshot::prepare(self.snapshotter(), &lowers, &self.work_root)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Like `prepare_for_run`, with `top` (a diff in overlay format, as a kept failed step's)
+    /// above `layers`: the rootfs as that step left it.
+    pub fn prepare_for_run_on(
+        &self,
+        layers: &[LayerRef],
+        top: &Path,
+    ) -> Result<ActiveSnapshot, String> {
+        let mut lowers = self.lowers(layers)?;
+        lowers.insert(0, top.to_path_buf());
         lowers.push(self.mount_point_layer()?);
         builder_snapshot::prepare(self.snapshotter(), &lowers, &self.work_root)
             .map_err(|e| e.to_string())
@@ -878,10 +894,32 @@ impl<'a> Solver<'a> {
         let mut mounts = Vec::new();
         // Keeps read-only views and temp files alive until the process exits.
         let mut keep_alive: Vec<Box<dyn std::any::Any>> = Vec::new();
+        // What `--on-error=keep` records of the mounts: cache directories and tmpfs mounts
+        // come back in `builder debug`; the rest is named.
+        let mut kept_mounts = (Vec::new(), Vec::new());
         for m in &op.mounts {
             let kind = self
                 .mount_source(&m.kind, inputs, &mut keep_alive)
                 .map_err(|e| err(&e))?;
+            let target = m.target.clone();
+            match (&m.kind, &kind) {
+                (ExecMountKind::Cache { .. }, builder_sandbox::MountKind::Bind { source, .. }) => {
+                    kept_mounts.0.push(crate::kept_step::KeptMount::Cache {
+                        target,
+                        dir: source.clone(),
+                    })
+                }
+                (ExecMountKind::Tmpfs { .. }, _) => kept_mounts
+                    .0
+                    .push(crate::kept_step::KeptMount::Tmpfs { target }),
+                (ExecMountKind::Secret { .. }, _) => {
+                    kept_mounts.1.push(format!("{target} (secret)"))
+                }
+                (ExecMountKind::Ssh { .. }, _) => {
+                    kept_mounts.1.push(format!("{target} (ssh agent)"))
+                }
+                _ => kept_mounts.1.push(format!("{target} (bind)")),
+            }
             mounts.push(builder_sandbox::MountSpec {
                 target: m.target.clone(),
                 kind,
@@ -939,33 +977,39 @@ impl<'a> Solver<'a> {
                 err(&e)
             }
         })?;
-        if !report.status.success() && report.oom_killed {
-            return Err(self.step_error(
-                v,
-                format!(
-                    "process \"{}\" ran out of memory: the kernel's OOM killer stopped it at the --memory limit of {} bytes ({}){}",
-                    op.args.join(" "),
-                    self.opts.limits.memory.unwrap_or_default(),
-                    report.status,
-                    tail_section(&tail)
-                ),
-            ));
-        }
-        if !report.status.success() {
-            return Err(SolveError::ExecFailed {
-                location: self.location(v),
-                name: v.name.clone(),
-                command: op.args.join(" "),
-                code: report.status.code(),
-                tail: tail_section(&tail),
-            });
-        }
         // Mount points the sandbox had to create are not the step's output, nor is what
         // stood in for a mount under chroot isolation.
         builder_sandbox::remove_mount_stubs(active.rootfs(), &report.created_mount_points)
             .map_err(|e| err(&e))?;
         let mut active = active;
         active.exclude_from_diff(&report.transient_paths);
+        if !report.status.success() {
+            let kept = match &self.opts.keep_failed_in {
+                Some(dir) => {
+                    self.keep_failed(dir, v, op, base, &kept_mounts, active, report.status.code())
+                }
+                None => String::new(),
+            };
+            if report.oom_killed {
+                return Err(self.step_error(
+                    v,
+                    format!(
+                        "process \"{}\" ran out of memory: the kernel's OOM killer stopped it at the --memory limit of {} bytes ({}){}{kept}",
+                        op.args.join(" "),
+                        self.opts.limits.memory.unwrap_or_default(),
+                        report.status,
+                        tail_section(&tail)
+                    ),
+                ));
+            }
+            return Err(SolveError::ExecFailed {
+                location: self.location(v),
+                name: v.name.clone(),
+                command: op.args.join(" "),
+                code: report.status.code(),
+                tail: format!("{}{kept}", tail_section(&tail)),
+            });
+        }
         // Locked until the layer is stored: a concurrent build's sweep leaves it alone.
         let diff = active.finish_locked().map_err(|e| err(&e))?;
         self.commit_diff(diff.path()).map_err(|e| {
@@ -975,6 +1019,52 @@ impl<'a> Solver<'a> {
                 err(&e)
             }
         })
+    }
+
+    /// `--on-error=keep`: stores the failed step's diff and how it ran; returns the note that
+    /// goes at the end of the error (how to enter it, or why it could not be kept).
+    #[allow(clippy::too_many_arguments)]
+    fn keep_failed(
+        &self,
+        debug_dir: &Path,
+        v: &Vertex,
+        op: &ExecOp,
+        base: &[LayerRef],
+        mounts: &(Vec<crate::kept_step::KeptMount>, Vec<String>),
+        active: builder_snapshot::ActiveSnapshot,
+        code: i32,
+    ) -> String {
+        let record = crate::kept_step::KeptStep {
+            id: crate::kept_step::new_id(),
+            location: self.location(v).trim_end_matches([' ', ':']).to_string(),
+            name: v.name.clone(),
+            command: op.args.clone(),
+            exit_code: code,
+            layers: base.to_vec(),
+            env: op.env.clone(),
+            cwd: op.cwd.clone(),
+            user: op.user.clone(),
+            hostname: op
+                .hostname
+                .clone()
+                .unwrap_or_else(|| "buildkitsandbox".into()),
+            host_network: op.network == crate::graph::NetworkMode::Host,
+            mounts: mounts.0.clone(),
+            omitted_mounts: mounts.1.clone(),
+        };
+        let kept = active
+            .finish_locked()
+            .map_err(|e| e.to_string())
+            .and_then(|diff| {
+                crate::kept_step::keep(debug_dir, &record, diff.path()).map_err(|e| e.to_string())
+            });
+        match kept {
+            Ok(_) => format!(
+                "\n\nThe step's state is kept: `builder debug {}` opens a shell in it (or `builder debug last -- COMMAND`).",
+                record.id
+            ),
+            Err(e) => format!("\n\n(--on-error=keep: the step's state could not be kept: {e})"),
+        }
     }
 
     /// Streams a step's output to the progress sink in whole lines (stdout and stderr share one

@@ -17,6 +17,7 @@ pub mod executor;
 pub mod graph;
 pub mod image;
 pub mod image_json;
+pub mod kept_step;
 pub mod progress;
 pub mod resolve;
 pub mod rootpath;

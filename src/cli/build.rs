@@ -103,6 +103,10 @@ pub struct BuildArgs {
     #[arg(long)]
     #[allow(dead_code)] // accepted, never needed: there is nothing else to load into
     load: bool,
+    /// What to do with a failed RUN step's state: `discard` it (the default), or `keep` it for
+    /// `builder debug` (a shell where it failed, with its env, user and cache mounts).
+    #[arg(long, value_name = "keep|discard", default_value = "discard", value_parser = ["keep", "discard"])]
+    on_error: String,
     /// Accepted as `false` (builder attaches no attestations); anything else is refused.
     #[arg(long, value_name = "false")]
     provenance: Option<String>,
@@ -463,6 +467,7 @@ fn make_request(
             .unwrap_or(2)
             .max(4),
         isolation,
+        keep_failed_in: (args.on_error == "keep").then(|| store.debug_dir()),
         limits: args.limits.resolve()?,
         entitlements,
     };

@@ -214,9 +214,28 @@ pub fn du(ctx: &Context, args: DuArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    // Failed steps kept by `--on-error=keep`: all reclaimable (prune removes them).
+    let kept = super::debug::kept_rows(&store)?;
+    for (id, size, what) in &kept {
+        if args.verbose {
+            outln!(
+                "ID:\t\t{id}\nReclaimable:\ttrue\nSize:\t\t{}\nDescription:\t{what}\n",
+                human_size(*size)
+            );
+        } else {
+            outln!(
+                "{:<14} {:<12} {:<10} {:<24} {what}",
+                &id[..id.len().min(14)],
+                true,
+                human_size(*size),
+                "",
+            );
+        }
+    }
+    let kept_bytes: u64 = kept.iter().map(|k| k.1).sum();
     let (reclaimable, total) = listing.totals();
-    outln!("Reclaimable:\t{}", human_size(reclaimable));
-    outln!("Total:\t\t{}", human_size(total));
+    outln!("Reclaimable:\t{}", human_size(reclaimable + kept_bytes));
+    outln!("Total:\t\t{}", human_size(total + kept_bytes));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -330,8 +349,13 @@ pub fn prune(ctx: &Context, args: PruneArgs) -> anyhow::Result<ExitCode> {
     }
     let lease = wait_for_builds(ctx)?;
     let store = ctx.store()?;
+    // First, so the layers only they used are swept with the rest.
+    let kept = super::debug::remove_all(&store)?;
     let pruned = prune_locked(&store, &policy)?;
     drop(lease);
+    if kept > 0 {
+        outln!("Deleted {kept} failed step(s) kept for debugging");
+    }
     print_pruned(&pruned);
     Ok(ExitCode::SUCCESS)
 }

@@ -3,6 +3,7 @@
 pub mod build;
 pub mod cache;
 pub mod context_source;
+pub mod debug;
 pub mod http_source;
 pub mod images;
 pub mod interrupt;
