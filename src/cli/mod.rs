@@ -6,6 +6,7 @@ pub mod http_source;
 pub mod images;
 pub mod interrupt;
 pub mod limits;
+pub mod outputs;
 pub mod progress;
 pub mod registry;
 pub mod run;
