@@ -476,6 +476,7 @@ pub fn parse_output(spec: &str) -> Result<OutputRequest, UsageError> {
             Some(OutputSpec::Local(need_dest("local")?))
         }
     };
+    check_destination(spec, out.as_ref())?;
     let compression = parse_compression(spec, &kv)?;
     let force_compression = flag("force-compression")?;
     let writes_image = matches!(kind, Some("image" | "registry" | "docker" | "oci"));
@@ -551,6 +552,31 @@ pub fn parse_output(spec: &str) -> Result<OutputRequest, UsageError> {
         name_canonical: flag("name-canonical")?,
         force_compression,
     })
+}
+
+/// As buildx, before building: a directory output cannot go where a file is, nor a file
+/// output where a directory is.
+fn check_destination(spec: &str, out: Option<&OutputSpec>) -> Result<(), UsageError> {
+    let Some(out) = out.filter(|o| !o.is_stdout()) else {
+        return Ok(());
+    };
+    let (path, want_dir) = match out {
+        OutputSpec::OciDir(p) | OutputSpec::Local(p) => (p, true),
+        OutputSpec::DockerArchive(p) | OutputSpec::OciArchive(p) | OutputSpec::RootfsTar(p) => {
+            (p, false)
+        }
+    };
+    match std::fs::metadata(path) {
+        Ok(m) if want_dir && !m.is_dir() => Err(UsageError(format!(
+            "--output {spec:?}: {} exists and is not a directory",
+            path.display()
+        ))),
+        Ok(m) if !want_dir && m.is_dir() => Err(UsageError(format!(
+            "--output {spec:?}: {} is a directory; this output writes a file",
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Adds `--annotation`s to every image output (buildx sets them on each `--output`), then
