@@ -250,26 +250,34 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         _ => styled_image(&store, &built, &store_style(&annotation_flags))?,
     };
     // Every name the image gets in the store: -t and each output's name= (NAME@DIGEST too
-    // for name-canonical=true).
-    let mut names: Vec<(String, ImageRecord)> =
-        tags.iter().map(|t| (t.clone(), stored.clone())).collect();
+    // for name-canonical=true). The store keeps one manifest per image id, and outputs'
+    // styles share the id (same config), so every name holds the stored manifest; outputs
+    // still push and write their own.
+    let mut names: Vec<String> = tags.clone();
     for (p, image) in parsed.iter().zip(&images) {
-        let record = image.as_ref().unwrap_or(&built);
         for name in &p.names {
-            names.retain(|(n, _)| n != name);
-            names.push((name.clone(), record.clone()));
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
         }
         if p.name_canonical {
+            let record = image.as_ref().unwrap_or(&built);
+            if record.manifest != stored.manifest {
+                bail!(UsageError(format!(
+                    "--output {:?}: name-canonical=true names the stored image by its digest, but this output's media types or annotations differ from the stored image's ({}); give it the same ones as the first image output",
+                    p.raw, stored.manifest
+                )));
+            }
             for name in tags.iter().chain(&p.names) {
-                names.push((format!("{name}@{}", record.manifest), record.clone()));
+                names.push(format!("{name}@{}", record.manifest));
             }
         }
     }
     if names.is_empty() {
         store.images().add_untagged(stored.clone())?;
     }
-    for (name, record) in &names {
-        store.images().set(name, record.clone())?;
+    for name in &names {
+        store.images().set(name, stored.clone())?;
     }
     for (p, image) in parsed.iter().zip(&images) {
         let Some(out) = &p.spec else { continue };
@@ -350,7 +358,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         outln!("{id}");
     } else {
         errln!("writing image {id}");
-        for (name, _) in &names {
+        for name in &names {
             errln!("naming to {name}");
         }
     }
