@@ -86,6 +86,22 @@ fn image_output_pushes_to_every_name() {
     assert!(remote_manifest(&env, &three).is_some());
     assert!(remote_manifest(&env, &four).is_some());
 
+    // The layer compression keys work on a pushed image too.
+    let zstd = format!("{}/out/zstd:1", reg.host());
+    env.build_ok(
+        &ctx,
+        &[
+            "--output",
+            &format!("type=registry,name={zstd},compression=zstd,compression-level=5,force-compression=true"),
+        ],
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&remote_manifest(&env, &zstd).expect("pushed")).unwrap();
+    assert_eq!(
+        manifest["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+
     // push=false said outright stores the image and pushes nothing.
     let five = format!("{}/out/five:1", reg.host());
     env.build_ok(

@@ -85,7 +85,7 @@ fn unimplemented_output_and_cache_keys_are_refused_by_name() {
         ),
         (
             "--output",
-            format!("type=docker,dest={d}.tar,force-compression=true"),
+            format!("type=docker,dest={d}.tar,force-compression=maybe"),
             "force-compression",
         ),
         (

@@ -65,16 +65,30 @@ pub fn put_image(
 
 /// The stored image `manifest` under `format`'s media types (manifest, config and layers) and
 /// with `annotations` as its manifest annotations, written as a new manifest blob; the config
-/// and layer blobs are shared, so the image id stays the same. An export asks for this when
-/// it wants Docker schema2 types (`oci-mediatypes=false`) or annotations; other exports use
-/// the stored manifest as it is.
+/// blob is shared, so the image id stays the same. `layers`, when given, replace the
+/// manifest's (the same diff ids in other blobs: a recompression). An export asks for this
+/// when it wants Docker schema2 types (`oci-mediatypes=false`), annotations or forced
+/// compression; other exports use the stored manifest as it is.
 pub fn put_manifest_variant(
     blobs: &BlobStore,
     manifest: &Digest,
     format: ManifestFormat,
     annotations: &BTreeMap<String, String>,
+    layers: Option<&[Descriptor]>,
 ) -> Result<StoredImage, StoreError> {
     let mut m = read_manifest(blobs, manifest)?;
+    if let Some(layers) = layers {
+        if layers.len() != m.layers.len() {
+            return Err(StoreError::LayerCountMismatch {
+                diff_ids: m.layers.len(),
+                layers: layers.len(),
+            });
+        }
+        if let Some(missing) = layers.iter().find(|l| !blobs.contains(&l.digest)) {
+            return Err(StoreError::BlobNotFound(missing.digest));
+        }
+        m.layers = layers.to_vec();
+    }
     m.media_type = Some(format.manifest_media_type().to_string());
     m.config.media_type = format.config_media_type().to_string();
     for layer in &mut m.layers {

@@ -181,11 +181,6 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let (mut request, _secret_files) = make_request(&args, compression, ctx.isolation)?;
     let platform = request.platform.clone().unwrap_or_else(Platform::host);
     finish_outputs(&mut parsed, &annotation_flags, &platform, compression)?;
-    if parsed.iter().any(|p| p.force_compression) {
-        bail!(UsageError(
-            "--output force-compression=true is not supported: layers of base images keep the compression they were pulled with".into()
-        ));
-    }
     let cache = CacheFlags::parse(&args)?;
     let imports = cache.import(&store)?;
     if let Some(imports) = &imports {
@@ -241,13 +236,13 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         .map(|p| {
             p.style
                 .as_ref()
-                .map(|s| styled_image(&store, &built, s))
+                .map(|s| styled_image(&store, &built, s, compression))
                 .transpose()
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let stored = match parsed.iter().zip(&images).find(|(p, _)| p.loads()) {
         Some((_, Some(image))) => image.clone(),
-        _ => styled_image(&store, &built, &store_style(&annotation_flags))?,
+        _ => styled_image(&store, &built, &store_style(&annotation_flags), compression)?,
     };
     // Every name the image gets in the store: -t and each output's name= (NAME@DIGEST too
     // for name-canonical=true). The store keeps one manifest per image id, and outputs'
@@ -366,14 +361,20 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The built image as `style` writes it: the stored manifest itself for OCI types without
-/// annotations, else a manifest made for it (same config and layers).
+/// annotations or recompressed layers, else a manifest made for it (same config).
 fn styled_image(
     store: &builder_cache::Store,
     built: &ImageRecord,
     style: &ImageStyle,
+    compression: Compression,
 ) -> anyhow::Result<ImageRecord> {
     let annotations = style.annotations_for(AnnotationTarget::Manifest);
-    if !style.docker_types() && annotations.is_empty() {
+    let layers = if style.force_compression {
+        super::recompress::forced_layers(store, built, compression)?
+    } else {
+        None
+    };
+    if !style.docker_types() && annotations.is_empty() && layers.is_none() {
         return Ok(built.clone());
     }
     let format = if style.docker_types() {
@@ -381,9 +382,14 @@ fn styled_image(
     } else {
         ManifestFormat::Oci
     };
-    let variant =
-        builder_cache::put_manifest_variant(store.blobs(), &built.manifest, format, &annotations)
-            .context("writing the image manifest")?;
+    let variant = builder_cache::put_manifest_variant(
+        store.blobs(),
+        &built.manifest,
+        format,
+        &annotations,
+        layers.as_deref(),
+    )
+    .context("writing the image manifest")?;
     Ok(ImageRecord {
         manifest: variant.manifest,
         config: variant.config,

@@ -8,6 +8,7 @@ pub mod interrupt;
 pub mod limits;
 pub mod outputs;
 pub mod progress;
+pub mod recompress;
 pub mod registry;
 pub mod run;
 pub mod sandbox_args;

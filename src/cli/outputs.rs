@@ -217,6 +217,9 @@ pub struct ImageStyle {
     /// `oci-mediatypes=`; unset means OCI, as current BuildKit defaults for every exporter.
     pub oci_types: Option<bool>,
     pub annotations: BTreeMap<AnnotationKey, String>,
+    /// `force-compression=true`: layers made elsewhere (a base image's) are recompressed to
+    /// the build's layer compression too.
+    pub force_compression: bool,
 }
 
 impl ImageStyle {
@@ -255,9 +258,6 @@ pub struct OutputRequest {
     pub push: Option<Push>,
     /// `name-canonical=true`: each name is also stored as `NAME@DIGEST`.
     pub name_canonical: bool,
-    /// `force-compression=true`: layers made by other builds (base images, cache) are
-    /// recompressed to the asked compression too.
-    pub force_compression: bool,
 }
 
 impl OutputRequest {
@@ -371,7 +371,6 @@ pub fn parse_output(spec: &str) -> Result<OutputRequest, UsageError> {
         style: None,
         push: None,
         name_canonical: false,
-        force_compression: false,
     };
     // buildx: `-` alone is the filesystem as a tar on stdout.
     if spec == "-" {
@@ -485,11 +484,6 @@ pub fn parse_output(spec: &str) -> Result<OutputRequest, UsageError> {
             "compression applies to outputs that write image layers (image, registry, docker, oci), not to a filesystem".into(),
         ));
     }
-    if force_compression && compression.is_none() {
-        return Err(bad(
-            "force-compression=true needs compression=gzip|zstd|uncompressed to force".into(),
-        ));
-    }
     let push = match kind {
         Some("registry") => {
             if kv.contains_key("push") && !flag("push")? {
@@ -541,6 +535,7 @@ pub fn parse_output(spec: &str) -> Result<OutputRequest, UsageError> {
     let style = writes_image.then_some(ImageStyle {
         oci_types,
         annotations,
+        force_compression,
     });
     Ok(OutputRequest {
         raw: spec.to_string(),
@@ -550,7 +545,6 @@ pub fn parse_output(spec: &str) -> Result<OutputRequest, UsageError> {
         style,
         push: push.then_some(Push { by_digest }),
         name_canonical: flag("name-canonical")?,
-        force_compression,
     })
 }
 
@@ -603,8 +597,8 @@ pub fn finish_outputs(
     // The flags on their own: they also reach the stored image (and --push), so one with no
     // place in any image is refused even when no --output takes it.
     let flags_style = ImageStyle {
-        oci_types: None,
         annotations: flags.clone(),
+        ..ImageStyle::default()
     };
     let with_index = outputs
         .iter()
@@ -624,6 +618,7 @@ pub fn finish_outputs(
 pub fn store_style(flags: &BTreeMap<AnnotationKey, String>) -> ImageStyle {
     ImageStyle {
         oci_types: None,
+        force_compression: false,
         annotations: flags
             .iter()
             .filter(|(k, _)| k.target == AnnotationTarget::Manifest)
