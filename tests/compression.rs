@@ -304,6 +304,14 @@ fn bad_compression_options_are_usage_errors() {
             format!("type=tar,dest={dest},compression=zstd"),
             "filesystem",
         ),
+        (
+            format!("type=local,dest={dest}.d,force-compression=true"),
+            "filesystem",
+        ),
+        (
+            "type=image,force-compression=yes".to_string(),
+            "not a boolean",
+        ),
     ] {
         let out = env.run(&["build", "--output", &output, ctx]);
         assert_eq!(out.status.code(), Some(2), "{output}");
@@ -345,5 +353,101 @@ fn a_warm_cache_still_gives_the_requested_compression() {
     for (mt, blob) in layers(&env, "w:zst") {
         assert_eq!(mt, "application/vnd.oci.image.layer.v1.tar+zstd");
         tool_accepts("zstd", &["-t", "-q"], &blob);
+    }
+}
+
+/// A context on top of `base`, adding one layer of its own.
+fn child_context(env: &Env, base: &str) -> std::path::PathBuf {
+    env.context(
+        "child",
+        &[
+            ("Dockerfile", &format!("FROM {base}\nCOPY g /g\n")),
+            ("g", "child layer\n"),
+        ],
+    )
+}
+
+fn media_types(env: &Env, name: &str) -> Vec<String> {
+    layers(env, name).into_iter().map(|(mt, _)| mt).collect()
+}
+
+#[test]
+fn force_compression_recompresses_base_layers_too() {
+    const GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+    const ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+    let env = Env::new();
+    build(&env, "base:gz", &[]);
+    assert_eq!(media_types(&env, "base:gz"), vec![GZIP; 2]);
+    let child = child_context(&env, "base:gz");
+    let child = child.to_str().unwrap();
+
+    // Without force-compression the base keeps its gzip layers (as in BuildKit).
+    env.ok(&[
+        "build",
+        "--output",
+        "type=image,name=child:z,compression=zstd",
+        child,
+    ]);
+    assert_eq!(media_types(&env, "child:z"), vec![GZIP, GZIP, ZSTD]);
+
+    // With it, every layer is zstd: the same tars (diff ids) in new blobs.
+    let diff_ids = env.inspect("child:z")["rootfs"]["diff_ids"].clone();
+    assert_eq!(diff_ids.as_array().map(Vec::len), Some(3));
+    let oci = env.path("forced.oci.tar");
+    env.ok(&[
+        "build",
+        "--output",
+        "type=image,name=child:forced,compression=zstd,force-compression=true",
+        "--output",
+        &format!(
+            "type=oci,dest={},compression=zstd,force-compression=true",
+            oci.display()
+        ),
+        child,
+    ]);
+    assert_eq!(env.inspect("child:forced")["rootfs"]["diff_ids"], diff_ids);
+    let forced = layers(&env, "child:forced");
+    assert_eq!(
+        forced.iter().map(|l| l.0.as_str()).collect::<Vec<_>>(),
+        vec![ZSTD; 3]
+    );
+    for (_, blob) in &forced {
+        tool_accepts("zstd", &["-t", "-q"], blob);
+    }
+    // skopeo reads the archive, checking every blob against its digest on the way.
+    let copied = env.path("copied");
+    let copy = Command::new("skopeo")
+        .arg("copy")
+        .arg(format!("oci-archive:{}", oci.display()))
+        .arg(format!("oci:{}:x", copied.display()))
+        .output()
+        .expect("skopeo is installed");
+    assert!(
+        copy.status.success(),
+        "skopeo copy: {}",
+        String::from_utf8_lossy(&copy.stderr)
+    );
+
+    // force-compression alone forces the build's compression, gzip by default.
+    let other = Env::new();
+    build(
+        &other,
+        "base:z",
+        &["--output", "type=image,compression=zstd"],
+    );
+    let child = child_context(&other, "base:z");
+    other.ok(&[
+        "build",
+        "--output",
+        "type=image,name=child:gz,force-compression=true",
+        child.to_str().unwrap(),
+    ]);
+    let gz = layers(&other, "child:gz");
+    assert_eq!(
+        gz.iter().map(|l| l.0.as_str()).collect::<Vec<_>>(),
+        vec![GZIP; 3]
+    );
+    for (_, blob) in &gz {
+        tool_accepts("gzip", &["-t"], blob);
     }
 }

@@ -1,5 +1,5 @@
 //! End to end: a `--output`, `--cache-to` or `--cache-from` key that builder does not implement
-//! (buildx's `mounts=`, `annotation.*`, `oci-mediatypes=`, `tar=`, `name=`, `push=`...) fails
+//! (buildx's `mounts=`, `registry.insecure=`, `store=`, `oci-artifact=`...) fails
 //! the build before anything runs, naming the key — never accepted and ignored. So does a key
 //! given twice, and `dest=-` for type=local (a directory cannot be a stream).
 
@@ -59,30 +59,39 @@ fn unimplemented_output_and_cache_keys_are_refused_by_name() {
         ),
         (
             "--output",
-            "type=image,name=localhost:5000/app:1,push=true".into(),
-            "push",
+            "type=image,name=localhost:5000/app:1,registry.insecure=true".into(),
+            "registry.insecure",
         ),
-        ("--output", "type=image,push=true".into(), "push"),
+        ("--output", "type=image,push=true".into(), "tag is needed"),
         (
             "--output",
-            format!("type=oci,name=app:1,dest={d}.tar"),
-            "name",
-        ),
-        (
-            "--output",
-            format!("type=oci,dest={d}.tar,annotation.org.example=x"),
-            "annotation.org.example",
+            "type=image,name=localhost:5000/app:1,store=false".into(),
+            "store",
         ),
         (
             "--output",
-            format!("type=oci,dest={d}.tar,oci-mediatypes=false"),
+            format!("type=oci,dest={d}.tar,annotation-bogus.org.example=x"),
+            "annotation-bogus.org.example",
+        ),
+        (
+            "--output",
+            format!("type=oci,dest={d}.tar,oci-mediatypes=maybe"),
             "oci-mediatypes",
         ),
-        ("--output", format!("type=oci,dest={d},tar=false"), "tar"),
         (
             "--output",
-            format!("type=docker,dest={d}.tar,force-compression=true"),
+            format!("type=oci,dest={d}.tar,oci-artifact=true"),
+            "oci-artifact",
+        ),
+        (
+            "--output",
+            format!("type=docker,dest={d}.tar,force-compression=maybe"),
             "force-compression",
+        ),
+        (
+            "--output",
+            format!("type=tar,dest={d}.tar,oci-mediatypes=true"),
+            "oci-mediatypes",
         ),
         (
             "--output",

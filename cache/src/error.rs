@@ -55,6 +55,8 @@ pub enum StoreError {
     UnsafeLocation { path: PathBuf, reason: String },
     #[error("image config has {diff_ids} diff_ids but {layers} layers were given")]
     LayerCountMismatch { diff_ids: usize, layers: usize },
+    #[error("layer {digest} is {media_type}, which has no Docker schema2 media type")]
+    NoDockerMediaType { digest: Digest, media_type: String },
 }
 
 impl StoreError {

@@ -8,7 +8,7 @@ use builder_cache::manifest::{Index, annotation};
 use builder_cache::{Digest, Store};
 
 use crate::ExportError;
-use crate::layout::{Layout, OCI_LAYOUT, index_of, to_json};
+use crate::layout::{ExportImage, Layout, OCI_LAYOUT, index_of, to_json};
 use crate::sink::{BlobProgress, DirSink, LayoutSink, TarSink};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +42,24 @@ pub fn write_archive_reporting<W: Write>(
     out: W,
     progress: Option<BlobProgress<'_>>,
 ) -> Result<W, ExportError> {
+    write_images_reporting(store, &tuples(images), format, out, progress)
+}
+
+fn tuples(images: &[(String, Digest)]) -> Vec<ExportImage> {
+    images
+        .iter()
+        .map(|(name, digest)| ExportImage::new(name.clone(), *digest))
+        .collect()
+}
+
+/// [`write_archive_reporting`] for images whose index.json descriptors carry annotations.
+pub fn write_images_reporting<W: Write>(
+    store: &Store,
+    images: &[ExportImage],
+    format: ArchiveFormat,
+    out: W,
+    progress: Option<BlobProgress<'_>>,
+) -> Result<W, ExportError> {
     let layout = Layout::resolve(store.blobs(), images)?;
     let mut sink = TarSink::new(out, progress);
     layout.write_all(
@@ -61,11 +79,32 @@ pub fn write_oci_dir(
     images: &[(String, Digest)],
     dest: &Path,
 ) -> Result<(), ExportError> {
+    write_oci_dir_images(store, &tuples(images), dest)
+}
+
+/// [`write_oci_dir`] for images whose index.json descriptors carry annotations. An unnamed
+/// image is tagged `latest` (`ref.name` only), as BuildKit tags an OCI layout directory it
+/// exports without a name.
+pub fn write_oci_dir_images(
+    store: &Store,
+    images: &[ExportImage],
+    dest: &Path,
+) -> Result<(), ExportError> {
     let layout = Layout::resolve(store.blobs(), images)?;
     fs::create_dir_all(dest).map_err(ExportError::io("create directory", dest))?;
     let mut sink = DirSink::new(dest);
     layout.write_blobs(store.blobs(), &mut sink)?;
-    let ours = layout.index_descriptors();
+    let mut ours = layout.index_descriptors();
+    for d in &mut ours {
+        if !d.annotations.contains_key(annotation::REF_NAME)
+            && !d
+                .annotations
+                .contains_key(annotation::CONTAINERD_IMAGE_NAME)
+        {
+            d.annotations
+                .insert(annotation::REF_NAME.to_string(), "latest".to_string());
+        }
+    }
     let mut manifests = existing_index(dest)?
         .map(|i| i.manifests)
         .unwrap_or_default();

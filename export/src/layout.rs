@@ -30,12 +30,33 @@ struct DockerManifestItem {
 /// One requested image, resolved against the store.
 struct Resolved {
     name: Option<ImageName>,
+    /// Annotations of its index.json descriptor (BuildKit's `manifest-descriptor` ones).
+    annotations: BTreeMap<String, String>,
     digest: Digest,
     size: u64,
     media_type: String,
     /// The manifest, when the reference is a single-platform image; `None`
     /// for an image index (multi-platform), which only the OCI layout carries.
     image: Option<Manifest>,
+}
+
+/// One image to export: its normalized name (`""` for none), its manifest (or index) digest,
+/// and the annotations its descriptor in index.json carries.
+#[derive(Debug, Clone)]
+pub struct ExportImage {
+    pub name: String,
+    pub manifest: Digest,
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl ExportImage {
+    pub fn new(name: impl Into<String>, manifest: Digest) -> ExportImage {
+        ExportImage {
+            name: name.into(),
+            manifest,
+            annotations: BTreeMap::new(),
+        }
+    }
 }
 
 pub(crate) struct Layout {
@@ -123,19 +144,20 @@ fn resolve_tree(
 }
 
 impl Layout {
-    pub fn resolve(blobs: &BlobStore, images: &[(String, Digest)]) -> Result<Layout, ExportError> {
+    pub fn resolve(blobs: &BlobStore, images: &[ExportImage]) -> Result<Layout, ExportError> {
         let mut reachable = BTreeSet::new();
         let mut resolved = Vec::with_capacity(images.len());
-        for (name, digest) in images {
-            let name = if name.is_empty() {
+        for img in images {
+            let name = if img.name.is_empty() {
                 None
             } else {
-                Some(ImageName::parse(name)?)
+                Some(ImageName::parse(&img.name)?)
             };
-            let (media_type, size, image) = resolve_tree(blobs, digest, 0, &mut reachable)?;
+            let (media_type, size, image) = resolve_tree(blobs, &img.manifest, 0, &mut reachable)?;
             resolved.push(Resolved {
                 name,
-                digest: *digest,
+                annotations: img.annotations.clone(),
+                digest: img.manifest,
                 size,
                 media_type,
                 image,
@@ -154,6 +176,7 @@ impl Layout {
             .iter()
             .map(|img| {
                 let mut d = Descriptor::new(img.media_type.clone(), img.digest, img.size);
+                d.annotations = img.annotations.clone();
                 if let Some(name) = &img.name {
                     d.annotations.insert(
                         annotation::CONTAINERD_IMAGE_NAME.to_string(),

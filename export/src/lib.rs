@@ -16,7 +16,11 @@ mod pax;
 mod rootfs;
 mod sink;
 
-pub use archive::{ArchiveFormat, write_archive, write_archive_reporting, write_oci_dir};
+pub use archive::{
+    ArchiveFormat, write_archive, write_archive_reporting, write_images_reporting, write_oci_dir,
+    write_oci_dir_images,
+};
 pub use error::ExportError;
+pub use layout::ExportImage;
 pub use rootfs::{RootfsSummary, write_rootfs_dir, write_rootfs_tar};
 pub use sink::BlobProgress;

@@ -9,16 +9,23 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use std::sync::Arc;
 
+use builder_cache::Digest;
 use builder_cache::ImageRecord;
+use builder_cache::manifest::ManifestFormat;
 use builder_remote_cache::spec::{ExportTarget, parse_cache_from, parse_cache_to};
 use builder_remote_cache::{ExportSpec, ImportSpec, Imports, Remote};
-use builder_snapshot::{Compression, LayerOptions, ZSTD_MAX_LEVEL};
+use builder_snapshot::{Compression, LayerOptions};
 use builder_solver::convert::{BuildContext, Entitlements};
 use builder_solver::graph::NetworkMode;
 use builder_solver::resolve::StoreResolver;
 use builder_solver::{BuildRequest, Platform};
 use clap::Args;
 
+use super::outputs::{
+    AnnotationTarget, ImageStyle, OutputRequest, check_push_name, check_stdout_outputs,
+    finish_outputs, layer_compression, parse_annotation_flags, parse_kv_csv, parse_output,
+    store_style,
+};
 use super::progress::{ProgressMode, Renderer};
 use super::{Context, UsageError, normalize};
 
@@ -66,11 +73,14 @@ pub struct BuildArgs {
     /// Write build result metadata (digests, names) as JSON to this file.
     #[arg(long)]
     metadata_file: Option<PathBuf>,
-    /// Output destination: `type=docker|oci|tar|local,dest=PATH` (the image is always stored locally
-    /// too); image outputs (and `type=image`, the store) take
-    /// `compression=gzip|zstd|uncompressed,compression-level=N`.
+    /// Output destination: `type=image|registry|docker|oci|tar|local` with its keys (see
+    /// README); repeatable. The image is always stored locally too.
     #[arg(short = 'o', long = "output")]
     outputs: Vec<String>,
+    /// Annotation `[TYPES:]KEY=VALUE` for every image output; TYPES is a comma-separated list
+    /// of manifest, manifest-descriptor, index, index-descriptor (default: manifest).
+    #[arg(long = "annotation")]
+    annotations: Vec<String>,
     /// Secret for RUN --mount=type=secret: `id=NAME,src=FILE` or `id=NAME,env=VAR`.
     #[arg(long = "secret")]
     secrets: Vec<String>,
@@ -166,14 +176,17 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
             "WARNING: {why}: only your own uid is mapped, so files owned by other users (USER, chown) cannot be represented; {advice}"
         );
     }
-    let parsed = args
+    let mut parsed = args
         .outputs
         .iter()
         .map(|o| parse_output(o))
         .collect::<Result<Vec<_>, _>>()?;
+    let annotation_flags = parse_annotation_flags(&args.annotations)?;
+    let compression = layer_compression(&parsed)?;
     // `--secret id=x,env=VAR` values sit in temp files until this guard drops at the end.
-    let (mut request, request_files) =
-        make_request(&args, layer_compression(&parsed)?, ctx.isolation, &store)?;
+    let (mut request, request_files) = make_request(&args, compression, ctx.isolation, &store)?;
+    let platform = request.platform.clone().unwrap_or_else(Platform::host);
+    finish_outputs(&mut parsed, &annotation_flags, &platform, compression)?;
     let cache = CacheFlags::parse(&args)?;
     let imports = cache.import(&store)?;
     if let Some(imports) = &imports {
@@ -185,21 +198,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         .map(|t| normalize(t).map_err(|e| UsageError(format!("invalid tag {t:?}: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
     check_stdout_outputs(&parsed, args.quiet)?;
-    // Every name the image gets in the store: -t and each output's name=.
-    let mut names = tags.clone();
-    for name in parsed.iter().flat_map(|p| &p.names) {
-        if !names.contains(name) {
-            names.push(name.clone());
-        }
-    }
-    let outputs: Vec<(OutputSpec, Vec<String>)> = parsed
-        .into_iter()
-        .filter_map(|p| {
-            let mut archive_names = tags.clone();
-            archive_names.extend(p.names.into_iter().filter(|n| !tags.contains(n)));
-            p.spec.map(|s| (s, archive_names))
-        })
-        .collect();
+    check_pushes(&args, &parsed)?;
     let mode = if args.quiet {
         ProgressMode::Quiet
     } else {
@@ -232,34 +231,105 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     if cache.inline() {
         cache.embed_inline(&store, &mut output)?;
     }
-    let record = ImageRecord {
+    let built = ImageRecord {
         manifest: output.image.manifest,
         config: output.image.config,
         created: output.config.created.clone().unwrap_or_default(),
     };
+    // Variant manifests are blobs no name holds until the end: keep a prune from sweeping them.
+    let _lease = builder_cache::gc::build_lease(store.root())?;
+    // Each image output's own manifest (media types, annotations); the store keeps, for -t,
+    // the first loading output's, as buildx names that one with the tags.
+    let images = parsed
+        .iter()
+        .map(|p| {
+            p.style
+                .as_ref()
+                .map(|s| styled_image(&store, &built, s, compression))
+                .transpose()
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let stored = match parsed.iter().zip(&images).find(|(p, _)| p.loads()) {
+        Some((_, Some(image))) => image.clone(),
+        _ => styled_image(&store, &built, &store_style(&annotation_flags), compression)?,
+    };
+    // Every name the image gets in the store: -t and each output's name= (NAME@DIGEST too
+    // for name-canonical=true). The store keeps one manifest per image id, and outputs'
+    // styles share the id (same config), so every name holds the stored manifest; outputs
+    // still push and write their own.
+    let mut names: Vec<String> = tags.clone();
+    for (p, image) in parsed.iter().zip(&images) {
+        for name in &p.names {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        if p.name_canonical {
+            let record = image.as_ref().unwrap_or(&built);
+            if record.manifest != stored.manifest {
+                bail!(UsageError(format!(
+                    "--output {:?}: name-canonical=true names the stored image by its digest, but this output's media types or annotations differ from the stored image's ({}); give it the same ones as the first image output",
+                    p.raw, stored.manifest
+                )));
+            }
+            for name in tags.iter().chain(&p.names) {
+                names.push(format!("{name}@{}", record.manifest));
+            }
+        }
+    }
     if names.is_empty() {
-        store.images().add_untagged(record.clone())?;
+        store.images().add_untagged(stored.clone())?;
     }
     for name in &names {
-        store.images().set(name, record.clone())?;
+        store.images().set(name, stored.clone())?;
     }
-    for (out, archive_names) in &outputs {
-        super::save::export_output(&store, out, archive_names, &record, &renderer)
+    for (p, image) in parsed.iter().zip(&images) {
+        let Some(out) = &p.spec else { continue };
+        let mut archive_names = tags.clone();
+        archive_names.extend(p.names.iter().filter(|n| !tags.contains(n)).cloned());
+        let descriptor = p
+            .style
+            .as_ref()
+            .map(|s| s.annotations_for(AnnotationTarget::ManifestDescriptor))
+            .unwrap_or_default();
+        let record = image.as_ref().unwrap_or(&built);
+        super::save::export_output(&store, out, &archive_names, record, &descriptor, &renderer)
             .with_context(|| format!("exporting to {}", out.describe()))?;
     }
-    let mut pushed = Vec::new();
+    // (name pushed, digest): `--push` pushes the stored image under every -t, each
+    // push=true output its own image under its names and the tags.
+    let mut pushed: Vec<(String, Digest)> = Vec::new();
+    let mut primary: Option<(Vec<String>, ImageRecord)> = None;
     if args.push {
-        cache.remember_pushed(&store, &tags, &record);
-        if tags.is_empty() {
-            bail!(UsageError(
-                "--push needs a name: add -t REGISTRY/NAME:TAG".into()
-            ));
-        }
+        cache.remember_pushed(&store, &tags, &stored);
         for tag in &tags {
-            pushed.push((
-                tag.clone(),
-                super::registry::push_image(&store, tag, &record, &renderer)?,
-            ));
+            let digest = super::registry::push_image(&store, tag, &stored, &renderer)?;
+            pushed.push((tag.clone(), digest));
+        }
+        primary = Some((tags.clone(), stored.clone()));
+    }
+    for (p, image) in parsed.iter().zip(&images) {
+        let (Some(push), Some(record)) = (&p.push, image) else {
+            continue;
+        };
+        let mut targets = tags.clone();
+        targets.extend(p.names.iter().filter(|n| !tags.contains(n)).cloned());
+        cache.remember_pushed(&store, &targets, record);
+        for name in &targets {
+            let target = if push.by_digest {
+                let r: builder_registry::Reference = name.parse()?;
+                format!("{}/{}@{}", r.registry, r.repository, record.manifest)
+            } else {
+                name.clone()
+            };
+            let digest = super::registry::push_image(&store, &target, record, &renderer)?;
+            if push.by_digest {
+                errln!("pushed {target}");
+            }
+            pushed.push((target, digest));
+        }
+        if primary.is_none() {
+            primary = Some((targets, record.clone()));
         }
     }
     cache.export(&store, &output.steps)?;
@@ -268,11 +338,22 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         fs::write(path, &id).with_context(|| format!("writing --iidfile {}", path.display()))?;
     }
     if let Some(path) = &args.metadata_file {
+        // As buildx: the digest of the image pushed (else the one stored), and its names.
+        let (meta_names, meta_image) = primary.unwrap_or_else(|| (tags.clone(), stored.clone()));
+        let manifest = store.blobs().read(&meta_image.manifest)?;
+        let media_type = serde_json::from_slice::<builder_cache::manifest::Manifest>(&manifest)
+            .map(|m| m.effective_media_type().to_string())
+            .unwrap_or_default();
         let meta = serde_json::json!({
-            "containerimage.config.digest": output.image.config.to_string(),
-            "containerimage.digest": output.image.manifest.to_string(),
-            "image.name": tags.join(","),
-            "containerimage.pushed": pushed.iter().map(|(n, d)| format!("{n}@{d}")).collect::<Vec<_>>(),
+            "containerimage.config.digest": meta_image.config.to_string(),
+            "containerimage.digest": meta_image.manifest.to_string(),
+            "containerimage.descriptor": {
+                "mediaType": media_type,
+                "digest": meta_image.manifest.to_string(),
+                "size": manifest.len(),
+            },
+            "image.name": meta_names.join(","),
+            "containerimage.pushed": pushed.iter().map(|(n, d)| if n.contains('@') { n.clone() } else { format!("{n}@{d}") }).collect::<Vec<_>>(),
         });
         fs::write(path, serde_json::to_vec_pretty(&meta)?)
             .with_context(|| format!("writing --metadata-file {}", path.display()))?;
@@ -281,11 +362,72 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         outln!("{id}");
     } else {
         errln!("writing image {id}");
-        for tag in &names {
-            errln!("naming to {tag}");
+        for name in &names {
+            errln!("naming to {name}");
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The built image as `style` writes it: the stored manifest itself for OCI types without
+/// annotations or recompressed layers, else a manifest made for it (same config).
+fn styled_image(
+    store: &builder_cache::Store,
+    built: &ImageRecord,
+    style: &ImageStyle,
+    compression: Compression,
+) -> anyhow::Result<ImageRecord> {
+    let annotations = style.annotations_for(AnnotationTarget::Manifest);
+    let layers = if style.force_compression {
+        super::recompress::forced_layers(store, built, compression)?
+    } else {
+        None
+    };
+    if !style.docker_types() && annotations.is_empty() && layers.is_none() {
+        return Ok(built.clone());
+    }
+    let format = if style.docker_types() {
+        ManifestFormat::Docker
+    } else {
+        ManifestFormat::Oci
+    };
+    let variant = builder_cache::put_manifest_variant(
+        store.blobs(),
+        &built.manifest,
+        format,
+        &annotations,
+        layers.as_deref(),
+    )
+    .context("writing the image manifest")?;
+    Ok(ImageRecord {
+        manifest: variant.manifest,
+        config: variant.config,
+        created: built.created.clone(),
+    })
+}
+
+/// Every push has names to push to, each naming its registry, before anything is built.
+fn check_pushes(args: &BuildArgs, outputs: &[OutputRequest]) -> Result<(), UsageError> {
+    let pushes = outputs.iter().filter(|p| p.push.is_some());
+    for p in pushes.clone() {
+        if p.names.is_empty() && args.tags.is_empty() {
+            return Err(UsageError(format!(
+                "--output {:?}: tag is needed when pushing to registry: add name=REGISTRY/NAME:TAG or -t",
+                p.raw
+            )));
+        }
+    }
+    if args.push && args.tags.is_empty() {
+        return Err(UsageError(
+            "--push needs a name: add -t REGISTRY/NAME:TAG".into(),
+        ));
+    }
+    if args.push || pushes.count() > 0 {
+        for tag in &args.tags {
+            check_push_name(&format!("-t {tag}"), tag)?;
+        }
+    }
+    Ok(())
 }
 
 /// What the build reads from until it ends: the temp files holding `--secret ...,env=VAR`
@@ -666,33 +808,6 @@ fn read_dockerignore(dockerfile: Option<&Path>, context: &Path) -> anyhow::Resul
     Ok(None)
 }
 
-/// The fields of a buildx CSV value: commas separate them, except inside double quotes, which
-/// is how buildx takes several names in one key (`"name=a:1,b:1"`); the quotes are removed.
-fn csv_fields(s: &str) -> Vec<String> {
-    let mut fields = vec![String::new()];
-    let mut quoted = false;
-    for c in s.chars() {
-        match c {
-            '"' => quoted = !quoted,
-            ',' if !quoted => fields.push(String::new()),
-            c => fields.last_mut().expect("never empty").push(c),
-        }
-    }
-    fields.retain(|f| !f.is_empty());
-    fields
-}
-
-fn parse_kv_csv(s: &str) -> BTreeMap<String, String> {
-    csv_fields(s)
-        .iter()
-        .map(|p| {
-            p.split_once('=')
-                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                .unwrap_or((p.to_string(), String::new()))
-        })
-        .collect()
-}
-
 fn parse_secrets(
     specs: &[String],
 ) -> anyhow::Result<(BTreeMap<String, PathBuf>, Vec<tempfile::TempPath>)> {
@@ -766,253 +881,4 @@ fn parse_ssh(specs: &[String]) -> anyhow::Result<BTreeMap<String, PathBuf>> {
         out.insert(id.to_string(), socket);
     }
     Ok(out)
-}
-
-/// One `--output` destination.
-#[derive(Clone, Debug)]
-pub enum OutputSpec {
-    DockerArchive(PathBuf),
-    OciArchive(PathBuf),
-    RootfsTar(PathBuf),
-    Local(PathBuf),
-}
-
-impl OutputSpec {
-    /// `dest=-` (or `-o -`): the archive goes to stdout.
-    pub fn is_stdout(&self) -> bool {
-        match self {
-            OutputSpec::DockerArchive(p) | OutputSpec::OciArchive(p) | OutputSpec::RootfsTar(p) => {
-                p.as_os_str() == "-"
-            }
-            OutputSpec::Local(_) => false,
-        }
-    }
-
-    pub fn describe(&self) -> String {
-        if self.is_stdout() {
-            return match self {
-                OutputSpec::DockerArchive(_) => "docker archive on stdout".into(),
-                OutputSpec::OciArchive(_) => "OCI archive on stdout".into(),
-                _ => "tar on stdout".into(),
-            };
-        }
-        match self {
-            OutputSpec::DockerArchive(p) => format!("docker archive {}", p.display()),
-            OutputSpec::OciArchive(p) => format!("OCI archive {}", p.display()),
-            OutputSpec::RootfsTar(p) => format!("tar {}", p.display()),
-            OutputSpec::Local(p) => format!("directory {}", p.display()),
-        }
-    }
-}
-
-/// One parsed `--output`: where to write (`None` for `type=image`, the store the image always
-/// goes to) and the layer compression it asks for.
-struct OutputRequest {
-    spec: Option<OutputSpec>,
-    compression: Option<Compression>,
-    /// `name=` of `type=image|docker`: more names for the image, in the store (and in a
-    /// docker archive written by this output).
-    names: Vec<String>,
-}
-
-/// Refuses a key given twice and any key outside `allowed`, naming it: a key that
-/// buildx knows but builder does not implement must not be accepted and ignored.
-fn check_keys(flag: &str, spec: &str, allowed: &[&str]) -> Result<(), UsageError> {
-    let mut seen = Vec::new();
-    for part in csv_fields(spec) {
-        let key = part
-            .split_once('=')
-            .map_or(part.as_str(), |(k, _)| k)
-            .trim()
-            .to_string();
-        if seen.contains(&key) {
-            return Err(UsageError(format!("{flag} {spec:?}: {key} is given twice")));
-        }
-        if !allowed.contains(&key.as_str()) {
-            let kind = match parse_kv_csv(spec).get("type") {
-                Some(kind) => format!(" for type={kind}"),
-                None => String::new(),
-            };
-            return Err(UsageError(format!(
-                "{flag} {spec:?}: key {key:?} is not supported{kind} (it takes {})",
-                allowed.join(", ")
-            )));
-        }
-        seen.push(key);
-    }
-    Ok(())
-}
-
-fn parse_output(spec: &str) -> anyhow::Result<OutputRequest> {
-    let kv = parse_kv_csv(spec);
-    // buildx: `-` alone is the filesystem as a tar on stdout.
-    if spec == "-" {
-        return Ok(OutputRequest {
-            spec: Some(OutputSpec::RootfsTar(PathBuf::from("-"))),
-            compression: None,
-            names: Vec::new(),
-        });
-    }
-    // docker also accepts a bare path, meaning type=local.
-    if !spec.contains('=') {
-        return Ok(OutputRequest {
-            spec: Some(OutputSpec::Local(PathBuf::from(spec))),
-            compression: None,
-            names: Vec::new(),
-        });
-    }
-    const IMAGE_KEYS: &[&str] = &["type", "name", "compression", "compression-level"];
-    const DOCKER_KEYS: &[&str] = &["type", "dest", "name", "compression", "compression-level"];
-    const OCI_KEYS: &[&str] = &["type", "dest", "compression", "compression-level"];
-    let allowed: &[&str] = match kv.get("type").map(String::as_str) {
-        Some("image") => IMAGE_KEYS,
-        Some("docker") => DOCKER_KEYS,
-        Some("oci") => OCI_KEYS,
-        // compression is let through to be refused below with the reason (no layers here).
-        Some("tar" | "local") => &["type", "dest", "compression", "compression-level"],
-        _ => &[],
-    };
-    if !allowed.is_empty() {
-        check_keys("--output", spec, allowed)?;
-    }
-    let names = match kv.get("name") {
-        Some(list) => list
-            .split(',')
-            .filter(|n| !n.is_empty())
-            .map(|n| {
-                normalize(n.trim())
-                    .map_err(|e| UsageError(format!("--output {spec:?}: name {n:?}: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-        None => Vec::new(),
-    };
-    if kv.contains_key("name") && names.is_empty() {
-        bail!(UsageError(format!("--output {spec:?}: name= is empty")));
-    }
-    if kv.get("type").map(String::as_str) == Some("local")
-        && kv.get("dest").is_some_and(|d| d == "-")
-    {
-        bail!(UsageError(format!(
-            "--output {spec:?}: type=local writes a directory, not a stream; use type=tar,dest=- for stdout"
-        )));
-    }
-    let dest = kv.get("dest").map(PathBuf::from);
-    let need = |t: &str| {
-        dest.clone()
-            .ok_or_else(|| UsageError(format!("--output type={t} needs dest=PATH")))
-    };
-    let out = match kv.get("type").map(String::as_str) {
-        Some("image") => None,
-        // Without dest, buildx loads the image into docker: here, the store (always done).
-        Some("docker") => dest.clone().map(OutputSpec::DockerArchive),
-        Some("oci") => Some(OutputSpec::OciArchive(need("oci")?)),
-        Some("tar") => Some(OutputSpec::RootfsTar(need("tar")?)),
-        Some("local") => Some(OutputSpec::Local(need("local")?)),
-        Some(other) => bail!(UsageError(format!(
-            "--output type={other} is not supported (use image, docker, oci, tar or local)"
-        ))),
-        None => bail!(UsageError(format!(
-            "--output {spec:?}: type=... is required"
-        ))),
-    };
-    let compression = parse_compression(spec, &kv)?;
-    if compression.is_some() && matches!(out, Some(OutputSpec::RootfsTar(_) | OutputSpec::Local(_)))
-    {
-        bail!(UsageError(format!(
-            "--output {spec:?}: compression applies to image outputs (image, docker, oci), not to a filesystem"
-        )));
-    }
-    Ok(OutputRequest {
-        spec: out,
-        compression,
-        names,
-    })
-}
-
-/// At most one output can be stdout, not a terminal, and not shared with `-q`'s image id.
-fn check_stdout_outputs(outputs: &[OutputRequest], quiet: bool) -> Result<(), UsageError> {
-    use std::io::IsTerminal;
-    let to_stdout = outputs
-        .iter()
-        .filter(|o| o.spec.as_ref().is_some_and(OutputSpec::is_stdout))
-        .count();
-    if to_stdout == 0 {
-        return Ok(());
-    }
-    if to_stdout > 1 {
-        return Err(UsageError(
-            "--output: only one output can be written to stdout (-)".into(),
-        ));
-    }
-    if quiet {
-        return Err(UsageError(
-            "--output to stdout (-) and -q both write to stdout; leave one out".into(),
-        ));
-    }
-    if std::io::stdout().is_terminal() {
-        return Err(UsageError(
-            "--output to stdout (-): stdout is a terminal; redirect it to a file or a pipe".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// buildx's `compression=` and `compression-level=` keys; a level alone means gzip at that level.
-fn parse_compression(
-    spec: &str,
-    kv: &BTreeMap<String, String>,
-) -> Result<Option<Compression>, UsageError> {
-    let bad = |msg: String| UsageError(format!("--output {spec:?}: {msg}"));
-    let level = kv
-        .get("compression-level")
-        .map(|l| {
-            l.parse::<i32>()
-                .map_err(|_| bad(format!("compression-level={l:?} is not a number")))
-        })
-        .transpose()?;
-    let kind = match kv.get("compression").map(String::as_str) {
-        Some(kind) => kind,
-        None if level.is_some() => "gzip",
-        None => return Ok(None),
-    };
-    let in_range = |lo: i32, hi: i32, kind: &str| match level {
-        Some(l) if !(lo..=hi).contains(&l) => Err(bad(format!(
-            "compression-level={l} is out of range for {kind} ({lo}..={hi})"
-        ))),
-        _ => Ok(level),
-    };
-    Ok(Some(match kind {
-        "gzip" => match in_range(0, 9, "gzip")? {
-            Some(l) => Compression::Gzip { level: l as u32 },
-            None => Compression::GZIP_DEFAULT,
-        },
-        "zstd" => match in_range(1, ZSTD_MAX_LEVEL, "zstd")? {
-            Some(l) => Compression::Zstd { level: l },
-            None => Compression::ZSTD_DEFAULT,
-        },
-        "uncompressed" if level.is_some() => {
-            return Err(bad("compression-level needs gzip or zstd".into()));
-        }
-        "uncompressed" => Compression::Uncompressed,
-        other => {
-            return Err(bad(format!(
-                "compression={other} is not supported (use gzip, zstd or uncompressed)"
-            )));
-        }
-    }))
-}
-
-/// The one compression every layer of this build gets: layers are written once, so
-/// outputs that ask for different ones cannot all be served.
-fn layer_compression(outputs: &[OutputRequest]) -> Result<Compression, UsageError> {
-    let mut asked = outputs.iter().filter_map(|o| o.compression);
-    let Some(first) = asked.next() else {
-        return Ok(Compression::GZIP_DEFAULT);
-    };
-    match asked.find(|c| *c != first) {
-        Some(other) => Err(UsageError(format!(
-            "--output entries ask for different layer compressions ({first:?} and {other:?}); give them all the same one"
-        ))),
-        None => Ok(first),
-    }
 }

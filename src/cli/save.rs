@@ -1,5 +1,6 @@
 //! `builder save` and `--output`: images leaving the store as archives or files.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -7,12 +8,12 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use builder_cache::{Digest, ImageRecord, Store};
-use builder_export::ArchiveFormat;
+use builder_export::{ArchiveFormat, ExportImage};
 use clap::Args;
 
 use builder_solver::progress::{Event, ProgressSink, Transfer, TransferKind};
 
-use super::build::OutputSpec;
+use super::outputs::OutputSpec;
 use super::progress::{ProgressMode, Renderer};
 use super::{Context, UsageError, find_image, normalize};
 
@@ -42,7 +43,7 @@ pub fn run(ctx: &Context, args: SaveArgs) -> anyhow::Result<ExitCode> {
             .ok()
             .filter(|n| store.images().get(n).ok().flatten().is_some())
             .unwrap_or_default();
-        images.push((name, record.manifest));
+        images.push(ExportImage::new(name, record.manifest));
     }
     let format = if args.format == "oci" {
         ArchiveFormat::OciLayout
@@ -57,7 +58,7 @@ pub fn run(ctx: &Context, args: SaveArgs) -> anyhow::Result<ExitCode> {
 /// Writes next to the destination and renames, so a failed export leaves no half-written file.
 fn write_archive_file(
     store: &Store,
-    images: &[(String, Digest)],
+    images: &[ExportImage],
     format: ArchiveFormat,
     dest: &Path,
     sink: &dyn ProgressSink,
@@ -71,7 +72,7 @@ fn write_archive_file(
         }))
     };
     if dest.as_os_str() == "-" {
-        let out = builder_export::write_archive_reporting(
+        let out = builder_export::write_images_reporting(
             store,
             images,
             format,
@@ -87,7 +88,7 @@ fn write_archive_file(
         .unwrap_or(Path::new("."));
     let tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("creating a file in {}", dir.display()))?;
-    let out = builder_export::write_archive_reporting(
+    let out = builder_export::write_images_reporting(
         store,
         images,
         format,
@@ -105,12 +106,18 @@ pub fn export_output(
     out: &OutputSpec,
     tags: &[String],
     record: &ImageRecord,
+    descriptor_annotations: &BTreeMap<String, String>,
     sink: &dyn ProgressSink,
 ) -> anyhow::Result<()> {
-    let images: Vec<(String, Digest)> = if tags.is_empty() {
-        vec![(String::new(), record.manifest)]
+    let image = |name: &str| ExportImage {
+        name: name.to_string(),
+        manifest: record.manifest,
+        annotations: descriptor_annotations.clone(),
+    };
+    let images: Vec<ExportImage> = if tags.is_empty() {
+        vec![image("")]
     } else {
-        tags.iter().map(|t| (t.clone(), record.manifest)).collect()
+        tags.iter().map(|t| image(t)).collect()
     };
     match out {
         OutputSpec::DockerArchive(p) => {
@@ -118,6 +125,16 @@ pub fn export_output(
         }
         OutputSpec::OciArchive(p) => {
             write_archive_file(store, &images, ArchiveFormat::OciLayout, p, sink)
+        }
+        OutputSpec::OciDir(p) => {
+            if p.exists() && !p.is_dir() {
+                anyhow::bail!(UsageError(format!(
+                    "--output tar=false: {} exists and is not a directory",
+                    p.display()
+                )));
+            }
+            builder_export::write_oci_dir_images(store, &images, p)?;
+            Ok(())
         }
         OutputSpec::RootfsTar(p) if p.as_os_str() == "-" => {
             let out = builder_export::write_rootfs_tar(
