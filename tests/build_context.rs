@@ -101,10 +101,10 @@ fn unusable_build_contexts_are_refused_clearly() {
         "{stderr}"
     );
     for (arg, message) in [
-        (
-            "x=https://example.invalid/ctx.tar",
-            "only local directories",
-        ),
+        // (git and http(s) URLs and oci-layout:// are contexts too: tests/git_context.rs,
+        // tests/tarball_context.rs, tests/oci_layout_context.rs.)
+        ("x=target:other", "only local directories"),
+        ("x=oci-layout://", "no layout directory"),
         ("x=/nonexistent/dir", "is not a directory"),
         ("nameless", "expected NAME=VALUE"),
         ("x=docker-image://", "needs an image reference"),
