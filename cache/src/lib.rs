@@ -44,6 +44,7 @@ pub mod manifest;
 pub mod platform;
 pub mod private_root;
 pub mod time;
+pub mod units;
 pub mod verify;
 
 use std::fs;

@@ -11,6 +11,7 @@ use builder_cache::manifest::{Descriptor, Index, ManifestFormat, annotation, med
 use builder_cache::{Digest, Store, StoredImage, put_image, read_manifest};
 use builder_registry::{ProgressEvent, Reference};
 use builder_solver::StepRecord;
+use builder_solver::executor::UsedCacheMount;
 
 use crate::format::{CacheConfig, manifest_bytes};
 use crate::spec::{ExportSpec, ExportTarget, Mode};
@@ -28,11 +29,17 @@ pub struct ExportSummary {
     pub uploaded: usize,
     pub mounted: usize,
     pub existing: usize,
+    /// `mounts=true`: cache mounts exported, and why any was left out.
+    pub cache_mounts: usize,
+    pub warnings: Vec<String>,
 }
 
 impl std::fmt::Display for ExportSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} cache records ({} layers)", self.records, self.layers)?;
+        if self.cache_mounts > 0 {
+            write!(f, ", {} cache mounts", self.cache_mounts)?;
+        }
         if self.uploaded + self.mounted + self.existing > 0 {
             write!(
                 f,
@@ -50,10 +57,17 @@ pub fn export(
     spec: &ExportSpec,
     store: &Store,
     steps: &[StepRecord],
+    cache_mounts: &[UsedCacheMount],
     remote: Option<&Remote>,
 ) -> Result<ExportSummary, RemoteCacheError> {
-    let config = CacheConfig::from_steps(steps, spec.mode);
-    match &spec.target {
+    let mut config = CacheConfig::from_steps(steps, spec.mode);
+    let mut warnings = Vec::new();
+    if spec.mounts {
+        let (records, w) = crate::mounts::pack(store, cache_mounts, spec.mounts_max_size)?;
+        config.mounts = records;
+        warnings = w;
+    }
+    let summary = match &spec.target {
         ExportTarget::Local(dir) => export_local(dir, store, &config),
         ExportTarget::Registry(r) => {
             let remote = remote.ok_or_else(|| {
@@ -64,7 +78,12 @@ pub fn export(
         ExportTarget::Inline => Err(RemoteCacheError::Spec(
             "inline cache goes into the image config (embed_inline), not to a destination".into(),
         )),
-    }
+    }?;
+    Ok(ExportSummary {
+        cache_mounts: config.mounts.len(),
+        warnings,
+        ..summary
+    })
 }
 
 /// The directory becomes an OCI image layout whose index names the cache manifest. Blobs
@@ -109,6 +128,8 @@ fn export_local(
         uploaded: 0,
         mounted: 0,
         existing: 0,
+        cache_mounts: 0,
+        warnings: Vec::new(),
     })
 }
 
@@ -180,6 +201,8 @@ fn export_registry(
         uploaded: uploaded.into_inner(),
         mounted: mounted.into_inner(),
         existing: existing.into_inner(),
+        cache_mounts: 0,
+        warnings: Vec::new(),
     })
 }
 

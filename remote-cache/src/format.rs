@@ -44,6 +44,10 @@ impl Record {
 pub struct CacheConfig {
     pub version: u32,
     pub records: Vec<Record>,
+    /// `mounts=true`: the contents of the build's cache mounts, as chunk blobs (see `mounts`).
+    /// Absent from exports without it, so their documents are what they were.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<crate::mounts::MountRecord>,
 }
 
 impl CacheConfig {
@@ -65,6 +69,7 @@ impl CacheConfig {
         CacheConfig {
             version: VERSION,
             records,
+            mounts: Vec::new(),
         }
     }
 
@@ -97,12 +102,14 @@ impl CacheConfig {
         serde_json::to_vec(self).expect("serializing plain data to JSON cannot fail")
     }
 
-    /// The distinct layer blobs the records name, in record order.
+    /// The distinct blobs the records and cache mounts name, in record order, then the
+    /// mounts' chunks.
     pub fn layers(&self) -> Vec<&LayerRef> {
         let mut seen = HashSet::new();
         self.records
             .iter()
             .filter_map(|r| r.layer.as_ref())
+            .chain(crate::mounts::chunk_refs(&self.mounts))
             .filter(|l| seen.insert(l.digest))
             .collect()
     }

@@ -34,6 +34,7 @@ enum Blobs {
 struct Source {
     name: String,
     records: HashMap<Digest, Record>,
+    mounts: Vec<crate::mounts::MountRecord>,
     blobs: Blobs,
 }
 
@@ -41,6 +42,8 @@ struct Source {
 pub struct Imports {
     sources: Vec<Source>,
     warnings: Mutex<Vec<String>>,
+    /// Cache mounts restored into the store from `mounts=true` exports.
+    restored_mounts: usize,
 }
 
 impl Imports {
@@ -55,10 +58,33 @@ impl Imports {
                 Err(e) => warnings.push(format!("importing {}: {e}", spec.describe())),
             }
         }
+        // Cache mounts come back before any step runs; the first source that has one wins
+        // (restore leaves a non-empty mount alone).
+        let mut restored_mounts = 0;
+        for source in &sources {
+            for mount in &source.mounts {
+                let fetch = |chunk: &LayerRef| source.fetch_layer(chunk, store);
+                match crate::mounts::restore(store, mount, &fetch) {
+                    Ok(true) => restored_mounts += 1,
+                    Ok(false) => {}
+                    Err(e) => warnings.push(format!(
+                        "{}: cache mount {:?} not restored: {e}",
+                        source.name,
+                        mount.id.split('\0').next().unwrap_or_default()
+                    )),
+                }
+            }
+        }
         Imports {
             sources,
             warnings: Mutex::new(warnings),
+            restored_mounts,
         }
+    }
+
+    /// How many cache mounts were restored from the sources.
+    pub fn restored_mounts(&self) -> usize {
+        self.restored_mounts
     }
 
     /// Number of records read from all sources.
@@ -163,6 +189,7 @@ fn load_source(
     Ok(Source {
         name: spec.describe(),
         records: config.records.into_iter().map(|r| (r.key, r)).collect(),
+        mounts: config.mounts,
         blobs,
     })
 }

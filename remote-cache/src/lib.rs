@@ -20,6 +20,7 @@
 pub mod export;
 pub mod format;
 pub mod import;
+pub mod mounts;
 pub mod spec;
 
 use std::sync::Arc;

@@ -32,6 +32,10 @@ pub struct ExportSpec {
     pub mode: Mode,
     /// `ignore-error=true`: a failed export is a warning, not a failed build.
     pub ignore_error: bool,
+    /// `mounts=true`: also export the contents of the build's cache mounts (see `mounts`).
+    pub mounts: bool,
+    /// `mounts-max-size=SIZE`: a cache mount larger than this is left out.
+    pub mounts_max_size: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,9 +145,36 @@ pub fn parse_cache_to(spec: &str) -> Result<ExportSpec, RemoteCacheError> {
         Some("true") => true,
         Some(other) => return Err(bad(FLAG, spec, format!("ignore-error={other}"))),
     };
+    let mounts = match kv.get("mounts").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(bad(
+                FLAG,
+                spec,
+                format!("mounts={other} (use true or false)"),
+            ));
+        }
+    };
+    let mounts_max_size = match kv.get("mounts-max-size") {
+        None => None,
+        Some(v) => Some(
+            builder_cache::units::ram_in_bytes(v)
+                .map_err(|e| bad(FLAG, spec, format!("mounts-max-size: {e}")))?,
+        ),
+    };
+    if mounts_max_size.is_some() && !mounts {
+        return Err(bad(FLAG, spec, "mounts-max-size needs mounts=true"));
+    }
     let target = match kv.get("type").map(String::as_str) {
         Some("local") => {
-            known_keys(FLAG, spec, &kv, "local", &["dest", "mode", "ignore-error"])?;
+            known_keys(
+                FLAG,
+                spec,
+                &kv,
+                "local",
+                &["dest", "mode", "ignore-error", "mounts", "mounts-max-size"],
+            )?;
             ExportTarget::Local(required(FLAG, spec, &kv, "dest", "local")?.into())
         }
         Some("registry") => {
@@ -152,7 +183,7 @@ pub fn parse_cache_to(spec: &str) -> Result<ExportSpec, RemoteCacheError> {
                 spec,
                 &kv,
                 "registry",
-                &["ref", "mode", "ignore-error"],
+                &["ref", "mode", "ignore-error", "mounts", "mounts-max-size"],
             )?;
             let name = required(FLAG, spec, &kv, "ref", "registry")?;
             ExportTarget::Registry(reference(FLAG, spec, name)?)
@@ -178,6 +209,8 @@ pub fn parse_cache_to(spec: &str) -> Result<ExportSpec, RemoteCacheError> {
         target,
         mode,
         ignore_error,
+        mounts,
+        mounts_max_size,
     })
 }
 

@@ -69,6 +69,8 @@ pub struct BuildOutput {
     pub warnings: Vec<String>,
     /// Every step solved for this build, with its cache record: what `--cache-to` exports.
     pub steps: Vec<StepRecord>,
+    /// The cache mounts RUN steps used (`--cache-to ...,mounts=true` exports their contents).
+    pub cache_mounts: Vec<crate::executor::UsedCacheMount>,
 }
 
 /// One solved step: its cache key and record, and whether its layer is part of the image.
@@ -198,6 +200,7 @@ pub fn build(
         config,
         warnings,
         steps,
+        cache_mounts: solver.used_cache_mounts(),
     })
 }
 

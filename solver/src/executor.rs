@@ -120,6 +120,16 @@ pub struct Solver<'a> {
     stat_cache: StatCache,
     /// One stat cache per `--build-context` directory, by name.
     named_stat_caches: HashMap<String, StatCache>,
+    /// The persistent cache mount directories used so far (private copies are not).
+    used_cache_mounts: Mutex<std::collections::BTreeSet<UsedCacheMount>>,
+}
+
+/// A cache mount a build used: its directory below the store's `cache-mounts/` (named by the
+/// sha256 of its identity) and the `id` it was mounted by.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UsedCacheMount {
+    pub dir_name: String,
+    pub id: String,
 }
 
 /// A step's result within one build: None until solved, then the layer it added (if any).
@@ -336,6 +346,7 @@ impl<'a> Solver<'a> {
             layers,
             work_root,
             in_flight: Mutex::new(HashMap::new()),
+            used_cache_mounts: Mutex::new(Default::default()),
             stat_cache: match &opts.context_dir {
                 Some(dir) => StatCache::load(&store.context_cache_dir(), dir),
                 None => StatCache::disabled(),
@@ -1352,7 +1363,24 @@ impl<'a> Solver<'a> {
             return Err(format!("locking cache mount {id:?}: {err}"));
         }
         keep_alive.push(Box::new(lock));
+        self.used_cache_mounts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(UsedCacheMount {
+                dir_name: name,
+                id: id.to_string(),
+            });
         Ok(dir)
+    }
+
+    /// The persistent cache mounts this build's RUN steps used.
+    pub fn used_cache_mounts(&self) -> Vec<UsedCacheMount> {
+        self.used_cache_mounts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// Fills a new cache directory with a copy of the seed's directory (owners, modes and times

@@ -332,7 +332,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
             primary = Some((targets, record.clone()));
         }
     }
-    cache.export(&store, &output.steps)?;
+    cache.export(&store, &output.steps, &output.cache_mounts)?;
     let id = output.image.config.to_string();
     if let Some(path) = &args.iidfile {
         fs::write(path, &id).with_context(|| format!("writing --iidfile {}", path.display()))?;
@@ -665,11 +665,14 @@ impl CacheFlags {
         }
         // Registry imports store the cache config blob: keep a prune from sweeping it meanwhile.
         let _lease = builder_cache::gc::build_lease(store.root())?;
-        Ok(Some(Arc::new(Imports::load(
-            &self.from,
-            store,
-            self.remote.as_ref(),
-        ))))
+        let imports = Imports::load(&self.from, store, self.remote.as_ref());
+        if imports.restored_mounts() > 0 {
+            errln!(
+                "restored {} cache mount(s) from the imported cache",
+                imports.restored_mounts()
+            );
+        }
+        Ok(Some(Arc::new(imports)))
     }
 
     fn inline(&self) -> bool {
@@ -715,12 +718,25 @@ impl CacheFlags {
         &self,
         store: &builder_cache::Store,
         steps: &[builder_solver::StepRecord],
+        cache_mounts: &[builder_solver::executor::UsedCacheMount],
     ) -> anyhow::Result<()> {
         // Records of steps outside the image are not GC roots: keep a prune from sweeping them.
         let _lease = builder_cache::gc::build_lease(store.root())?;
         for spec in self.to.iter().filter(|s| s.target != ExportTarget::Inline) {
-            match builder_remote_cache::export(spec, store, steps, self.remote.as_ref()) {
-                Ok(summary) => errln!("exported {summary} to {}", spec.describe()),
+            let exported = builder_remote_cache::export(
+                spec,
+                store,
+                steps,
+                cache_mounts,
+                self.remote.as_ref(),
+            );
+            match exported {
+                Ok(summary) => {
+                    for w in &summary.warnings {
+                        errln!("WARNING: {w}");
+                    }
+                    errln!("exported {summary} to {}", spec.describe())
+                }
                 Err(e) if spec.ignore_error => {
                     errln!("WARNING: exporting to {}: {e}", spec.describe());
                 }

@@ -641,7 +641,8 @@ fn policy(args: &PruneArgs) -> Result<PrunePolicy, UsageError> {
         .keep_storage
         .as_deref()
         .map(|s| {
-            super::units::ram_in_bytes(s).map_err(|e| UsageError(format!("--keep-storage: {e}")))
+            builder_cache::units::ram_in_bytes(s)
+                .map_err(|e| UsageError(format!("--keep-storage: {e}")))
         })
         .transpose()?;
     Ok(PrunePolicy {

@@ -17,7 +17,6 @@ pub mod sandbox_args;
 pub mod save;
 pub mod stdio;
 pub mod template;
-pub mod units;
 
 use std::path::PathBuf;
 
