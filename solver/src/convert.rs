@@ -1103,7 +1103,7 @@ impl<'a> Converter<'a> {
         } else {
             st.spec.working_dir.clone()
         };
-        let op = Op::Exec(ExecOp {
+        let op = Op::Exec(Box::new(ExecOp {
             args: args.clone(),
             env,
             cwd,
@@ -1119,8 +1119,10 @@ impl<'a> Converter<'a> {
             shm_size: self.options.shm_size,
             ulimits: self.options.ulimits.clone(),
             hostname: self.options.build_args.get(SANDBOX_HOSTNAME_ARG).cloned(),
+            platform: (!Platform::host().matches(&st.spec.platform))
+                .then(|| st.spec.platform.to_string()),
             proxy_env,
-        });
+        }));
         let prefix = if history_args.is_empty() {
             String::new()
         } else {
@@ -1708,14 +1710,17 @@ fn automatic_args(p: &Platform, target: Option<&str>) -> Vec<(String, String)> {
     args
 }
 
-fn platform_args(p: &Platform) -> Vec<(String, String)> {
-    let variant = p.variant.clone().unwrap_or_default();
+/// `TARGET*` name the platform being built, `BUILD*` the host the build runs on.
+fn platform_args(target: &Platform) -> Vec<(String, String)> {
     let mut args = Vec::new();
-    for prefix in ["TARGET", "BUILD"] {
+    for (prefix, p) in [("TARGET", target.clone()), ("BUILD", Platform::host())] {
         args.push((format!("{prefix}PLATFORM"), p.to_string()));
         args.push((format!("{prefix}OS"), p.os.clone()));
         args.push((format!("{prefix}ARCH"), p.architecture.clone()));
-        args.push((format!("{prefix}VARIANT"), variant.clone()));
+        args.push((
+            format!("{prefix}VARIANT"),
+            p.variant.clone().unwrap_or_default(),
+        ));
     }
     args
 }

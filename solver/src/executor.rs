@@ -901,6 +901,15 @@ impl<'a> Solver<'a> {
         inputs: &[Solved],
     ) -> Result<Option<LayerRef>, SolveError> {
         let err = |e: &dyn std::fmt::Display| self.step_error(v, e);
+        if let Some(platform) = &op.platform {
+            let target: builder_cache::Platform = platform.parse().map_err(|e| err(&e))?;
+            crate::emulation::how_to_run(
+                &target,
+                &builder_cache::Platform::host(),
+                Path::new(crate::emulation::BINFMT_MISC),
+            )
+            .map_err(|e| err(&e))?;
+        }
         let active = self.layers.prepare_for_run(base).map_err(|e| err(&e))?;
         let mut mounts = Vec::new();
         // Keeps read-only views and temp files alive until the process exits.

@@ -42,7 +42,8 @@ pub enum Op {
     /// main context.
     NamedContext { name: String },
     /// A command run in the sandbox on top of input 0.
-    Exec(ExecOp),
+    /// Boxed: the largest variant by far (serde writes a Box as its content, so keys are unchanged).
+    Exec(Box<ExecOp>),
     /// File actions applied on top of input 0.
     File(FileOp),
 }
@@ -103,6 +104,11 @@ pub struct ExecOp {
     /// `buildkitsandbox`, when unset); in the key as in BuildKit's exec meta, left out when unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
+    /// The stage's platform when it is not the host's (`--platform`, `FROM --platform=`): the
+    /// step runs emulated, or fails before running. In the key, as BuildKit's exec op has its
+    /// platform; left out for the host's, so those keys stay what they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
     /// The proxy build args as the step sees them (`HTTP_PROXY=…` and `http_proxy=…` for each
     /// one given): out of the key, as BuildKit leaves its exec op's proxy env out, so a build
     /// behind another proxy reuses the cache.

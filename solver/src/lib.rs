@@ -13,6 +13,7 @@ pub mod cancel;
 pub mod chmod;
 pub mod convert;
 pub mod copy;
+pub mod emulation;
 pub mod executor;
 pub mod graph;
 pub mod image;
