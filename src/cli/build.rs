@@ -29,6 +29,8 @@ use super::outputs::{
 use super::progress::{ProgressMode, Renderer};
 use super::{Context, UsageError, normalize};
 
+mod multi_platform;
+
 #[derive(Args)]
 pub struct BuildArgs {
     /// Name and optionally a tag (`name:tag`); repeatable.
@@ -87,9 +89,10 @@ pub struct BuildArgs {
     /// ssh-agent for RUN --mount=type=ssh: `default` ($SSH_AUTH_SOCK) or `ID=SOCKET`.
     #[arg(long = "ssh")]
     ssh: Vec<String>,
-    /// Target platform (os/arch[/variant]).
-    #[arg(long)]
-    platform: Option<String>,
+    /// Target platform(s) (os/arch[/variant]); a comma list or several flags build one image
+    /// per platform and make an image index of them.
+    #[arg(long, value_delimiter = ',')]
+    platform: Vec<String>,
     /// Progress output: auto, tty, plain, rawjson, quiet.
     #[arg(long, default_value = "auto")]
     progress: String,
@@ -184,7 +187,17 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let annotation_flags = parse_annotation_flags(&args.annotations)?;
     let compression = layer_compression(&parsed)?;
     // `--secret id=x,env=VAR` values sit in temp files until this guard drops at the end.
-    let (mut request, request_files) = make_request(&args, compression, ctx.isolation, &store)?;
+    let platforms = multi_platform::parse_platforms(&args.platform)?;
+    if platforms.len() > 1 {
+        return multi_platform::run(ctx, &store, &args, &platforms, parsed, compression);
+    }
+    let (mut request, request_files) = make_request(
+        &args,
+        compression,
+        ctx.isolation,
+        &store,
+        platforms.into_iter().next(),
+    )?;
     let platform = request.platform.clone().unwrap_or_else(Platform::host);
     finish_outputs(&mut parsed, &annotation_flags, &platform, compression)?;
     let cache = CacheFlags::parse(&args)?;
@@ -444,6 +457,7 @@ fn make_request(
     compression: Compression,
     isolation: builder_sandbox::Isolation,
     store: &builder_cache::Store,
+    platform: Option<Platform>,
 ) -> anyhow::Result<(BuildRequest, RequestFiles)> {
     let (secrets, secret_files) = parse_secrets(&args.secrets)?;
     let ssh = parse_ssh(&args.ssh)?;
@@ -506,13 +520,6 @@ fn make_request(
                 .unwrap_or((l.clone(), String::new()))
         })
         .collect();
-    let platform = match &args.platform {
-        Some(p) => Some(
-            p.parse::<Platform>()
-                .map_err(|e| UsageError(format!("--platform: {e}")))?,
-        ),
-        None => None,
-    };
     let source_date_epoch = build_args
         .get("SOURCE_DATE_EPOCH")
         .cloned()

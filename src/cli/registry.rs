@@ -259,6 +259,24 @@ pub fn push_image(
     Ok(digest)
 }
 
+/// Pushes the manifest or index `digest` (stored, of `media_type`) under `name`: an index
+/// pushes each of its manifests first.
+pub fn push_manifest(
+    store: &Store,
+    name: &str,
+    digest: Digest,
+    media_type: &str,
+    sink: &dyn ProgressSink,
+) -> anyhow::Result<Digest> {
+    let reference: Reference = name.parse()?;
+    let bytes = store.blobs().read(&digest)?;
+    let client = client()?;
+    let progress = forward_progress(sink);
+    runtime()?
+        .block_on(client.push(&reference, &bytes, media_type, store, &progress))
+        .with_context(|| format!("pushing {}", familiar(name)))
+}
+
 pub fn push(ctx: &Context, args: PushArgs) -> anyhow::Result<ExitCode> {
     let store = ctx.store()?;
     let name = normalize(&args.image)

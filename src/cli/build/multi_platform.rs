@@ -1,0 +1,380 @@
+//! `--platform a,b`: one build per platform, then an OCI image index of their images (issue #18).
+//!
+//! The builds run one after the other on the same store, so every step whose cache key is the
+//! same for both (a `FROM --platform=$BUILDPLATFORM` stage that cross-compiles, a COPY of the
+//! context) runs once and is a cache hit for the next platform. Progress lines name the
+//! platform (`[linux/arm64 2/3] RUN ...`), as BuildKit's do.
+//!
+//! Where the index goes: pushed (`--push`, `type=image,push=true`, `type=registry`), into an
+//! OCI layout (`type=oci`, archive or directory), or as one directory per platform
+//! (`type=local`: `DEST/linux_amd64/`, as BuildKit). The image store holds single-platform
+//! images, like docker's classic store, so loading an index into it is refused with the reason
+//! (as `docker buildx build --load` refuses it), as are the outputs that cannot carry one.
+
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use builder_cache::manifest::{Descriptor, Index, media_type};
+use builder_cache::{Digest, ImageRecord, Platform};
+use builder_solver::progress::{Event, ProgressSink};
+use builder_solver::resolve::StoreResolver;
+
+use super::super::outputs::{OutputRequest, OutputSpec};
+use super::super::progress::{ProgressMode, Renderer};
+use super::{BuildArgs, CacheFlags, announce_isolation, normalize};
+use crate::cli::{Context, UsageError};
+
+/// `--platform` values: comma lists, the flag repeated; duplicates dropped, order kept.
+pub fn parse_platforms(values: &[String]) -> Result<Vec<Platform>, UsageError> {
+    let mut out: Vec<Platform> = Vec::new();
+    for v in values.iter().map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        let p: Platform = v
+            .parse()
+            .map_err(|e| UsageError(format!("--platform: {e}")))?;
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+/// The progress of one platform's build: its vertices numbered apart from the other builds',
+/// its step names carrying the platform.
+struct PlatformSink<'a> {
+    inner: &'a dyn ProgressSink,
+    platform: String,
+    offset: usize,
+}
+
+impl PlatformSink<'_> {
+    fn name(&self, name: String) -> String {
+        match name.strip_prefix('[') {
+            Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => {
+                format!("[{} {rest}", self.platform)
+            }
+            Some(rest) => format!("[{} {rest}", self.platform),
+            None => format!("[{}] {name}", self.platform),
+        }
+    }
+}
+
+impl ProgressSink for PlatformSink<'_> {
+    fn event(&self, event: Event) {
+        let o = self.offset;
+        let event = match event {
+            Event::Started { vertex, name } => Event::Started {
+                vertex: vertex + o,
+                name: self.name(name),
+            },
+            Event::Cached { vertex, name } => Event::Cached {
+                vertex: vertex + o,
+                name: self.name(name),
+            },
+            Event::Completed {
+                vertex,
+                name,
+                elapsed,
+            } => Event::Completed {
+                vertex: vertex + o,
+                name: self.name(name),
+                elapsed,
+            },
+            Event::Failed {
+                vertex,
+                name,
+                error,
+            } => Event::Failed {
+                vertex: vertex + o,
+                name: self.name(name),
+                error,
+            },
+            Event::Log {
+                vertex,
+                stream,
+                data,
+            } => Event::Log {
+                vertex: vertex + o,
+                stream,
+                data,
+            },
+            Event::Status { message } => Event::Status {
+                message: format!("[{}] {message}", self.platform),
+            },
+            other => other,
+        };
+        self.inner.event(event);
+    }
+}
+
+/// Refuses what an image index cannot go to, before anything is built.
+fn check_outputs(args: &BuildArgs, outputs: &[OutputRequest]) -> Result<(), UsageError> {
+    let refuse = |what: &str, why: &str| {
+        Err(UsageError(format!(
+            "{what}: a build for several platforms makes an image index, {why}"
+        )))
+    };
+    for out in outputs {
+        let what = format!("--output {:?}", out.raw);
+        if let Some(style) = &out.style
+            && (style.docker_types() || !style.annotations.is_empty() || style.force_compression)
+        {
+            return refuse(
+                &what,
+                "and oci-mediatypes=false, annotations and force-compression are not supported for one yet",
+            );
+        }
+        if out.name_canonical {
+            return refuse(&what, "and name-canonical is not supported for one yet");
+        }
+        if out.push.as_ref().is_some_and(|p| p.by_digest) {
+            return refuse(&what, "and push-by-digest is not supported for one yet");
+        }
+        match &out.spec {
+            None if out.push.is_none() => {
+                return refuse(
+                    &what,
+                    "which the image store cannot hold (it keeps single-platform images, as docker's classic store): add push=true, or use type=oci or type=local",
+                );
+            }
+            Some(OutputSpec::DockerArchive(_)) => {
+                return refuse(
+                    &what,
+                    "which docker archives cannot carry (docker load takes one platform): use type=oci",
+                );
+            }
+            Some(OutputSpec::RootfsTar(_)) => {
+                return refuse(
+                    &what,
+                    "and type=tar of several platforms is not supported yet: use type=local (one directory per platform) or type=oci",
+                );
+            }
+            _ => {}
+        }
+    }
+    if outputs.is_empty() && !args.push {
+        return refuse(
+            "-t without --push",
+            "which the image store cannot hold (it keeps single-platform images, as docker's classic store): add --push, or --output type=oci|local",
+        );
+    }
+    Ok(())
+}
+
+pub fn run(
+    ctx: &Context,
+    store: &builder_cache::Store,
+    args: &BuildArgs,
+    platforms: &[Platform],
+    outputs: Vec<OutputRequest>,
+    compression: builder_snapshot::Compression,
+) -> anyhow::Result<ExitCode> {
+    check_outputs(args, &outputs)?;
+    if !args.annotations.is_empty() {
+        bail!(UsageError(
+            "--annotation: annotations on a multi-platform index are not supported yet".into()
+        ));
+    }
+    let tags = args
+        .tags
+        .iter()
+        .map(|t| normalize(t).map_err(|e| UsageError(format!("invalid tag {t:?}: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cache = CacheFlags::parse(args)?;
+    if cache.inline() {
+        bail!(UsageError(
+            "--cache-to type=inline: a multi-platform index has no config to carry it; use type=registry or type=local".into()
+        ));
+    }
+    let imports = cache.import(store)?;
+    let mode = if args.quiet {
+        ProgressMode::Quiet
+    } else {
+        ProgressMode::parse(&args.progress)?
+    };
+    let renderer = Renderer::new(mode);
+    announce_isolation(ctx, &renderer);
+    super::super::interrupt::cancel_build_on_signal().context("installing the Ctrl-C handler")?;
+    let fetch = super::super::registry::fetcher(ctx, &renderer);
+    let fetch_url = super::super::http_source::url_fetcher(ctx.root.clone());
+    let resolver = StoreResolver {
+        store,
+        normalize: &normalize,
+        fetch: Some(&*fetch),
+        always_fetch: args.pull,
+        fetch_url: Some(&*fetch_url),
+    };
+    // Each platform's image, kept under no name until the index holds them.
+    let _lease = builder_cache::gc::build_lease(store.root())?;
+    let mut built: Vec<(Platform, ImageRecord)> = Vec::new();
+    let mut steps = Vec::new();
+    let mut mounts = Vec::new();
+    let mut warnings = Vec::new();
+    for (i, platform) in platforms.iter().enumerate() {
+        let (mut request, _files) = super::make_request(
+            args,
+            compression,
+            ctx.isolation,
+            store,
+            Some(platform.clone()),
+        )?;
+        if let Some(imports) = &imports {
+            request.cache_import = Some(imports.clone());
+        }
+        let sink = PlatformSink {
+            inner: &renderer,
+            platform: platform.to_string(),
+            offset: i * 1_000_000,
+        };
+        let output = builder_solver::build(store, &request, &resolver, &sink);
+        let output = match output {
+            Ok(o) => o,
+            Err(e) => {
+                renderer.finish();
+                return Err(e.into());
+            }
+        };
+        let record = ImageRecord {
+            manifest: output.image.manifest,
+            config: output.image.config,
+            created: output.config.created.clone().unwrap_or_default(),
+        };
+        store.images().add_untagged(record.clone())?;
+        built.push((platform.clone(), record));
+        steps.extend(output.steps);
+        mounts.extend(output.cache_mounts);
+        warnings.extend(output.warnings);
+    }
+    renderer.finish();
+    for warning in imports.iter().flat_map(|i| i.take_warnings()) {
+        errln!("WARNING: {warning}");
+    }
+    warnings.dedup();
+    for warning in &warnings {
+        errln!("WARNING: {warning}");
+    }
+    let index = put_index(store, &built)?;
+    for out in &outputs {
+        match &out.spec {
+            Some(OutputSpec::Local(dest)) => {
+                for (platform, record) in &built {
+                    let dir = dest.join(platform.to_string().replace('/', "_"));
+                    super::super::save::export_output(
+                        store,
+                        &OutputSpec::Local(dir),
+                        &[],
+                        record,
+                        &Default::default(),
+                        &renderer,
+                    )
+                    .with_context(|| format!("exporting {platform} to {}", dest.display()))?;
+                }
+            }
+            Some(spec) => {
+                let mut names = tags.clone();
+                names.extend(out.names.iter().filter(|n| !tags.contains(n)).cloned());
+                let record = ImageRecord {
+                    manifest: index,
+                    config: built[0].1.config,
+                    created: built[0].1.created.clone(),
+                };
+                super::super::save::export_output(
+                    store,
+                    spec,
+                    &names,
+                    &record,
+                    &Default::default(),
+                    &renderer,
+                )
+                .with_context(|| format!("exporting to {}", spec.describe()))?;
+            }
+            None => {}
+        }
+    }
+    // Pushes: --push to every -t; push=true outputs to their names and the tags.
+    let mut targets: Vec<String> = Vec::new();
+    if args.push {
+        targets.extend(tags.iter().cloned());
+    }
+    for out in outputs.iter().filter(|o| o.push.is_some()) {
+        for name in tags.iter().chain(&out.names) {
+            if !targets.contains(name) {
+                targets.push(name.clone());
+            }
+        }
+    }
+    let mut pushed = Vec::new();
+    for name in &targets {
+        let digest = super::super::registry::push_manifest(
+            store,
+            name,
+            index,
+            media_type::OCI_INDEX,
+            &renderer,
+        )?;
+        pushed.push((name.clone(), digest));
+    }
+    cache.export(store, &steps, &mounts)?;
+    if let Some(path) = &args.iidfile {
+        std::fs::write(path, index.to_string())
+            .with_context(|| format!("writing --iidfile {}", path.display()))?;
+    }
+    if let Some(path) = &args.metadata_file {
+        let names: Vec<&String> = pushed.iter().map(|(n, _)| n).collect();
+        let meta = serde_json::json!({
+            "containerimage.digest": index.to_string(),
+            "containerimage.descriptor": {
+                "mediaType": media_type::OCI_INDEX,
+                "digest": index.to_string(),
+                "size": store.blobs().size(&index)?,
+            },
+            "image.name": names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(","),
+        });
+        std::fs::write(path, serde_json::to_vec_pretty(&meta)?)
+            .with_context(|| format!("writing --metadata-file {}", path.display()))?;
+    }
+    errln!(
+        "writing image index {index} ({})",
+        platforms
+            .iter()
+            .map(Platform::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for (name, _) in &pushed {
+        errln!("pushed {name}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The OCI index of the platforms' images, stored as a blob; returns its digest.
+fn put_index(
+    store: &builder_cache::Store,
+    built: &[(Platform, ImageRecord)],
+) -> anyhow::Result<Digest> {
+    let mut manifests = Vec::new();
+    for (platform, record) in built {
+        let bytes = store.blobs().read(&record.manifest)?;
+        let manifest: builder_cache::manifest::Manifest = serde_json::from_slice(&bytes)
+            .with_context(|| format!("reading the {platform} manifest"))?;
+        let mut d = Descriptor::new(
+            manifest.effective_media_type(),
+            record.manifest,
+            bytes.len() as u64,
+        );
+        d.platform = Some(builder_cache::manifest::Platform {
+            architecture: platform.architecture.clone(),
+            os: platform.os.clone(),
+            os_version: None,
+            os_features: Vec::new(),
+            variant: platform.variant.clone(),
+        });
+        manifests.push(d);
+    }
+    let index = Index {
+        schema_version: 2,
+        media_type: Some(media_type::OCI_INDEX.into()),
+        manifests,
+        annotations: Default::default(),
+    };
+    Ok(store.blobs().put_bytes(&serde_json::to_vec(&index)?)?)
+}
