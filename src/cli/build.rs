@@ -71,7 +71,8 @@ pub struct BuildArgs {
     /// `compression=gzip|zstd|uncompressed,compression-level=N`.
     #[arg(short = 'o', long = "output")]
     outputs: Vec<String>,
-    /// Secret for RUN --mount=type=secret: `id=NAME,src=FILE` or `id=NAME,env=VAR`.
+    /// Secret for RUN --mount=type=secret: `id=NAME,src=FILE` or `id=NAME,env=VAR`; `id=NAME`
+    /// alone takes the environment variable NAME if set, else the file NAME.
     #[arg(long = "secret")]
     secrets: Vec<String>,
     /// ssh-agent for RUN --mount=type=ssh: `default` ($SSH_AUTH_SOCK) or `ID=SOCKET`.
@@ -339,7 +340,7 @@ fn make_request(
             })
         })
         .transpose()?;
-    let (secrets, secret_files) = parse_secrets(&args.secrets)?;
+    let (secrets, secret_files) = super::secrets::parse_secrets(&args.secrets)?;
     let ssh = parse_ssh(&args.ssh)?;
     let mut entitlements = Entitlements::default();
     for name in &args.allow {
@@ -604,7 +605,7 @@ fn read_dockerignore(dockerfile: Option<&Path>, context: &Path) -> anyhow::Resul
 
 /// The fields of a buildx CSV value: commas separate them, except inside double quotes, which
 /// is how buildx takes several names in one key (`"name=a:1,b:1"`); the quotes are removed.
-fn csv_fields(s: &str) -> Vec<String> {
+pub(super) fn csv_fields(s: &str) -> Vec<String> {
     let mut fields = vec![String::new()];
     let mut quoted = false;
     for c in s.chars() {
@@ -618,7 +619,7 @@ fn csv_fields(s: &str) -> Vec<String> {
     fields
 }
 
-fn parse_kv_csv(s: &str) -> BTreeMap<String, String> {
+pub(super) fn parse_kv_csv(s: &str) -> BTreeMap<String, String> {
     csv_fields(s)
         .iter()
         .map(|p| {
@@ -627,48 +628,6 @@ fn parse_kv_csv(s: &str) -> BTreeMap<String, String> {
                 .unwrap_or((p.to_string(), String::new()))
         })
         .collect()
-}
-
-fn parse_secrets(
-    specs: &[String],
-) -> anyhow::Result<(BTreeMap<String, PathBuf>, Vec<tempfile::TempPath>)> {
-    let mut out = BTreeMap::new();
-    let mut files = Vec::new();
-    for spec in specs {
-        let kv = parse_kv_csv(spec);
-        let id = kv
-            .get("id")
-            .cloned()
-            .ok_or_else(|| UsageError(format!("--secret {spec:?}: id=NAME is required")))?;
-        let path = match (kv.get("src").or(kv.get("source")), kv.get("env")) {
-            (Some(src), _) => PathBuf::from(src),
-            (None, Some(var)) => {
-                // A private (0600) temp file, removed when the build ends.
-                let value = std::env::var(var).map_err(|_| {
-                    UsageError(format!(
-                        "--secret {spec:?}: environment variable {var} is not set"
-                    ))
-                })?;
-                let file = tempfile::NamedTempFile::new()?;
-                fs::write(file.path(), value)?;
-                let path = file.into_temp_path();
-                let p = path.to_path_buf();
-                files.push(path);
-                p
-            }
-            (None, None) => bail!(UsageError(format!(
-                "--secret {spec:?}: give src=FILE or env=VAR"
-            ))),
-        };
-        if !path.is_file() {
-            bail!(UsageError(format!(
-                "--secret {spec:?}: {} is not a readable file",
-                path.display()
-            )));
-        }
-        out.insert(id, path);
-    }
-    Ok((out, files))
 }
 
 /// `--ssh ID[=SOCKET]`: `default` (or any id) without a socket means `$SSH_AUTH_SOCK`. Only
@@ -753,7 +712,7 @@ struct OutputRequest {
 
 /// Refuses a key given twice and any key outside `allowed`, naming it: a key that
 /// buildx knows but builder does not implement must not be accepted and ignored.
-fn check_keys(flag: &str, spec: &str, allowed: &[&str]) -> Result<(), UsageError> {
+pub(super) fn check_keys(flag: &str, spec: &str, allowed: &[&str]) -> Result<(), UsageError> {
     let mut seen = Vec::new();
     for part in csv_fields(spec) {
         let key = part

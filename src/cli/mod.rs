@@ -11,6 +11,7 @@ pub mod registry;
 pub mod run;
 pub mod sandbox_args;
 pub mod save;
+pub mod secrets;
 pub mod stdio;
 pub mod template;
 pub mod units;
