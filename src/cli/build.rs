@@ -39,8 +39,8 @@ pub struct BuildArgs {
     /// Metadata `KEY=VALUE` for the image.
     #[arg(long = "label")]
     labels: Vec<String>,
-    /// Do not use the cache.
-    #[arg(long)]
+    /// Do not use the cache (`--no-cache=false` uses it).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set, value_parser = super::gobool::parse, value_name = "BOOL")]
     no_cache: bool,
     /// Stages (`AS` names) whose steps skip the cache while other stages use it; repeatable,
     /// comma-separated.
@@ -54,11 +54,11 @@ pub struct BuildArgs {
     /// `mode=min` (the image's steps, default) or `mode=max` (every step); repeatable.
     #[arg(long = "cache-to")]
     cache_to: Vec<String>,
-    /// Always look for newer base images in the registry.
-    #[arg(long)]
+    /// Always look for newer base images in the registry (`--pull=false`: only when missing).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set, value_parser = super::gobool::parse, value_name = "BOOL")]
     pull: bool,
-    /// Push the image after building it (needs a registry name in -t).
-    #[arg(long)]
+    /// Push the image after building it (needs a registry name in -t); `--push=false` does not.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set, value_parser = super::gobool::parse, value_name = "BOOL")]
     push: bool,
     /// Write the image id to this file.
     #[arg(long)]
@@ -85,7 +85,7 @@ pub struct BuildArgs {
     #[arg(long, default_value = "auto")]
     progress: String,
     /// Print only the image id.
-    #[arg(short, long)]
+    #[arg(short, long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set, value_parser = super::gobool::parse, value_name = "BOOL")]
     quiet: bool,
     /// Network of RUN steps that do not set `--network`: `default` (the host's, as docker's
     /// default bridge gives outside access), `host`, or `none`.
@@ -99,9 +99,9 @@ pub struct BuildArgs {
     /// `network.host` (for `RUN --network=host`); repeatable, comma-separated.
     #[arg(long = "allow", value_delimiter = ',')]
     allow: Vec<String>,
-    /// Accepted for `docker buildx build` scripts: the image is always loaded into the local
-    /// store.
-    #[arg(long)]
+    /// Accepted for `docker buildx build` scripts (as `--load=BOOL` too): the image is always
+    /// loaded into the local store.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set, value_parser = super::gobool::parse, value_name = "BOOL")]
     #[allow(dead_code)] // accepted, never needed: there is nothing else to load into
     load: bool,
     /// Accepted as `false` (builder attaches no attestations); anything else is refused.

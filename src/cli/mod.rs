@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod cache;
+pub mod gobool;
 pub mod http_source;
 pub mod images;
 pub mod interrupt;
