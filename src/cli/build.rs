@@ -169,7 +169,8 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     // `--secret id=x,env=VAR` values sit in temp files until this guard drops at the end.
     let (mut request, _secret_files) =
         make_request(&args, layer_compression(&parsed)?, ctx.isolation)?;
-    let cache = CacheFlags::parse(&args)?;
+    let builtin = super::buildkit_args::BuiltinArgs::read(&request.build_args)?;
+    let cache = CacheFlags::parse(&args, builtin.inline_cache)?;
     let imports = cache.import(&store)?;
     if let Some(imports) = &imports {
         request.cache_import = Some(imports.clone());
@@ -426,16 +427,19 @@ struct CacheFlags {
 }
 
 impl CacheFlags {
-    fn parse(args: &BuildArgs) -> anyhow::Result<CacheFlags> {
+    /// `inline`: BUILDKIT_INLINE_CACHE=1, buildx's spelling of `--cache-to type=inline`.
+    fn parse(args: &BuildArgs, inline: bool) -> anyhow::Result<CacheFlags> {
         let usage = |e: builder_remote_cache::RemoteCacheError| UsageError(e.to_string());
         let from = args
             .cache_from
             .iter()
             .map(|s| parse_cache_from(s).map_err(usage))
             .collect::<Result<Vec<_>, _>>()?;
+        let inline_arg = inline.then(|| "type=inline".to_string());
         let to = args
             .cache_to
             .iter()
+            .chain(&inline_arg)
             .map(|s| parse_cache_to(s).map_err(usage))
             .collect::<Result<Vec<_>, _>>()?;
         let needs_registry = from.iter().any(|s| matches!(s, ImportSpec::Registry(_)))

@@ -1,6 +1,7 @@
 //! The `builder` subcommands. Each module is one command family; this one holds what they share.
 
 pub mod build;
+pub mod buildkit_args;
 pub mod cache;
 pub mod gobool;
 pub mod http_source;
