@@ -75,7 +75,8 @@ pub struct BuildArgs {
     /// alone takes the environment variable NAME if set, else the file NAME.
     #[arg(long = "secret")]
     secrets: Vec<String>,
-    /// ssh-agent for RUN --mount=type=ssh: `default` ($SSH_AUTH_SOCK) or `ID=SOCKET`.
+    /// ssh-agent for RUN --mount=type=ssh: `default` ($SSH_AUTH_SOCK), `ID=SOCKET`, or
+    /// `ID=KEYFILE[,KEYFILE]` (Ed25519/ECDSA keys served by an agent of builder's own).
     #[arg(long = "ssh")]
     ssh: Vec<String>,
     /// Target platform (os/arch[/variant]).
@@ -166,8 +167,9 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|o| parse_output(o))
         .collect::<Result<Vec<_>, _>>()?;
-    // `--secret id=x,env=VAR` values sit in temp files until this guard drops at the end.
-    let (mut request, _secret_files) =
+    // `--secret id=x,env=VAR` values sit in temp files, and `--ssh ID=KEYFILE` agents listen,
+    // until these guards drop at the end.
+    let (mut request, _secret_files, _ssh_agents) =
         make_request(&args, layer_compression(&parsed)?, ctx.isolation)?;
     let builtin = super::buildkit_args::BuiltinArgs::read(&request.build_args)?;
     let cache = CacheFlags::parse(&args, builtin.inline_cache)?;
@@ -281,13 +283,14 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The build request, and the temp files holding `--secret ...,env=VAR` values (deleted when
-/// dropped: keep them for the build's duration).
+/// The build request, the temp files holding `--secret ...,env=VAR` values (deleted when
+/// dropped) and the agents serving `--ssh` key files (stopped when dropped): keep them for the
+/// build's duration.
 fn make_request(
     args: &BuildArgs,
     compression: Compression,
     isolation: builder_sandbox::Isolation,
-) -> anyhow::Result<(BuildRequest, Vec<tempfile::TempPath>)> {
+) -> anyhow::Result<(BuildRequest, Vec<tempfile::TempPath>, super::ssh::SshAgents)> {
     let context_dir = fs::canonicalize(&args.context)
         .map_err(|e| UsageError(format!("build context {}: {e}", args.context.display())))?;
     if !context_dir.is_dir() {
@@ -342,7 +345,7 @@ fn make_request(
         })
         .transpose()?;
     let (secrets, secret_files) = super::secrets::parse_secrets(&args.secrets)?;
-    let ssh = parse_ssh(&args.ssh)?;
+    let ssh = super::ssh::parse_ssh(&args.ssh)?;
     let mut entitlements = Entitlements::default();
     for name in &args.allow {
         entitlements.allow(name).map_err(UsageError)?;
@@ -401,7 +404,7 @@ fn make_request(
         no_cache_filter: args.no_cache_filter.clone(),
         cache_import: None,
         secrets,
-        ssh,
+        ssh: ssh.sockets.clone(),
         layer_options: LayerOptions {
             source_date_epoch,
             compression,
@@ -416,7 +419,7 @@ fn make_request(
         limits: args.limits.resolve()?,
         entitlements,
     };
-    Ok((request, secret_files))
+    Ok((request, secret_files, ssh))
 }
 
 /// `--cache-from` / `--cache-to`, parsed, with the registry client they need (if any).
@@ -632,39 +635,6 @@ pub(super) fn parse_kv_csv(s: &str) -> BTreeMap<String, String> {
                 .unwrap_or((p.to_string(), String::new()))
         })
         .collect()
-}
-
-/// `--ssh ID[=SOCKET]`: `default` (or any id) without a socket means `$SSH_AUTH_SOCK`. Only
-/// agent sockets: BuildKit also takes key files, which would need an agent of our own.
-fn parse_ssh(specs: &[String]) -> anyhow::Result<BTreeMap<String, PathBuf>> {
-    use std::os::unix::fs::FileTypeExt;
-    let mut out = BTreeMap::new();
-    for spec in specs {
-        let (id, socket) = match spec.split_once('=') {
-            Some((id, path)) => (id, PathBuf::from(path)),
-            None => {
-                let sock = std::env::var_os("SSH_AUTH_SOCK").ok_or_else(|| {
-                    UsageError(format!(
-                        "--ssh {spec}: SSH_AUTH_SOCK is not set; start ssh-agent or give --ssh {spec}=SOCKET"
-                    ))
-                })?;
-                (spec.as_str(), PathBuf::from(sock))
-            }
-        };
-        if id.is_empty() {
-            bail!(UsageError(format!("--ssh {spec:?}: the id is empty")));
-        }
-        let meta = fs::metadata(&socket)
-            .map_err(|e| UsageError(format!("--ssh {spec}: {}: {e}", socket.display())))?;
-        if !meta.file_type().is_socket() {
-            bail!(UsageError(format!(
-                "--ssh {spec}: {} is not an agent socket (key files are not supported: ssh-add the key to an ssh-agent and pass its socket)",
-                socket.display()
-            )));
-        }
-        out.insert(id.to_string(), socket);
-    }
-    Ok(out)
 }
 
 /// One `--output` destination.
