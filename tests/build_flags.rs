@@ -131,6 +131,9 @@ fn platform_sets_the_image_platform_and_the_target_platform_args() {
     let out = build(&env, dockerfile, &["--platform", "nonsense/"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--platform"));
+    let out = build(&env, dockerfile, &["--platform", "linux/amd64,linux/arm64"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("one platform at a time"));
 }
 
 #[test]

@@ -326,6 +326,12 @@ fn make_request(
         })
         .collect();
     let platform = match &args.platform {
+        Some(p) if p.contains(',') => {
+            return Err(UsageError(format!(
+                "--platform {p}: builder builds one platform at a time (no multi-platform index output yet); run one build per platform"
+            ))
+            .into());
+        }
         Some(p) => Some(
             p.parse::<Platform>()
                 .map_err(|e| UsageError(format!("--platform: {e}")))?,
