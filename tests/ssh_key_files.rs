@@ -1,7 +1,8 @@
 //! End to end: `--ssh ID=KEYFILE[,KEYFILE]` serves private key files through an agent of
 //! builder's own, as buildx does: `ssh-add -l` in a RUN step lists exactly those keys. Keys it
 //! cannot use (passphrase, RSA) and mixing keys with a socket are refused by name. The agent's
-//! signing is checked against OpenSSH in src/cli/key_agent.rs.
+//! signing is checked against OpenSSH in src/cli/key_agent.rs. A real ssh-agent passed by its
+//! socket is read-only to RUN steps, as with BuildKit: they list its keys but cannot remove them.
 
 mod common;
 
@@ -152,4 +153,77 @@ fn key_files_the_agent_cannot_use_are_refused_by_name() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("id \"a\" is given twice"));
+}
+
+#[test]
+fn a_real_agent_is_read_only_to_run_steps() {
+    if !have("ssh-keygen") || !have("ssh-add") || !have("ssh-agent") || !have("ldd") {
+        eprintln!("SKIP: openssh-client (ssh-agent, ssh-add, ssh-keygen) or ldd is not installed");
+        return;
+    }
+    let env = Env::new();
+    env.busybox_base();
+    let key = keygen(&env, "id_ed25519", &["-t", "ed25519"], "");
+    // A short socket path: unix socket addresses are limited to 108 bytes.
+    let dir = tempfile::Builder::new()
+        .prefix("agent")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let socket = dir.path().join("s");
+    let mut agent = Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&socket)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..200 {
+        if socket.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let added = Command::new("ssh-add")
+        .arg(&key)
+        .env("SSH_AUTH_SOCK", &socket)
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{added:?}");
+    let ctx = context_with_ssh_add(
+        &env,
+        "FROM busybox:test\nCOPY root/ /\n\
+         RUN --mount=type=ssh /usr/local/bin/ssh-add -l > /before && \
+             { /usr/local/bin/ssh-add -D || echo refused; } > /remove && \
+             /usr/local/bin/ssh-add -l > /after\n",
+    );
+    let out = env.run(&[
+        "build",
+        "--progress=plain",
+        "-t",
+        "agent:1",
+        "--ssh",
+        &format!("default={}", socket.display()),
+        ctx.to_str().unwrap(),
+    ]);
+    let listed = Command::new("ssh-add")
+        .arg("-l")
+        .env("SSH_AUTH_SOCK", &socket)
+        .output()
+        .unwrap();
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let show = |file: &str| env.ok(&["run", "--rm", "agent:1", "cat", file]);
+    let fp = fingerprint(&key);
+    assert!(show("/before").contains(&fp));
+    assert_eq!(show("/remove"), "refused\n");
+    assert!(show("/after").contains(&fp));
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains(&fp),
+        "the user's agent still holds the key"
+    );
 }
