@@ -89,6 +89,12 @@ keep = {
     "copy_symbolic_chmod",
     "sandbox",
     "sandbox_setup_failures",
+    "secret_sources",
+    "bool_flags_take_values",
+    "buildkit_build_args",
+    "syntax_directive",
+    "ssh_key_files",
+    "image_command_flags",
 }
 for line in sys.stdin:
     m = json.loads(line)

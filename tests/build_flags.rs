@@ -1,6 +1,6 @@
 //! End to end: the `docker buildx build` flags that scripts pass along with the usual ones —
-//! `--add-host`, `--network`, `--shm-size` and `--ulimit` for RUN steps, `--load`, `--provenance=false`,
-//! `--sbom=false`.
+//! `--add-host`, `--network`, `--shm-size` and `--ulimit` for RUN steps (and `builder run`),
+//! `--platform`, `--load`, `--provenance=false`, `--sbom=false`.
 
 mod common;
 
@@ -99,6 +99,43 @@ fn network_none_is_the_default_of_run_steps_that_do_not_choose() {
         host_devs.lines().count() - 2,
         "RUN --network=host still shares the host's network: {host}"
     );
+    // `builder run --network none` likewise; its default is the host's.
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(extra);
+        args.extend(["net:1", "sh", "-c", devs]);
+        env.ok(&args)
+    };
+    assert_eq!(run(&["--network", "none"]), "lo\n");
+    assert_eq!(run(&[]), host, "run's default network is the host's");
+    assert_eq!(run(&["--network", "host"]), host);
+}
+
+#[test]
+fn platform_sets_the_image_platform_and_the_target_platform_args() {
+    let env = Env::new();
+    let dockerfile = "FROM scratch\nARG TARGETPLATFORM\nARG TARGETARCH\nARG TARGETVARIANT\n\
+        LABEL p=$TARGETPLATFORM a=$TARGETARCH v=$TARGETVARIANT\nCOPY Dockerfile /\n";
+    build_ok(
+        &env,
+        dockerfile,
+        &["-t", "plat:1", "--platform", "linux/arm/v7"],
+    );
+    let config = env.inspect("plat:1");
+    assert_eq!(config["architecture"], "arm");
+    assert_eq!(config["os"], "linux");
+    assert_eq!(config["variant"], "v7");
+    assert_eq!(config["config"]["Labels"]["p"], "linux/arm/v7");
+    assert_eq!(config["config"]["Labels"]["a"], "arm");
+    assert_eq!(config["config"]["Labels"]["v"], "v7");
+    let out = build(&env, dockerfile, &["--platform", "nonsense/"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--platform"));
+    // Several platforms make an image index, which the store (this build's only output) cannot
+    // hold: refused by name (tests/multi_platform_index.rs builds them).
+    let out = build(&env, dockerfile, &["--platform", "linux/amd64,linux/arm64"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("image index"));
 }
 
 #[test]

@@ -106,6 +106,10 @@ fn without_on_error_keep_nothing_is_kept_and_prune_removes_kept_steps() {
     assert!(err.contains("--on-error=keep"), "{err}");
 
     failed_and_kept(&env);
+    failed_and_kept(&env);
+    assert_eq!(env.ok(&["debug", "--list"]).lines().count(), 2);
+    env.ok(&["debug", "--rm", "last"]);
+    assert_eq!(env.ok(&["debug", "--list"]).lines().count(), 1);
     env.ok(&["debug", "last", "--", "true"]);
     env.ok(&["prune", "-f"]);
     let res = env.run(&["debug", "last", "--", "true"]);

@@ -290,6 +290,51 @@ fn pids_limit_stops_a_fork_bomb() {
         stderr.contains("can't fork") || stderr.contains("Resource temporarily unavailable"),
         "{stderr}"
     );
+    // `builder run --pids-limit` too.
+    let bomb = "for i in $(seq 20); do sleep 5 & done; wait";
+    let out = env.run(&["run", "--pids-limit", "8", "busybox:test", "sh", "-c", bomb]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("can't fork"), "{stderr}");
+}
+
+#[test]
+fn run_cpus_sets_the_cpu_quota_of_its_cgroup() {
+    if !is_root() {
+        eprintln!("skipped: needs root or cgroup delegation");
+        return;
+    }
+    let env = Env::new();
+    env.busybox_base();
+    let child = env
+        .cmd()
+        .args(["run", "--cpus", "0.5", "busybox:test", "sleep", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // cgroup v2 says "QUOTA PERIOD" in cpu.max; v1 has a file for each.
+    let read = |dir: &Path| -> Option<String> {
+        if let Ok(max) = std::fs::read_to_string(dir.join("cpu.max")) {
+            return Some(max.trim().to_string());
+        }
+        let quota = std::fs::read_to_string(dir.join("cpu.cfs_quota_us")).ok()?;
+        let period = std::fs::read_to_string(dir.join("cpu.cfs_period_us")).ok()?;
+        Some(format!("{} {}", quota.trim(), period.trim()))
+    };
+    let mut quota = None;
+    for _ in 0..300 {
+        quota = leftover_cgroups(pid).iter().find_map(|d| read(d));
+        if quota.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(quota.as_deref(), Some("50000 100000"));
+    assert_eq!(leftover_cgroups(pid), Vec::<std::path::PathBuf>::new());
 }
 
 #[test]

@@ -215,6 +215,138 @@ fn login_checks_credentials_and_push_uses_them() {
         !env.run(&["push", &name]).status.success(),
         "logged out again"
     );
+    // --password-stdin reads the password from the first line of stdin.
+    let login_stdin = |password: &str| {
+        use std::io::Write;
+        let mut child = env
+            .cmd()
+            .args(["login", "-u", "ci", "--password-stdin", &reg.host()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    assert!(!login_stdin("wrong").status.success());
+    let out = login_stdin("s3cret");
+    assert!(out.status.success(), "{out:?}");
+    env.ok(&["push", &name]);
+    let out = env.run(&[
+        "login",
+        "-u",
+        "ci",
+        "-p",
+        "x",
+        "--password-stdin",
+        &reg.host(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// `HEAD` or `PUT` one manifest on the test registry over plain HTTP; returns the status line and
+/// headers.
+fn registry_http(host: &str, method: &str, path: &str, media_type: &str, body: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(host).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAccept: {media_type}\r\nContent-Type: {media_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).unwrap();
+    conn.write_all(body).unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+#[test]
+fn pull_platform_picks_from_an_index_and_quiet_prints_only_the_name() {
+    let Some(reg) = registry() else { return };
+    let a = Env::new();
+    let ctx = a.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM scratch\nARG TARGETPLATFORM\nLABEL platform=$TARGETPLATFORM\nCOPY Dockerfile /\n",
+        )],
+    );
+    // One image per platform (no RUN, so nothing needs to execute), pushed by tag.
+    let mut entries = Vec::new();
+    for (os, arch) in [("linux", "amd64"), ("linux", "arm64")] {
+        let tag = format!("{}/multi/img:{arch}", reg.host());
+        let platform = format!("{os}/{arch}");
+        a.build_ok(&ctx, &["--platform", &platform, "-t", &tag]);
+        let out = a.run(&["push", "-q", &tag]);
+        assert!(out.status.success());
+        assert!(
+            out.stderr.is_empty(),
+            "-q: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let digest = a.inspect(&tag)["ManifestDigest"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let head = registry_http(
+            &reg.host(),
+            "HEAD",
+            &format!("/v2/multi/img/manifests/{digest}"),
+            "application/vnd.oci.image.manifest.v1+json",
+            b"",
+        );
+        let size = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length: ")
+                    .map(str::to_string)
+            })
+            .unwrap();
+        entries.push(format!(
+            r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{digest}","size":{},"platform":{{"os":"{os}","architecture":"{arch}"}}}}"#,
+            size.trim()
+        ));
+    }
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{}]}}"#,
+        entries.join(",")
+    );
+    let put = registry_http(
+        &reg.host(),
+        "PUT",
+        "/v2/multi/img/manifests/both",
+        "application/vnd.oci.image.index.v1+json",
+        index.as_bytes(),
+    );
+    assert!(put.starts_with("HTTP/1.1 201"), "{put}");
+
+    let name = format!("{}/multi/img:both", reg.host());
+    for (platform, wanted) in [
+        ("linux/arm64", "linux/arm64"),
+        ("linux/amd64", "linux/amd64"),
+    ] {
+        let b = Env::new();
+        let out = b.run(&["pull", "-q", "--platform", platform, &name]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), name);
+        assert!(
+            out.stderr.is_empty(),
+            "-q: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let config = b.inspect(&name);
+        assert_eq!(config["config"]["Labels"]["platform"], wanted);
+        assert_eq!(config["architecture"], wanted.split('/').nth(1).unwrap());
+    }
+    let out = Env::new().run(&["pull", "--platform", "linux/s390x", &name]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no manifest for platform linux/s390x"));
 }
 
 /// The `progress` events of one action in a rawjson stderr: blob id → (current, total) in order.

@@ -24,3 +24,15 @@ fn the_sandbox_hostname_build_arg_names_run_steps_host() {
     assert!(log.contains("env=foo name=foo"), "{log}");
     assert!(!log.contains("were not consumed"), "{log}");
 }
+
+#[test]
+fn an_empty_sandbox_hostname_keeps_the_default() {
+    let env = Env::new();
+    env.busybox_base();
+    let ctx = env.context("ctx", &[("Dockerfile", DOCKERFILE)]);
+    let log = env.build_ok(&ctx, &["--build-arg", "BUILDKIT_SANDBOX_HOSTNAME="]);
+    assert!(
+        log.contains("env=buildkitsandbox name=buildkitsandbox"),
+        "{log}"
+    );
+}

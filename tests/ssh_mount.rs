@@ -78,7 +78,7 @@ fn ssh_errors_are_clear() {
         "{stderr}"
     );
 
-    // --ssh default needs an agent; a key file is not an agent.
+    // --ssh default needs an agent; a file that is no key is not one either.
     let out = env
         .cmd()
         .env_remove("SSH_AUTH_SOCK")
@@ -91,5 +91,8 @@ fn ssh_errors_are_clear() {
     std::fs::write(&key, "not a socket").unwrap();
     let out = env.run(&["build", "--ssh", &format!("default={}", key.display()), ctx]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not an agent socket"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("is neither an agent socket nor an OpenSSH private key")
+    );
 }

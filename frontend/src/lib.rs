@@ -47,6 +47,7 @@ mod line_parsers;
 mod mount;
 pub mod shell;
 mod shell_pattern;
+pub mod syntax;
 
 use std::collections::BTreeSet;
 

@@ -108,6 +108,19 @@ pub fn build(
     let _lease = builder_cache::gc::build_lease(store.root())?;
     let dockerfile = builder_frontend::parse_dockerfile(&req.dockerfile, &req.dockerfile_name)
         .map_err(ConvertError::from)?;
+    // builder has one frontend, its own: a `# syntax=` (or BUILDKIT_SYNTAX) naming another is
+    // refused before anything runs; a pinned docker/dockerfile version gets a note.
+    let syntax_arg = req.build_args.get(crate::convert::SYNTAX_ARG);
+    match builder_frontend::syntax::check_frontend(
+        dockerfile.syntax.as_deref(),
+        syntax_arg.map(String::as_str),
+    ) {
+        Ok(Some(note)) => progress.event(Event::Status {
+            message: format!("note: {note}"),
+        }),
+        Ok(None) => {}
+        Err(refusal) => return Err(ConvertError::General(refusal).into()),
+    }
     let mut warnings = dockerfile.warnings.clone();
     let options = ConvertOptions {
         build_args: req.build_args.clone(),

@@ -254,10 +254,7 @@ pub fn convert(
         .filter(|k| {
             !converter.consumed_args.contains(*k)
                 && !PROXY_ARGS.contains(&k.as_str())
-                // Consumed by the builder itself (image and layer times; RUN's host name), as
-                // in BuildKit.
-                && k.as_str() != "SOURCE_DATE_EPOCH"
-                && k.as_str() != SANDBOX_HOSTNAME_ARG
+                && !BUILDER_ARGS.contains(&k.as_str())
         })
         .cloned()
         .collect();
@@ -270,8 +267,28 @@ pub fn convert(
     })
 }
 
-/// The build arg that names RUN steps' host, read by the builder rather than the Dockerfile.
+/// The build arg that names RUN steps' host, read by the builder rather than the Dockerfile
+/// (empty: BuildKit's default name).
 const SANDBOX_HOSTNAME_ARG: &str = "BUILDKIT_SANDBOX_HOSTNAME";
+/// The build arg that prefixes every cache mount's id (`NS/ID`), so builds in different
+/// namespaces keep separate caches under the same ids.
+const CACHE_MOUNT_NS_ARG: &str = "BUILDKIT_CACHE_MOUNT_NS";
+/// The build arg that names the frontend to build with (see `builder_frontend::syntax`).
+pub const SYNTAX_ARG: &str = "BUILDKIT_SYNTAX";
+
+/// Build args that BuildKit reads itself rather than the Dockerfile, so they are never reported
+/// as unused: image and layer times, RUN's host name and cache namespace, the frontend, and the
+/// ones the CLI acts on (`BUILDKIT_INLINE_CACHE`, `BUILDKIT_MULTI_PLATFORM`,
+/// `BUILDKIT_CONTEXT_KEEP_GIT_DIR`; see src/cli/buildkit_args.rs).
+pub const BUILDER_ARGS: &[&str] = &[
+    "SOURCE_DATE_EPOCH",
+    SANDBOX_HOSTNAME_ARG,
+    CACHE_MOUNT_NS_ARG,
+    SYNTAX_ARG,
+    "BUILDKIT_INLINE_CACHE",
+    "BUILDKIT_MULTI_PLATFORM",
+    "BUILDKIT_CONTEXT_KEEP_GIT_DIR",
+];
 
 /// Variables visible while expanding an instruction: the stage's ENV first, then its ARGs
 /// (docker: an ENV always wins over an ARG of the same name).
@@ -1118,7 +1135,12 @@ impl<'a> Converter<'a> {
             extra_hosts: self.options.extra_hosts.clone(),
             shm_size: self.options.shm_size,
             ulimits: self.options.ulimits.clone(),
-            hostname: self.options.build_args.get(SANDBOX_HOSTNAME_ARG).cloned(),
+            hostname: self
+                .options
+                .build_args
+                .get(SANDBOX_HOSTNAME_ARG)
+                .filter(|name| !name.is_empty())
+                .cloned(),
             platform: (!Platform::host().matches(&st.spec.platform))
                 .then(|| st.spec.platform.to_string()),
             proxy_env,
@@ -1224,7 +1246,15 @@ impl<'a> Converter<'a> {
                 };
                 ExecMount {
                     kind: ExecMountKind::Cache {
-                        id: id.clone().unwrap_or_else(|| target.clone()),
+                        id: {
+                            let id = id.clone().unwrap_or_else(|| target.clone());
+                            // Without a namespace the id stays as it is, so caches made
+                            // before keep being found.
+                            match self.options.build_args.get(CACHE_MOUNT_NS_ARG) {
+                                Some(ns) if !ns.is_empty() => format!("{ns}/{id}"),
+                                _ => id,
+                            }
+                        },
                         sharing: match sharing {
                             builder_frontend::CacheSharing::Shared => {
                                 crate::graph::CacheSharing::Shared

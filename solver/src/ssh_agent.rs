@@ -4,7 +4,9 @@
 //! and a step running as `USER 1000` could not open it. Instead the builder listens on a fresh
 //! socket (owned and moded as the mount asks, BuildKit's 0600 root by default) and relays each
 //! connection to the agent, as BuildKit's session proxy does. The step sees only that socket;
-//! the agent's keys never leave the agent.
+//! the agent's keys never leave the agent. As BuildKit's read-only agent, the relay passes on
+//! only the requests that list keys and sign with them: a step cannot add, remove or lock the
+//! user's keys, nor use extensions.
 
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -95,37 +97,83 @@ fn accept_loop(listener: &UnixListener, upstream: &Path, stop: &AtomicBool) {
     }
 }
 
-/// Copies both ways on two threads; each direction closes its write side when its reader ends,
-/// so request/response protocols like the agent's finish cleanly.
+// The agent protocol's messages (draft-miller-ssh-agent) the relay deals with.
+const FAILURE: u8 = 5;
+const REQUEST_IDENTITIES: u8 = 11;
+const SIGN_REQUEST: u8 = 13;
+/// OpenSSH's own limit on one agent message.
+const MAX_MESSAGE: usize = 256 * 1024;
+
+/// Serves one connection on a thread of its own.
 fn relay(client: UnixStream, agent: UnixStream) -> io::Result<()> {
-    let pairs = [(client.try_clone()?, agent.try_clone()?), (agent, client)];
-    for (mut from, mut to) in pairs {
-        std::thread::Builder::new()
-            .name("ssh-agent-copy".into())
-            .spawn(move || {
-                let _ = io::copy(&mut from, &mut to);
-                let _ = to.shutdown(std::net::Shutdown::Write);
-            })?;
+    std::thread::Builder::new()
+        .name("ssh-agent-relay-conn".into())
+        .spawn(move || {
+            let _ = relay_read_only(client, agent);
+        })?;
+    Ok(())
+}
+
+/// Request by request: listing and signing go to the agent and its answer comes back; anything
+/// else is answered with a failure without reaching the agent.
+fn relay_read_only(mut client: UnixStream, mut agent: UnixStream) -> io::Result<()> {
+    while let Some(request) = read_message(&mut client)? {
+        if matches!(request.first(), Some(&(REQUEST_IDENTITIES | SIGN_REQUEST))) {
+            write_message(&mut agent, &request)?;
+            let answer = read_message(&mut agent)?.ok_or(io::ErrorKind::UnexpectedEof)?;
+            write_message(&mut client, &answer)?;
+        } else {
+            write_message(&mut client, &[FAILURE])?;
+        }
     }
     Ok(())
+}
+
+/// One length-prefixed message; None when the peer closed the connection between messages.
+fn read_message(from: &mut UnixStream) -> io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let mut len = [0u8; 4];
+    match from.read_exact(&mut len) {
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        other => other?,
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if len == 0 || len > MAX_MESSAGE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "ssh-agent message of a bad length",
+        ));
+    }
+    let mut message = vec![0u8; len];
+    from.read_exact(&mut message)?;
+    Ok(Some(message))
+}
+
+fn write_message(to: &mut UnixStream, message: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let mut framed = (message.len() as u32).to_be_bytes().to_vec();
+    framed.extend_from_slice(message);
+    to.write_all(&framed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Read, Write};
 
     #[test]
-    fn relays_a_request_and_its_answer() {
+    fn relays_listing_and_signing_and_refuses_the_rest() {
         let dir = tempfile::tempdir().unwrap();
         let agent_path = dir.path().join("real-agent");
         let agent = UnixListener::bind(&agent_path).unwrap();
+        // A fake agent answering each request with "answer to " and the request.
         let server = std::thread::spawn(move || {
             let (mut conn, _) = agent.accept().unwrap();
-            let mut request = Vec::new();
-            conn.read_to_end(&mut request).unwrap();
-            conn.write_all(&[b"answer to ".as_slice(), &request].concat())
-                .unwrap();
+            let mut seen = Vec::new();
+            while let Some(request) = read_message(&mut conn).unwrap() {
+                seen.push(request[0]);
+                write_message(&mut conn, &[b"answer to ".as_slice(), &request].concat()).unwrap();
+            }
+            seen
         });
         let me = std::fs::metadata(dir.path()).unwrap();
         let fwd =
@@ -133,12 +181,22 @@ mod tests {
         let meta = std::fs::metadata(fwd.socket()).unwrap();
         assert_eq!(meta.mode() & 0o777, 0o600);
         let mut conn = UnixStream::connect(fwd.socket()).unwrap();
-        conn.write_all(b"list keys").unwrap();
-        conn.shutdown(std::net::Shutdown::Write).unwrap();
-        let mut answer = String::new();
-        conn.read_to_string(&mut answer).unwrap();
-        assert_eq!(answer, "answer to list keys");
-        server.join().unwrap();
+        let mut ask = |request: &[u8]| {
+            write_message(&mut conn, request).unwrap();
+            read_message(&mut conn).unwrap().unwrap()
+        };
+        assert_eq!(ask(&[REQUEST_IDENTITIES]), b"answer to \x0b");
+        assert_eq!(ask(&[SIGN_REQUEST, 1, 2]), b"answer to \x0d\x01\x02");
+        // Add identity (17), remove all (19), lock (22), extension (27): refused here.
+        for kind in [17, 19, 22, 27] {
+            assert_eq!(ask(&[kind, 0, 0, 0, 0]), vec![FAILURE], "type {kind}");
+        }
+        drop(conn);
+        assert_eq!(
+            server.join().unwrap(),
+            vec![REQUEST_IDENTITIES, SIGN_REQUEST],
+            "only listing and signing reach the agent"
+        );
         let socket = fwd.socket().to_path_buf();
         drop(fwd);
         assert!(!socket.exists(), "the socket goes away with the forwarder");

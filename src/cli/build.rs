@@ -23,8 +23,7 @@ use clap::Args;
 
 use super::outputs::{
     AnnotationTarget, ImageStyle, OutputRequest, check_push_name, check_stdout_outputs,
-    finish_outputs, layer_compression, parse_annotation_flags, parse_kv_csv, parse_output,
-    store_style,
+    finish_outputs, layer_compression, parse_annotation_flags, parse_output, store_style,
 };
 use super::progress::{ProgressMode, Renderer};
 use super::{Context, UsageError, normalize};
@@ -48,8 +47,8 @@ pub struct BuildArgs {
     /// Metadata `KEY=VALUE` for the image.
     #[arg(long = "label")]
     labels: Vec<String>,
-    /// Do not use the cache.
-    #[arg(long)]
+    /// Do not use the cache (`--no-cache=false` uses it).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set, value_parser = super::gobool::parse, value_name = "BOOL")]
     no_cache: bool,
     /// Stages (`AS` names) whose steps skip the cache while other stages use it; repeatable,
     /// comma-separated.
@@ -63,11 +62,11 @@ pub struct BuildArgs {
     /// `mode=min` (the image's steps, default) or `mode=max` (every step); repeatable.
     #[arg(long = "cache-to")]
     cache_to: Vec<String>,
-    /// Always look for newer base images in the registry.
-    #[arg(long)]
+    /// Always look for newer base images in the registry (`--pull=false`: only when missing).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set, value_parser = super::gobool::parse, value_name = "BOOL")]
     pull: bool,
-    /// Push the image after building it (needs a registry name in -t).
-    #[arg(long)]
+    /// Push the image after building it (needs a registry name in -t); `--push=false` does not.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set, value_parser = super::gobool::parse, value_name = "BOOL")]
     push: bool,
     /// Write the image id to this file.
     #[arg(long)]
@@ -83,10 +82,12 @@ pub struct BuildArgs {
     /// of manifest, manifest-descriptor, index, index-descriptor (default: manifest).
     #[arg(long = "annotation")]
     annotations: Vec<String>,
-    /// Secret for RUN --mount=type=secret: `id=NAME,src=FILE` or `id=NAME,env=VAR`.
+    /// Secret for RUN --mount=type=secret: `id=NAME,src=FILE` or `id=NAME,env=VAR`; `id=NAME`
+    /// alone takes the environment variable NAME if set, else the file NAME.
     #[arg(long = "secret")]
     secrets: Vec<String>,
-    /// ssh-agent for RUN --mount=type=ssh: `default` ($SSH_AUTH_SOCK) or `ID=SOCKET`.
+    /// ssh-agent for RUN --mount=type=ssh: `default` ($SSH_AUTH_SOCK), `ID=SOCKET`, or
+    /// `ID=KEYFILE[,KEYFILE]` (Ed25519/ECDSA keys served by an agent of builder's own).
     #[arg(long = "ssh")]
     ssh: Vec<String>,
     /// Target platform(s) (os/arch[/variant]); a comma list or several flags build one image
@@ -97,7 +98,7 @@ pub struct BuildArgs {
     #[arg(long, default_value = "auto")]
     progress: String,
     /// Print only the image id.
-    #[arg(short, long)]
+    #[arg(short, long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set, value_parser = super::gobool::parse, value_name = "BOOL")]
     quiet: bool,
     /// Network of RUN steps that do not set `--network`: `default` (the host's, as docker's
     /// default bridge gives outside access), `host`, or `none`.
@@ -111,9 +112,9 @@ pub struct BuildArgs {
     /// `network.host` (for `RUN --network=host`); repeatable, comma-separated.
     #[arg(long = "allow", value_delimiter = ',')]
     allow: Vec<String>,
-    /// Accepted for `docker buildx build` scripts: the image is always loaded into the local
-    /// store.
-    #[arg(long)]
+    /// Accepted for `docker buildx build` scripts (as `--load=BOOL` too): the image is always
+    /// loaded into the local store.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set, value_parser = super::gobool::parse, value_name = "BOOL")]
     #[allow(dead_code)] // accepted, never needed: there is nothing else to load into
     load: bool,
     /// What to do with a failed RUN step's state: `discard` it (the default), or `keep` it for
@@ -186,11 +187,12 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         .collect::<Result<Vec<_>, _>>()?;
     let annotation_flags = parse_annotation_flags(&args.annotations)?;
     let compression = layer_compression(&parsed)?;
-    // `--secret id=x,env=VAR` values sit in temp files until this guard drops at the end.
     let platforms = multi_platform::parse_platforms(&args.platform)?;
     if platforms.len() > 1 {
         return multi_platform::run(ctx, &store, &args, &platforms, parsed, compression);
     }
+    // `--secret id=x,env=VAR` values sit in temp files, `--ssh ID=KEYFILE` agents listen and a
+    // fetched context stays on disk until `request_files` drops at the end.
     let (mut request, request_files) = make_request(
         &args,
         compression,
@@ -200,7 +202,8 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     )?;
     let platform = request.platform.clone().unwrap_or_else(Platform::host);
     finish_outputs(&mut parsed, &annotation_flags, &platform, compression)?;
-    let cache = CacheFlags::parse(&args)?;
+    let builtin = super::buildkit_args::BuiltinArgs::read(&request.build_args)?;
+    let cache = CacheFlags::parse(&args, builtin.inline_cache)?;
     let imports = cache.import(&store)?;
     if let Some(imports) = &imports {
         request.cache_import = Some(imports.clone());
@@ -444,9 +447,11 @@ fn check_pushes(args: &BuildArgs, outputs: &[OutputRequest]) -> Result<(), Usage
 }
 
 /// What the build reads from until it ends: the temp files holding `--secret ...,env=VAR`
-/// values and a context fetched or unpacked into a temporary directory (deleted when dropped).
+/// values, the agents serving `--ssh` key files, and a context fetched or unpacked into a
+/// temporary directory (deleted or stopped when dropped).
 struct RequestFiles {
     _secret_files: Vec<tempfile::TempPath>,
+    _ssh_agents: super::ssh::SshAgents,
     context: super::context_source::BuildContext,
     _named_contexts: Vec<super::context_source::BuildContext>,
 }
@@ -459,8 +464,8 @@ fn make_request(
     store: &builder_cache::Store,
     platform: Option<Platform>,
 ) -> anyhow::Result<(BuildRequest, RequestFiles)> {
-    let (secrets, secret_files) = parse_secrets(&args.secrets)?;
-    let ssh = parse_ssh(&args.ssh)?;
+    let (secrets, secret_files) = super::secrets::parse_secrets(&args.secrets)?;
+    let ssh = super::ssh::parse_ssh(&args.ssh)?;
     let download_root = store.root().to_path_buf();
     let fetch_url = super::http_source::url_fetcher(download_root);
     let blobs = store.blobs();
@@ -471,9 +476,19 @@ fn make_request(
     let keep_git_dir = args
         .build_args
         .iter()
-        .any(|a| matches!(a.split_once('='), Some(("BUILDKIT_CONTEXT_KEEP_GIT_DIR", v)) if v == "1" || v == "true"));
-    let auth =
-        super::context_source::git_auth(&secrets, &args.context, ssh.get("default").cloned())?;
+        .filter_map(|a| a.strip_prefix("BUILDKIT_CONTEXT_KEEP_GIT_DIR="))
+        .next_back()
+        .map(|v| {
+            super::gobool::parse(v)
+                .map_err(|e| UsageError(format!("BUILDKIT_CONTEXT_KEEP_GIT_DIR: {e}")))
+        })
+        .transpose()?
+        .unwrap_or(false);
+    let auth = super::context_source::git_auth(
+        &secrets,
+        &args.context,
+        ssh.sockets.get("default").cloned(),
+    )?;
     let context = super::context_source::resolve(
         &args.context,
         store,
@@ -604,7 +619,7 @@ fn make_request(
         no_cache_filter: args.no_cache_filter.clone(),
         cache_import: None,
         secrets,
-        ssh,
+        ssh: ssh.sockets.clone(),
         layer_options: LayerOptions {
             source_date_epoch,
             compression,
@@ -624,6 +639,7 @@ fn make_request(
         request,
         RequestFiles {
             _secret_files: secret_files,
+            _ssh_agents: ssh,
             context,
             _named_contexts: named_context_files,
         },
@@ -638,16 +654,19 @@ struct CacheFlags {
 }
 
 impl CacheFlags {
-    fn parse(args: &BuildArgs) -> anyhow::Result<CacheFlags> {
+    /// `inline`: BUILDKIT_INLINE_CACHE=1, buildx's spelling of `--cache-to type=inline`.
+    fn parse(args: &BuildArgs, inline: bool) -> anyhow::Result<CacheFlags> {
         let usage = |e: builder_remote_cache::RemoteCacheError| UsageError(e.to_string());
         let from = args
             .cache_from
             .iter()
             .map(|s| parse_cache_from(s).map_err(usage))
             .collect::<Result<Vec<_>, _>>()?;
+        let inline_arg = inline.then(|| "type=inline".to_string());
         let to = args
             .cache_to
             .iter()
+            .chain(&inline_arg)
             .map(|s| parse_cache_to(s).map_err(usage))
             .collect::<Result<Vec<_>, _>>()?;
         let needs_registry = from.iter().any(|s| matches!(s, ImportSpec::Registry(_)))
@@ -829,79 +848,4 @@ fn read_dockerignore(dockerfile: Option<&Path>, context: &Path) -> anyhow::Resul
         }
     }
     Ok(None)
-}
-
-fn parse_secrets(
-    specs: &[String],
-) -> anyhow::Result<(BTreeMap<String, PathBuf>, Vec<tempfile::TempPath>)> {
-    let mut out = BTreeMap::new();
-    let mut files = Vec::new();
-    for spec in specs {
-        let kv = parse_kv_csv(spec);
-        let id = kv
-            .get("id")
-            .cloned()
-            .ok_or_else(|| UsageError(format!("--secret {spec:?}: id=NAME is required")))?;
-        let path = match (kv.get("src").or(kv.get("source")), kv.get("env")) {
-            (Some(src), _) => PathBuf::from(src),
-            (None, Some(var)) => {
-                // A private (0600) temp file, removed when the build ends.
-                let value = std::env::var(var).map_err(|_| {
-                    UsageError(format!(
-                        "--secret {spec:?}: environment variable {var} is not set"
-                    ))
-                })?;
-                let file = tempfile::NamedTempFile::new()?;
-                fs::write(file.path(), value)?;
-                let path = file.into_temp_path();
-                let p = path.to_path_buf();
-                files.push(path);
-                p
-            }
-            (None, None) => bail!(UsageError(format!(
-                "--secret {spec:?}: give src=FILE or env=VAR"
-            ))),
-        };
-        if !path.is_file() {
-            bail!(UsageError(format!(
-                "--secret {spec:?}: {} is not a readable file",
-                path.display()
-            )));
-        }
-        out.insert(id, path);
-    }
-    Ok((out, files))
-}
-
-/// `--ssh ID[=SOCKET]`: `default` (or any id) without a socket means `$SSH_AUTH_SOCK`. Only
-/// agent sockets: BuildKit also takes key files, which would need an agent of our own.
-fn parse_ssh(specs: &[String]) -> anyhow::Result<BTreeMap<String, PathBuf>> {
-    use std::os::unix::fs::FileTypeExt;
-    let mut out = BTreeMap::new();
-    for spec in specs {
-        let (id, socket) = match spec.split_once('=') {
-            Some((id, path)) => (id, PathBuf::from(path)),
-            None => {
-                let sock = std::env::var_os("SSH_AUTH_SOCK").ok_or_else(|| {
-                    UsageError(format!(
-                        "--ssh {spec}: SSH_AUTH_SOCK is not set; start ssh-agent or give --ssh {spec}=SOCKET"
-                    ))
-                })?;
-                (spec.as_str(), PathBuf::from(sock))
-            }
-        };
-        if id.is_empty() {
-            bail!(UsageError(format!("--ssh {spec:?}: the id is empty")));
-        }
-        let meta = fs::metadata(&socket)
-            .map_err(|e| UsageError(format!("--ssh {spec}: {}: {e}", socket.display())))?;
-        if !meta.file_type().is_socket() {
-            bail!(UsageError(format!(
-                "--ssh {spec}: {} is not an agent socket (key files are not supported: ssh-add the key to an ssh-agent and pass its socket)",
-                socket.display()
-            )));
-        }
-        out.insert(id.to_string(), socket);
-    }
-    Ok(out)
 }

@@ -1,12 +1,15 @@
 //! The `builder` subcommands. Each module is one command family; this one holds what they share.
 
 pub mod build;
+pub mod buildkit_args;
 pub mod cache;
 pub mod context_source;
 pub mod debug;
+pub mod gobool;
 pub mod http_source;
 pub mod images;
 pub mod interrupt;
+pub mod key_agent;
 pub mod limits;
 pub mod outputs;
 pub mod progress;
@@ -15,6 +18,8 @@ pub mod registry;
 pub mod run;
 pub mod sandbox_args;
 pub mod save;
+pub mod secrets;
+pub mod ssh;
 pub mod stdio;
 pub mod template;
 

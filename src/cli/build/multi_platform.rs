@@ -179,8 +179,13 @@ pub fn run(
         .iter()
         .map(|t| normalize(t).map_err(|e| UsageError(format!("invalid tag {t:?}: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
-    let cache = CacheFlags::parse(args)?;
-    if cache.inline() {
+    let inline_arg = args
+        .build_args
+        .iter()
+        .filter_map(|a| a.strip_prefix("BUILDKIT_INLINE_CACHE="))
+        .any(|v| crate::cli::gobool::parse(v).unwrap_or(false));
+    let cache = CacheFlags::parse(args, false)?;
+    if cache.inline() || inline_arg {
         bail!(UsageError(
             "--cache-to type=inline: a multi-platform index has no config to carry it; use type=registry or type=local".into()
         ));

@@ -1,0 +1,143 @@
+//! End to end: BuildKit's built-in build args do what BuildKit does with them and are never
+//! reported as unused: `BUILDKIT_CACHE_MOUNT_NS` (a namespace for cache mount ids),
+//! `BUILDKIT_INLINE_CACHE` (as `--cache-to type=inline`), `BUILDKIT_CONTEXT_KEEP_GIT_DIR`
+//! (nothing to change for a local context, whose .git is sent anyway), and
+//! `BUILDKIT_MULTI_PLATFORM` (0 accepted, 1 refused: one platform gives a single manifest).
+//! `BUILDKIT_SANDBOX_HOSTNAME` is tests/sandbox_hostname.rs, `BUILDKIT_SYNTAX`
+//! tests/syntax_directive.rs.
+
+mod common;
+
+use common::Env;
+
+fn tagged(env: &Env, ctx: &std::path::Path, tag: &str, args: &[&str]) -> String {
+    let mut all = vec!["-t", tag];
+    all.extend_from_slice(args);
+    let log = env.build_ok(ctx, &all);
+    assert!(!log.contains("not consumed"), "{args:?}:\n{log}");
+    log
+}
+
+#[test]
+fn cache_mount_ns_gives_each_namespace_its_own_caches() {
+    let env = Env::new();
+    env.busybox_base();
+    let ctx = env.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM busybox:test\nARG N\n\
+             RUN --mount=type=cache,target=/c,id=shared ls /c > /before && touch /c/f$N\n",
+        )],
+    );
+    let before = |ns: Option<&str>, n: &str| {
+        let mut args = vec!["--build-arg".to_string(), format!("N={n}")];
+        if let Some(ns) = ns {
+            args.extend([
+                "--build-arg".into(),
+                format!("BUILDKIT_CACHE_MOUNT_NS={ns}"),
+            ]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        tagged(&env, &ctx, "ns:1", &args);
+        env.ok(&["run", "--rm", "ns:1", "cat", "/before"])
+    };
+    assert_eq!(before(Some("a"), "1"), "");
+    assert_eq!(before(Some("a"), "2"), "f1\n");
+    assert_eq!(
+        before(Some("b"), "3"),
+        "",
+        "another namespace, another cache"
+    );
+    assert_eq!(before(None, "4"), "", "no namespace is not namespace a");
+    assert_eq!(before(Some(""), "5"), "f4\n", "an empty namespace is none");
+    assert_eq!(before(Some("a"), "6"), "f1\nf2\n");
+}
+
+#[test]
+fn inline_cache_arg_embeds_the_cache_records_like_cache_to_inline() {
+    let env = Env::new();
+    env.busybox_base();
+    let ctx = env.context(
+        "ctx",
+        &[("Dockerfile", "FROM busybox:test\nRUN echo hi > /hi\n")],
+    );
+    tagged(
+        &env,
+        &ctx,
+        "inline:1",
+        &["--build-arg", "BUILDKIT_INLINE_CACHE=1"],
+    );
+    assert!(
+        env.inspect("inline:1")["builder.cache.v1"]["records"].is_array(),
+        "records are in the image config"
+    );
+    tagged(
+        &env,
+        &ctx,
+        "inline:0",
+        &["--build-arg", "BUILDKIT_INLINE_CACHE=0"],
+    );
+    assert!(env.inspect("inline:0")["builder.cache.v1"].is_null());
+    // Without it the image is the same as with =0.
+    tagged(&env, &ctx, "inline:none", &[]);
+    assert_eq!(
+        env.inspect("inline:none")["Id"],
+        env.inspect("inline:0")["Id"]
+    );
+}
+
+#[test]
+fn keep_git_dir_changes_nothing_for_a_local_context_and_multi_platform_1_is_refused() {
+    let env = Env::new();
+    env.busybox_base();
+    let ctx = env.context(
+        "ctx",
+        &[
+            ("Dockerfile", "FROM busybox:test\nCOPY . /src\n"),
+            (".git/HEAD", "ref: refs/heads/main\n"),
+        ],
+    );
+    for value in ["1", "0"] {
+        let arg = format!("BUILDKIT_CONTEXT_KEEP_GIT_DIR={value}");
+        tagged(&env, &ctx, "git:1", &["--build-arg", &arg]);
+        assert_eq!(
+            env.ok(&["run", "--rm", "git:1", "cat", "/src/.git/HEAD"]),
+            "ref: refs/heads/main\n"
+        );
+    }
+    tagged(
+        &env,
+        &ctx,
+        "mp:0",
+        &["--build-arg", "BUILDKIT_MULTI_PLATFORM=0"],
+    );
+    tagged(
+        &env,
+        &ctx,
+        "mp:f",
+        &["--build-arg", "BUILDKIT_MULTI_PLATFORM=false"],
+    );
+
+    for (arg, message) in [
+        (
+            "BUILDKIT_MULTI_PLATFORM=1",
+            "an image index only for several platforms",
+        ),
+        (
+            "BUILDKIT_MULTI_PLATFORM=true",
+            "an image index only for several platforms",
+        ),
+        ("BUILDKIT_MULTI_PLATFORM=yes", "\"yes\" is not a boolean"),
+        ("BUILDKIT_INLINE_CACHE=on", "\"on\" is not a boolean"),
+        ("BUILDKIT_CONTEXT_KEEP_GIT_DIR=2", "\"2\" is not a boolean"),
+    ] {
+        let out = env.build(&ctx, &["--build-arg", arg]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{arg}: {stderr}");
+        assert!(
+            stderr.contains(arg.split('=').next().unwrap()) && stderr.contains(message),
+            "{arg}: {stderr}"
+        );
+    }
+}
