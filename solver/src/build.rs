@@ -157,6 +157,7 @@ pub fn build(
                 crate::convert::BuildContext::Dir(dir) => Some((name.clone(), dir.clone())),
                 crate::convert::BuildContext::Image(_) => None,
             })
+            .chain(converted.git_contexts.clone())
             .collect(),
         secrets: req.secrets.clone(),
         ssh: req.ssh.clone(),

@@ -95,6 +95,23 @@ pub trait ImageResolver {
             "ADD {url}: downloading files is not available in this build"
         ))
     }
+
+    /// Checks out the git source `url` (`#ref:subdir` and all, BuildKit's rules) into a
+    /// directory that lives as long as the build.
+    fn fetch_git(&self, url: &str, _keep_git_dir: bool) -> Result<GitCheckout, String> {
+        Err(format!(
+            "ADD {url}: git sources are not available in this build"
+        ))
+    }
+}
+
+/// A git source checked out for `ADD <git URL>`.
+#[derive(Clone, Debug)]
+pub struct GitCheckout {
+    /// The checkout (or its subdirectory), read like a `--build-context` directory.
+    pub dir: std::path::PathBuf,
+    /// The commit the ref resolved to.
+    pub commit: String,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -227,6 +244,8 @@ pub struct ConvertedBuild {
     /// The step vertices of each converted stage that has a name (`FROM x AS name`), by name:
     /// what `--no-cache-filter` selects.
     pub stage_steps: BTreeMap<String, Vec<VertexId>>,
+    /// `ADD <git URL>` checkouts, read as named contexts under these names.
+    pub git_contexts: BTreeMap<String, std::path::PathBuf>,
 }
 
 #[derive(Clone, Debug)]
@@ -264,6 +283,7 @@ pub fn convert(
         target: StageOutput { spec, ..output },
         unused_build_args,
         stage_steps,
+        git_contexts: converter.git_contexts,
     })
 }
 
@@ -328,6 +348,8 @@ struct Converter<'a> {
     stage_names: HashMap<&'a str, usize>,
     context: Option<VertexId>,
     named_contexts: HashMap<String, VertexId>,
+    /// `ADD <git URL>` checkouts by the named-context name their files are read under.
+    git_contexts: BTreeMap<String, std::path::PathBuf>,
     images: HashMap<String, VertexId>,
     consumed_args: BTreeSet<String>,
 }
@@ -351,6 +373,7 @@ impl<'a> Converter<'a> {
             stage_names: HashMap::new(),
             context: None,
             named_contexts: HashMap::new(),
+            git_contexts: BTreeMap::new(),
             images: HashMap::new(),
             consumed_args: BTreeSet::new(),
         };
@@ -951,11 +974,8 @@ impl<'a> Converter<'a> {
         history: String,
     ) -> Result<(), ConvertError> {
         let line = inst.location.start_line;
-        if let Some(repo) = add.sources.iter().find(|s| is_git_source(s)) {
-            return Err(self.error(
-                line,
-                format!("ADD {repo}: git repositories are not supported yet; clone it into the build context and COPY it from there"),
-            ));
+        if add.sources.iter().any(|s| is_git_source(s)) {
+            return self.dispatch_add_git(st, inst, add, history);
         }
         let (urls, local): (Vec<&String>, Vec<&String>) =
             add.sources.iter().partition(|s| is_url(s));
@@ -1023,6 +1043,71 @@ impl<'a> Converter<'a> {
         }
         check_link_chown(add.link, add.chown.as_deref()).map_err(|e| self.error(line, e))?;
         st.commit_file(&mut self.graph, actions, inputs, history, inst, add.link);
+        Ok(())
+    }
+
+    /// `ADD <git URL> DEST`: the checkout's files (its `.git` only with `--keep-git-dir`) are
+    /// copied into DEST, read like a `--build-context` directory, so the step's key is their
+    /// content: a rebuild of the same commit is cached. `--checksum` must be the commit the
+    /// ref resolves to (a prefix of it), as in BuildKit.
+    fn dispatch_add_git(
+        &mut self,
+        st: &mut StageBuild,
+        inst: &Instruction,
+        add: &Add,
+        history: String,
+    ) -> Result<(), ConvertError> {
+        let line = inst.location.start_line;
+        let [url] = add.sources.as_slice() else {
+            return Err(self.error(line, "ADD of a git repository takes exactly one source"));
+        };
+        let checkout = self
+            .resolver
+            .fetch_git(url, add.keep_git_dir)
+            .map_err(|e| self.source_error(line, e))?;
+        if let Some(expected) = &add.checksum
+            && !checkout.commit.starts_with(expected.as_str())
+        {
+            return Err(self.source_error(
+                line,
+                format!(
+                    "ADD {url}: expected checksum to match {expected}, got {}",
+                    checkout.commit
+                ),
+            ));
+        }
+        let name = format!(
+            "git {url}@{}{}",
+            checkout.commit,
+            if add.keep_git_dir { " +.git" } else { "" }
+        );
+        self.git_contexts.insert(name.clone(), checkout.dir);
+        let chmod = parse_chmod(add.chmod.as_deref()).map_err(|e| self.error(line, e))?;
+        let actions = copy_actions(
+            &st.spec.working_dir,
+            &[".".to_string()],
+            &add.dest,
+            &[],
+            CopyFlags {
+                chown: add.chown.clone(),
+                chmod,
+                unpack: false,
+                exclude: add.exclude.clone(),
+                from_context: true,
+                parents: false,
+            },
+        )
+        .map_err(|e| self.error(line, e))?;
+        let input = self.named_context_vertex(&name);
+        check_link_chown(add.link, add.chown.as_deref()).map_err(|e| self.error(line, e))?;
+        st.commit_file(
+            &mut self.graph,
+            actions,
+            vec![input],
+            history,
+            inst,
+            add.link,
+        );
         Ok(())
     }
 

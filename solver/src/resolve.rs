@@ -3,7 +3,7 @@
 use builder_cache::image::ImageConfig;
 use builder_cache::{Digest, Store, read_config, read_manifest};
 
-use crate::convert::{ImageResolver, RemoteFile, ResolvedImage};
+use crate::convert::{GitCheckout, ImageResolver, RemoteFile, ResolvedImage};
 use crate::graph::LayerRef;
 use crate::image::Platform;
 use crate::image_json::spec_from_config;
@@ -15,6 +15,8 @@ pub type Normalizer = dyn Fn(&str) -> Result<String, String> + Send + Sync;
 pub type Fetcher<'f> = dyn Fn(&str, &Platform) -> Result<(), String> + Send + Sync + 'f;
 /// Downloads an `ADD <url>` file into the store's blobs.
 pub type UrlFetcher = dyn Fn(&str) -> Result<RemoteFile, String> + Send + Sync;
+/// Checks out `ADD <git URL>` sources: (url, keep .git) → the checkout.
+pub type GitFetcher = dyn Fn(&str, bool) -> Result<GitCheckout, String> + Send + Sync;
 
 pub struct StoreResolver<'a> {
     pub store: &'a Store,
@@ -24,6 +26,8 @@ pub struct StoreResolver<'a> {
     pub always_fetch: bool,
     /// Downloads `ADD <url>` files; None refuses them.
     pub fetch_url: Option<&'a UrlFetcher>,
+    /// Checks out `ADD <git URL>` sources; None refuses them.
+    pub fetch_git: Option<&'a GitFetcher>,
 }
 
 impl StoreResolver<'_> {
@@ -88,6 +92,15 @@ impl ImageResolver for StoreResolver<'_> {
             Some(fetch) => fetch(url),
             None => Err(format!(
                 "ADD {url}: downloading files is not available in this build"
+            )),
+        }
+    }
+
+    fn fetch_git(&self, url: &str, keep_git_dir: bool) -> Result<GitCheckout, String> {
+        match self.fetch_git {
+            Some(fetch) => fetch(url, keep_git_dir),
+            None => Err(format!(
+                "ADD {url}: git sources are not available in this build"
             )),
         }
     }

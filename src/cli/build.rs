@@ -228,12 +228,14 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     super::interrupt::cancel_build_on_signal().context("installing the Ctrl-C handler")?;
     let fetch = super::registry::fetcher(ctx, &renderer);
     let fetch_url = super::http_source::url_fetcher(ctx.root.clone());
+    let fetch_git = super::context_source::git_fetcher(&store, request_files.git_auth.clone());
     let resolver = StoreResolver {
         store: &store,
         normalize: &normalize,
         fetch: Some(&*fetch),
         always_fetch: args.pull,
         fetch_url: Some(&*fetch_url),
+        fetch_git: Some(&*fetch_git),
     };
     let result = builder_solver::build(&store, &request, &resolver, &renderer);
     renderer.finish();
@@ -450,6 +452,8 @@ fn check_pushes(args: &BuildArgs, outputs: &[OutputRequest]) -> Result<(), Usage
 /// values, the agents serving `--ssh` key files, and a context fetched or unpacked into a
 /// temporary directory (deleted or stopped when dropped).
 struct RequestFiles {
+    /// For `ADD <git URL>`: the same credentials as a git context.
+    git_auth: builder_source::GitAuth,
     _secret_files: Vec<tempfile::TempPath>,
     _ssh_agents: super::ssh::SshAgents,
     context: super::context_source::BuildContext,
@@ -638,6 +642,7 @@ fn make_request(
     Ok((
         request,
         RequestFiles {
+            git_auth: auth,
             _secret_files: secret_files,
             _ssh_agents: ssh,
             context,

@@ -254,6 +254,32 @@ fn url_file_name(url: &str) -> String {
         .to_string()
 }
 
+/// The build's `ADD <git URL>` checker-outer: each checkout lives in the store's tmp/ until
+/// the returned closure is dropped (after the build).
+pub fn git_fetcher(store: &Store, auth: GitAuth) -> Box<builder_solver::resolve::GitFetcher> {
+    let store = store.clone();
+    let kept: std::sync::Mutex<Vec<Checkout>> = Default::default();
+    Box::new(move |url: &str, keep_git_dir: bool| {
+        let mut r = GitRef::parse(url)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("ADD {url}: not a git URL"))?;
+        r.keep_git_dir = Some(keep_git_dir);
+        let tmp = store.tmp_dir();
+        fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        let checkout = GitFetcher::new(store.git_dir(), auth.clone())
+            .checkout(&r, &tmp)
+            .map_err(|e| format!("ADD {url}: {e}"))?;
+        let result = builder_solver::convert::GitCheckout {
+            dir: checkout.context().to_path_buf(),
+            commit: checkout.commit.clone(),
+        };
+        kept.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(checkout);
+        Ok(result)
+    })
+}
+
 /// The credentials BuildKit reads for git remotes from build secrets: `GIT_AUTH_TOKEN` and
 /// `GIT_AUTH_HEADER`, or their `.<host>` forms for the remote's host, which win.
 pub fn git_auth(

@@ -201,13 +201,6 @@ pub fn run(
     super::super::interrupt::cancel_build_on_signal().context("installing the Ctrl-C handler")?;
     let fetch = super::super::registry::fetcher(ctx, &renderer);
     let fetch_url = super::super::http_source::url_fetcher(ctx.root.clone());
-    let resolver = StoreResolver {
-        store,
-        normalize: &normalize,
-        fetch: Some(&*fetch),
-        always_fetch: args.pull,
-        fetch_url: Some(&*fetch_url),
-    };
     // Each platform's image, kept under no name until the index holds them.
     let _lease = builder_cache::gc::build_lease(store.root())?;
     let mut built: Vec<(Platform, ImageRecord)> = Vec::new();
@@ -215,7 +208,7 @@ pub fn run(
     let mut mounts = Vec::new();
     let mut warnings = Vec::new();
     for (i, platform) in platforms.iter().enumerate() {
-        let (mut request, _files) = super::make_request(
+        let (mut request, files) = super::make_request(
             args,
             compression,
             ctx.isolation,
@@ -225,6 +218,15 @@ pub fn run(
         if let Some(imports) = &imports {
             request.cache_import = Some(imports.clone());
         }
+        let fetch_git = super::super::context_source::git_fetcher(store, files.git_auth.clone());
+        let resolver = StoreResolver {
+            store,
+            normalize: &normalize,
+            fetch: Some(&*fetch),
+            always_fetch: args.pull,
+            fetch_url: Some(&*fetch_url),
+            fetch_git: Some(&*fetch_git),
+        };
         let sink = PlatformSink {
             inner: &renderer,
             platform: platform.to_string(),
