@@ -127,7 +127,7 @@ impl Run {
     }
 
     /// The heredoc when the shell-form command is nothing but it (`RUN <<EOF`).
-    fn lone_heredoc(&self) -> Option<&Heredoc> {
+    pub fn lone_heredoc(&self) -> Option<&Heredoc> {
         let CommandForm::Shell(cmd) = &self.command else {
             return None;
         };

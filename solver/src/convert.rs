@@ -291,6 +291,23 @@ impl EnvLookup for ScopeEnv<'_> {
     }
 }
 
+/// The variables a step name is expanded with: the stage's scope, except that a variable a
+/// `RUN --mount=type=secret,env=NAME` fills reads `****`, as in BuildKit's names (the secret
+/// is not known here; the mask only says the value comes from a secret).
+struct DisplayEnv<'a> {
+    scope: ScopeEnv<'a>,
+    masked: &'a [String],
+}
+
+impl EnvLookup for DisplayEnv<'_> {
+    fn lookup(&self, name: &str) -> Option<&str> {
+        if self.masked.iter().any(|m| m == name) {
+            return Some("****");
+        }
+        self.scope.lookup(name)
+    }
+}
+
 enum StageState {
     InProgress,
     Done(Box<StageOutput>),
@@ -715,6 +732,52 @@ impl<'a> Converter<'a> {
         })
     }
 
+    /// A step's text in progress output, as BuildKit's dockerfile2llb names it: the instruction
+    /// as written, its first word upper-cased, with the stage's variables expanded. RUN keeps
+    /// quotes and unknown variables as written, shows secret env variables as `****`, and adds
+    /// a lone heredoc's first line (`RUN <<EOT (echo hi...)`); COPY, ADD and WORKDIR expand
+    /// as words (quotes removed, unknown variables empty). A text that does not expand is
+    /// shown as written.
+    fn display_text(&self, st: &StageBuild, inst: &Instruction) -> String {
+        let mut text = inst
+            .original
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        let mut masked = Vec::new();
+        let lexer = match &inst.kind {
+            InstructionKind::Run(run) => {
+                if let Some(doc) = run.lone_heredoc() {
+                    text.push_str(&format!(" ({})", summarize_heredoc(&doc.content)));
+                }
+                for mount in &run.mounts {
+                    if let builder_frontend::Mount::Secret { env: Some(var), .. } = mount {
+                        masked.push(var.clone());
+                    }
+                }
+                self.lexer
+                    .clone()
+                    .with_raw_quotes(true)
+                    .with_skip_unset_env(true)
+            }
+            _ => self.lexer.clone(),
+        };
+        let env = DisplayEnv {
+            scope: ScopeEnv {
+                env: &st.spec.env,
+                args: &st.args,
+            },
+            masked: &masked,
+        };
+        let expanded = lexer.process_word(&text, &env).unwrap_or(text);
+        match expanded.split_once(' ') {
+            Some((first, rest)) => format!("{} {rest}", first.to_uppercase()),
+            None => expanded.to_uppercase(),
+        }
+    }
+
     fn dispatch(&mut self, st: &mut StageBuild, inst: &Instruction) -> Result<(), ConvertError> {
         let line = inst.location.start_line;
         let scope = ScopeEnv {
@@ -770,9 +833,12 @@ impl<'a> Converter<'a> {
                             .map(|(_, v)| v.clone())
                     };
                     let value = from_cli.or_else(|| decl.default.clone()).or_else(from_meta);
-                    if let Some(value) = value {
-                        st.args.retain(|(k, _)| *k != decl.name);
-                        st.args.push((decl.name.clone(), value));
+                    let Some(value) = value else { continue };
+                    // A redeclared ARG keeps its place: BuildKit's RUN history lists each
+                    // name once, where it was first declared (`|2 foo=bar2 bar=123`).
+                    match st.args.iter_mut().find(|(k, _)| *k == decl.name) {
+                        Some(slot) => slot.1 = value,
+                        None => st.args.push((decl.name.clone(), value)),
                     }
                 }
                 st.commit_metadata(history_text);
@@ -842,13 +908,23 @@ impl<'a> Converter<'a> {
             InstructionKind::Workdir(dir) => {
                 let path = join_path(&st.spec.working_dir, dir);
                 st.spec.working_dir = path.clone();
+                // As BuildKit: the history has the absolute directory, and `WORKDIR /` makes
+                // no step (no number taken) and no layer.
+                let history = format!("WORKDIR {path}");
+                if path == "/" {
+                    st.step = st.steps_done;
+                    st.commit_metadata(history);
+                    return Ok(());
+                }
                 let owner = (!st.spec.user.is_empty()).then(|| st.spec.user.clone());
                 let actions = vec![FileAction::Mkdir {
                     path,
                     mode: 0o755,
                     owner,
                 }];
-                st.commit_file(&mut self.graph, actions, vec![], history_text, inst, false);
+                let name = st.step_name(&self.display_text(st, inst));
+                let step = (name, inst);
+                st.commit_file(&mut self.graph, actions, vec![], history, step, false);
             }
             InstructionKind::Copy(copy) => self.dispatch_copy(st, inst, copy, history_text)?,
             InstructionKind::Add(add) => self.dispatch_add(st, inst, add, history_text)?,
@@ -921,7 +997,15 @@ impl<'a> Converter<'a> {
             vec![source]
         };
         check_link_chown(copy.link, copy.chown.as_deref()).map_err(|e| self.error(line, e))?;
-        st.commit_file(&mut self.graph, actions, inputs, history, inst, copy.link);
+        let name = st.step_name(&self.display_text(st, inst));
+        st.commit_file(
+            &mut self.graph,
+            actions,
+            inputs,
+            history,
+            (name, inst),
+            copy.link,
+        );
         Ok(())
     }
 
@@ -1004,7 +1088,15 @@ impl<'a> Converter<'a> {
             ));
         }
         check_link_chown(add.link, add.chown.as_deref()).map_err(|e| self.error(line, e))?;
-        st.commit_file(&mut self.graph, actions, inputs, history, inst, add.link);
+        let name = st.step_name(&self.display_text(st, inst));
+        st.commit_file(
+            &mut self.graph,
+            actions,
+            inputs,
+            history,
+            (name, inst),
+            add.link,
+        );
         Ok(())
     }
 
@@ -1126,10 +1218,11 @@ impl<'a> Converter<'a> {
             format!("|{} {} ", history_args.len(), history_args.join(" "))
         };
         let history = format!("RUN {prefix}{} # buildkit", args.join(" "));
+        let name = st.step_name(&self.display_text(st, inst));
         let v = self.graph.add(Vertex {
             op,
             inputs,
-            name: st.step_name(inst),
+            name,
             lines: Some(lines(inst)),
         });
         st.vertex = v;
@@ -1348,8 +1441,8 @@ fn makes_step(kind: &InstructionKind) -> bool {
 }
 
 impl StageBuild {
-    fn step_name(&self, inst: &Instruction) -> String {
-        let text = inst.original.lines().next().unwrap_or("").trim();
+    /// `[NAME i/n] TEXT`, TEXT being the instruction as [`Converter::display_text`] shows it.
+    fn step_name(&self, text: &str) -> String {
         // The step number is padded to the width of the total, as BuildKit's ` 3/12`.
         let width = self.total_steps.to_string().len();
         let label = if self.label.is_empty() {
@@ -1392,7 +1485,7 @@ impl StageBuild {
         actions: Vec<FileAction>,
         extra_inputs: Vec<VertexId>,
         history: String,
-        inst: &Instruction,
+        (name, inst): (String, &Instruction),
         linked: bool,
     ) {
         let mut inputs = vec![self.vertex];
@@ -1400,11 +1493,24 @@ impl StageBuild {
         let v = graph.add(Vertex {
             op: Op::File(FileOp { actions, linked }),
             inputs,
-            name: self.step_name(inst),
+            name,
             lines: Some(lines(inst)),
         });
         self.vertex = v;
         self.push_layer_history(history, v);
+    }
+}
+
+/// BuildKit's summary of a heredoc in a step name: its first non-blank line, with `...` when
+/// more follow.
+fn summarize_heredoc(content: &str) -> String {
+    let trimmed = content.trim();
+    let mut lines = trimmed.lines();
+    let first = lines.next().unwrap_or("");
+    if lines.next().is_some() {
+        format!("{first}...")
+    } else {
+        first.to_string()
     }
 }
 
@@ -1719,6 +1825,35 @@ fn platform_args(p: &Platform) -> Vec<(String, String)> {
     args
 }
 
+/// The history text of a COPY or ADD (see [`history_text`]).
+fn copy_history(
+    keyword: &str,
+    parents: bool,
+    chown: Option<&str>,
+    chmod: Option<&str>,
+    sources: &[String],
+    heredocs: &[builder_frontend::Heredoc],
+    dest: &str,
+) -> String {
+    let mut text = keyword.to_string();
+    if parents {
+        text.push_str(" --parents");
+    }
+    if let Some(chown) = chown.filter(|c| !c.is_empty()) {
+        text.push_str(&format!(" --chown={chown}"));
+    }
+    if let Some(chmod) = chmod.filter(|c| !c.is_empty()) {
+        text.push_str(&format!(" --chmod={chmod}"));
+    }
+    for src in sources {
+        text.push_str(&format!(" {src}"));
+    }
+    for doc in heredocs {
+        text.push_str(&format!(" <<{}", doc.name));
+    }
+    format!("{text} {dest} # buildkit")
+}
+
 /// What the history records for a metadata instruction: its name and expanded arguments.
 fn history_text(inst: &Instruction) -> String {
     let quote_list = |v: &[String]| {
@@ -1756,7 +1891,17 @@ fn history_text(inst: &Instruction) -> String {
         ),
         InstructionKind::Cmd(f) => format!("CMD {}", form(f)),
         InstructionKind::Entrypoint(f) => format!("ENTRYPOINT {}", form(f)),
-        InstructionKind::Expose(p) => format!("EXPOSE {}", p.join(" ")),
+        // BuildKit prints the instruction's ports as a Go list, sorted as written and
+        // normalized: `EXPOSE [1234/udp 2375/tcp]`.
+        InstructionKind::Expose(p) => {
+            let mut ports = p.clone();
+            ports.sort();
+            let ports: Vec<String> = ports
+                .iter()
+                .map(|port| normalize_port(port).unwrap_or_else(|_| port.clone()))
+                .collect();
+            format!("EXPOSE [{}]", ports.join(" "))
+        }
         InstructionKind::Volume(p) => format!("VOLUME {}", quote_list(p)),
         InstructionKind::User(u) => format!("USER {u}"),
         InstructionKind::Workdir(w) => format!("WORKDIR {w}"),
@@ -1764,19 +1909,29 @@ fn history_text(inst: &Instruction) -> String {
         InstructionKind::Shell(s) => format!("SHELL {}", quote_list(s)),
         InstructionKind::Onbuild(t) => format!("ONBUILD {t}"),
         InstructionKind::Maintainer(m) => format!("MAINTAINER {m}"),
-        InstructionKind::Healthcheck(_)
-        | InstructionKind::Copy(_)
-        | InstructionKind::Add(_)
-        | InstructionKind::Run(_) => {
-            let first = inst.original.trim();
-            if matches!(
-                inst.kind,
-                InstructionKind::Copy(_) | InstructionKind::Add(_)
-            ) {
-                format!("{first} # buildkit")
-            } else {
-                first.to_string()
-            }
+        // As BuildKit's dispatchCopy writes it: the keyword, --parents, --chown and --chmod (not
+        // --from, --link or --exclude), the expanded sources, heredocs as `<<NAME`, the
+        // destination.
+        InstructionKind::Copy(c) => copy_history(
+            "COPY",
+            c.parents,
+            c.chown.as_deref(),
+            c.chmod.as_deref(),
+            &c.sources,
+            &c.heredocs,
+            &c.dest,
+        ),
+        InstructionKind::Add(a) => copy_history(
+            "ADD",
+            false,
+            a.chown.as_deref(),
+            a.chmod.as_deref(),
+            &a.sources,
+            &a.heredocs,
+            &a.dest,
+        ),
+        InstructionKind::Healthcheck(_) | InstructionKind::Run(_) => {
+            inst.original.trim().to_string()
         }
     }
 }
