@@ -217,3 +217,58 @@ fn copy_socket() {
     assert!(meta.file_type().is_file(), "{meta:?}");
     assert_eq!(meta.len(), 0);
 }
+
+/// testCopyChmod: `--chmod` sets the copied file's mode, and (BuildKit ≥ 0.13) an octal one is
+/// also the mode of the directories the copy creates on the way (`/parent` 0777, then
+/// `/parent/sub` 0770 while the existing `/parent` keeps 0777). Also: a symbolic `--chmod`
+/// leaves created parents at 0755, and a mode without the search bit still lets the copy
+/// finish inside the directories it makes.
+#[test]
+fn copy_chmod() {
+    let env = Env::new();
+    env.busybox_base();
+    let ctx = env.context(
+        "chmod",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox:test AS base\n\
+                 RUN mkdir -m 0777 /out\n\
+                 COPY --chmod=0644 foo /\n\
+                 COPY --chmod=777 bar /baz\n\
+                 COPY --chmod=0 foo /foobis\n\
+                 COPY --chmod=777 foo /parent/foo\n\
+                 COPY --chmod=770 foo /parent/sub/foo\n\
+                 ARG mode\n\
+                 COPY --chmod=${mode} foo /footer\n\
+                 COPY --chmod=u+x foo /symbolic/deep/foo\n\
+                 COPY --chmod=644 foo /nosearch/deep/foo\n\
+                 RUN stat -c \"%04a\" /foo  > /out/fooperm\n\
+                 RUN stat -c \"%04a\" /baz  > /out/barperm\n\
+                 RUN stat -c \"%04a\" /foobis  > /out/foobisperm\n\
+                 RUN stat -c \"%04a\" /parent  > /out/parentperm\n\
+                 RUN stat -c \"%04a\" /parent/sub  > /out/subparentperm\n\
+                 RUN stat -c \"%04a\" /footer  > /out/footerperm\n\
+                 RUN stat -c \"%04a\" /symbolic /symbolic/deep > /out/symbolicperm\n\
+                 RUN stat -c \"%04a\" /nosearch /nosearch/deep /nosearch/deep/foo > /out/nosearchperm\n\
+                 FROM scratch\n\
+                 COPY --from=base /out /\n",
+            ),
+            ("foo", "foo-contents"),
+            ("bar", "bar-contents"),
+        ],
+    );
+    let out = env.build_local(&ctx, &out_name(&ctx), &["--build-arg", "mode=755"]);
+    for (file, want) in [
+        ("fooperm", "0644\n"),
+        ("barperm", "0777\n"),
+        ("foobisperm", "0000\n"),
+        ("parentperm", "0777\n"),
+        ("subparentperm", "0770\n"),
+        ("footerperm", "0755\n"),
+        ("symbolicperm", "0755\n0755\n"),
+        ("nosearchperm", "0644\n0644\n0644\n"),
+    ] {
+        assert_eq!(read_text(out.join(file)), want, "{file}");
+    }
+}

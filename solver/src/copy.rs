@@ -75,10 +75,11 @@ pub fn copy(
         selected.extend(src.select(pattern)?.into_iter().map(|s| (s, drop)));
     }
     let dest_rel = PathBuf::from(clean_rel(&action.dest));
+    let mut created = CreatedDirs::default();
     if action.parents {
         // BuildKit copies the tree below the destination with include patterns, which makes
         // the destination even when nothing matches.
-        ensure_dir(dest_root, &dest_rel, attrs)?;
+        ensure_dir_in(dest_root, &dest_rel, attrs, &mut created)?;
     }
     let mut dir_times = Vec::new();
     for (sel, drop) in &selected {
@@ -97,7 +98,7 @@ pub fn copy(
             // own owner, mode and times when it exists, and is made like any missing parent
             // (0755, the --chown owner or root) when it does not — as BuildKit does. Giving it the
             // source's mode and root ownership broke `USER app; COPY . .` into a home directory.
-            ensure_dir(dest_root, &kept, attrs)?;
+            ensure_dir_in(dest_root, &kept, attrs, &mut created)?;
             for (rel, host, meta) in src.walk_excluding(sel, &exclude)? {
                 check_cancelled()?;
                 let target = resolve_in_root(dest_root, join_rel(&kept, &rel), false)
@@ -110,7 +111,7 @@ pub fn copy(
         } else if excludes(&exclude, &sel.rel) {
             continue;
         } else if action.unpack_archives && is_tar_archive(&sel.host)? {
-            let target = ensure_dir(dest_root, &kept, attrs)?;
+            let target = ensure_dir_in(dest_root, &kept, attrs, &mut created)?;
             extract_archive(&sel.host, &target, attrs)?;
         } else {
             let name = Path::new(sel.rel.file_name().unwrap_or(sel.rel.as_os_str()));
@@ -130,7 +131,7 @@ pub fn copy(
                 dest_rel.clone()
             };
             if let Some(parent) = rel.parent() {
-                ensure_dir(dest_root, parent, attrs)?;
+                ensure_dir_in(dest_root, parent, attrs, &mut created)?;
             }
             let target = resolve_in_root(dest_root, &rel, false).map_err(io_err(dest_root))?;
             write_entry(&sel.host, &meta, &target, attrs)?;
@@ -140,7 +141,7 @@ pub fn copy(
     for (dir, meta) in dir_times.iter().rev() {
         set_times(dir, meta)?;
     }
-    Ok(())
+    created.finish()
 }
 
 /// For `COPY --parents`: how many leading components of a source's path are not kept. BuildKit
@@ -164,13 +165,54 @@ fn join_rel(base: &Path, rel: &Path) -> PathBuf {
     }
 }
 
-/// Creates a directory and its missing parents (0755, owned by the --chown owner or root).
+/// Creates a directory and its missing parents (0755, or an octal `--chmod`; owned by the
+/// --chown owner or root).
 pub fn ensure_dir(
     root: &Path,
     rel: impl AsRef<Path>,
     attrs: Attributes<'_>,
 ) -> Result<PathBuf, CopyError> {
-    let rel = clean_rel_path(rel.as_ref());
+    let mut created = CreatedDirs::default();
+    let host = ensure_dir_in(root, rel.as_ref(), attrs, &mut created)?;
+    created.finish()?;
+    Ok(host)
+}
+
+/// The mode of a directory a copy creates on the way to its destination. As fsutil's copy in
+/// BuildKit ≥ 0.13: an octal `--chmod` (its permission bits), else 0755 — a symbolic
+/// `--chmod` is applied to copied files only.
+fn created_dir_mode(attrs: Attributes<'_>) -> u32 {
+    match attrs.chmod {
+        Some(Chmod::Octal(mode)) => mode & 0o777,
+        _ => 0o755,
+    }
+}
+
+/// Directories made during one copy whose final mode would stop the copy from working in
+/// them (`--chmod=644` has no search bit): they are made usable by their owner first, and
+/// get their mode when the copy is done, deepest first, so a non-root builder can finish too.
+#[derive(Default)]
+struct CreatedDirs {
+    pending: Vec<(PathBuf, u32)>,
+}
+
+impl CreatedDirs {
+    fn finish(self) -> Result<(), CopyError> {
+        for (dir, mode) in self.pending.iter().rev() {
+            fs::set_permissions(dir, fs::Permissions::from_mode(*mode)).map_err(io_err(dir))?;
+        }
+        Ok(())
+    }
+}
+
+fn ensure_dir_in(
+    root: &Path,
+    rel: &Path,
+    attrs: Attributes<'_>,
+    created: &mut CreatedDirs,
+) -> Result<PathBuf, CopyError> {
+    let rel = clean_rel_path(rel);
+    let mode = created_dir_mode(attrs);
     let mut current = PathBuf::new();
     let mut host = root.to_path_buf();
     for part in rel.iter() {
@@ -190,11 +232,15 @@ pub fn ensure_dir(
                 if let Some(parent) = host.strip_prefix(root).ok().and_then(Path::parent)
                     && parent != current.parent().unwrap_or(Path::new(""))
                 {
-                    ensure_dir(root, parent, attrs)?;
+                    ensure_dir_in(root, parent, attrs, created)?;
                 }
                 fs::create_dir(&host).map_err(io_err(&host))?;
-                fs::set_permissions(&host, fs::Permissions::from_mode(0o755))
+                let usable = mode | 0o700;
+                fs::set_permissions(&host, fs::Permissions::from_mode(usable))
                     .map_err(io_err(&host))?;
+                if usable != mode {
+                    created.pending.push((host.clone(), mode));
+                }
                 let owner = attrs.owner.unwrap_or(Owner { uid: 0, gid: 0 });
                 lchown(&host, owner)?;
             }
