@@ -244,7 +244,11 @@ pub fn convert(
 ) -> Result<ConvertedBuild, ConvertError> {
     let mut converter = Converter::new(dockerfile, options, resolver)?;
     let target = converter.target_index()?;
-    let output = converter.stage(target)?;
+    let line = dockerfile.stages[target].location.start_line;
+    let output = match converter.overridden_stage_output(target, line)? {
+        Some(out) => out,
+        None => converter.stage(target)?,
+    };
     let mut spec = output.spec.clone();
     spec.labels.extend(options.labels.clone());
     let unused_build_args = options
@@ -449,6 +453,41 @@ impl<'a> Converter<'a> {
         by_name.or_else(|| name.parse::<usize>().ok().filter(|i| *i < before))
     }
 
+    /// A `--build-context` named like stage `index` (`FROM x AS NAME`) replaces that stage, as
+    /// in BuildKit: whatever refers to the stage (`FROM NAME`, `--from=NAME` or its index)
+    /// gets the context, and the stage itself is never built. Returns the name and context.
+    fn stage_override(&self, index: usize) -> Option<(&'a str, &'a BuildContext)> {
+        let name = self.dockerfile.stages.get(index)?.name.as_deref()?;
+        // BuildKit never looks these two names up as contexts.
+        if name.eq_ignore_ascii_case("scratch") || name.eq_ignore_ascii_case("context") {
+            return None;
+        }
+        let options: &'a ConvertOptions = self.options;
+        options
+            .build_contexts
+            .get_key_value(name)
+            .map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// What stands for a stage that a `--build-context` replaces (see
+    /// [`Converter::stage_override`]): the context's image, as the stage's output.
+    fn overridden_stage_output(
+        &mut self,
+        index: usize,
+        line: usize,
+    ) -> Result<Option<StageOutput>, ConvertError> {
+        let Some((name, _)) = self.stage_override(index) else {
+            return Ok(None);
+        };
+        let image = self.resolve_image(name, line, &self.platform.clone())?;
+        Ok(Some(StageOutput {
+            name: name.to_string(),
+            vertex: self.image_vertex(&image),
+            spec: image.spec,
+            layer_history: Vec::new(),
+        }))
+    }
+
     /// Converts stage `index` and every stage it depends on (`FROM stage`, `COPY --from`,
     /// `RUN --mount=from=`). The dependencies are walked with an explicit stack of suspended
     /// stages, not the call stack: a chain of thousands of stages (each `FROM` the previous
@@ -626,7 +665,14 @@ impl<'a> Converter<'a> {
         }
         // BuildKit counts a FROM of an image as the stage's first step (`[1/3] FROM ...`).
         let from_image = base != "scratch" && self.stage_by_ref(&base, index).is_none();
-        let (root, spec) = if base == "scratch" {
+        let parent = self.stage_by_ref(&base, index);
+        let replaced = match parent {
+            Some(parent) => self.overridden_stage_output(parent, line)?,
+            None => None,
+        };
+        let (root, spec) = if let Some(out) = replaced {
+            (out.vertex, out.spec)
+        } else if base == "scratch" {
             let v = self.graph.add(Vertex {
                 op: Op::Scratch,
                 inputs: vec![],
@@ -943,7 +989,18 @@ impl<'a> Converter<'a> {
         line: usize,
     ) -> Result<(VertexId, bool), ConvertError> {
         if let Some(index) = self.stage_by_ref(from, st.index) {
-            return Ok((self.dependency(index)?.vertex, false));
+            match self.stage_override(index) {
+                Some((name, BuildContext::Dir(_))) => {
+                    return Ok((self.named_context_vertex(name), true));
+                }
+                Some(_) => {
+                    let out = self.overridden_stage_output(index, line)?;
+                    if let Some(out) = out {
+                        return Ok((out.vertex, false));
+                    }
+                }
+                None => return Ok((self.dependency(index)?.vertex, false)),
+            }
         }
         if let Some(BuildContext::Dir(_)) = self.options.build_contexts.get(from) {
             return Ok((self.named_context_vertex(from), true));

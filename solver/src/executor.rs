@@ -118,6 +118,9 @@ pub struct Solver<'a> {
     stat_cache: StatCache,
     /// One stat cache per `--build-context` directory, by name.
     named_stat_caches: HashMap<String, StatCache>,
+    /// The `.dockerignore` of each `--build-context` directory (BuildKit reads the one at the
+    /// root of a named local context, as for the main context), by name.
+    named_ignores: HashMap<String, IgnoreMatcher>,
 }
 
 /// A step's result within one build: None until solved, then the layer it added (if any).
@@ -308,6 +311,26 @@ impl<'a> Solver<'a> {
     ) -> Result<Self, SolveError> {
         let layers = LayerStore::new(store, opts.isolation).map_err(SolveError::Internal)?;
         let work_root = layers.work_root.clone();
+        let mut named_ignores = HashMap::new();
+        for (name, dir) in &opts.named_contexts {
+            let path = dir.join(".dockerignore");
+            let matcher = match fs::read_to_string(&path) {
+                Ok(text) => IgnoreMatcher::parse(&text).map_err(|e| {
+                    SolveError::Internal(format!(
+                        "--build-context {name}: failed parsing {}: {e}",
+                        path.display()
+                    ))
+                })?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => IgnoreMatcher::empty(),
+                Err(e) => {
+                    return Err(SolveError::Internal(format!(
+                        "--build-context {name}: reading {}: {e}",
+                        path.display()
+                    )));
+                }
+            };
+            named_ignores.insert(name.clone(), matcher);
+        }
         Ok(Solver {
             cache: CacheIndex::open(&store.cache_index_dir()).map_err(|e| {
                 SolveError::Internal(format!(
@@ -332,6 +355,7 @@ impl<'a> Solver<'a> {
                     (name.clone(), cache)
                 })
                 .collect(),
+            named_ignores,
         })
     }
 
@@ -683,11 +707,8 @@ impl<'a> Solver<'a> {
                 SourceTree::new(dir, Some(&self.opts.ignore)).with_stat_cache(&self.stat_cache)
             }),
             Some(name) => {
-                // No .dockerignore applies; an empty one still makes errors say "context".
-                static NO_RULES: std::sync::LazyLock<IgnoreMatcher> =
-                    std::sync::LazyLock::new(IgnoreMatcher::empty);
                 let dir = self.opts.named_contexts.get(name)?;
-                let tree = SourceTree::new(dir, Some(&NO_RULES));
+                let tree = SourceTree::new(dir, self.named_ignores.get(name));
                 Some(match self.named_stat_caches.get(name) {
                     Some(cache) => tree.with_stat_cache(cache),
                     None => tree,
