@@ -272,3 +272,52 @@ fn copy_chmod() {
         assert_eq!(read_text(out.join(file)), want, "{file}");
     }
 }
+
+/// testDockerfileCopyFromArgs: a variable in `COPY --from` is refused (the stage a step reads
+/// must be known before any variable has a value).
+#[test]
+fn dockerfile_copy_from_args() {
+    let env = Env::new();
+    let ctx = env.context(
+        "fromargs",
+        &[("Dockerfile", "FROM scratch\nCOPY --from=$FOO . .\n")],
+    );
+    let out = env.build(&ctx, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround"),
+        "{stderr}"
+    );
+}
+
+/// testCopyInvalidChmod and testAddInvalidChmod: a value that starts like a number but is not
+/// an octal mode up to 07777 gets BuildKit's error.
+#[test]
+fn copy_invalid_chmod() {
+    let env = Env::new();
+    for (instruction, value) in [
+        ("COPY", "64a"),
+        ("COPY", "10000"),
+        ("ADD", "64a"),
+        ("ADD", "10000"),
+    ] {
+        let ctx = env.context(
+            &format!("chmod-{instruction}-{value}"),
+            &[
+                (
+                    "Dockerfile",
+                    &format!("FROM scratch\n{instruction} --chmod={value} foo /\n"),
+                ),
+                ("foo", "foo-contents"),
+            ],
+        );
+        let out = env.build(&ctx, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        let want = format!(
+            "invalid chmod parameter: '{value}'. it should be octal string and between 0 and 07777"
+        );
+        assert!(stderr.contains(&want), "{instruction} {value}: {stderr}");
+    }
+}

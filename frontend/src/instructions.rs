@@ -322,7 +322,7 @@ pub(crate) fn instruction_from_node(ctx: &Ctx, escape: char) -> Result<Instructi
             ctx.no_flags()?;
             InstructionKind::Entrypoint(ctx.command_form()?)
         }
-        "copy" => InstructionKind::Copy(parse_copy(ctx)?),
+        "copy" => InstructionKind::Copy(parse_copy(ctx, escape)?),
         "add" => InstructionKind::Add(parse_add(ctx)?),
         "env" => InstructionKind::Env(parse_key_values(ctx)?),
         "label" => InstructionKind::Label(parse_key_values(ctx)?),
@@ -454,7 +454,7 @@ fn sources_and_dest(ctx: &Ctx) -> Result<(Vec<String>, Vec<Heredoc>, String), Fr
     Ok((paths, docs, dest.clone()))
 }
 
-fn parse_copy(ctx: &Ctx) -> Result<Copy, FrontendError> {
+fn parse_copy(ctx: &Ctx, escape: char) -> Result<Copy, FrontendError> {
     let flags = ctx.flags(&[
         ("from", FlagKind::Str),
         ("chown", FlagKind::Str),
@@ -464,10 +464,23 @@ fn parse_copy(ctx: &Ctx) -> Result<Copy, FrontendError> {
         ("exclude", FlagKind::List),
     ])?;
     let (sources, heredocs, dest) = sources_and_dest(ctx)?;
+    let from = flags.string("from");
+    // As BuildKit (toCommand): --from names the stage a step depends on before any variable
+    // has a value, so it must read the same with none: `$X`, quotes and escapes are refused.
+    if let Some(from) = &from {
+        let literal = crate::shell::Lexer::new(escape)
+            .process_word(from, &std::collections::BTreeMap::new())
+            .is_ok_and(|w| w == *from);
+        if !literal {
+            return Err(ctx.err(
+                "variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround",
+            ));
+        }
+    }
     Ok(Copy {
         sources,
         dest,
-        from: flags.string("from"),
+        from,
         chown: flags.string("chown"),
         chmod: flags.string("chmod"),
         link: flags.bool("link"),

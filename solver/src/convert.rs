@@ -416,7 +416,7 @@ impl<'a> Converter<'a> {
         let stages = &self.dockerfile.stages;
         if stages.is_empty() {
             return Err(ConvertError::General(
-                "the Dockerfile has no stages (no FROM)".into(),
+                "dockerfile contains no stages to build".into(),
             ));
         }
         match &self.options.target {
@@ -1734,8 +1734,12 @@ fn fetched_action(
     }
 }
 
+/// An empty `--chmod=` is no chmod, as in BuildKit.
 fn parse_chmod(chmod: Option<&str>) -> Result<Option<Chmod>, String> {
-    chmod.map(Chmod::parse).transpose()
+    chmod
+        .filter(|c| !c.is_empty())
+        .map(Chmod::parse)
+        .transpose()
 }
 
 /// docker's path joining for WORKDIR and relative destinations: relative to the current dir,

@@ -1161,7 +1161,7 @@ impl<'a> Solver<'a> {
                 let Some(src) = self.opts.secrets.get(id) else {
                     if *required {
                         return Err(format!(
-                            "secret {id:?} is required but was not given (use --secret id={id},src=FILE)"
+                            "secret {id}: not found (the mount is required; pass --secret id={id},src=FILE)"
                         ));
                     }
                     return self.empty_file_mount(keep_alive);
@@ -1222,7 +1222,7 @@ impl<'a> Solver<'a> {
             let Some(src) = self.opts.secrets.get(&s.id) else {
                 if s.required {
                     return Err(format!(
-                        "secret {:?} is required but was not given (use --secret id={},src=FILE or env=VAR)",
+                        "secret {}: not found (the mount is required; pass --secret id={},src=FILE or env=VAR)",
                         s.id, s.id
                     ));
                 }
