@@ -174,6 +174,9 @@ pub struct Add {
     pub link: bool,
     pub checksum: Option<String>,
     pub keep_git_dir: bool,
+    /// `--unpack=BOOL` (dockerfile 1.17): whether tar archives are extracted. Not given: local
+    /// archives are, downloaded ones are not.
+    pub unpack: Option<bool>,
     pub exclude: Vec<String>,
     pub heredocs: Vec<Heredoc>,
 }
@@ -497,6 +500,7 @@ fn parse_add(ctx: &Ctx) -> Result<Add, FrontendError> {
         ("link", FlagKind::Bool),
         ("checksum", FlagKind::Str),
         ("keep-git-dir", FlagKind::Bool),
+        ("unpack", FlagKind::Bool),
         ("exclude", FlagKind::List),
     ])?;
     let (sources, heredocs, dest) = sources_and_dest(ctx)?;
@@ -508,6 +512,7 @@ fn parse_add(ctx: &Ctx) -> Result<Add, FrontendError> {
         link: flags.bool("link"),
         checksum: flags.string("checksum"),
         keep_git_dir: flags.bool("keep-git-dir"),
+        unpack: flags.opt_bool("unpack"),
         exclude: flags.list("exclude"),
         heredocs,
     })

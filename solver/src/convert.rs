@@ -1099,7 +1099,8 @@ impl<'a> Converter<'a> {
             CopyFlags {
                 chown: add.chown.clone(),
                 chmod: chmod.clone(),
-                unpack: true,
+                // Local archives are extracted unless `--unpack=false`.
+                unpack: add.unpack.unwrap_or(true),
                 exclude: add.exclude.clone(),
                 from_context: true,
                 parents: false,
@@ -1142,6 +1143,8 @@ impl<'a> Converter<'a> {
                 file,
                 chmod.as_ref(),
                 add.chown.clone(),
+                // Downloads are extracted only with `--unpack=true`.
+                add.unpack == Some(true),
             ));
         }
         check_link_chown(add.link, add.chown.as_deref()).map_err(|e| self.error(line, e))?;
@@ -1710,7 +1713,8 @@ fn is_git_source(s: &str) -> bool {
 
 /// The action of one `ADD <url>` source: the downloaded file lands at `dest`, or in it under the
 /// file's name when `dest` is a directory. As with docker, it is mode 0600 unless `--chmod`
-/// says otherwise, and owned by root unless `--chown` does.
+/// says otherwise, and owned by root unless `--chown` does. With `unpack` (`--unpack=true`)
+/// a tar archive is extracted into `dest` instead, as BuildKit does.
 fn fetched_action(
     workdir: &str,
     dest: &str,
@@ -1718,8 +1722,10 @@ fn fetched_action(
     file: RemoteFile,
     chmod: Option<&Chmod>,
     chown: Option<String>,
+    unpack: bool,
 ) -> FileAction {
     let abs_dest = join_path(workdir, dest);
+    let unpack_into = unpack.then(|| abs_dest.clone());
     let path = if dest.ends_with('/') || several_sources {
         join_path(&abs_dest, &file.filename)
     } else {
@@ -1731,6 +1737,8 @@ fn fetched_action(
         mode: chmod.map_or(0o600, |c| c.apply(0o600, false)),
         mtime: file.mtime,
         owner: chown,
+        unpack_into,
+        unpack_chmod: if unpack { chmod.cloned() } else { None },
     }
 }
 

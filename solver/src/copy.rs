@@ -380,6 +380,23 @@ fn mknod_like(meta: &Metadata, target: &Path) -> Result<(), CopyError> {
     Ok(())
 }
 
+/// `ADD --unpack=true <url>`: extracts the downloaded `file` into `dir` (absolute, inside
+/// `root`, made when missing) when it is a tar archive. False when it is not one: the caller
+/// then places it as a plain file.
+pub fn unpack_file(
+    file: &Path,
+    root: &Path,
+    dir: &str,
+    attrs: Attributes<'_>,
+) -> Result<bool, CopyError> {
+    if !is_tar_archive(file)? {
+        return Ok(false);
+    }
+    let target = ensure_dir(root, clean_rel(dir), attrs)?;
+    extract_archive(file, &target, attrs)?;
+    Ok(true)
+}
+
 /// docker's ADD extracts plain and compressed tar archives; we support plain and gzip. Detection
 /// is by content, not name.
 fn is_tar_archive(path: &Path) -> Result<bool, CopyError> {

@@ -847,7 +847,20 @@ impl<'a> Solver<'a> {
                 mode,
                 mtime,
                 owner: o,
+                unpack_into,
+                unpack_chmod,
             } => {
+                if let Some(dir) = unpack_into {
+                    let attrs = Attributes {
+                        owner: owner(o)?,
+                        chmod: unpack_chmod.as_ref(),
+                        reset_owner: false,
+                    };
+                    let file = self.store.blobs().path(blob);
+                    if copy::unpack_file(&file, root, dir, attrs)? {
+                        return Ok(());
+                    }
+                }
                 let mut content = self.store.blobs().open(blob).map_err(|e| {
                     CopyError::Invalid(format!(
                         "the downloaded file {blob} is gone from the store: {e}"

@@ -219,6 +219,14 @@ pub enum FileAction {
         /// Seconds since the epoch (from the server's Last-Modified), else the build's time.
         mtime: Option<i64>,
         owner: Option<String>,
+        /// `ADD --unpack=true`: a tar archive is extracted into this directory instead (a file
+        /// that is no archive still lands at `path`). Left out of the cache key when unset, so
+        /// keys of plain downloads stay what they were.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        unpack_into: Option<String>,
+        /// `--chmod` for the extracted entries (as for a local archive).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        unpack_chmod: Option<Chmod>,
     },
 }
 
