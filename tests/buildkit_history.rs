@@ -23,9 +23,8 @@ fn empty(h: &Value) -> bool {
     h["empty_layer"] == json!(true)
 }
 
-/// testExportedHistory. BuildKit also gives the no-op `RUN ["ls"]` an (empty) layer; builder
-/// writes no layer for a step that changed nothing and marks it `empty_layer` (see
-/// BUILDKIT_PARITY.md), so that entry's flag is not compared.
+/// testExportedHistory: metadata instructions and `WORKDIR /` are empty layers; every other
+/// step has a layer, the no-op `RUN ["ls"]` too (an empty one).
 #[test]
 fn exported_history() {
     let env = Env::new();
@@ -59,7 +58,7 @@ fn exported_history() {
         created_by(3).contains("echo bar > foo4") && !empty(&h[3]),
         "{h:#?}"
     );
-    assert!(created_by(4).contains("RUN ls"), "{h:#?}");
+    assert!(created_by(4).contains("RUN ls") && !empty(&h[4]), "{h:#?}");
     assert!(
         created_by(5).contains("EXPOSE [1234/udp 2375/tcp 5000/tcp]") && empty(&h[5]),
         "{h:#?}"
@@ -67,12 +66,12 @@ fn exported_history() {
     for entry in &h {
         assert!(entry["created"].is_string(), "{h:#?}");
     }
-    // One layer per non-empty entry: busybox:test's 3, the COPY and `echo bar > foo4`.
+    // One layer per non-empty entry: busybox:test's 3, the COPY and both RUNs.
     let diff_ids = env.inspect("hist:1")["rootfs"]["diff_ids"]
         .as_array()
         .unwrap()
         .len();
-    assert_eq!(diff_ids, 5);
+    assert_eq!(diff_ids, 6);
 }
 
 /// testExportedHistoryFlattenArgs: a redeclared ARG is listed once in RUN's history, in the
@@ -172,4 +171,40 @@ fn copy_history_is_written_as_buildkit_writes_it() {
             "COPY <<EOT /doc # buildkit",
         ]
     );
+}
+
+/// As BuildKit: a step that changes nothing still adds a layer, an empty one (`RUN true`,
+/// `WORKDIR` of a directory that exists), and its history entry is a layer's; a rebuild keeps
+/// them cached.
+#[test]
+fn a_step_that_changes_nothing_adds_an_empty_layer() {
+    let env = Env::new();
+    env.busybox_base();
+    let ctx = env.context(
+        "noop",
+        &[(
+            "Dockerfile",
+            "FROM busybox:test\nRUN true\nWORKDIR /tmp\nRUN true\n",
+        )],
+    );
+    env.build_ok(&ctx, &["-t", "noop:1"]);
+    let h = new_history(&env, "noop:1");
+    assert_eq!(h.len(), 3, "{h:#?}");
+    assert!(h.iter().all(|e| !empty(e)), "{h:#?}");
+    let image = env.inspect("noop:1");
+    let diff_ids = image["rootfs"]["diff_ids"].as_array().unwrap();
+    let base = env.inspect("busybox:test")["rootfs"]["diff_ids"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(diff_ids.len(), base + 3);
+    // The three are the same empty tar: 1024 zero bytes.
+    let empty_tar = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
+    assert!(
+        diff_ids[base..].iter().all(|d| d == empty_tar),
+        "{diff_ids:?}"
+    );
+    let log = env.build_ok(&ctx, &["-t", "noop:2"]);
+    assert_eq!(log.matches("CACHED").count(), 3, "{log}");
+    assert_eq!(env.inspect("noop:2")["rootfs"], image["rootfs"]);
 }

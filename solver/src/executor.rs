@@ -629,20 +629,25 @@ impl<'a> Solver<'a> {
         Ok(layer)
     }
 
-    /// A record whose layer blob has gone missing counts as a miss.
+    /// A record whose layer blob has gone missing counts as a miss. So does one without a
+    /// layer: every step adds one now (an empty one when it changed nothing), so such a record
+    /// was written by an older builder that left empty steps out, and the step is run again
+    /// to give the image the layer BuildKit's would have.
     fn local_hit(&self, key: &Digest) -> Option<CacheRecord> {
         self.cache.get(key).filter(|record| {
             record
                 .layer
                 .as_ref()
-                .is_none_or(|l| self.store.blobs().contains(&l.digest))
+                .is_some_and(|l| self.store.blobs().contains(&l.digest))
         })
     }
 
     /// A record from `--cache-from`; its blob is local now, so it is recorded locally too (a
-    /// record that fails to be written only means the next build asks the import again).
+    /// record that fails to be written only means the next build asks the import again). One
+    /// without a layer is from an older builder (see [`Solver::local_hit`]): a miss.
     fn imported_hit(&self, key: &Digest) -> Option<CacheRecord> {
         let record = self.opts.cache_import.as_ref()?.fetch(key, self.store)?;
+        record.layer.as_ref()?;
         let _ = self.cache.put(key, &record);
         Some(record)
     }
@@ -721,7 +726,6 @@ impl<'a> Solver<'a> {
         self.layers.prepare(layers)
     }
 
-    /// Turns a finished snapshot's diff into a stored layer (None when nothing changed).
     /// Turns a finished step's diff directory into a stored layer (and its unpacked snapshot).
     fn commit_diff(&self, diff: &Path) -> Result<Option<LayerRef>, String> {
         let stored = self.store_diff(diff);
@@ -742,11 +746,8 @@ impl<'a> Solver<'a> {
         let mut writer = self.store.blobs().writer().map_err(|e| e.to_string())?;
         let digests = builder_snapshot::write_layer(diff, &mut writer, &self.opts.layer_options)
             .map_err(|e| e.to_string())?;
-        // An empty tar is its two end-of-archive blocks: the step changed nothing.
-        if digests.uncompressed_size <= 1024 {
-            builder_snapshot::remove_later(diff.to_path_buf());
-            return Ok(None);
-        }
+        // A step that changed nothing still adds a layer (an empty tar), as in BuildKit: its
+        // history entry is a layer's (`RUN ls`, `WORKDIR` of an existing directory).
         let (digest, size) = writer.commit().map_err(|e| e.to_string())?;
         let dir = self.store.snapshots_dir().join(digests.diff_id.hex());
         if dir.is_dir() || fs::rename(diff, &dir).is_err() {
