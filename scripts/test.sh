@@ -83,6 +83,7 @@ keep = {
     "buildkit_copy",
     "buildkit_run",
     "buildkit_heredoc",
+    "buildkit_history",
     "target_stage_arg",
     "copy_symbolic_chmod",
     "sandbox",

@@ -150,7 +150,7 @@ fn copy_history_is_written_as_buildkit_writes_it() {
             (
                 "Dockerfile",
                 "FROM busybox:test\nARG F=a.txt\n\
-                 COPY --link --chown=1:2 --chmod=640 --exclude=*.md $F b.txt /dst/\n\
+                 COPY --link --chown=0:0 --chmod=640 --exclude=*.md $F b.txt /dst/\n\
                  ADD --chmod=600 $F /added\nCOPY <<EOT /doc\nhi\nEOT\n",
             ),
             ("a.txt", "a"),
@@ -166,7 +166,7 @@ fn copy_history_is_written_as_buildkit_writes_it() {
     assert_eq!(
         texts[1..],
         [
-            "COPY --chown=1:2 --chmod=640 a.txt b.txt /dst/ # buildkit",
+            "COPY --chown=0:0 --chmod=640 a.txt b.txt /dst/ # buildkit",
             "ADD --chmod=600 a.txt /added # buildkit",
             "COPY <<EOT /doc # buildkit",
         ]
