@@ -221,8 +221,8 @@ fn copy_socket() {
 /// testCopyChmod: `--chmod` sets the copied file's mode, and (BuildKit ≥ 0.13) an octal one is
 /// also the mode of the directories the copy creates on the way (`/parent` 0777, then
 /// `/parent/sub` 0770 while the existing `/parent` keeps 0777). Also: a symbolic `--chmod`
-/// leaves created parents at 0755, and a mode without the search bit still lets the copy
-/// finish inside the directories it makes.
+/// leaves created parents at 0755, a mode without the search bit still lets the copy finish
+/// inside the directories it makes, and a heredoc's parents get the mode and owner too.
 #[test]
 fn copy_chmod() {
     let env = Env::new();
@@ -243,6 +243,7 @@ fn copy_chmod() {
                  COPY --chmod=${mode} foo /footer\n\
                  COPY --chmod=u+x foo /symbolic/deep/foo\n\
                  COPY --chmod=644 foo /nosearch/deep/foo\n\
+                 COPY --chmod=750 --chown=1:1 <<EOT /heredoc/deep/\nhi\nEOT\n\
                  RUN stat -c \"%04a\" /foo  > /out/fooperm\n\
                  RUN stat -c \"%04a\" /baz  > /out/barperm\n\
                  RUN stat -c \"%04a\" /foobis  > /out/foobisperm\n\
@@ -251,6 +252,7 @@ fn copy_chmod() {
                  RUN stat -c \"%04a\" /footer  > /out/footerperm\n\
                  RUN stat -c \"%04a\" /symbolic /symbolic/deep > /out/symbolicperm\n\
                  RUN stat -c \"%04a\" /nosearch /nosearch/deep /nosearch/deep/foo > /out/nosearchperm\n\
+                 RUN stat -c \"%04a %u\" /heredoc /heredoc/deep /heredoc/deep/EOT > /out/heredocperm\n\
                  FROM scratch\n\
                  COPY --from=base /out /\n",
             ),
@@ -268,6 +270,8 @@ fn copy_chmod() {
         ("footerperm", "0755\n"),
         ("symbolicperm", "0755\n0755\n"),
         ("nosearchperm", "0644\n0644\n0644\n"),
+        // A heredoc's parents too, owned like the file (fsutil's copy makes them so).
+        ("heredocperm", "0750 1\n0750 1\n0750 1\n"),
     ] {
         assert_eq!(read_text(out.join(file)), want, "{file}");
     }

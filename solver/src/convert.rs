@@ -1223,6 +1223,7 @@ impl<'a> Converter<'a> {
                         mode: 0o755,
                         data: content,
                         owner: None,
+                        parent_mode: None,
                     }],
                     linked: false,
                 }),
@@ -1657,6 +1658,7 @@ fn copy_actions(
                 .map_or(0o644, |c| c.apply(0o644, false)),
             data,
             owner: flags.chown.clone(),
+            parent_mode: octal_parent_mode(flags.chmod.as_ref()),
         });
     }
     if !sources.is_empty() {
@@ -1739,6 +1741,16 @@ fn fetched_action(
         owner: chown,
         unpack_into,
         unpack_chmod: if unpack { chmod.cloned() } else { None },
+        parent_mode: octal_parent_mode(chmod),
+    }
+}
+
+/// BuildKit (fsutil's copy) makes the missing parents of a copied file or download with an
+/// octal `--chmod`'s permission bits; a symbolic one leaves them 0755.
+fn octal_parent_mode(chmod: Option<&Chmod>) -> Option<u32> {
+    match chmod {
+        Some(Chmod::Octal(mode)) => Some(mode & 0o777),
+        _ => None,
     }
 }
 

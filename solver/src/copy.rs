@@ -521,9 +521,10 @@ fn set_mtime(target: &Path, mtime: i64) -> Result<(), CopyError> {
         .map_err(io_err(target))
 }
 
-/// Writes a heredoc file (COPY <<EOF) at an absolute path inside the root.
-/// Writes `content` to `path` inside `root` (parents created as needed, an existing entry
-/// replaced) with the given mode and owner, and `mtime` (seconds since the epoch) when given.
+/// Writes `content` to `path` inside `root` (a heredoc file, a download): parents created as
+/// needed (owned like the file, with `parent_mode` or 0755, as fsutil's copy makes them in
+/// BuildKit), an existing entry replaced, with the given mode and owner, and `mtime` (seconds
+/// since the epoch) when given.
 pub fn make_file(
     root: &Path,
     path: &str,
@@ -531,18 +532,18 @@ pub fn make_file(
     mode: u32,
     owner: Owner,
     mtime: Option<i64>,
+    parent_mode: Option<u32>,
 ) -> Result<(), CopyError> {
     let rel = clean_rel(path);
+    let parent_chmod = parent_mode.map(Chmod::Octal);
+    let mut created = CreatedDirs::default();
     if let Some((parent, _)) = rel.rsplit_once('/') {
-        ensure_dir(
-            root,
-            parent,
-            Attributes {
-                owner: None,
-                chmod: None,
-                reset_owner: true,
-            },
-        )?;
+        let attrs = Attributes {
+            owner: Some(owner),
+            chmod: parent_chmod.as_ref(),
+            reset_owner: true,
+        };
+        ensure_dir_in(root, Path::new(parent), attrs, &mut created)?;
     }
     let target = resolve_in_root(root, &rel, false).map_err(io_err(root))?;
     remove_existing(&target, false)?;
@@ -554,5 +555,6 @@ pub fn make_file(
     }
     drop(file);
     fs::set_permissions(&target, fs::Permissions::from_mode(mode)).map_err(io_err(&target))?;
-    lchown(&target, owner)
+    lchown(&target, owner)?;
+    created.finish()
 }

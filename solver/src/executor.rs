@@ -834,6 +834,7 @@ impl<'a> Solver<'a> {
                 mode,
                 data,
                 owner: o,
+                parent_mode,
             } => copy::make_file(
                 root,
                 path,
@@ -841,6 +842,7 @@ impl<'a> Solver<'a> {
                 *mode,
                 owner(o)?.unwrap_or(Owner { uid: 0, gid: 0 }),
                 None,
+                *parent_mode,
             ),
             FileAction::Fetched {
                 path,
@@ -850,6 +852,7 @@ impl<'a> Solver<'a> {
                 owner: o,
                 unpack_into,
                 unpack_chmod,
+                parent_mode,
             } => {
                 if let Some(dir) = unpack_into {
                     let attrs = Attributes {
@@ -874,6 +877,7 @@ impl<'a> Solver<'a> {
                     *mode,
                     owner(o)?.unwrap_or(Owner { uid: 0, gid: 0 }),
                     *mtime,
+                    *parent_mode,
                 )
             }
             FileAction::Copy(c) => {

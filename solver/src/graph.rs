@@ -207,6 +207,10 @@ pub enum FileAction {
         mode: u32,
         data: String,
         owner: Option<String>,
+        /// The mode of parent directories made on the way: an octal `--chmod`, as for copied
+        /// files (else 0755). Left out of the cache key when unset.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        parent_mode: Option<u32>,
     },
     Copy(CopyAction),
     /// A file downloaded before the build (`ADD <url>`) and kept as a blob in the store. Only
@@ -227,6 +231,9 @@ pub enum FileAction {
         /// `--chmod` for the extracted entries (as for a local archive).
         #[serde(skip_serializing_if = "Option::is_none")]
         unpack_chmod: Option<Chmod>,
+        /// The mode of parent directories made on the way (see `Mkfile`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        parent_mode: Option<u32>,
     },
 }
 
