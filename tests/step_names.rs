@@ -193,10 +193,11 @@ fn secret_env_variables_are_masked_in_step_names() {
     let spec = format!("id=mysecret,src={}", secret.display());
     let log = env.build_ok(&ctx, &["--secret", &spec]);
     let names = step_names(&log);
+    // `stage-0`: for BuildKit the mount is a second source (see the last test).
     assert_eq!(
         names,
         [
-            r#"[2/2] RUN --mount=type=secret,id=mysecret,env=SECRET_ENV [ "****" = "pw" ] && echo shown"#
+            r#"[stage-0 2/2] RUN --mount=type=secret,id=mysecret,env=SECRET_ENV [ "****" = "pw" ] && echo shown"#
         ],
         "{names:?}"
     );
@@ -240,4 +241,28 @@ fn workdir_root_takes_no_step_number() {
     let names = step_names(&env.build_ok(&ctx, &[]));
     // BuildKit counts it in the total but makes no step of it, so the total is never reached.
     assert_eq!(names, ["[2/3] RUN echo after"], "{names:?}");
+}
+
+/// BuildKit drops the stage name only when it has one dispatch state, and a `RUN --mount`
+/// (any type: its source is scratch unless `from=` names a stage) or a `COPY --from=IMAGE`
+/// adds one: a lone stage then shows as `stage-0`, as in BuildKit's own progress output.
+#[test]
+fn a_lone_stage_with_a_mount_or_an_image_source_is_named() {
+    let env = Env::new();
+    env.busybox_base();
+    for (dockerfile, want) in [
+        (
+            "FROM busybox:test\nRUN --mount=type=tmpfs,target=/t true\n",
+            "[stage-0 2/2] RUN --mount=type=tmpfs,target=/t true",
+        ),
+        (
+            "FROM busybox:test\nCOPY --from=busybox:test /bin/busybox /b\n",
+            "[stage-0 2/2] COPY --from=busybox:test /bin/busybox /b",
+        ),
+        ("FROM busybox:test AS only\nRUN true\n", "[2/2] RUN true"),
+    ] {
+        let ctx = env.context("named", &[("Dockerfile", dockerfile)]);
+        let names = step_names(&env.build_ok(&ctx, &[]));
+        assert_eq!(names, [want], "{dockerfile}");
+    }
 }

@@ -441,6 +441,28 @@ impl<'a> Converter<'a> {
         }
     }
 
+    /// Whether step names leave the stage name out. BuildKit does so when its list of
+    /// dispatch states has a single entry, and that list also holds a state for each image a
+    /// `COPY --from` names and for each `RUN --mount` source that is not a stage (a mount
+    /// without `from` counts as one from scratch). So a lone stage with a `RUN --mount` or a
+    /// `COPY --from=IMAGE` is shown as `stage-0`, as BuildKit shows it.
+    fn lone_stage(&self) -> bool {
+        let [stage] = self.dockerfile.stages.as_slice() else {
+            return false;
+        };
+        let is_stage = |name: &str| stage.name.as_deref() == Some(name.to_lowercase().as_str());
+        !stage.instructions.iter().any(|inst| match &inst.kind {
+            InstructionKind::Run(run) => {
+                run.mounts.iter().any(|m| !m.from().is_some_and(&is_stage))
+            }
+            InstructionKind::Copy(copy) => copy
+                .from
+                .as_deref()
+                .is_some_and(|f| !is_stage(f) && f != "0"),
+            _ => false,
+        })
+    }
+
     /// The stage a `FROM`/`--from` name refers to, among the stages defined before `before`.
     /// Looked up by name, not by scanning the stages before `before`: with one lookup per
     /// stage, that scan made a 10,000-stage chain quadratic.
@@ -687,10 +709,11 @@ impl<'a> Converter<'a> {
             let image = self.resolve_image(&base, line, &platform)?;
             (self.image_vertex(&image), image.spec)
         };
-        // Step names as BuildKit gives them: `[NAME i/n]`, where a lone unnamed stage has no
-        // NAME, and n counts the FROM of an image, every ONBUILD trigger and the instructions
-        // that make a step (RUN, COPY, ADD, WORKDIR).
-        let label = if self.dockerfile.stages.len() == 1 {
+        // Step names as BuildKit gives them: `[NAME i/n]`, where a lone stage has no NAME
+        // (unless BuildKit counts a second source, see `lone_stage`), and n counts the FROM of
+        // an image, every ONBUILD trigger and the instructions that make a step (RUN, COPY,
+        // ADD, WORKDIR).
+        let label = if self.lone_stage() {
             String::new()
         } else {
             display_name.clone()
