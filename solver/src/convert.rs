@@ -216,7 +216,7 @@ pub enum ConvertError {
 }
 
 /// The converted build: the graph, the target stage's vertex and image config, and which history
-/// entries correspond to a layer-producing vertex (an empty diff turns them into `empty_layer`).
+/// entries correspond to a layer-producing vertex.
 #[derive(Debug)]
 pub struct ConvertedBuild {
     pub graph: BuildGraph,
