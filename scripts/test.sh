@@ -85,6 +85,7 @@ keep = {
     "buildkit_heredoc",
     "debug_failed_step",
     "git_context",
+    "buildkit_history",
     "target_stage_arg",
     "copy_symbolic_chmod",
     "sandbox",

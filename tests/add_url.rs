@@ -203,3 +203,84 @@ fn add_url_checksum_and_http_errors_are_clear() {
         "{stderr}"
     );
 }
+
+/// A gzipped tar archive holding `foo` with `content`.
+fn tar_gz(content: &str) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(content.len() as u64);
+    h.set_mode(0o644);
+    h.set_entry_type(tar::EntryType::Regular);
+    tar.append_data(&mut h, "foo", content.as_bytes()).unwrap();
+    let raw = tar.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &raw).unwrap();
+    gz.finish().unwrap()
+}
+
+/// What a case expects of the output tree: each path's bytes, or None for absent.
+type Expected<'a> = &'a [(&'a str, Option<&'a [u8]>)];
+
+/// BuildKit's testDockerfileAddArchive, the `--unpack` parts (dockerfile 1.17): a local
+/// archive is extracted unless `--unpack=false`, COPY never extracts, a downloaded archive is
+/// kept as downloaded unless `--unpack=true`, which extracts it into the destination.
+#[test]
+fn add_unpack_decides_whether_archives_are_extracted() {
+    let env = Env::new();
+    let archive = tar_gz("content0");
+    let served = env.path("served-archives");
+    fs::create_dir_all(&served).unwrap();
+    fs::write(served.join("t.tar.gz"), &archive).unwrap();
+    let server = FileServer::start(&served);
+    let url = server.url("t.tar.gz");
+    let cases: [(&str, &str, Expected); 6] = [
+        (
+            "default",
+            "ADD t.tar.gz /",
+            &[("foo", Some(b"content0")), ("t.tar.gz", None)],
+        ),
+        (
+            "local-false",
+            "ADD --unpack=false t.tar.gz /",
+            &[("foo", None), ("t.tar.gz", Some(&archive))],
+        ),
+        (
+            "copy",
+            "COPY t.tar.gz /",
+            &[("foo", None), ("t.tar.gz", Some(&archive))],
+        ),
+        (
+            "url",
+            &format!("ADD {url} /"),
+            &[("foo", None), ("t.tar.gz", Some(&archive))],
+        ),
+        (
+            "url-true",
+            &format!("ADD --unpack=true {url} /dest/"),
+            &[("dest/foo", Some(b"content0")), ("dest/t.tar.gz", None)],
+        ),
+        (
+            "url-rename",
+            &format!("ADD {url} /newname.tar.gz"),
+            &[("newname.tar.gz", Some(&archive))],
+        ),
+    ];
+    for (name, instruction, expect) in cases {
+        let ctx = env.context(
+            &format!("unpack-{name}"),
+            &[("Dockerfile", &format!("FROM scratch\n{instruction}\n"))],
+        );
+        fs::write(ctx.join("t.tar.gz"), &archive).unwrap();
+        let out = env.build_local(&ctx, &format!("unpack-out-{name}"), &[]);
+        for (path, want) in expect.iter() {
+            match want {
+                Some(bytes) => assert_eq!(
+                    fs::read(out.join(path)).unwrap_or_default(),
+                    *bytes,
+                    "{instruction}: {path}"
+                ),
+                None => assert!(!out.join(path).exists(), "{instruction}: {path} exists"),
+            }
+        }
+    }
+}

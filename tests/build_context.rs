@@ -115,3 +115,108 @@ fn unusable_build_contexts_are_refused_clearly() {
         assert!(stderr.contains(message), "{arg}: {stderr}");
     }
 }
+
+/// As in BuildKit (testNamedLocalContext, testNamedImageContext): a build context named like a
+/// stage replaces that stage. Whatever refers to it gets the context, by name or by index, and
+/// the stage itself never runs (its `RUN exit 1` would fail the build).
+#[test]
+fn a_named_context_replaces_the_stage_of_that_name() {
+    let env = Env::new();
+    env.busybox_base();
+    let dir = env.context("over", &[("x", "from the directory\n")]);
+    let ctx = env.context(
+        "stagectx",
+        &[(
+            "Dockerfile",
+            "FROM busybox:test AS build\nRUN exit 1\n\
+             FROM busybox:test\nCOPY --from=build /x /by-name\nCOPY --from=0 /x /by-index\n\
+             RUN --mount=from=build,target=/m cat /m/x > /mounted\n",
+        )],
+    );
+    let arg = format!("build={}", dir.display());
+    let log = env.build_ok(&ctx, &["-t", "over:1", "--build-context", &arg]);
+    assert!(!log.contains("exit 1"), "the replaced stage ran:\n{log}");
+    for file in ["/by-name", "/by-index", "/mounted"] {
+        assert_eq!(
+            env.ok(&["run", "--rm", "over:1", "cat", file]),
+            "from the directory\n",
+            "{file}"
+        );
+    }
+
+    // An image context: FROM the stage starts from the image, and a replaced target stage is
+    // the image itself.
+    let ctx = env.context(
+        "imagectx",
+        &[(
+            "Dockerfile",
+            "FROM scratch AS base\nCOPY missing-file /\n\
+             FROM base\nRUN echo on-the-image > /y\n",
+        )],
+    );
+    let log = env.build_ok(
+        &ctx,
+        &[
+            "-t",
+            "over:2",
+            "--build-context",
+            "base=docker-image://busybox:test",
+        ],
+    );
+    assert!(!log.contains("missing-file"), "{log}");
+    assert_eq!(
+        env.ok(&["run", "--rm", "over:2", "cat", "/y"]),
+        "on-the-image\n"
+    );
+    env.build_ok(
+        &ctx,
+        &[
+            "-t",
+            "over:3",
+            "--target",
+            "base",
+            "--build-context",
+            "base=docker-image://busybox:test",
+        ],
+    );
+    assert_eq!(
+        env.inspect("over:3")["rootfs"],
+        env.inspect("busybox:test")["rootfs"]
+    );
+}
+
+/// BuildKit's testNamedLocalContext: a directory context replaces the stage `base` (whose RUN
+/// would fail here), and its own `.dockerignore` applies to what is read from it.
+#[test]
+fn named_local_context() {
+    let env = Env::new();
+    env.busybox_base();
+    let ctx = env.context(
+        "main",
+        &[(
+            "Dockerfile",
+            "FROM busybox:test AS base\nRUN cat /etc/alpine-release > /out\n\
+             FROM scratch\nCOPY --from=base /o* /\n",
+        )],
+    );
+    let basedir = env.context(
+        "basedir",
+        &[
+            ("out", "dummy-result"),
+            ("out2", "dummy-result"),
+            (".dockerignore", "out2\n"),
+        ],
+    );
+    let out = env.path("named-local-out");
+    env.build_ok(
+        &ctx,
+        &[
+            "--build-context",
+            &format!("base={}", basedir.display()),
+            "--output",
+            &format!("type=local,dest={}", out.display()),
+        ],
+    );
+    assert!(!common::read_text(out.join("out")).is_empty());
+    assert!(!out.join("out2").exists());
+}

@@ -217,3 +217,111 @@ fn copy_socket() {
     assert!(meta.file_type().is_file(), "{meta:?}");
     assert_eq!(meta.len(), 0);
 }
+
+/// testCopyChmod: `--chmod` sets the copied file's mode, and (BuildKit ≥ 0.13) an octal one is
+/// also the mode of the directories the copy creates on the way (`/parent` 0777, then
+/// `/parent/sub` 0770 while the existing `/parent` keeps 0777). Also: a symbolic `--chmod`
+/// leaves created parents at 0755, a mode without the search bit still lets the copy finish
+/// inside the directories it makes, and a heredoc's parents get the mode too.
+#[test]
+fn copy_chmod() {
+    let env = Env::new();
+    env.busybox_base();
+    let ctx = env.context(
+        "chmod",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox:test AS base\n\
+                 RUN mkdir -m 0777 /out\n\
+                 COPY --chmod=0644 foo /\n\
+                 COPY --chmod=777 bar /baz\n\
+                 COPY --chmod=0 foo /foobis\n\
+                 COPY --chmod=777 foo /parent/foo\n\
+                 COPY --chmod=770 foo /parent/sub/foo\n\
+                 ARG mode\n\
+                 COPY --chmod=${mode} foo /footer\n\
+                 COPY --chmod=u+x foo /symbolic/deep/foo\n\
+                 COPY --chmod=644 foo /nosearch/deep/foo\n\
+                 COPY --chmod=750 <<EOT /heredoc/deep/\nhi\nEOT\n\
+                 RUN stat -c \"%04a\" /foo  > /out/fooperm\n\
+                 RUN stat -c \"%04a\" /baz  > /out/barperm\n\
+                 RUN stat -c \"%04a\" /foobis  > /out/foobisperm\n\
+                 RUN stat -c \"%04a\" /parent  > /out/parentperm\n\
+                 RUN stat -c \"%04a\" /parent/sub  > /out/subparentperm\n\
+                 RUN stat -c \"%04a\" /footer  > /out/footerperm\n\
+                 RUN stat -c \"%04a\" /symbolic /symbolic/deep > /out/symbolicperm\n\
+                 RUN stat -c \"%04a\" /nosearch /nosearch/deep /nosearch/deep/foo > /out/nosearchperm\n\
+                 RUN stat -c \"%04a\" /heredoc /heredoc/deep /heredoc/deep/EOT > /out/heredocperm\n\
+                 FROM scratch\n\
+                 COPY --from=base /out /\n",
+            ),
+            ("foo", "foo-contents"),
+            ("bar", "bar-contents"),
+        ],
+    );
+    let out = env.build_local(&ctx, &out_name(&ctx), &["--build-arg", "mode=755"]);
+    for (file, want) in [
+        ("fooperm", "0644\n"),
+        ("barperm", "0777\n"),
+        ("foobisperm", "0000\n"),
+        ("parentperm", "0777\n"),
+        ("subparentperm", "0770\n"),
+        ("footerperm", "0755\n"),
+        ("symbolicperm", "0755\n0755\n"),
+        ("nosearchperm", "0644\n0644\n0644\n"),
+        // A heredoc's parents too (their owner: copy_directory_destination).
+        ("heredocperm", "0750\n0750\n0750\n"),
+    ] {
+        assert_eq!(read_text(out.join(file)), want, "{file}");
+    }
+}
+
+/// testDockerfileCopyFromArgs: a variable in `COPY --from` is refused (the stage a step reads
+/// must be known before any variable has a value).
+#[test]
+fn dockerfile_copy_from_args() {
+    let env = Env::new();
+    let ctx = env.context(
+        "fromargs",
+        &[("Dockerfile", "FROM scratch\nCOPY --from=$FOO . .\n")],
+    );
+    let out = env.build(&ctx, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround"),
+        "{stderr}"
+    );
+}
+
+/// testCopyInvalidChmod and testAddInvalidChmod: a value that starts like a number but is not
+/// an octal mode up to 07777 gets BuildKit's error.
+#[test]
+fn copy_invalid_chmod() {
+    let env = Env::new();
+    for (instruction, value) in [
+        ("COPY", "64a"),
+        ("COPY", "10000"),
+        ("ADD", "64a"),
+        ("ADD", "10000"),
+    ] {
+        let ctx = env.context(
+            &format!("chmod-{instruction}-{value}"),
+            &[
+                (
+                    "Dockerfile",
+                    &format!("FROM scratch\n{instruction} --chmod={value} foo /\n"),
+                ),
+                ("foo", "foo-contents"),
+            ],
+        );
+        let out = env.build(&ctx, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        let want = format!(
+            "invalid chmod parameter: '{value}'. it should be octal string and between 0 and 07777"
+        );
+        assert!(stderr.contains(&want), "{instruction} {value}: {stderr}");
+    }
+}

@@ -179,3 +179,52 @@ fn invalid_json_commands() {
         serde_json::json!(["/bin/sh", "-c", "[]random string"])
     );
 }
+
+/// testSecretRequiredWithoutValue: a required secret that was not given fails the step with
+/// BuildKit's `secret ID: not found`, as a file mount or as an env variable.
+#[test]
+fn secret_required_without_value() {
+    let env = Env::new();
+    env.busybox_base();
+    for mount in [
+        "type=secret,required,id=mysecret",
+        "type=secret,required,id=mysecret,env=S",
+    ] {
+        let ctx = env.context(
+            "secret",
+            &[(
+                "Dockerfile",
+                &format!("FROM busybox:test\nRUN --mount={mount} true\n"),
+            )],
+        );
+        let out = env.build(&ctx, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("secret mysecret: not found"),
+            "{mount}: {stderr}"
+        );
+    }
+}
+
+/// testMountFromError: a variable in a RUN mount's `from` is refused in BuildKit's words.
+#[test]
+fn mount_from_error() {
+    let env = Env::new();
+    env.busybox_base();
+    let ctx = env.context(
+        "mountfrom",
+        &[(
+            "Dockerfile",
+            "FROM busybox:test AS test\nRUN touch /tmp/test\n\
+             FROM busybox:test\nENV ttt=test\nRUN --mount=from=$ttt,type=cache,target=/tmp ls\n",
+        )],
+    );
+    let out = env.build(&ctx, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("'from' doesn't support variable expansion, define alias stage instead"),
+        "{stderr}"
+    );
+}

@@ -84,3 +84,24 @@ fn an_app_user_can_still_write_its_home_after_copying_into_it() {
     );
     assert!(lines.contains(&"wrote".into()), "{lines:?}");
 }
+
+/// The parents a heredoc COPY makes are owned like the file (`--chown`), as fsutil's copy
+/// makes them in BuildKit.
+#[test]
+fn a_heredocs_created_parents_are_owned_by_the_chown_owner() {
+    let env = Env::new();
+    env.busybox_base();
+    let lines = build_lines(
+        &env,
+        "FROM busybox:test\n\
+         COPY --chown=1000:1000 <<EOT /hd/deep/\nhi\nEOT\n\
+         RUN stat -c '%n %u:%g %a' /hd /hd/deep /hd/deep/EOT\n",
+    );
+    for want in [
+        "/hd 1000:1000 755",
+        "/hd/deep 1000:1000 755",
+        "/hd/deep/EOT 1000:1000 644",
+    ] {
+        assert!(lines.contains(&want.to_string()), "{want}: {lines:?}");
+    }
+}

@@ -77,3 +77,26 @@ fn missing_base_image_says_what_to_do() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("Dockerfile:1"), "{err}");
 }
+
+/// BuildKit's words for a Dockerfile with nothing to build (testEmptyStages for the ARG-only
+/// file; the others from dockerfile2llb and its parser): refused as a usage error, store
+/// untouched.
+#[test]
+fn nothing_to_build_is_refused_in_buildkits_words() {
+    let env = Env::new();
+    for (dockerfile, message) in [
+        ("", "the Dockerfile cannot be empty"),
+        ("# only a comment\n\n", "file with no instructions"),
+        ("ARG foo=bar", "dockerfile contains no stages to build"),
+        (
+            "ARG A=1\nRUN echo hi\nFROM scratch\n",
+            "Dockerfile:2:1: no build stage in current context",
+        ),
+    ] {
+        let out = build_dockerfile(&env, dockerfile);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{dockerfile:?}: {err}");
+        assert!(err.contains(message), "{dockerfile:?}: {err}");
+    }
+    assert!(store_entries(&env).is_empty());
+}

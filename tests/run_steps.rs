@@ -159,7 +159,7 @@ fn secret_is_visible_during_run_and_absent_from_layers() {
         &[],
     );
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("secret \"other\" is required"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("secret other: not found"));
 }
 
 #[test]

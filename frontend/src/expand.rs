@@ -1,6 +1,7 @@
 //! Dispatch-time variable expansion of instructions, following which fields docker expands:
 //! ENV/LABEL keys and values, ARG names and defaults, ADD/COPY sources, destination and flags
-//! (`--from --chown --chmod --checksum --exclude`) and expandable heredoc bodies, EXPOSE,
+//! (`--chown --chmod --checksum --exclude`; `--from` must be literal, as in BuildKit) and
+//! expandable heredoc bodies, EXPOSE,
 //! VOLUME, USER, WORKDIR, STOPSIGNAL and the free-text fields of `RUN --mount`. RUN/CMD/
 //! ENTRYPOINT command text, SHELL, ONBUILD, HEALTHCHECK and MAINTAINER are left untouched.
 
@@ -134,7 +135,6 @@ impl Instruction {
                 let mut c = c.clone();
                 c.sources = x.all(&c.sources)?;
                 c.dest = x.word(&c.dest)?;
-                c.from = x.opt(&c.from)?;
                 c.chown = x.opt(&c.chown)?;
                 c.chmod = x.opt(&c.chmod)?;
                 c.exclude = x.all(&c.exclude)?;

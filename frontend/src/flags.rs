@@ -46,6 +46,15 @@ impl Flags {
         matches!(self.values.get(name), Some(FlagValue::Bool(true)))
     }
 
+    /// A bool flag's value, or None when it was not given (`ADD --unpack` has a default that
+    /// depends on the source).
+    pub(crate) fn opt_bool(&self, name: &str) -> Option<bool> {
+        match self.values.get(name) {
+            Some(FlagValue::Bool(b)) => Some(*b),
+            _ => None,
+        }
+    }
+
     pub(crate) fn list(&self, name: &str) -> Vec<String> {
         match self.values.get(name) {
             Some(FlagValue::List(v)) => v.clone(),

@@ -127,7 +127,7 @@ impl Run {
     }
 
     /// The heredoc when the shell-form command is nothing but it (`RUN <<EOF`).
-    fn lone_heredoc(&self) -> Option<&Heredoc> {
+    pub fn lone_heredoc(&self) -> Option<&Heredoc> {
         let CommandForm::Shell(cmd) = &self.command else {
             return None;
         };
@@ -174,6 +174,9 @@ pub struct Add {
     pub link: bool,
     pub checksum: Option<String>,
     pub keep_git_dir: bool,
+    /// `--unpack=BOOL` (dockerfile 1.17): whether tar archives are extracted. Not given: local
+    /// archives are, downloaded ones are not.
+    pub unpack: Option<bool>,
     pub exclude: Vec<String>,
     pub heredocs: Vec<Heredoc>,
 }
@@ -322,7 +325,7 @@ pub(crate) fn instruction_from_node(ctx: &Ctx, escape: char) -> Result<Instructi
             ctx.no_flags()?;
             InstructionKind::Entrypoint(ctx.command_form()?)
         }
-        "copy" => InstructionKind::Copy(parse_copy(ctx)?),
+        "copy" => InstructionKind::Copy(parse_copy(ctx, escape)?),
         "add" => InstructionKind::Add(parse_add(ctx)?),
         "env" => InstructionKind::Env(parse_key_values(ctx)?),
         "label" => InstructionKind::Label(parse_key_values(ctx)?),
@@ -454,7 +457,7 @@ fn sources_and_dest(ctx: &Ctx) -> Result<(Vec<String>, Vec<Heredoc>, String), Fr
     Ok((paths, docs, dest.clone()))
 }
 
-fn parse_copy(ctx: &Ctx) -> Result<Copy, FrontendError> {
+fn parse_copy(ctx: &Ctx, escape: char) -> Result<Copy, FrontendError> {
     let flags = ctx.flags(&[
         ("from", FlagKind::Str),
         ("chown", FlagKind::Str),
@@ -464,10 +467,23 @@ fn parse_copy(ctx: &Ctx) -> Result<Copy, FrontendError> {
         ("exclude", FlagKind::List),
     ])?;
     let (sources, heredocs, dest) = sources_and_dest(ctx)?;
+    let from = flags.string("from");
+    // As BuildKit (toCommand): --from names the stage a step depends on before any variable
+    // has a value, so it must read the same with none: `$X`, quotes and escapes are refused.
+    if let Some(from) = &from {
+        let literal = crate::shell::Lexer::new(escape)
+            .process_word(from, &std::collections::BTreeMap::new())
+            .is_ok_and(|w| w == *from);
+        if !literal {
+            return Err(ctx.err(
+                "variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround",
+            ));
+        }
+    }
     Ok(Copy {
         sources,
         dest,
-        from: flags.string("from"),
+        from,
         chown: flags.string("chown"),
         chmod: flags.string("chmod"),
         link: flags.bool("link"),
@@ -484,6 +500,7 @@ fn parse_add(ctx: &Ctx) -> Result<Add, FrontendError> {
         ("link", FlagKind::Bool),
         ("checksum", FlagKind::Str),
         ("keep-git-dir", FlagKind::Bool),
+        ("unpack", FlagKind::Bool),
         ("exclude", FlagKind::List),
     ])?;
     let (sources, heredocs, dest) = sources_and_dest(ctx)?;
@@ -495,6 +512,7 @@ fn parse_add(ctx: &Ctx) -> Result<Add, FrontendError> {
         link: flags.bool("link"),
         checksum: flags.string("checksum"),
         keep_git_dir: flags.bool("keep-git-dir"),
+        unpack: flags.opt_bool("unpack"),
         exclude: flags.list("exclude"),
         heredocs,
     })

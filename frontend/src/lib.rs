@@ -137,6 +137,11 @@ fn expand_stage_word(
 
 /// Parses a Dockerfile. `file_name` only labels errors.
 pub fn parse_dockerfile(source: &[u8], file_name: &str) -> Result<Dockerfile, FrontendError> {
+    // BuildKit's wording for each way a Dockerfile can have nothing to build: an empty file,
+    // only comments (the parser's), only ARGs, an instruction before the first FROM.
+    if source.is_empty() {
+        return Err(FrontendError::new(1, 1, "the Dockerfile cannot be empty").with_file(file_name));
+    }
     let parsed = ast::parse(source).map_err(|e| e.with_file(file_name))?;
     let text = String::from_utf8_lossy(source);
     let src = SourceLines::new(&text);
@@ -166,27 +171,18 @@ pub fn parse_dockerfile(source: &[u8], file_name: &str) -> Result<Dockerfile, Fr
                 meta_args.push(instruction)
             }
             None => {
-                let word = node
-                    .original
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or(&node.value)
-                    .to_string();
-                let message = format!(
-                    "{word} instruction before the first FROM: only ARG may come before FROM"
-                );
-                return Err(src.error(node, message).with_file(file_name));
+                return Err(src
+                    .error(node, "no build stage in current context")
+                    .with_file(file_name));
             }
         }
     }
     if stages.is_empty() {
         let line = parsed.root.end_line;
-        return Err(FrontendError::new(
-            line,
-            1,
-            "no build stage: the Dockerfile has no FROM instruction",
-        )
-        .with_file(file_name));
+        return Err(
+            FrontendError::new(line, 1, "dockerfile contains no stages to build")
+                .with_file(file_name),
+        );
     }
     Ok(Dockerfile {
         escape: parsed.escape,

@@ -60,6 +60,14 @@ pub enum Mount {
 }
 
 impl Mount {
+    /// The stage or image a bind or cache mount reads (`from=`), if it names one.
+    pub fn from(&self) -> Option<&str> {
+        match self {
+            Mount::Bind { from, .. } | Mount::Cache { from, .. } => from.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The cache key of a cache mount: its `id`, or its target when no id was given.
     pub fn cache_id(&self) -> Option<&str> {
         match self {

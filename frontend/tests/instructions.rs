@@ -441,16 +441,16 @@ fn located_errors_quote_the_line() {
     let e = parse_dockerfile(b"RUN x\nFROM a\n", "build/Dockerfile.dev").unwrap_err();
     assert_eq!(
         e.to_string(),
-        "build/Dockerfile.dev:1:1: RUN instruction before the first FROM: only ARG may come before FROM\n   1 | RUN x"
+        "build/Dockerfile.dev:1:1: no build stage in current context\n   1 | RUN x"
     );
-    assert_eq!(err("").message, "file with no instructions");
+    assert_eq!(err("").message, "the Dockerfile cannot be empty");
     assert_eq!(
         err("# just a comment\n\n").message,
         "file with no instructions"
     );
     assert_eq!(
         err("ARG A\n").message,
-        "no build stage: the Dockerfile has no FROM instruction"
+        "dockerfile contains no stages to build"
     );
 }
 

@@ -22,8 +22,9 @@ pub const INLINE_KEY: &str = "builder.cache.v1";
 
 const VERSION: u32 = 1;
 
-/// One record: a step's cache key, the layer it added (None: it changed nothing) and the step
-/// as written, for listings.
+/// One record: a step's cache key, the layer it added and the step as written, for listings.
+/// `layer` is None only in records of older builders, which left out steps that changed
+/// nothing; importing builds read those as misses.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     pub key: Digest,

@@ -180,7 +180,8 @@ pub fn build(
     };
     let layers = layers_of(target.vertex);
 
-    // A step whose diff was empty added no layer: docker marks its history entry empty_layer.
+    // Every step adds a layer (an empty one when it changed nothing, as in BuildKit); should one
+    // ever add none, its history entry is marked empty_layer so history and layers agree.
     let mut spec = target.spec.clone();
     for (history_index, vertex) in &target.layer_history {
         let base_len = converted

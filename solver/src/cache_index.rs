@@ -59,7 +59,8 @@ const COLUMNS: &str = "key, description, layer_digest, layer_diff_id, layer_size
 /// What the executor stores and reads back for a cache key.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CacheRecord {
-    /// The layer the step added; None when it changed nothing.
+    /// The layer the step added (an empty one when it changed nothing). None only in records
+    /// of older builders, which left such steps out; the executor reads those as misses.
     pub layer: Option<LayerRef>,
     /// The step, as the user wrote it (for listings).
     pub description: String,

@@ -59,7 +59,9 @@ impl Chmod {
                 "invalid chmod parameter: '{value}'. it should be octal string and between 0 and 07777"
             )
         };
-        if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // As BuildKit (through its mode parser): a value that starts with a digit is an octal
+        // number or this error, `64a` included.
+        if value.starts_with(|c: char| c.is_ascii_digit()) {
             return u32::from_str_radix(value, 8)
                 .ok()
                 .filter(|m| *m <= 0o7777)

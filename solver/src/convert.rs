@@ -234,7 +234,7 @@ pub enum ConvertError {
 }
 
 /// The converted build: the graph, the target stage's vertex and image config, and which history
-/// entries correspond to a layer-producing vertex (an empty diff turns them into `empty_layer`).
+/// entries correspond to a layer-producing vertex.
 #[derive(Debug)]
 pub struct ConvertedBuild {
     pub graph: BuildGraph,
@@ -264,7 +264,11 @@ pub fn convert(
 ) -> Result<ConvertedBuild, ConvertError> {
     let mut converter = Converter::new(dockerfile, options, resolver)?;
     let target = converter.target_index()?;
-    let output = converter.stage(target)?;
+    let line = dockerfile.stages[target].location.start_line;
+    let output = match converter.overridden_stage_output(target, line)? {
+        Some(out) => out,
+        None => converter.stage(target)?,
+    };
     let mut spec = output.spec.clone();
     spec.labels.extend(options.labels.clone());
     let unused_build_args = options
@@ -326,6 +330,23 @@ impl EnvLookup for ScopeEnv<'_> {
                 .map(|(_, v)| v.as_str())
         }
         find(self.env, name).or_else(|| find(self.args, name))
+    }
+}
+
+/// The variables a step name is expanded with: the stage's scope, except that a variable a
+/// `RUN --mount=type=secret,env=NAME` fills reads `****`, as in BuildKit's names (the secret
+/// is not known here; the mask only says the value comes from a secret).
+struct DisplayEnv<'a> {
+    scope: ScopeEnv<'a>,
+    masked: &'a [String],
+}
+
+impl EnvLookup for DisplayEnv<'_> {
+    fn lookup(&self, name: &str) -> Option<&str> {
+        if self.masked.iter().any(|m| m == name) {
+            return Some("****");
+        }
+        self.scope.lookup(name)
     }
 }
 
@@ -436,7 +457,7 @@ impl<'a> Converter<'a> {
         let stages = &self.dockerfile.stages;
         if stages.is_empty() {
             return Err(ConvertError::General(
-                "the Dockerfile has no stages (no FROM)".into(),
+                "dockerfile contains no stages to build".into(),
             ));
         }
         match &self.options.target {
@@ -461,6 +482,28 @@ impl<'a> Converter<'a> {
         }
     }
 
+    /// Whether step names leave the stage name out. BuildKit does so when its list of
+    /// dispatch states has a single entry, and that list also holds a state for each image a
+    /// `COPY --from` names and for each `RUN --mount` source that is not a stage (a mount
+    /// without `from` counts as one from scratch). So a lone stage with a `RUN --mount` or a
+    /// `COPY --from=IMAGE` is shown as `stage-0`, as BuildKit shows it.
+    fn lone_stage(&self) -> bool {
+        let [stage] = self.dockerfile.stages.as_slice() else {
+            return false;
+        };
+        let is_stage = |name: &str| stage.name.as_deref() == Some(name.to_lowercase().as_str());
+        !stage.instructions.iter().any(|inst| match &inst.kind {
+            InstructionKind::Run(run) => {
+                run.mounts.iter().any(|m| !m.from().is_some_and(&is_stage))
+            }
+            InstructionKind::Copy(copy) => copy
+                .from
+                .as_deref()
+                .is_some_and(|f| !is_stage(f) && f != "0"),
+            _ => false,
+        })
+    }
+
     /// The stage a `FROM`/`--from` name refers to, among the stages defined before `before`.
     /// Looked up by name, not by scanning the stages before `before`: with one lookup per
     /// stage, that scan made a 10,000-stage chain quadratic.
@@ -471,6 +514,41 @@ impl<'a> Converter<'a> {
             .copied()
             .filter(|i| *i < before);
         by_name.or_else(|| name.parse::<usize>().ok().filter(|i| *i < before))
+    }
+
+    /// A `--build-context` named like stage `index` (`FROM x AS NAME`) replaces that stage, as
+    /// in BuildKit: whatever refers to the stage (`FROM NAME`, `--from=NAME` or its index)
+    /// gets the context, and the stage itself is never built. Returns the name and context.
+    fn stage_override(&self, index: usize) -> Option<(&'a str, &'a BuildContext)> {
+        let name = self.dockerfile.stages.get(index)?.name.as_deref()?;
+        // BuildKit never looks these two names up as contexts.
+        if name.eq_ignore_ascii_case("scratch") || name.eq_ignore_ascii_case("context") {
+            return None;
+        }
+        let options: &'a ConvertOptions = self.options;
+        options
+            .build_contexts
+            .get_key_value(name)
+            .map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// What stands for a stage that a `--build-context` replaces (see
+    /// [`Converter::stage_override`]): the context's image, as the stage's output.
+    fn overridden_stage_output(
+        &mut self,
+        index: usize,
+        line: usize,
+    ) -> Result<Option<StageOutput>, ConvertError> {
+        let Some((name, _)) = self.stage_override(index) else {
+            return Ok(None);
+        };
+        let image = self.resolve_image(name, line, &self.platform.clone())?;
+        Ok(Some(StageOutput {
+            name: name.to_string(),
+            vertex: self.image_vertex(&image),
+            spec: image.spec,
+            layer_history: Vec::new(),
+        }))
     }
 
     /// Converts stage `index` and every stage it depends on (`FROM stage`, `COPY --from`,
@@ -650,7 +728,14 @@ impl<'a> Converter<'a> {
         }
         // BuildKit counts a FROM of an image as the stage's first step (`[1/3] FROM ...`).
         let from_image = base != "scratch" && self.stage_by_ref(&base, index).is_none();
-        let (root, spec) = if base == "scratch" {
+        let parent = self.stage_by_ref(&base, index);
+        let replaced = match parent {
+            Some(parent) => self.overridden_stage_output(parent, line)?,
+            None => None,
+        };
+        let (root, spec) = if let Some(out) = replaced {
+            (out.vertex, out.spec)
+        } else if base == "scratch" {
             let v = self.graph.add(Vertex {
                 op: Op::Scratch,
                 inputs: vec![],
@@ -665,10 +750,11 @@ impl<'a> Converter<'a> {
             let image = self.resolve_image(&base, line, &platform)?;
             (self.image_vertex(&image), image.spec)
         };
-        // Step names as BuildKit gives them: `[NAME i/n]`, where a lone unnamed stage has no
-        // NAME, and n counts the FROM of an image, every ONBUILD trigger and the instructions
-        // that make a step (RUN, COPY, ADD, WORKDIR).
-        let label = if self.dockerfile.stages.len() == 1 {
+        // Step names as BuildKit gives them: `[NAME i/n]`, where a lone stage has no NAME
+        // (unless BuildKit counts a second source, see `lone_stage`), and n counts the FROM of
+        // an image, every ONBUILD trigger and the instructions that make a step (RUN, COPY,
+        // ADD, WORKDIR).
+        let label = if self.lone_stage() {
             String::new()
         } else {
             display_name.clone()
@@ -756,6 +842,52 @@ impl<'a> Converter<'a> {
         })
     }
 
+    /// A step's text in progress output, as BuildKit's dockerfile2llb names it: the instruction
+    /// as written, its first word upper-cased, with the stage's variables expanded. RUN keeps
+    /// quotes and unknown variables as written, shows secret env variables as `****`, and adds
+    /// a lone heredoc's first line (`RUN <<EOT (echo hi...)`); COPY, ADD and WORKDIR expand
+    /// as words (quotes removed, unknown variables empty). A text that does not expand is
+    /// shown as written.
+    fn display_text(&self, st: &StageBuild, inst: &Instruction) -> String {
+        let mut text = inst
+            .original
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        let mut masked = Vec::new();
+        let lexer = match &inst.kind {
+            InstructionKind::Run(run) => {
+                if let Some(doc) = run.lone_heredoc() {
+                    text.push_str(&format!(" ({})", summarize_heredoc(&doc.content)));
+                }
+                for mount in &run.mounts {
+                    if let builder_frontend::Mount::Secret { env: Some(var), .. } = mount {
+                        masked.push(var.clone());
+                    }
+                }
+                self.lexer
+                    .clone()
+                    .with_raw_quotes(true)
+                    .with_skip_unset_env(true)
+            }
+            _ => self.lexer.clone(),
+        };
+        let env = DisplayEnv {
+            scope: ScopeEnv {
+                env: &st.spec.env,
+                args: &st.args,
+            },
+            masked: &masked,
+        };
+        let expanded = lexer.process_word(&text, &env).unwrap_or(text);
+        match expanded.split_once(' ') {
+            Some((first, rest)) => format!("{} {rest}", first.to_uppercase()),
+            None => expanded.to_uppercase(),
+        }
+    }
+
     fn dispatch(&mut self, st: &mut StageBuild, inst: &Instruction) -> Result<(), ConvertError> {
         let line = inst.location.start_line;
         let scope = ScopeEnv {
@@ -811,9 +943,12 @@ impl<'a> Converter<'a> {
                             .map(|(_, v)| v.clone())
                     };
                     let value = from_cli.or_else(|| decl.default.clone()).or_else(from_meta);
-                    if let Some(value) = value {
-                        st.args.retain(|(k, _)| *k != decl.name);
-                        st.args.push((decl.name.clone(), value));
+                    let Some(value) = value else { continue };
+                    // A redeclared ARG keeps its place: BuildKit's RUN history lists each
+                    // name once, where it was first declared (`|2 foo=bar2 bar=123`).
+                    match st.args.iter_mut().find(|(k, _)| *k == decl.name) {
+                        Some(slot) => slot.1 = value,
+                        None => st.args.push((decl.name.clone(), value)),
                     }
                 }
                 st.commit_metadata(history_text);
@@ -883,13 +1018,23 @@ impl<'a> Converter<'a> {
             InstructionKind::Workdir(dir) => {
                 let path = join_path(&st.spec.working_dir, dir);
                 st.spec.working_dir = path.clone();
+                // As BuildKit: the history has the absolute directory, and `WORKDIR /` makes
+                // no step (no number taken) and no layer.
+                let history = format!("WORKDIR {path}");
+                if path == "/" {
+                    st.step = st.steps_done;
+                    st.commit_metadata(history);
+                    return Ok(());
+                }
                 let owner = (!st.spec.user.is_empty()).then(|| st.spec.user.clone());
                 let actions = vec![FileAction::Mkdir {
                     path,
                     mode: 0o755,
                     owner,
                 }];
-                st.commit_file(&mut self.graph, actions, vec![], history_text, inst, false);
+                let name = st.step_name(&self.display_text(st, inst));
+                let step = (name, inst);
+                st.commit_file(&mut self.graph, actions, vec![], history, step, false);
             }
             InstructionKind::Copy(copy) => self.dispatch_copy(st, inst, copy, history_text)?,
             InstructionKind::Add(add) => self.dispatch_add(st, inst, add, history_text)?,
@@ -908,7 +1053,18 @@ impl<'a> Converter<'a> {
         line: usize,
     ) -> Result<(VertexId, bool), ConvertError> {
         if let Some(index) = self.stage_by_ref(from, st.index) {
-            return Ok((self.dependency(index)?.vertex, false));
+            match self.stage_override(index) {
+                Some((name, BuildContext::Dir(_))) => {
+                    return Ok((self.named_context_vertex(name), true));
+                }
+                Some(_) => {
+                    let out = self.overridden_stage_output(index, line)?;
+                    if let Some(out) = out {
+                        return Ok((out.vertex, false));
+                    }
+                }
+                None => return Ok((self.dependency(index)?.vertex, false)),
+            }
         }
         if let Some(BuildContext::Dir(_)) = self.options.build_contexts.get(from) {
             return Ok((self.named_context_vertex(from), true));
@@ -962,7 +1118,15 @@ impl<'a> Converter<'a> {
             vec![source]
         };
         check_link_chown(copy.link, copy.chown.as_deref()).map_err(|e| self.error(line, e))?;
-        st.commit_file(&mut self.graph, actions, inputs, history, inst, copy.link);
+        let name = st.step_name(&self.display_text(st, inst));
+        st.commit_file(
+            &mut self.graph,
+            actions,
+            inputs,
+            history,
+            (name, inst),
+            copy.link,
+        );
         Ok(())
     }
 
@@ -996,7 +1160,8 @@ impl<'a> Converter<'a> {
             CopyFlags {
                 chown: add.chown.clone(),
                 chmod: chmod.clone(),
-                unpack: true,
+                // Local archives are extracted unless `--unpack=false`.
+                unpack: add.unpack.unwrap_or(true),
                 exclude: add.exclude.clone(),
                 from_context: true,
                 parents: false,
@@ -1039,10 +1204,20 @@ impl<'a> Converter<'a> {
                 file,
                 chmod.as_ref(),
                 add.chown.clone(),
+                // Downloads are extracted only with `--unpack=true`.
+                add.unpack == Some(true),
             ));
         }
         check_link_chown(add.link, add.chown.as_deref()).map_err(|e| self.error(line, e))?;
-        st.commit_file(&mut self.graph, actions, inputs, history, inst, add.link);
+        let name = st.step_name(&self.display_text(st, inst));
+        st.commit_file(
+            &mut self.graph,
+            actions,
+            inputs,
+            history,
+            (name, inst),
+            add.link,
+        );
         Ok(())
     }
 
@@ -1100,12 +1275,13 @@ impl<'a> Converter<'a> {
         .map_err(|e| self.error(line, e))?;
         let input = self.named_context_vertex(&name);
         check_link_chown(add.link, add.chown.as_deref()).map_err(|e| self.error(line, e))?;
+        let name = st.step_name(&self.display_text(st, inst));
         st.commit_file(
             &mut self.graph,
             actions,
             vec![input],
             history,
-            inst,
+            (name, inst),
             add.link,
         );
         Ok(())
@@ -1174,6 +1350,7 @@ impl<'a> Converter<'a> {
                         mode: 0o755,
                         data: content,
                         owner: None,
+                        parent_mode: None,
                     }],
                     linked: false,
                 }),
@@ -1236,10 +1413,11 @@ impl<'a> Converter<'a> {
             format!("|{} {} ", history_args.len(), history_args.join(" "))
         };
         let history = format!("RUN {prefix}{} # buildkit", args.join(" "));
+        let name = st.step_name(&self.display_text(st, inst));
         let v = self.graph.add(Vertex {
             op,
             inputs,
-            name: st.step_name(inst),
+            name,
             lines: Some(lines(inst)),
         });
         st.vertex = v;
@@ -1466,8 +1644,8 @@ fn makes_step(kind: &InstructionKind) -> bool {
 }
 
 impl StageBuild {
-    fn step_name(&self, inst: &Instruction) -> String {
-        let text = inst.original.lines().next().unwrap_or("").trim();
+    /// `[NAME i/n] TEXT`, TEXT being the instruction as [`Converter::display_text`] shows it.
+    fn step_name(&self, text: &str) -> String {
         // The step number is padded to the width of the total, as BuildKit's ` 3/12`.
         let width = self.total_steps.to_string().len();
         let label = if self.label.is_empty() {
@@ -1510,7 +1688,7 @@ impl StageBuild {
         actions: Vec<FileAction>,
         extra_inputs: Vec<VertexId>,
         history: String,
-        inst: &Instruction,
+        (name, inst): (String, &Instruction),
         linked: bool,
     ) {
         let mut inputs = vec![self.vertex];
@@ -1518,11 +1696,24 @@ impl StageBuild {
         let v = graph.add(Vertex {
             op: Op::File(FileOp { actions, linked }),
             inputs,
-            name: self.step_name(inst),
+            name,
             lines: Some(lines(inst)),
         });
         self.vertex = v;
         self.push_layer_history(history, v);
+    }
+}
+
+/// BuildKit's summary of a heredoc in a step name: its first non-blank line, with `...` when
+/// more follow.
+fn summarize_heredoc(content: &str) -> String {
+    let trimmed = content.trim();
+    let mut lines = trimmed.lines();
+    let first = lines.next().unwrap_or("");
+    if lines.next().is_some() {
+        format!("{first}...")
+    } else {
+        first.to_string()
     }
 }
 
@@ -1609,6 +1800,7 @@ fn copy_actions(
                 .map_or(0o644, |c| c.apply(0o644, false)),
             data,
             owner: flags.chown.clone(),
+            parent_mode: octal_parent_mode(flags.chmod.as_ref()),
         });
     }
     if !sources.is_empty() {
@@ -1665,7 +1857,8 @@ fn is_git_source(s: &str) -> bool {
 
 /// The action of one `ADD <url>` source: the downloaded file lands at `dest`, or in it under the
 /// file's name when `dest` is a directory. As with docker, it is mode 0600 unless `--chmod`
-/// says otherwise, and owned by root unless `--chown` does.
+/// says otherwise, and owned by root unless `--chown` does. With `unpack` (`--unpack=true`)
+/// a tar archive is extracted into `dest` instead, as BuildKit does.
 fn fetched_action(
     workdir: &str,
     dest: &str,
@@ -1673,8 +1866,10 @@ fn fetched_action(
     file: RemoteFile,
     chmod: Option<&Chmod>,
     chown: Option<String>,
+    unpack: bool,
 ) -> FileAction {
     let abs_dest = join_path(workdir, dest);
+    let unpack_into = unpack.then(|| abs_dest.clone());
     let path = if dest.ends_with('/') || several_sources {
         join_path(&abs_dest, &file.filename)
     } else {
@@ -1686,11 +1881,27 @@ fn fetched_action(
         mode: chmod.map_or(0o600, |c| c.apply(0o600, false)),
         mtime: file.mtime,
         owner: chown,
+        unpack_into,
+        unpack_chmod: if unpack { chmod.cloned() } else { None },
+        parent_mode: octal_parent_mode(chmod),
     }
 }
 
+/// BuildKit (fsutil's copy) makes the missing parents of a copied file or download with an
+/// octal `--chmod`'s permission bits; a symbolic one leaves them 0755.
+fn octal_parent_mode(chmod: Option<&Chmod>) -> Option<u32> {
+    match chmod {
+        Some(Chmod::Octal(mode)) => Some(mode & 0o777),
+        _ => None,
+    }
+}
+
+/// An empty `--chmod=` is no chmod, as in BuildKit.
 fn parse_chmod(chmod: Option<&str>) -> Result<Option<Chmod>, String> {
-    chmod.map(Chmod::parse).transpose()
+    chmod
+        .filter(|c| !c.is_empty())
+        .map(Chmod::parse)
+        .transpose()
 }
 
 /// docker's path joining for WORKDIR and relative destinations: relative to the current dir,
@@ -1840,6 +2051,35 @@ fn platform_args(target: &Platform) -> Vec<(String, String)> {
     args
 }
 
+/// The history text of a COPY or ADD (see [`history_text`]).
+fn copy_history(
+    keyword: &str,
+    parents: bool,
+    chown: Option<&str>,
+    chmod: Option<&str>,
+    sources: &[String],
+    heredocs: &[builder_frontend::Heredoc],
+    dest: &str,
+) -> String {
+    let mut text = keyword.to_string();
+    if parents {
+        text.push_str(" --parents");
+    }
+    if let Some(chown) = chown.filter(|c| !c.is_empty()) {
+        text.push_str(&format!(" --chown={chown}"));
+    }
+    if let Some(chmod) = chmod.filter(|c| !c.is_empty()) {
+        text.push_str(&format!(" --chmod={chmod}"));
+    }
+    for src in sources {
+        text.push_str(&format!(" {src}"));
+    }
+    for doc in heredocs {
+        text.push_str(&format!(" <<{}", doc.name));
+    }
+    format!("{text} {dest} # buildkit")
+}
+
 /// What the history records for a metadata instruction: its name and expanded arguments.
 fn history_text(inst: &Instruction) -> String {
     let quote_list = |v: &[String]| {
@@ -1877,7 +2117,17 @@ fn history_text(inst: &Instruction) -> String {
         ),
         InstructionKind::Cmd(f) => format!("CMD {}", form(f)),
         InstructionKind::Entrypoint(f) => format!("ENTRYPOINT {}", form(f)),
-        InstructionKind::Expose(p) => format!("EXPOSE {}", p.join(" ")),
+        // BuildKit prints the instruction's ports as a Go list, sorted as written and
+        // normalized: `EXPOSE [1234/udp 2375/tcp]`.
+        InstructionKind::Expose(p) => {
+            let mut ports = p.clone();
+            ports.sort();
+            let ports: Vec<String> = ports
+                .iter()
+                .map(|port| normalize_port(port).unwrap_or_else(|_| port.clone()))
+                .collect();
+            format!("EXPOSE [{}]", ports.join(" "))
+        }
         InstructionKind::Volume(p) => format!("VOLUME {}", quote_list(p)),
         InstructionKind::User(u) => format!("USER {u}"),
         InstructionKind::Workdir(w) => format!("WORKDIR {w}"),
@@ -1885,19 +2135,29 @@ fn history_text(inst: &Instruction) -> String {
         InstructionKind::Shell(s) => format!("SHELL {}", quote_list(s)),
         InstructionKind::Onbuild(t) => format!("ONBUILD {t}"),
         InstructionKind::Maintainer(m) => format!("MAINTAINER {m}"),
-        InstructionKind::Healthcheck(_)
-        | InstructionKind::Copy(_)
-        | InstructionKind::Add(_)
-        | InstructionKind::Run(_) => {
-            let first = inst.original.trim();
-            if matches!(
-                inst.kind,
-                InstructionKind::Copy(_) | InstructionKind::Add(_)
-            ) {
-                format!("{first} # buildkit")
-            } else {
-                first.to_string()
-            }
+        // As BuildKit's dispatchCopy writes it: the keyword, --parents, --chown and --chmod (not
+        // --from, --link or --exclude), the expanded sources, heredocs as `<<NAME`, the
+        // destination.
+        InstructionKind::Copy(c) => copy_history(
+            "COPY",
+            c.parents,
+            c.chown.as_deref(),
+            c.chmod.as_deref(),
+            &c.sources,
+            &c.heredocs,
+            &c.dest,
+        ),
+        InstructionKind::Add(a) => copy_history(
+            "ADD",
+            false,
+            a.chown.as_deref(),
+            a.chmod.as_deref(),
+            &a.sources,
+            &a.heredocs,
+            &a.dest,
+        ),
+        InstructionKind::Healthcheck(_) | InstructionKind::Run(_) => {
+            inst.original.trim().to_string()
         }
     }
 }

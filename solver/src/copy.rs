@@ -75,10 +75,11 @@ pub fn copy(
         selected.extend(src.select(pattern)?.into_iter().map(|s| (s, drop)));
     }
     let dest_rel = PathBuf::from(clean_rel(&action.dest));
+    let mut created = CreatedDirs::default();
     if action.parents {
         // BuildKit copies the tree below the destination with include patterns, which makes
         // the destination even when nothing matches.
-        ensure_dir(dest_root, &dest_rel, attrs)?;
+        ensure_dir_in(dest_root, &dest_rel, attrs, &mut created)?;
     }
     let mut dir_times = Vec::new();
     for (sel, drop) in &selected {
@@ -97,7 +98,7 @@ pub fn copy(
             // own owner, mode and times when it exists, and is made like any missing parent
             // (0755, the --chown owner or root) when it does not — as BuildKit does. Giving it the
             // source's mode and root ownership broke `USER app; COPY . .` into a home directory.
-            ensure_dir(dest_root, &kept, attrs)?;
+            ensure_dir_in(dest_root, &kept, attrs, &mut created)?;
             for (rel, host, meta) in src.walk_excluding(sel, &exclude)? {
                 check_cancelled()?;
                 let target = resolve_in_root(dest_root, join_rel(&kept, &rel), false)
@@ -110,7 +111,7 @@ pub fn copy(
         } else if excludes(&exclude, &sel.rel) {
             continue;
         } else if action.unpack_archives && is_tar_archive(&sel.host)? {
-            let target = ensure_dir(dest_root, &kept, attrs)?;
+            let target = ensure_dir_in(dest_root, &kept, attrs, &mut created)?;
             extract_archive(&sel.host, &target, attrs)?;
         } else {
             let name = Path::new(sel.rel.file_name().unwrap_or(sel.rel.as_os_str()));
@@ -130,7 +131,7 @@ pub fn copy(
                 dest_rel.clone()
             };
             if let Some(parent) = rel.parent() {
-                ensure_dir(dest_root, parent, attrs)?;
+                ensure_dir_in(dest_root, parent, attrs, &mut created)?;
             }
             let target = resolve_in_root(dest_root, &rel, false).map_err(io_err(dest_root))?;
             write_entry(&sel.host, &meta, &target, attrs)?;
@@ -140,7 +141,7 @@ pub fn copy(
     for (dir, meta) in dir_times.iter().rev() {
         set_times(dir, meta)?;
     }
-    Ok(())
+    created.finish()
 }
 
 /// For `COPY --parents`: how many leading components of a source's path are not kept. BuildKit
@@ -164,13 +165,54 @@ fn join_rel(base: &Path, rel: &Path) -> PathBuf {
     }
 }
 
-/// Creates a directory and its missing parents (0755, owned by the --chown owner or root).
+/// Creates a directory and its missing parents (0755, or an octal `--chmod`; owned by the
+/// --chown owner or root).
 pub fn ensure_dir(
     root: &Path,
     rel: impl AsRef<Path>,
     attrs: Attributes<'_>,
 ) -> Result<PathBuf, CopyError> {
-    let rel = clean_rel_path(rel.as_ref());
+    let mut created = CreatedDirs::default();
+    let host = ensure_dir_in(root, rel.as_ref(), attrs, &mut created)?;
+    created.finish()?;
+    Ok(host)
+}
+
+/// The mode of a directory a copy creates on the way to its destination. As fsutil's copy in
+/// BuildKit ≥ 0.13: an octal `--chmod` (its permission bits), else 0755 — a symbolic
+/// `--chmod` is applied to copied files only.
+fn created_dir_mode(attrs: Attributes<'_>) -> u32 {
+    match attrs.chmod {
+        Some(Chmod::Octal(mode)) => mode & 0o777,
+        _ => 0o755,
+    }
+}
+
+/// Directories made during one copy whose final mode would stop the copy from working in
+/// them (`--chmod=644` has no search bit): they are made usable by their owner first, and
+/// get their mode when the copy is done, deepest first, so a non-root builder can finish too.
+#[derive(Default)]
+struct CreatedDirs {
+    pending: Vec<(PathBuf, u32)>,
+}
+
+impl CreatedDirs {
+    fn finish(self) -> Result<(), CopyError> {
+        for (dir, mode) in self.pending.iter().rev() {
+            fs::set_permissions(dir, fs::Permissions::from_mode(*mode)).map_err(io_err(dir))?;
+        }
+        Ok(())
+    }
+}
+
+fn ensure_dir_in(
+    root: &Path,
+    rel: &Path,
+    attrs: Attributes<'_>,
+    created: &mut CreatedDirs,
+) -> Result<PathBuf, CopyError> {
+    let rel = clean_rel_path(rel);
+    let mode = created_dir_mode(attrs);
     let mut current = PathBuf::new();
     let mut host = root.to_path_buf();
     for part in rel.iter() {
@@ -190,11 +232,15 @@ pub fn ensure_dir(
                 if let Some(parent) = host.strip_prefix(root).ok().and_then(Path::parent)
                     && parent != current.parent().unwrap_or(Path::new(""))
                 {
-                    ensure_dir(root, parent, attrs)?;
+                    ensure_dir_in(root, parent, attrs, created)?;
                 }
                 fs::create_dir(&host).map_err(io_err(&host))?;
-                fs::set_permissions(&host, fs::Permissions::from_mode(0o755))
+                let usable = mode | 0o700;
+                fs::set_permissions(&host, fs::Permissions::from_mode(usable))
                     .map_err(io_err(&host))?;
+                if usable != mode {
+                    created.pending.push((host.clone(), mode));
+                }
                 let owner = attrs.owner.unwrap_or(Owner { uid: 0, gid: 0 });
                 lchown(&host, owner)?;
             }
@@ -334,6 +380,23 @@ fn mknod_like(meta: &Metadata, target: &Path) -> Result<(), CopyError> {
     Ok(())
 }
 
+/// `ADD --unpack=true <url>`: extracts the downloaded `file` into `dir` (absolute, inside
+/// `root`, made when missing) when it is a tar archive. False when it is not one: the caller
+/// then places it as a plain file.
+pub fn unpack_file(
+    file: &Path,
+    root: &Path,
+    dir: &str,
+    attrs: Attributes<'_>,
+) -> Result<bool, CopyError> {
+    if !is_tar_archive(file)? {
+        return Ok(false);
+    }
+    let target = ensure_dir(root, clean_rel(dir), attrs)?;
+    extract_archive(file, &target, attrs)?;
+    Ok(true)
+}
+
 /// docker's ADD extracts plain and compressed tar archives; we support plain and gzip. Detection
 /// is by content, not name.
 fn is_tar_archive(path: &Path) -> Result<bool, CopyError> {
@@ -458,9 +521,10 @@ fn set_mtime(target: &Path, mtime: i64) -> Result<(), CopyError> {
         .map_err(io_err(target))
 }
 
-/// Writes a heredoc file (COPY <<EOF) at an absolute path inside the root.
-/// Writes `content` to `path` inside `root` (parents created as needed, an existing entry
-/// replaced) with the given mode and owner, and `mtime` (seconds since the epoch) when given.
+/// Writes `content` to `path` inside `root` (a heredoc file, a download): parents created as
+/// needed (owned like the file, with `parent_mode` or 0755, as fsutil's copy makes them in
+/// BuildKit), an existing entry replaced, with the given mode and owner, and `mtime` (seconds
+/// since the epoch) when given.
 pub fn make_file(
     root: &Path,
     path: &str,
@@ -468,18 +532,18 @@ pub fn make_file(
     mode: u32,
     owner: Owner,
     mtime: Option<i64>,
+    parent_mode: Option<u32>,
 ) -> Result<(), CopyError> {
     let rel = clean_rel(path);
+    let parent_chmod = parent_mode.map(Chmod::Octal);
+    let mut created = CreatedDirs::default();
     if let Some((parent, _)) = rel.rsplit_once('/') {
-        ensure_dir(
-            root,
-            parent,
-            Attributes {
-                owner: None,
-                chmod: None,
-                reset_owner: true,
-            },
-        )?;
+        let attrs = Attributes {
+            owner: Some(owner),
+            chmod: parent_chmod.as_ref(),
+            reset_owner: true,
+        };
+        ensure_dir_in(root, Path::new(parent), attrs, &mut created)?;
     }
     let target = resolve_in_root(root, &rel, false).map_err(io_err(root))?;
     remove_existing(&target, false)?;
@@ -491,5 +555,6 @@ pub fn make_file(
     }
     drop(file);
     fs::set_permissions(&target, fs::Permissions::from_mode(mode)).map_err(io_err(&target))?;
-    lchown(&target, owner)
+    lchown(&target, owner)?;
+    created.finish()
 }

@@ -122,6 +122,9 @@ pub struct Solver<'a> {
     named_stat_caches: HashMap<String, StatCache>,
     /// The persistent cache mount directories used so far (private copies are not).
     used_cache_mounts: Mutex<std::collections::BTreeSet<UsedCacheMount>>,
+    /// The `.dockerignore` of each `--build-context` directory (BuildKit reads the one at the
+    /// root of a named local context, as for the main context), by name.
+    named_ignores: HashMap<String, IgnoreMatcher>,
 }
 
 /// A cache mount a build used: its directory below the store's `cache-mounts/` (named by the
@@ -334,6 +337,26 @@ impl<'a> Solver<'a> {
     ) -> Result<Self, SolveError> {
         let layers = LayerStore::new(store, opts.isolation).map_err(SolveError::Internal)?;
         let work_root = layers.work_root.clone();
+        let mut named_ignores = HashMap::new();
+        for (name, dir) in &opts.named_contexts {
+            let path = dir.join(".dockerignore");
+            let matcher = match fs::read_to_string(&path) {
+                Ok(text) => IgnoreMatcher::parse(&text).map_err(|e| {
+                    SolveError::Internal(format!(
+                        "--build-context {name}: failed parsing {}: {e}",
+                        path.display()
+                    ))
+                })?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => IgnoreMatcher::empty(),
+                Err(e) => {
+                    return Err(SolveError::Internal(format!(
+                        "--build-context {name}: reading {}: {e}",
+                        path.display()
+                    )));
+                }
+            };
+            named_ignores.insert(name.clone(), matcher);
+        }
         Ok(Solver {
             cache: CacheIndex::open(&store.cache_index_dir()).map_err(|e| {
                 SolveError::Internal(format!(
@@ -359,6 +382,7 @@ impl<'a> Solver<'a> {
                     (name.clone(), cache)
                 })
                 .collect(),
+            named_ignores,
         })
     }
 
@@ -632,20 +656,25 @@ impl<'a> Solver<'a> {
         Ok(layer)
     }
 
-    /// A record whose layer blob has gone missing counts as a miss.
+    /// A record whose layer blob has gone missing counts as a miss. So does one without a
+    /// layer: every step adds one now (an empty one when it changed nothing), so such a record
+    /// was written by an older builder that left empty steps out, and the step is run again
+    /// to give the image the layer BuildKit's would have.
     fn local_hit(&self, key: &Digest) -> Option<CacheRecord> {
         self.cache.get(key).filter(|record| {
             record
                 .layer
                 .as_ref()
-                .is_none_or(|l| self.store.blobs().contains(&l.digest))
+                .is_some_and(|l| self.store.blobs().contains(&l.digest))
         })
     }
 
     /// A record from `--cache-from`; its blob is local now, so it is recorded locally too (a
-    /// record that fails to be written only means the next build asks the import again).
+    /// record that fails to be written only means the next build asks the import again). One
+    /// without a layer is from an older builder (see [`Solver::local_hit`]): a miss.
     fn imported_hit(&self, key: &Digest) -> Option<CacheRecord> {
         let record = self.opts.cache_import.as_ref()?.fetch(key, self.store)?;
+        record.layer.as_ref()?;
         let _ = self.cache.put(key, &record);
         Some(record)
     }
@@ -710,11 +739,8 @@ impl<'a> Solver<'a> {
                 SourceTree::new(dir, Some(&self.opts.ignore)).with_stat_cache(&self.stat_cache)
             }),
             Some(name) => {
-                // No .dockerignore applies; an empty one still makes errors say "context".
-                static NO_RULES: std::sync::LazyLock<IgnoreMatcher> =
-                    std::sync::LazyLock::new(IgnoreMatcher::empty);
                 let dir = self.opts.named_contexts.get(name)?;
-                let tree = SourceTree::new(dir, Some(&NO_RULES));
+                let tree = SourceTree::new(dir, self.named_ignores.get(name));
                 Some(match self.named_stat_caches.get(name) {
                     Some(cache) => tree.with_stat_cache(cache),
                     None => tree,
@@ -727,7 +753,6 @@ impl<'a> Solver<'a> {
         self.layers.prepare(layers)
     }
 
-    /// Turns a finished snapshot's diff into a stored layer (None when nothing changed).
     /// Turns a finished step's diff directory into a stored layer (and its unpacked snapshot).
     fn commit_diff(&self, diff: &Path) -> Result<Option<LayerRef>, String> {
         let stored = self.store_diff(diff);
@@ -748,11 +773,8 @@ impl<'a> Solver<'a> {
         let mut writer = self.store.blobs().writer().map_err(|e| e.to_string())?;
         let digests = builder_snapshot::write_layer(diff, &mut writer, &self.opts.layer_options)
             .map_err(|e| e.to_string())?;
-        // An empty tar is its two end-of-archive blocks: the step changed nothing.
-        if digests.uncompressed_size <= 1024 {
-            builder_snapshot::remove_later(diff.to_path_buf());
-            return Ok(None);
-        }
+        // A step that changed nothing still adds a layer (an empty tar), as in BuildKit: its
+        // history entry is a layer's (`RUN ls`, `WORKDIR` of an existing directory).
         let (digest, size) = writer.commit().map_err(|e| e.to_string())?;
         let dir = self.store.snapshots_dir().join(digests.diff_id.hex());
         if dir.is_dir() || fs::rename(diff, &dir).is_err() {
@@ -839,6 +861,7 @@ impl<'a> Solver<'a> {
                 mode,
                 data,
                 owner: o,
+                parent_mode,
             } => copy::make_file(
                 root,
                 path,
@@ -846,6 +869,7 @@ impl<'a> Solver<'a> {
                 *mode,
                 owner(o)?.unwrap_or(Owner { uid: 0, gid: 0 }),
                 None,
+                *parent_mode,
             ),
             FileAction::Fetched {
                 path,
@@ -853,7 +877,21 @@ impl<'a> Solver<'a> {
                 mode,
                 mtime,
                 owner: o,
+                unpack_into,
+                unpack_chmod,
+                parent_mode,
             } => {
+                if let Some(dir) = unpack_into {
+                    let attrs = Attributes {
+                        owner: owner(o)?,
+                        chmod: unpack_chmod.as_ref(),
+                        reset_owner: false,
+                    };
+                    let file = self.store.blobs().path(blob);
+                    if copy::unpack_file(&file, root, dir, attrs)? {
+                        return Ok(());
+                    }
+                }
                 let mut content = self.store.blobs().open(blob).map_err(|e| {
                     CopyError::Invalid(format!(
                         "the downloaded file {blob} is gone from the store: {e}"
@@ -866,6 +904,7 @@ impl<'a> Solver<'a> {
                     *mode,
                     owner(o)?.unwrap_or(Owner { uid: 0, gid: 0 }),
                     *mtime,
+                    *parent_mode,
                 )
             }
             FileAction::Copy(c) => {
@@ -1250,7 +1289,7 @@ impl<'a> Solver<'a> {
                 let Some(src) = self.opts.secrets.get(id) else {
                     if *required {
                         return Err(format!(
-                            "secret {id:?} is required but was not given (use --secret id={id},src=FILE)"
+                            "secret {id}: not found (the mount is required; pass --secret id={id},src=FILE)"
                         ));
                     }
                     return self.empty_file_mount(keep_alive);
@@ -1311,7 +1350,7 @@ impl<'a> Solver<'a> {
             let Some(src) = self.opts.secrets.get(&s.id) else {
                 if s.required {
                     return Err(format!(
-                        "secret {:?} is required but was not given (use --secret id={},src=FILE or env=VAR)",
+                        "secret {}: not found (the mount is required; pass --secret id={},src=FILE or env=VAR)",
                         s.id, s.id
                     ));
                 }

@@ -213,6 +213,10 @@ pub enum FileAction {
         mode: u32,
         data: String,
         owner: Option<String>,
+        /// The mode of parent directories made on the way: an octal `--chmod`, as for copied
+        /// files (else 0755). Left out of the cache key when unset.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        parent_mode: Option<u32>,
     },
     Copy(CopyAction),
     /// A file downloaded before the build (`ADD <url>`) and kept as a blob in the store. Only
@@ -225,6 +229,17 @@ pub enum FileAction {
         /// Seconds since the epoch (from the server's Last-Modified), else the build's time.
         mtime: Option<i64>,
         owner: Option<String>,
+        /// `ADD --unpack=true`: a tar archive is extracted into this directory instead (a file
+        /// that is no archive still lands at `path`). Left out of the cache key when unset, so
+        /// keys of plain downloads stay what they were.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        unpack_into: Option<String>,
+        /// `--chmod` for the extracted entries (as for a local archive).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        unpack_chmod: Option<Chmod>,
+        /// The mode of parent directories made on the way (see `Mkfile`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        parent_mode: Option<u32>,
     },
 }
 
