@@ -177,8 +177,9 @@ fn a_real_agent_is_read_only_to_run_steps() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    for _ in 0..200 {
-        if socket.exists() {
+    // The socket file appears at bind(), before the agent listens: wait until it accepts.
+    for _ in 0..500 {
+        if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
