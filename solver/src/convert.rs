@@ -671,6 +671,42 @@ impl<'a> Converter<'a> {
             .map_err(|e| self.source_error(line, e))
     }
 
+    /// `FROM NAME` where NAME is a `--build-context` directory: as in BuildKit, the directory's
+    /// files are the stage's root filesystem (with an empty image config, as `FROM scratch`).
+    fn directory_root(&mut self, name: &str, line: usize) -> Result<VertexId, ConvertError> {
+        let scratch = self.graph.add(Vertex {
+            op: Op::Scratch,
+            inputs: vec![],
+            name: "scratch".into(),
+            lines: None,
+        });
+        let actions = copy_actions(
+            "/",
+            &[".".to_string()],
+            "/",
+            &[],
+            CopyFlags {
+                chown: None,
+                chmod: None,
+                unpack: false,
+                exclude: Vec::new(),
+                from_context: true,
+                parents: false,
+            },
+        )
+        .map_err(|e| self.error(line, e))?;
+        let context = self.named_context_vertex(name);
+        Ok(self.graph.add(Vertex {
+            op: Op::File(FileOp {
+                actions,
+                linked: false,
+            }),
+            inputs: vec![scratch, context],
+            name: format!("[context {name}] the stage's root filesystem"),
+            lines: Some((line, line)),
+        }))
+    }
+
     /// The vertex of a `--build-context` directory, made once per name.
     fn named_context_vertex(&mut self, name: &str) -> VertexId {
         if let Some(v) = self.named_contexts.get(name) {
@@ -746,6 +782,11 @@ impl<'a> Converter<'a> {
         } else if let Some(parent) = self.stage_by_ref(&base, index) {
             let out = self.dependency(parent)?;
             (out.vertex, out.spec)
+        } else if let Some(BuildContext::Dir(_)) = self.options.build_contexts.get(&base) {
+            (
+                self.directory_root(&base, line)?,
+                ImageSpec::scratch(platform.clone()),
+            )
         } else {
             let image = self.resolve_image(&base, line, &platform)?;
             (self.image_vertex(&image), image.spec)
