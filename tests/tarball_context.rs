@@ -92,8 +92,16 @@ fn a_tar_on_stdin_in_each_compression_is_the_context() {
     let dir = context(&env);
     let want = build_dir(&env, &dir, "dir:1");
     let mut flags = vec![("plain", ""), ("gzip", "-z")];
-    if have("zstd") {
-        flags.push(("zstd", "--zstd"));
+    for (name, flag, tool) in [
+        ("zstd", "--zstd", "zstd"),
+        ("bzip2", "-j", "bzip2"),
+        ("xz", "-J", "xz"),
+    ] {
+        if have(tool) {
+            flags.push((name, flag));
+        } else {
+            eprintln!("SKIP (in part): {tool} is not installed");
+        }
     }
     for (name, flag) in flags {
         let tag = format!("stdin-{name}:1");

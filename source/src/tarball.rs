@@ -16,10 +16,6 @@ use std::path::{Path, PathBuf};
 pub enum TarballError {
     #[error("reading the context archive: {0}")]
     Read(#[source] std::io::Error),
-    #[error(
-        "the context archive is {0}-compressed, which builder does not read yet (use gzip, zstd or no compression)"
-    )]
-    UnsupportedCompression(&'static str),
     #[error("the context archive is not a tar archive")]
     NotATar,
     #[error("context archive entry {path:?}: {reason}")]
@@ -73,8 +69,48 @@ pub fn is_archive(head: &[u8]) -> bool {
     sum == recorded
 }
 
+/// xz through lzma-rs (pure Rust, as the bzip2 backend), whose decoder writes to a sink rather
+/// than being read from: it runs on a thread of its own, feeding a pipe the tar reader reads.
+struct XzReader {
+    pipe: std::io::PipeReader,
+    decoder: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+fn xz_reader(input: impl BufRead + Send + 'static) -> std::io::Result<XzReader> {
+    let (pipe, writer) = std::io::pipe()?;
+    let decoder = std::thread::spawn(move || {
+        let mut input = input;
+        let mut writer = std::io::BufWriter::new(writer);
+        lzma_rs::xz_decompress(&mut input, &mut writer).map_err(|e| e.to_string())?;
+        std::io::Write::flush(&mut writer).map_err(|e| e.to_string())
+    });
+    Ok(XzReader {
+        pipe,
+        decoder: Some(decoder),
+    })
+}
+
+impl Read for XzReader {
+    /// At the end of the pipe, the decoder's verdict: a corrupt stream is an error, not a
+    /// short archive.
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.pipe.read(buf)?;
+        if n == 0
+            && let Some(decoder) = self.decoder.take()
+        {
+            let verdict = decoder
+                .join()
+                .unwrap_or_else(|_| Err("the xz decoder panicked".into()));
+            verdict.map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("xz: {e}"))
+            })?;
+        }
+        Ok(n)
+    }
+}
+
 /// Unpacks the (possibly compressed) tar `input` into the existing, empty directory `dest`.
-pub fn unpack_context(input: impl Read, dest: &Path) -> Result<(), TarballError> {
+pub fn unpack_context(input: impl Read + Send + 'static, dest: &Path) -> Result<(), TarballError> {
     let mut input = BufReader::with_capacity(64 * 1024, input);
     let head = input.fill_buf().map_err(TarballError::Read)?.to_vec();
     let reader: Box<dyn Read> = if head.starts_with(GZIP) {
@@ -82,9 +118,10 @@ pub fn unpack_context(input: impl Read, dest: &Path) -> Result<(), TarballError>
     } else if head.starts_with(ZSTD) {
         Box::new(zstd::stream::read::Decoder::with_buffer(input).map_err(TarballError::Read)?)
     } else if head.starts_with(BZIP2) {
-        return Err(TarballError::UnsupportedCompression("bzip2"));
+        // bzip2 with its pure-Rust backend (libbz2-rs-sys): no C library to link.
+        Box::new(bzip2::bufread::MultiBzDecoder::new(input))
     } else if head.starts_with(XZ) {
-        return Err(TarballError::UnsupportedCompression("xz"));
+        Box::new(xz_reader(input).map_err(TarballError::Read)?)
     } else {
         Box::new(input)
     };

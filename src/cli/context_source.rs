@@ -100,7 +100,7 @@ fn scratch_dir(store: &Store, prefix: &str) -> anyhow::Result<tempfile::TempDir>
 /// An archive becomes the context; anything else is the Dockerfile, with an empty context.
 fn from_bytes_or_archive(
     head: Vec<u8>,
-    rest: impl Read,
+    rest: impl Read + Send + 'static,
     store: &Store,
     what: &str,
 ) -> anyhow::Result<BuildContext> {
@@ -130,7 +130,8 @@ fn from_bytes_or_archive(
 }
 
 fn from_stdin(store: &Store) -> anyhow::Result<BuildContext> {
-    let mut stdin = std::io::stdin().lock();
+    // Not locked: the archive may be read on a decoder thread (xz).
+    let mut stdin = std::io::stdin();
     let head = read_head(&mut stdin).context("reading the build context from stdin")?;
     from_bytes_or_archive(head, stdin, store, "stdin")
 }
