@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod cache;
+pub mod checks;
 pub mod context_source;
 pub mod http_source;
 pub mod images;

@@ -195,12 +195,22 @@ pub fn check_config(
         .map_err(|e| format!("failed to parse check options: {e}"))
 }
 
-/// Runs every rule over `source`. Errors are the Dockerfile's parse errors (and a malformed
-/// check configuration): with those nothing can be checked.
-pub fn lint(source: &[u8], opts: &LintOptions) -> Result<LintReport, FrontendError> {
+/// Why nothing could be checked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LintError {
+    /// The Dockerfile does not parse (the build reports the same error).
+    #[error(transparent)]
+    Dockerfile(#[from] FrontendError),
+    /// `# check=` or `BUILDKIT_DOCKERFILE_CHECK` is malformed.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Runs every rule over `source`.
+pub fn lint(source: &[u8], opts: &LintOptions) -> Result<LintReport, LintError> {
     let parsed = parse(source, opts.file_name)?;
     let config = check_config(parsed.check_directive.as_deref(), opts.build_args)
-        .map_err(|m| FrontendError::new(1, 1, m).with_file(opts.file_name))?;
+        .map_err(LintError::Config)?;
     let mut sink = Sink {
         warnings: Vec::new(),
     };
