@@ -78,7 +78,7 @@ pub(crate) fn check(
             continue;
         }
         let from_config = config.with_comments(&parsed.comments[parsed.stage_nodes[index]]);
-        let at = (stage.location.start_line, stage.location.end_line);
+        let at = parsed.stage_lines(index);
         let mut state = match parents[index].and_then(|p| finals[p].clone()) {
             Some(parent) => parent,
             None => {

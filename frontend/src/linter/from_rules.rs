@@ -67,7 +67,7 @@ pub(crate) fn check(
     let lexer = Lexer::new(parsed.dockerfile.escape);
     // With defaults only: a base name that needs a build arg to be valid is flagged.
     if let Some(defaults) = meta_env(parsed, &lexer, &opts.platform_args, None) {
-        for stage in &parsed.dockerfile.stages {
+        for (index, stage) in parsed.dockerfile.stages.iter().enumerate() {
             let Ok(name) = lexer.process_word(&stage.base, &defaults) else {
                 break;
             };
@@ -79,7 +79,7 @@ pub(crate) fn check(
                         "Default value for ARG {} results in empty or invalid base image name",
                         stage.base
                     ),
-                    (stage.location.start_line, stage.location.end_line),
+                    parsed.stage_lines(index),
                 );
             }
         }
@@ -91,7 +91,7 @@ pub(crate) fn check(
     let declared_list: Vec<&str> = declared.iter().map(String::as_str).collect();
     for (index, stage) in parsed.dockerfile.stages.iter().enumerate() {
         let config = config.with_comments(&parsed.comments[parsed.stage_nodes[index]]);
-        let at = (stage.location.start_line, stage.location.end_line);
+        let at = parsed.stage_lines(index);
         let undeclared = |refs: &BTreeSet<String>, sink: &mut Sink| {
             for name in refs.iter().filter(|n| !env.contains_key(*n)) {
                 if declared.contains(name) {

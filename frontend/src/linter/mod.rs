@@ -150,6 +150,13 @@ pub(crate) fn lines(node: &Node) -> (usize, usize) {
     (node.start_line, node.end_line)
 }
 
+impl Parsed {
+    /// The lines of stage `index`'s FROM instruction: where BuildKit locates a stage.
+    pub(crate) fn stage_lines(&self, index: usize) -> (usize, usize) {
+        lines(&self.nodes[self.stage_nodes[index]])
+    }
+}
+
 pub(crate) fn parse(source: &[u8], file_name: &str) -> Result<Parsed, FrontendError> {
     let text = String::from_utf8_lossy(source);
     let tree = ast::parse(source).map_err(|e| e.with_file(file_name))?;

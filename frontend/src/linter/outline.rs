@@ -73,14 +73,15 @@ pub fn targets(source: &[u8], file_name: &str) -> Result<Vec<Target>, FrontendEr
         .enumerate()
         .map(|(i, stage)| {
             let name = stage.name.clone().unwrap_or_default();
+            let (start_line, end_line) = parsed.stage_lines(i);
             Target {
                 description: doc_comment(&parsed.comments[parsed.stage_nodes[i]], &name),
                 name,
                 default: i + 1 == count,
                 base: stage.base.clone(),
                 platform: stage.platform.clone().unwrap_or_default(),
-                start_line: stage.location.start_line,
-                end_line: stage.location.end_line,
+                start_line,
+                end_line,
             }
         })
         .collect())
@@ -158,15 +159,27 @@ pub fn outline(source: &[u8], opts: &LintOptions) -> Result<Outline, FrontendErr
                             })
                             .unwrap_or_default();
                         scope.insert(decl.name.clone(), value.clone());
-                        args.entry(decl.name.clone()).or_insert(OutlineArg {
-                            name: decl.name.clone(),
-                            description: doc_comment(&parsed.comments[node], &decl.name),
-                            value,
-                            line: instruction.location.start_line,
-                        });
+                        // A redeclared ARG is reported where it was last declared.
+                        args.insert(
+                            decl.name.clone(),
+                            OutlineArg {
+                                name: decl.name.clone(),
+                                description: doc_comment(&parsed.comments[node], &decl.name),
+                                value,
+                                line: instruction.location.start_line,
+                            },
+                        );
                     }
                 }
-                InstructionKind::Run(run) => {
+                InstructionKind::Run(_) => {
+                    // Mount ids may use the stage's ARGs (`id=second${BAR}`).
+                    let expanded = instruction
+                        .expand(&lexer, &scope)
+                        .map(|(i, _)| i)
+                        .unwrap_or_else(|_| instruction.clone());
+                    let InstructionKind::Run(run) = &expanded.kind else {
+                        continue;
+                    };
                     for mount in &run.mounts {
                         let (map, id, required) = match mount {
                             Mount::Secret { id, required, .. } => (&mut secrets, id, *required),
@@ -236,6 +249,15 @@ fn meta_args(parsed: &Parsed, lexer: &Lexer, opts: &LintOptions) -> BTreeMap<Str
                 (None, Some(d)) => lexer.process_word_with_matches(d, &env).unwrap_or_default(),
                 (None, None) => (String::new(), BTreeSet::new()),
             };
+            // What the args it uses were defined from counts too (`ARG FOO=${FOO}${ABC}`
+            // later redefined as `ARG FOO=${FOO}456` still needs ABC), as in BuildKit.
+            let mut deps = deps;
+            let inherited: Vec<String> = deps
+                .iter()
+                .filter_map(|d| out.get(d).map(|a: &GlobalArg| a.deps.clone()))
+                .flatten()
+                .collect();
+            deps.extend(inherited);
             env.insert(decl.name.clone(), value.clone());
             out.insert(
                 decl.name.clone(),
@@ -352,6 +374,150 @@ mod tests {
         assert_eq!(
             err.message,
             "target stage \"biuld\" could not be found (did you mean build?)"
+        );
+    }
+
+    #[test]
+    fn outline_follows_redeclared_and_recursive_args() {
+        // BuildKit's testOutlineRecursiveArgs.
+        let src = "\nARG FOO=123\nARG ABC=abc\nARG DEF=def\nARG FOO=${FOO}${ABC}\nARG BAR=${FOO}456\nARG FOO=${FOO}456${BAR}\nFROM scratch\nARG FOO\nARG INFOO=123\nARG INBAR=${INFOO}456\nARG INFOO=${INFOO}456${INBAR}\n";
+        let build_args = BTreeMap::new();
+        let opts = LintOptions {
+            file_name: "Dockerfile",
+            build_args: &build_args,
+            platform_args: BTreeMap::new(),
+            target: None,
+            all_stages: false,
+            dockerignore: None,
+            base_images: &|_: &str, _: &str| None,
+        };
+        let o = outline(src.as_bytes(), &opts).unwrap();
+        let args: Vec<(&str, &str)> = o
+            .args
+            .iter()
+            .map(|a| (a.name.as_str(), a.value.as_str()))
+            .collect();
+        assert_eq!(
+            args,
+            [
+                ("ABC", "abc"),
+                ("BAR", "123abc456"),
+                ("FOO", "123abc456123abc456"),
+                ("INBAR", "123456"),
+                ("INFOO", "123456123456")
+            ]
+        );
+    }
+
+    #[test]
+    fn outline_of_buildkit_test_outline_args() {
+        // BuildKit's testOutlineArgs (its Dockerfile, build arg and expectations).
+        let src = "\nARG inherited=box\nARG inherited2=box2\nARG unused=abc${inherited2}\n# sfx is a suffix\nARG sfx=\"usy${inherited}\"\n\nFROM b${sfx} AS first\n# this is not assigned to anything\nARG FOO=123\n# BAR is a number\nARG BAR=456\nRUN true\n\nFROM alpine${unused} AS second\nARG BAZ\nRUN true\n\nFROM scratch AS third\nARG ABC=a\n# check=skip=all\nARG password\n# alternate_password will show up in the outline\n# check=skip=all\nARG alternate_password\n\n# target defines build target\nFROM third AS target\nCOPY --from=first /etc/passwd /\n\nFROM second\n";
+        let build_args: BTreeMap<String, String> = [("BAR".to_string(), "678".to_string())].into();
+        let opts = LintOptions {
+            file_name: "Dockerfile",
+            build_args: &build_args,
+            platform_args: BTreeMap::new(),
+            target: Some("target"),
+            all_stages: false,
+            dockerignore: None,
+            base_images: &|_: &str, _: &str| None,
+        };
+        let o = outline(src.as_bytes(), &opts).unwrap();
+        assert_eq!(
+            (o.name.as_str(), o.description.as_str()),
+            ("target", "defines build target")
+        );
+        let args: Vec<(&str, &str, &str, usize)> = o
+            .args
+            .iter()
+            .map(|a| {
+                (
+                    a.name.as_str(),
+                    a.value.as_str(),
+                    a.description.as_str(),
+                    a.line,
+                )
+            })
+            .collect();
+        assert_eq!(
+            args,
+            [
+                ("inherited", "box", "", 2),
+                ("sfx", "usybox", "is a suffix", 6),
+                ("FOO", "123", "", 10),
+                ("BAR", "678", "is a number", 12),
+                ("ABC", "a", "", 20),
+                ("password", "", "", 22),
+                ("alternate_password", "", "will show up in the outline", 25),
+            ]
+        );
+    }
+
+    #[test]
+    fn outline_of_buildkit_test_outline_secrets() {
+        // BuildKit's testOutlineSecrets.
+        let src = "\nFROM busybox AS first\nRUN --mount=type=secret,target=/etc/passwd,required=true --mount=type=ssh true\n\nFROM alpine AS second\nRUN --mount=type=secret,id=unused --mount=type=ssh,id=ssh2 true\n\nFROM scratch AS third\nARG BAR\nRUN --mount=type=secret,id=second${BAR} true\n\nFROM third AS target\nCOPY --from=first /foo /\nRUN --mount=type=ssh,id=ssh3,required true\n\nFROM second\n";
+        let build_args: BTreeMap<String, String> = [("BAR".to_string(), "678".to_string())].into();
+        let opts = LintOptions {
+            file_name: "Dockerfile",
+            build_args: &build_args,
+            platform_args: BTreeMap::new(),
+            target: Some("target"),
+            all_stages: false,
+            dockerignore: None,
+            base_images: &|_: &str, _: &str| None,
+        };
+        let o = outline(src.as_bytes(), &opts).unwrap();
+        let list = |m: &[OutlineMount]| -> Vec<(String, bool, usize)> {
+            m.iter()
+                .map(|x| (x.name.clone(), x.required, x.line))
+                .collect()
+        };
+        assert_eq!(
+            list(&o.secrets),
+            [("passwd".into(), true, 3), ("second678".into(), false, 10)]
+        );
+        assert_eq!(
+            list(&o.ssh),
+            [("default".into(), false, 3), ("ssh3".into(), true, 14)]
+        );
+    }
+
+    #[test]
+    fn targets_of_buildkit_test_targets_list() {
+        // BuildKit's testTargetsList.
+        let src = "\n# build defines stage for compiling the binary\nFROM alpine AS build\nRUN true\n\nFROM busybox as second\nRUN false\n\nFROM alpine\nRUN false\n\n# binary returns the compiled binary\nFROM second AS binary\n";
+        let t = targets(src.as_bytes(), "Dockerfile").unwrap();
+        let got: Vec<(&str, &str, &str, bool, usize, usize)> = t
+            .iter()
+            .map(|t| {
+                let (n, d, b) = (t.name.as_str(), t.description.as_str(), t.base.as_str());
+                (n, d, b, t.default, t.start_line, t.end_line)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "build",
+                    "defines stage for compiling the binary",
+                    "alpine",
+                    false,
+                    3,
+                    3
+                ),
+                ("second", "", "busybox", false, 6, 6),
+                ("", "", "alpine", false, 9, 9),
+                (
+                    "binary",
+                    "returns the compiled binary",
+                    "second",
+                    true,
+                    13,
+                    13
+                ),
+            ]
         );
     }
 

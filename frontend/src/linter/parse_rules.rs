@@ -107,9 +107,9 @@ fn description(
 
 fn stage_names(parsed: &Parsed, config: &CheckConfig, sink: &mut Sink) {
     let mut seen = Vec::new();
-    for stage in &parsed.dockerfile.stages {
+    for (index, stage) in parsed.dockerfile.stages.iter().enumerate() {
         let Some(name) = &stage.name else { continue };
-        let at = (stage.location.start_line, stage.location.end_line);
+        let at = parsed.stage_lines(index);
         if matches!(name.as_str(), "context" | "scratch") {
             sink.report(
                 config,
