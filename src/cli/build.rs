@@ -225,6 +225,8 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         always_fetch: args.pull,
         fetch_url: Some(&*fetch_url),
     };
+    // Looked up once for the checks and the build.
+    let resolver = super::checks::Remembering::new(&resolver);
     if call.method != super::checks::Method::Build {
         let code = super::checks::run_call(&call, &request, &resolver);
         renderer.finish();

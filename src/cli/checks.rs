@@ -12,7 +12,7 @@ use base64::Engine as _;
 use builder_frontend::linter::{
     self, BaseImage, LintError, LintOptions, LintReport, Warning, outline,
 };
-use builder_solver::convert::ImageResolver;
+use builder_solver::convert::{ImageResolver, RemoteFile, ResolvedImage};
 use builder_solver::{BuildRequest, Platform};
 use serde::Serialize;
 
@@ -103,6 +103,36 @@ fn parse_go_bool(v: &str) -> Option<bool> {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
         _ => None,
+    }
+}
+
+/// The build's resolver, remembering each answer: the checks look base images up before the
+/// build does, and the build must not pull (or fail to pull) the same image a second time.
+pub struct Remembering<'a> {
+    inner: &'a dyn ImageResolver,
+    seen: std::sync::Mutex<BTreeMap<(String, String), Result<ResolvedImage, String>>>,
+}
+
+impl<'a> Remembering<'a> {
+    pub fn new(inner: &'a dyn ImageResolver) -> Remembering<'a> {
+        Remembering {
+            inner,
+            seen: std::sync::Mutex::new(BTreeMap::new()),
+        }
+    }
+}
+
+impl ImageResolver for Remembering<'_> {
+    fn resolve(&self, reference: &str, platform: &Platform) -> Result<ResolvedImage, String> {
+        let key = (reference.to_string(), platform.to_string());
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.entry(key)
+            .or_insert_with(|| self.inner.resolve(reference, platform))
+            .clone()
+    }
+
+    fn fetch_url(&self, url: &str) -> Result<RemoteFile, String> {
+        self.inner.fetch_url(url)
     }
 }
 
