@@ -423,3 +423,27 @@ fn parse_errors_suggest_the_closest_name() {
         "{err}"
     );
 }
+
+#[test]
+fn warnings_before_a_parse_error_still_show() {
+    let env = Env::new();
+    let df = "FROM scratch AS BadStageName\nMAINTAINER me@example.org\nBADCMD\n";
+    let (code, out, err) = check(&env, "c", df, &[]);
+    assert_ne!(code, 0);
+    assert!(
+        out.starts_with("Check complete, 2 warnings have been found!\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("WARNING: StageNameCasing") && out.contains("WARNING: MaintainerDeprecated"),
+        "{out}"
+    );
+    assert!(err.contains("unknown instruction: BADCMD"), "{err}");
+    let ctx = env.context("b", &[("Dockerfile", df)]);
+    let out = env.build(&ctx, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    let warned = err.find("WARNING: StageNameCasing").expect(&err);
+    let failed = err.rfind("unknown instruction: BADCMD").expect(&err);
+    assert!(warned < failed, "{err}");
+}

@@ -200,8 +200,8 @@ fn run_lint(
     linter::lint(&request.dockerfile, &opts)
 }
 
-/// The checks of a normal build. A Dockerfile that does not parse yields no warnings here:
-/// the build reports that error itself. rawjson gets one `warning` object per warning now.
+/// The checks of a normal build. A Dockerfile that does not parse yields the warnings of the
+/// instructions before the error; the build reports the error itself. rawjson gets one `warning` object per warning now.
 pub fn lint_for_build(
     request: &BuildRequest,
     resolver: &dyn ImageResolver,
@@ -209,8 +209,9 @@ pub fn lint_for_build(
 ) -> anyhow::Result<LintReport> {
     let report = match run_lint(request, resolver, false) {
         Ok(r) => r,
-        Err(LintError::Dockerfile(_)) => LintReport {
-            warnings: Vec::new(),
+        // The build reports the parse error itself; the warnings before it still show.
+        Err(LintError::Dockerfile { warnings, .. }) => LintReport {
+            warnings,
             error_on_warnings: false,
         },
         Err(LintError::Config(m)) => bail!(UsageError(m)),
@@ -597,12 +598,12 @@ pub fn run_call(
             {
                 Ok(r) => (r, None),
                 Err(LintError::Config(m)) => bail!(UsageError(m)),
-                Err(LintError::Dockerfile(e)) => (
+                Err(LintError::Dockerfile { error, warnings }) => (
                     LintReport {
-                        warnings: Vec::new(),
+                        warnings,
                         error_on_warnings: false,
                     },
-                    Some(e),
+                    Some(error),
                 ),
             };
             let found = !report.warnings.is_empty() || build_error.is_some();

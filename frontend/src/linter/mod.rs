@@ -137,8 +137,6 @@ pub(crate) struct Parsed {
     pub(crate) meta_nodes: Vec<usize>,
     /// For each stage, the node index of each of its instructions.
     pub(crate) instruction_nodes: Vec<Vec<usize>>,
-    pub(crate) empty_continuations: Vec<usize>,
-    pub(crate) check_directive: Option<String>,
 }
 
 /// The instruction word as written (`FROM`, `from`, `From`).
@@ -157,16 +155,33 @@ impl Parsed {
     }
 }
 
-pub(crate) fn parse(source: &[u8], file_name: &str) -> Result<Parsed, FrontendError> {
+/// The parse tree with the comments above each node: what parse-time rules need, available
+/// even when the typed parse fails further down.
+pub(crate) struct Tree {
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) comments: Vec<Vec<String>>,
+    pub(crate) empty_continuations: Vec<usize>,
+    pub(crate) check_directive: Option<String>,
+}
+
+pub(crate) fn parse_tree(source: &[u8], file_name: &str) -> Result<Tree, FrontendError> {
     let text = String::from_utf8_lossy(source);
     let tree = ast::parse(source).map_err(|e| e.with_file(file_name))?;
-    let dockerfile = parse_dockerfile(source, file_name)?;
     let nodes = tree.root.children;
     let comments = source::comments_above(&text, &nodes);
+    Ok(Tree {
+        nodes,
+        comments,
+        empty_continuations: tree.empty_continuations,
+        check_directive: tree.check,
+    })
+}
+
+fn typed(tree: Tree, dockerfile: Dockerfile) -> Parsed {
     let mut stage_nodes = Vec::new();
     let mut meta_nodes = Vec::new();
     let mut instruction_nodes: Vec<Vec<usize>> = Vec::new();
-    for (i, node) in nodes.iter().enumerate() {
+    for (i, node) in tree.nodes.iter().enumerate() {
         if node.value == "from" {
             stage_nodes.push(i);
             instruction_nodes.push(Vec::new());
@@ -176,16 +191,20 @@ pub(crate) fn parse(source: &[u8], file_name: &str) -> Result<Parsed, FrontendEr
             meta_nodes.push(i);
         }
     }
-    Ok(Parsed {
-        nodes,
-        comments,
+    Parsed {
+        nodes: tree.nodes,
+        comments: tree.comments,
         dockerfile,
         stage_nodes,
         meta_nodes,
         instruction_nodes,
-        empty_continuations: tree.empty_continuations,
-        check_directive: tree.check,
-    })
+    }
+}
+
+pub(crate) fn parse(source: &[u8], file_name: &str) -> Result<Parsed, FrontendError> {
+    let tree = parse_tree(source, file_name)?;
+    let dockerfile = parse_dockerfile(source, file_name)?;
+    Ok(typed(tree, dockerfile))
 }
 
 /// The check configuration: `BUILDKIT_DOCKERFILE_CHECK` when given, else the `# check=`
@@ -205,9 +224,13 @@ pub fn check_config(
 /// Why nothing could be checked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LintError {
-    /// The Dockerfile does not parse (the build reports the same error).
-    #[error(transparent)]
-    Dockerfile(#[from] FrontendError),
+    /// The Dockerfile does not parse (the build reports the same error). `warnings` are those
+    /// of the instructions before the error, as BuildKit reports them alongside it.
+    #[error("{error}")]
+    Dockerfile {
+        error: FrontendError,
+        warnings: Vec<Warning>,
+    },
     /// `# check=` or `BUILDKIT_DOCKERFILE_CHECK` is malformed.
     #[error("{0}")]
     Config(String),
@@ -215,12 +238,27 @@ pub enum LintError {
 
 /// Runs every rule over `source`.
 pub fn lint(source: &[u8], opts: &LintOptions) -> Result<LintReport, LintError> {
-    let parsed = parse(source, opts.file_name)?;
-    let config = check_config(parsed.check_directive.as_deref(), opts.build_args)
+    let tree = parse_tree(source, opts.file_name).map_err(|error| LintError::Dockerfile {
+        error,
+        warnings: Vec::new(),
+    })?;
+    let config = check_config(tree.check_directive.as_deref(), opts.build_args)
         .map_err(LintError::Config)?;
     let mut sink = Sink {
         warnings: Vec::new(),
     };
+    let dockerfile = match parse_dockerfile(source, opts.file_name) {
+        Ok(d) => d,
+        Err(error) => {
+            // What BuildKit checked before it reached the bad instruction still counts.
+            parse_rules::check_nodes(&tree, &config, &mut sink, Some(error.line));
+            let mut warnings = sink.warnings;
+            warnings.sort_by_key(|w| w.start_line);
+            return Err(LintError::Dockerfile { error, warnings });
+        }
+    };
+    parse_rules::check_nodes(&tree, &config, &mut sink, None);
+    let parsed = typed(tree, dockerfile);
     parse_rules::check(&parsed, &config, &mut sink);
     let globals = from_rules::check(&parsed, &config, opts, &mut sink);
     dispatch::check(&parsed, &config, opts, &globals, &mut sink);

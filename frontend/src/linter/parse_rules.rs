@@ -1,9 +1,17 @@
 //! Rules BuildKit checks while parsing: empty continuations, MAINTAINER, FROM's casing and
 //! stage names, instruction casing across the file, and description comments.
 
-use super::{CheckConfig, Parsed, Sink, command_word, lines, rules};
+use super::{CheckConfig, Parsed, Sink, Tree, command_word, lines, rules};
 
-pub(crate) fn check(parsed: &Parsed, config: &CheckConfig, sink: &mut Sink) {
+/// The rules of single instructions (and empty continuations), for the nodes before line
+/// `until` when the typed parse failed there.
+pub(crate) fn check_nodes(
+    tree: &Tree,
+    config: &CheckConfig,
+    sink: &mut Sink,
+    until: Option<usize>,
+) {
+    let parsed = tree;
     for &line in &parsed.empty_continuations {
         sink.report(
             config,
@@ -13,6 +21,9 @@ pub(crate) fn check(parsed: &Parsed, config: &CheckConfig, sink: &mut Sink) {
         );
     }
     for (i, node) in parsed.nodes.iter().enumerate() {
+        if until.is_some_and(|line| node.start_line >= line) {
+            break;
+        }
         let config = config.with_comments(&parsed.comments[i]);
         let at = lines(node);
         match node.value.as_str() {
@@ -71,6 +82,10 @@ pub(crate) fn check(parsed: &Parsed, config: &CheckConfig, sink: &mut Sink) {
             _ => {}
         }
     }
+}
+
+/// The rules over the whole file: stage names and instruction casing.
+pub(crate) fn check(parsed: &Parsed, config: &CheckConfig, sink: &mut Sink) {
     stage_names(parsed, config, sink);
     instruction_casing(parsed, config, sink);
 }

@@ -349,3 +349,32 @@ fn only_stages_the_target_needs() {
     assert!(lint_with(src, &busybox, false).is_empty());
     assert_eq!(lint_with(src, &busybox, true).len(), 1);
 }
+
+#[test]
+fn warnings_before_a_parse_error_are_kept() {
+    // BuildKit's testWarningsBeforeError.
+    let src = "\nFROM scratch AS BadStageName\nMAINTAINER me@example.org\nBADCMD\n";
+    let build_args = BTreeMap::new();
+    let opts = LintOptions {
+        file_name: "Dockerfile",
+        build_args: &build_args,
+        platform_args: BTreeMap::new(),
+        target: None,
+        all_stages: true,
+        dockerignore: None,
+        base_images: &busybox,
+    };
+    let Err(LintError::Dockerfile { error, warnings }) = lint(src.as_bytes(), &opts) else {
+        panic!("BADCMD must fail the parse");
+    };
+    assert_eq!(error.line, 4);
+    assert_eq!(error.message, "unknown instruction: BADCMD");
+    let got: Vec<String> = warnings.iter().map(Warning::short).collect();
+    assert_eq!(
+        got,
+        [
+            "StageNameCasing: Stage name 'BadStageName' should be lowercase (line 2)",
+            "MaintainerDeprecated: Maintainer instruction is deprecated in favor of using label (line 3)"
+        ]
+    );
+}
