@@ -540,7 +540,7 @@ pub fn run_call(
     };
     let mut stdout = std::io::stdout().lock();
     match call.method {
-        Method::Build => unreachable!("a build is not a call"),
+        Method::Build => bail!("--call=build builds: there is nothing to print"),
         Method::Targets => {
             let targets = outline::targets(&request.dockerfile, file)?;
             if call.json {
