@@ -97,7 +97,16 @@ pub(crate) fn check(
                     env_known: true,
                     ..State::default()
                 };
-                if !base.eq_ignore_ascii_case("scratch") {
+                // A malformed platform fails the build before any image is looked up.
+                let platform_ok = expected.split('/').all(|part| {
+                    !part.is_empty()
+                        && part
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+                });
+                if !platform_ok {
+                    state.env_known = false;
+                } else if !base.eq_ignore_ascii_case("scratch") {
                     match (opts.base_images)(base, &expected) {
                         Some(image) => {
                             state.shell = image.shell;
