@@ -447,3 +447,28 @@ fn warnings_before_a_parse_error_still_show() {
     let failed = err.rfind("unknown instruction: BADCMD").expect(&err);
     assert!(warned < failed, "{err}");
 }
+
+#[test]
+fn a_named_image_context_is_the_base_the_checks_see() {
+    let env = Env::new();
+    let base = env.context("base", &[("Dockerfile", "FROM scratch\nENV FOO=1\n")]);
+    env.build_ok(&base, &["-t", "ctxbase:1"]);
+    let ctx = env.context("use", &[("Dockerfile", "FROM base\nENV X=$FOOO\n")]);
+    let out = env
+        .cmd()
+        .args([
+            "build",
+            "--check",
+            "--build-context",
+            "base=docker-image://ctxbase:1",
+        ])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("Usage of undefined variable '$FOOO' (did you mean $FOO?)"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

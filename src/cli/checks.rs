@@ -12,7 +12,7 @@ use base64::Engine as _;
 use builder_frontend::linter::{
     self, BaseImage, LintError, LintOptions, LintReport, Warning, outline,
 };
-use builder_solver::convert::{ImageResolver, RemoteFile, ResolvedImage};
+use builder_solver::convert::{BuildContext, ImageResolver, RemoteFile, ResolvedImage};
 use builder_solver::{BuildRequest, Platform};
 use serde::Serialize;
 
@@ -168,17 +168,20 @@ fn platform_args(request: &BuildRequest) -> BTreeMap<String, String> {
     .collect()
 }
 
-/// Lints the request's Dockerfile, looking base images up the way the build will (a named
-/// build context stands in for an image of its name and is not looked up).
+/// Lints the request's Dockerfile, looking base images up the way the build will.
 fn run_lint(
     request: &BuildRequest,
     resolver: &dyn ImageResolver,
     all_stages: bool,
 ) -> Result<LintReport, LintError> {
     let base_images = |reference: &str, platform: &str| -> Option<BaseImage> {
-        if request.build_contexts.contains_key(reference) {
-            return None;
-        }
+        // `--build-context NAME=docker-image://REF` stands in for `FROM NAME`; a directory
+        // context is no image to look up.
+        let reference = match request.build_contexts.get(reference) {
+            Some(BuildContext::Image(image)) => image.as_str(),
+            Some(BuildContext::Dir(_)) => return None,
+            None => reference,
+        };
         let platform: Platform = platform.parse().ok()?;
         let image = resolver.resolve(reference, &platform).ok()?;
         let spec = image.spec;
