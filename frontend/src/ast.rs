@@ -94,6 +94,9 @@ pub struct ParseResult {
     /// The `# check=` directive, if any.
     pub check: Option<String>,
     pub warnings: Vec<String>,
+    /// The last line of each instruction that has an empty continuation line (where BuildKit
+    /// reports NoEmptyContinuation).
+    pub empty_continuations: Vec<usize>,
 }
 
 /// Parser directives; only recognised before anything else in the file.
@@ -143,7 +146,7 @@ impl Directives {
 }
 
 /// Matches `^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$`.
-fn parse_directive(line: &str) -> Option<(&str, &str)> {
+pub(crate) fn parse_directive(line: &str) -> Option<(&str, &str)> {
     let rest = line.strip_prefix('#')?.trim_start();
     let name_len = rest
         .char_indices()
@@ -311,6 +314,7 @@ pub fn parse(source: &[u8]) -> Result<ParseResult, FrontendError> {
     };
     let mut root = Node::default();
     let mut warnings = Vec::new();
+    let mut empty_continuations = Vec::new();
     let located = |line: usize, message: String, reader: &LineReader| {
         let src = reader
             .lines
@@ -347,6 +351,7 @@ pub fn parse(source: &[u8]) -> Result<ParseResult, FrontendError> {
             end = is_end;
         }
         if empty_continuation {
+            empty_continuations.push(reader.current());
             warnings.push(format!(
                 "[WARNING]: Empty continuation line found in:\n    {line}"
             ));
@@ -388,6 +393,7 @@ pub fn parse(source: &[u8]) -> Result<ParseResult, FrontendError> {
         syntax: d.syntax,
         check: d.check,
         warnings,
+        empty_continuations,
     })
 }
 

@@ -95,7 +95,11 @@ pub(crate) fn parse_flags(
             None => (body, None),
         };
         let Some(&(key, kind)) = spec.iter().find(|(n, _)| *n == name) else {
-            return Err(fail(format!("unknown flag: {name}")));
+            // BuildKit names the flag as written and hints at the closest one it takes.
+            let names: Vec<&str> = spec.iter().map(|(n, _)| *n).collect();
+            let message =
+                crate::linter::suggest::wrap(format!("unknown flag: --{name}"), name, &names, true);
+            return Err(fail(message));
         };
         if kind != FlagKind::List && flags.values.contains_key(key) {
             return Err(fail(format!("Duplicate flag specified: {name}")));
@@ -146,7 +150,7 @@ mod tests {
         assert!(f.bool("link"));
         assert_eq!(f.list("mount"), ["x", "y"]);
         assert!(!parse(&["--link=false"]).unwrap().bool("link"));
-        assert_eq!(parse(&["--nope"]).unwrap_err(), "unknown flag: nope");
+        assert_eq!(parse(&["--nope"]).unwrap_err(), "unknown flag: --nope");
         assert_eq!(
             parse(&["--from=a", "--from=b"]).unwrap_err(),
             "Duplicate flag specified: from"

@@ -312,6 +312,28 @@ impl Ctx<'_, '_> {
     }
 }
 
+/// Every instruction name, for "did you mean" hints.
+const INSTRUCTION_NAMES: [&str; 18] = [
+    "ADD",
+    "ARG",
+    "CMD",
+    "COPY",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "FROM",
+    "HEALTHCHECK",
+    "LABEL",
+    "MAINTAINER",
+    "ONBUILD",
+    "RUN",
+    "SHELL",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
+];
+
 /// Converts one instruction node (not `FROM`) into a typed [`Instruction`].
 pub(crate) fn instruction_from_node(ctx: &Ctx, escape: char) -> Result<Instruction, FrontendError> {
     let node = ctx.node;
@@ -363,7 +385,14 @@ pub(crate) fn instruction_from_node(ctx: &Ctx, escape: char) -> Result<Instructi
                 .split_whitespace()
                 .next()
                 .unwrap_or(&node.value);
-            return Err(ctx.err(format!("unknown instruction: {word}")));
+            // BuildKit's hint: the closest instruction name, in the case the word was written.
+            let message = crate::linter::suggest::wrap(
+                format!("unknown instruction: {word}"),
+                word,
+                &INSTRUCTION_NAMES,
+                false,
+            );
+            return Err(ctx.err(message));
         }
     };
     Ok(Instruction {

@@ -44,6 +44,7 @@ mod flags;
 mod gostr;
 mod instructions;
 mod line_parsers;
+pub mod linter;
 mod mount;
 pub mod shell;
 mod shell_pattern;
@@ -147,7 +148,9 @@ pub fn parse_dockerfile(source: &[u8], file_name: &str) -> Result<Dockerfile, Fr
     let src = SourceLines::new(&text);
     let mut meta_args = Vec::new();
     let mut stages: Vec<Stage> = Vec::new();
-    let mut warnings = parsed.warnings;
+    // Empty continuation lines and MAINTAINER are reported by the linter (NoEmptyContinuation,
+    // MaintainerDeprecated) with the other checks, not here.
+    let warnings = Vec::new();
     for node in &parsed.root.children {
         let ctx = Ctx { src: &src, node };
         if node.value == "from" {
@@ -156,12 +159,6 @@ pub fn parse_dockerfile(source: &[u8], file_name: &str) -> Result<Dockerfile, Fr
         }
         let instruction =
             instruction_from_node(&ctx, parsed.escape).map_err(|e| e.with_file(file_name))?;
-        if matches!(instruction.kind, InstructionKind::Maintainer(_)) {
-            warnings.push(format!(
-                "line {}: MAINTAINER is deprecated, use LABEL maintainer=... instead",
-                node.start_line
-            ));
-        }
         match stages.last_mut() {
             Some(stage) => {
                 stage.location.end_line = instruction.location.end_line;

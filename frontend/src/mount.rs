@@ -1,6 +1,30 @@
 //! `RUN --mount=type=...,key=value` parsing with BuildKit's defaults and validation.
 
 use crate::flags::parse_go_bool;
+use crate::linter::suggest;
+
+/// Every key a mount takes, for "did you mean" hints (BuildKit's list).
+const MOUNT_KEYS: [&str; 19] = [
+    "type",
+    "from",
+    "source",
+    "target",
+    "readonly",
+    "id",
+    "sharing",
+    "required",
+    "size",
+    "mode",
+    "uid",
+    "gid",
+    "src",
+    "dst",
+    "destination",
+    "ro",
+    "rw",
+    "readwrite",
+    "env",
+];
 
 /// How concurrent builds share a cache mount.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -294,7 +318,14 @@ fn apply_field(f: &mut Fields, field: &str, expander: &mut ValueExpander) -> Res
                 "tmpfs" => MountType::Tmpfs,
                 "secret" => MountType::Secret,
                 "ssh" => MountType::Ssh,
-                _ => return Err(format!("unsupported mount type {value:?}")),
+                _ => {
+                    return Err(suggest::wrap(
+                        format!("unsupported mount type {value:?}"),
+                        value,
+                        &["bind", "cache", "tmpfs", "secret", "ssh"],
+                        true,
+                    ));
+                }
             })
         }
         "source" | "src" => f.source = Some(value.to_string()),
@@ -309,7 +340,14 @@ fn apply_field(f: &mut Fields, field: &str, expander: &mut ValueExpander) -> Res
                 "shared" => CacheSharing::Shared,
                 "private" => CacheSharing::Private,
                 "locked" => CacheSharing::Locked,
-                _ => return Err(format!("unsupported sharing value {value:?}")),
+                _ => {
+                    return Err(suggest::wrap(
+                        format!("unsupported sharing value {value:?}"),
+                        value,
+                        &["shared", "private", "locked"],
+                        true,
+                    ));
+                }
             })
         }
         "from" => f.from = Some(value.to_string()),
@@ -320,7 +358,14 @@ fn apply_field(f: &mut Fields, field: &str, expander: &mut ValueExpander) -> Res
         "size" => return unexpected(),
         "env" if typ == MountType::Secret => f.env = Some(value.to_string()),
         "env" => return unexpected(),
-        _ => return Err(format!("unexpected key '{key}' in '{field}'")),
+        _ => {
+            return Err(suggest::wrap(
+                format!("unexpected key '{key}' in '{field}'"),
+                &key,
+                &MOUNT_KEYS,
+                true,
+            ));
+        }
     }
     Ok(())
 }
@@ -585,6 +630,18 @@ mod tests {
     fn validation_errors() {
         let err = |v: &str| parse_mount(v).unwrap_err();
         assert_eq!(err("type=nfs,target=/x"), "unsupported mount type \"nfs\"");
+        assert_eq!(
+            err("type=cahce,target=/x"),
+            "unsupported mount type \"cahce\" (did you mean cache?)"
+        );
+        assert_eq!(
+            err("type=cache,target=/x,sharing=lockd"),
+            "unsupported sharing value \"lockd\" (did you mean locked?)"
+        );
+        assert_eq!(
+            err("type=cache,tagret=/x"),
+            "unexpected key 'tagret' in 'tagret=/x' (did you mean target?)"
+        );
         assert_eq!(
             err("type=bind,target=/x,mode=0700"),
             "mode not allowed for \"bind\" type mounts"

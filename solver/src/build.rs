@@ -136,10 +136,18 @@ pub fn build(
         entitlements: req.entitlements,
     };
     let converted = convert(&dockerfile, &options, resolver)?;
-    if !converted.unused_build_args.is_empty() {
+    // BUILDKIT_DOCKERFILE_CHECK configures the build checks (read before the build), not the
+    // Dockerfile: it is consumed even when no ARG names it.
+    let unused: Vec<&str> = converted
+        .unused_build_args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| *a != "BUILDKIT_DOCKERFILE_CHECK")
+        .collect();
+    if !unused.is_empty() {
         warnings.push(format!(
             "one or more build-args [{}] were not consumed",
-            converted.unused_build_args.join(" ")
+            unused.join(" ")
         ));
     }
     let ignore = match &req.dockerignore {

@@ -469,8 +469,16 @@ impl<'a> Converter<'a> {
                     .position(|s| s.name.as_deref() == Some(wanted.as_str()))
                     .ok_or_else(|| {
                         let names: Vec<_> = stages.iter().filter_map(|s| s.name.clone()).collect();
+                        let options: Vec<&str> = names.iter().map(String::as_str).collect();
+                        // BuildKit's wording and "did you mean" hint, then the names there are.
+                        let message = builder_frontend::linter::suggest::wrap(
+                            format!("target stage {target:?} could not be found"),
+                            target,
+                            &options,
+                            true,
+                        );
                         ConvertError::General(format!(
-                            "target stage {target:?} could not be found; stages with names: {}",
+                            "{message}; stages with names: {}",
                             if names.is_empty() {
                                 "none".to_string()
                             } else {

@@ -127,6 +127,14 @@ pub struct BuildArgs {
     /// Accepted as `false` (builder attaches no SBOM); anything else is refused.
     #[arg(long, value_name = "false")]
     sbom: Option<String>,
+    /// Evaluate the Dockerfile instead of building it: `build` (default), `check` (run the
+    /// build checks; exit 1 if any warns), `outline` (build args, secrets, ssh ids of the
+    /// target) or `targets` (the stages); add `,format=json` for JSON.
+    #[arg(long = "call", value_name = "METHOD[,format=json]")]
+    call: Option<String>,
+    /// Shorthand for `--call=check`.
+    #[arg(long)]
+    check: bool,
     #[command(flatten)]
     sandbox: super::sandbox_args::SandboxArgs,
     #[command(flatten)]
@@ -162,6 +170,7 @@ fn announce_isolation(ctx: &Context, renderer: &Renderer) {
 }
 
 pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
+    let call = super::checks::Call::parse(args.call.as_deref(), args.check)?;
     let store = ctx.store()?;
     let single_id = match ctx.userns.mode {
         builder_sandbox::UsernsMode::SingleId => Some((
@@ -237,8 +246,21 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         fetch_url: Some(&*fetch_url),
         fetch_git: Some(&*fetch_git),
     };
+    // Looked up once for the checks and the build.
+    let resolver = super::checks::Remembering::new(&resolver);
+    if call.method != super::checks::Method::Build {
+        let code = super::checks::run_call(&call, &request, &resolver);
+        renderer.finish();
+        return code;
+    }
+    let checks = super::checks::lint_for_build(&request, &resolver, mode)?;
+    if checks.error_on_warnings && !checks.warnings.is_empty() {
+        renderer.finish();
+        super::checks::fail_on_violation(&checks, &request, mode)?;
+    }
     let result = builder_solver::build(&store, &request, &resolver, &renderer);
     renderer.finish();
+    super::checks::print_build_warnings(&checks, &request, mode);
     for warning in imports.iter().flat_map(|i| i.take_warnings()) {
         errln!("WARNING: {warning}");
     }
@@ -373,6 +395,10 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
             "image.name": meta_names.join(","),
             "containerimage.pushed": pushed.iter().map(|(n, d)| if n.contains('@') { n.clone() } else { format!("{n}@{d}") }).collect::<Vec<_>>(),
         });
+        let mut meta = meta;
+        if let Some(warnings) = super::checks::metadata_warnings(&checks, &request) {
+            meta["buildx.build.warnings"] = warnings;
+        }
         fs::write(path, serde_json::to_vec_pretty(&meta)?)
             .with_context(|| format!("writing --metadata-file {}", path.display()))?;
     }

@@ -3,6 +3,7 @@
 pub mod build;
 pub mod buildkit_args;
 pub mod cache;
+pub mod checks;
 pub mod context_source;
 pub mod debug;
 pub mod gobool;

@@ -1,0 +1,696 @@
+//! Build checks as buildx shows them: the warnings every build prints at its end (and in
+//! rawjson, and in `--metadata-file` with `BUILDX_METADATA_WARNINGS=1`), `# check=error=true`
+//! failing the build, and the `--call` methods `check` (`--check`), `outline` and `targets`,
+//! as text or `format=json`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::bail;
+use base64::Engine as _;
+use builder_frontend::linter::{
+    self, BaseImage, LintError, LintOptions, LintReport, Warning, outline,
+};
+use builder_solver::convert::{BuildContext, ImageResolver, RemoteFile, ResolvedImage};
+use builder_solver::{BuildRequest, Platform};
+use serde::Serialize;
+
+use super::UsageError;
+use super::progress::ProgressMode;
+
+/// What `--call` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Build,
+    Check,
+    Outline,
+    Targets,
+}
+
+/// A parsed `--call NAME[,format=json|text][,ignorestatus=BOOL]` (buildx's syntax).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Call {
+    pub method: Method,
+    json: bool,
+    ignore_status: bool,
+}
+
+impl Call {
+    /// `--call` and its shorthand `--check`.
+    pub fn parse(call: Option<&str>, check: bool) -> Result<Call, UsageError> {
+        let mut out = Call {
+            method: Method::Build,
+            json: false,
+            ignore_status: false,
+        };
+        let text = match (call, check) {
+            (Some(c), true) if !c.starts_with("check") && !c.starts_with("lint") => {
+                return Err(UsageError(format!(
+                    "--check is --call=check: it cannot be combined with --call={c}"
+                )));
+            }
+            (Some(c), _) => c,
+            (None, true) => "check",
+            (None, false) => return Ok(out),
+        };
+        let mut name = None;
+        for field in text.split(',') {
+            match field.split_once('=') {
+                Some(("format", "json")) => out.json = true,
+                Some(("format", "text")) => out.json = false,
+                Some(("format", other)) => {
+                    return Err(UsageError(format!(
+                        "--call {text:?}: format={other} is not supported (json or text)"
+                    )));
+                }
+                Some(("ignorestatus", v)) => {
+                    out.ignore_status = parse_go_bool(v).ok_or_else(|| {
+                        UsageError(format!(
+                            "--call {text:?}: invalid ignorestatus print value: {v}"
+                        ))
+                    })?
+                }
+                Some(_) => {
+                    return Err(UsageError(format!(
+                        "--call {text:?}: invalid print field: {field}"
+                    )));
+                }
+                None if name.is_some() => {
+                    return Err(UsageError(format!("--call: invalid print value: {text}")));
+                }
+                None => name = Some(field),
+            }
+        }
+        out.method = match name.unwrap_or("build") {
+            "build" => Method::Build,
+            // buildx's older name for check.
+            "check" | "lint" => Method::Check,
+            "outline" => Method::Outline,
+            "targets" => Method::Targets,
+            other => {
+                return Err(UsageError(format!(
+                    "--call={other}: unknown method (build, check, outline or targets)"
+                )));
+            }
+        };
+        Ok(out)
+    }
+}
+
+fn parse_go_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// The build's resolver, remembering each answer: the checks look base images up before the
+/// build does, and the build must not pull (or fail to pull) the same image a second time.
+pub struct Remembering<'a> {
+    inner: &'a dyn ImageResolver,
+    seen: std::sync::Mutex<BTreeMap<(String, String), Result<ResolvedImage, String>>>,
+}
+
+impl<'a> Remembering<'a> {
+    pub fn new(inner: &'a dyn ImageResolver) -> Remembering<'a> {
+        Remembering {
+            inner,
+            seen: std::sync::Mutex::new(BTreeMap::new()),
+        }
+    }
+}
+
+impl ImageResolver for Remembering<'_> {
+    fn resolve(&self, reference: &str, platform: &Platform) -> Result<ResolvedImage, String> {
+        let key = (reference.to_string(), platform.to_string());
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.entry(key)
+            .or_insert_with(|| self.inner.resolve(reference, platform))
+            .clone()
+    }
+
+    fn fetch_url(&self, url: &str) -> Result<RemoteFile, String> {
+        self.inner.fetch_url(url)
+    }
+}
+
+/// containerd's normalized form: `arm64/v8` is plain `arm64`.
+fn normalized(p: &Platform) -> String {
+    let mut p = p.clone();
+    if p.architecture == "arm64" && p.variant.as_deref() == Some("v8") {
+        p.variant = None;
+    }
+    p.to_string()
+}
+
+/// BuildKit's automatic platform args, before any `--build-arg` overrides them.
+fn platform_args(request: &BuildRequest) -> BTreeMap<String, String> {
+    let build = Platform::host();
+    let target = request.platform.clone().unwrap_or_else(Platform::host);
+    let stage = request.target.clone().unwrap_or_else(|| "default".into());
+    [
+        ("BUILDPLATFORM", normalized(&build)),
+        ("BUILDOS", build.os.clone()),
+        ("BUILDOSVERSION", String::new()),
+        ("BUILDARCH", build.architecture.clone()),
+        ("BUILDVARIANT", build.variant.clone().unwrap_or_default()),
+        ("TARGETPLATFORM", normalized(&target)),
+        ("TARGETOS", target.os.clone()),
+        ("TARGETOSVERSION", String::new()),
+        ("TARGETARCH", target.architecture.clone()),
+        ("TARGETVARIANT", target.variant.clone().unwrap_or_default()),
+        ("TARGETSTAGE", stage),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// Lints the request's Dockerfile, looking base images up the way the build will.
+fn run_lint(
+    request: &BuildRequest,
+    resolver: &dyn ImageResolver,
+    all_stages: bool,
+) -> Result<LintReport, LintError> {
+    let base_images = |reference: &str, platform: &str| -> Option<BaseImage> {
+        // `--build-context NAME=docker-image://REF` stands in for `FROM NAME`; a directory
+        // context is no image to look up.
+        let reference = match request.build_contexts.get(reference) {
+            Some(BuildContext::Image(image)) => image.as_str(),
+            Some(BuildContext::Dir(_)) => return None,
+            None => reference,
+        };
+        let platform: Platform = platform.parse().ok()?;
+        let image = resolver.resolve(reference, &platform).ok()?;
+        let spec = image.spec;
+        Some(BaseImage {
+            env: spec.env.iter().map(|(k, _)| k.clone()).collect(),
+            shell: spec.shell.is_some(),
+            platform: normalized(&spec.platform),
+        })
+    };
+    let opts = LintOptions {
+        file_name: &request.dockerfile_name,
+        build_args: &request.build_args,
+        platform_args: platform_args(request),
+        target: request.target.as_deref(),
+        all_stages,
+        dockerignore: request.dockerignore.as_deref(),
+        base_images: &base_images,
+    };
+    linter::lint(&request.dockerfile, &opts)
+}
+
+/// The checks of a normal build. A Dockerfile that does not parse yields the warnings of the
+/// instructions before the error; the build reports the error itself. rawjson gets one `warning` object per warning now.
+pub fn lint_for_build(
+    request: &BuildRequest,
+    resolver: &dyn ImageResolver,
+    mode: ProgressMode,
+) -> anyhow::Result<LintReport> {
+    let report = match run_lint(request, resolver, false) {
+        Ok(r) => r,
+        // The build reports the parse error itself; the warnings before it still show.
+        Err(LintError::Dockerfile { warnings, .. }) => LintReport {
+            warnings,
+            error_on_warnings: false,
+        },
+        Err(LintError::Config(m)) => bail!(UsageError(m)),
+    };
+    if mode == ProgressMode::RawJson {
+        let mut err = std::io::stderr().lock();
+        for w in &report.warnings {
+            let event = serde_json::json!({
+                "type": "warning",
+                "rule": w.rule.name,
+                "message": w.message,
+                "short": w.short(),
+                "description": w.rule.description,
+                "url": w.rule.url,
+                "file": request.dockerfile_name,
+                "line": w.start_line,
+                "end_line": w.end_line,
+            });
+            let _ = writeln!(err, "{event}");
+        }
+    }
+    Ok(report)
+}
+
+/// buildx's end-of-build summary with its `--debug` details: each warning's short form,
+/// description, link and source excerpt (not in quiet or rawjson mode).
+pub fn print_build_warnings(report: &LintReport, request: &BuildRequest, mode: ProgressMode) {
+    if report.warnings.is_empty() || matches!(mode, ProgressMode::Quiet | ProgressMode::RawJson) {
+        return;
+    }
+    let source = String::from_utf8_lossy(&request.dockerfile);
+    let mut out = String::new();
+    let n = report.warnings.len();
+    out.push_str(&format!(
+        "\n {n} warning{} found:\n",
+        if n == 1 { "" } else { "s" }
+    ));
+    for w in &report.warnings {
+        out.push_str(&format!("WARNING: {}\n{}\n", w.short(), w.rule.description));
+        if !w.rule.url.is_empty() {
+            out.push_str(&format!("More info: {}\n", w.rule.url));
+        }
+        out.push_str(&linter::excerpt(
+            &request.dockerfile_name,
+            &source,
+            w.start_line,
+            w.end_line,
+        ));
+        out.push('\n');
+    }
+    let _ = std::io::stderr().lock().write_all(out.as_bytes());
+}
+
+/// `# check=error=true`: the build fails before anything runs, after showing why.
+pub fn fail_on_violation(
+    report: &LintReport,
+    request: &BuildRequest,
+    mode: ProgressMode,
+) -> anyhow::Result<()> {
+    if let Some(error) = report.violation_error() {
+        print_build_warnings(report, request, mode);
+        bail!(error);
+    }
+    Ok(())
+}
+
+/// buildx's `buildx.build.warnings` metadata (only with `BUILDX_METADATA_WARNINGS` true, as
+/// buildx): client.VertexWarning objects, whose byte fields Go writes as base64.
+pub fn metadata_warnings(report: &LintReport, request: &BuildRequest) -> Option<serde_json::Value> {
+    let enabled = std::env::var("BUILDX_METADATA_WARNINGS")
+        .ok()
+        .and_then(|v| parse_go_bool(&v))
+        .unwrap_or(false);
+    if !enabled || report.warnings.is_empty() {
+        return None;
+    }
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+    let list: Vec<serde_json::Value> = report
+        .warnings
+        .iter()
+        .map(|w| {
+            let mut v = serde_json::json!({
+                "level": 1,
+                "short": b64(&w.short()),
+                "detail": [b64(w.rule.description)],
+                "sourceInfo": {
+                    "filename": request.dockerfile_name,
+                    "data": base64::engine::general_purpose::STANDARD.encode(&request.dockerfile),
+                    "language": "Dockerfile",
+                },
+                "range": [range(w.start_line, w.end_line)],
+            });
+            if !w.rule.url.is_empty() {
+                v["url"] = w.rule.url.into();
+            }
+            v
+        })
+        .collect();
+    Some(list.into())
+}
+
+fn range(start: usize, end: usize) -> serde_json::Value {
+    serde_json::json!({"start": {"line": start}, "end": {"line": end}})
+}
+
+#[derive(Serialize)]
+struct Location {
+    ranges: Vec<serde_json::Value>,
+}
+
+fn location(start: usize, end: usize) -> Location {
+    Location {
+        ranges: vec![range(start, end)],
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
+}
+
+#[derive(Serialize)]
+struct JsonTarget {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    name: String,
+    #[serde(skip_serializing_if = "is_false")]
+    default: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    description: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    base: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    platform: String,
+    location: Location,
+}
+
+#[derive(Serialize)]
+struct JsonArg {
+    name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    description: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    value: String,
+    location: Location,
+}
+
+#[derive(Serialize)]
+struct JsonMount {
+    name: String,
+    #[serde(skip_serializing_if = "is_false")]
+    required: bool,
+    location: Location,
+}
+
+#[derive(Serialize)]
+struct JsonOutline {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    description: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    args: Vec<JsonArg>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    secrets: Vec<JsonMount>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ssh: Vec<JsonMount>,
+    sources: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct JsonWarning {
+    #[serde(rename = "ruleName")]
+    rule_name: &'static str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    description: &'static str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    url: &'static str,
+    detail: String,
+    location: Location,
+}
+
+#[derive(Serialize)]
+struct JsonSource {
+    filename: String,
+    language: &'static str,
+    data: String,
+}
+
+#[derive(Serialize)]
+struct JsonBuildError {
+    message: String,
+    location: Location,
+}
+
+#[derive(Serialize)]
+struct JsonLint {
+    warnings: Vec<JsonWarning>,
+    sources: Vec<JsonSource>,
+    #[serde(rename = "buildError", skip_serializing_if = "Option::is_none")]
+    build_error: Option<JsonBuildError>,
+}
+
+/// Go's text/tabwriter with minwidth 0, tabwidth 0 and padding `pad`: every cell but the
+/// last of a line is padded to its column's width plus `pad`.
+fn tabwrite(rows: &[Vec<String>], pad: usize) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0usize; columns];
+    for row in rows {
+        for (i, cell) in row.iter().enumerate().take(row.len().saturating_sub(1)) {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            out.push_str(cell);
+            if i + 1 < row.len() {
+                let fill = widths[i] + pad - cell.chars().count();
+                out.push_str(&" ".repeat(fill));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn outline_text(o: &outline::Outline) -> String {
+    let mut out = String::new();
+    if !o.name.is_empty() || !o.description.is_empty() {
+        let name = if o.name.is_empty() {
+            "(default)"
+        } else {
+            &o.name
+        };
+        let mut rows = vec![vec!["TARGET:".to_string(), name.to_string()]];
+        if !o.description.is_empty() {
+            rows.push(vec!["DESCRIPTION:".into(), o.description.clone()]);
+        }
+        out.push_str(&tabwrite(&rows, 1));
+        out.push('\n');
+    }
+    if !o.args.is_empty() {
+        let mut rows = vec![vec![
+            "BUILD ARG".to_string(),
+            "VALUE".into(),
+            "DESCRIPTION".into(),
+        ]];
+        rows.extend(
+            o.args
+                .iter()
+                .map(|a| vec![a.name.clone(), a.value.clone(), a.description.clone()]),
+        );
+        out.push_str(&tabwrite(&rows, 3));
+        out.push('\n');
+    }
+    for (title, list) in [("SECRET", &o.secrets), ("SSH", &o.ssh)] {
+        if list.is_empty() {
+            continue;
+        }
+        let mut rows = vec![vec![title.to_string(), "REQUIRED".into()]];
+        rows.extend(list.iter().map(|m| {
+            let required = if m.required { "true" } else { "" };
+            vec![m.name.clone(), required.to_string()]
+        }));
+        out.push_str(&tabwrite(&rows, 3));
+        out.push('\n');
+    }
+    out
+}
+
+fn targets_text(targets: &[outline::Target]) -> String {
+    let mut rows = vec![vec!["TARGET".to_string(), "DESCRIPTION".into()]];
+    for t in targets {
+        let name = match (t.name.is_empty(), t.default) {
+            (true, true) => "(default)".to_string(),
+            (false, true) => format!("{} (default)", t.name),
+            _ => t.name.clone(),
+        };
+        rows.push(vec![name, t.description.clone()]);
+    }
+    tabwrite(&rows, 1)
+}
+
+fn lint_text(report: &LintReport, file: &str, source: &str) -> String {
+    let mut out = String::new();
+    for w in &report.warnings {
+        out.push_str(&format!("\nWARNING: {}", w.rule.name));
+        if !w.rule.url.is_empty() {
+            out.push_str(&format!(" - {}", w.rule.url));
+        }
+        out.push_str(&format!("\n{}\n", w.message));
+        out.push_str(&linter::excerpt(file, source, w.start_line, w.end_line));
+    }
+    out
+}
+
+fn json_warning(w: &Warning) -> JsonWarning {
+    JsonWarning {
+        rule_name: w.rule.name,
+        description: w.rule.description,
+        url: w.rule.url,
+        detail: w.message.clone(),
+        location: location(w.start_line, w.end_line),
+    }
+}
+
+/// Runs a `--call` method other than build: prints its result on stdout and returns the exit
+/// code (check: 1 when it found anything, unless `ignorestatus=true`).
+pub fn run_call(
+    call: &Call,
+    request: &BuildRequest,
+    resolver: &dyn ImageResolver,
+) -> anyhow::Result<ExitCode> {
+    let file = request.dockerfile_name.as_str();
+    let source = String::from_utf8_lossy(&request.dockerfile).into_owned();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&request.dockerfile);
+    let platform_args = platform_args(request);
+    let no_images = |_: &str, _: &str| None;
+    let opts = LintOptions {
+        file_name: file,
+        build_args: &request.build_args,
+        platform_args,
+        target: request.target.as_deref(),
+        all_stages: request.target.is_none(),
+        dockerignore: request.dockerignore.as_deref(),
+        base_images: &no_images,
+    };
+    let mut stdout = std::io::stdout().lock();
+    match call.method {
+        Method::Build => bail!("--call=build builds: there is nothing to print"),
+        Method::Targets => {
+            let targets = outline::targets(&request.dockerfile, file)?;
+            if call.json {
+                let list: Vec<JsonTarget> = targets
+                    .iter()
+                    .map(|t| JsonTarget {
+                        name: t.name.clone(),
+                        default: t.default,
+                        description: t.description.clone(),
+                        base: t.base.clone(),
+                        platform: t.platform.clone(),
+                        location: location(t.start_line, t.end_line),
+                    })
+                    .collect();
+                let value = serde_json::json!({"targets": list, "sources": [b64]});
+                writeln!(stdout, "{}", serde_json::to_string_pretty(&value)?)?;
+            } else {
+                stdout.write_all(targets_text(&targets).as_bytes())?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Method::Outline => {
+            let o = outline::outline(&request.dockerfile, &opts)?;
+            if call.json {
+                let mount = |m: &outline::OutlineMount| JsonMount {
+                    name: m.name.clone(),
+                    required: m.required,
+                    location: location(m.line, m.line),
+                };
+                let value = JsonOutline {
+                    name: o.name.clone(),
+                    description: o.description.clone(),
+                    args: o
+                        .args
+                        .iter()
+                        .map(|a| JsonArg {
+                            name: a.name.clone(),
+                            description: a.description.clone(),
+                            value: a.value.clone(),
+                            location: location(a.line, a.line),
+                        })
+                        .collect(),
+                    secrets: o.secrets.iter().map(mount).collect(),
+                    ssh: o.ssh.iter().map(mount).collect(),
+                    sources: vec![b64],
+                };
+                writeln!(stdout, "{}", serde_json::to_string_pretty(&value)?)?;
+            } else {
+                stdout.write_all(outline_text(&o).as_bytes())?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Method::Check => {
+            let (report, build_error) = match run_lint(request, resolver, request.target.is_none())
+            {
+                Ok(r) => (r, None),
+                Err(LintError::Config(m)) => bail!(UsageError(m)),
+                Err(LintError::Dockerfile { error, warnings }) => (
+                    LintReport {
+                        warnings,
+                        error_on_warnings: false,
+                    },
+                    Some(error),
+                ),
+            };
+            let found = !report.warnings.is_empty() || build_error.is_some();
+            if call.json {
+                let value = JsonLint {
+                    warnings: report.warnings.iter().map(json_warning).collect(),
+                    sources: vec![JsonSource {
+                        filename: file.to_string(),
+                        language: "Dockerfile",
+                        data: b64,
+                    }],
+                    build_error: build_error.as_ref().map(|e| JsonBuildError {
+                        message: e.message.clone(),
+                        location: location(e.line, e.line),
+                    }),
+                };
+                writeln!(stdout, "{}", serde_json::to_string_pretty(&value)?)?;
+            } else {
+                let n = report.warnings.len();
+                if n > 0 {
+                    let count = if n == 1 {
+                        "1 warning has been found!".to_string()
+                    } else {
+                        format!("{n} warnings have been found!")
+                    };
+                    writeln!(stdout, "Check complete, {count}")?;
+                }
+                stdout.write_all(lint_text(&report, file, &source).as_bytes())?;
+                if let Some(e) = &build_error {
+                    if n > 0 {
+                        writeln!(stdout)?;
+                    }
+                    stdout.flush()?;
+                    bail!(
+                        "{}\n{}",
+                        e.message,
+                        linter::excerpt(file, &source, e.line, e.line).trim_end()
+                    );
+                }
+                if n == 0 {
+                    writeln!(stdout, "Check complete, no warnings found.")?;
+                }
+            }
+            if found && !call.ignore_status {
+                return Ok(ExitCode::from(1));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_syntax() {
+        assert_eq!(Call::parse(None, false).unwrap().method, Method::Build);
+        assert_eq!(Call::parse(None, true).unwrap().method, Method::Check);
+        let c = Call::parse(Some("outline,format=json"), false).unwrap();
+        assert_eq!((c.method, c.json), (Method::Outline, true));
+        assert!(
+            Call::parse(Some("check,ignorestatus=true"), false)
+                .unwrap()
+                .ignore_status
+        );
+        assert!(Call::parse(Some("nope"), false).is_err());
+        assert!(Call::parse(Some("outline"), true).is_err());
+        assert!(Call::parse(Some("outline,format=yaml"), false).is_err());
+    }
+
+    #[test]
+    fn tabwriter_pads_like_go() {
+        let rows = vec![
+            vec![
+                "BUILD ARG".to_string(),
+                "VALUE".into(),
+                "DESCRIPTION".into(),
+            ],
+            vec!["A".into(), "1".into(), "".into()],
+        ];
+        assert_eq!(
+            tabwrite(&rows, 3),
+            "BUILD ARG   VALUE   DESCRIPTION\nA           1       \n"
+        );
+    }
+}
