@@ -99,11 +99,7 @@ impl Call {
 }
 
 fn parse_go_bool(v: &str) -> Option<bool> {
-    match v {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
+    super::gobool::parse(v).ok()
 }
 
 /// The build's resolver, remembering each answer: the checks look base images up before the
