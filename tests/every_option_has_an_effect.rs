@@ -83,7 +83,11 @@ const TABLE: &[(&str, &str, &[&str])] = &[
     ("build", "annotation", &["output_annotations.rs"]),
     ("build", "on-error", &["debug_failed_step.rs"]),
     ("build", "check", &["build_checks.rs"]),
-    ("build", "call", &["build_call_outline.rs", "build_checks.rs"]),
+    (
+        "build",
+        "call",
+        &["build_call_outline.rs", "build_checks.rs"],
+    ),
     ("debug", "list", &["debug_failed_step.rs"]),
     ("debug", "rm", &["debug_failed_step.rs"]),
     ("build", "progress", &["progress.rs"]),
