@@ -5,9 +5,10 @@
 # export with mounts, C from one without, after a source edit, so the compile step runs on both.
 # The step's time on B against C is what a CI runner starting empty gains.
 #
-# Needs: a Debian base tar (debootstrap --variant=minbase bookworm DIR <mirror>; tar -C DIR -cf
-# rootfs.tar .) as $ROOTFS_TAR, network to the Debian mirror for apt-get, the builder binary as
-# $BUILDER (default: target/release/builder).
+# Needs: a Debian base tar as $ROOTFS_TAR (debootstrap --variant=minbase bookworm DIR <mirror>,
+# then tar -C DIR --exclude='./dev/*' -cf rootfs.tar . : ADD refuses device nodes), network to
+# the Debian mirror for apt-get, and the builder binary as $BUILDER (default:
+# target/release/builder).
 set -euo pipefail
 BUILDER=${BUILDER:-target/release/builder}
 ROOTFS_TAR=${ROOTFS_TAR:?set ROOTFS_TAR to a Debian rootfs tar}

@@ -130,6 +130,14 @@ impl ImageResolver for Remembering<'_> {
     fn fetch_url(&self, url: &str) -> Result<RemoteFile, String> {
         self.inner.fetch_url(url)
     }
+
+    fn fetch_git(
+        &self,
+        url: &str,
+        keep_git_dir: bool,
+    ) -> Result<builder_solver::convert::GitCheckout, String> {
+        self.inner.fetch_git(url, keep_git_dir)
+    }
 }
 
 /// containerd's normalized form: `arm64/v8` is plain `arm64`.
