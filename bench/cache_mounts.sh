@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Issue #22: a cache mount that travels with the exported cache. A Go build (a small program
-# plus the go command itself, ~100 packages Debian ships as source) whose compiler
+# Issue #22: a cache mount that travels with the exported cache. A Go build (a program of 120
+# generated packages, ~2,000 functions, nothing precompiled) whose compiler
 # cache (/root/.cache/go-build) is a cache mount is built on machine A (an empty store), which
 # exports its cache with mounts=true; machines B and C (empty stores) import it, B from the
 # export with mounts, C from one without, after a source edit, so the compile step runs on both.
@@ -23,27 +23,44 @@ FROM debian:bench
 RUN apt-get update && apt-get install -y --no-install-recommends golang-go && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY hello/ ./
-RUN --mount=type=cache,target=/root/.cache/go-build go build -o /out/hello . && go build -o /out/go cmd/go && /out/hello
+RUN --mount=type=cache,target=/root/.cache/go-build go build -o /out/hello . && /out/hello
 DF
 cat > "$work/app/hello/go.mod" <<'GO'
 module hello
 go 1.19
 GO
-cat > "$work/app/hello/main.go" <<'GO'
-package main
-
-import (
-	"encoding/json"
-	"fmt"
-	"net/http"
-	"os"
-)
-
-func main() {
-	b, _ := json.Marshal(map[string]string{"hello": "world", "v": "1"})
-	fmt.Println(string(b), http.StatusOK, len(os.Args))
-}
-GO
+# 120 packages of generated code: enough compiling for the compiler cache to matter.
+imports=""
+calls=""
+for p in $(seq -w 0 119); do
+  mkdir -p "$work/app/hello/p$p"
+  {
+    echo "package p$p"
+    echo 'import "strings"'
+    for f in $(seq 1 16); do
+      echo "func F$f(s string) string { b := strings.Builder{}; for i := 0; i < $f; i++ { b.WriteString(strings.ToUpper(s)); if i%3 == 0 { b.WriteString(strings.Repeat(\"-\", i)) } }; return b.String() }"
+    done
+    echo "func All(s string) int { return len(F1(s)+F2(s)+F3(s)+F4(s)+F5(s)+F6(s)+F7(s)+F8(s)+F9(s)+F10(s)+F11(s)+F12(s)+F13(s)+F14(s)+F15(s)+F16(s)) }"
+  } > "$work/app/hello/p$p/p.go"
+  imports+="	\"hello/p$p\"
+"
+  calls+="	n += p$p.All(\"x\")
+"
+done
+{
+  echo 'package main'
+  echo 'import ('
+  echo '	"encoding/json"'
+  echo '	"fmt"'
+  printf '%s' "$imports"
+  echo ')'
+  echo 'func main() {'
+  echo '	n := 0'
+  printf '%s' "$calls"
+  echo '	b, _ := json.Marshal(map[string]string{"hello": "world", "v": "1"})'
+  echo '	fmt.Println(string(b), n)'
+  echo '}'
+} > "$work/app/hello/main.go"
 base() { BUILDER_ROOT="$work/$1" "$BUILDER" build -q -t debian:bench "$work/base" >/dev/null; }
 step_seconds() { # log → seconds of the go build step (its DONE line)
   awk '/RUN --mount=type=cache,target=\/root\/.cache\/go-build/ {n=$1} n && $1==n && $2=="DONE" {print $3; exit}' "$1" | tr -d s
