@@ -255,6 +255,10 @@ pub struct StageOutput {
     pub spec: ImageSpec,
     /// (index into `spec.history`, vertex that may add a layer).
     pub layer_history: Vec<(usize, VertexId)>,
+    /// The stage's ARG values when it ends: a stage built `FROM` it starts with them, as
+    /// BuildKit's dispatch state inherits its base's build args (RUN's env and history).
+    pub args: Vec<(String, String)>,
+    pub declared_args: Vec<(String, Option<String>)>,
 }
 
 pub fn convert(
@@ -556,6 +560,8 @@ impl<'a> Converter<'a> {
             vertex: self.image_vertex(&image),
             spec: image.spec,
             layer_history: Vec::new(),
+            args: Vec::new(),
+            declared_args: Vec::new(),
         }))
     }
 
@@ -777,6 +783,8 @@ impl<'a> Converter<'a> {
             Some(parent) => self.overridden_stage_output(parent, line)?,
             None => None,
         };
+        let mut inherited_args = Vec::new();
+        let mut inherited_declared = Vec::new();
         let (root, spec) = if let Some(out) = replaced {
             (out.vertex, out.spec)
         } else if base == "scratch" {
@@ -789,6 +797,8 @@ impl<'a> Converter<'a> {
             (v, ImageSpec::scratch(platform.clone()))
         } else if let Some(parent) = self.stage_by_ref(&base, index) {
             let out = self.dependency(parent)?;
+            inherited_args = out.args;
+            inherited_declared = out.declared_args;
             (out.vertex, out.spec)
         } else if let Some(BuildContext::Dir(_)) = self.options.build_contexts.get(&base) {
             (
@@ -820,7 +830,8 @@ impl<'a> Converter<'a> {
             index,
             vertex: root,
             spec,
-            args: Vec::new(),
+            args: inherited_args,
+            declared_args: inherited_declared,
             layer_history: Vec::new(),
             cmd_set: false,
             steps_done: from_step,
@@ -888,6 +899,8 @@ impl<'a> Converter<'a> {
             vertex: st.vertex,
             spec: st.spec.clone(),
             layer_history: st.layer_history.clone(),
+            args: st.args.clone(),
+            declared_args: st.declared_args.clone(),
         })
     }
 
@@ -992,6 +1005,10 @@ impl<'a> Converter<'a> {
                             .map(|(_, v)| v.clone())
                     };
                     let value = from_cli.or_else(|| decl.default.clone()).or_else(from_meta);
+                    match st.declared_args.iter_mut().find(|(k, _)| *k == decl.name) {
+                        Some(slot) => slot.1 = value.clone(),
+                        None => st.declared_args.push((decl.name.clone(), value.clone())),
+                    }
                     let Some(value) = value else { continue };
                     // A redeclared ARG keeps its place: BuildKit's RUN history lists each
                     // name once, where it was first declared (`|2 foo=bar2 bar=123`).
@@ -1347,13 +1364,24 @@ impl<'a> Converter<'a> {
         // RUN sees the image's ENV, then every declared ARG not shadowed by an ENV, then the
         // proxy build args (which need no ARG).
         let mut env = st.spec.env_list();
-        let mut history_args = Vec::new();
         for (k, v) in &st.args {
             if st.spec.env_get(k).is_none() {
                 env.push(format!("{k}={v}"));
-                history_args.push(format!("{k}={v}"));
             }
         }
+        let history_args: Vec<String> = st
+            .declared_args
+            .iter()
+            .map(|(k, v)| {
+                let value = st
+                    .spec
+                    .env_get(k)
+                    .map(str::to_string)
+                    .or_else(|| v.clone())
+                    .unwrap_or_default();
+                format!("{k}={value}")
+            })
+            .collect();
         let proxy_env = proxy_env(&self.options.build_args);
         let mut inputs = vec![st.vertex];
         let mut mounts = Vec::new();
@@ -1670,6 +1698,10 @@ struct StageBuild {
     spec: ImageSpec,
     /// ARGs declared in this stage, with values.
     args: Vec<(String, String)>,
+    /// Every ARG declared so far (inherited ones first), with its value or none: what RUN's
+    /// history lists, as BuildKit's `|N NAME=VALUE` prefix does (a name without value as
+    /// `NAME=`, an ENV of the same name giving the value).
+    declared_args: Vec<(String, Option<String>)>,
     layer_history: Vec<(usize, VertexId)>,
     /// CMD was set in this stage (so a later ENTRYPOINT keeps it).
     cmd_set: bool,
