@@ -1,0 +1,616 @@
+//! Solving a build graph: cache keys, cache lookups, and executing the vertices that miss, with
+//! independent vertices running in parallel on a small pool of worker threads.
+//!
+//! A rootfs state is a list of layers. Each layer is stored twice: as a compressed blob in the
+//! content store (what images reference) and unpacked once in overlay format under
+//! `snapshots/<diff_id>` (what RUN and COPY mount as lower directories).
+//!
+//! This module is the scheduler and the cache (keys, local and imported hits, step locks);
+//! the ops and what they stand on are beside it:
+//! - [`LayerStore`] (`layer_store`): unpacked layers and writable views (overlay or copy snapshots);
+//! - `file_op`: COPY, ADD and WORKDIR actions;
+//! - `exec_op`: RUN in the sandbox, its output, a failed step kept for `builder debug`;
+//! - `mounts`: what RUN's `--mount`s are made of (contexts, stages, caches, secrets, ssh).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs;
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::Instant;
+
+use builder_cache::{Digest, Store};
+use builder_frontend::dockerignore::IgnoreMatcher;
+use builder_snapshot::{ActiveSnapshot, LayerOptions, Snapshotter};
+
+use crate::cache_import::CacheImport;
+use crate::cache_index::{CacheIndex, CacheRecord};
+use crate::copy::{self, Attributes, CopyError};
+use crate::graph::{
+    BuildGraph, CopyAction, ExecMountKind, ExecOp, FileAction, FileOp, LayerRef, Op, Vertex,
+    VertexId, op_fingerprint,
+};
+use crate::progress::{Event, ProgressSink, Stream};
+use crate::source_tree::{SourceError, SourceTree, exclude_rules};
+use crate::stat_cache::StatCache;
+use crate::step_lock::StepLock;
+use crate::userdb::{Owner, resolve_owner};
+
+mod exec_op;
+mod file_op;
+mod layer_store;
+mod mounts;
+
+pub use layer_store::LayerStore;
+pub use mounts::UsedCacheMount;
+
+pub struct SolveOptions {
+    /// The build context directory (None when the Dockerfile needs none).
+    pub context_dir: Option<PathBuf>,
+    pub ignore: IgnoreMatcher,
+    /// `--build-context NAME=DIR` directories, by name.
+    pub named_contexts: BTreeMap<String, PathBuf>,
+    /// `--secret id=...` values: id → file holding the secret.
+    pub secrets: BTreeMap<String, PathBuf>,
+    /// `--ssh id=SOCKET` values: id → ssh-agent socket.
+    pub ssh: BTreeMap<String, PathBuf>,
+    pub no_cache: bool,
+    /// Vertices (by index) that skip cache lookups: the steps of `--no-cache-filter` stages.
+    pub no_cache_vertices: HashSet<usize>,
+    /// Records imported with `--cache-from`, consulted when the local cache misses.
+    pub cache_import: Option<Arc<dyn CacheImport>>,
+    pub layer_options: LayerOptions,
+    pub max_parallel: usize,
+    pub dockerfile_name: String,
+    pub limits: builder_sandbox::ResourceLimits,
+    pub isolation: builder_sandbox::Isolation,
+    /// `--on-error=keep`: where a failed RUN step's state is kept for `builder debug`.
+    pub keep_failed_in: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SolveError {
+    #[error(
+        "{location}{name}: process \"{command}\" did not complete successfully: exit code {code}{tail}"
+    )]
+    ExecFailed {
+        location: String,
+        name: String,
+        command: String,
+        code: i32,
+        tail: String,
+    },
+    #[error("{location}{name}: {message}")]
+    Step {
+        location: String,
+        name: String,
+        message: String,
+    },
+    #[error("{0}")]
+    Internal(String),
+    /// The host refuses to set up any sandbox (not a fault of this step): the CLI's exit 3.
+    /// The error is part of the message, not a `source`, so that it is printed once.
+    #[error("{location}{name}: {error}")]
+    SandboxUnavailable {
+        location: String,
+        name: String,
+        error: Box<builder_sandbox::SandboxError>,
+    },
+    /// The build was interrupted (see [`crate::cancel`]).
+    #[error("build cancelled")]
+    Cancelled,
+}
+
+/// What a solved vertex yields.
+#[derive(Clone, Debug)]
+pub enum Output {
+    Rootfs(Vec<LayerRef>),
+    /// A context directory: the build context (None), or a `--build-context` one by name.
+    Context(Option<String>),
+}
+
+#[derive(Clone, Debug)]
+pub struct Solved {
+    /// What later steps' keys build on: the whole result's identity.
+    pub key: Digest,
+    /// The key the step's cache record is stored under. The same as `key` except for a linked
+    /// copy, whose record leaves its base out.
+    pub record_key: Digest,
+    pub output: Output,
+}
+
+pub struct Solver<'a> {
+    store: &'a Store,
+    opts: &'a SolveOptions,
+    progress: &'a dyn ProgressSink,
+    layers: LayerStore<'a>,
+    cache: CacheIndex,
+    work_root: PathBuf,
+    /// Results of steps solved in this build, by cache key; see `in_flight_slot`.
+    in_flight: Mutex<HashMap<Digest, Slot>>,
+    stat_cache: StatCache,
+    /// One stat cache per `--build-context` directory, by name.
+    named_stat_caches: HashMap<String, StatCache>,
+    /// The persistent cache mount directories used so far (private copies are not).
+    used_cache_mounts: Mutex<std::collections::BTreeSet<UsedCacheMount>>,
+    /// The `.dockerignore` of each `--build-context` directory (BuildKit reads the one at the
+    /// root of a named local context, as for the main context), by name.
+    named_ignores: HashMap<String, IgnoreMatcher>,
+}
+
+/// A step's result within one build: None until solved, then the layer it added (if any).
+type Slot = Arc<Mutex<Option<Option<LayerRef>>>>;
+
+struct Schedule {
+    done: HashMap<VertexId, Solved>,
+    running: usize,
+    pending: Vec<VertexId>,
+    failed: Option<SolveError>,
+}
+
+impl<'a> Solver<'a> {
+    pub fn new(
+        store: &'a Store,
+        opts: &'a SolveOptions,
+        progress: &'a dyn ProgressSink,
+    ) -> Result<Self, SolveError> {
+        let layers = LayerStore::new(store, opts.isolation).map_err(SolveError::Internal)?;
+        let work_root = layers.work_root.clone();
+        let mut named_ignores = HashMap::new();
+        for (name, dir) in &opts.named_contexts {
+            let path = dir.join(".dockerignore");
+            let matcher = match fs::read_to_string(&path) {
+                Ok(text) => IgnoreMatcher::parse(&text).map_err(|e| {
+                    SolveError::Internal(format!(
+                        "--build-context {name}: failed parsing {}: {e}",
+                        path.display()
+                    ))
+                })?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => IgnoreMatcher::empty(),
+                Err(e) => {
+                    return Err(SolveError::Internal(format!(
+                        "--build-context {name}: reading {}: {e}",
+                        path.display()
+                    )));
+                }
+            };
+            named_ignores.insert(name.clone(), matcher);
+        }
+        Ok(Solver {
+            cache: CacheIndex::open(&store.cache_index_dir()).map_err(|e| {
+                SolveError::Internal(format!(
+                    "{e} (`builder cache verify --repair` resets a damaged index)"
+                ))
+            })?,
+            store,
+            opts,
+            progress,
+            layers,
+            work_root,
+            in_flight: Mutex::new(HashMap::new()),
+            used_cache_mounts: Mutex::new(Default::default()),
+            stat_cache: match &opts.context_dir {
+                Some(dir) => StatCache::load(&store.context_cache_dir(), dir),
+                None => StatCache::disabled(),
+            },
+            named_stat_caches: opts
+                .named_contexts
+                .iter()
+                .map(|(name, dir)| {
+                    let cache = StatCache::load(&store.context_cache_dir(), dir);
+                    (name.clone(), cache)
+                })
+                .collect(),
+            named_ignores,
+        })
+    }
+
+    /// Solves `target` and everything it needs; returns every solved vertex.
+    pub fn solve(
+        &self,
+        graph: &BuildGraph,
+        target: VertexId,
+    ) -> Result<HashMap<VertexId, Solved>, SolveError> {
+        let state = Mutex::new(Schedule {
+            done: HashMap::new(),
+            running: 0,
+            pending: graph.needed_for(target),
+            failed: None,
+        });
+        let wake = Condvar::new();
+        let workers = self.opts.max_parallel.max(1);
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| self.worker(graph, &state, &wake));
+            }
+        });
+        let state = state
+            .into_inner()
+            .map_err(|_| SolveError::Internal("a build worker panicked".into()))?;
+        // Losing the stat cache only costs re-hashing next time, never correctness.
+        let _ = self.stat_cache.save();
+        for cache in self.named_stat_caches.values() {
+            let _ = cache.save();
+        }
+        match state.failed {
+            Some(e) => Err(e),
+            None => Ok(state.done),
+        }
+    }
+
+    fn worker(&self, graph: &BuildGraph, state: &Mutex<Schedule>, wake: &Condvar) {
+        loop {
+            let (id, inputs) = {
+                let Ok(mut s) = state.lock() else { return };
+                loop {
+                    if crate::cancel::is_cancelled() && s.failed.is_none() {
+                        s.failed = Some(SolveError::Cancelled);
+                    }
+                    if s.failed.is_some() || (s.pending.is_empty() && s.running == 0) {
+                        wake.notify_all();
+                        return;
+                    }
+                    let ready = s.pending.iter().position(|v| {
+                        graph
+                            .vertex(*v)
+                            .inputs
+                            .iter()
+                            .all(|i| s.done.contains_key(i))
+                    });
+                    if let Some(pos) = ready {
+                        let id = s.pending.remove(pos);
+                        let inputs: Vec<Solved> = graph
+                            .vertex(id)
+                            .inputs
+                            .iter()
+                            .map(|i| s.done[i].clone())
+                            .collect();
+                        s.running += 1;
+                        break (id, inputs);
+                    }
+                    if s.pending.is_empty() && s.running == 0 {
+                        return;
+                    }
+                    s = match wake.wait(s) {
+                        Ok(s) => s,
+                        Err(_) => return,
+                    };
+                }
+            };
+            let result = self.solve_vertex(id.index(), graph.vertex(id), &inputs);
+            let Ok(mut s) = state.lock() else { return };
+            s.running -= 1;
+            match result {
+                Ok(solved) => {
+                    s.done.insert(id, solved);
+                }
+                Err(e) => {
+                    if s.failed.is_none() {
+                        s.failed = Some(e);
+                    }
+                }
+            }
+            wake.notify_all();
+        }
+    }
+
+    fn location(&self, v: &Vertex) -> String {
+        match v.lines {
+            Some((line, _)) => format!("{}:{line}: ", self.opts.dockerfile_name),
+            None => String::new(),
+        }
+    }
+
+    fn step_error(&self, v: &Vertex, message: impl std::fmt::Display) -> SolveError {
+        SolveError::Step {
+            location: self.location(v),
+            name: v.name.clone(),
+            message: message.to_string(),
+        }
+    }
+
+    fn solve_vertex(
+        &self,
+        index: usize,
+        v: &Vertex,
+        inputs: &[Solved],
+    ) -> Result<Solved, SolveError> {
+        let input_keys: Vec<Digest> = inputs.iter().map(|s| s.key).collect();
+        match &v.op {
+            Op::Scratch | Op::Context | Op::NamedContext { .. } => {
+                let key = op_fingerprint(&v.op, &input_keys, &BTreeMap::new());
+                let output = match &v.op {
+                    Op::Context => Output::Context(None),
+                    Op::NamedContext { name } => Output::Context(Some(name.clone())),
+                    _ => Output::Rootfs(vec![]),
+                };
+                Ok(Solved {
+                    key,
+                    record_key: key,
+                    output,
+                })
+            }
+            Op::Image(image) => {
+                let key = op_fingerprint(&v.op, &input_keys, &BTreeMap::new());
+                Ok(Solved {
+                    key,
+                    record_key: key,
+                    output: Output::Rootfs(image.layers.clone()),
+                })
+            }
+            Op::Exec(_) | Op::File(_) => {
+                let mut extra = self.content_checksums(v, inputs).map_err(|e| {
+                    if crate::cancel::is_cancelled() {
+                        SolveError::Cancelled
+                    } else {
+                        self.step_error(v, e)
+                    }
+                })?;
+                // The stored layer is compressed, so a record only serves builds that ask for
+                // the same compression.
+                let compression = self.opts.layer_options.compression.media_type();
+                extra.insert("compression".into(), compression.into());
+                let linked = matches!(&v.op, Op::File(f) if f.linked);
+                // A linked step's record is keyed without its base (input 0) ...
+                let key_inputs = if linked {
+                    input_keys.get(1..).unwrap_or_default()
+                } else {
+                    &input_keys[..]
+                };
+                let key = op_fingerprint(&v.op, key_inputs, &extra);
+                // ... but what follows it depends on base and layer together.
+                let solved_key = match input_keys.first() {
+                    Some(base_key) if linked => {
+                        Digest::of(format!("linked {key} on {base_key}").as_bytes())
+                    }
+                    _ => key,
+                };
+                let base = match inputs.first().map(|s| &s.output) {
+                    Some(Output::Rootfs(layers)) => layers.clone(),
+                    _ => {
+                        return Err(SolveError::Internal(format!(
+                            "{}: input 0 is not a filesystem",
+                            v.name
+                        )));
+                    }
+                };
+                // Identical steps (same key) asked for by several stages run once: the others
+                // wait here and take the result.
+                let slot = self.in_flight_slot(key);
+                let mut done = slot
+                    .lock()
+                    .map_err(|_| SolveError::Internal("a build worker panicked".into()))?;
+                let layer = match done.as_ref() {
+                    Some(layer) => {
+                        self.progress.event(Event::Cached {
+                            vertex: index,
+                            name: v.name.clone(),
+                        });
+                        layer.clone()
+                    }
+                    None => {
+                        let run_on: &[LayerRef] = if linked { &[] } else { &base };
+                        let layer = self.cached_or_run(index, v, key, run_on, inputs)?;
+                        *done = Some(layer.clone());
+                        layer
+                    }
+                };
+                Ok(Solved {
+                    key: solved_key,
+                    record_key: key,
+                    output: Output::Rootfs(with_layer(base, layer)),
+                })
+            }
+        }
+    }
+
+    fn in_flight_slot(&self, key: Digest) -> Slot {
+        let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(key).or_default().clone()
+    }
+
+    /// The layer a step adds: from the cache, or by running it.
+    fn cached_or_run(
+        &self,
+        index: usize,
+        v: &Vertex,
+        key: Digest,
+        base: &[LayerRef],
+        inputs: &[Solved],
+    ) -> Result<Option<LayerRef>, SolveError> {
+        // --no-cache and --no-cache-filter steps neither look up nor wait for other builds.
+        let use_cache = !self.opts.no_cache && !self.opts.no_cache_vertices.contains(&index);
+        let hit = || {
+            let record = self.local_hit(&key).or_else(|| self.imported_hit(&key))?;
+            self.progress.event(Event::Cached {
+                vertex: index,
+                name: v.name.clone(),
+            });
+            Some(record.layer)
+        };
+        // Held until the record is written: another process needing this key waits for it and
+        // then hits (see step_lock).
+        let _lock = if !use_cache {
+            None
+        } else {
+            if let Some(layer) = hit() {
+                return Ok(layer);
+            }
+            let lock = self.lock_step(v, &key)?;
+            // Whoever held the lock before us may have just computed this very step.
+            if let Some(layer) = hit() {
+                return Ok(layer);
+            }
+            Some(lock)
+        };
+        self.progress.event(Event::Started {
+            vertex: index,
+            name: v.name.clone(),
+        });
+        let started = Instant::now();
+        let layer = match &v.op {
+            Op::Exec(exec) => self.run_exec(index, v, exec, base, inputs),
+            Op::File(file) => self.run_file(v, file, base, inputs),
+            _ => return Err(SolveError::Internal(format!("{}: not a step", v.name))),
+        };
+        let layer = layer.inspect_err(|e| {
+            self.progress.event(Event::Failed {
+                vertex: index,
+                name: v.name.clone(),
+                error: e.to_string(),
+            });
+        })?;
+        let record = CacheRecord {
+            layer: layer.clone(),
+            description: v.name.clone(),
+        };
+        self.cache
+            .put(&key, &record)
+            .map_err(|e| SolveError::Internal(format!("writing cache record: {e}")))?;
+        self.progress.event(Event::Completed {
+            vertex: index,
+            name: v.name.clone(),
+            elapsed: started.elapsed(),
+        });
+        Ok(layer)
+    }
+
+    /// A record whose layer blob has gone missing counts as a miss. So does one without a
+    /// layer: every step adds one now (an empty one when it changed nothing), so such a record
+    /// was written by an older builder that left empty steps out, and the step is run again
+    /// to give the image the layer BuildKit's would have.
+    fn local_hit(&self, key: &Digest) -> Option<CacheRecord> {
+        self.cache.get(key).filter(|record| {
+            record
+                .layer
+                .as_ref()
+                .is_some_and(|l| self.store.blobs().contains(&l.digest))
+        })
+    }
+
+    /// A record from `--cache-from`; its blob is local now, so it is recorded locally too (a
+    /// record that fails to be written only means the next build asks the import again). One
+    /// without a layer is from an older builder (see [`Solver::local_hit`]): a miss.
+    fn imported_hit(&self, key: &Digest) -> Option<CacheRecord> {
+        let record = self.opts.cache_import.as_ref()?.fetch(key, self.store)?;
+        record.layer.as_ref()?;
+        let _ = self.cache.put(key, &record);
+        Some(record)
+    }
+
+    /// Takes the cross-process lock of a step, saying so when another build holds it.
+    fn lock_step(&self, v: &Vertex, key: &Digest) -> Result<StepLock, SolveError> {
+        let dir = self.store.locks_dir();
+        let failed =
+            |e: std::io::Error| SolveError::Internal(format!("locking step {}: {e}", v.name));
+        if let Some(lock) = StepLock::try_acquire(&dir, key).map_err(failed)? {
+            return Ok(lock);
+        }
+        self.progress.event(Event::Status {
+            message: format!("{}: waiting for another build running this step", v.name),
+        });
+        StepLock::acquire(&dir, key).map_err(failed)
+    }
+
+    /// Content checksums of the context files an op reads: they are part of its cache key.
+    fn content_checksums(
+        &self,
+        v: &Vertex,
+        inputs: &[Solved],
+    ) -> Result<BTreeMap<String, String>, SourceError> {
+        let mut extra = BTreeMap::new();
+        // The context an input is, if it is one.
+        let context = |i: usize| match inputs.get(i).map(|s| &s.output) {
+            Some(Output::Context(name)) => self.context_tree(name.as_deref()),
+            _ => None,
+        };
+        match &v.op {
+            Op::File(file) => {
+                for (n, action) in file.actions.iter().enumerate() {
+                    if let FileAction::Copy(c) = action
+                        && let Some(tree) = context(c.source_input)
+                    {
+                        let exclude = exclude_rules(&c.exclude)?;
+                        let sum = tree.checksum_excluding(&c.sources, &exclude)?;
+                        extra.insert(format!("copy{n}"), sum.to_string());
+                    }
+                }
+            }
+            Op::Exec(exec) => {
+                for (n, mount) in exec.mounts.iter().enumerate() {
+                    if let ExecMountKind::Input { input, source, .. } = &mount.kind
+                        && let Some(tree) = context(*input)
+                    {
+                        let sum = tree.checksum(std::slice::from_ref(source))?;
+                        extra.insert(format!("mount{n}"), sum.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(extra)
+    }
+
+    /// The build context (`name` None, after .dockerignore) or a `--build-context` directory.
+    fn context_tree(&self, name: Option<&str>) -> Option<SourceTree<'_>> {
+        match name {
+            None => self.opts.context_dir.as_deref().map(|dir| {
+                SourceTree::new(dir, Some(&self.opts.ignore)).with_stat_cache(&self.stat_cache)
+            }),
+            Some(name) => {
+                let dir = self.opts.named_contexts.get(name)?;
+                let tree = SourceTree::new(dir, self.named_ignores.get(name));
+                Some(match self.named_stat_caches.get(name) {
+                    Some(cache) => tree.with_stat_cache(cache),
+                    None => tree,
+                })
+            }
+        }
+    }
+
+    fn prepare(&self, layers: &[LayerRef]) -> Result<ActiveSnapshot, String> {
+        self.layers.prepare(layers)
+    }
+
+    /// Turns a finished step's diff directory into a stored layer (and its unpacked snapshot).
+    fn commit_diff(&self, diff: &Path) -> Result<Option<LayerRef>, String> {
+        let stored = self.store_diff(diff);
+        if stored.is_err() {
+            // A failed write (a full disk, typically) must not leave the diff behind:
+            // nothing else would ever remove it, and it holds the space the user needs back.
+            let _ = fs::remove_dir_all(diff);
+        }
+        stored.map_err(|e| {
+            format!(
+                "writing the step's layer to the store at {}: {e}",
+                self.store.root().display()
+            )
+        })
+    }
+
+    fn store_diff(&self, diff: &Path) -> Result<Option<LayerRef>, String> {
+        let mut writer = self.store.blobs().writer().map_err(|e| e.to_string())?;
+        let digests = builder_snapshot::write_layer(diff, &mut writer, &self.opts.layer_options)
+            .map_err(|e| e.to_string())?;
+        // A step that changed nothing still adds a layer (an empty tar), as in BuildKit: its
+        // history entry is a layer's (`RUN ls`, `WORKDIR` of an existing directory).
+        let (digest, size) = writer.commit().map_err(|e| e.to_string())?;
+        let dir = self.store.snapshots_dir().join(digests.diff_id.hex());
+        if dir.is_dir() || fs::rename(diff, &dir).is_err() {
+            let _ = fs::remove_dir_all(diff);
+        }
+        let media_type = self.opts.layer_options.compression.media_type();
+        Ok(Some(LayerRef {
+            diff_id: digests.diff_id,
+            digest,
+            size,
+            media_type: media_type.into(),
+        }))
+    }
+}
+
+fn with_layer(mut base: Vec<LayerRef>, layer: Option<LayerRef>) -> Vec<LayerRef> {
+    base.extend(layer);
+    base
+}
