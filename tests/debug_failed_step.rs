@@ -115,3 +115,43 @@ fn without_on_error_keep_nothing_is_kept_and_prune_removes_kept_steps() {
     let res = env.run(&["debug", "last", "--", "true"]);
     assert!(!res.status.success(), "prune removed the kept step");
 }
+
+#[test]
+fn a_stage_can_be_entered_by_name() {
+    let env = Env::new();
+    env.busybox_base();
+    let ctx = env.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM busybox:test AS build\nARG WHAT=default\nENTRYPOINT [\"false\"]\n\
+             RUN echo $WHAT > /made\nFROM busybox:test\nRUN false\n",
+        )],
+    );
+    // The last stage fails; the one before it is still there to look at.
+    let dockerfile = ctx.join("Dockerfile");
+    let out = env.ok(&[
+        "debug",
+        "--stage",
+        "build",
+        "--context",
+        ctx.to_str().unwrap(),
+        "--file",
+        dockerfile.to_str().unwrap(),
+        "--build-arg",
+        "WHAT=made",
+        "--",
+        "cat",
+        "/made",
+    ]);
+    assert_eq!(out, "made\n");
+    let res = env.run(&[
+        "debug",
+        "--stage",
+        "nope",
+        "--context",
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(!res.status.success());
+    assert!(String::from_utf8_lossy(&res.stderr).contains("nope"));
+}

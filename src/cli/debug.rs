@@ -23,6 +23,18 @@ pub struct DebugArgs {
     /// Remove the kept step (all of them with `--rm all`) instead of entering it.
     #[arg(long)]
     rm: bool,
+    /// Build this stage (with the cache) and open the shell on its result instead.
+    #[arg(long, value_name = "NAME")]
+    stage: Option<String>,
+    /// With --stage: the build context (default: the current directory).
+    #[arg(long, value_name = "DIR", requires = "stage", default_value = ".")]
+    context: std::ffi::OsString,
+    /// With --stage: the Dockerfile (default: CONTEXT/Dockerfile).
+    #[arg(short = 'f', long = "file", requires = "stage")]
+    file: Option<std::ffi::OsString>,
+    /// With --stage: build-time variables, as for `build`.
+    #[arg(long = "build-arg", requires = "stage")]
+    build_args: Vec<String>,
     /// The command to run (default: an interactive shell, /bin/sh).
     #[arg(last = true)]
     command: Vec<String>,
@@ -55,8 +67,64 @@ pub fn run(ctx: &Context, args: DebugArgs) -> anyhow::Result<ExitCode> {
         outln!("removed {removed} kept step(s)");
         return Ok(ExitCode::SUCCESS);
     }
+    if let Some(stage) = &args.stage {
+        return enter_stage(ctx, stage, &args);
+    }
     let (step, dir) = kept_step::find(&debug_dir, &args.step)?;
     enter(ctx, &store, &step, &dir, args.command)
+}
+
+/// `--stage NAME`: builds the stage as `build --target NAME` does (so with the cache), then
+/// runs the shell or the command in its image as `run --rm` does.
+fn enter_stage(ctx: &Context, stage: &str, args: &DebugArgs) -> anyhow::Result<ExitCode> {
+    #[derive(clap::Parser)]
+    struct Build {
+        #[command(flatten)]
+        args: super::build::BuildArgs,
+    }
+    #[derive(clap::Parser)]
+    struct Run {
+        #[command(flatten)]
+        args: super::run::RunArgs,
+    }
+    let iid = tempfile::NamedTempFile::new().context("creating the image id file")?;
+    let mut build: Vec<std::ffi::OsString> = vec!["build".into(), "--target".into(), stage.into()];
+    build.extend(["--iidfile".into(), iid.path().as_os_str().to_owned()]);
+    if let Some(f) = &args.file {
+        build.extend(["--file".into(), f.clone()]);
+    }
+    for a in &args.build_args {
+        build.extend(["--build-arg".into(), a.into()]);
+    }
+    build.push(args.context.clone());
+    let parsed =
+        <Build as clap::Parser>::try_parse_from(build).map_err(|e| UsageError(e.to_string()))?;
+    let code = super::build::run(ctx, parsed.args)?;
+    if code != ExitCode::SUCCESS {
+        return Ok(code);
+    }
+    let id = std::fs::read_to_string(iid.path()).context("reading the stage's image id")?;
+    let command = if args.command.is_empty() {
+        vec!["/bin/sh".to_string()]
+    } else {
+        args.command.clone()
+    };
+    // The command replaces the image's ENTRYPOINT and CMD, as `docker run --entrypoint ""`.
+    let mut run: Vec<String> = vec![
+        "run".into(),
+        "--rm".into(),
+        "--entrypoint".into(),
+        String::new(),
+        id.trim().to_string(),
+    ];
+    run.extend(command);
+    let parsed =
+        <Run as clap::Parser>::try_parse_from(run).map_err(|e| UsageError(e.to_string()))?;
+    errln!(
+        "entering stage {stage} ({}); changes made here are not kept",
+        id.trim()
+    );
+    super::run::run(ctx, parsed.args)
 }
 
 fn enter(
