@@ -19,12 +19,72 @@ use std::thread::JoinHandle;
 /// Longest path a unix socket address holds (sun_path is 108 bytes with the NUL).
 const SOCKET_PATH_MAX: usize = 107;
 
-/// A listening socket relaying to an ssh-agent; stops (and disappears) when dropped.
-pub struct AgentForwarder {
+/// A socket in a private directory whose connections a thread hands to `serve`, each on a
+/// thread of its own; stops (and disappears with its directory) when dropped. The relay below
+/// and the CLI's key-file agent are both served this way.
+pub struct AgentSocket {
     _dir: tempfile::TempDir,
     socket: PathBuf,
     stop: Arc<AtomicBool>,
     accept: Option<JoinHandle<()>>,
+}
+
+impl AgentSocket {
+    /// Serves `listener` (bound at `socket`, inside `dir`); `name` names the threads.
+    pub fn serve(
+        dir: tempfile::TempDir,
+        socket: PathBuf,
+        listener: UnixListener,
+        name: &str,
+        serve: impl Fn(UnixStream) -> io::Result<()> + Send + Sync + 'static,
+    ) -> io::Result<AgentSocket> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let conn_name = format!("{name}-conn");
+        let accept = {
+            let stop = stop.clone();
+            let serve = Arc::new(serve);
+            std::thread::Builder::new()
+                .name(name.to_string())
+                .spawn(move || {
+                    for conn in listener.incoming() {
+                        if stop.load(Ordering::SeqCst) {
+                            return;
+                        }
+                        let Ok(conn) = conn else { continue };
+                        let serve = serve.clone();
+                        let _ = std::thread::Builder::new()
+                            .name(conn_name.clone())
+                            .spawn(move || serve(conn));
+                    }
+                })?
+        };
+        Ok(AgentSocket {
+            _dir: dir,
+            socket,
+            stop,
+            accept: Some(accept),
+        })
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+}
+
+impl Drop for AgentSocket {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the blocking accept so the loop sees the flag.
+        let _ = UnixStream::connect(&self.socket);
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A listening socket relaying to an ssh-agent; stops (and disappears) when dropped.
+pub struct AgentForwarder {
+    served: AgentSocket,
 }
 
 impl AgentForwarder {
@@ -51,68 +111,27 @@ impl AgentForwarder {
         if (meta.uid(), meta.gid()) != (uid, gid) {
             std::os::unix::fs::chown(&socket, Some(uid), Some(gid))?;
         }
-        let stop = Arc::new(AtomicBool::new(false));
-        let accept = {
-            let (stop, upstream) = (stop.clone(), upstream.to_path_buf());
-            std::thread::Builder::new()
-                .name("ssh-agent-relay".into())
-                .spawn(move || accept_loop(&listener, &upstream, &stop))?
-        };
-        Ok(AgentForwarder {
-            _dir: dir,
-            socket,
-            stop,
-            accept: Some(accept),
-        })
+        let upstream = upstream.to_path_buf();
+        let served = AgentSocket::serve(dir, socket, listener, "ssh-agent-relay", move |client| {
+            // An agent that went away just fails this connection, as it would for ssh itself.
+            let agent = UnixStream::connect(&upstream)?;
+            relay_read_only(client, agent)
+        })?;
+        Ok(AgentForwarder { served })
     }
 
     /// The socket to mount into the step.
     pub fn socket(&self) -> &Path {
-        &self.socket
-    }
-}
-
-impl Drop for AgentForwarder {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the blocking accept so the loop sees the flag.
-        let _ = UnixStream::connect(&self.socket);
-        if let Some(t) = self.accept.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn accept_loop(listener: &UnixListener, upstream: &Path, stop: &AtomicBool) {
-    for client in listener.incoming() {
-        if stop.load(Ordering::SeqCst) {
-            return;
-        }
-        let Ok(client) = client else { continue };
-        // An agent that went away just fails this connection, as it would for ssh itself.
-        let Ok(agent) = UnixStream::connect(upstream) else {
-            continue;
-        };
-        let _ = relay(client, agent);
+        self.served.socket()
     }
 }
 
 // The agent protocol's messages (draft-miller-ssh-agent) the relay deals with.
-const FAILURE: u8 = 5;
-const REQUEST_IDENTITIES: u8 = 11;
-const SIGN_REQUEST: u8 = 13;
+pub const FAILURE: u8 = 5;
+pub const REQUEST_IDENTITIES: u8 = 11;
+pub const SIGN_REQUEST: u8 = 13;
 /// OpenSSH's own limit on one agent message.
 const MAX_MESSAGE: usize = 256 * 1024;
-
-/// Serves one connection on a thread of its own.
-fn relay(client: UnixStream, agent: UnixStream) -> io::Result<()> {
-    std::thread::Builder::new()
-        .name("ssh-agent-relay-conn".into())
-        .spawn(move || {
-            let _ = relay_read_only(client, agent);
-        })?;
-    Ok(())
-}
 
 /// Request by request: listing and signing go to the agent and its answer comes back; anything
 /// else is answered with a failure without reaching the agent.
@@ -130,7 +149,7 @@ fn relay_read_only(mut client: UnixStream, mut agent: UnixStream) -> io::Result<
 }
 
 /// One length-prefixed message; None when the peer closed the connection between messages.
-fn read_message(from: &mut UnixStream) -> io::Result<Option<Vec<u8>>> {
+pub fn read_message(from: &mut UnixStream) -> io::Result<Option<Vec<u8>>> {
     use std::io::Read;
     let mut len = [0u8; 4];
     match from.read_exact(&mut len) {
@@ -149,7 +168,7 @@ fn read_message(from: &mut UnixStream) -> io::Result<Option<Vec<u8>>> {
     Ok(Some(message))
 }
 
-fn write_message(to: &mut UnixStream, message: &[u8]) -> io::Result<()> {
+pub fn write_message(to: &mut UnixStream, message: &[u8]) -> io::Result<()> {
     use std::io::Write;
     let mut framed = (message.len() as u32).to_be_bytes().to_vec();
     framed.extend_from_slice(message);

@@ -8,24 +8,20 @@
 //! and so are keys encrypted with a passphrase (nothing here can ask for it): both work through
 //! a real ssh-agent's socket.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
+use std::path::Path;
+
+use builder_solver::ssh_agent::{
+    AgentSocket, FAILURE, REQUEST_IDENTITIES, SIGN_REQUEST, read_message, write_message,
+};
 
 use signature::Signer;
 use ssh_key::{Algorithm, PrivateKey};
 
-// The agent protocol's messages (draft-miller-ssh-agent).
-const FAILURE: u8 = 5;
-const REQUEST_IDENTITIES: u8 = 11;
+// The agent protocol's answers (draft-miller-ssh-agent); requests and framing are the relay's.
 const IDENTITIES_ANSWER: u8 = 12;
-const SIGN_REQUEST: u8 = 13;
 const SIGN_RESPONSE: u8 = 14;
-/// Longest request read: far above any sign request a client sends, and a bound on memory.
-const MAX_MESSAGE: usize = 256 * 1024;
 /// buildx reads at most this much of a key file.
 const MAX_KEY_FILE: u64 = 100 * 1024;
 
@@ -67,10 +63,7 @@ pub fn load_key(path: &Path) -> Result<PrivateKey, String> {
 
 /// The agent; stops (and its socket disappears) when dropped.
 pub struct KeyAgent {
-    _dir: tempfile::TempDir,
-    socket: PathBuf,
-    stop: Arc<AtomicBool>,
-    accept: Option<JoinHandle<()>>,
+    served: AgentSocket,
 }
 
 impl KeyAgent {
@@ -93,72 +86,24 @@ impl KeyAgent {
             .tempdir()?;
         let socket = dir.path().join("agent");
         let listener = UnixListener::bind(&socket)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let accept = {
-            let (stop, keys) = (stop.clone(), Arc::new(keys));
-            std::thread::Builder::new()
-                .name("ssh-key-agent".into())
-                .spawn(move || accept_loop(&listener, &keys, &stop))?
-        };
-        Ok(KeyAgent {
-            _dir: dir,
-            socket,
-            stop,
-            accept: Some(accept),
-        })
+        let served = AgentSocket::serve(dir, socket, listener, "ssh-key-agent", move |conn| {
+            serve(conn, &keys)
+        })?;
+        Ok(KeyAgent { served })
     }
 
     pub fn socket(&self) -> &Path {
-        &self.socket
-    }
-}
-
-impl Drop for KeyAgent {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the blocking accept so the loop sees the flag.
-        let _ = UnixStream::connect(&self.socket);
-        if let Some(t) = self.accept.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn accept_loop(listener: &UnixListener, keys: &Arc<Vec<Key>>, stop: &AtomicBool) {
-    for conn in listener.incoming() {
-        if stop.load(Ordering::SeqCst) {
-            return;
-        }
-        let Ok(conn) = conn else { continue };
-        let keys = keys.clone();
-        let _ = std::thread::Builder::new()
-            .name("ssh-key-agent-conn".into())
-            .spawn(move || serve(conn, &keys));
+        self.served.socket()
     }
 }
 
 /// Answers requests on one connection until the client closes it (or sends garbage).
 fn serve(mut conn: UnixStream, keys: &[Key]) -> io::Result<()> {
-    loop {
-        let mut len = [0u8; 4];
-        match conn.read_exact(&mut len) {
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
-            other => other?,
-        }
-        let len = u32::from_be_bytes(len) as usize;
-        if len == 0 || len > MAX_MESSAGE {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "bad agent message length",
-            ));
-        }
-        let mut message = vec![0u8; len];
-        conn.read_exact(&mut message)?;
+    while let Some(message) = read_message(&mut conn)? {
         let answer = answer(keys, &message).unwrap_or_else(|| vec![FAILURE]);
-        let mut out = (answer.len() as u32).to_be_bytes().to_vec();
-        out.extend_from_slice(&answer);
-        conn.write_all(&out)?;
+        write_message(&mut conn, &answer)?;
     }
+    Ok(())
 }
 
 /// The reply to one request, or None for a failure.
@@ -210,6 +155,7 @@ fn take_string<'a>(body: &mut &'a [u8]) -> Option<&'a [u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
     use std::process::Command;
 
     fn have(tool: &str) -> bool {
@@ -235,14 +181,8 @@ mod tests {
     /// A request to the agent, the reply's bytes.
     fn ask(socket: &Path, request: &[u8]) -> Vec<u8> {
         let mut conn = UnixStream::connect(socket).unwrap();
-        let mut msg = (request.len() as u32).to_be_bytes().to_vec();
-        msg.extend_from_slice(request);
-        conn.write_all(&msg).unwrap();
-        let mut len = [0u8; 4];
-        conn.read_exact(&mut len).unwrap();
-        let mut reply = vec![0u8; u32::from_be_bytes(len) as usize];
-        conn.read_exact(&mut reply).unwrap();
-        reply
+        write_message(&mut conn, request).unwrap();
+        read_message(&mut conn).unwrap().unwrap()
     }
 
     #[test]
