@@ -77,7 +77,31 @@ impl<'a> Converter<'a> {
         } else {
             vec![source]
         };
-        check_link_chown(copy.link, copy.chown.as_deref()).map_err(|e| self.error(line, e))?;
+        self.commit_copy(
+            st,
+            inst,
+            actions,
+            inputs,
+            history,
+            copy.link,
+            copy.chown.as_deref(),
+        )
+    }
+
+    /// The file op of a COPY or ADD, once `--link` and `--chown` agree (see `check_link_chown`).
+    #[allow(clippy::too_many_arguments)]
+    fn commit_copy(
+        &mut self,
+        st: &mut StageBuild,
+        inst: &Instruction,
+        actions: Vec<FileAction>,
+        inputs: Vec<VertexId>,
+        history: String,
+        link: bool,
+        chown: Option<&str>,
+    ) -> Result<(), ConvertError> {
+        let line = inst.location.start_line;
+        check_link_chown(link, chown).map_err(|e| self.error(line, e))?;
         let name = st.step_name(&self.display_text(st, inst));
         st.commit_file(
             &mut self.graph,
@@ -85,7 +109,7 @@ impl<'a> Converter<'a> {
             inputs,
             history,
             (name, inst),
-            copy.link,
+            link,
         );
         Ok(())
     }
@@ -168,17 +192,15 @@ impl<'a> Converter<'a> {
                 add.unpack == Some(true),
             ));
         }
-        check_link_chown(add.link, add.chown.as_deref()).map_err(|e| self.error(line, e))?;
-        let name = st.step_name(&self.display_text(st, inst));
-        st.commit_file(
-            &mut self.graph,
+        self.commit_copy(
+            st,
+            inst,
             actions,
             inputs,
             history,
-            (name, inst),
             add.link,
-        );
-        Ok(())
+            add.chown.as_deref(),
+        )
     }
 
     /// `ADD <git URL> DEST`: the checkout's files (its `.git` only with `--keep-git-dir`) are
@@ -234,17 +256,15 @@ impl<'a> Converter<'a> {
         )
         .map_err(|e| self.error(line, e))?;
         let input = self.named_context_vertex(&name);
-        check_link_chown(add.link, add.chown.as_deref()).map_err(|e| self.error(line, e))?;
-        let name = st.step_name(&self.display_text(st, inst));
-        st.commit_file(
-            &mut self.graph,
+        self.commit_copy(
+            st,
+            inst,
             actions,
             vec![input],
             history,
-            (name, inst),
             add.link,
-        );
-        Ok(())
+            add.chown.as_deref(),
+        )
     }
 
     /// `FROM NAME` where NAME is a `--build-context` directory: as in BuildKit, the directory's
