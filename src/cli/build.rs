@@ -499,9 +499,9 @@ fn make_request(
     let download_root = store.root().to_path_buf();
     let fetch_url = super::http_source::url_fetcher(download_root);
     let blobs = store.blobs();
-    let download = |url: &str| -> anyhow::Result<PathBuf> {
+    let download = |url: &str| -> anyhow::Result<(PathBuf, String)> {
         let file = fetch_url(url).map_err(anyhow::Error::msg)?;
-        Ok(blobs.path(&file.digest))
+        Ok((blobs.path(&file.digest), file.filename))
     };
     let keep_git_dir = args
         .build_args

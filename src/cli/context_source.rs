@@ -39,6 +39,10 @@ enum Keep {
     Checkout(#[allow(dead_code)] Checkout),
 }
 
+/// Brings an http(s) URL into the store (the `ADD <url>` cache, with revalidation): the
+/// blob's path and the file's name (Content-Disposition, else the URL's last segment).
+pub type Download<'a> = dyn Fn(&str) -> anyhow::Result<(PathBuf, String)> + 'a;
+
 /// Options that steer a remote context.
 pub struct Options<'a> {
     pub dockerfile_from_stdin: bool,
@@ -46,7 +50,7 @@ pub struct Options<'a> {
     pub keep_git_dir: bool,
     pub auth: GitAuth,
     /// Downloads an http(s) URL into the store (the `ADD <url>` cache, with revalidation).
-    pub download: &'a dyn Fn(&str) -> anyhow::Result<PathBuf>,
+    pub download: &'a Download<'a>,
 }
 
 pub fn resolve(arg: &OsStr, store: &Store, opts: Options<'_>) -> anyhow::Result<BuildContext> {
@@ -144,12 +148,22 @@ fn read_head(r: &mut impl Read) -> std::io::Result<Vec<u8>> {
 }
 
 fn from_url(url: &str, store: &Store, opts: &Options<'_>) -> anyhow::Result<BuildContext> {
-    let blob = (opts.download)(url).with_context(|| format!("downloading the context {url}"))?;
-    let mut file = fs::File::open(&blob).with_context(|| format!("opening {}", blob.display()))?;
-    let head = read_head(&mut file)?;
+    let (_, head, file) = open_download(url, opts.download)?;
     let mut ctx = from_bytes_or_archive(head, file, store, url)?;
     ctx.describe = Some(url.to_string());
     Ok(ctx)
+}
+
+/// Downloads `url`; its path and file name, its first bytes and the rest to read.
+fn open_download(
+    url: &str,
+    download: &Download<'_>,
+) -> anyhow::Result<((PathBuf, String), Vec<u8>, fs::File)> {
+    let fetched = download(url).with_context(|| format!("downloading {url}"))?;
+    let mut file =
+        fs::File::open(&fetched.0).with_context(|| format!("opening {}", fetched.0.display()))?;
+    let head = read_head(&mut file)?;
+    Ok((fetched, head, file))
 }
 
 fn from_git(r: GitRef, store: &Store, opts: Options<'_>) -> anyhow::Result<BuildContext> {
@@ -195,7 +209,7 @@ pub fn resolve_named(
     store: &Store,
     auth: &GitAuth,
     platform: &builder_cache::Platform,
-    download: &dyn Fn(&str) -> anyhow::Result<PathBuf>,
+    download: &Download<'_>,
 ) -> anyhow::Result<Option<Named>> {
     if let Some(layout) = LayoutRef::parse(value).map_err(|e| UsageError(e.to_string()))? {
         let manifest = layout.import(store, platform)?;
@@ -216,16 +230,13 @@ pub fn resolve_named(
     if !(value.starts_with("http://") || value.starts_with("https://")) {
         return Ok(None);
     }
-    let blob = download(value).with_context(|| format!("downloading {value}"))?;
-    let mut file = fs::File::open(&blob).with_context(|| format!("opening {}", blob.display()))?;
-    let head = read_head(&mut file)?;
+    let ((blob, name), head, file) = open_download(value, download)?;
     let dir = scratch_dir(store, "context-")?;
     if is_archive(&head) {
         unpack_context(std::io::Cursor::new(head).chain(file), dir.path())
             .with_context(|| format!("unpacking {value}"))?;
     } else {
-        // BuildKit's http source: the file under the last segment of the URL's path.
-        let name = url_file_name(value);
+        // BuildKit's http source: the file under its name (as `ADD <url>` names it).
         fs::copy(&blob, dir.path().join(&name))
             .with_context(|| format!("copying {value} into its context"))?;
     }
@@ -236,23 +247,6 @@ pub fn resolve_named(
         describe: Some(value.to_string()),
         _keep: Keep::Dir(dir),
     })))
-}
-
-/// The last non-empty segment of a URL's path, or `index` (BuildKit's default name).
-fn url_file_name(url: &str) -> String {
-    let path = url
-        .split_once("://")
-        .map_or(url, |(_, rest)| rest)
-        .split(['?', '#'])
-        .next()
-        .unwrap_or("");
-    path.split_once('/')
-        .map(|(_, p)| p)
-        .unwrap_or("")
-        .rsplit('/')
-        .find(|s| !s.is_empty())
-        .unwrap_or("index")
-        .to_string()
 }
 
 /// The build's `ADD <git URL>` checker-outer: each checkout lives in the store's tmp/ until
