@@ -80,25 +80,9 @@ pub fn new_id() -> String {
     format!("{}-{}-{n}", utc_stamp(now), std::process::id())
 }
 
-/// `YYYYMMDDTHHMMSS` of a Unix time, in UTC (Howard Hinnant's civil-from-days).
+/// `YYYYMMDDTHHMMSS` of a Unix time, in UTC: the RFC 3339 form without its separators.
 fn utc_stamp(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    builder_cache::time::rfc3339_from_unix(secs as i64).replace(['-', ':', 'Z'], "")
 }
 
 /// Stores `record` with `diff` (moved, not copied) under `debug_dir`. Returns the step's dir.
