@@ -9,6 +9,7 @@ mod registry_support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use common::{Env, busybox_path, have};
 use registry_support::{Auth, Registry};
@@ -179,6 +180,24 @@ fn what_cannot_hold_an_index_is_refused_before_building() {
         );
         assert!(!log.contains("DONE"), "nothing was built: {log}");
     }
+    // An oci-layout context is one platform's manifest: refused with several platforms.
+    let out = env.build(
+        &ctx,
+        &[
+            "--platform",
+            BOTH,
+            "-o",
+            "type=oci,dest=/tmp/x.tar",
+            "--build-context",
+            "b=oci-layout:///nowhere",
+        ],
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{log}");
+    assert!(
+        log.contains("oci-layout") && log.contains("several platforms"),
+        "{log}"
+    );
 }
 
 /// Under emulation (CI registers qemu-user-static and names an arm64 busybox), the arm64
@@ -217,4 +236,39 @@ fn the_foreign_platform_runs_its_steps_emulated() {
     let read = |p: &str| fs::read_to_string(out.join(p)).unwrap();
     assert_eq!(read("linux_amd64/runs-on"), "x86_64\n");
     assert_eq!(read("linux_arm64/runs-on"), "aarch64\n");
+}
+
+/// The context is read once for all platforms: a tar on stdin (readable only once) serves both.
+#[test]
+fn a_context_on_stdin_serves_every_platform() {
+    let env = Env::new();
+    let ctx = context(&env);
+    let tar = Command::new("tar")
+        .arg("-C")
+        .arg(&ctx)
+        .args(["-cf", "-", "."])
+        .output()
+        .unwrap();
+    assert!(tar.status.success());
+    let out = env.path("local");
+    let mut child = env
+        .cmd()
+        .args(["build", "--progress=plain", "--platform", BOTH, "-o"])
+        .arg(format!("type=local,dest={}", out.display()))
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &tar.stdout).unwrap();
+    let res = child.wait_with_output().unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    for arch in ["amd64", "arm64"] {
+        let app = fs::read_to_string(out.join(format!("linux_{arch}/app.txt"))).unwrap();
+        assert_eq!(app, format!("{arch} app\n"));
+    }
 }

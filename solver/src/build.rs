@@ -19,6 +19,7 @@ use crate::image::Platform;
 use crate::image_json::config_from_spec;
 use crate::progress::{Event, ProgressSink};
 
+#[derive(Clone)]
 pub struct BuildRequest {
     /// Name shown in errors (`Dockerfile`, or the `-f` path).
     pub dockerfile_name: String,

@@ -169,6 +169,15 @@ pub fn run(
     compression: builder_snapshot::Compression,
 ) -> anyhow::Result<ExitCode> {
     check_outputs(args, &outputs)?;
+    // Such a context is one platform's manifest, picked when it is imported.
+    if let Some(layout) = args.build_contexts.iter().find(|c| {
+        c.split_once('=')
+            .is_some_and(|(_, v)| v.starts_with("oci-layout://"))
+    }) {
+        bail!(UsageError(format!(
+            "--build-context {layout}: an oci-layout:// context with several platforms is not supported yet (it is imported for one platform); build each platform on its own"
+        )));
+    }
     if !args.annotations.is_empty() {
         bail!(UsageError(
             "--annotation: annotations on a multi-platform index are not supported yet".into()
@@ -207,18 +216,22 @@ pub fn run(
     let mut steps = Vec::new();
     let mut mounts = Vec::new();
     let mut warnings = Vec::new();
+    // The context is resolved once for every platform: a git checkout, a download or stdin
+    // (which can only be read once) serve them all.
+    let (first, files) = super::make_request(
+        args,
+        compression,
+        ctx.isolation,
+        store,
+        platforms.first().cloned(),
+    )?;
+    let fetch_git = super::super::context_source::git_fetcher(store, files.git_auth.clone());
     for (i, platform) in platforms.iter().enumerate() {
-        let (mut request, files) = super::make_request(
-            args,
-            compression,
-            ctx.isolation,
-            store,
-            Some(platform.clone()),
-        )?;
+        let mut request = first.clone();
+        request.platform = Some(platform.clone());
         if let Some(imports) = &imports {
             request.cache_import = Some(imports.clone());
         }
-        let fetch_git = super::super::context_source::git_fetcher(store, files.git_auth.clone());
         let resolver = StoreResolver {
             store,
             normalize: &normalize,
