@@ -63,8 +63,14 @@ mod tests {
         assert!(hosts("box", &[]).starts_with("127.0.0.1\tlocalhost box\n"));
         assert!(hosts("", &[]).starts_with("127.0.0.1\tlocalhost\n"));
         let extra = [
-            ExtraHost::parse("registry.internal:10.1.2.3").unwrap(),
-            ExtraHost::parse("v6=[::1]").unwrap(),
+            ExtraHost {
+                name: "registry.internal".into(),
+                address: "10.1.2.3".into(),
+            },
+            ExtraHost {
+                name: "v6".into(),
+                address: "::1".into(),
+            },
         ];
         assert!(hosts("box", &extra).ends_with("10.1.2.3\tregistry.internal\n::1\tv6\n"));
     }

@@ -63,7 +63,7 @@ pub use rootpath::{resolve_in_root, resolve_in_root_with};
 pub use run::{Sandbox, run, run_with_report, spawn};
 pub use spec::{
     ExitStatus, ExtraHost, MountKind, MountSpec, Network, RunReport, RunSpec, Security, Stdio,
-    Ulimit,
+    Ulimit, ulimit_is_known,
 };
 pub use stubs::remove_mount_stubs;
 pub use user::{ResolvedUser, UserError, resolve_user};

@@ -69,33 +69,6 @@ pub struct ExtraHost {
     pub address: String,
 }
 
-impl ExtraHost {
-    /// docker's `NAME:ADDRESS` or `NAME=ADDRESS` (an IPv6 address may be in brackets).
-    /// `host-gateway` is refused: it names a daemon's bridge, and there is no daemon here.
-    pub fn parse(spec: &str) -> Result<ExtraHost, String> {
-        let (name, address) = spec
-            .split_once('=')
-            .or_else(|| spec.split_once(':'))
-            .ok_or_else(|| format!("{spec:?}: expected NAME:ADDRESS or NAME=ADDRESS"))?;
-        let address = address.trim_start_matches('[').trim_end_matches(']');
-        if name.is_empty() || name.contains(char::is_whitespace) {
-            return Err(format!("{spec:?}: invalid host name {name:?}"));
-        }
-        if address == "host-gateway" {
-            return Err(format!(
-                "{spec:?}: host-gateway names a docker daemon's bridge address; builder runs steps in the host's network, so give the address itself (e.g. {name}:127.0.0.1)"
-            ));
-        }
-        address
-            .parse::<std::net::IpAddr>()
-            .map_err(|_| format!("{spec:?}: {address:?} is not an IP address"))?;
-        Ok(ExtraHost {
-            name: name.to_string(),
-            address: address.to_string(),
-        })
-    }
-}
-
 /// One `--ulimit NAME=SOFT[:HARD]` resource limit, set on the payload before it starts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ulimit {
@@ -109,7 +82,8 @@ pub struct Ulimit {
 /// glibc's type for RLIMIT_* values (what setrlimit takes).
 pub(crate) type Resource = libc::__rlimit_resource_t;
 
-/// docker's ulimit names and the resources they set.
+/// docker's ulimit names (`builder_graph::ULIMIT_NAMES`, which `--ulimit` is checked against)
+/// and the resources they set.
 const ULIMITS: &[(&str, Resource)] = &[
     ("as", libc::RLIMIT_AS),
     ("core", libc::RLIMIT_CORE),
@@ -130,46 +104,6 @@ const ULIMITS: &[(&str, Resource)] = &[
 ];
 
 impl Ulimit {
-    /// docker's `NAME=SOFT[:HARD]`; `-1` means unlimited; SOFT may not exceed HARD.
-    pub fn parse(spec: &str) -> Result<Ulimit, String> {
-        let (name, values) = spec
-            .split_once('=')
-            .ok_or_else(|| format!("{spec:?}: expected NAME=SOFT[:HARD]"))?;
-        if !ULIMITS.iter().any(|(n, _)| *n == name) {
-            let names: Vec<&str> = ULIMITS.iter().map(|(n, _)| *n).collect();
-            return Err(format!(
-                "{spec:?}: unknown limit {name:?} (one of {})",
-                names.join(", ")
-            ));
-        }
-        let value = |v: &str| -> Result<Option<u64>, String> {
-            match v {
-                "-1" | "unlimited" => Ok(None),
-                v => v
-                    .parse::<u64>()
-                    .map(Some)
-                    .map_err(|_| format!("{spec:?}: {v:?} is not a number")),
-            }
-        };
-        let (soft, hard) = match values.split_once(':') {
-            Some((s, h)) => (value(s)?, value(h)?),
-            None => (value(values)?, value(values)?),
-        };
-        let above = match (soft, hard) {
-            (_, None) => false,
-            (None, Some(_)) => true,
-            (Some(s), Some(h)) => s > h,
-        };
-        if above {
-            return Err(format!("{spec:?}: the soft limit is above the hard one"));
-        }
-        Ok(Ulimit {
-            name: name.to_string(),
-            soft,
-            hard,
-        })
-    }
-
     /// The RLIMIT_* resource this limit sets.
     pub(crate) fn resource(&self) -> Option<Resource> {
         ULIMITS
@@ -261,6 +195,11 @@ pub struct RunReport {
     pub transient_paths: Vec<String>,
     /// The kernel's OOM killer killed a process of the run (only known with a memory limit).
     pub oom_killed: bool,
+}
+
+/// Whether the sandbox knows the resource `limit` names (an unknown one fails the run).
+pub fn ulimit_is_known(limit: &Ulimit) -> bool {
+    limit.resource().is_some()
 }
 
 #[cfg(test)]

@@ -14,10 +14,10 @@ use crate::cache_import::CacheImport;
 use crate::cache_index::CacheRecord;
 use crate::convert::{ConvertError, ConvertOptions, ConvertedBuild, ImageResolver, convert};
 use crate::executor::{Output, SolveError, SolveOptions, Solved, Solver};
-use crate::graph::{Op, VertexId};
-use crate::image::Platform;
 use crate::image_json::config_from_spec;
 use crate::progress::{Event, ProgressSink};
+use builder_graph::image::Platform;
+use builder_graph::{Op, VertexId};
 
 #[derive(Clone)]
 pub struct BuildRequest {
@@ -33,15 +33,15 @@ pub struct BuildRequest {
     pub platform: Option<Platform>,
     pub no_cache: bool,
     /// `--network`: where RUN steps without `--network` run.
-    pub network: crate::graph::NetworkMode,
+    pub network: builder_graph::NetworkMode,
     /// `--add-host`: extra /etc/hosts entries of every RUN step.
-    pub extra_hosts: Vec<builder_sandbox::ExtraHost>,
+    pub extra_hosts: Vec<builder_graph::ExtraHost>,
     /// `--build-context NAME=VALUE`, by name.
     pub build_contexts: BTreeMap<String, crate::convert::BuildContext>,
     /// `--shm-size`: bytes of /dev/shm in RUN steps.
     pub shm_size: Option<u64>,
     /// `--ulimit`: resource limits of RUN steps.
-    pub ulimits: Vec<builder_sandbox::Ulimit>,
+    pub ulimits: Vec<builder_graph::Ulimit>,
     /// `--no-cache-filter`: names of stages whose steps skip the cache.
     pub no_cache_filter: Vec<String>,
     /// `--cache-from`: records consulted when the local cache misses.

@@ -27,7 +27,7 @@ use builder_cache::Digest;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
-use crate::graph::LayerRef;
+use builder_graph::LayerRef;
 
 /// The database file inside the cache directory.
 pub const INDEX_FILE: &str = "index.db";

@@ -5,8 +5,8 @@ use std::time::Duration;
 use builder_cache::Digest;
 use builder_cache::image::{ContainerConfig, Empty, Healthcheck, History, ImageConfig, RootFs};
 
-use crate::graph::LayerRef;
-use crate::image::{HealthConfig, HistoryEntry, ImageSpec, Platform};
+use builder_graph::LayerRef;
+use builder_graph::image::{HealthConfig, HistoryEntry, ImageSpec, Platform};
 
 fn nanos(d: Option<Duration>) -> i64 {
     d.map(|d| d.as_nanos().min(i64::MAX as u128) as i64)

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::graph::LayerRef;
+use builder_graph::LayerRef;
 
 const RECORD: &str = "step.json";
 const UPPER: &str = "upper";

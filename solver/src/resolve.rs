@@ -4,9 +4,9 @@ use builder_cache::image::ImageConfig;
 use builder_cache::{Digest, Store, read_config, read_manifest};
 
 use crate::convert::{GitCheckout, ImageResolver, RemoteFile, ResolvedImage};
-use crate::graph::LayerRef;
-use crate::image::Platform;
 use crate::image_json::spec_from_config;
+use builder_graph::LayerRef;
+use builder_graph::image::Platform;
 
 /// Turns a user-written reference into the store's key (`busybox` → `docker.io/library/busybox:latest`).
 pub type Normalizer = dyn Fn(&str) -> Result<String, String> + Send + Sync;

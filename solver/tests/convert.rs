@@ -5,9 +5,9 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use builder_cache::Digest;
+use builder_graph::Op;
+use builder_graph::image::{ImageSpec, Platform};
 use builder_solver::convert::{ConvertOptions, ImageResolver, ResolvedImage, convert};
-use builder_solver::graph::Op;
-use builder_solver::image::{ImageSpec, Platform};
 
 /// Known base images by name; records which names were asked for.
 struct Table {
@@ -248,7 +248,7 @@ fn several_sources_are_placed_when_copying() {
     let Op::File(file) = &out.graph.vertex(out.target.vertex).op else {
         panic!("COPY is a file op");
     };
-    let [builder_solver::graph::FileAction::Copy(copy)] = file.actions.as_slice() else {
+    let [builder_graph::FileAction::Copy(copy)] = file.actions.as_slice() else {
         panic!("one copy action: {:?}", file.actions);
     };
     assert_eq!(copy.sources, ["a", "b"]);

@@ -3,9 +3,9 @@
 //! enough on the main thread's 8 MiB; test threads have 2 MiB, so these fail fast without the
 //! fix). The end-to-end builds are in the workspace's `tests/deep_stage_graphs.rs`.
 
+use builder_graph::Op;
+use builder_graph::image::Platform;
 use builder_solver::convert::{ConvertOptions, ImageResolver, ResolvedImage, convert};
-use builder_solver::graph::Op;
-use builder_solver::image::Platform;
 
 const STAGES: usize = 10_000;
 

@@ -95,7 +95,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
         env.push(kv);
     }
     if !env.iter().any(|e| e.starts_with("PATH=")) {
-        env.push(format!("PATH={}", builder_solver::image::DEFAULT_PATH));
+        env.push(format!("PATH={}", builder_graph::image::DEFAULT_PATH));
     }
     // The container's snapshot lives in work/ and unpacks layers: keep prune and
     // `cache verify` from removing either while it runs.
@@ -128,8 +128,8 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
             builder_sandbox::Network::Host
         },
         security: builder_sandbox::Security::Sandbox,
-        extra_hosts: sandbox.extra_hosts,
-        ulimits: sandbox.ulimits,
+        extra_hosts: builder_solver::sandbox_meta::extra_hosts(&sandbox.extra_hosts),
+        ulimits: builder_solver::sandbox_meta::ulimits(&sandbox.ulimits),
         shm_size: sandbox.shm_size,
         mounts: vec![],
         stdin: builder_sandbox::Stdio::Inherit,

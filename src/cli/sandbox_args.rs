@@ -1,7 +1,7 @@
 //! `--add-host`, `--shm-size` and `--ulimit` for `builder build` (every RUN step) and
 //! `builder run`: what the sandbox sets up around the process besides its limits.
 
-use builder_sandbox::{ExtraHost, Ulimit};
+use builder_graph::{ExtraHost, Ulimit};
 use clap::Args;
 
 use super::UsageError;

@@ -501,7 +501,7 @@ pub(super) fn copy_history(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chmod::Chmod;
+    use builder_graph::chmod::Chmod;
 
     #[test]
     fn chmod_is_octal_or_symbolic() {

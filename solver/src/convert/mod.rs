@@ -13,12 +13,12 @@ use builder_frontend::{
     KeyValue, Run, Stage,
 };
 
-use crate::chmod::Chmod;
-use crate::graph::{
+use builder_graph::chmod::Chmod;
+use builder_graph::image::{HealthConfig, HistoryEntry, ImageSpec, Platform};
+use builder_graph::{
     BuildGraph, CacheSeed, CopyAction, ExecMount, ExecMountKind, ExecOp, FileAction, FileOp,
     ImageSource, NetworkMode, Op, SecretEnv, Vertex, VertexId,
 };
-use crate::image::{HealthConfig, HistoryEntry, ImageSpec, Platform};
 
 mod copy;
 mod run;
@@ -104,13 +104,13 @@ pub struct ConvertOptions {
     /// `build --network`: the network of RUN steps that do not choose one (`RUN --network=default`).
     pub network: NetworkMode,
     /// `build --add-host`: extra /etc/hosts entries of every RUN step.
-    pub extra_hosts: Vec<builder_sandbox::ExtraHost>,
+    pub extra_hosts: Vec<builder_graph::ExtraHost>,
     /// `build --build-context NAME=VALUE`, by name.
     pub build_contexts: BTreeMap<String, BuildContext>,
     /// `build --shm-size`: bytes of /dev/shm in RUN steps (None: docker's 64 MiB).
     pub shm_size: Option<u64>,
     /// `build --ulimit`: resource limits of RUN steps.
-    pub ulimits: Vec<builder_sandbox::Ulimit>,
+    pub ulimits: Vec<builder_graph::Ulimit>,
     /// `build --allow`: what `RUN --security=insecure` and `RUN --network=host` need.
     pub entitlements: Entitlements,
 }

@@ -117,8 +117,8 @@ impl<'a> Converter<'a> {
             user: st.spec.user.clone(),
             network,
             security: match run.security {
-                builder_frontend::Security::Sandbox => builder_sandbox::Security::Sandbox,
-                builder_frontend::Security::Insecure => builder_sandbox::Security::Insecure,
+                builder_frontend::Security::Sandbox => builder_graph::Security::Sandbox,
+                builder_frontend::Security::Insecure => builder_graph::Security::Insecure,
             },
             mounts,
             secret_env,
@@ -248,13 +248,13 @@ impl<'a> Converter<'a> {
                         },
                         sharing: match sharing {
                             builder_frontend::CacheSharing::Shared => {
-                                crate::graph::CacheSharing::Shared
+                                builder_graph::CacheSharing::Shared
                             }
                             builder_frontend::CacheSharing::Private => {
-                                crate::graph::CacheSharing::Private
+                                builder_graph::CacheSharing::Private
                             }
                             builder_frontend::CacheSharing::Locked => {
-                                crate::graph::CacheSharing::Locked
+                                builder_graph::CacheSharing::Locked
                             }
                         },
                         mode: mode.unwrap_or(0o755),

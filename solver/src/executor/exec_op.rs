@@ -73,13 +73,13 @@ impl Solver<'_> {
                 .clone()
                 .unwrap_or_else(|| "buildkitsandbox".into()),
             network: match op.network {
-                crate::graph::NetworkMode::Host => builder_sandbox::Network::Host,
-                crate::graph::NetworkMode::None => builder_sandbox::Network::None,
+                builder_graph::NetworkMode::Host => builder_sandbox::Network::Host,
+                builder_graph::NetworkMode::None => builder_sandbox::Network::None,
             },
-            security: op.security,
-            extra_hosts: op.extra_hosts.clone(),
+            security: crate::sandbox_meta::security(op.security),
+            extra_hosts: crate::sandbox_meta::extra_hosts(&op.extra_hosts),
             shm_size: op.shm_size,
-            ulimits: op.ulimits.clone(),
+            ulimits: crate::sandbox_meta::ulimits(&op.ulimits),
             mounts,
             stdin: builder_sandbox::Stdio::Null,
             stdout: builder_sandbox::Stdio::Fd(write_fd),
@@ -183,7 +183,7 @@ impl Solver<'_> {
                 .hostname
                 .clone()
                 .unwrap_or_else(|| "buildkitsandbox".into()),
-            host_network: op.network == crate::graph::NetworkMode::Host,
+            host_network: op.network == builder_graph::NetworkMode::Host,
             mounts: mounts.0.clone(),
             omitted_mounts: mounts.1.clone(),
         };

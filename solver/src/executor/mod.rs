@@ -27,15 +27,15 @@ use builder_snapshot::{ActiveSnapshot, LayerOptions, Snapshotter};
 use crate::cache_import::CacheImport;
 use crate::cache_index::{CacheIndex, CacheRecord};
 use crate::copy::{self, Attributes, CopyError};
-use crate::graph::{
-    BuildGraph, CopyAction, ExecMountKind, ExecOp, FileAction, FileOp, LayerRef, Op, Vertex,
-    VertexId, op_fingerprint,
-};
 use crate::progress::{Event, ProgressSink, Stream};
 use crate::source_tree::{SourceError, SourceTree, exclude_rules};
 use crate::stat_cache::StatCache;
 use crate::step_lock::StepLock;
 use crate::userdb::{Owner, resolve_owner};
+use builder_graph::{
+    BuildGraph, CopyAction, ExecMountKind, ExecOp, FileAction, FileOp, LayerRef, Op, Vertex,
+    VertexId, op_fingerprint,
+};
 
 mod exec_op;
 mod file_op;

@@ -67,8 +67,8 @@ impl Solver<'_> {
                 // Under chroot isolation a cache's entries are moved into the step's rootfs
                 // for the run, so two steps cannot use it at once: shared becomes locked.
                 let sharing = match (self.opts.isolation, *sharing) {
-                    (builder_sandbox::Isolation::Chroot, crate::graph::CacheSharing::Shared) => {
-                        crate::graph::CacheSharing::Locked
+                    (builder_sandbox::Isolation::Chroot, builder_graph::CacheSharing::Shared) => {
+                        builder_graph::CacheSharing::Locked
                     }
                     (_, sharing) => sharing,
                 };
@@ -181,10 +181,10 @@ impl Solver<'_> {
     pub(super) fn cache_mount_dir(
         &self,
         id: &str,
-        sharing: crate::graph::CacheSharing,
+        sharing: builder_graph::CacheSharing,
         keep_alive: &mut Vec<Box<dyn std::any::Any>>,
     ) -> Result<PathBuf, String> {
-        use crate::graph::CacheSharing;
+        use builder_graph::CacheSharing;
         let base = self.store.cache_mounts_dir();
         let name = Digest::of(id.as_bytes()).hex();
         let dir = base.join(&name);
@@ -244,7 +244,7 @@ impl Solver<'_> {
     pub(super) fn seed_cache_dir(
         &self,
         dir: &Path,
-        seed: &crate::graph::CacheSeed,
+        seed: &builder_graph::CacheSeed,
         inputs: &[Solved],
     ) -> Result<(), String> {
         let parent = dir.parent().ok_or("cache mount directory has no parent")?;
@@ -326,7 +326,7 @@ impl Solver<'_> {
             .prefix("ctx-")
             .tempdir_in(&self.work_root)
             .map_err(|e| e.to_string())?;
-        let action = crate::graph::CopyAction {
+        let action = builder_graph::CopyAction {
             source_input: 0,
             sources: vec![source.to_string()],
             dest: "/".into(),

@@ -67,8 +67,8 @@ pub enum NetworkMode {
     None,
 }
 
-fn is_sandbox(s: &builder_sandbox::Security) -> bool {
-    *s == builder_sandbox::Security::Sandbox
+fn is_sandbox(s: &crate::Security) -> bool {
+    *s == crate::Security::Sandbox
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -82,7 +82,7 @@ pub struct ExecOp {
     /// `RUN --security=insecure`: in the key as in BuildKit's exec op; left out for the default
     /// sandbox so the keys of other steps stay what they were. `--allow` itself is not here.
     #[serde(skip_serializing_if = "is_sandbox")]
-    pub security: builder_sandbox::Security,
+    pub security: crate::Security,
     pub mounts: Vec<ExecMount>,
     /// `RUN --mount=type=secret,env=NAME`: secrets given to the process as environment
     /// variables. Only ids and names are here — values never enter the graph or a cache key.
@@ -92,14 +92,14 @@ pub struct ExecOp {
     /// `build --add-host`: extra /etc/hosts entries. Part of the key, as in BuildKit; skipped
     /// when empty so the keys of steps built without them stay what they were.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub extra_hosts: Vec<builder_sandbox::ExtraHost>,
+    pub extra_hosts: Vec<crate::ExtraHost>,
     /// `build --shm-size` in bytes: part of the key (as BuildKit's exec meta), left out when unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shm_size: Option<u64>,
     /// `build --ulimit`: resource limits; in the key like BuildKit's exec meta, left out when
     /// empty.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub ulimits: Vec<builder_sandbox::Ulimit>,
+    pub ulimits: Vec<crate::Ulimit>,
     /// `--build-arg BUILDKIT_SANDBOX_HOSTNAME`: the step's host name (BuildKit's default,
     /// `buildkitsandbox`, when unset); in the key as in BuildKit's exec meta, left out when unset.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use crate::graph::LayerRef;
+use crate::ops::LayerRef;
 
 /// Target platform of a build: the one type the registry and the CLI use too.
 pub use builder_cache::Platform;
