@@ -25,7 +25,7 @@ use builder_cache::{BlobStore, Digest, Store, read_manifest};
 use builder_snapshot::stack::{Node, StackView, resolve_parent};
 
 use crate::ExportError;
-use crate::paths::clean_entry_path;
+use builder_rootpath::clean_entry_path;
 
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE_MARKER: &str = ".wh..wh..opq";

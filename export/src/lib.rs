@@ -11,7 +11,6 @@ mod error;
 mod flatten;
 mod layout;
 mod names;
-mod paths;
 mod pax;
 mod rootfs;
 mod sink;

@@ -12,8 +12,8 @@ use tar::EntryType;
 
 use crate::ExportError;
 use crate::flatten::{RootfsSink, flatten, hard_link_target, image_layers};
-use crate::paths::resolve_dir_in_root;
 use crate::pax::{XattrResult, carried_records, set_xattr, xattrs};
+use builder_rootpath::resolve_dir_in_root;
 
 /// What a directory export did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 use crate::init::InitError;
 use crate::mounts::{Created, DEVICES, ensure_dir, ensure_file};
 use crate::protocol::InitSpec;
-use crate::rootpath::container_path;
 use crate::spec::{MountKind, Network};
+use builder_rootpath::container_path;
 
 /// The staged file tree of one chroot run.
 pub(crate) struct Staged {

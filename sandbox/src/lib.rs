@@ -46,7 +46,6 @@ mod mounts;
 mod netns;
 mod pid1;
 mod protocol;
-mod rootpath;
 mod run;
 mod spec;
 mod stubs;
@@ -59,7 +58,6 @@ pub use error::SandboxError;
 pub use init::dispatch_init;
 pub use isolation::{Entered, Isolation, IsolationRequest, enter as enter_isolation};
 pub use protocol::INIT_MARKER;
-pub use rootpath::{resolve_in_root, resolve_in_root_with};
 pub use run::{Sandbox, run, run_with_report, spawn};
 pub use spec::{
     ExitStatus, ExtraHost, MountKind, MountSpec, Network, RunReport, RunSpec, Security, Stdio,

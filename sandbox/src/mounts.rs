@@ -11,8 +11,8 @@ use nix::sys::statvfs::{FsFlags, statvfs};
 
 use crate::init::InitError;
 use crate::protocol::InitSpec;
-use crate::rootpath::{container_path, resolve_in_root};
 use crate::spec::MountKind;
+use builder_rootpath::{container_path, resolve_in_root};
 
 /// Host devices bind-mounted into the sandbox's /dev (docker's default set minus console).
 pub(crate) const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
@@ -326,7 +326,7 @@ pub(crate) fn ensure_file(created: &mut Created, target: &str) -> Result<PathBuf
 }
 
 fn resolve(root: &Path, target: &str) -> Result<PathBuf, InitError> {
-    resolve_in_root(root, target)
+    resolve_in_root(root, target, true)
         .map_err(|e| InitError::io(format!("resolve {target} in rootfs"), e))
 }
 

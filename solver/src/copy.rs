@@ -17,11 +17,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
-use crate::rootpath::{clean_rel, clean_rel_path, resolve_in_root};
 use crate::source_tree::{Selected, SourceError, SourceTree, exclude_rules, excludes};
 use crate::userdb::Owner;
 use builder_graph::CopyAction;
 use builder_graph::chmod::Chmod;
+use builder_rootpath::{clean_rel, clean_rel_path, resolve_in_root};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {

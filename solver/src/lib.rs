@@ -18,7 +18,6 @@ pub mod image_json;
 pub mod kept_step;
 pub mod progress;
 pub mod resolve;
-pub mod rootpath;
 pub mod sandbox_meta;
 pub mod source_tree;
 pub mod ssh_agent;

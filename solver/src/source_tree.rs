@@ -12,10 +12,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use builder_cache::{Digest, Hasher};
 use builder_frontend::dockerignore::IgnoreMatcher;
 
-use crate::rootpath::{clean_rel, resolve_in_root};
 use crate::stat_cache::{StatCache, hash_file};
 pub use crate::walk::Found;
 use crate::walk::{cores, walk};
+use builder_rootpath::{clean_rel, resolve_in_root};
 
 pub struct SourceTree<'a> {
     root: PathBuf,

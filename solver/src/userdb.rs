@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::rootpath::resolve_in_root;
+use builder_rootpath::resolve_in_root;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Owner {

@@ -226,7 +226,7 @@ impl<'a> Converter<'a> {
                     // directory of the cache itself, which no build of ours has asked for yet.
                     None if source
                         .as_deref()
-                        .is_some_and(|s| !crate::rootpath::clean_rel(s).is_empty()) =>
+                        .is_some_and(|s| !builder_rootpath::clean_rel(s).is_empty()) =>
                     {
                         return Err(self.error(
                             line,

@@ -47,7 +47,7 @@ impl Solver<'_> {
                 mode,
                 owner: o,
             } => {
-                let existed = crate::rootpath::resolve_in_root(root, path, true)
+                let existed = builder_rootpath::resolve_in_root(root, path, true)
                     .map(|p| p.is_dir())
                     .unwrap_or(false);
                 let dir = copy::ensure_dir(

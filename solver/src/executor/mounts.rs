@@ -33,7 +33,7 @@ impl Solver<'_> {
                     }
                     Some(Output::Rootfs(layers)) => {
                         let view = self.prepare(layers)?;
-                        let path = crate::rootpath::resolve_in_root(view.rootfs(), source, true)
+                        let path = builder_rootpath::resolve_in_root(view.rootfs(), source, true)
                             .map_err(|e| e.to_string())?;
                         keep_alive.push(Box::new(view));
                         path
@@ -351,7 +351,7 @@ impl Solver<'_> {
         .map_err(|e| e.to_string())?;
         // A single regular file is mounted as that file, not as the directory holding it.
         // (Not a symlink: the bind mount would follow it on the host's side.)
-        let rel = crate::rootpath::clean_rel(source);
+        let rel = builder_rootpath::clean_rel(source);
         let single_file = !rel.is_empty()
             && fs::symlink_metadata(tree.root().join(&rel)).is_ok_and(|m| m.is_file());
         let path = match rel.rsplit('/').next() {
