@@ -22,11 +22,7 @@ fn duration(ns: i64) -> Option<Duration> {
 pub fn spec_from_config(config: &ImageConfig, layers: Vec<LayerRef>) -> ImageSpec {
     let c = &config.config;
     ImageSpec {
-        platform: Platform {
-            os: config.os.clone(),
-            architecture: config.architecture.clone(),
-            variant: config.variant.clone(),
-        },
+        platform: Platform::normalized(&config.os, &config.architecture, config.variant.as_deref()),
         author: config.author.clone(),
         user: c.user.clone().unwrap_or_default(),
         env: c
