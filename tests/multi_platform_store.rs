@@ -126,6 +126,7 @@ fn the_store_keeps_an_index_under_the_tag() {
 
     // Prune keeps every manifest and blob the index references.
     env.ok(&["prune", "--all", "-f"]);
+    env.ok(&["cache", "verify"]);
     for arch in ["amd64", "arm64"] {
         let out = env.ok(&[
             "run",

@@ -22,7 +22,11 @@ fn duration(ns: i64) -> Option<Duration> {
 pub fn spec_from_config(config: &ImageConfig, layers: Vec<LayerRef>) -> ImageSpec {
     let c = &config.config;
     ImageSpec {
-        platform: Platform::normalized(&config.os, &config.architecture, config.variant.as_deref()),
+        platform: Platform {
+            os: config.os.clone(),
+            architecture: config.architecture.clone(),
+            variant: config.variant.clone(),
+        },
         author: config.author.clone(),
         user: c.user.clone().unwrap_or_default(),
         env: c

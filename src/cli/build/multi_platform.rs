@@ -106,6 +106,23 @@ impl ProgressSink for PlatformSink<'_> {
     }
 }
 
+/// One platform's check results added to the others', a warning every platform gives once.
+fn merge_checks(
+    all: &mut Option<builder_frontend::linter::LintReport>,
+    report: builder_frontend::linter::LintReport,
+) {
+    match all {
+        None => *all = Some(report),
+        Some(all) => {
+            for w in report.warnings {
+                if !all.warnings.iter().any(|seen| seen.short() == w.short()) {
+                    all.warnings.push(w);
+                }
+            }
+        }
+    }
+}
+
 /// Refuses what an image index cannot go to, before anything is built.
 fn check_outputs(outputs: &[OutputRequest]) -> Result<(), UsageError> {
     let refuse = |what: &str, why: &str| {
@@ -204,6 +221,7 @@ pub fn run(
     let mut steps = Vec::new();
     let mut mounts = Vec::new();
     let mut warnings = Vec::new();
+    let mut checks: Option<builder_frontend::linter::LintReport> = None;
     // The context is resolved once for every platform: a git checkout, a download or stdin
     // (which can only be read once) serve them all.
     let (first, files) = super::make_request(
@@ -228,11 +246,21 @@ pub fn run(
             fetch_url: Some(&*fetch_url),
             fetch_git: Some(&*fetch_git),
         };
+        // Looked up once for the checks and the build.
+        let resolver = super::super::checks::Remembering::new(&resolver);
         let sink = PlatformSink {
             inner: &renderer,
             platform: platform.to_string(),
             offset: i * 1_000_000,
         };
+        // The checks run per platform (a base image may match one and not the other), their
+        // warnings shown once after the builds, as buildx does.
+        let report = super::super::checks::lint_for_build(&request, &resolver, mode)?;
+        if report.error_on_warnings && !report.warnings.is_empty() {
+            renderer.finish();
+            super::super::checks::fail_on_violation(&report, &request, mode)?;
+        }
+        merge_checks(&mut checks, report);
         let output = builder_solver::build(store, &request, &resolver, &sink);
         let output = match output {
             Ok(o) => o,
@@ -253,6 +281,9 @@ pub fn run(
         warnings.extend(output.warnings);
     }
     renderer.finish();
+    if let Some(checks) = &checks {
+        super::super::checks::print_build_warnings(checks, &first, mode);
+    }
     for warning in imports.iter().flat_map(|i| i.take_warnings()) {
         errln!("WARNING: {warning}");
     }
