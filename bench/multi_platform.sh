@@ -12,6 +12,7 @@
 #      and each platform alone, to show where the time goes.
 #   2. the per-RUN overhead under emulation: `RUN ["/bin/busybox","true",N]` x STEPS on
 #      linux/arm64 (qemu) vs linux/amd64 (native), --no-cache; per step = (tSTEPS - t1)/(STEPS-1).
+# 3. the same two-platform builds with Buildah (`buildah build --platform a,b --manifest`).
 # BuildKit is not measured when `docker buildx` is missing (dockerd 20.10 without the buildx
 # plugin refuses DOCKER_BUILDKIT=1 builds; its legacy builder makes no index): the script says so.
 # Every time is the median wall time of RUNS runs after one warm-up (hyperfine -N when
@@ -24,6 +25,8 @@
 #   ARM64_BUSYBOX  a static arm64 busybox [$BUILDER_TEST_ARM64_BUSYBOX, else /var/tmp/arm64/busybox]
 #                  (Debian: apt-get download busybox-static:arm64 && dpkg -x ...)
 #   RUNS [3]  STEPS [20]  WORK [200000]  TIMER  hyperfine | date
+#   BUILDAH  auto | 0 | 1: also time the two-platform builds with buildah (chroot isolation,
+#            --layers, --manifest) [auto = if installed]
 #   KEEP=1   keep the temp store (printed)
 # Needs: qemu-user-static + binfmt-support (a qemu-aarch64 handler with the F flag).
 set -euo pipefail
@@ -48,6 +51,10 @@ ARM64_BUSYBOX="${ARM64_BUSYBOX:-${BUILDER_TEST_ARM64_BUSYBOX:-/var/tmp/arm64/bus
 [ -x "$ARM64_BUSYBOX" ] || { echo "no arm64 busybox at $ARM64_BUSYBOX: set ARM64_BUSYBOX=" >&2; exit 2; }
 [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || {
   echo "no qemu-aarch64 binfmt_misc handler: apt-get install qemu-user-static binfmt-support" >&2; exit 2; }
+BUILDAH="${BUILDAH:-auto}"
+if [ "$BUILDAH" = auto ]; then
+  if command -v buildah >/dev/null; then BUILDAH=1; else BUILDAH=0; fi
+fi
 if [ -z "${TIMER:-}" ]; then
   if command -v hyperfine >/dev/null; then TIMER=hyperfine; else TIMER=date; fi
 fi
@@ -58,6 +65,9 @@ mkdir -p "$BUILDER_ROOT"
 log="$work/log"
 cleanup() {
   if [ "$KEEP" = 1 ]; then echo "kept $work" >&2; return; fi
+  if [ -d "$work/buildah" ]; then
+    buildah --root "$work/buildah/root" --runroot "$work/buildah/run" rm -a >/dev/null 2>&1 || true
+  fi
   rm -rf "$work" 2>/dev/null || { chmod -R u+rwx "$work" 2>/dev/null; rm -rf "$work" 2>/dev/null || true; }
 }
 trap cleanup EXIT
@@ -142,6 +152,24 @@ for p in linux/amd64 linux/arm64; do
   echo "| $p | $(ms "$s1") | $(ms "$sn") | **$per** |"
 done
 echo
+
+if [ "$BUILDAH" = 1 ]; then
+  echo "### 3. Buildah $(buildah --version | awk '{ print $3 }'): the same two-platform builds"
+  echo
+  broot="$work/buildah"
+  # an array, not a function: hyperfine runs it without a shell
+  H=(buildah --root "$broot/root" --runroot "$broot/run" --storage-driver "${BUILDAH_DRIVER:-overlay}"
+    build --isolation chroot --layers --no-cache -q)
+  echo "| Dockerfile | platforms | median ms | min ms | max ms |"
+  echo "| --- | --- | ---: | ---: | ---: |"
+  for shape in cross emulated; do
+    p=linux/amd64,linux/arm64
+    read -r t tmin tmax _ < <(time_median "h-$shape" "${H[@]}" --platform "$p" \
+      --manifest "localhost/mp-$shape" -f "$ctx/$shape/Dockerfile" "$ctx/$shape")
+    echo "| $shape | $p | $(ms "$t") | $(ms "$tmin") | $(ms "$tmax") |"
+  done
+  echo
+fi
 
 echo "### BuildKit"
 echo
