@@ -103,6 +103,13 @@ fn the_store_keeps_an_index_under_the_tag() {
         "{err}"
     );
 
+    // A single-platform image asked for by another platform is refused, as docker does.
+    env.build_ok(&ctx, &["--platform", "linux/arm64", "-t", "app:arm"]);
+    let (ok, _, err) = stdout_of(&env, &["inspect", "--platform", "linux/amd64", "app:arm"]);
+    assert!(!ok && err.contains("is linux/arm64"), "{err}");
+    let image = inspect(&env, &["--platform", "linux/arm64", "app:arm"]);
+    assert_eq!(image["architecture"], "arm64");
+
     // run: the host's image by default.
     let out = env.ok(&["run", "app:multi"]);
     assert_eq!(out, "amd64 app\n");

@@ -127,6 +127,7 @@ pub fn find_platform_image(
     platform: Option<&str>,
 ) -> anyhow::Result<ImageRecord> {
     let record = find_image(store, name_or_id)?;
+    let asked = platform.is_some();
     let platform = match platform {
         Some(p) => p
             .parse::<builder_cache::Platform>()
@@ -134,6 +135,20 @@ pub fn find_platform_image(
         None => builder_cache::Platform::host(),
     };
     let index = builder_cache::stored_index::read_index(store, &record.manifest)?;
+    // A single image asked for by platform must be that platform's (docker refuses the same).
+    if asked && index.is_none() {
+        let config = builder_cache::read_config(store.blobs(), &record.config)?;
+        let its = builder_cache::Platform::normalized(
+            &config.os,
+            &config.architecture,
+            config.variant.as_deref(),
+        );
+        if !platform.matches(&its) {
+            bail!(
+                "image {name_or_id} is {its}, not the --platform {platform} asked for (it holds one platform)"
+            );
+        }
+    }
     match builder_cache::stored_index::image_for_platform(store, &record, &platform)? {
         Some(image) => Ok(image),
         None => {
