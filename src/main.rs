@@ -83,6 +83,9 @@ enum Command {
         /// `json`, `index`, `len`, `join` (`{{json .Config}}`, `{{index .RepoTags 0}}`).
         #[arg(short, long)]
         format: Option<String>,
+        /// Of a name holding an image index, the platform's image (default: the index).
+        #[arg(long)]
+        platform: Option<String>,
         images: Vec<String>,
     },
     /// Show the history of an image.
@@ -216,9 +219,11 @@ fn run(command: Command, ctx: &cli::Context) -> anyhow::Result<ExitCode> {
         Command::Images(args) => cli::images::images(ctx, args),
         Command::Tag { source, target } => cli::images::tag(ctx, &source, &target),
         Command::Rmi { force, images } => cli::images::rmi(ctx, &images, force),
-        Command::Inspect { format, images } => {
-            cli::images::inspect(ctx, &images, format.as_deref())
-        }
+        Command::Inspect {
+            format,
+            platform,
+            images,
+        } => cli::images::inspect(ctx, &images, format.as_deref(), platform.as_deref()),
         Command::History { no_trunc, image } => cli::images::history(ctx, &image, no_trunc),
         Command::Save(args) => cli::save::run(ctx, args),
         Command::Run(args) => cli::run::run(ctx, *args),

@@ -2,7 +2,7 @@
 //! reported as unused: `BUILDKIT_CACHE_MOUNT_NS` (a namespace for cache mount ids),
 //! `BUILDKIT_INLINE_CACHE` (as `--cache-to type=inline`), `BUILDKIT_CONTEXT_KEEP_GIT_DIR`
 //! (nothing to change for a local context, whose .git is sent anyway), and
-//! `BUILDKIT_MULTI_PLATFORM` (0 accepted, 1 refused: one platform gives a single manifest).
+//! `BUILDKIT_MULTI_PLATFORM` (0: a single manifest; 1: an image index even for one platform).
 //! `BUILDKIT_SANDBOX_HOSTNAME` is tests/sandbox_hostname.rs, `BUILDKIT_SYNTAX`
 //! tests/syntax_directive.rs.
 
@@ -89,7 +89,7 @@ fn inline_cache_arg_embeds_the_cache_records_like_cache_to_inline() {
 }
 
 #[test]
-fn keep_git_dir_changes_nothing_for_a_local_context_and_multi_platform_1_is_refused() {
+fn keep_git_dir_changes_nothing_for_a_local_context_and_bad_booleans_are_refused() {
     let env = Env::new();
     env.busybox_base();
     let ctx = env.context(
@@ -121,14 +121,6 @@ fn keep_git_dir_changes_nothing_for_a_local_context_and_multi_platform_1_is_refu
     );
 
     for (arg, message) in [
-        (
-            "BUILDKIT_MULTI_PLATFORM=1",
-            "an image index only for several platforms",
-        ),
-        (
-            "BUILDKIT_MULTI_PLATFORM=true",
-            "an image index only for several platforms",
-        ),
         ("BUILDKIT_MULTI_PLATFORM=yes", "\"yes\" is not a boolean"),
         ("BUILDKIT_INLINE_CACHE=on", "\"on\" is not a boolean"),
         ("BUILDKIT_CONTEXT_KEEP_GIT_DIR=2", "\"2\" is not a boolean"),
@@ -141,4 +133,50 @@ fn keep_git_dir_changes_nothing_for_a_local_context_and_multi_platform_1_is_refu
             "{arg}: {stderr}"
         );
     }
+}
+
+/// `BUILDKIT_MULTI_PLATFORM=1`: an image index even for one platform, as BuildKit makes.
+#[test]
+fn multi_platform_1_makes_an_index_of_one_platform() {
+    let env = Env::new();
+    let ctx = env.context(
+        "ctx",
+        &[("Dockerfile", "FROM scratch\nCOPY Dockerfile /\n")],
+    );
+    for value in ["1", "true"] {
+        let layout = env.path(&format!("layout-{value}"));
+        let arg = format!("BUILDKIT_MULTI_PLATFORM={value}");
+        let dest = format!("type=oci,tar=false,dest={}", layout.display());
+        let log = env.build_ok(&ctx, &["--build-arg", &arg, "-o", &dest]);
+        assert!(log.contains("writing image index"), "{log}");
+        let top: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+        let digest = top["manifests"][0]["digest"].as_str().unwrap();
+        let blob = layout
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"));
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(blob).unwrap()).unwrap();
+        assert_eq!(
+            index["mediaType"],
+            "application/vnd.oci.image.index.v1+json"
+        );
+        let entries = index["manifests"].as_array().unwrap();
+        assert_eq!(entries.len(), 1, "{index}");
+        let arch = match std::env::consts::ARCH {
+            "aarch64" => "arm64",
+            _ => "amd64",
+        };
+        assert_eq!(entries[0]["platform"]["architecture"], arch);
+    }
+    // Kept in the store under the tag, as an index.
+    env.build_ok(
+        &ctx,
+        &["--build-arg", "BUILDKIT_MULTI_PLATFORM=1", "-t", "mp:1"],
+    );
+    let index = env.inspect("mp:1");
+    assert_eq!(
+        index["MediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
 }

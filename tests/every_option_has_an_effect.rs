@@ -161,6 +161,21 @@ const TABLE: &[(&str, &str, &[&str])] = &[
     ),
     ("pull", "quiet", &["registry_cli.rs:\"pull\", \"-q\""]),
     (
+        "run",
+        "platform",
+        &["multi_platform_store.rs:builder run --platform"],
+    ),
+    (
+        "inspect",
+        "platform",
+        &["multi_platform_store.rs:\"inspect\", \"--platform\""],
+    ),
+    (
+        "save",
+        "platform",
+        &["multi_platform_store.rs:builder save --platform"],
+    ),
+    (
         "push",
         "progress",
         &["registry_cli.rs:\"push\", \"--progress=rawjson\""],

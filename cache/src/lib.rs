@@ -43,6 +43,7 @@ pub mod images;
 pub mod manifest;
 pub mod platform;
 pub mod private_root;
+pub mod stored_index;
 pub mod time;
 pub mod units;
 pub mod verify;

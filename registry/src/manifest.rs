@@ -53,13 +53,10 @@ pub struct DescriptorPlatform {
     pub variant: Option<String>,
 }
 
+/// Normalized, so that an entry spelling `arm64/v8` is the `linux/arm64` asked for.
 impl From<&DescriptorPlatform> for Platform {
     fn from(p: &DescriptorPlatform) -> Platform {
-        Platform {
-            os: p.os.clone(),
-            architecture: p.architecture.clone(),
-            variant: p.variant.clone(),
-        }
+        Platform::normalized(&p.os, &p.architecture, p.variant.as_deref())
     }
 }
 
@@ -208,7 +205,7 @@ mod tests {
             .to_string();
         assert!(
             err.contains("linux/amd64")
-                && err.contains("linux/arm64/v8")
+                && err.contains("linux/arm64")
                 && err.contains("linux/s390x"),
             "{err}"
         );

@@ -78,6 +78,7 @@ impl ImageResolver for StoreResolver<'_> {
         }
         let manifest_digest =
             manifest_digest.ok_or_else(|| format!("image {name} not found after pulling it"))?;
+        let manifest_digest = platform_manifest(self.store, manifest_digest, platform, &name)?;
         let (config, layers) =
             image_layers(self.store, &manifest_digest).map_err(|e| format!("image {name}: {e}"))?;
         Ok(ResolvedImage {
@@ -104,6 +105,29 @@ impl ImageResolver for StoreResolver<'_> {
             )),
         }
     }
+}
+
+/// A name holding an image index (a `--platform a,b` build kept in the store) stands for the
+/// target platform's manifest in it.
+fn platform_manifest(
+    store: &Store,
+    digest: Digest,
+    platform: &Platform,
+    name: &str,
+) -> Result<Digest, String> {
+    use builder_cache::stored_index::{entry_for, platforms, read_index};
+    let Some(index) = read_index(store, &digest).map_err(|e| format!("image {name}: {e}"))? else {
+        return Ok(digest);
+    };
+    entry_for(&index, platform)
+        .map(|d| d.digest)
+        .ok_or_else(|| {
+            let held: Vec<String> = platforms(&index).iter().map(|p| p.to_string()).collect();
+            format!(
+                "image {name} has no {platform} image (its index holds {})",
+                held.join(", ")
+            )
+        })
 }
 
 /// The config and layers of a stored image.

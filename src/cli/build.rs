@@ -169,6 +169,25 @@ fn announce_isolation(ctx: &Context, renderer: &Renderer) {
     }
 }
 
+/// `--build-arg` values: `KEY=VALUE`, or a bare `KEY` that takes its value from the
+/// environment (docker; ignored when unset).
+fn parse_build_args(list: &[String]) -> BTreeMap<String, String> {
+    let mut build_args = BTreeMap::new();
+    for arg in list {
+        match arg.split_once('=') {
+            Some((k, v)) => {
+                build_args.insert(k.to_string(), v.to_string());
+            }
+            None => {
+                if let Ok(v) = std::env::var(arg) {
+                    build_args.insert(arg.clone(), v);
+                }
+            }
+        }
+    }
+    build_args
+}
+
 pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let call = super::checks::Call::parse(args.call.as_deref(), args.check)?;
     let store = ctx.store()?;
@@ -196,8 +215,13 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         .collect::<Result<Vec<_>, _>>()?;
     let annotation_flags = parse_annotation_flags(&args.annotations)?;
     let compression = layer_compression(&parsed)?;
-    let platforms = multi_platform::parse_platforms(&args.platform)?;
-    if platforms.len() > 1 {
+    let mut platforms = multi_platform::parse_platforms(&args.platform)?;
+    // `BUILDKIT_MULTI_PLATFORM=1`: an image index even for one platform, as BuildKit.
+    let builtin = super::buildkit_args::BuiltinArgs::read(&parse_build_args(&args.build_args))?;
+    if platforms.len() > 1 || builtin.multi_platform {
+        if platforms.is_empty() {
+            platforms.push(Platform::host());
+        }
         return multi_platform::run(ctx, &store, &args, &platforms, parsed, compression);
     }
     // `--secret id=x,env=VAR` values sit in temp files, `--ssh ID=KEYFILE` agents listen and a
@@ -542,20 +566,7 @@ fn make_request(
         _ => read_dockerfile(file.as_deref(), &context_dir)?,
     };
     let dockerignore = read_dockerignore(dockerfile_path.as_deref(), &context_dir)?;
-    let mut build_args = BTreeMap::new();
-    for arg in &args.build_args {
-        match arg.split_once('=') {
-            Some((k, v)) => {
-                build_args.insert(k.to_string(), v.to_string());
-            }
-            None => {
-                // docker: a bare KEY takes its value from the environment, or is ignored.
-                if let Ok(v) = std::env::var(arg) {
-                    build_args.insert(arg.clone(), v);
-                }
-            }
-        }
-    }
+    let build_args = parse_build_args(&args.build_args);
     let labels = args
         .labels
         .iter()

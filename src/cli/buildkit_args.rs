@@ -11,6 +11,8 @@ use super::UsageError;
 pub struct BuiltinArgs {
     /// `BUILDKIT_INLINE_CACHE=1`: as buildx, the same as `--cache-to type=inline`.
     pub inline_cache: bool,
+    /// `BUILDKIT_MULTI_PLATFORM=1`: the result is an image index even for one platform.
+    pub multi_platform: bool,
 }
 
 impl BuiltinArgs {
@@ -22,19 +24,13 @@ impl BuiltinArgs {
                     .map_err(|e| UsageError(format!("--build-arg {name}={v}: {e}"))),
             }
         };
-        // BuildKit's multi-platform result is an image index even for one platform; builder
-        // writes an index only for several platforms, so asking for one must not pass for granted.
-        if flag("BUILDKIT_MULTI_PLATFORM")? {
-            return Err(UsageError(
-                "--build-arg BUILDKIT_MULTI_PLATFORM=1: builder writes an image index only for several platforms (--platform a,b), a single manifest for one; leave it out or set it to 0".into(),
-            ));
-        }
         // Read by the git context (cli::context_source), which keeps .git when it is set; a
         // local directory's .git is sent like any other file (unless .dockerignore leaves it
         // out). Checked here so a value that is no Go boolean is refused either way.
         flag("BUILDKIT_CONTEXT_KEEP_GIT_DIR")?;
         Ok(BuiltinArgs {
             inline_cache: flag("BUILDKIT_INLINE_CACHE")?,
+            multi_platform: flag("BUILDKIT_MULTI_PLATFORM")?,
         })
     }
 }

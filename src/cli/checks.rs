@@ -142,11 +142,7 @@ impl ImageResolver for Remembering<'_> {
 
 /// containerd's normalized form: `arm64/v8` is plain `arm64`.
 fn normalized(p: &Platform) -> String {
-    let mut p = p.clone();
-    if p.architecture == "arm64" && p.variant.as_deref() == Some("v8") {
-        p.variant = None;
-    }
-    p.to_string()
+    p.normalize().to_string()
 }
 
 /// BuildKit's automatic platform args, before any `--build-arg` overrides them.

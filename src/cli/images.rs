@@ -40,8 +40,7 @@ pub fn images(ctx: &Context, args: ImagesArgs) -> anyhow::Result<ExitCode> {
         );
     }
     for entry in store.images().list()? {
-        let manifest = read_manifest(store.blobs(), &entry.record.manifest)?;
-        let size: u64 = manifest.layers.iter().map(|l| l.size).sum::<u64>() + manifest.config.size;
+        let (size, platforms) = image_size(&store, &entry.record.manifest)?;
         let names: Vec<String> = if entry.names.is_empty() {
             vec![String::new()]
         } else {
@@ -52,12 +51,20 @@ pub fn images(ctx: &Context, args: ImagesArgs) -> anyhow::Result<ExitCode> {
             if args.quiet {
                 outln!("{}", id_text(&entry.record.config));
             } else if args.format == "json" {
-                let v = serde_json::json!({"Repository": repo, "Tag": tag, "ID": entry.record.config.to_string(),
+                let mut v = serde_json::json!({"Repository": repo, "Tag": tag, "ID": entry.record.config.to_string(),
                     "CreatedAt": entry.record.created, "Size": size, "Name": name});
+                if let Some(platforms) = &platforms {
+                    v["Platforms"] = serde_json::json!(platforms);
+                }
                 outln!("{v}");
             } else {
+                // An index is one row, its platforms after the size.
+                let held = platforms
+                    .as_ref()
+                    .map(|p| format!("  ({})", p.join(", ")))
+                    .unwrap_or_default();
                 outln!(
-                    "{:<40} {:<16} {:<14} {:<22} {}",
+                    "{:<40} {:<16} {:<14} {:<22} {}{held}",
                     repo,
                     tag,
                     id_text(&entry.record.config),
@@ -71,6 +78,38 @@ pub fn images(ctx: &Context, args: ImagesArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `docker.io/library/app:1` → (`app`, `1`); unnamed → (`<none>`, `<none>`).
+/// The bytes an image's manifest names (config and layers); for an index, those of every
+/// platform's image it holds, counted once, and its platforms.
+fn image_size(
+    store: &builder_cache::Store,
+    manifest: &builder_cache::Digest,
+) -> anyhow::Result<(u64, Option<Vec<String>>)> {
+    let Some(index) = builder_cache::stored_index::read_index(store, manifest)? else {
+        let m = read_manifest(store.blobs(), manifest)?;
+        return Ok((
+            m.layers.iter().map(|l| l.size).sum::<u64>() + m.config.size,
+            None,
+        ));
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    let mut size = 0;
+    for entry in &index.manifests {
+        let Ok(m) = read_manifest(store.blobs(), &entry.digest) else {
+            continue;
+        };
+        for d in m.layers.iter().chain([&m.config]) {
+            if seen.insert(d.digest) {
+                size += d.size;
+            }
+        }
+    }
+    let platforms = builder_cache::stored_index::platforms(&index)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    Ok((size, Some(platforms)))
+}
+
 fn split_name(name: &str) -> (String, String) {
     if name.is_empty() {
         return ("<none>".into(), "<none>".into());
@@ -141,7 +180,12 @@ pub fn rmi(ctx: &Context, images: &[String], force: bool) -> anyhow::Result<Exit
     })
 }
 
-pub fn inspect(ctx: &Context, images: &[String], format: Option<&str>) -> anyhow::Result<ExitCode> {
+pub fn inspect(
+    ctx: &Context,
+    images: &[String],
+    format: Option<&str>,
+    platform: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     if images.is_empty() {
         anyhow::bail!(UsageError("inspect needs at least one image".into()));
     }
@@ -154,7 +198,14 @@ pub fn inspect(ctx: &Context, images: &[String], format: Option<&str>) -> anyhow
     let store = ctx.store()?;
     let mut out = Vec::new();
     for image in images {
-        let record = find_image(&store, image)?;
+        let found = find_image(&store, image)?;
+        if platform.is_none()
+            && let Some(index) = builder_cache::stored_index::read_index(&store, &found.manifest)?
+        {
+            out.push(index_object(&store, &found, &index)?);
+            continue;
+        }
+        let record = super::find_platform_image(&store, image, platform)?;
         let manifest = read_manifest(store.blobs(), &record.manifest)?;
         let config = read_config(store.blobs(), &record.config)?;
         let names: Vec<String> = store
@@ -190,9 +241,36 @@ pub fn inspect(ctx: &Context, images: &[String], format: Option<&str>) -> anyhow
     Ok(ExitCode::SUCCESS)
 }
 
+/// `inspect` of a name holding an image index: the index, its platforms and their
+/// manifests (docker's containerd store shows the index's id too); `--platform` picks one.
+fn index_object(
+    store: &builder_cache::Store,
+    record: &builder_cache::ImageRecord,
+    index: &builder_cache::manifest::Index,
+) -> anyhow::Result<serde_json::Value> {
+    let names: Vec<String> = store
+        .images()
+        .get_by_id(&record.config)?
+        .map(|e| e.names.iter().map(|n| familiar(n)).collect())
+        .unwrap_or_default();
+    let platforms: Vec<String> = builder_cache::stored_index::platforms(index)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    Ok(serde_json::json!({
+        "Id": record.manifest.to_string(),
+        "RepoTags": names,
+        "Created": record.created,
+        "ManifestDigest": record.manifest.to_string(),
+        "MediaType": index.media_type,
+        "Platforms": platforms,
+        "Manifest": index,
+    }))
+}
+
 pub fn history(ctx: &Context, image: &str, no_trunc: bool) -> anyhow::Result<ExitCode> {
     let store = ctx.store()?;
-    let record = find_image(&store, image)?;
+    let record = super::find_platform_image(&store, image, None)?;
     let manifest = read_manifest(store.blobs(), &record.manifest)?;
     let config = read_config(store.blobs(), &record.config)?;
     outln!(

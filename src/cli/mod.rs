@@ -119,6 +119,54 @@ pub fn find_image(store: &Store, name_or_id: &str) -> anyhow::Result<ImageRecord
     bail!("no such image: {name_or_id}")
 }
 
+/// The one image `name_or_id` stands for on `platform` (default: this machine's): itself,
+/// or the platform's entry when the name holds an image index (a `--platform a,b` build).
+pub fn find_platform_image(
+    store: &Store,
+    name_or_id: &str,
+    platform: Option<&str>,
+) -> anyhow::Result<ImageRecord> {
+    let record = find_image(store, name_or_id)?;
+    let asked = platform.is_some();
+    let platform = match platform {
+        Some(p) => p
+            .parse::<builder_cache::Platform>()
+            .map_err(|e| UsageError(format!("--platform: {e}")))?,
+        None => builder_cache::Platform::host(),
+    };
+    let index = builder_cache::stored_index::read_index(store, &record.manifest)?;
+    // A single image asked for by platform must be that platform's (docker refuses the same).
+    if asked && index.is_none() {
+        let config = builder_cache::read_config(store.blobs(), &record.config)?;
+        let its = builder_cache::Platform::normalized(
+            &config.os,
+            &config.architecture,
+            config.variant.as_deref(),
+        );
+        if !platform.matches(&its) {
+            bail!(
+                "image {name_or_id} is {its}, not the --platform {platform} asked for (it holds one platform)"
+            );
+        }
+    }
+    match builder_cache::stored_index::image_for_platform(store, &record, &platform)? {
+        Some(image) => Ok(image),
+        None => {
+            let held = index
+                .as_ref()
+                .map(builder_cache::stored_index::platforms)
+                .unwrap_or_default()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            bail!(
+                "image {name_or_id} has no {platform} image (its index holds {held}); pick one with --platform"
+            )
+        }
+    }
+}
+
 pub fn short_id(d: &Digest) -> String {
     d.short()
 }

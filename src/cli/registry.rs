@@ -244,6 +244,13 @@ pub fn push_image(
     record: &ImageRecord,
     sink: &dyn ProgressSink,
 ) -> anyhow::Result<Digest> {
+    // A name holding an index (a `--platform a,b` build): every platform's manifest, then it.
+    if let Some(index) = builder_cache::stored_index::read_index(store, &record.manifest)? {
+        let media_type = index
+            .media_type
+            .unwrap_or_else(|| builder_cache::manifest::media_type::OCI_INDEX.into());
+        return push_manifest(store, name, record.manifest, &media_type, sink);
+    }
     let reference: Reference = name.parse()?;
     let manifest = read_manifest(store.blobs(), &record.manifest)?;
     let bytes = store.blobs().read(&record.manifest)?;

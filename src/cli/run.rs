@@ -7,10 +7,14 @@ use builder_solver::executor::LayerStore;
 use builder_solver::resolve::image_layers;
 use clap::Args;
 
-use super::{Context, UsageError, find_image};
+use super::{Context, UsageError, find_platform_image};
 
 #[derive(Args)]
 pub struct RunArgs {
+    /// The platform to run from an image index (default: this machine's); a foreign one runs
+    /// under binfmt_misc emulation.
+    #[arg(long)]
+    platform: Option<String>,
     /// Remove the container's filesystem afterwards (always the case: containers are not kept).
     #[arg(long)]
     rm: bool,
@@ -66,7 +70,7 @@ pub fn command_line(
 
 pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
     let store = ctx.store()?;
-    let record = find_image(&store, &args.image)?;
+    let record = find_platform_image(&store, &args.image, args.platform.as_deref())?;
     let (config, layers) = image_layers(&store, &record.manifest).map_err(anyhow::Error::msg)?;
     let c = &config.config;
     let argv = command_line(

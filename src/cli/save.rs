@@ -25,6 +25,9 @@ pub struct SaveArgs {
     /// Archive format: docker (docker-archive, which also contains an OCI layout) or oci.
     #[arg(long, default_value = "docker", value_parser = ["docker", "oci"])]
     format: String,
+    /// Of an image index, save only this platform's image (as `docker save --platform`).
+    #[arg(long)]
+    platform: Option<String>,
     /// Progress output: quiet (the default, like docker save), auto, tty, plain, rawjson
     /// (per-blob byte counts).
     #[arg(long, default_value = "quiet")]
@@ -37,7 +40,21 @@ pub fn run(ctx: &Context, args: SaveArgs) -> anyhow::Result<ExitCode> {
     let store = ctx.store()?;
     let mut images = Vec::new();
     for image in &args.images {
-        let record = find_image(&store, image)?;
+        let record = match &args.platform {
+            Some(p) => super::find_platform_image(&store, image, Some(p))?,
+            None => find_image(&store, image)?,
+        };
+        let is_index = builder_cache::stored_index::read_index(&store, &record.manifest)?;
+        if let Some(index) = is_index.filter(|_| args.format == "docker") {
+            let held = builder_cache::stored_index::platforms(&index)
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            anyhow::bail!(UsageError(format!(
+                "{image} is an image index ({held}), which a docker archive cannot carry (docker load takes one platform): pick one with --platform, or save the index with --format oci"
+            )));
+        }
         // A name (not an id) is kept in the archive so `docker load` tags the image.
         let name = normalize(image)
             .ok()

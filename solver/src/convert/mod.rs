@@ -253,6 +253,9 @@ pub fn convert(
     };
     let mut spec = output.spec.clone();
     spec.labels.extend(options.labels.clone());
+    if let Some(target) = &options.platform {
+        claim_target_platform(&mut spec.platform, target);
+    }
     let unused_build_args = options
         .build_args
         .keys()
@@ -271,6 +274,18 @@ pub fn convert(
         stage_steps,
         git_contexts: converter.git_contexts,
     })
+}
+
+/// An explicit `--platform` names the image's platform whatever its base said (BuildKit does
+/// the same: a mismatched base is used, with an InvalidBaseImagePlatform warning). The base's
+/// variant stays when the target names none for the same os/arch (`arm64/v8` base, `arm64`).
+fn claim_target_platform(image: &mut Platform, target: &Platform) {
+    let same = image.os == target.os && image.architecture == target.architecture;
+    image.os = target.os.clone();
+    image.architecture = target.architecture.clone();
+    if target.variant.is_some() || !same {
+        image.variant = target.variant.clone();
+    }
 }
 
 /// The build arg that names RUN steps' host, read by the builder rather than the Dockerfile

@@ -7,9 +7,9 @@
 //!
 //! Where the index goes: pushed (`--push`, `type=image,push=true`, `type=registry`), into an
 //! OCI layout (`type=oci`, archive or directory), or as one directory per platform
-//! (`type=local`: `DEST/linux_amd64/`, as BuildKit). The image store holds single-platform
-//! images, like docker's classic store, so loading an index into it is refused with the reason
-//! (as `docker buildx build --load` refuses it), as are the outputs that cannot carry one.
+//! (`type=local`: `DEST/linux_amd64/`, as BuildKit), or into the image store under the tags
+//! (`-t` without a push, `type=image`), as docker's containerd image store keeps it; the
+//! outputs that cannot carry an index are refused by name.
 
 use std::process::ExitCode;
 
@@ -106,8 +106,25 @@ impl ProgressSink for PlatformSink<'_> {
     }
 }
 
+/// One platform's check results added to the others', a warning every platform gives once.
+fn merge_checks(
+    all: &mut Option<builder_frontend::linter::LintReport>,
+    report: builder_frontend::linter::LintReport,
+) {
+    match all {
+        None => *all = Some(report),
+        Some(all) => {
+            for w in report.warnings {
+                if !all.warnings.iter().any(|seen| seen.short() == w.short()) {
+                    all.warnings.push(w);
+                }
+            }
+        }
+    }
+}
+
 /// Refuses what an image index cannot go to, before anything is built.
-fn check_outputs(args: &BuildArgs, outputs: &[OutputRequest]) -> Result<(), UsageError> {
+fn check_outputs(outputs: &[OutputRequest]) -> Result<(), UsageError> {
     let refuse = |what: &str, why: &str| {
         Err(UsageError(format!(
             "{what}: a build for several platforms makes an image index, {why}"
@@ -130,12 +147,6 @@ fn check_outputs(args: &BuildArgs, outputs: &[OutputRequest]) -> Result<(), Usag
             return refuse(&what, "and push-by-digest is not supported for one yet");
         }
         match &out.spec {
-            None if out.push.is_none() => {
-                return refuse(
-                    &what,
-                    "which the image store cannot hold (it keeps single-platform images, as docker's classic store): add push=true, or use type=oci or type=local",
-                );
-            }
             Some(OutputSpec::DockerArchive(_)) => {
                 return refuse(
                     &what,
@@ -151,12 +162,6 @@ fn check_outputs(args: &BuildArgs, outputs: &[OutputRequest]) -> Result<(), Usag
             _ => {}
         }
     }
-    if outputs.is_empty() && !args.push {
-        return refuse(
-            "-t without --push",
-            "which the image store cannot hold (it keeps single-platform images, as docker's classic store): add --push, or --output type=oci|local",
-        );
-    }
     Ok(())
 }
 
@@ -168,7 +173,7 @@ pub fn run(
     outputs: Vec<OutputRequest>,
     compression: builder_snapshot::Compression,
 ) -> anyhow::Result<ExitCode> {
-    check_outputs(args, &outputs)?;
+    check_outputs(&outputs)?;
     // Such a context is one platform's manifest, picked when it is imported.
     if let Some(layout) = args.build_contexts.iter().find(|c| {
         c.split_once('=')
@@ -216,6 +221,7 @@ pub fn run(
     let mut steps = Vec::new();
     let mut mounts = Vec::new();
     let mut warnings = Vec::new();
+    let mut checks: Option<builder_frontend::linter::LintReport> = None;
     // The context is resolved once for every platform: a git checkout, a download or stdin
     // (which can only be read once) serve them all.
     let (first, files) = super::make_request(
@@ -240,11 +246,21 @@ pub fn run(
             fetch_url: Some(&*fetch_url),
             fetch_git: Some(&*fetch_git),
         };
+        // Looked up once for the checks and the build.
+        let resolver = super::super::checks::Remembering::new(&resolver);
         let sink = PlatformSink {
             inner: &renderer,
             platform: platform.to_string(),
             offset: i * 1_000_000,
         };
+        // The checks run per platform (a base image may match one and not the other), their
+        // warnings shown once after the builds, as buildx does.
+        let report = super::super::checks::lint_for_build(&request, &resolver, mode)?;
+        if report.error_on_warnings && !report.warnings.is_empty() {
+            renderer.finish();
+            super::super::checks::fail_on_violation(&report, &request, mode)?;
+        }
+        merge_checks(&mut checks, report);
         let output = builder_solver::build(store, &request, &resolver, &sink);
         let output = match output {
             Ok(o) => o,
@@ -265,6 +281,9 @@ pub fn run(
         warnings.extend(output.warnings);
     }
     renderer.finish();
+    if let Some(checks) = &checks {
+        super::super::checks::print_build_warnings(checks, &first, mode);
+    }
     for warning in imports.iter().flat_map(|i| i.take_warnings()) {
         errln!("WARNING: {warning}");
     }
@@ -310,6 +329,7 @@ pub fn run(
             None => {}
         }
     }
+    store_index(store, &tags, args.push, &outputs, index, &built)?;
     // Pushes: --push to every -t; push=true outputs to their names and the tags.
     let mut targets: Vec<String> = Vec::new();
     if args.push {
@@ -364,6 +384,55 @@ pub fn run(
         errln!("pushed {name}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Keeps the index in the store under the names an image load gets: the tags of a build with
+/// no output and no push, and the names (and tags) of a `type=image` output that does not
+/// push. Its id is the index digest, as in docker's containerd image store; the platforms'
+/// images, kept untagged during the build, are then held by the index alone.
+fn store_index(
+    store: &builder_cache::Store,
+    tags: &[String],
+    push: bool,
+    outputs: &[OutputRequest],
+    index: Digest,
+    built: &[(Platform, ImageRecord)],
+) -> anyhow::Result<()> {
+    let mut names: Vec<String> = Vec::new();
+    if outputs.is_empty() && !push {
+        names.extend(tags.iter().cloned());
+    }
+    for out in outputs
+        .iter()
+        .filter(|o| o.spec.is_none() && o.push.is_none())
+    {
+        for name in tags.iter().chain(&out.names) {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+    }
+    if names.is_empty() {
+        return Ok(());
+    }
+    let record = ImageRecord {
+        manifest: index,
+        config: index,
+        created: built[0].1.created.clone(),
+    };
+    for name in &names {
+        store.images().set(name, record.clone())?;
+    }
+    for (_, image) in built {
+        let untagged = store
+            .images()
+            .get_by_id(&image.config)?
+            .is_some_and(|e| e.names.is_empty());
+        if untagged {
+            store.images().rmi_id(&image.config.to_string(), false)?;
+        }
+    }
+    Ok(())
 }
 
 /// The OCI index of the platforms' images, stored as a blob; returns its digest.
