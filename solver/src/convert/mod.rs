@@ -23,7 +23,7 @@ use crate::image::{HealthConfig, HistoryEntry, ImageSpec, Platform};
 mod copy;
 mod run;
 
-use copy::copy_history;
+use copy::{FromReader, copy_history};
 
 /// Proxy variables docker passes to RUN from `--build-arg` without an ARG declaration, and
 /// keeps out of the image history.
