@@ -638,6 +638,15 @@ impl<'a> Converter<'a> {
         v
     }
 
+    /// Whether `name` is given as `--build-context NAME=docker-image://scratch`: no image to
+    /// pull, the empty file system (BuildKit resolves it to its scratch state).
+    fn names_scratch(&self, name: &str) -> bool {
+        matches!(
+            self.options.build_contexts.get(name),
+            Some(BuildContext::Image(reference)) if reference == "scratch"
+        )
+    }
+
     fn resolve_image(
         &self,
         reference: &str,
@@ -718,6 +727,12 @@ impl<'a> Converter<'a> {
                 format!("base name ({}) should not be blank", stage.base),
             ));
         }
+        // `--build-context NAME=docker-image://scratch` makes NAME the empty image, as BuildKit.
+        let base = if self.names_scratch(&base) {
+            "scratch".to_string()
+        } else {
+            base
+        };
         // BuildKit counts a FROM of an image as the stage's first step (`[1/3] FROM ...`).
         let from_image = base != "scratch" && self.stage_by_ref(&base, index).is_none();
         let parent = self.stage_by_ref(&base, index);
