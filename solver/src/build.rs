@@ -155,6 +155,12 @@ pub fn build(
         Some(text) => IgnoreMatcher::parse(text).map_err(|e| BuildError::Ignore(e.to_string()))?,
         None => IgnoreMatcher::empty(),
     };
+    let source_date_epoch = match req.source_date_epoch {
+        Some(epoch) => Some(epoch),
+        None => dockerfile_epoch(&converted, req)?,
+    };
+    let mut layer_options = req.layer_options.clone();
+    layer_options.source_date_epoch = source_date_epoch;
     let no_cache_vertices = no_cache_vertices(&converted, &req.no_cache_filter, &mut warnings);
     let solve_options = SolveOptions {
         context_dir: req.context_dir.clone(),
@@ -173,7 +179,7 @@ pub fn build(
         no_cache: req.no_cache,
         no_cache_vertices,
         cache_import: req.cache_import.clone(),
-        layer_options: req.layer_options.clone(),
+        layer_options,
         max_parallel: req.max_parallel,
         dockerfile_name: req.dockerfile_name.clone(),
         limits: req.limits,
@@ -207,7 +213,7 @@ pub fn build(
     progress.event(Event::Status {
         message: "exporting to image".into(),
     });
-    let created = Some(match req.source_date_epoch {
+    let created = Some(match source_date_epoch {
         Some(epoch) => builder_cache::time::rfc3339_from_unix(epoch),
         None => builder_cache::time::rfc3339_now(),
     });
@@ -297,4 +303,37 @@ fn oci_layer_media_type(media_type: &str) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// The build's epoch from the Dockerfile's global `ARG SOURCE_DATE_EPOCH=…` default, as BuildKit
+/// takes it when no `SOURCE_DATE_EPOCH` build arg is given: a number of seconds, or empty for
+/// none. BuildKit also accepts a stage, a named context or `context` (the epoch then comes from
+/// that source's files); builder refuses those by name rather than ignoring them.
+fn dockerfile_epoch(
+    converted: &ConvertedBuild,
+    req: &BuildRequest,
+) -> Result<Option<i64>, BuildError> {
+    let Some(value) = converted.source_date_epoch_arg.as_deref() else {
+        return Ok(None);
+    };
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(epoch) = value.parse::<i64>() {
+        return Ok(Some(epoch));
+    }
+    let names_source = value == "context"
+        || req.build_contexts.contains_key(value)
+        || converted
+            .stage_names
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(value));
+    let message = if names_source {
+        format!(
+            "SOURCE_DATE_EPOCH={value}: an epoch taken from a stage, a named context or the build context is not supported yet; give a number of seconds"
+        )
+    } else {
+        format!("invalid SOURCE_DATE_EPOCH: {value}")
+    };
+    Err(ConvertError::General(message).into())
 }

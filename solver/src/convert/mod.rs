@@ -224,6 +224,11 @@ pub struct ConvertedBuild {
     pub stage_steps: BTreeMap<String, Vec<VertexId>>,
     /// `ADD <git URL>` checkouts, read as named contexts under these names.
     pub git_contexts: BTreeMap<String, std::path::PathBuf>,
+    /// The value of a global `ARG SOURCE_DATE_EPOCH` (a build arg's, else its default): BuildKit
+    /// takes the build's epoch from it.
+    pub source_date_epoch_arg: Option<String>,
+    /// The names of the Dockerfile's stages, lower case.
+    pub stage_names: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -264,12 +269,25 @@ pub fn convert(
         .cloned()
         .collect();
     let stage_steps = converter.named_stage_steps();
+    let source_date_epoch_arg = converter
+        .meta_args
+        .iter()
+        .rev()
+        .find(|(name, _)| name == "SOURCE_DATE_EPOCH")
+        .map(|(_, value)| value.clone());
+    let stage_names = dockerfile
+        .stages
+        .iter()
+        .filter_map(|s| s.name.clone())
+        .collect();
     Ok(ConvertedBuild {
         graph: converter.graph,
         target: StageOutput { spec, ..output },
         unused_build_args,
         stage_steps,
         git_contexts: converter.git_contexts,
+        source_date_epoch_arg,
+        stage_names,
     })
 }
 
