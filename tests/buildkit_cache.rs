@@ -2,8 +2,12 @@
 //! frontend/dockerfile/dockerfile_cache_test.go), each asserting what the Go test asserts.
 
 mod common;
+#[path = "../registry/tests/support/registry.rs"]
+#[allow(dead_code)]
+mod registry_support;
 
-use common::{Env, read_text};
+use common::{Env, have, read_text};
+use registry_support::{Auth, Registry};
 
 /// testReproducibleIDs: building the same Dockerfile twice (the second time from the cache)
 /// under two names gives the same image.
@@ -110,4 +114,76 @@ fn wildcard_rename_cache() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+const IMPORT_EXPORT: &str = "FROM busybox:test AS base\nCOPY foo const\n#RUN echo -n foobar > const\n\
+    RUN cat /dev/urandom | head -c 100 | sha256sum > unique\n\
+    FROM scratch\nCOPY --from=base const /\nCOPY --from=base unique /\n";
+
+/// Builds IMPORT_EXPORT in a store of its own with `args`; returns (const, unique).
+fn import_export_build(env: &Env, args: &[&str], out: &str) -> (String, String) {
+    let ctx = env.context("ctx", &[("Dockerfile", IMPORT_EXPORT), ("foo", "foobar")]);
+    let dest = env.path(out);
+    let output = format!("type=local,dest={}", dest.display());
+    let mut all = vec!["--output", output.as_str()];
+    all.extend_from_slice(args);
+    env.build_ok(&ctx, &all);
+    let dir = dest;
+    (read_text(dir.join("const")), read_text(dir.join("unique")))
+}
+
+/// testCacheImportExport: a cache exported to a registry lets a build after `prune --all` skip
+/// the RUN (the same random output).
+#[test]
+fn cache_import_export() {
+    if !have("docker-registry") {
+        eprintln!("SKIP: docker-registry is not installed");
+        return;
+    }
+    let reg = Registry::start(Auth::None);
+    let target = format!("127.0.0.1:{}/buildkit/testexportdf:latest", reg.port);
+    let env = Env::new();
+    env.busybox_base();
+    let (c1, u1) = import_export_build(
+        &env,
+        &["--cache-to", &format!("type=registry,ref={target}")],
+        "out1",
+    );
+    assert_eq!(c1, "foobar");
+    // BuildKit's ensurePruneAll: the build cache goes, the base image stays the same.
+    env.ok(&["prune", "--all", "--force"]);
+    let (c2, u2) = import_export_build(
+        &env,
+        &["--cache-from", &format!("type=registry,ref={target}")],
+        "out2",
+    );
+    assert_eq!(c2, "foobar");
+    assert_eq!(u1, u2);
+}
+
+/// testExportCacheLoop: exporting a cache, pruning, then importing and exporting the same
+/// local cache directory in one build works (stages copying from each other).
+#[test]
+fn export_cache_loop() {
+    let env = Env::new();
+    env.busybox_base();
+    let ctx = env.context(
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox:test as base\nRUN echo aa > /foo\nWORKDIR /bar\n\
+                 FROM base as base1\nCOPY hello.txt .\n\
+                 FROM base as base2\nCOPY --from=base1 /bar/hello.txt .\nRUN true\n\
+                 FROM scratch\nCOPY --from=base2 /foo /f\n",
+            ),
+            ("hello.txt", "hello"),
+        ],
+    );
+    let cache = env.path("cache");
+    let to = format!("type=local,dest={}", cache.display());
+    let from = format!("type=local,src={}", cache.display());
+    env.build_ok(&ctx, &["--cache-to", &to]);
+    env.ok(&["prune", "--all", "--force"]);
+    env.build_ok(&ctx, &["--cache-to", &to, "--cache-from", &from]);
 }
