@@ -411,3 +411,51 @@ fn add_checksum() {
         assert_eq!(out.status.success(), ok, "{name}:\n{stderr}");
     }
 }
+
+/// testDockerfileAddArchive: a local tar and tar.gz are extracted; `--unpack=false` and COPY
+/// keep the archive; a URL's archive is kept unless `--unpack=true`, and keeps the name given.
+#[test]
+fn dockerfile_add_archive() {
+    let env = Env::new();
+    let tar = tar_of(&[("foo", 'f', "content0", 0o644)]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    let targz = gz.finish().unwrap();
+    let build = |name: &str, dockerfile: &str| {
+        let ctx = env.context(name, &[("Dockerfile", dockerfile)]);
+        std::fs::write(ctx.join("t.tar"), &tar).unwrap();
+        std::fs::write(ctx.join("t.tar.gz"), &targz).unwrap();
+        env.build_local(&ctx, &format!("out-{name}"), &[])
+    };
+    let out = build("tar", "FROM scratch\nADD t.tar /\n");
+    assert_eq!(read_text(out.join("foo")), "content0");
+    let out = build("gz", "FROM scratch\nADD t.tar.gz /\n");
+    assert_eq!(read_text(out.join("foo")), "content0");
+    let out = build(
+        "nounpack",
+        "\tFROM scratch\n\tADD --unpack=false t.tar.gz /\n\t",
+    );
+    assert!(!out.join("foo").exists());
+    assert_eq!(std::fs::read(out.join("t.tar.gz")).unwrap(), targz);
+    let out = build("copy", "FROM scratch\nCOPY t.tar.gz /\n");
+    assert_eq!(std::fs::read(out.join("t.tar.gz")).unwrap(), targz);
+
+    // The server's route body is text: serve the archive from a file server instead.
+    let served = env.path("served-files");
+    std::fs::create_dir_all(&served).unwrap();
+    std::fs::write(served.join("t.tar.gz"), &targz).unwrap();
+    let server = common::servers::http_files(&served, None);
+    let url = format!("http://127.0.0.1:{}/t.tar.gz", server.port);
+    let out = build("url", &format!("FROM scratch\nADD {url} /\n"));
+    assert_eq!(std::fs::read(out.join("t.tar.gz")).unwrap(), targz);
+    let out = build(
+        "urlunpack",
+        &format!("FROM scratch\nADD --unpack=true {url} /dest/\n"),
+    );
+    assert_eq!(read_text(out.join("dest/foo")), "content0");
+    let out = build(
+        "urlname",
+        &format!("FROM scratch\nADD {url} /newname.tar.gz\n"),
+    );
+    assert_eq!(std::fs::read(out.join("newname.tar.gz")).unwrap(), targz);
+}
