@@ -12,7 +12,6 @@ use registry_support::{Auth, Registry};
 /// testReproducibleIDs: building the same Dockerfile twice (the second time from the cache)
 /// under two names gives the same image.
 #[test]
-#[ignore = "not yet: builder dates an image (and its history) by the build's clock, BuildKit by when its layers were first made; see BUILDKIT_PARITY.md"]
 fn reproducible_ids() {
     let env = Env::new();
     env.busybox_base();

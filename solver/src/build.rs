@@ -215,7 +215,13 @@ pub fn build(
     });
     let created = Some(match source_date_epoch {
         Some(epoch) => builder_cache::time::rfc3339_from_unix(epoch),
-        None => builder_cache::time::rfc3339_now(),
+        None => {
+            let made = target.layer_history.iter().filter_map(|(i, v)| {
+                let at = solved.get(v)?.layer_created?;
+                Some((*i, builder_cache::time::rfc3339_from_unix(unix_secs(at))))
+            });
+            date_history(&mut spec.history, made).unwrap_or_else(builder_cache::time::rfc3339_now)
+        }
     });
     let config = config_from_spec(&spec, layers.iter().map(|l| l.diff_id).collect(), created);
     let descriptors: Vec<Descriptor> = layers
@@ -336,4 +342,96 @@ fn dockerfile_epoch(
         format!("invalid SOURCE_DATE_EPOCH: {value}")
     };
     Err(ConvertError::General(message).into())
+}
+
+/// Dates the build's history entries as BuildKit's image exporter does without
+/// SOURCE_DATE_EPOCH: a layer's entry gets the time its layer was made (`made`: history index
+/// and time; a cached step's layer keeps its first build's time), an entry without a layer the
+/// time of the first new layer, or of the layer before it. Returns the image's creation time:
+/// the last dated entry's. A fully cached rebuild so makes the same image.
+fn date_history(
+    history: &mut [crate::image::HistoryEntry],
+    made: impl Iterator<Item = (usize, String)>,
+) -> Option<String> {
+    for (index, at) in made {
+        if let Some(h) = history.get_mut(index)
+            && h.created.is_none()
+        {
+            h.created = Some(at);
+        }
+    }
+    // The first dated entry after an undated one (the first new layer), else the last dated.
+    let mut created: Option<String> = None;
+    let mut undated_seen = false;
+    for h in history.iter() {
+        match &h.created {
+            Some(at) => {
+                created = Some(at.clone());
+                if undated_seen {
+                    break;
+                }
+            }
+            None => undated_seen = true,
+        }
+    }
+    undated_seen = false;
+    for h in history.iter_mut() {
+        match &h.created {
+            Some(at) if undated_seen => created = Some(at.clone()),
+            Some(_) => {}
+            None => {
+                undated_seen = true;
+                h.created = created.clone();
+            }
+        }
+    }
+    history.iter().rev().find_map(|h| h.created.clone())
+}
+
+fn unix_secs(at: std::time::SystemTime) -> i64 {
+    at.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod date_history_tests {
+    use super::date_history;
+    use crate::image::HistoryEntry;
+
+    fn entry(created: Option<&str>) -> HistoryEntry {
+        HistoryEntry {
+            created: created.map(String::from),
+            created_by: String::new(),
+            author: None,
+            comment: None,
+            empty_layer: false,
+        }
+    }
+
+    #[test]
+    fn layers_keep_their_times_and_metadata_takes_the_first_new_layers() {
+        // base layer, ENV (no layer), COPY (layer made at t1), LABEL, RUN (made at t2)
+        let mut history = vec![
+            entry(Some("t0")),
+            entry(None),
+            entry(None),
+            entry(None),
+            entry(None),
+        ];
+        let created = date_history(
+            &mut history,
+            [(2, "t1".to_string()), (4, "t2".to_string())].into_iter(),
+        );
+        let times: Vec<_> = history.iter().map(|h| h.created.clone().unwrap()).collect();
+        assert_eq!(times, ["t0", "t1", "t1", "t1", "t2"]);
+        assert_eq!(created.as_deref(), Some("t2"));
+    }
+
+    #[test]
+    fn no_dated_entry_leaves_the_time_to_the_caller() {
+        let mut history = vec![entry(None)];
+        assert_eq!(date_history(&mut history, std::iter::empty()), None);
+        assert!(history[0].created.is_none());
+    }
 }
