@@ -113,3 +113,36 @@ fn multi_nil_refs_oci_exporter() {
     let list = file(&format!("blobs/sha256/{list_hex}"));
     assert_eq!(list["manifests"].as_array().unwrap().len(), 2, "{list}");
 }
+
+/// testDockerfileScratchConfig: a scratch image with only an ENV has an OS, an architecture, a
+/// working directory, no layers, one empty-layer history entry for the ENV, and PATH set.
+#[test]
+fn dockerfile_scratch_config() {
+    let env = Env::new();
+    let ctx = env.context("ctx", &[("Dockerfile", "\nFROM scratch\nENV foo=bar\n")]);
+    env.build_ok(&ctx, &["-t", "example.com/moby/dockerfilescratch:test"]);
+    let image = env.inspect("example.com/moby/dockerfilescratch:test");
+    assert_ne!(image["os"].as_str().unwrap_or(""), "");
+    assert_ne!(image["architecture"].as_str().unwrap_or(""), "");
+    assert_ne!(image["config"]["WorkingDir"].as_str().unwrap_or(""), "");
+    assert_eq!(image["rootfs"]["type"], "layers");
+    assert_eq!(
+        image["rootfs"]["diff_ids"].as_array().map_or(0, Vec::len),
+        0
+    );
+    let history = image["history"].as_array().unwrap();
+    assert_eq!(history.len(), 1, "{image}");
+    assert!(
+        history[0]["created_by"]
+            .as_str()
+            .unwrap()
+            .contains("ENV foo=bar")
+    );
+    assert_eq!(history[0]["empty_layer"], true);
+    let vars = image["config"]["Env"].as_array().unwrap();
+    assert!(vars.contains(&serde_json::json!("foo=bar")));
+    assert!(
+        vars.iter()
+            .any(|v| v.as_str().unwrap().starts_with("PATH="))
+    );
+}
