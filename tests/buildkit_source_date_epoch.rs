@@ -122,3 +122,21 @@ fn source_date_epoch_from_a_stage_is_refused_clearly() {
         "{stderr}"
     );
 }
+
+/// Not in the Go tests: a SOURCE_DATE_EPOCH build arg that is not a number is refused in the
+/// same words as an invalid Dockerfile default.
+#[test]
+fn an_invalid_source_date_epoch_build_arg_is_refused_in_buildkits_words() {
+    let env = Env::new();
+    let ctx = env.context(
+        "ctx",
+        &[("Dockerfile", "FROM scratch\nCOPY Dockerfile .\n")],
+    );
+    let out = env.build(&ctx, &["--build-arg", "SOURCE_DATE_EPOCH=yesterday"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("invalid SOURCE_DATE_EPOCH: yesterday"),
+        "{stderr}"
+    );
+}
