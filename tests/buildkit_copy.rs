@@ -325,3 +325,411 @@ fn copy_invalid_chmod() {
         assert!(stderr.contains(&want), "{instruction} {value}: {stderr}");
     }
 }
+
+/// Writes `files` (path, content, mode) and `links` (path, target) into the context `ctx`.
+fn populate(ctx: &Path, files: &[(&str, &str, u32)], links: &[(&str, &str)]) {
+    use std::os::unix::fs::PermissionsExt;
+    for (path, content, mode) in files {
+        let p = ctx.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, content).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode)).unwrap();
+    }
+    for (path, target) in links {
+        let p = ctx.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(target, p).unwrap();
+    }
+}
+
+/// Sets directory modes in the context (fstest.CreateDir's mode).
+fn dir_modes(ctx: &Path, dirs: &[(&str, u32)]) {
+    use std::os::unix::fs::PermissionsExt;
+    for (path, mode) in dirs {
+        let p = ctx.join(path);
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode)).unwrap();
+    }
+}
+
+/// testEmptyDestDir: a destination that expands to nothing is the working directory.
+#[test]
+fn empty_dest_dir() {
+    let env = Env::new();
+    env.busybox_base();
+    let ctx = env.context(
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox:test\nENV empty=\"\"\nCOPY testfile $empty\n\
+                 RUN [ \"$(cat testfile)\" == \"contents0\" ]\n",
+            ),
+            ("testfile", "contents0"),
+        ],
+    );
+    env.build_ok(&ctx, &[]);
+}
+
+/// testPreserveDestDirSlash: a destination ending in `/` is a directory the file goes into.
+#[test]
+fn preserve_dest_dir_slash() {
+    let env = Env::new();
+    env.busybox_base();
+    let ctx = env.context(
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox:test\nCOPY testfile /sample/\n\
+                 RUN [ \"$(cat /sample/testfile)\" == \"contents0\" ]\n",
+            ),
+            ("testfile", "contents0"),
+        ],
+    );
+    env.build_ok(&ctx, &[]);
+}
+
+/// testCopyLinkEmptyDestDir: the same with `--link` under a WORKDIR.
+#[test]
+fn copy_link_empty_dest_dir() {
+    let env = Env::new();
+    env.busybox_base();
+    let ctx = env.context(
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox:test\nWORKDIR /var/www\nENV empty=\"\"\nCOPY --link testfile $empty\n\
+                 RUN [ \"$(cat testfile)\" == \"contents0\" ]\n",
+            ),
+            ("testfile", "contents0"),
+        ],
+    );
+    env.build_ok(&ctx, &[]);
+}
+
+/// testCopyWildcardCache: a wildcard COPY's cache depends on the files it matches only: a change
+/// to a later COPY's file keeps the RUN between them cached; a change to a matched file does not.
+#[test]
+fn copy_wildcard_cache() {
+    let env = Env::new();
+    env.busybox_base();
+    let ctx = env.context(
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox:test AS base\nCOPY foo* files/\n\
+                 RUN cat /dev/urandom | head -c 100 | sha256sum > unique\n\
+                 COPY bar files/\nFROM scratch\nCOPY --from=base unique /\n",
+            ),
+            ("foo1", "foo1-data"),
+            ("foo2", "foo2-data"),
+            ("bar", "bar-data"),
+        ],
+    );
+    let first = read_text(env.build_local(&ctx, "out1", &[]).join("unique"));
+    std::fs::write(ctx.join("bar"), "bar-data-mod").unwrap();
+    let second = read_text(env.build_local(&ctx, "out2", &[]).join("unique"));
+    assert_eq!(first, second);
+    std::fs::write(ctx.join("foo2"), "foo2-data-mod").unwrap();
+    let third = read_text(env.build_local(&ctx, "out3", &[]).join("unique"));
+    assert_ne!(first, third);
+}
+
+/// testCopyThroughSymlinkContext: a source path through a symlinked directory of the context
+/// is followed.
+#[test]
+fn copy_through_symlink_context() {
+    let env = Env::new();
+    let ctx = env.context("ctx", &[("Dockerfile", "FROM scratch\nCOPY link/foo .\n")]);
+    dir_modes(&ctx, &[("sub", 0o700)]);
+    populate(&ctx, &[("sub/foo", "contents", 0o600)], &[("link", "sub")]);
+    let out = env.build_local(&ctx, "out", &[]);
+    assert_eq!(read_text(out.join("foo")), "contents");
+}
+
+/// testCopyThroughSymlinkMultiStage: a source path through absolute and relative symlinks in
+/// another stage is followed inside that stage's root.
+#[test]
+fn copy_through_symlink_multi_stage() {
+    let env = Env::new();
+    env.busybox_base();
+    let ctx = env.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM busybox:test AS build\n\
+             RUN mkdir -p /out/sub && ln -s /out/sub /sub && ln -s out/sub /sub2 && echo -n \"data\" > /sub/foo\n\
+             FROM scratch\nCOPY --from=build /sub/foo .\nCOPY --from=build /sub2/foo bar\n",
+        )],
+    );
+    let out = env.build_local(&ctx, "out", &[]);
+    assert_eq!(read_text(out.join("foo")), "data");
+}
+
+/// testCopyFollowAllSymlinks: a named source that is a symlink (`foo/sub` → `../bar`) is
+/// followed, even when it points out of the copied directory.
+#[test]
+fn copy_follow_all_symlinks() {
+    let env = Env::new();
+    let ctx = env.context(
+        "ctx",
+        &[("Dockerfile", "FROM scratch\nCOPY foo /\nCOPY foo/sub bar\n")],
+    );
+    dir_modes(&ctx, &[("foo", 0o700)]);
+    populate(
+        &ctx,
+        &[("bar", "bar-contents", 0o600)],
+        &[("foo/sub", "../bar")],
+    );
+    env.build_ok(&ctx, &[]);
+}
+
+/// testCopySymlinks: a source that is a symlink is copied as the file it points to, through
+/// chains of links, and wildcard matches that are links too.
+#[test]
+fn copy_symlinks() {
+    let env = Env::new();
+    let ctx = env.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM scratch\nCOPY foo /\nCOPY sub/l* alllinks/\n",
+        )],
+    );
+    dir_modes(&ctx, &[("sub", 0o700)]);
+    populate(
+        &ctx,
+        &[
+            ("bar", "bar-contents", 0o600),
+            ("sub/lfile", "lfile-contents", 0o600),
+            ("sub/subfile", "subfile-contents", 0o600),
+            ("sub/baz", "baz-contents", 0o600),
+        ],
+        &[
+            ("foo", "bar"),
+            ("sub/l0", "subfile"),
+            ("sub/l1", "second"),
+            ("sub/second", "baz"),
+        ],
+    );
+    let out = env.build_local(&ctx, "out", &[]);
+    assert_eq!(read_text(out.join("foo")), "bar-contents");
+    assert_eq!(read_text(out.join("alllinks/l0")), "subfile-contents");
+    assert_eq!(read_text(out.join("alllinks/lfile")), "lfile-contents");
+    assert_eq!(read_text(out.join("alllinks/l1")), "baz-contents");
+}
+
+/// testCopyChown: `--chown` by user name (its group the user's), by `uid:group`, and from
+/// variables (an ENV and a build ARG).
+#[test]
+fn copy_chown() {
+    let env = Env::new();
+    env.busybox_base();
+    let dockerfile = "FROM busybox:test AS base\n\
+        RUN echo 'daemon:x:1:1:daemon:/usr/sbin:/bin/false' >> /etc/passwd && \
+            echo 'nobody:x:65534:65534:nobody:/home:/bin/false' >> /etc/passwd && \
+            echo 'daemon:x:1:' >> /etc/group && echo 'nobody:x:65534:' >> /etc/group\n\
+        ENV owner 1000\n\
+        RUN mkdir -m 0777 /out\n\
+        COPY --chown=daemon foo /\n\
+        COPY --chown=1000:nobody bar /baz\n\
+        ARG group\n\
+        COPY --chown=${owner}:${group} foo /foobis\n\
+        RUN stat -c \"%U %G\" /foo  > /out/fooowner\n\
+        RUN stat -c \"%u %G\" /baz/sub  > /out/subowner\n\
+        RUN stat -c \"%u %G\" /foobis  > /out/foobisowner\n\
+        FROM scratch\n\
+        COPY --from=base /out /\n";
+    let ctx = env.context("ctx", &[("Dockerfile", dockerfile)]);
+    dir_modes(&ctx, &[("bar", 0o700)]);
+    populate(
+        &ctx,
+        &[("foo", "foo-contents", 0o600), ("bar/sub", "", 0o600)],
+        &[],
+    );
+    let out = env.build_local(&ctx, "out", &["--build-arg", "group=nobody"]);
+    assert_eq!(read_text(out.join("fooowner")), "daemon daemon\n");
+    assert_eq!(read_text(out.join("subowner")), "1000 nobody\n");
+    assert_eq!(read_text(out.join("foobisowner")), "1000 nobody\n");
+}
+
+/// testCopyOverrideFiles: copying the same directory and file twice over themselves works and
+/// keeps the contents.
+#[test]
+fn copy_override_files() {
+    let env = Env::new();
+    let ctx = env.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM scratch AS base\nCOPY sub sub\nCOPY sub sub\n\
+             COPY files/foo.go dest/foo.go\nCOPY files/foo.go dest/foo.go\nCOPY files dest\n",
+        )],
+    );
+    dir_modes(
+        &ctx,
+        &[
+            ("sub", 0o700),
+            ("sub/dir1", 0o700),
+            ("sub/dir1/dir2", 0o700),
+            ("files", 0o700),
+        ],
+    );
+    populate(
+        &ctx,
+        &[
+            ("sub/dir1/dir2/foo", "foo-contents", 0o600),
+            ("files/foo.go", "foo.go-contents", 0o600),
+        ],
+        &[],
+    );
+    let out = env.build_local(&ctx, "out", &[]);
+    assert_eq!(read_text(out.join("sub/dir1/dir2/foo")), "foo-contents");
+    assert_eq!(read_text(out.join("dest/foo.go")), "foo.go-contents");
+}
+
+/// testCopyVarSubstitution: a COPY source comes from an ENV variable.
+#[test]
+fn copy_var_substitution() {
+    let env = Env::new();
+    let ctx = env.context(
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM scratch AS base\nENV FOO bar\nCOPY $FOO baz\n",
+            ),
+            ("bar", "bar-contents"),
+        ],
+    );
+    let out = env.build_local(&ctx, "out", &[]);
+    assert_eq!(read_text(out.join("baz")), "bar-contents");
+}
+
+/// testCopyWildcards: wildcards in file names and directory segments, to a directory, a file
+/// name and without a trailing slash; `.`, `dir/`, `dir/.` and `dir` sources copy contents.
+#[test]
+fn copy_wildcards() {
+    let env = Env::new();
+    let ctx = env.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM scratch AS base\nCOPY *.go /gofiles/\nCOPY f*.go foo2.go\nCOPY sub/* /subdest/\n\
+             COPY sub/*/dir2/foo /subdest2/\nCOPY sub/*/dir2/foo /subdest3/bar\nCOPY . all/\n\
+             COPY sub/dir1/ subdest4\nCOPY sub/dir1/. subdest5\nCOPY sub/dir1 subdest6\n",
+        )],
+    );
+    dir_modes(
+        &ctx,
+        &[
+            ("sub", 0o700),
+            ("sub/dir1", 0o700),
+            ("sub/dir1/dir2", 0o700),
+        ],
+    );
+    populate(
+        &ctx,
+        &[
+            ("foo.go", "foo-contents", 0o600),
+            ("bar.go", "bar-contents", 0o600),
+            ("sub/dir1/dir2/foo", "foo-contents", 0o600),
+        ],
+        &[],
+    );
+    let out = env.build_local(&ctx, "out", &[]);
+    for (file, want) in [
+        ("gofiles/foo.go", "foo-contents"),
+        ("gofiles/bar.go", "bar-contents"),
+        ("foo2.go", "foo-contents"),
+        ("subdest/dir2/foo", "foo-contents"),
+        ("subdest2/foo", "foo-contents"),
+        ("subdest3/bar", "foo-contents"),
+        ("all/foo.go", "foo-contents"),
+        ("subdest4/dir2/foo", "foo-contents"),
+        ("subdest5/dir2/foo", "foo-contents"),
+        ("subdest6/dir2/foo", "foo-contents"),
+    ] {
+        assert_eq!(read_text(out.join(file)), want, "{file}");
+    }
+}
+
+/// testCopyRelative: relative WORKDIRs and COPY/ADD destinations (`./`, `./bar/baz`, `..`,
+/// `../`) resolve against the working directory.
+#[test]
+fn copy_relative() {
+    let env = Env::new();
+    env.busybox_base();
+    let dockerfile = "FROM busybox:test\n\
+        WORKDIR /test1\n\
+        WORKDIR test2\n\
+        RUN sh -c \"[ \"$PWD\" = '/test1/test2' ]\"\n\
+        COPY foo ./\n\
+        RUN sh -c \"[ $(cat /test1/test2/foo) = 'hello' ]\"\n\
+        ADD foo ./bar/baz\n\
+        RUN sh -c \"[ $(cat /test1/test2/bar/baz) = 'hello' ]\"\n\
+        COPY foo ./bar/baz2\n\
+        RUN sh -c \"[ $(cat /test1/test2/bar/baz2) = 'hello' ]\"\n\
+        WORKDIR ..\n\
+        COPY foo ./\n\
+        RUN sh -c \"[ $(cat /test1/foo) = 'hello' ]\"\n\
+        COPY foo /test3/\n\
+        RUN sh -c \"[ $(cat /test3/foo) = 'hello' ]\"\n\
+        WORKDIR /test4\n\
+        COPY . .\n\
+        RUN sh -c \"[ $(cat /test4/foo) = 'hello' ]\"\n\
+        WORKDIR /test5/test6\n\
+        COPY foo ../\n\
+        RUN sh -c \"[ $(cat /test5/foo) = 'hello' ]\"\n";
+    let ctx = env.context("ctx", &[("Dockerfile", dockerfile), ("foo", "hello")]);
+    env.build_ok(&ctx, &[]);
+}
+
+/// testCopyUnicodePath: non-ASCII, percent-escaped-looking and `+` names are copied as named.
+#[test]
+fn copy_unicode_path() {
+    let env = Env::new();
+    env.busybox_base();
+    let ctx = env.context(
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox:test\nCOPY test-äöü.txt /\nCOPY test-%C3%A4%C3%B6%C3%BC.txt /\nCOPY test+aou.txt /\n",
+            ),
+            ("test-äöü.txt", "foo"),
+            ("test-%C3%A4%C3%B6%C3%BC.txt", "bar"),
+            ("test+aou.txt", "baz"),
+        ],
+    );
+    let out = env.build_local(&ctx, "out", &[]);
+    assert_eq!(read_text(out.join("test-äöü.txt")), "foo");
+    assert_eq!(read_text(out.join("test-%C3%A4%C3%B6%C3%BC.txt")), "bar");
+    assert_eq!(read_text(out.join("test+aou.txt")), "baz");
+}
+
+/// testLocalCustomSessionID: the context, and a second local directory given as the named
+/// context `base` (BuildKit's test sends both over one custom session; buildx's
+/// `--build-context base=DIR` is the user's way), are both read.
+#[test]
+fn local_custom_session_id() {
+    let env = Env::new();
+    let ctx = env.context(
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM scratch AS base\nFROM scratch\nCOPY out /out1\nCOPY --from=base /another /out2\n",
+            ),
+            ("out", "contents1"),
+        ],
+    );
+    let basedir = env.context("basedir", &[("another", "contents2")]);
+    let named = format!("base={}", basedir.display());
+    let out = env.build_local(&ctx, "out", &["--build-context", &named]);
+    assert_eq!(read_text(out.join("out1")), "contents1");
+    assert_eq!(read_text(out.join("out2")), "contents2");
+}

@@ -100,3 +100,17 @@ fn nothing_to_build_is_refused_in_buildkits_words() {
     }
     assert!(store_entries(&env).is_empty());
 }
+
+/// `FROM $EMPTY` (a base that expands to nothing) is refused in BuildKit's words, naming the
+/// base as written (issue #14's error-wording list).
+#[test]
+fn a_blank_base_name_is_refused_in_buildkits_words() {
+    let env = Env::new();
+    let out = build_dockerfile(&env, "ARG EMPTY\nFROM $EMPTY\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("base name ($EMPTY) should not be blank"),
+        "{err}"
+    );
+}

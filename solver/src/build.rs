@@ -155,6 +155,12 @@ pub fn build(
         Some(text) => IgnoreMatcher::parse(text).map_err(|e| BuildError::Ignore(e.to_string()))?,
         None => IgnoreMatcher::empty(),
     };
+    let source_date_epoch = match req.source_date_epoch {
+        Some(epoch) => Some(epoch),
+        None => dockerfile_epoch(&converted, req)?,
+    };
+    let mut layer_options = req.layer_options.clone();
+    layer_options.source_date_epoch = source_date_epoch;
     let no_cache_vertices = no_cache_vertices(&converted, &req.no_cache_filter, &mut warnings);
     let solve_options = SolveOptions {
         context_dir: req.context_dir.clone(),
@@ -173,7 +179,7 @@ pub fn build(
         no_cache: req.no_cache,
         no_cache_vertices,
         cache_import: req.cache_import.clone(),
-        layer_options: req.layer_options.clone(),
+        layer_options,
         max_parallel: req.max_parallel,
         dockerfile_name: req.dockerfile_name.clone(),
         limits: req.limits,
@@ -207,9 +213,15 @@ pub fn build(
     progress.event(Event::Status {
         message: "exporting to image".into(),
     });
-    let created = Some(match req.source_date_epoch {
+    let created = Some(match source_date_epoch {
         Some(epoch) => builder_cache::time::rfc3339_from_unix(epoch),
-        None => builder_cache::time::rfc3339_now(),
+        None => {
+            let made = target.layer_history.iter().filter_map(|(i, v)| {
+                let at = solved.get(v)?.layer_created?;
+                Some((*i, builder_cache::time::rfc3339_from_unix(unix_secs(at))))
+            });
+            date_history(&mut spec.history, made).unwrap_or_else(builder_cache::time::rfc3339_now)
+        }
     });
     let config = config_from_spec(&spec, layers.iter().map(|l| l.diff_id).collect(), created);
     let descriptors: Vec<Descriptor> = layers
@@ -296,5 +308,130 @@ fn oci_layer_media_type(media_type: &str) -> String {
             "application/vnd.oci.image.layer.v1.tar".into()
         }
         other => other.to_string(),
+    }
+}
+
+/// The build's epoch from the Dockerfile's global `ARG SOURCE_DATE_EPOCH=…` default, as BuildKit
+/// takes it when no `SOURCE_DATE_EPOCH` build arg is given: a number of seconds, or empty for
+/// none. BuildKit also accepts a stage, a named context or `context` (the epoch then comes from
+/// that source's files); builder refuses those by name rather than ignoring them.
+fn dockerfile_epoch(
+    converted: &ConvertedBuild,
+    req: &BuildRequest,
+) -> Result<Option<i64>, BuildError> {
+    let Some(value) = converted.source_date_epoch_arg.as_deref() else {
+        return Ok(None);
+    };
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(epoch) = value.parse::<i64>() {
+        return Ok(Some(epoch));
+    }
+    let names_source = value == "context"
+        || req.build_contexts.contains_key(value)
+        || converted
+            .stage_names
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(value));
+    let message = if names_source {
+        format!(
+            "SOURCE_DATE_EPOCH={value}: an epoch taken from a stage, a named context or the build context is not supported yet; give a number of seconds"
+        )
+    } else {
+        format!("invalid SOURCE_DATE_EPOCH: {value}")
+    };
+    Err(ConvertError::General(message).into())
+}
+
+/// Dates the build's history entries as BuildKit's image exporter does without
+/// SOURCE_DATE_EPOCH: a layer's entry gets the time its layer was made (`made`: history index
+/// and time; a cached step's layer keeps its first build's time), an entry without a layer the
+/// time of the first new layer, or of the layer before it. Returns the image's creation time:
+/// the last dated entry's. A fully cached rebuild so makes the same image.
+fn date_history(
+    history: &mut [builder_graph::image::HistoryEntry],
+    made: impl Iterator<Item = (usize, String)>,
+) -> Option<String> {
+    for (index, at) in made {
+        if let Some(h) = history.get_mut(index)
+            && h.created.is_none()
+        {
+            h.created = Some(at);
+        }
+    }
+    // The first dated entry after an undated one (the first new layer), else the last dated.
+    let mut created: Option<String> = None;
+    let mut undated_seen = false;
+    for h in history.iter() {
+        match &h.created {
+            Some(at) => {
+                created = Some(at.clone());
+                if undated_seen {
+                    break;
+                }
+            }
+            None => undated_seen = true,
+        }
+    }
+    undated_seen = false;
+    for h in history.iter_mut() {
+        match &h.created {
+            Some(at) if undated_seen => created = Some(at.clone()),
+            Some(_) => {}
+            None => {
+                undated_seen = true;
+                h.created = created.clone();
+            }
+        }
+    }
+    history.iter().rev().find_map(|h| h.created.clone())
+}
+
+fn unix_secs(at: std::time::SystemTime) -> i64 {
+    at.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod date_history_tests {
+    use super::date_history;
+    use builder_graph::image::HistoryEntry;
+
+    fn entry(created: Option<&str>) -> HistoryEntry {
+        HistoryEntry {
+            created: created.map(String::from),
+            created_by: String::new(),
+            author: None,
+            comment: None,
+            empty_layer: false,
+        }
+    }
+
+    #[test]
+    fn layers_keep_their_times_and_metadata_takes_the_first_new_layers() {
+        // base layer, ENV (no layer), COPY (layer made at t1), LABEL, RUN (made at t2)
+        let mut history = vec![
+            entry(Some("t0")),
+            entry(None),
+            entry(None),
+            entry(None),
+            entry(None),
+        ];
+        let created = date_history(
+            &mut history,
+            [(2, "t1".to_string()), (4, "t2".to_string())].into_iter(),
+        );
+        let times: Vec<_> = history.iter().map(|h| h.created.clone().unwrap()).collect();
+        assert_eq!(times, ["t0", "t1", "t1", "t1", "t2"]);
+        assert_eq!(created.as_deref(), Some("t2"));
+    }
+
+    #[test]
+    fn no_dated_entry_leaves_the_time_to_the_caller() {
+        let mut history = vec![entry(None)];
+        assert_eq!(date_history(&mut history, std::iter::empty()), None);
+        assert!(history[0].created.is_none());
     }
 }

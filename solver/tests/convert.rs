@@ -265,7 +265,7 @@ fn circular_stage_references_are_errors() {
     )
     .unwrap_err();
     assert!(
-        err.contains("later in the Dockerfile") || err.contains("circular"),
+        err.contains("needs to be defined before current stage") || err.contains("circular"),
         "{err}"
     );
 }

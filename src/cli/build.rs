@@ -582,8 +582,9 @@ fn make_request(
         .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
         .map(|s| {
             s.parse::<i64>().map_err(|_| {
+                // BuildKit's words first; then what builder accepts.
                 UsageError(format!(
-                    "SOURCE_DATE_EPOCH={s:?} is not a number of seconds"
+                    "invalid SOURCE_DATE_EPOCH: {s} (a number of seconds since 1970 is needed)"
                 ))
             })
         })

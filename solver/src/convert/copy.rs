@@ -6,11 +6,13 @@ use super::*;
 impl<'a> Converter<'a> {
     /// What `--from=NAME` reads: a stage, a `--build-context` directory (then `true`: its files
     /// are host files, owned by root in the image, as the build context's are), or an image.
+    /// `reader` is what reads it, for the error when NAME is a stage defined later.
     pub(super) fn source_for_from(
         &mut self,
         from: &str,
         st: &StageBuild,
         line: usize,
+        reader: FromReader<'_>,
     ) -> Result<(VertexId, bool), ConvertError> {
         if let Some(index) = self.stage_by_ref(from, st.index) {
             match self.stage_override(index) {
@@ -35,10 +37,7 @@ impl<'a> Converter<'a> {
             .iter()
             .any(|s| s.name.as_deref() == Some(&from.to_lowercase()))
         {
-            return Err(self.error(
-                line,
-                format!("--from={from} refers to a stage defined later in the Dockerfile"),
-            ));
+            return Err(self.error(line, reader.later_stage_error(from, &st.name)));
         }
         let image = self.resolve_image(from, line, &st.spec.platform)?;
         Ok((self.image_vertex(&image), false))
@@ -53,7 +52,7 @@ impl<'a> Converter<'a> {
     ) -> Result<(), ConvertError> {
         let line = inst.location.start_line;
         let (source, from_context) = match &copy.from {
-            Some(from) => self.source_for_from(from, st, line)?,
+            Some(from) => self.source_for_from(from, st, line, FromReader::Copy)?,
             None => (self.context_vertex(), true),
         };
         let chmod = parse_chmod(copy.chmod.as_deref()).map_err(|e| self.error(line, e))?;
@@ -512,5 +511,27 @@ mod tests {
         ));
         assert!(parse_chmod(Some("u+q")).is_err());
         assert_eq!(parse_chmod(None).unwrap(), None);
+    }
+}
+
+/// What reads a `--from` source: the error for a stage defined later is worded as BuildKit's
+/// for each (users search for these).
+#[derive(Clone, Copy)]
+pub(super) enum FromReader<'t> {
+    Copy,
+    /// A RUN mount, with its target.
+    Mount(&'t str),
+}
+
+impl FromReader<'_> {
+    fn later_stage_error(self, from: &str, stage: &str) -> String {
+        match self {
+            FromReader::Copy => format!(
+                "cannot copy from stage {from:?}, it needs to be defined before current stage {stage:?}"
+            ),
+            FromReader::Mount(target) => format!(
+                "cannot mount from stage {from:?} to {target:?}, stage needs to be defined before current command"
+            ),
+        }
     }
 }

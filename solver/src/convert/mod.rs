@@ -23,7 +23,7 @@ use builder_graph::{
 mod copy;
 mod run;
 
-use copy::copy_history;
+use copy::{FromReader, copy_history};
 
 /// Proxy variables docker passes to RUN from `--build-arg` without an ARG declaration, and
 /// keeps out of the image history.
@@ -224,6 +224,11 @@ pub struct ConvertedBuild {
     pub stage_steps: BTreeMap<String, Vec<VertexId>>,
     /// `ADD <git URL>` checkouts, read as named contexts under these names.
     pub git_contexts: BTreeMap<String, std::path::PathBuf>,
+    /// The value of a global `ARG SOURCE_DATE_EPOCH` (a build arg's, else its default): BuildKit
+    /// takes the build's epoch from it.
+    pub source_date_epoch_arg: Option<String>,
+    /// The names of the Dockerfile's stages, lower case.
+    pub stage_names: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -267,12 +272,25 @@ pub fn convert(
         .cloned()
         .collect();
     let stage_steps = converter.named_stage_steps();
+    let source_date_epoch_arg = converter
+        .meta_args
+        .iter()
+        .rev()
+        .find(|(name, _)| name == "SOURCE_DATE_EPOCH")
+        .map(|(_, value)| value.clone());
+    let stage_names = dockerfile
+        .stages
+        .iter()
+        .filter_map(|s| s.name.clone())
+        .collect();
     Ok(ConvertedBuild {
         graph: converter.graph,
         target: StageOutput { spec, ..output },
         unused_build_args,
         stage_steps,
         git_contexts: converter.git_contexts,
+        source_date_epoch_arg,
+        stage_names,
     })
 }
 
@@ -653,6 +671,15 @@ impl<'a> Converter<'a> {
         v
     }
 
+    /// Whether `name` is given as `--build-context NAME=docker-image://scratch`: no image to
+    /// pull, the empty file system (BuildKit resolves it to its scratch state).
+    fn names_scratch(&self, name: &str) -> bool {
+        matches!(
+            self.options.build_contexts.get(name),
+            Some(BuildContext::Image(reference)) if reference == "scratch"
+        )
+    }
+
     fn resolve_image(
         &self,
         reference: &str,
@@ -733,6 +760,12 @@ impl<'a> Converter<'a> {
                 format!("base name ({}) should not be blank", stage.base),
             ));
         }
+        // `--build-context NAME=docker-image://scratch` makes NAME the empty image, as BuildKit.
+        let base = if self.names_scratch(&base) {
+            "scratch".to_string()
+        } else {
+            base
+        };
         // BuildKit counts a FROM of an image as the stage's first step (`[1/3] FROM ...`).
         let from_image = base != "scratch" && self.stage_by_ref(&base, index).is_none();
         let parent = self.stage_by_ref(&base, index);

@@ -189,7 +189,10 @@ impl<'a> Converter<'a> {
                 read_write,
             } => {
                 let v = match from {
-                    Some(from) => self.source_for_from(from, st, line)?.0,
+                    Some(from) => {
+                        self.source_for_from(from, st, line, FromReader::Mount(target))?
+                            .0
+                    }
                     None => self.context_vertex(),
                 };
                 inputs.push(v);
@@ -213,10 +216,12 @@ impl<'a> Converter<'a> {
                 from,
                 source,
             } => {
+                let written_target = target;
                 let target = resolve_target(target);
                 let seed = match from {
                     Some(from) => {
-                        inputs.push(self.source_for_from(from, st, line)?.0);
+                        let reader = FromReader::Mount(written_target);
+                        inputs.push(self.source_for_from(from, st, line, reader)?.0);
                         Some(CacheSeed {
                             input: inputs.len() - 1,
                             source: source.clone().unwrap_or_else(|| "/".into()),

@@ -18,7 +18,7 @@ use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use builder_cache::{Digest, Store};
 use builder_frontend::dockerignore::IgnoreMatcher;
@@ -118,6 +118,10 @@ pub struct Solved {
     /// copy, whose record leaves its base out.
     pub record_key: Digest,
     pub output: Output,
+    /// For a step: when its layer was first made (its cache record's creation time when the
+    /// cache answered). BuildKit dates history entries so, which keeps a cached rebuild's image
+    /// identical.
+    pub layer_created: Option<SystemTime>,
 }
 
 pub struct Solver<'a> {
@@ -140,7 +144,7 @@ pub struct Solver<'a> {
 }
 
 /// A step's result within one build: None until solved, then the layer it added (if any).
-type Slot = Arc<Mutex<Option<Option<LayerRef>>>>;
+type Slot = Arc<Mutex<Option<(Option<LayerRef>, SystemTime)>>>;
 
 struct Schedule {
     done: HashMap<VertexId, Solved>,
@@ -329,6 +333,7 @@ impl<'a> Solver<'a> {
                     key,
                     record_key: key,
                     output,
+                    layer_created: None,
                 })
             }
             Op::Image(image) => {
@@ -337,6 +342,7 @@ impl<'a> Solver<'a> {
                     key,
                     record_key: key,
                     output: Output::Rootfs(image.layers.clone()),
+                    layer_created: None,
                 })
             }
             Op::Exec(_) | Op::File(_) => {
@@ -381,7 +387,7 @@ impl<'a> Solver<'a> {
                 let mut done = slot
                     .lock()
                     .map_err(|_| SolveError::Internal("a build worker panicked".into()))?;
-                let layer = match done.as_ref() {
+                let (layer, layer_created) = match done.as_ref() {
                     Some(layer) => {
                         self.progress.event(Event::Cached {
                             vertex: index,
@@ -391,15 +397,16 @@ impl<'a> Solver<'a> {
                     }
                     None => {
                         let run_on: &[LayerRef] = if linked { &[] } else { &base };
-                        let layer = self.cached_or_run(index, v, key, run_on, inputs)?;
-                        *done = Some(layer.clone());
-                        layer
+                        let made = self.cached_or_run(index, v, key, run_on, inputs)?;
+                        *done = Some(made.clone());
+                        made
                     }
                 };
                 Ok(Solved {
                     key: solved_key,
                     record_key: key,
                     output: Output::Rootfs(with_layer(base, layer)),
+                    layer_created: Some(layer_created),
                 })
             }
         }
@@ -418,7 +425,7 @@ impl<'a> Solver<'a> {
         key: Digest,
         base: &[LayerRef],
         inputs: &[Solved],
-    ) -> Result<Option<LayerRef>, SolveError> {
+    ) -> Result<(Option<LayerRef>, SystemTime), SolveError> {
         // --no-cache and --no-cache-filter steps neither look up nor wait for other builds.
         let use_cache = !self.opts.no_cache && !self.opts.no_cache_vertices.contains(&index);
         let hit = || {
@@ -427,20 +434,27 @@ impl<'a> Solver<'a> {
                 vertex: index,
                 name: v.name.clone(),
             });
-            Some(record.layer)
+            // When the layer was made: the record's creation (an imported record was just
+            // written, so it dates from now).
+            let created = self
+                .cache
+                .entry(&key)
+                .map(|e| e.created)
+                .unwrap_or_else(SystemTime::now);
+            Some((record.layer, created))
         };
         // Held until the record is written: another process needing this key waits for it and
         // then hits (see step_lock).
         let _lock = if !use_cache {
             None
         } else {
-            if let Some(layer) = hit() {
-                return Ok(layer);
+            if let Some(found) = hit() {
+                return Ok(found);
             }
             let lock = self.lock_step(v, &key)?;
             // Whoever held the lock before us may have just computed this very step.
-            if let Some(layer) = hit() {
-                return Ok(layer);
+            if let Some(found) = hit() {
+                return Ok(found);
             }
             Some(lock)
         };
@@ -473,7 +487,7 @@ impl<'a> Solver<'a> {
             name: v.name.clone(),
             elapsed: started.elapsed(),
         });
-        Ok(layer)
+        Ok((layer, SystemTime::now()))
     }
 
     /// A record whose layer blob has gone missing counts as a miss. So does one without a
