@@ -118,6 +118,19 @@ impl<'a> Remembering<'a> {
     }
 }
 
+impl Remembering<'_> {
+    /// Every base image resolved so far (the provenance's materials).
+    pub fn resolved(&self) -> Vec<(Platform, ResolvedImage)> {
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.iter()
+            .filter_map(|((_, platform), r)| {
+                let p: Platform = platform.parse().ok()?;
+                Some((p, r.as_ref().ok()?.clone()))
+            })
+            .collect()
+    }
+}
+
 impl ImageResolver for Remembering<'_> {
     fn resolve(&self, reference: &str, platform: &Platform) -> Result<ResolvedImage, String> {
         let key = (reference.to_string(), platform.to_string());

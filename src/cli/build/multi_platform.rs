@@ -167,6 +167,7 @@ pub fn run(
     platforms: &[Platform],
     outputs: Vec<OutputRequest>,
     compression: builder_snapshot::Compression,
+    wanted: Option<&super::attestations::Wanted>,
 ) -> anyhow::Result<ExitCode> {
     check_outputs(args, &outputs)?;
     // Such a context is one platform's manifest, picked when it is imported.
@@ -213,6 +214,7 @@ pub fn run(
     // Each platform's image, kept under no name until the index holds them.
     let _lease = builder_cache::gc::build_lease(store.root())?;
     let mut built: Vec<(Platform, ImageRecord)> = Vec::new();
+    let mut attestations = Vec::new();
     let mut steps = Vec::new();
     let mut mounts = Vec::new();
     let mut warnings = Vec::new();
@@ -240,6 +242,8 @@ pub fn run(
             fetch_url: Some(&*fetch_url),
             fetch_git: Some(&*fetch_git),
         };
+        let resolver = super::super::checks::Remembering::new(&resolver);
+        let started_on = super::attestations::started_on(&request);
         let sink = PlatformSink {
             inner: &renderer,
             platform: platform.to_string(),
@@ -259,6 +263,18 @@ pub fn run(
             created: output.config.created.clone().unwrap_or_default(),
         };
         store.images().add_untagged(record.clone())?;
+        if let Some(wanted) = wanted {
+            let facts = super::attestations::Facts {
+                request: &request,
+                steps: &output.steps,
+                bases: resolver.resolved(),
+                finished_on: super::attestations::started_on(&request),
+                started_on,
+            };
+            let d =
+                super::attestations::attest_image(store, wanted, &record, platform, &tags, &facts)?;
+            attestations.push(d);
+        }
         built.push((platform.clone(), record));
         steps.extend(output.steps);
         mounts.extend(output.cache_mounts);
@@ -272,7 +288,7 @@ pub fn run(
     for warning in &warnings {
         errln!("WARNING: {warning}");
     }
-    let index = put_index(store, &built)?;
+    let index = put_index(store, &built, &attestations)?;
     for out in &outputs {
         match &out.spec {
             Some(OutputSpec::Local(dest)) => {
@@ -366,10 +382,12 @@ pub fn run(
     Ok(ExitCode::SUCCESS)
 }
 
-/// The OCI index of the platforms' images, stored as a blob; returns its digest.
-fn put_index(
+/// The OCI index of the platforms' images, then their attestation manifests (as BuildKit orders
+/// them), stored as a blob; returns its digest.
+pub(super) fn put_index(
     store: &builder_cache::Store,
     built: &[(Platform, ImageRecord)],
+    attestations: &[Descriptor],
 ) -> anyhow::Result<Digest> {
     let mut manifests = Vec::new();
     for (platform, record) in built {
@@ -390,6 +408,7 @@ fn put_index(
         });
         manifests.push(d);
     }
+    manifests.extend(attestations.iter().cloned());
     let index = Index {
         schema_version: 2,
         media_type: Some(media_type::OCI_INDEX.into()),

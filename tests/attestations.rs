@@ -1,0 +1,381 @@
+//! `--sbom`, `--provenance`, `--attest`: attestations attached to the image as BuildKit
+//! attaches them (an index holding the image and an `unknown/unknown` attestation manifest of
+//! in-toto statements), pushed with the image or kept in an OCI output; refused, with the
+//! reason, where no index can go.
+
+mod common;
+#[path = "../registry/tests/support/registry.rs"]
+#[allow(dead_code)]
+mod registry_support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use common::{Env, have};
+use registry_support::{Auth, Registry};
+use serde_json::Value;
+
+const DEBIAN_ROOTFS: &str = "/var/tmp/bench/rootfs.tar";
+const SECRET: &str = "s3cr3t-value-never-in-a-blob";
+
+/// A context whose base is the Debian minbase rootfs tarball (`ADD rootfs.tar /` onto
+/// scratch), with a Python dist-info copied in and a step that reads a secret.
+fn debian_context(env: &Env) -> Option<PathBuf> {
+    if !Path::new(DEBIAN_ROOTFS).exists() {
+        eprintln!("SKIP: no Debian rootfs at {DEBIAN_ROOTFS} (made by bench/ with debootstrap)");
+        return None;
+    }
+    let ctx = env.context(
+        "debian",
+        &[
+            (
+                "Dockerfile",
+                "FROM scratch\nADD rootfs.tar /\nCOPY six-1.16.0.dist-info /usr/lib/python3/dist-packages/six-1.16.0.dist-info\nRUN --mount=type=secret,id=tok cat /run/secrets/tok > /dev/null\n",
+            ),
+            (
+                "six-1.16.0.dist-info/METADATA",
+                "Metadata-Version: 2.1\nName: six\nVersion: 1.16.0\nLicense: MIT\n\nPython 2 and 3 compatibility utilities\n",
+            ),
+            ("tok", SECRET),
+        ],
+    );
+    if std::fs::hard_link(DEBIAN_ROOTFS, ctx.join("rootfs.tar")).is_err() {
+        std::fs::copy(DEBIAN_ROOTFS, ctx.join("rootfs.tar")).expect("copy the rootfs");
+    }
+    Some(ctx)
+}
+
+fn json(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).expect("JSON")
+}
+
+/// Blobs of an OCI layout directory, by digest.
+fn layout_blob(dir: &Path, digest: &str) -> Vec<u8> {
+    let hex = digest.strip_prefix("sha256:").expect("sha256 digest");
+    std::fs::read(dir.join("blobs/sha256").join(hex)).expect("blob in the layout")
+}
+
+/// The statements of the attestation manifest, by predicate type, checked against the index.
+fn statements(index: &Value, fetch: &dyn Fn(&str) -> Vec<u8>) -> BTreeMap<String, Value> {
+    let manifests = index["manifests"].as_array().expect("an index");
+    assert_eq!(manifests.len(), 2, "{index}");
+    let image = &manifests[0];
+    assert_eq!(image["platform"]["os"], "linux");
+    let att = &manifests[1];
+    assert_eq!(att["platform"]["os"], "unknown");
+    assert_eq!(att["platform"]["architecture"], "unknown");
+    assert_eq!(
+        att["annotations"]["vnd.docker.reference.type"],
+        "attestation-manifest"
+    );
+    assert_eq!(
+        att["annotations"]["vnd.docker.reference.digest"],
+        image["digest"]
+    );
+    let manifest = json(&fetch(att["digest"].as_str().unwrap()));
+    let mut out = BTreeMap::new();
+    for layer in manifest["layers"].as_array().unwrap() {
+        assert_eq!(layer["mediaType"], "application/vnd.in-toto+json");
+        let stmt = json(&fetch(layer["digest"].as_str().unwrap()));
+        assert_eq!(stmt["_type"], "https://in-toto.io/Statement/v0.1");
+        assert_eq!(
+            stmt["predicateType"],
+            layer["annotations"]["in-toto.io/predicate-type"]
+        );
+        assert_eq!(
+            format!(
+                "sha256:{}",
+                stmt["subject"][0]["digest"]["sha256"].as_str().unwrap()
+            ),
+            image["digest"].as_str().unwrap()
+        );
+        out.insert(stmt["predicateType"].as_str().unwrap().to_string(), stmt);
+    }
+    out
+}
+
+/// name → version of the SBOM's packages.
+fn sbom_versions(stmt: &Value) -> BTreeMap<String, String> {
+    let doc = &stmt["predicate"];
+    assert_eq!(doc["spdxVersion"], "SPDX-2.3");
+    doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .skip(1)
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["versionInfo"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn pushed_index_carries_an_sbom_matching_dpkg_and_max_provenance_without_secrets() {
+    if !have("docker-registry") || !have("skopeo") {
+        eprintln!("SKIP: docker-registry or skopeo is not installed");
+        return;
+    }
+    let env = Env::new();
+    let Some(ctx) = debian_context(&env) else {
+        return;
+    };
+    let reg = Registry::start(Auth::None);
+    let name = format!("localhost:{}/app:1", reg.port);
+    let secret = format!("id=tok,src={}", ctx.join("tok").display());
+    env.build_ok(
+        &ctx,
+        &[
+            "-t",
+            &name,
+            "--push",
+            "--sbom=true",
+            "--provenance=mode=max",
+            "--secret",
+            &secret,
+            "--build-arg",
+            "VISIBLE=yes",
+        ],
+    );
+    let raw = |reference: &str| -> Vec<u8> {
+        let out = env
+            .skopeo()
+            .args([
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                &format!("docker://{reference}"),
+            ])
+            .output()
+            .expect("run skopeo");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let index = json(&raw(&name));
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    // The whole index, attestation manifests and layers included, as a registry client gets it.
+    let layout = env.path("pulled");
+    let out = env
+        .skopeo()
+        .args([
+            "copy",
+            "--all",
+            "--src-tls-verify=false",
+            &format!("docker://{name}"),
+            &format!("oci:{}", layout.display()),
+        ])
+        .output()
+        .expect("run skopeo");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let repo = format!("localhost:{}/app", reg.port);
+    let fetch = |digest: &str| -> Vec<u8> {
+        // Manifests by skopeo inspect --raw from the registry; blobs from the copy.
+        let manifest = env
+            .skopeo()
+            .args([
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                &format!("docker://{repo}@{digest}"),
+            ])
+            .output()
+            .expect("run skopeo");
+        if manifest.status.success() && !manifest.stdout.is_empty() {
+            return manifest.stdout;
+        }
+        layout_blob(&layout, digest)
+    };
+    let stmts = statements(&index, &fetch);
+    let sbom = &stmts["https://spdx.dev/Document"];
+    let versions = sbom_versions(sbom);
+    // Every installed package dpkg-query reports in the image, with its version.
+    let listed = env.ok(&[
+        "run",
+        "--rm",
+        &name,
+        "dpkg-query",
+        "-W",
+        "-f",
+        "${Package} ${Version}\\n",
+    ]);
+    let mut count = 0;
+    for line in listed.lines() {
+        let (pkg, version) = line.split_once(' ').unwrap();
+        assert_eq!(
+            versions.get(pkg).map(String::as_str),
+            Some(version),
+            "{pkg} in the SBOM"
+        );
+        count += 1;
+    }
+    assert!(count > 50, "a Debian base has dozens of packages: {listed}");
+    assert_eq!(versions.get("six").map(String::as_str), Some("1.16.0"));
+    let six = sbom["predicate"]["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "six")
+        .unwrap();
+    assert_eq!(six["licenseDeclared"], "MIT");
+    assert_eq!(
+        six["externalRefs"][0]["referenceLocator"],
+        "pkg:pypi/six@1.16.0"
+    );
+    assert!(
+        six["sourceInfo"]
+            .as_str()
+            .unwrap()
+            .contains("six-1.16.0.dist-info/METADATA")
+    );
+    let subject = sbom["subject"][0]["name"].as_str().unwrap();
+    assert!(
+        subject.starts_with(&format!(
+            "pkg:docker/localhost%3A{}/app@1?platform=linux%2F",
+            reg.port
+        )),
+        "{subject}"
+    );
+
+    let prov = &stmts["https://slsa.dev/provenance/v0.2"]["predicate"];
+    assert_eq!(prov["buildType"], "https://mobyproject.org/buildkit@v1");
+    assert_eq!(prov["invocation"]["parameters"]["secrets"][0]["id"], "tok");
+    assert_eq!(
+        prov["invocation"]["parameters"]["args"]["build-arg:VISIBLE"],
+        "yes"
+    );
+    let steps = prov["buildConfig"]["llbDefinition"].as_array().unwrap();
+    assert!(
+        steps
+            .iter()
+            .any(|s| s["name"].as_str().unwrap().contains("ADD rootfs.tar")),
+        "{prov}"
+    );
+    // The secret's value is in no blob the registry holds.
+    for entry in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
+        let path = entry.unwrap().path();
+        let blob = std::fs::read(&path).unwrap();
+        let mut text = blob.clone();
+        if blob.starts_with(&[0x1f, 0x8b]) {
+            text.clear();
+            std::io::Read::read_to_end(
+                &mut flate2::read::MultiGzDecoder::new(&blob[..]),
+                &mut text,
+            )
+            .unwrap();
+        }
+        assert!(
+            !text.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+            "the secret is in {}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn oci_output_keeps_v1_provenance_of_a_busybox_image() {
+    let env = Env::new();
+    env.busybox_base();
+    let ctx = env.context(
+        "ctx",
+        &[("Dockerfile", "FROM busybox:test\nRUN echo hi > /hi\n")],
+    );
+    let dest = env.path("layout");
+    env.build_ok(
+        &ctx,
+        &[
+            "-t",
+            "app:1",
+            "--attest",
+            "type=provenance,mode=min,version=v1",
+            "--output",
+            &format!("type=oci,dest={},tar=false", dest.display()),
+        ],
+    );
+    let top = json(&std::fs::read(dest.join("index.json")).unwrap());
+    let index = json(&layout_blob(
+        &dest,
+        top["manifests"][0]["digest"].as_str().unwrap(),
+    ));
+    let stmts = statements(&index, &|d| layout_blob(&dest, d));
+    let prov = &stmts["https://slsa.dev/provenance/v1"]["predicate"];
+    assert_eq!(
+        prov["buildDefinition"]["buildType"],
+        "https://github.com/moby/buildkit/blob/master/docs/attestations/slsa-definitions.md"
+    );
+    // mode=min: no build graph.
+    assert!(
+        prov["buildDefinition"]["internalParameters"]
+            .get("buildConfig")
+            .is_none()
+    );
+    // No SBOM was asked for.
+    assert_eq!(stmts.len(), 1);
+}
+
+#[test]
+fn attestations_where_no_index_can_go_are_refused_before_building() {
+    let env = Env::new();
+    let ctx = env.context(
+        "ctx",
+        &[("Dockerfile", "FROM scratch\nCOPY Dockerfile /\n")],
+    );
+    for (args, message) in [
+        (
+            &["-t", "app:1", "--sbom=true"][..],
+            "image store cannot hold",
+        ),
+        (
+            &["-t", "app:1", "--provenance=mode=max"][..],
+            "image store cannot hold",
+        ),
+        (
+            &[
+                "--sbom=generator=docker/scout-sbom-indexer",
+                "-o",
+                "type=oci,dest=x.tar",
+            ][..],
+            "scans the image itself",
+        ),
+        (
+            &[
+                "--attest",
+                "type=sbom,scan-context=true",
+                "-o",
+                "type=oci,dest=x.tar",
+            ][..],
+            "scan-context",
+        ),
+        (
+            &["--attest", "type=sbom", "-o", "type=local,dest=out"][..],
+            "type=local",
+        ),
+        (
+            &["--attest", "type=nope", "-o", "type=oci,dest=x.tar"][..],
+            "expected sbom or provenance",
+        ),
+        (
+            &["--provenance=mode=huge", "-o", "type=oci,dest=x.tar"][..],
+            "expected min or max",
+        ),
+    ] {
+        let out = env.build(&ctx, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    // Turned off, they ask for nothing.
+    env.build_ok(&ctx, &["-t", "app:1", "--sbom=false", "--provenance=false"]);
+}
