@@ -315,6 +315,16 @@ fn oci_output_keeps_v1_provenance_of_a_busybox_image() {
         prov["buildDefinition"]["buildType"],
         "https://github.com/moby/buildkit/blob/master/docs/attestations/slsa-definitions.md"
     );
+    // The base image is a material, with its manifest digest.
+    let dep = &prov["buildDefinition"]["resolvedDependencies"][0];
+    assert!(
+        dep["uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("pkg:docker/busybox@test?platform=linux%2F"),
+        "{prov}"
+    );
+    assert_eq!(dep["digest"]["sha256"].as_str().unwrap().len(), 64);
     // mode=min: no build graph.
     assert!(
         prov["buildDefinition"]["internalParameters"]
@@ -378,4 +388,63 @@ fn attestations_where_no_index_can_go_are_refused_before_building() {
     }
     // Turned off, they ask for nothing.
     env.build_ok(&ctx, &["-t", "app:1", "--sbom=false", "--provenance=false"]);
+}
+
+#[test]
+fn each_platform_of_an_index_gets_its_own_attestation_manifest() {
+    let env = Env::new();
+    let ctx = env.context(
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM scratch\nCOPY node_modules /app/node_modules\n",
+            ),
+            (
+                "node_modules/left-pad/package.json",
+                r#"{"name":"left-pad","version":"1.3.0","license":"WTFPL"}"#,
+            ),
+        ],
+    );
+    let dest = env.path("layout");
+    env.build_ok(
+        &ctx,
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--sbom=true",
+            "--output",
+            &format!("type=oci,dest={},tar=false", dest.display()),
+        ],
+    );
+    let top = json(&std::fs::read(dest.join("index.json")).unwrap());
+    let index = json(&layout_blob(
+        &dest,
+        top["manifests"][0]["digest"].as_str().unwrap(),
+    ));
+    let manifests = index["manifests"].as_array().unwrap();
+    assert_eq!(manifests.len(), 4, "{index}");
+    // The images first, then one attestation manifest for each, naming it.
+    for (image, att) in manifests[..2].iter().zip(&manifests[2..]) {
+        assert_eq!(
+            att["annotations"]["vnd.docker.reference.digest"],
+            image["digest"]
+        );
+        assert_eq!(att["platform"]["os"], "unknown");
+        let m = json(&layout_blob(&dest, att["digest"].as_str().unwrap()));
+        let stmt = json(&layout_blob(
+            &dest,
+            m["layers"][0]["digest"].as_str().unwrap(),
+        ));
+        // No name: the subject is `_`, as BuildKit's.
+        assert_eq!(stmt["subject"][0]["name"], "_");
+        let versions = sbom_versions(&stmt);
+        assert_eq!(versions.get("left-pad").map(String::as_str), Some("1.3.0"));
+        let pkg = &stmt["predicate"]["packages"][1];
+        assert_eq!(pkg["licenseDeclared"], "WTFPL");
+        assert_eq!(
+            pkg["externalRefs"][0]["referenceLocator"],
+            "pkg:npm/left-pad@1.3.0"
+        );
+    }
 }
