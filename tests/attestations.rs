@@ -15,14 +15,73 @@ use common::{Env, have};
 use registry_support::{Auth, Registry};
 use serde_json::Value;
 
-const DEBIAN_ROOTFS: &str = "/var/tmp/bench/rootfs.tar";
+/// A Debian minbase rootfs tarball: $BUILDER_TEST_DEBIAN_ROOTFS (.ci/run makes one with
+/// debootstrap), else the one bench/ uses.
+fn debian_rootfs() -> PathBuf {
+    std::env::var_os("BUILDER_TEST_DEBIAN_ROOTFS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp/bench/rootfs.tar"))
+}
+
+/// A venv with `spdx-tools` and `check-jsonschema` from PyPI: $BUILDER_TEST_ATTEST_VENV
+/// (.ci/run makes one).
+fn validators() -> Option<PathBuf> {
+    let venv = PathBuf::from(std::env::var_os("BUILDER_TEST_ATTEST_VENV")?);
+    let bin = venv.join("bin");
+    (bin.join("pyspdxtools").exists() && bin.join("check-jsonschema").exists()).then_some(bin)
+}
+
+/// The SBOM through `pyspdxtools -i`, the provenance through `check-jsonschema` against the
+/// SLSA v0.2 field model (tests/fixtures).
+fn validate(env: &Env, sbom: &Value, provenance: &Value) {
+    let Some(bin) = validators() else {
+        eprintln!(
+            "SKIP: validation: BUILDER_TEST_ATTEST_VENV names no venv with spdx-tools and check-jsonschema"
+        );
+        return;
+    };
+    let sbom_file = env.path("sbom.spdx.json");
+    std::fs::write(&sbom_file, serde_json::to_vec(sbom).unwrap()).unwrap();
+    let out = std::process::Command::new(bin.join("pyspdxtools"))
+        .arg("-i")
+        .arg(&sbom_file)
+        .output()
+        .expect("run pyspdxtools");
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && !log.contains("invalid"),
+        "pyspdxtools: {log}"
+    );
+    let prov_file = env.path("provenance.json");
+    std::fs::write(&prov_file, serde_json::to_vec(provenance).unwrap()).unwrap();
+    let out = std::process::Command::new(bin.join("check-jsonschema"))
+        .arg("--schemafile")
+        .arg(common::fixtures().join("slsa-provenance-v0.2.schema.json"))
+        .arg(&prov_file)
+        .output()
+        .expect("run check-jsonschema");
+    assert!(
+        out.status.success(),
+        "check-jsonschema: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
 const SECRET: &str = "s3cr3t-value-never-in-a-blob";
 
 /// A context whose base is the Debian minbase rootfs tarball (`ADD rootfs.tar /` onto
 /// scratch), with a Python dist-info copied in and a step that reads a secret.
 fn debian_context(env: &Env) -> Option<PathBuf> {
-    if !Path::new(DEBIAN_ROOTFS).exists() {
-        eprintln!("SKIP: no Debian rootfs at {DEBIAN_ROOTFS} (made by bench/ with debootstrap)");
+    let rootfs = debian_rootfs();
+    if !rootfs.exists() {
+        eprintln!(
+            "SKIP: no Debian rootfs at {} (set BUILDER_TEST_DEBIAN_ROOTFS; .ci/run makes one with debootstrap)",
+            rootfs.display()
+        );
         return None;
     }
     let ctx = env.context(
@@ -39,8 +98,8 @@ fn debian_context(env: &Env) -> Option<PathBuf> {
             ("tok", SECRET),
         ],
     );
-    if std::fs::hard_link(DEBIAN_ROOTFS, ctx.join("rootfs.tar")).is_err() {
-        std::fs::copy(DEBIAN_ROOTFS, ctx.join("rootfs.tar")).expect("copy the rootfs");
+    if std::fs::hard_link(&rootfs, ctx.join("rootfs.tar")).is_err() {
+        std::fs::copy(&rootfs, ctx.join("rootfs.tar")).expect("copy the rootfs");
     }
     Some(ctx)
 }
