@@ -322,6 +322,7 @@ fn pushed_index_carries_an_sbom_matching_dpkg_and_max_provenance_without_secrets
             .any(|s| s["name"].as_str().unwrap().contains("ADD rootfs.tar")),
         "{prov}"
     );
+    validate(&env, &sbom["predicate"], prov);
     // The secret's value is in no blob the registry holds.
     for entry in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
         let path = entry.unwrap().path();
