@@ -508,3 +508,75 @@ fn each_platform_of_an_index_gets_its_own_attestation_manifest() {
         );
     }
 }
+
+/// A git context is the provenance's config source (URL and commit, vcs metadata), and an
+/// `ADD <url>` download a material with its sha256.
+#[test]
+fn provenance_names_the_git_commit_and_add_urls() {
+    use common::servers::{git, git_daemon, http_files, publish};
+    if !have("git") {
+        eprintln!("SKIP: git is not installed");
+        return;
+    }
+    let env = Env::new();
+    let files = env.path("files");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(files.join("data.txt"), "downloaded\n").unwrap();
+    let http = http_files(&files, None);
+    let work = env.path("work");
+    let base = env.path("srv");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::create_dir_all(&base).unwrap();
+    std::fs::write(
+        work.join("Dockerfile"),
+        format!(
+            "FROM scratch\nADD http://127.0.0.1:{}/data.txt /data.txt\n",
+            http.port
+        ),
+    )
+    .unwrap();
+    git(&work, &["init", "--quiet", "-b", "main"]);
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "--quiet", "-m", "one"]);
+    let commit = git(&work, &["rev-parse", "HEAD"]).trim().to_string();
+    publish(&work, &base, "repo");
+    let daemon = git_daemon(&base);
+    let url = format!("git://127.0.0.1:{}/repo.git#main", daemon.port);
+    let dest = env.path("layout");
+    let out = env
+        .cmd()
+        .args([
+            "build",
+            "--provenance=true",
+            "--output",
+            &format!("type=oci,dest={},tar=false", dest.display()),
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let top = json(&std::fs::read(dest.join("index.json")).unwrap());
+    let index = json(&layout_blob(
+        &dest,
+        top["manifests"][0]["digest"].as_str().unwrap(),
+    ));
+    let stmts = statements(&index, &|d| layout_blob(&dest, d));
+    let prov = &stmts["https://slsa.dev/provenance/v0.2"]["predicate"];
+    let source = &prov["invocation"]["configSource"];
+    assert_eq!(source["uri"], url.as_str(), "{prov}");
+    assert_eq!(source["digest"]["sha1"], commit.as_str());
+    let vcs = &prov["metadata"]["https://mobyproject.org/buildkit@v1#metadata"]["vcs"];
+    assert_eq!(vcs["revision"], commit.as_str());
+    let data = builder_cache::Digest::of(b"downloaded\n").hex();
+    let materials = prov["materials"].as_array().unwrap();
+    assert!(
+        materials.iter().any(|m| m["uri"]
+            == format!("http://127.0.0.1:{}/data.txt", http.port).as_str()
+            && m["digest"]["sha256"] == data.as_str()),
+        "{prov}"
+    );
+}

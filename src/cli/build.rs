@@ -349,6 +349,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     // With attestations, each image written or pushed goes as an index of it and its
     // attestation manifest (one per distinct manifest, made once).
     let bases = resolver.resolved();
+    let fetched = resolver.fetched();
     let finished_on = attestations::started_on(&request);
     let mut indexes: BTreeMap<Digest, Digest> = BTreeMap::new();
     let mut with_attestations = |record: &ImageRecord| -> anyhow::Result<Option<Digest>> {
@@ -362,6 +363,8 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
             request: &request,
             steps: &output.steps,
             bases: bases.clone(),
+            fetched: fetched.clone(),
+            git: request_files.context.git.clone(),
             started_on: started_on.clone(),
             finished_on: finished_on.clone(),
         };

@@ -202,6 +202,10 @@ pub struct Facts<'a> {
     pub request: &'a BuildRequest,
     pub steps: &'a [builder_solver::StepRecord],
     pub bases: Vec<(Platform, builder_solver::convert::ResolvedImage)>,
+    /// `ADD <url>` and `ADD <git>` sources.
+    pub fetched: Vec<crate::cli::checks::Fetched>,
+    /// A git context: its URL and commit.
+    pub git: Option<(String, String)>,
     pub started_on: String,
     pub finished_on: String,
 }
@@ -237,6 +241,24 @@ fn build_facts(f: &Facts<'_>, platform: &Platform, builder_id: &str) -> BuildFac
             digest: [("sha256".to_string(), img.manifest_digest.hex())].into(),
         })
         .collect();
+    for f in &f.fetched {
+        use crate::cli::checks::Fetched;
+        materials.push(match f {
+            Fetched::Url { url, sha256 } => Material {
+                uri: url.clone(),
+                digest: [("sha256".to_string(), sha256.clone())].into(),
+            },
+            // A commit id is a sha1 (or sha256 in a sha256 repository), as BuildKit records it.
+            Fetched::Git { url, commit } => Material {
+                uri: url.clone(),
+                digest: [(
+                    if commit.len() == 64 { "sha256" } else { "sha1" }.to_string(),
+                    commit.clone(),
+                )]
+                .into(),
+            },
+        });
+    }
     materials.sort_by(|a, b| a.uri.cmp(&b.uri));
     materials.dedup();
     let steps = f
@@ -258,7 +280,14 @@ fn build_facts(f: &Facts<'_>, platform: &Platform, builder_id: &str) -> BuildFac
     BuildFacts {
         builder_id: builder_id.to_string(),
         entry_point: r.dockerfile_name.clone(),
-        config_source: None,
+        config_source: f.git.as_ref().map(|(url, commit)| Material {
+            uri: url.clone(),
+            digest: [(
+                if commit.len() == 64 { "sha256" } else { "sha1" }.to_string(),
+                commit.clone(),
+            )]
+            .into(),
+        }),
         args,
         secret_ids: r.secrets.keys().cloned().collect(),
         ssh_ids: r.ssh.keys().cloned().collect(),
@@ -268,7 +297,16 @@ fn build_facts(f: &Facts<'_>, platform: &Platform, builder_id: &str) -> BuildFac
         invocation_id,
         started_on: f.started_on.clone(),
         finished_on: f.finished_on.clone(),
-        vcs: BTreeMap::new(),
+        vcs: f
+            .git
+            .iter()
+            .flat_map(|(url, commit)| {
+                [
+                    ("source".to_string(), url.clone()),
+                    ("revision".to_string(), commit.clone()),
+                ]
+            })
+            .collect(),
         steps,
         dockerfile: Some((r.dockerfile_name.clone(), r.dockerfile.clone())),
     }

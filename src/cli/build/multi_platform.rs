@@ -268,6 +268,8 @@ pub fn run(
                 request: &request,
                 steps: &output.steps,
                 bases: resolver.resolved(),
+                fetched: resolver.fetched(),
+                git: files.context.git.clone(),
                 finished_on: super::attestations::started_on(&request),
                 started_on,
             };
