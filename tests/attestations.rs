@@ -429,8 +429,18 @@ fn attestations_where_no_index_can_go_are_refused_before_building() {
             "scan-context",
         ),
         (
-            &["--attest", "type=sbom", "-o", "type=local,dest=out"][..],
-            "type=local",
+            &["--attest", "type=sbom", "-o", "type=tar,dest=out.tar"][..],
+            "type=tar",
+        ),
+        (
+            &[
+                "--sbom=true",
+                "--platform",
+                "linux/amd64,linux/arm64",
+                "-o",
+                "type=local,dest=out",
+            ][..],
+            "several platforms",
         ),
         (
             &["--attest", "type=nope", "-o", "type=oci,dest=x.tar"][..],
@@ -579,4 +589,55 @@ fn provenance_names_the_git_commit_and_add_urls() {
             && m["digest"]["sha256"] == data.as_str()),
         "{prov}"
     );
+}
+
+/// `type=local`: the statements are files beside the tree (BuildKit's names), about every
+/// file of it.
+#[test]
+fn local_output_writes_the_statements_as_files() {
+    let env = Env::new();
+    let ctx = env.context(
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM scratch\nCOPY node_modules /app/node_modules\n",
+            ),
+            (
+                "node_modules/left-pad/package.json",
+                r#"{"name":"left-pad","version":"1.3.0"}"#,
+            ),
+        ],
+    );
+    let dest = env.path("out");
+    env.build_ok(
+        &ctx,
+        &[
+            "--sbom=true",
+            "--provenance=mode=max",
+            "--output",
+            &format!("type=local,dest={}", dest.display()),
+        ],
+    );
+    assert!(dest.join("app/node_modules/left-pad/package.json").exists());
+    let sbom = json(&std::fs::read(dest.join("sbom.spdx.json")).unwrap());
+    assert_eq!(sbom["predicateType"], "https://spdx.dev/Document");
+    assert_eq!(
+        sbom_versions(&sbom).get("left-pad").map(String::as_str),
+        Some("1.3.0")
+    );
+    let subject = &sbom["subject"][0];
+    assert_eq!(subject["name"], "app/node_modules/left-pad/package.json");
+    assert_eq!(
+        subject["digest"]["sha256"].as_str().unwrap(),
+        builder_cache::Digest::of(br#"{"name":"left-pad","version":"1.3.0"}"#).hex()
+    );
+    let prov = json(&std::fs::read(dest.join("provenance.json")).unwrap());
+    assert_eq!(prov["predicateType"], "https://slsa.dev/provenance/v0.2");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dest.join("provenance.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
 }

@@ -21,6 +21,7 @@ use builder_solver::resolve::StoreResolver;
 use builder_solver::{BuildRequest, Platform};
 use clap::Args;
 
+use super::outputs::OutputSpec as OutputRequestSpec;
 use super::outputs::{
     AnnotationTarget, ImageStyle, OutputRequest, check_push_name, check_stdout_outputs,
     finish_outputs, layer_compression, parse_annotation_flags, parse_output, store_style,
@@ -209,7 +210,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         &args.attest,
     )?;
     if wanted.is_some() {
-        attestations::check_outputs(args.push, &parsed)?;
+        attestations::check_outputs(args.push, &parsed, platforms.len() > 1)?;
     }
     if platforms.len() > 1 {
         return multi_platform::run(
@@ -393,11 +394,31 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
             .map(|s| s.annotations_for(AnnotationTarget::ManifestDescriptor))
             .unwrap_or_default();
         let mut record = image.as_ref().unwrap_or(&built).clone();
-        if let Some(index) = with_attestations(&record)? {
+        let image_record = record.clone();
+        let local = match out {
+            OutputRequestSpec::Local(dir) => Some(dir),
+            _ => None,
+        };
+        if local.is_none()
+            && let Some(index) = with_attestations(&record)?
+        {
             record.manifest = index;
         }
         super::save::export_output(&store, out, &archive_names, &record, &descriptor, &renderer)
             .with_context(|| format!("exporting to {}", out.describe()))?;
+        if let (Some(dir), Some(wanted)) = (local, &wanted) {
+            let facts = attestations::Facts {
+                request: &request,
+                steps: &output.steps,
+                bases: bases.clone(),
+                fetched: fetched.clone(),
+                git: request_files.context.git.clone(),
+                started_on: started_on.clone(),
+                finished_on: finished_on.clone(),
+            };
+            attestations::write_local(&store, wanted, &image_record, &platform, dir, &facts)
+                .with_context(|| format!("writing attestations to {}", dir.display()))?;
+        }
     }
     // (name pushed, digest): `--push` pushes the stored image under every -t, each
     // push=true output its own image under its names and the tags.

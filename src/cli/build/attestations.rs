@@ -9,6 +9,9 @@
 //! image manifest unless attestations are asked for.
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::Path;
 
 use anyhow::Context as _;
 use builder_attest::manifest::{Statement, put_attestation_manifest, scan_stored_image};
@@ -154,8 +157,13 @@ pub fn parse(
     Ok((wanted.sbom || wanted.provenance.is_some()).then_some(wanted))
 }
 
-/// Attestations go into an image index: a push or an OCI output carries it.
-pub fn check_outputs(push: bool, outputs: &[OutputRequest]) -> Result<(), UsageError> {
+/// Attestations go into an image index (a push, an OCI output) or, for type=local, beside the
+/// tree as files.
+pub fn check_outputs(
+    push: bool,
+    outputs: &[OutputRequest],
+    several_platforms: bool,
+) -> Result<(), UsageError> {
     let refuse = |what: &str, why: &str| {
         Err(UsageError(format!(
             "{what}: attestations (--sbom, --provenance, --attest) {why}"
@@ -177,12 +185,19 @@ pub fn check_outputs(push: bool, outputs: &[OutputRequest]) -> Result<(), UsageE
                     "cannot go into a docker archive (docker load takes no index): use type=oci",
                 );
             }
-            Some(OutputSpec::Local(_)) | Some(OutputSpec::RootfsTar(_)) => {
+            Some(OutputSpec::RootfsTar(_)) => {
                 return refuse(
                     &what,
-                    "are not written by type=local or type=tar yet: use type=oci or push",
+                    "are not written into type=tar archives yet: use type=local, type=oci or push",
                 );
             }
+            Some(OutputSpec::Local(_)) if several_platforms => {
+                return refuse(
+                    &what,
+                    "are not written into type=local directories of several platforms yet: use type=oci or push",
+                );
+            }
+            Some(OutputSpec::Local(_)) => carried = true,
             Some(_) => carried = true,
             None if out.push.is_some() => carried = true,
             None => {}
@@ -316,7 +331,54 @@ pub fn started_on(request: &BuildRequest) -> String {
     now_or_epoch(request)
 }
 
-/// The attestation manifest of one platform's image, stored; its index descriptor.
+/// The in-toto statements wanted for one platform's image, about `subjects`.
+fn statements(
+    store: &builder_cache::Store,
+    wanted: &Wanted,
+    image: &ImageRecord,
+    platform: &Platform,
+    names: &[String],
+    subjects: &[intoto::Subject],
+    facts: &Facts<'_>,
+) -> anyhow::Result<Vec<Statement>> {
+    let mut statements = Vec::new();
+    if wanted.sbom {
+        let inventory = scan_stored_image(store.blobs(), &image.manifest)
+            .with_context(|| format!("scanning the {platform} image for the SBOM"))?;
+        for w in &inventory.warnings {
+            errln!("WARNING: SBOM: {w}");
+        }
+        let name = names.first().map(String::as_str).unwrap_or("image");
+        let created = now_or_epoch(facts.request);
+        let tool = format!("builder-{}", env!("CARGO_PKG_VERSION"));
+        let doc = spdx::document(
+            &inventory,
+            &spdx::DocumentInfo {
+                name,
+                created: &created,
+                tool: &tool,
+            },
+        );
+        let stmt = intoto::statement(spdx::PREDICATE_TYPE, subjects, doc);
+        statements.push(Statement {
+            predicate_type: spdx::PREDICATE_TYPE.into(),
+            bytes: serde_json::to_vec(&stmt)?,
+        });
+    }
+    if let Some((mode, version, id)) = &wanted.provenance {
+        let bf = build_facts(facts, platform, id);
+        let pred = provenance::predicate(&bf, *mode, *version);
+        let stmt = intoto::statement(version.predicate_type(), subjects, pred);
+        statements.push(Statement {
+            predicate_type: version.predicate_type().into(),
+            bytes: serde_json::to_vec(&stmt)?,
+        });
+    }
+    Ok(statements)
+}
+
+/// The attestation manifest of one platform's image, stored; its index descriptor. The
+/// subjects are the image manifest under each name (`_` without one), as BuildKit's.
 pub fn attest_image(
     store: &builder_cache::Store,
     wanted: &Wanted,
@@ -339,42 +401,70 @@ pub fn attest_image(
             })
             .collect()
     };
-    let mut statements = Vec::new();
-    if wanted.sbom {
-        let inventory = scan_stored_image(store.blobs(), &image.manifest)
-            .with_context(|| format!("scanning the {platform} image for the SBOM"))?;
-        for w in &inventory.warnings {
-            errln!("WARNING: SBOM: {w}");
-        }
-        let name = names.first().map(String::as_str).unwrap_or("image");
-        let created = now_or_epoch(facts.request);
-        let tool = format!("builder-{}", env!("CARGO_PKG_VERSION"));
-        let doc = spdx::document(
-            &inventory,
-            &spdx::DocumentInfo {
-                name,
-                created: &created,
-                tool: &tool,
-            },
-        );
-        let stmt = intoto::statement(spdx::PREDICATE_TYPE, &subjects, doc);
-        statements.push(Statement {
-            predicate_type: spdx::PREDICATE_TYPE.into(),
-            bytes: serde_json::to_vec(&stmt)?,
-        });
-    }
-    if let Some((mode, version, id)) = &wanted.provenance {
-        let bf = build_facts(facts, platform, id);
-        let pred = provenance::predicate(&bf, *mode, *version);
-        let stmt = intoto::statement(version.predicate_type(), &subjects, pred);
-        statements.push(Statement {
-            predicate_type: version.predicate_type().into(),
-            bytes: serde_json::to_vec(&stmt)?,
-        });
-    }
+    let statements = statements(store, wanted, image, platform, names, &subjects, facts)?;
     Ok(put_attestation_manifest(
         store.blobs(),
         &image.manifest,
         &statements,
     )?)
+}
+
+/// `type=local`: the statements as files beside the exported tree, as BuildKit's local
+/// exporter writes them (`sbom.spdx.json`, `provenance.json`, mode 0600), their subjects every
+/// regular file of the tree with its sha256. Subject names are JSON strings: a file name that
+/// is not UTF-8 is written with replacement characters there (the file itself is untouched).
+pub fn write_local(
+    store: &builder_cache::Store,
+    wanted: &Wanted,
+    image: &ImageRecord,
+    platform: &Platform,
+    dir: &Path,
+    facts: &Facts<'_>,
+) -> anyhow::Result<()> {
+    let mut subjects = Vec::new();
+    collect_subjects(dir, dir, &mut subjects)?;
+    subjects.sort_by(|a, b| a.name.cmp(&b.name));
+    let statements = statements(store, wanted, image, platform, &[], &subjects, facts)?;
+    for s in statements {
+        let name = if s.predicate_type == spdx::PREDICATE_TYPE {
+            "sbom.spdx.json"
+        } else {
+            "provenance.json"
+        };
+        let value: serde_json::Value = serde_json::from_slice(&s.bytes)?;
+        let path = dir.join(name);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        file.write_all(&serde_json::to_vec_pretty(&value)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn collect_subjects(root: &Path, dir: &Path, out: &mut Vec<intoto::Subject>) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
+        let kind = entry.file_type()?;
+        let path = entry.path();
+        if kind.is_dir() {
+            collect_subjects(root, &path, out)?;
+        } else if kind.is_file() {
+            let mut file = std::fs::File::open(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let mut hasher = builder_cache::HashingReader::new(&mut file);
+            std::io::copy(&mut hasher, &mut std::io::sink())
+                .with_context(|| format!("reading {}", path.display()))?;
+            let rel = path.strip_prefix(root).unwrap_or(&path);
+            out.push(intoto::Subject {
+                name: rel.to_string_lossy().into_owned(),
+                sha256: hasher.finish().0.hex(),
+            });
+        }
+    }
+    Ok(())
 }
