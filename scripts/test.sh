@@ -44,6 +44,7 @@ cargo test --workspace --no-run --message-format=json 2>/dev/null | python3 -c '
 import json, sys
 keep = {
     "build_scratch",
+    "attestations",
     "build_flags",
     "build_context",
     "errors",

@@ -33,7 +33,7 @@ pub use compress::{
 };
 pub use error::SnapshotError;
 pub use parallel_gzip::{CHUNK_SIZE as GZIP_CHUNK_SIZE, ParallelGzipWriter};
-pub use reader::{ApplyStats, apply_layer, apply_layer_on, layer_diff_id};
+pub use reader::{ApplyStats, apply_layer, apply_layer_on, layer_diff_id, layer_tar};
 pub use recompress::recompress_layer;
 pub use snapshotter::{ActiveSnapshot, Diff, Snapshotter, detect_snapshotter, prepare};
 pub use writer::{LayerDigests, LayerOptions, write_layer};

@@ -96,6 +96,12 @@ pub fn layer_diff_id(layer: impl Read) -> Result<builder_cache::Digest, Snapshot
     Ok(reader.finish().0)
 }
 
+/// A layer blob's tar stream, decompressed by its magic: for readers of layer content that do
+/// not unpack it (the SBOM scanner).
+pub fn layer_tar<'a>(layer: impl Read + 'a) -> Result<impl Read + 'a, SnapshotError> {
+    decompressed(layer)
+}
+
 /// A zstd frame's first four bytes (RFC 8878).
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 

@@ -21,6 +21,7 @@ use builder_solver::resolve::StoreResolver;
 use builder_solver::{BuildRequest, Platform};
 use clap::Args;
 
+use super::outputs::OutputSpec as OutputRequestSpec;
 use super::outputs::{
     AnnotationTarget, ImageStyle, OutputRequest, check_push_name, check_stdout_outputs,
     finish_outputs, layer_compression, parse_annotation_flags, parse_output, store_style,
@@ -28,6 +29,7 @@ use super::outputs::{
 use super::progress::{ProgressMode, Renderer};
 use super::{Context, UsageError, normalize};
 
+mod attestations;
 mod multi_platform;
 
 #[derive(Args)]
@@ -121,12 +123,17 @@ pub struct BuildArgs {
     /// `builder debug` (a shell where it failed, with its env, user and cache mounts).
     #[arg(long, value_name = "keep|discard", default_value = "discard", value_parser = ["keep", "discard"])]
     on_error: String,
-    /// Accepted as `false` (builder attaches no attestations); anything else is refused.
-    #[arg(long, value_name = "false")]
+    /// SLSA provenance attestation: `true`/`false`, or `mode=min|max[,version=v1][,builder-id=URI]`
+    /// (shorthand for `--attest type=provenance,...`). Off unless asked for.
+    #[arg(long, value_name = "BOOL|mode=min|max,...")]
     provenance: Option<String>,
-    /// Accepted as `false` (builder attaches no SBOM); anything else is refused.
-    #[arg(long, value_name = "false")]
+    /// SBOM attestation (SPDX 2.3, scanned by builder itself): `true`/`false`
+    /// (shorthand for `--attest type=sbom`).
+    #[arg(long, value_name = "BOOL")]
     sbom: Option<String>,
+    /// Attestation `type=sbom|provenance[,KEY=VALUE...]`; repeatable.
+    #[arg(long = "attest")]
+    attest: Vec<String>,
     /// Evaluate the Dockerfile instead of building it: `build` (default), `check` (run the
     /// build checks; exit 1 if any warns), `outline` (build args, secrets, ssh ids of the
     /// target) or `targets` (the stages); add `,format=json` for JSON.
@@ -218,11 +225,28 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let mut platforms = multi_platform::parse_platforms(&args.platform)?;
     // `BUILDKIT_MULTI_PLATFORM=1`: an image index even for one platform, as BuildKit.
     let builtin = super::buildkit_args::BuiltinArgs::read(&parse_build_args(&args.build_args))?;
-    if platforms.len() > 1 || builtin.multi_platform {
+    let multi = platforms.len() > 1 || builtin.multi_platform;
+    let wanted = attestations::parse(
+        args.sbom.as_deref(),
+        args.provenance.as_deref(),
+        &args.attest,
+    )?;
+    if wanted.is_some() {
+        attestations::check_outputs(args.push, &parsed, multi)?;
+    }
+    if multi {
         if platforms.is_empty() {
             platforms.push(Platform::host());
         }
-        return multi_platform::run(ctx, &store, &args, &platforms, parsed, compression);
+        return multi_platform::run(
+            ctx,
+            &store,
+            &args,
+            &platforms,
+            parsed,
+            compression,
+            wanted.as_ref(),
+        );
     }
     // `--secret id=x,env=VAR` values sit in temp files, `--ssh ID=KEYFILE` agents listen and a
     // fetched context stays on disk until `request_files` drops at the end.
@@ -282,6 +306,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         renderer.finish();
         super::checks::fail_on_violation(&checks, &request, mode)?;
     }
+    let started_on = attestations::started_on(&request);
     let result = builder_solver::build(&store, &request, &resolver, &renderer);
     renderer.finish();
     super::checks::print_build_warnings(&checks, &request, mode);
@@ -347,6 +372,43 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     for name in &names {
         store.images().set(name, stored.clone())?;
     }
+    // With attestations, each image written or pushed goes as an index of it and its
+    // attestation manifest (one per distinct manifest, made once).
+    let bases = resolver.resolved();
+    let fetched = resolver.fetched();
+    let finished_on = attestations::started_on(&request);
+    let mut indexes: BTreeMap<Digest, Digest> = BTreeMap::new();
+    let mut with_attestations = |record: &ImageRecord| -> anyhow::Result<Option<Digest>> {
+        let Some(wanted) = &wanted else {
+            return Ok(None);
+        };
+        if let Some(index) = indexes.get(&record.manifest) {
+            return Ok(Some(*index));
+        }
+        let facts = attestations::Facts {
+            request: &request,
+            steps: &output.steps,
+            bases: bases.clone(),
+            fetched: fetched.clone(),
+            git: request_files.context.git.clone(),
+            started_on: started_on.clone(),
+            finished_on: finished_on.clone(),
+        };
+        let d = attestations::attest_image(&store, wanted, record, &platform, &names, &facts)?;
+        let index = multi_platform::put_index(&store, &[(platform.clone(), record.clone())], &[d])?;
+        indexes.insert(record.manifest, index);
+        Ok(Some(index))
+    };
+    let push_one = |target: &str, record: &ImageRecord, index: Option<Digest>| match index {
+        Some(index) => super::registry::push_manifest(
+            &store,
+            target,
+            index,
+            builder_cache::manifest::media_type::OCI_INDEX,
+            &renderer,
+        ),
+        None => super::registry::push_image(&store, target, record, &renderer),
+    };
     for (p, image) in parsed.iter().zip(&images) {
         let Some(out) = &p.spec else { continue };
         let mut archive_names = tags.clone();
@@ -356,9 +418,32 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
             .as_ref()
             .map(|s| s.annotations_for(AnnotationTarget::ManifestDescriptor))
             .unwrap_or_default();
-        let record = image.as_ref().unwrap_or(&built);
-        super::save::export_output(&store, out, &archive_names, record, &descriptor, &renderer)
+        let mut record = image.as_ref().unwrap_or(&built).clone();
+        let image_record = record.clone();
+        let local = match out {
+            OutputRequestSpec::Local(dir) => Some(dir),
+            _ => None,
+        };
+        if local.is_none()
+            && let Some(index) = with_attestations(&record)?
+        {
+            record.manifest = index;
+        }
+        super::save::export_output(&store, out, &archive_names, &record, &descriptor, &renderer)
             .with_context(|| format!("exporting to {}", out.describe()))?;
+        if let (Some(dir), Some(wanted)) = (local, &wanted) {
+            let facts = attestations::Facts {
+                request: &request,
+                steps: &output.steps,
+                bases: bases.clone(),
+                fetched: fetched.clone(),
+                git: request_files.context.git.clone(),
+                started_on: started_on.clone(),
+                finished_on: finished_on.clone(),
+            };
+            attestations::write_local(&store, wanted, &image_record, &platform, dir, &facts)
+                .with_context(|| format!("writing attestations to {}", dir.display()))?;
+        }
     }
     // (name pushed, digest): `--push` pushes the stored image under every -t, each
     // push=true output its own image under its names and the tags.
@@ -366,8 +451,9 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let mut primary: Option<(Vec<String>, ImageRecord)> = None;
     if args.push {
         cache.remember_pushed(&store, &tags, &stored);
+        let index = with_attestations(&stored)?;
         for tag in &tags {
-            let digest = super::registry::push_image(&store, tag, &stored, &renderer)?;
+            let digest = push_one(tag, &stored, index)?;
             pushed.push((tag.clone(), digest));
         }
         primary = Some((tags.clone(), stored.clone()));
@@ -386,7 +472,8 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
             } else {
                 name.clone()
             };
-            let digest = super::registry::push_image(&store, &target, record, &renderer)?;
+            let index = with_attestations(record)?;
+            let digest = push_one(&target, record, index)?;
             if push.by_digest {
                 errln!("pushed {target}");
             }
@@ -632,16 +719,6 @@ fn make_request(
                 .map_err(|e| UsageError(format!("--build-context {name}: {e}")))?,
         };
         build_contexts.insert(name.to_string(), context);
-    }
-    for (flag, value) in [("provenance", &args.provenance), ("sbom", &args.sbom)] {
-        if let Some(v) = value
-            && !matches!(v.as_str(), "false" | "0")
-        {
-            return Err(UsageError(format!(
-                "--{flag}={v}: builder does not attach attestations to images; use --{flag}=false or leave the flag out"
-            ))
-            .into());
-        }
     }
     let request = BuildRequest {
         dockerfile_name,

@@ -107,6 +107,15 @@ fn parse_go_bool(v: &str) -> Option<bool> {
 pub struct Remembering<'a> {
     inner: &'a dyn ImageResolver,
     seen: std::sync::Mutex<BTreeMap<(String, String), Result<ResolvedImage, String>>>,
+    /// `ADD <url>` downloads and `ADD <git>` checkouts, for the provenance's materials.
+    fetched: std::sync::Mutex<Vec<Fetched>>,
+}
+
+/// A remote input the build fetched: its URL and what it resolved to.
+#[derive(Clone, Debug)]
+pub enum Fetched {
+    Url { url: String, sha256: String },
+    Git { url: String, commit: String },
 }
 
 impl<'a> Remembering<'a> {
@@ -114,7 +123,29 @@ impl<'a> Remembering<'a> {
         Remembering {
             inner,
             seen: std::sync::Mutex::new(BTreeMap::new()),
+            fetched: std::sync::Mutex::new(Vec::new()),
         }
+    }
+}
+
+impl Remembering<'_> {
+    /// Every URL and git source fetched so far.
+    pub fn fetched(&self) -> Vec<Fetched> {
+        self.fetched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Every base image resolved so far (the provenance's materials).
+    pub fn resolved(&self) -> Vec<(Platform, ResolvedImage)> {
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.iter()
+            .filter_map(|((_, platform), r)| {
+                let p: Platform = platform.parse().ok()?;
+                Some((p, r.as_ref().ok()?.clone()))
+            })
+            .collect()
     }
 }
 
@@ -128,7 +159,15 @@ impl ImageResolver for Remembering<'_> {
     }
 
     fn fetch_url(&self, url: &str) -> Result<RemoteFile, String> {
-        self.inner.fetch_url(url)
+        let file = self.inner.fetch_url(url)?;
+        self.fetched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Fetched::Url {
+                url: url.to_string(),
+                sha256: file.digest.hex(),
+            });
+        Ok(file)
     }
 
     fn fetch_git(
@@ -136,7 +175,15 @@ impl ImageResolver for Remembering<'_> {
         url: &str,
         keep_git_dir: bool,
     ) -> Result<builder_solver::convert::GitCheckout, String> {
-        self.inner.fetch_git(url, keep_git_dir)
+        let checkout = self.inner.fetch_git(url, keep_git_dir)?;
+        self.fetched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Fetched::Git {
+                url: url.to_string(),
+                commit: checkout.commit.clone(),
+            });
+        Ok(checkout)
     }
 }
 

@@ -30,6 +30,8 @@ pub struct BuildContext {
     pub remote: bool,
     /// What the build is of, for messages (`git https://… at <commit>`).
     pub describe: Option<String>,
+    /// A git context's URL and the commit checked out (the provenance's config source).
+    pub git: Option<(String, String)>,
     _keep: Keep,
 }
 
@@ -88,6 +90,7 @@ pub fn resolve(arg: &OsStr, store: &Store, opts: Options<'_>) -> anyhow::Result<
         dockerfile: None,
         remote: false,
         describe: None,
+        git: None,
         _keep: Keep::Nothing,
     })
 }
@@ -117,6 +120,7 @@ fn from_bytes_or_archive(
             dockerfile: None,
             remote: true,
             describe: None,
+            git: None,
             _keep: Keep::Dir(dir),
         });
     }
@@ -129,6 +133,7 @@ fn from_bytes_or_archive(
         dockerfile: Some(dockerfile),
         remote: true,
         describe: None,
+        git: None,
         _keep: Keep::Dir(dir),
     })
 }
@@ -175,6 +180,17 @@ fn from_git(r: GitRef, store: &Store, opts: Options<'_>) -> anyhow::Result<Build
     fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let fetcher = GitFetcher::new(store.git_dir(), opts.auth);
     let checkout = fetcher.checkout(&r, &tmp)?;
+    let mut git_source = Some((
+        format!(
+            "{}{}",
+            r.fetch_url(),
+            r.reference
+                .as_deref()
+                .map(|x| format!("#{x}"))
+                .unwrap_or_default()
+        ),
+        checkout.commit.clone(),
+    ));
     let describe = format!(
         "git {}{} at {}",
         r.fetch_url(),
@@ -189,6 +205,7 @@ fn from_git(r: GitRef, store: &Store, opts: Options<'_>) -> anyhow::Result<Build
         dockerfile: None,
         remote: true,
         describe: Some(describe),
+        git: git_source.take(),
         _keep: Keep::Checkout(checkout),
     })
 }
@@ -245,6 +262,7 @@ pub fn resolve_named(
         dockerfile: None,
         remote: true,
         describe: Some(value.to_string()),
+        git: None,
         _keep: Keep::Dir(dir),
     })))
 }

@@ -172,6 +172,7 @@ pub fn run(
     platforms: &[Platform],
     outputs: Vec<OutputRequest>,
     compression: builder_snapshot::Compression,
+    wanted: Option<&super::attestations::Wanted>,
 ) -> anyhow::Result<ExitCode> {
     check_outputs(&outputs)?;
     // Such a context is one platform's manifest, picked when it is imported.
@@ -218,6 +219,7 @@ pub fn run(
     // Each platform's image, kept under no name until the index holds them.
     let _lease = builder_cache::gc::build_lease(store.root())?;
     let mut built: Vec<(Platform, ImageRecord)> = Vec::new();
+    let mut attestations = Vec::new();
     let mut steps = Vec::new();
     let mut mounts = Vec::new();
     let mut warnings = Vec::new();
@@ -248,6 +250,7 @@ pub fn run(
         };
         // Looked up once for the checks and the build.
         let resolver = super::super::checks::Remembering::new(&resolver);
+        let started_on = super::attestations::started_on(&request);
         let sink = PlatformSink {
             inner: &renderer,
             platform: platform.to_string(),
@@ -275,6 +278,20 @@ pub fn run(
             created: output.config.created.clone().unwrap_or_default(),
         };
         store.images().add_untagged(record.clone())?;
+        if let Some(wanted) = wanted {
+            let facts = super::attestations::Facts {
+                request: &request,
+                steps: &output.steps,
+                bases: resolver.resolved(),
+                fetched: resolver.fetched(),
+                git: files.context.git.clone(),
+                finished_on: super::attestations::started_on(&request),
+                started_on,
+            };
+            let d =
+                super::attestations::attest_image(store, wanted, &record, platform, &tags, &facts)?;
+            attestations.push(d);
+        }
         built.push((platform.clone(), record));
         steps.extend(output.steps);
         mounts.extend(output.cache_mounts);
@@ -291,7 +308,7 @@ pub fn run(
     for warning in &warnings {
         errln!("WARNING: {warning}");
     }
-    let index = put_index(store, &built)?;
+    let index = put_index(store, &built, &attestations)?;
     for out in &outputs {
         match &out.spec {
             Some(OutputSpec::Local(dest)) => {
@@ -435,10 +452,12 @@ fn store_index(
     Ok(())
 }
 
-/// The OCI index of the platforms' images, stored as a blob; returns its digest.
-fn put_index(
+/// The OCI index of the platforms' images, then their attestation manifests (as BuildKit orders
+/// them), stored as a blob; returns its digest.
+pub(super) fn put_index(
     store: &builder_cache::Store,
     built: &[(Platform, ImageRecord)],
+    attestations: &[Descriptor],
 ) -> anyhow::Result<Digest> {
     let mut manifests = Vec::new();
     for (platform, record) in built {
@@ -459,6 +478,7 @@ fn put_index(
         });
         manifests.push(d);
     }
+    manifests.extend(attestations.iter().cloned());
     let index = Index {
         schema_version: 2,
         media_type: Some(media_type::OCI_INDEX.into()),

@@ -1,0 +1,643 @@
+//! `--sbom`, `--provenance`, `--attest`: attestations attached to the image as BuildKit
+//! attaches them (an index holding the image and an `unknown/unknown` attestation manifest of
+//! in-toto statements), pushed with the image or kept in an OCI output; refused, with the
+//! reason, where no index can go.
+
+mod common;
+#[path = "../registry/tests/support/registry.rs"]
+#[allow(dead_code)]
+mod registry_support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use common::{Env, have};
+use registry_support::{Auth, Registry};
+use serde_json::Value;
+
+/// A Debian minbase rootfs tarball: $BUILDER_TEST_DEBIAN_ROOTFS (.ci/run makes one with
+/// debootstrap), else the one bench/ uses.
+fn debian_rootfs() -> PathBuf {
+    std::env::var_os("BUILDER_TEST_DEBIAN_ROOTFS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp/bench/rootfs.tar"))
+}
+
+/// A venv with `spdx-tools` and `check-jsonschema` from PyPI: $BUILDER_TEST_ATTEST_VENV
+/// (.ci/run makes one).
+fn validators() -> Option<PathBuf> {
+    let venv = PathBuf::from(std::env::var_os("BUILDER_TEST_ATTEST_VENV")?);
+    let bin = venv.join("bin");
+    (bin.join("pyspdxtools").exists() && bin.join("check-jsonschema").exists()).then_some(bin)
+}
+
+/// The SBOM through `pyspdxtools -i`, the provenance through `check-jsonschema` against the
+/// SLSA v0.2 field model (tests/fixtures).
+fn validate(env: &Env, sbom: &Value, provenance: &Value) {
+    let Some(bin) = validators() else {
+        eprintln!(
+            "SKIP: validation: BUILDER_TEST_ATTEST_VENV names no venv with spdx-tools and check-jsonschema"
+        );
+        return;
+    };
+    let sbom_file = env.path("sbom.spdx.json");
+    std::fs::write(&sbom_file, serde_json::to_vec(sbom).unwrap()).unwrap();
+    let out = std::process::Command::new(bin.join("pyspdxtools"))
+        .arg("-i")
+        .arg(&sbom_file)
+        .output()
+        .expect("run pyspdxtools");
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && !log.contains("invalid"),
+        "pyspdxtools: {log}"
+    );
+    let prov_file = env.path("provenance.json");
+    std::fs::write(&prov_file, serde_json::to_vec(provenance).unwrap()).unwrap();
+    let out = std::process::Command::new(bin.join("check-jsonschema"))
+        .arg("--schemafile")
+        .arg(common::fixtures().join("slsa-provenance-v0.2.schema.json"))
+        .arg(&prov_file)
+        .output()
+        .expect("run check-jsonschema");
+    assert!(
+        out.status.success(),
+        "check-jsonschema: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+const SECRET: &str = "s3cr3t-value-never-in-a-blob";
+
+/// A context whose base is the Debian minbase rootfs tarball (`ADD rootfs.tar /` onto
+/// scratch), with a Python dist-info copied in and a step that reads a secret.
+fn debian_context(env: &Env) -> Option<PathBuf> {
+    let rootfs = debian_rootfs();
+    if !rootfs.exists() {
+        eprintln!(
+            "SKIP: no Debian rootfs at {} (set BUILDER_TEST_DEBIAN_ROOTFS; .ci/run makes one with debootstrap)",
+            rootfs.display()
+        );
+        return None;
+    }
+    let ctx = env.context(
+        "debian",
+        &[
+            (
+                "Dockerfile",
+                "FROM scratch\nADD rootfs.tar /\nCOPY six-1.16.0.dist-info /usr/lib/python3/dist-packages/six-1.16.0.dist-info\nRUN --mount=type=secret,id=tok cat /run/secrets/tok > /dev/null\n",
+            ),
+            (
+                "six-1.16.0.dist-info/METADATA",
+                "Metadata-Version: 2.1\nName: six\nVersion: 1.16.0\nLicense: MIT\n\nPython 2 and 3 compatibility utilities\n",
+            ),
+            ("tok", SECRET),
+        ],
+    );
+    if std::fs::hard_link(&rootfs, ctx.join("rootfs.tar")).is_err() {
+        std::fs::copy(&rootfs, ctx.join("rootfs.tar")).expect("copy the rootfs");
+    }
+    Some(ctx)
+}
+
+fn json(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).expect("JSON")
+}
+
+/// Blobs of an OCI layout directory, by digest.
+fn layout_blob(dir: &Path, digest: &str) -> Vec<u8> {
+    let hex = digest.strip_prefix("sha256:").expect("sha256 digest");
+    std::fs::read(dir.join("blobs/sha256").join(hex)).expect("blob in the layout")
+}
+
+/// The statements of the attestation manifest, by predicate type, checked against the index.
+fn statements(index: &Value, fetch: &dyn Fn(&str) -> Vec<u8>) -> BTreeMap<String, Value> {
+    let manifests = index["manifests"].as_array().expect("an index");
+    assert_eq!(manifests.len(), 2, "{index}");
+    let image = &manifests[0];
+    assert_eq!(image["platform"]["os"], "linux");
+    let att = &manifests[1];
+    assert_eq!(att["platform"]["os"], "unknown");
+    assert_eq!(att["platform"]["architecture"], "unknown");
+    assert_eq!(
+        att["annotations"]["vnd.docker.reference.type"],
+        "attestation-manifest"
+    );
+    assert_eq!(
+        att["annotations"]["vnd.docker.reference.digest"],
+        image["digest"]
+    );
+    let manifest = json(&fetch(att["digest"].as_str().unwrap()));
+    let mut out = BTreeMap::new();
+    for layer in manifest["layers"].as_array().unwrap() {
+        assert_eq!(layer["mediaType"], "application/vnd.in-toto+json");
+        let stmt = json(&fetch(layer["digest"].as_str().unwrap()));
+        assert_eq!(stmt["_type"], "https://in-toto.io/Statement/v0.1");
+        assert_eq!(
+            stmt["predicateType"],
+            layer["annotations"]["in-toto.io/predicate-type"]
+        );
+        assert_eq!(
+            format!(
+                "sha256:{}",
+                stmt["subject"][0]["digest"]["sha256"].as_str().unwrap()
+            ),
+            image["digest"].as_str().unwrap()
+        );
+        out.insert(stmt["predicateType"].as_str().unwrap().to_string(), stmt);
+    }
+    out
+}
+
+/// name → version of the SBOM's packages.
+fn sbom_versions(stmt: &Value) -> BTreeMap<String, String> {
+    let doc = &stmt["predicate"];
+    assert_eq!(doc["spdxVersion"], "SPDX-2.3");
+    doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .skip(1)
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["versionInfo"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn pushed_index_carries_an_sbom_matching_dpkg_and_max_provenance_without_secrets() {
+    if !have("docker-registry") || !have("skopeo") {
+        eprintln!("SKIP: docker-registry or skopeo is not installed");
+        return;
+    }
+    let env = Env::new();
+    let Some(ctx) = debian_context(&env) else {
+        return;
+    };
+    let reg = Registry::start(Auth::None);
+    let name = format!("localhost:{}/app:1", reg.port);
+    let secret = format!("id=tok,src={}", ctx.join("tok").display());
+    env.build_ok(
+        &ctx,
+        &[
+            "-t",
+            &name,
+            "--push",
+            "--sbom=true",
+            "--provenance=mode=max",
+            "--secret",
+            &secret,
+            "--build-arg",
+            "VISIBLE=yes",
+        ],
+    );
+    let raw = |reference: &str| -> Vec<u8> {
+        let out = env
+            .skopeo()
+            .args([
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                &format!("docker://{reference}"),
+            ])
+            .output()
+            .expect("run skopeo");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let index = json(&raw(&name));
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    // The whole index, attestation manifests and layers included, as a registry client gets it.
+    let layout = env.path("pulled");
+    let out = env
+        .skopeo()
+        .args([
+            "copy",
+            "--all",
+            "--src-tls-verify=false",
+            &format!("docker://{name}"),
+            &format!("oci:{}", layout.display()),
+        ])
+        .output()
+        .expect("run skopeo");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let repo = format!("localhost:{}/app", reg.port);
+    let fetch = |digest: &str| -> Vec<u8> {
+        // Manifests by skopeo inspect --raw from the registry; blobs from the copy.
+        let manifest = env
+            .skopeo()
+            .args([
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                &format!("docker://{repo}@{digest}"),
+            ])
+            .output()
+            .expect("run skopeo");
+        if manifest.status.success() && !manifest.stdout.is_empty() {
+            return manifest.stdout;
+        }
+        layout_blob(&layout, digest)
+    };
+    let stmts = statements(&index, &fetch);
+    let sbom = &stmts["https://spdx.dev/Document"];
+    let versions = sbom_versions(sbom);
+    // Every installed package dpkg-query reports in the image, with its version.
+    let listed = env.ok(&[
+        "run",
+        "--rm",
+        &name,
+        "dpkg-query",
+        "-W",
+        "-f",
+        "${Package} ${Version}\\n",
+    ]);
+    let mut count = 0;
+    for line in listed.lines() {
+        let (pkg, version) = line.split_once(' ').unwrap();
+        assert_eq!(
+            versions.get(pkg).map(String::as_str),
+            Some(version),
+            "{pkg} in the SBOM"
+        );
+        count += 1;
+    }
+    assert!(count > 50, "a Debian base has dozens of packages: {listed}");
+    assert_eq!(versions.get("six").map(String::as_str), Some("1.16.0"));
+    let six = sbom["predicate"]["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "six")
+        .unwrap();
+    assert_eq!(six["licenseDeclared"], "MIT");
+    assert_eq!(
+        six["externalRefs"][0]["referenceLocator"],
+        "pkg:pypi/six@1.16.0"
+    );
+    assert!(
+        six["sourceInfo"]
+            .as_str()
+            .unwrap()
+            .contains("six-1.16.0.dist-info/METADATA")
+    );
+    let subject = sbom["subject"][0]["name"].as_str().unwrap();
+    assert!(
+        subject.starts_with(&format!(
+            "pkg:docker/localhost%3A{}/app@1?platform=linux%2F",
+            reg.port
+        )),
+        "{subject}"
+    );
+
+    let prov = &stmts["https://slsa.dev/provenance/v0.2"]["predicate"];
+    assert_eq!(prov["buildType"], "https://mobyproject.org/buildkit@v1");
+    assert_eq!(prov["invocation"]["parameters"]["secrets"][0]["id"], "tok");
+    assert_eq!(
+        prov["invocation"]["parameters"]["args"]["build-arg:VISIBLE"],
+        "yes"
+    );
+    let steps = prov["buildConfig"]["llbDefinition"].as_array().unwrap();
+    assert!(
+        steps
+            .iter()
+            .any(|s| s["name"].as_str().unwrap().contains("ADD rootfs.tar")),
+        "{prov}"
+    );
+    validate(&env, &sbom["predicate"], prov);
+    // The secret's value is in no blob the registry holds.
+    for entry in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
+        let path = entry.unwrap().path();
+        let blob = std::fs::read(&path).unwrap();
+        let mut text = blob.clone();
+        if blob.starts_with(&[0x1f, 0x8b]) {
+            text.clear();
+            std::io::Read::read_to_end(
+                &mut flate2::read::MultiGzDecoder::new(&blob[..]),
+                &mut text,
+            )
+            .unwrap();
+        }
+        assert!(
+            !text.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+            "the secret is in {}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn oci_output_keeps_v1_provenance_of_a_busybox_image() {
+    let env = Env::new();
+    env.busybox_base();
+    let ctx = env.context(
+        "ctx",
+        &[("Dockerfile", "FROM busybox:test\nRUN echo hi > /hi\n")],
+    );
+    let dest = env.path("layout");
+    env.build_ok(
+        &ctx,
+        &[
+            "-t",
+            "app:1",
+            "--attest",
+            "type=provenance,mode=min,version=v1",
+            "--output",
+            &format!("type=oci,dest={},tar=false", dest.display()),
+        ],
+    );
+    let top = json(&std::fs::read(dest.join("index.json")).unwrap());
+    let index = json(&layout_blob(
+        &dest,
+        top["manifests"][0]["digest"].as_str().unwrap(),
+    ));
+    let stmts = statements(&index, &|d| layout_blob(&dest, d));
+    let prov = &stmts["https://slsa.dev/provenance/v1"]["predicate"];
+    assert_eq!(
+        prov["buildDefinition"]["buildType"],
+        "https://github.com/moby/buildkit/blob/master/docs/attestations/slsa-definitions.md"
+    );
+    // The base image is a material, with its manifest digest.
+    let dep = &prov["buildDefinition"]["resolvedDependencies"][0];
+    assert!(
+        dep["uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("pkg:docker/busybox@test?platform=linux%2F"),
+        "{prov}"
+    );
+    assert_eq!(dep["digest"]["sha256"].as_str().unwrap().len(), 64);
+    // mode=min: no build graph.
+    assert!(
+        prov["buildDefinition"]["internalParameters"]
+            .get("buildConfig")
+            .is_none()
+    );
+    // No SBOM was asked for.
+    assert_eq!(stmts.len(), 1);
+}
+
+#[test]
+fn attestations_where_no_index_can_go_are_refused_before_building() {
+    let env = Env::new();
+    let ctx = env.context(
+        "ctx",
+        &[("Dockerfile", "FROM scratch\nCOPY Dockerfile /\n")],
+    );
+    for (args, message) in [
+        (
+            &["-t", "app:1", "--sbom=true"][..],
+            "image store cannot hold",
+        ),
+        (
+            &["-t", "app:1", "--provenance=mode=max"][..],
+            "image store cannot hold",
+        ),
+        (
+            &[
+                "--sbom=generator=docker/scout-sbom-indexer",
+                "-o",
+                "type=oci,dest=x.tar",
+            ][..],
+            "scans the image itself",
+        ),
+        (
+            &[
+                "--attest",
+                "type=sbom,scan-context=true",
+                "-o",
+                "type=oci,dest=x.tar",
+            ][..],
+            "scan-context",
+        ),
+        (
+            &["--attest", "type=sbom", "-o", "type=tar,dest=out.tar"][..],
+            "type=tar",
+        ),
+        (
+            &[
+                "--sbom=true",
+                "--platform",
+                "linux/amd64,linux/arm64",
+                "-o",
+                "type=local,dest=out",
+            ][..],
+            "several platforms",
+        ),
+        (
+            &["--attest", "type=nope", "-o", "type=oci,dest=x.tar"][..],
+            "expected sbom or provenance",
+        ),
+        (
+            &["--provenance=mode=huge", "-o", "type=oci,dest=x.tar"][..],
+            "expected min or max",
+        ),
+    ] {
+        let out = env.build(&ctx, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    // Turned off, they ask for nothing.
+    env.build_ok(&ctx, &["-t", "app:1", "--sbom=false", "--provenance=false"]);
+}
+
+#[test]
+fn each_platform_of_an_index_gets_its_own_attestation_manifest() {
+    let env = Env::new();
+    let ctx = env.context(
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM scratch\nCOPY node_modules /app/node_modules\n",
+            ),
+            (
+                "node_modules/left-pad/package.json",
+                r#"{"name":"left-pad","version":"1.3.0","license":"WTFPL"}"#,
+            ),
+        ],
+    );
+    let dest = env.path("layout");
+    env.build_ok(
+        &ctx,
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "--sbom=true",
+            "--output",
+            &format!("type=oci,dest={},tar=false", dest.display()),
+        ],
+    );
+    let top = json(&std::fs::read(dest.join("index.json")).unwrap());
+    let index = json(&layout_blob(
+        &dest,
+        top["manifests"][0]["digest"].as_str().unwrap(),
+    ));
+    let manifests = index["manifests"].as_array().unwrap();
+    assert_eq!(manifests.len(), 4, "{index}");
+    // The images first, then one attestation manifest for each, naming it.
+    for (image, att) in manifests[..2].iter().zip(&manifests[2..]) {
+        assert_eq!(
+            att["annotations"]["vnd.docker.reference.digest"],
+            image["digest"]
+        );
+        assert_eq!(att["platform"]["os"], "unknown");
+        let m = json(&layout_blob(&dest, att["digest"].as_str().unwrap()));
+        let stmt = json(&layout_blob(
+            &dest,
+            m["layers"][0]["digest"].as_str().unwrap(),
+        ));
+        // No name: the subject is `_`, as BuildKit's.
+        assert_eq!(stmt["subject"][0]["name"], "_");
+        let versions = sbom_versions(&stmt);
+        assert_eq!(versions.get("left-pad").map(String::as_str), Some("1.3.0"));
+        let pkg = &stmt["predicate"]["packages"][1];
+        assert_eq!(pkg["licenseDeclared"], "WTFPL");
+        assert_eq!(
+            pkg["externalRefs"][0]["referenceLocator"],
+            "pkg:npm/left-pad@1.3.0"
+        );
+    }
+}
+
+/// A git context is the provenance's config source (URL and commit, vcs metadata), and an
+/// `ADD <url>` download a material with its sha256.
+#[test]
+fn provenance_names_the_git_commit_and_add_urls() {
+    use common::servers::{git, git_daemon, http_files, publish};
+    if !have("git") {
+        eprintln!("SKIP: git is not installed");
+        return;
+    }
+    let env = Env::new();
+    let files = env.path("files");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(files.join("data.txt"), "downloaded\n").unwrap();
+    let http = http_files(&files, None);
+    let work = env.path("work");
+    let base = env.path("srv");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::create_dir_all(&base).unwrap();
+    std::fs::write(
+        work.join("Dockerfile"),
+        format!(
+            "FROM scratch\nADD http://127.0.0.1:{}/data.txt /data.txt\n",
+            http.port
+        ),
+    )
+    .unwrap();
+    git(&work, &["init", "--quiet", "-b", "main"]);
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "--quiet", "-m", "one"]);
+    let commit = git(&work, &["rev-parse", "HEAD"]).trim().to_string();
+    publish(&work, &base, "repo");
+    let daemon = git_daemon(&base);
+    let url = format!("git://127.0.0.1:{}/repo.git#main", daemon.port);
+    let dest = env.path("layout");
+    let out = env
+        .cmd()
+        .args([
+            "build",
+            "--provenance=true",
+            "--output",
+            &format!("type=oci,dest={},tar=false", dest.display()),
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let top = json(&std::fs::read(dest.join("index.json")).unwrap());
+    let index = json(&layout_blob(
+        &dest,
+        top["manifests"][0]["digest"].as_str().unwrap(),
+    ));
+    let stmts = statements(&index, &|d| layout_blob(&dest, d));
+    let prov = &stmts["https://slsa.dev/provenance/v0.2"]["predicate"];
+    let source = &prov["invocation"]["configSource"];
+    assert_eq!(source["uri"], url.as_str(), "{prov}");
+    assert_eq!(source["digest"]["sha1"], commit.as_str());
+    let vcs = &prov["metadata"]["https://mobyproject.org/buildkit@v1#metadata"]["vcs"];
+    assert_eq!(vcs["revision"], commit.as_str());
+    let data = builder_cache::Digest::of(b"downloaded\n").hex();
+    let materials = prov["materials"].as_array().unwrap();
+    assert!(
+        materials.iter().any(|m| m["uri"]
+            == format!("http://127.0.0.1:{}/data.txt", http.port).as_str()
+            && m["digest"]["sha256"] == data.as_str()),
+        "{prov}"
+    );
+}
+
+/// `type=local`: the statements are files beside the tree (BuildKit's names), about every
+/// file of it.
+#[test]
+fn local_output_writes_the_statements_as_files() {
+    let env = Env::new();
+    let ctx = env.context(
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM scratch\nCOPY node_modules /app/node_modules\n",
+            ),
+            (
+                "node_modules/left-pad/package.json",
+                r#"{"name":"left-pad","version":"1.3.0"}"#,
+            ),
+        ],
+    );
+    let dest = env.path("out");
+    env.build_ok(
+        &ctx,
+        &[
+            "--sbom=true",
+            "--provenance=mode=max",
+            "--output",
+            &format!("type=local,dest={}", dest.display()),
+        ],
+    );
+    assert!(dest.join("app/node_modules/left-pad/package.json").exists());
+    let sbom = json(&std::fs::read(dest.join("sbom.spdx.json")).unwrap());
+    assert_eq!(sbom["predicateType"], "https://spdx.dev/Document");
+    assert_eq!(
+        sbom_versions(&sbom).get("left-pad").map(String::as_str),
+        Some("1.3.0")
+    );
+    let subject = &sbom["subject"][0];
+    assert_eq!(subject["name"], "app/node_modules/left-pad/package.json");
+    assert_eq!(
+        subject["digest"]["sha256"].as_str().unwrap(),
+        builder_cache::Digest::of(br#"{"name":"left-pad","version":"1.3.0"}"#).hex()
+    );
+    let prov = json(&std::fs::read(dest.join("provenance.json")).unwrap());
+    assert_eq!(prov["predicateType"], "https://slsa.dev/provenance/v0.2");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dest.join("provenance.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
