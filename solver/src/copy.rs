@@ -98,13 +98,21 @@ pub fn copy(
             // own owner, mode and times when it exists, and is made like any missing parent
             // (0755, the --chown owner or root) when it does not — as BuildKit does. Giving it the
             // source's mode and root ownership broke `USER app; COPY . .` into a home directory.
-            ensure_dir_in(dest_root, &kept, attrs, &mut created)?;
+            let top = ensure_dir_in(dest_root, &kept, attrs, &mut created)?;
+            let mut placed = PlacedDirs::new(top);
             for (rel, host, meta) in src.walk_excluding(sel, &exclude)? {
                 check_cancelled()?;
-                let target = resolve_in_root(dest_root, join_rel(&kept, &rel), false)
-                    .map_err(io_err(dest_root))?;
-                write_entry(&host, &meta, &target, attrs)?;
+                let (target, parent_fresh) = match placed.child(&rel) {
+                    Some(found) => found,
+                    None => (
+                        resolve_in_root(dest_root, join_rel(&kept, &rel), false)
+                            .map_err(io_err(dest_root))?,
+                        false,
+                    ),
+                };
+                let made = write_entry_in(&host, &meta, &target, attrs, parent_fresh)?;
                 if meta.is_dir() {
+                    placed.insert(rel, target.clone(), parent_fresh || made);
                     dir_times.push((target, meta));
                 }
             }
@@ -258,27 +266,77 @@ fn remove_existing(target: &Path, keep_dir: bool) -> Result<(), CopyError> {
     }
 }
 
+/// The directories a directory copy has written so far (relative to the copied directory),
+/// with where they are on the host, so their children need no path resolution inside the root:
+/// each was resolved once, and `write_entry_in` left a real directory there (never a symlink).
+/// `fresh`: made by this copy, so nothing is in it yet to replace.
+struct PlacedDirs {
+    dirs: std::collections::HashMap<PathBuf, (PathBuf, bool)>,
+}
+
+impl PlacedDirs {
+    /// `top`: the destination directory, resolved (it may have existed).
+    fn new(top: PathBuf) -> Self {
+        let mut dirs = std::collections::HashMap::new();
+        dirs.insert(PathBuf::new(), (top, false));
+        PlacedDirs { dirs }
+    }
+
+    fn insert(&mut self, rel: PathBuf, host: PathBuf, fresh: bool) {
+        self.dirs.insert(rel, (host, fresh));
+    }
+
+    /// Where `rel` goes and whether its parent is fresh, when its parent was placed.
+    fn child(&self, rel: &Path) -> Option<(PathBuf, bool)> {
+        let name = rel.file_name()?;
+        let (dir, fresh) = self.dirs.get(rel.parent()?)?;
+        Some((dir.join(name), *fresh))
+    }
+}
+
 fn write_entry(
     src: &Path,
     meta: &Metadata,
     target: &Path,
     attrs: Attributes<'_>,
 ) -> Result<(), CopyError> {
+    write_entry_in(src, meta, target, attrs, false).map(|_| ())
+}
+
+/// Writes one entry at `target`, replacing what is there unless `parent_fresh` says the
+/// parent was made by this copy (then nothing is, and the checks are skipped: on an overlay
+/// mount each costs a lookup). True when a directory was created (not one kept).
+fn write_entry_in(
+    src: &Path,
+    meta: &Metadata,
+    target: &Path,
+    attrs: Attributes<'_>,
+    parent_fresh: bool,
+) -> Result<bool, CopyError> {
     let ft = meta.file_type();
     if ft.is_dir() {
-        remove_existing(target, true)?;
-        if !target.is_dir() {
+        let mut made = false;
+        if parent_fresh {
             fs::create_dir(target).map_err(io_err(target))?;
+            made = true;
+        } else {
+            remove_existing(target, true)?;
+            if !target.is_dir() {
+                fs::create_dir(target).map_err(io_err(target))?;
+                made = true;
+            }
         }
         apply_attrs(target, meta, attrs)?;
-        return Ok(());
+        return Ok(made);
     }
-    remove_existing(target, false)?;
+    if !parent_fresh {
+        remove_existing(target, false)?;
+    }
     if ft.is_symlink() {
         let link = fs::read_link(src).map_err(io_err(src))?;
         symlink(&link, target).map_err(io_err(target))?;
         lchown(target, owner_for(meta, attrs))?;
-        return Ok(());
+        return Ok(false);
     }
     if ft.is_file() {
         copy_file(src, target)?;
@@ -289,7 +347,8 @@ fn write_entry(
         mknod_like(meta, target)?;
     }
     apply_attrs(target, meta, attrs)?;
-    set_times(target, meta)
+    set_times(target, meta)?;
+    Ok(false)
 }
 
 /// A regular file's data, in chunks that notice a cancelled build (see
