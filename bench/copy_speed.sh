@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# bench/copy_speed.sh: issue #17's benchmark, builder against BuildKit (and Buildah), one command.
+#
+#   DOCKER_HOST=unix:///var/tmp/dk.sock bench/copy_speed.sh      (as root, from anywhere)
+#
+# Builds the release binary, then measures with the same inputs for every tool, each case run
+# interleaved builder / BuildKit / Buildah RUNS times after one warm-up, medians reported:
+#   cold   a Debian base + `COPY src/ /app/src/` of a FILES-file (~79 MB) tree + 14 small RUN
+#          steps, --no-cache;
+#   copy   the COPY step alone (the same Dockerfile without the RUN steps), --no-cache;
+#   edit   one source file rewritten before each run: the COPY and the RUN steps rerun;
+#   noop   nothing changed: everything from the cache;
+#   large  `FROM scratch` + `COPY big/ /big/` of ten 100 MB files, --no-cache, against
+#          `cp -r` + `sync -f` of the same tree on the same disk (target: >= 80% of cp's throughput);
+# and builder's peak RSS over all its runs (GNU time). Ratios are builder ÷ BuildKit.
+#
+# The BuildKit peer is the dockerd at $DOCKER_HOST (`DOCKER_BUILDKIT=1 docker build --network
+# host`, client $DOCKER, default /usr/bin/docker); BUILDKIT=0 skips it. Buildah (`buildah build --isolation chroot --layers`, storage in
+# the work dir) runs when installed; BUILDAH=0 skips it. Knobs: RUNS (5), FILES (20000),
+# BASE_TAR (a rootfs tarball for the base image, default /var/tmp/bench/rootfs.tar; without one,
+# busybox is the base), LARGE_MIB (100, per file), TMPDIR (work dir, default /var/tmp),
+# KEEP=1, ONLY="cold copy edit noop large".
+# Output: a Markdown table on stdout (progress on stderr; command output in $work/log).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+RUNS="${RUNS:-5}" FILES="${FILES:-20000}" LARGE_MIB="${LARGE_MIB:-100}" KEEP="${KEEP:-0}"
+ONLY="${ONLY:-cold copy edit noop large}"
+BASE_TAR="${BASE_TAR:-/var/tmp/bench/rootfs.tar}"
+export DOCKER_HOST="${DOCKER_HOST:-unix:///var/tmp/dk.sock}" DOCKER_BUILDKIT=1
+# a docker client that builds with the daemon's BuildKit itself (newer clients need buildx)
+DOCKER="${DOCKER:-$(command -v /usr/bin/docker || command -v docker || true)}"
+docker() { "$DOCKER" "$@"; }
+only() { [[ " $ONLY " == *" $1 "* ]]; }
+
+echo "building the release binary..." >&2
+(cd "$repo" && cargo build --release --quiet --bin builder)
+target="${CARGO_TARGET_DIR:-$repo/target}"
+case "$target" in /*) ;; *) target="$repo/$target" ;; esac
+BUILDER="$target/release/builder"
+GNUTIME=/usr/bin/time
+[ -x "$GNUTIME" ] || { echo "GNU time is needed for peak RSS: apt-get install time" >&2; exit 2; }
+BK="${BUILDKIT:-1}"
+if [ "$BK" != 0 ] && ! docker version >/dev/null 2>&1; then
+  echo "note: no docker daemon at $DOCKER_HOST: the BuildKit column is empty" >&2
+  BK=0
+fi
+BH="${BUILDAH:-1}"
+if [ "$BH" != 0 ] && ! command -v buildah >/dev/null; then
+  echo "note: buildah is not installed (apt-get install buildah): its column is empty" >&2
+  BH=0
+fi
+
+work="$(mktemp -d "${TMPDIR:-/var/tmp}/bench-copy.XXXXXX")"
+log="$work/log"
+export BUILDER_ROOT="$work/store"
+broot="$work/buildah"
+tag="bench-copy-$$"
+cleanup() {
+  if [ "$BK" != 0 ]; then
+    docker image rm -f "localhost/$tag-base" "localhost/$tag" >/dev/null 2>&1 || true
+  fi
+  if [ "$KEEP" = 1 ]; then echo "kept $work" >&2; return; fi
+  [ -d "$broot" ] && buildah --root "$broot/root" --runroot "$broot/run" rm -a >/dev/null 2>&1
+  rm -rf "$work" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+H=(buildah --root "$broot/root" --runroot "$broot/run" --storage-driver overlay
+  build --isolation chroot --layers --pull=never -q)
+# every tool's command for a context; the Dockerfile is <ctx>/Dockerfile
+b_build() { "$GNUTIME" -f %M -a -o "$work/rss" "$BUILDER" build --progress=quiet -t "localhost/$tag" "$@"; }
+k_build() { docker build --network host -q -t "localhost/$tag" "$@"; }
+h_build() { "${H[@]}" -t "localhost/$tag" "$@"; }
+tools=(b)
+[ "$BK" = 1 ] && tools+=(k)
+[ "$BH" = 1 ] && tools+=(h)
+
+now() { date +%s%N; }
+# run TOOL ARGS...: one build, wall ns on stdout; a failure aborts with the log's tail
+run() {
+  local t="$1" t0 t1; shift
+  t0=$(now)
+  "${t}_build" "$@" >>"$log" 2>&1 || { echo "FAILED: $t $*" >&2; tail -30 "$log" >&2; exit 1; }
+  t1=$(now)
+  echo $((t1 - t0))
+}
+median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+ms() { awk -v n="$1" 'BEGIN { if (n == "" || n == "-") print "-"; else printf "%.0f", n / 1e6 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+
+declare -A T
+# measure CASE PREP ARGS...: RUNS+1 interleaved rounds (the first one a warm-up); before every
+# build PREP runs (a shell function name, or :); medians land in T[CASE,tool]
+measure() {
+  local case="$1" prep="$2" r t; shift 2
+  declare -A acc=()
+  for ((r = 0; r <= RUNS; r++)); do
+    for t in "${tools[@]}"; do
+      "$prep" "$t"
+      local ns
+      ns=$(run "$t" "$@")
+      [ "$r" = 0 ] || acc[$t]+=" $ns"
+    done
+  done
+  for t in "${tools[@]}"; do
+    # shellcheck disable=SC2086
+    T[$case,$t]=$(median ${acc[$t]})
+  done
+  echo "  $case: builder $(ms "${T[$case,b]}") ms, BuildKit $(ms "${T[$case,k]:-}") ms, buildah $(ms "${T[$case,h]:-}") ms (load $(load))" >&2
+}
+
+echo "# bench/copy_speed.sh"
+echo
+echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')"
+echo "- machine: $(nproc) cores, $(free -h | awk '/^Mem:/ { print $2 }') RAM, kernel $(uname -r); work dir on $(df -T "$work" | awk 'NR == 2 { print $2 }')"
+echo "- peers: BuildKit $([ "$BK" = 1 ] && docker version --format '{{.Server.Version}}' || echo '-') (dockerd), buildah $([ "$BH" = 1 ] && buildah --version | awk '{ print $3 }' || echo '-')"
+echo "- median of $RUNS interleaved runs after 1 warm-up; load average at start: $(load)"
+echo
+
+# --- the base image, built by each tool from the same input ----------------------------------
+echo "preparing base images and contexts in $work..." >&2
+mkdir -p "$work/base"
+if [ -r "$BASE_TAR" ]; then
+  cp "$BASE_TAR" "$work/base/rootfs.tar"
+  printf 'FROM scratch\nADD rootfs.tar /\n' >"$work/base/Dockerfile"
+else
+  cp "$(command -v busybox)" "$work/base/busybox"
+  printf 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox","--install","-s","/bin"]\n' >"$work/base/Dockerfile"
+fi
+"$BUILDER" build --progress=quiet -t "localhost/$tag-base" "$work/base" >>"$log" 2>&1
+[ "$BK" = 1 ] && docker build --network host -q -t "localhost/$tag-base" "$work/base" >>"$log" 2>&1
+[ "$BH" = 1 ] && "${H[@]}" -t "localhost/$tag-base" "$work/base" >>"$log" 2>&1
+rm -f "$work/base/rootfs.tar"
+
+# --- the FILES-file tree: ~4 KB per file, 20 dirs deep 2 ------------------------------------
+proj="$work/proj"
+python3 - "$proj/src" "$FILES" <<'PY'
+import os, sys, random
+root, n = sys.argv[1], int(sys.argv[2])
+rnd = random.Random(17)
+for i in range(n):
+    d = os.path.join(root, f"pkg{i % 20}", f"mod{(i // 20) % 50}")
+    os.makedirs(d, exist_ok=True)
+    size = rnd.randint(1000, 6900)
+    with open(os.path.join(d, f"f{i}.c"), "w") as f:
+        line = f"int f{i}(int x) {{ return x * {i}; }} /* padding */\n"
+        f.write((line * (size // len(line) + 1))[:size])
+PY
+{
+  echo "FROM localhost/$tag-base"
+  echo "COPY src/ /app/src/"
+  for i in $(seq 1 14); do echo "RUN echo step $i > /s$i"; done
+} >"$proj/Dockerfile"
+copyonly="$work/copyonly"
+mkdir -p "$copyonly"
+cp -al "$proj/src" "$copyonly/src"
+printf 'FROM localhost/%s-base\nCOPY src/ /app/src/\n' "$tag" >"$copyonly/Dockerfile"
+echo "- tree: $(find "$proj/src" -type f | wc -l) files, $(du -sm --apparent-size "$proj/src" | cut -f1) MB" \
+  "($(find "$proj/src" -type d | wc -l) dirs)"
+echo
+
+nop() { :; }
+edit_n=0
+edit() { edit_n=$((edit_n + 1)); echo "/* edit $edit_n $1 */" >>"$proj/src/pkg3/mod7/f143.c"; }
+
+only cold && measure cold nop --no-cache "$proj"
+only copy && measure copy nop --no-cache "$copyonly"
+if only edit || only noop; then
+  for t in "${tools[@]}"; do run "$t" "$proj" >/dev/null; done
+  sleep 3 # builder re-hashes context files younger than 2 s ("racy" stat cache entries)
+fi
+only edit && measure edit edit "$proj"
+if only noop; then
+  for t in "${tools[@]}"; do run "$t" "$proj" >/dev/null; done
+  sleep 3
+  measure noop nop "$proj"
+fi
+
+# --- large files: ten LARGE_MIB MB files vs cp -----------------------------------------------
+if only large; then
+  big="$work/big"
+  mkdir -p "$big/big"
+  # half random, half text: like binaries and data files
+  python3 - "$big/big" "$LARGE_MIB" <<'PY'
+import os, sys
+d, mib = sys.argv[1], int(sys.argv[2])
+text = b"".join(b"row %d value=%d name=item%d\n" % (i, i * 7, i % 97) for i in range(4000))[:65536]
+for k in range(10):
+    with open(os.path.join(d, f"blob{k}.bin"), "wb") as f:
+        for i in range(mib * 16):
+            f.write(os.urandom(65536) if i % 2 == 0 else text)
+PY
+  printf 'FROM scratch\nCOPY big/ /big/\n' >"$big/Dockerfile"
+  cps=()
+  measure large nop --no-cache "$big"
+  for ((r = 0; r <= RUNS; r++)); do
+    rm -rf "$work/cpdst"
+    sync
+    # with the data on disk, as builder's layer blob is (it is fsynced)
+    t0=$(now); cp -r "$big/big" "$work/cpdst" && sync -f "$work/cpdst"; t1=$(now)
+    [ "$r" = 0 ] || cps+=($((t1 - t0)))
+  done
+  rm -rf "$work/cpdst"
+  T[large,cp]=$(median "${cps[@]}")
+  echo "  large: cp -r $(ms "${T[large,cp]}") ms" >&2
+fi
+
+rss=$(sort -n "$work/rss" | tail -1)
+row() { # case, what, target
+  local c="$1"
+  [ -n "${T[$c,b]:-}" ] || return 0
+  echo "| $2 | $(ms "${T[$c,b]}") | $(ms "${T[$c,k]:-}") | **$(ratio "${T[$c,b]}" "${T[$c,k]:-}")** | $(ms "${T[$c,h]:-}") | $3 |"
+}
+echo "## Results (load average at the end: $(load))"
+echo
+echo "| case | builder ms | BuildKit ms | builder ÷ BuildKit | buildah ms | target |"
+echo "| --- | ---: | ---: | ---: | ---: | --- |"
+row cold "cold build: COPY of the tree + 14 RUN, --no-cache" "≤ 0.5× BuildKit"
+row copy "the COPY step alone (whole build), --no-cache" "COPY ≤ 1000 ms"
+row edit "one-file edit rebuild (COPY + 14 RUN rerun)" "≤ 0.5× BuildKit"
+row noop "no-op rebuild" "≤ 25 ms"
+if [ -n "${T[large,b]:-}" ]; then
+  row large "ten ${LARGE_MIB} MB files, \`COPY big/ /big/\`, --no-cache" "≥ 80% of cp"
+  echo "| the same with \`cp -r\` + \`sync -f\` | $(ms "${T[large,cp]}") | | builder at **$(awk -v a="${T[large,cp]}" -v b="${T[large,b]}" 'BEGIN { printf "%.0f%%", 100 * a / b }')** of cp's throughput | | |"
+fi
+echo "| builder peak RSS over all runs | $(awk -v k="$rss" 'BEGIN { printf "%.0f MiB", k / 1024 }') | | | | < 100 MiB |"
