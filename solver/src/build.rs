@@ -12,10 +12,12 @@ use builder_snapshot::LayerOptions;
 
 use crate::cache_import::CacheImport;
 use crate::cache_index::CacheRecord;
-use crate::convert::{ConvertError, ConvertOptions, ConvertedBuild, ImageResolver, convert};
 use crate::executor::{Output, SolveError, SolveOptions, Solved, Solver};
 use crate::image_json::config_from_spec;
 use crate::progress::{Event, ProgressSink};
+use builder_dockerfile2graph::{
+    ConvertError, ConvertOptions, ConvertedBuild, ImageResolver, convert,
+};
 use builder_graph::image::Platform;
 use builder_graph::{Op, VertexId};
 
@@ -37,7 +39,7 @@ pub struct BuildRequest {
     /// `--add-host`: extra /etc/hosts entries of every RUN step.
     pub extra_hosts: Vec<builder_graph::ExtraHost>,
     /// `--build-context NAME=VALUE`, by name.
-    pub build_contexts: BTreeMap<String, crate::convert::BuildContext>,
+    pub build_contexts: BTreeMap<String, builder_dockerfile2graph::BuildContext>,
     /// `--shm-size`: bytes of /dev/shm in RUN steps.
     pub shm_size: Option<u64>,
     /// `--ulimit`: resource limits of RUN steps.
@@ -56,7 +58,7 @@ pub struct BuildRequest {
     /// `--memory`/`--cpus`/`--pids-limit` for every RUN step (not part of cache keys, as in docker).
     pub limits: builder_sandbox::ResourceLimits,
     /// `--allow`: privileges RUN steps may ask for (not part of cache keys).
-    pub entitlements: crate::convert::Entitlements,
+    pub entitlements: builder_dockerfile2graph::Entitlements,
     /// How RUN steps are isolated (not part of cache keys: every mode makes the same layers).
     pub isolation: builder_sandbox::Isolation,
     /// `--on-error=keep`: keep a failed RUN step's state here for `builder debug`.
@@ -111,7 +113,7 @@ pub fn build(
         .map_err(ConvertError::from)?;
     // builder has one frontend, its own: a `# syntax=` (or BUILDKIT_SYNTAX) naming another is
     // refused before anything runs; a pinned docker/dockerfile version gets a note.
-    let syntax_arg = req.build_args.get(crate::convert::SYNTAX_ARG);
+    let syntax_arg = req.build_args.get(builder_dockerfile2graph::SYNTAX_ARG);
     match builder_frontend::syntax::check_frontend(
         dockerfile.syntax.as_deref(),
         syntax_arg.map(String::as_str),
@@ -169,8 +171,10 @@ pub fn build(
             .build_contexts
             .iter()
             .filter_map(|(name, c)| match c {
-                crate::convert::BuildContext::Dir(dir) => Some((name.clone(), dir.clone())),
-                crate::convert::BuildContext::Image(_) => None,
+                builder_dockerfile2graph::BuildContext::Dir(dir) => {
+                    Some((name.clone(), dir.clone()))
+                }
+                builder_dockerfile2graph::BuildContext::Image(_) => None,
             })
             .chain(converted.git_contexts.clone())
             .collect(),

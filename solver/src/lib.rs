@@ -1,7 +1,8 @@
 //! builder-solver: from a parsed Dockerfile to a stored image.
 //!
-//! - [`convert`]: docker's dispatch rules turn stages and instructions into a [`graph::BuildGraph`]
-//!   of content-addressed operations plus each stage's image config ([`image::ImageSpec`]).
+//! The graph it solves comes from `builder_dockerfile2graph` (docker's dispatch rules, turning
+//! stages and instructions into a `builder_graph::BuildGraph` plus each stage's image config).
+//!
 //! - [`executor`]: solves the graph: cache keys, cache lookups, parallel execution of RUN steps in
 //!   the sandbox and of file operations ([`copy`]) on overlay snapshots.
 //! - [`build`]: the whole pipeline for one `builder build`.
@@ -10,7 +11,6 @@ pub mod build;
 pub mod cache_import;
 pub mod cache_index;
 pub mod cancel;
-pub mod convert;
 pub mod copy;
 pub mod emulation;
 pub mod executor;

@@ -3,8 +3,8 @@
 use builder_cache::image::ImageConfig;
 use builder_cache::{Digest, Store, read_config, read_manifest};
 
-use crate::convert::{GitCheckout, ImageResolver, RemoteFile, ResolvedImage};
 use crate::image_json::spec_from_config;
+use builder_dockerfile2graph::{GitCheckout, ImageResolver, RemoteFile, ResolvedImage};
 use builder_graph::LayerRef;
 use builder_graph::image::Platform;
 

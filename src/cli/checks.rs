@@ -9,10 +9,10 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use base64::Engine as _;
+use builder_dockerfile2graph::{BuildContext, ImageResolver, RemoteFile, ResolvedImage};
 use builder_frontend::linter::{
     self, BaseImage, LintError, LintOptions, LintReport, Warning, outline,
 };
-use builder_solver::convert::{BuildContext, ImageResolver, RemoteFile, ResolvedImage};
 use builder_solver::{BuildRequest, Platform};
 use serde::Serialize;
 
@@ -174,7 +174,7 @@ impl ImageResolver for Remembering<'_> {
         &self,
         url: &str,
         keep_git_dir: bool,
-    ) -> Result<builder_solver::convert::GitCheckout, String> {
+    ) -> Result<builder_dockerfile2graph::GitCheckout, String> {
         let checkout = self.inner.fetch_git(url, keep_git_dir)?;
         self.fetched
             .lock()

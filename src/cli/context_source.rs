@@ -282,7 +282,7 @@ pub fn git_fetcher(store: &Store, auth: GitAuth) -> Box<builder_solver::resolve:
         let checkout = GitFetcher::new(store.git_dir(), auth.clone())
             .checkout(&r, &tmp)
             .map_err(|e| format!("ADD {url}: {e}"))?;
-        let result = builder_solver::convert::GitCheckout {
+        let result = builder_dockerfile2graph::GitCheckout {
             dir: checkout.context().to_path_buf(),
             commit: checkout.commit.clone(),
         };

@@ -14,7 +14,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
 use builder_cache::{Digest, Store};
-use builder_solver::convert::RemoteFile;
+use builder_dockerfile2graph::RemoteFile;
 use builder_solver::resolve::UrlFetcher;
 use reqwest::StatusCode;
 use reqwest::header::{

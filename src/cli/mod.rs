@@ -74,7 +74,7 @@ pub fn exit_code_for(e: &anyhow::Error) -> u8 {
             ) => 3,
             // A base image or download that could not be had is a failed build, not misuse.
             builder_solver::BuildError::Convert(
-                builder_solver::convert::ConvertError::Source { .. },
+                builder_dockerfile2graph::ConvertError::Source { .. },
             ) => 1,
             builder_solver::BuildError::Convert(_) | builder_solver::BuildError::Ignore(_) => 2,
             _ => 1,

@@ -216,7 +216,7 @@ pub fn check_outputs(
 pub struct Facts<'a> {
     pub request: &'a BuildRequest,
     pub steps: &'a [builder_solver::StepRecord],
-    pub bases: Vec<(Platform, builder_solver::convert::ResolvedImage)>,
+    pub bases: Vec<(Platform, builder_dockerfile2graph::ResolvedImage)>,
     /// `ADD <url>` and `ADD <git>` sources.
     pub fetched: Vec<crate::cli::checks::Fetched>,
     /// A git context: its URL and commit.

@@ -5,9 +5,9 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use builder_cache::Digest;
+use builder_dockerfile2graph::{ConvertOptions, ImageResolver, ResolvedImage, convert};
 use builder_graph::Op;
 use builder_graph::image::{ImageSpec, Platform};
-use builder_solver::convert::{ConvertOptions, ImageResolver, ResolvedImage, convert};
 
 /// Known base images by name; records which names were asked for.
 struct Table {
@@ -51,7 +51,7 @@ fn conv(
     table: &Table,
     args: &[(&str, &str)],
     target: Option<&str>,
-) -> Result<builder_solver::convert::ConvertedBuild, String> {
+) -> Result<builder_dockerfile2graph::ConvertedBuild, String> {
     let df = builder_frontend::parse_dockerfile(dockerfile.as_bytes(), "Dockerfile")
         .map_err(|e| e.to_string())?;
     let options = ConvertOptions {

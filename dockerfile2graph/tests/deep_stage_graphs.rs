@@ -3,9 +3,9 @@
 //! enough on the main thread's 8 MiB; test threads have 2 MiB, so these fail fast without the
 //! fix). The end-to-end builds are in the workspace's `tests/deep_stage_graphs.rs`.
 
+use builder_dockerfile2graph::{ConvertOptions, ImageResolver, ResolvedImage, convert};
 use builder_graph::Op;
 use builder_graph::image::Platform;
-use builder_solver::convert::{ConvertOptions, ImageResolver, ResolvedImage, convert};
 
 const STAGES: usize = 10_000;
 
@@ -18,7 +18,7 @@ impl ImageResolver for NoImages {
     }
 }
 
-fn conv(dockerfile: &str) -> builder_solver::convert::ConvertedBuild {
+fn conv(dockerfile: &str) -> builder_dockerfile2graph::ConvertedBuild {
     let df = builder_frontend::parse_dockerfile(dockerfile.as_bytes(), "Dockerfile").unwrap();
     let options = ConvertOptions {
         file_name: "Dockerfile".into(),
