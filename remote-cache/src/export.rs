@@ -11,7 +11,7 @@ use builder_cache::manifest::{Descriptor, Index, ManifestFormat, annotation, med
 use builder_cache::{Digest, Store, StoredImage, put_image, read_manifest};
 use builder_registry::{ProgressEvent, Reference};
 use builder_solver::StepRecord;
-use builder_solver::executor::UsedCacheMount;
+use builder_solver::UsedCacheMount;
 
 use crate::format::{CacheConfig, manifest_bytes};
 use crate::spec::{ExportSpec, ExportTarget, Mode};

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use builder_cache::manifest::media_type;
 use builder_cache::{Digest, HashingWriter, Store};
 use builder_graph::LayerRef;
-use builder_solver::executor::UsedCacheMount;
+use builder_solver::UsedCacheMount;
 use serde::{Deserialize, Serialize};
 
 use crate::RemoteCacheError;

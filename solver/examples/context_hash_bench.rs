@@ -26,8 +26,8 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use builder_solver::source_tree::SourceTree;
-use builder_solver::stat_cache::StatCache;
+use builder_solver::SourceTree;
+use builder_solver::StatCache;
 
 const SMALL: usize = 64 << 10;
 const LARGE_FILES: usize = 8;

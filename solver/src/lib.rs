@@ -3,29 +3,43 @@
 //! The graph it solves comes from `builder_dockerfile2graph` (docker's dispatch rules, turning
 //! stages and instructions into a `builder_graph::BuildGraph` plus each stage's image config).
 //!
-//! - [`executor`]: solves the graph: cache keys, cache lookups, parallel execution of RUN steps in
-//!   the sandbox and of file operations ([`copy`]) on overlay snapshots.
-//! - [`build`]: the whole pipeline for one `builder build`.
+//! Its public surface is what the CLI and remote-cache use, and nothing else (the compiler keeps
+//! it so: the internals are private modules):
+//! - [`build()`] with [`BuildRequest`] → [`BuildOutput`]: the whole pipeline for one build;
+//! - [`progress`]: the events a build reports; [`cancel`]: stopping one from a signal;
+//! - [`resolve`]: base images from the store or a registry, remote files and git sources;
+//! - [`cache_index`], [`cache_import`], [`verify`]: the step-cache records, the hook a remote
+//!   cache fills them through, and their check for `builder cache verify`;
+//! - [`kept_step`]: a failed step kept for `builder debug`; [`LayerStore`]: layer views for
+//!   `builder run`/`debug`; [`sandbox_meta`], [`ssh_agent`]: the sandbox settings and SSH
+//!   agent those commands share with RUN.
+//!
+//! Inside: `executor` solves the graph (cache keys, lookups, parallel execution of RUN steps in
+//! the sandbox and of file operations (`copy`) on overlay snapshots); `source_tree` and
+//! `stat_cache` checksum the context.
 
 pub mod build;
 pub mod cache_import;
 pub mod cache_index;
 pub mod cancel;
-pub mod copy;
-pub mod emulation;
-pub mod executor;
-pub mod image_json;
+mod copy;
+mod emulation;
+mod executor;
+mod image_json;
 pub mod kept_step;
 pub mod progress;
 pub mod resolve;
 pub mod sandbox_meta;
-pub mod source_tree;
+mod source_tree;
 pub mod ssh_agent;
-pub mod stat_cache;
-pub mod step_lock;
-pub mod userdb;
+mod stat_cache;
+mod step_lock;
+mod userdb;
 pub mod verify;
-pub mod walk;
+mod walk;
 
 pub use build::{BuildError, BuildOutput, BuildRequest, StepRecord, build};
 pub use builder_graph::image::Platform;
+pub use executor::{LayerStore, SolveError, UsedCacheMount};
+pub use source_tree::SourceTree;
+pub use stat_cache::StatCache;

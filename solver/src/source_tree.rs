@@ -187,7 +187,7 @@ impl<'a> SourceTree<'a> {
         self.walk_excluding(dir, &IgnoreMatcher::empty())
     }
 
-    /// [`walk`](Self::walk) less what `COPY --exclude` rules leave out (see [`excludes`]).
+    /// [`walk`](Self::walk) less what `COPY --exclude` rules leave out (see `excludes`).
     pub fn walk_excluding(
         &self,
         dir: &Selected,
@@ -209,7 +209,7 @@ impl<'a> SourceTree<'a> {
     }
 
     /// [`checksum`](Self::checksum) of what `COPY --exclude` leaves of the selection (see
-    /// [`excludes`]): excluded files do not count, so editing one keeps the step cached.
+    /// `excludes`): excluded files do not count, so editing one keeps the step cached.
     pub fn checksum_excluding(
         &self,
         patterns: &[String],

@@ -7,7 +7,7 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 
 use builder_frontend::dockerignore::IgnoreMatcher;
-use builder_solver::source_tree::SourceTree;
+use builder_solver::SourceTree;
 
 fn write(root: &Path, rel: &str, content: &str, mode: u32) {
     let p = root.join(rel);

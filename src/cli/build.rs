@@ -864,7 +864,7 @@ impl CacheFlags {
         &self,
         store: &builder_cache::Store,
         steps: &[builder_solver::StepRecord],
-        cache_mounts: &[builder_solver::executor::UsedCacheMount],
+        cache_mounts: &[builder_solver::UsedCacheMount],
     ) -> anyhow::Result<()> {
         // Records of steps outside the image are not GC roots: keep a prune from sweeping them.
         let _lease = builder_cache::gc::build_lease(store.root())?;

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use builder_solver::executor::LayerStore;
+use builder_solver::LayerStore;
 use builder_solver::kept_step::{self, KeptMount, KeptStep};
 
 use super::{Context, UsageError};

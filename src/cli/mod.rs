@@ -70,7 +70,7 @@ pub fn exit_code_for(e: &anyhow::Error) -> u8 {
     if let Some(b) = e.downcast_ref::<builder_solver::BuildError>() {
         return match b {
             builder_solver::BuildError::Solve(
-                builder_solver::executor::SolveError::SandboxUnavailable { .. },
+                builder_solver::SolveError::SandboxUnavailable { .. },
             ) => 3,
             // A base image or download that could not be had is a failed build, not misuse.
             builder_solver::BuildError::Convert(

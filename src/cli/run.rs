@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use builder_solver::executor::LayerStore;
+use builder_solver::LayerStore;
 use builder_solver::resolve::image_layers;
 use clap::Args;
 
