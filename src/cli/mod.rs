@@ -69,9 +69,9 @@ pub fn exit_code_for(e: &anyhow::Error) -> u8 {
     }
     if let Some(b) = e.downcast_ref::<builder_solver::BuildError>() {
         return match b {
-            builder_solver::BuildError::Solve(
-                builder_solver::SolveError::SandboxUnavailable { .. },
-            ) => 3,
+            builder_solver::BuildError::Solve(builder_solver::SolveError::SandboxUnavailable {
+                ..
+            }) => 3,
             // A base image or download that could not be had is a failed build, not misuse.
             builder_solver::BuildError::Convert(
                 builder_dockerfile2graph::ConvertError::Source { .. },
