@@ -63,7 +63,7 @@ pub struct Lease {
 
 fn open_gc_lock(root: &Path) -> Result<File, GcError> {
     fs::create_dir_all(root).map_err(io_err("create directory", root))?;
-    let path = root.join("gc.lock");
+    let path = crate::gc_lock_file(root);
     OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -76,7 +76,7 @@ fn open_gc_lock(root: &Path) -> Result<File, GcError> {
 pub fn build_lease(root: &Path) -> Result<Lease, GcError> {
     let file = open_gc_lock(root)?;
     file.lock_shared()
-        .map_err(io_err("flock (shared)", &root.join("gc.lock")))?;
+        .map_err(io_err("flock (shared)", &crate::gc_lock_file(root)))?;
     Ok(Lease { _file: file })
 }
 
@@ -84,7 +84,7 @@ pub fn build_lease(root: &Path) -> Result<Lease, GcError> {
 pub fn exclusive_lease(root: &Path) -> Result<Lease, GcError> {
     let file = open_gc_lock(root)?;
     file.lock_exclusive()
-        .map_err(io_err("flock (exclusive)", &root.join("gc.lock")))?;
+        .map_err(io_err("flock (exclusive)", &crate::gc_lock_file(root)))?;
     Ok(Lease { _file: file })
 }
 
@@ -94,7 +94,7 @@ pub fn try_exclusive_lease(root: &Path) -> Result<Option<Lease>, GcError> {
     match file.try_lock_exclusive() {
         Ok(()) => Ok(Some(Lease { _file: file })),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-        Err(e) => Err(io_err("flock (exclusive)", &root.join("gc.lock"))(e)),
+        Err(e) => Err(io_err("flock (exclusive)", &crate::gc_lock_file(root))(e)),
     }
 }
 

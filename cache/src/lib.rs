@@ -111,6 +111,23 @@ pub fn git_dir(root: &Path) -> PathBuf {
 pub fn debug_dir(root: &Path) -> PathBuf {
     root.join("debug")
 }
+pub fn blobs_dir(root: &Path) -> PathBuf {
+    root.join("blobs").join("sha256")
+}
+pub fn snapshots_dir(root: &Path) -> PathBuf {
+    root.join("snapshots")
+}
+pub fn tmp_dir(root: &Path) -> PathBuf {
+    root.join("tmp")
+}
+/// The image names file and the lock writers of it hold.
+pub fn images_file(root: &Path) -> (PathBuf, PathBuf) {
+    (root.join("images.json"), root.join("lock"))
+}
+/// Held shared by builds, exclusive by a prune (see [`gc`]).
+pub fn gc_lock_file(root: &Path) -> PathBuf {
+    root.join("gc.lock")
+}
 
 /// An opened store root.
 #[derive(Debug, Clone)]
@@ -125,15 +142,16 @@ impl Store {
     /// tightened to) `0700`: see [`private_root`].
     pub fn open(root: &Path) -> Result<Store, StoreError> {
         private_root::make_private(root)?;
-        let blob_dir = root.join("blobs").join("sha256");
-        let tmp = root.join("tmp");
-        for dir in [&blob_dir, &tmp, &root.join("snapshots")] {
+        let blob_dir = blobs_dir(root);
+        let tmp = tmp_dir(root);
+        for dir in [&blob_dir, &tmp, &snapshots_dir(root)] {
             fsutil::ensure_dir(dir)?;
         }
+        let (images, images_lock) = images_file(root);
         Ok(Store {
             root: root.to_path_buf(),
             blobs: BlobStore::new(blob_dir, tmp),
-            images: ImageIndex::new(root.join("images.json"), root.join("lock")),
+            images: ImageIndex::new(images, images_lock),
         })
     }
 
@@ -150,11 +168,11 @@ impl Store {
     }
 
     pub fn snapshots_dir(&self) -> PathBuf {
-        self.root.join("snapshots")
+        snapshots_dir(&self.root)
     }
 
     pub fn tmp_dir(&self) -> PathBuf {
-        self.root.join("tmp")
+        tmp_dir(&self.root)
     }
 
     /// Where the solver keeps its cache index (`index.db`).
