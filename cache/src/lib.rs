@@ -40,6 +40,7 @@ mod fsutil;
 pub mod gc;
 pub mod image;
 pub mod images;
+mod layer_ref;
 pub mod manifest;
 pub mod platform;
 pub mod private_root;
@@ -57,6 +58,7 @@ pub use blobs::{BlobStore, BlobWriter};
 pub use digest::{Digest, DigestParseError, Hasher, HashingReader, HashingWriter};
 pub use error::StoreError;
 pub use images::{ImageEntry, ImageIndex, ImageRecord, RmiReport};
+pub use layer_ref::LayerRef;
 pub use platform::{InvalidPlatform, Platform};
 
 /// The store root when neither `$BUILDER_ROOT` nor `--root` is given:

@@ -11,20 +11,13 @@ use std::collections::BTreeMap;
 use builder_cache::Digest;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::{Dfs, Reversed};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 pub type VertexId = NodeIndex;
 
-/// One layer of an image: what a rootfs state is made of.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LayerRef {
-    /// sha256 of the uncompressed tar (what image configs list in `rootfs.diff_ids`).
-    pub diff_id: Digest,
-    /// Digest of the blob as stored (compressed).
-    pub digest: Digest,
-    pub size: u64,
-    pub media_type: String,
-}
+/// One layer of an image: the store owns the type (a stored blob and the diff id it unpacks
+/// to); the graph's states are made of them.
+pub use builder_cache::LayerRef;
 
 /// Where a file operation or mount reads from: one of the vertex's inputs.
 pub type InputIndex = usize;

@@ -15,6 +15,7 @@ mod compress;
 mod copy_snapshotter;
 mod error;
 pub mod ids;
+mod layer_store;
 mod meta;
 pub mod overlay_format;
 mod parallel_gzip;
@@ -32,6 +33,7 @@ pub use compress::{
     ZSTD_MAX_LEVEL, default_threads,
 };
 pub use error::SnapshotError;
+pub use layer_store::LayerStore;
 pub use parallel_gzip::{CHUNK_SIZE as GZIP_CHUNK_SIZE, ParallelGzipWriter};
 pub use reader::{ApplyStats, apply_layer, apply_layer_on, layer_diff_id, layer_tar};
 pub use recompress::recompress_layer;

@@ -10,9 +10,8 @@
 //! - [`resolve`]: base images from the store or a registry, remote files and git sources;
 //! - [`cache_index`], [`cache_import`], [`verify`]: the step-cache records, the hook a remote
 //!   cache fills them through, and their check for `builder cache verify`;
-//! - [`kept_step`]: a failed step kept for `builder debug`; [`LayerStore`]: layer views for
-//!   `builder run`/`debug`; [`sandbox_meta`], [`ssh_agent`]: the sandbox settings and SSH
-//!   agent those commands share with RUN.
+//! - [`kept_step`]: a failed step kept for `builder debug`; [`sandbox_meta`], [`ssh_agent`]:
+//!   the sandbox settings (and snapshotter), and SSH agent, `builder run`/`debug` share with RUN.
 //!
 //! Inside: `executor` solves the graph (cache keys, lookups, parallel execution of RUN steps in
 //! the sandbox and of file operations (`copy`) on overlay snapshots); `source_tree` and
@@ -40,6 +39,6 @@ mod walk;
 
 pub use build::{BuildError, BuildOutput, BuildRequest, StepRecord, build};
 pub use builder_graph::image::Platform;
-pub use executor::{LayerStore, SolveError, UsedCacheMount};
+pub use executor::{SolveError, UsedCacheMount};
 pub use source_tree::SourceTree;
 pub use stat_cache::StatCache;

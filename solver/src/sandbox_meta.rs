@@ -30,6 +30,19 @@ pub fn ulimits(limits: &[builder_graph::Ulimit]) -> Vec<builder_sandbox::Ulimit>
         .collect()
 }
 
+/// The snapshotter a build's views must use under `isolation`, or `None` for the best the host
+/// allows. The chroot sandbox fills mount points in place and moves entries in and out of the
+/// rootfs: it needs a private directory on the store's file system, not an overlay mount (which
+/// a container that refuses namespaces refuses anyway).
+pub fn snapshotter_for(
+    isolation: builder_sandbox::Isolation,
+) -> Option<builder_snapshot::Snapshotter> {
+    match isolation {
+        builder_sandbox::Isolation::Chroot => Some(builder_snapshot::Snapshotter::Copy),
+        builder_sandbox::Isolation::Rootless => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use builder_solver::LayerStore;
+use builder_snapshot::LayerStore;
 use builder_solver::kept_step::{self, KeptMount, KeptStep};
 
 use super::{Context, UsageError};
@@ -136,7 +136,11 @@ fn enter(
 ) -> anyhow::Result<ExitCode> {
     // Like a build: the view unpacks layers and lives in work/, which prune must leave alone.
     let _lease = builder_cache::gc::build_lease(store.root())?;
-    let layers = LayerStore::new(store, ctx.isolation).map_err(anyhow::Error::msg)?;
+    let layers = LayerStore::new(
+        store,
+        builder_solver::sandbox_meta::snapshotter_for(ctx.isolation),
+    )
+    .map_err(anyhow::Error::msg)?;
     let rootfs = layers
         .prepare_for_run_on(&step.layers, &kept_step::upper_dir(dir))
         .map_err(anyhow::Error::msg)

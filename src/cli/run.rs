@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use builder_solver::LayerStore;
+use builder_snapshot::LayerStore;
 use builder_solver::resolve::image_layers;
 use clap::Args;
 
@@ -104,7 +104,11 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
     // The container's snapshot lives in work/ and unpacks layers: keep prune and
     // `cache verify` from removing either while it runs.
     let _lease = builder_cache::gc::build_lease(store.root())?;
-    let layer_store = LayerStore::new(&store, ctx.isolation).map_err(anyhow::Error::msg)?;
+    let layer_store = LayerStore::new(
+        &store,
+        builder_solver::sandbox_meta::snapshotter_for(ctx.isolation),
+    )
+    .map_err(anyhow::Error::msg)?;
     let rootfs = layer_store
         .prepare(&layers)
         .map_err(anyhow::Error::msg)

@@ -7,7 +7,7 @@
 //!
 //! This module is the scheduler and the cache (keys, local and imported hits, step locks);
 //! the ops and what they stand on are beside it:
-//! - [`LayerStore`] (`layer_store`): unpacked layers and writable views (overlay or copy snapshots);
+//! - [`LayerStore`] (`builder_snapshot`'s): unpacked layers and writable views (overlay or copy snapshots);
 //! - `file_op`: COPY, ADD and WORKDIR actions;
 //! - `exec_op`: RUN in the sandbox, its output, a failed step kept for `builder debug`;
 //! - `mounts`: what RUN's `--mount`s are made of (contexts, stages, caches, secrets, ssh).
@@ -17,12 +17,12 @@ use std::fs;
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Instant, SystemTime};
 
 use builder_cache::{Digest, Store};
 use builder_frontend::dockerignore::IgnoreMatcher;
-use builder_snapshot::{ActiveSnapshot, LayerOptions, Snapshotter};
+use builder_snapshot::{ActiveSnapshot, LayerOptions};
 
 use crate::cache_import::CacheImport;
 use crate::cache_index::{CacheIndex, CacheRecord};
@@ -39,10 +39,9 @@ use builder_graph::{
 
 mod exec_op;
 mod file_op;
-mod layer_store;
 mod mounts;
 
-pub use layer_store::LayerStore;
+use builder_snapshot::LayerStore;
 pub use mounts::UsedCacheMount;
 
 pub struct SolveOptions {
@@ -159,8 +158,9 @@ impl<'a> Solver<'a> {
         opts: &'a SolveOptions,
         progress: &'a dyn ProgressSink,
     ) -> Result<Self, SolveError> {
-        let layers = LayerStore::new(store, opts.isolation).map_err(SolveError::Internal)?;
-        let work_root = layers.work_root.clone();
+        let layers = LayerStore::new(store, crate::sandbox_meta::snapshotter_for(opts.isolation))
+            .map_err(SolveError::Internal)?;
+        let work_root = layers.work_root().to_path_buf();
         let mut named_ignores = HashMap::new();
         for (name, dir) in &opts.named_contexts {
             let path = dir.join(".dockerignore");

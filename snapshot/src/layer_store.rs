@@ -1,6 +1,13 @@
-//! Unpacked layers and writable views of them: what RUN and COPY run on.
+//! Unpacked layers and writable views of them: what RUN and COPY run on, and what `builder
+//! run`/`debug` start containers from.
 
-use super::*;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use builder_cache::{Digest, LayerRef, Store};
+
+use crate::{ActiveSnapshot, Snapshotter};
 
 /// Unpacked layers and writable snapshots on top of them.
 pub struct LayerStore<'a> {
@@ -8,40 +15,41 @@ pub struct LayerStore<'a> {
     /// Found on first use: the probe mounts and unmounts an overlay, and the unmount waits for
     /// the file system to sync (tens of ms on a busy disk), which a fully cached build never needs.
     snapshotter: OnceLock<Snapshotter>,
-    pub(super) work_root: PathBuf,
-    isolation: builder_sandbox::Isolation,
+    work_root: PathBuf,
+    /// `Some`: every view is made this way; `None`: the best this host allows, found on first
+    /// use.
+    forced: Option<Snapshotter>,
 }
 
 impl<'a> LayerStore<'a> {
-    pub fn new(store: &'a Store, isolation: builder_sandbox::Isolation) -> Result<Self, String> {
+    /// The layer views of `store`'s snapshots. `forced` picks the snapshotter (the chroot
+    /// sandbox needs copies: see `builder_solver::sandbox_meta::snapshotter_for`); `None`
+    /// detects the best one.
+    pub fn new(store: &'a Store, forced: Option<Snapshotter>) -> Result<Self, String> {
         let work_root = store.work_dir();
         fs::create_dir_all(&work_root).map_err(|e| format!("{}: {e}", work_root.display()))?;
         // What killed builds left behind; live snapshots, diffs and blob writes of concurrent
         // builds are locked.
-        builder_snapshot::sweep_stale(&work_root);
+        crate::sweep_stale(&work_root);
         store.remove_abandoned_tmp();
         Ok(LayerStore {
             store,
             snapshotter: OnceLock::new(),
             work_root,
-            isolation,
+            forced,
         })
     }
 
     pub fn snapshotter(&self) -> Snapshotter {
-        *self.snapshotter.get_or_init(|| match self.isolation {
-            // The chroot sandbox fills mount points in place and moves entries in and out of
-            // the rootfs: it needs a private directory on the store's file system, not an
-            // overlay mount (which a container that refuses namespaces refuses anyway).
-            builder_sandbox::Isolation::Chroot => Snapshotter::Copy,
-            builder_sandbox::Isolation::Rootless => {
-                builder_snapshot::detect_snapshotter(&self.work_root)
-            }
+        *self.snapshotter.get_or_init(|| {
+            self.forced
+                .unwrap_or_else(|| crate::detect_snapshotter(&self.work_root))
         })
     }
 
-    pub fn isolation(&self) -> builder_sandbox::Isolation {
-        self.isolation
+    /// Where views and step scratch space live (the store's work directory).
+    pub fn work_root(&self) -> &Path {
+        &self.work_root
     }
 
     /// The unpacked directory of `layer` on top of `below` (the unpacked layers beneath it,
@@ -50,7 +58,7 @@ impl<'a> LayerStore<'a> {
     /// A layer that carries every parent directory of its entries (all layers builder writes,
     /// and those of docker and BuildKit) unpacks the same on any stack and is kept under its
     /// diff id. One whose entries reach through what lies below (an entry `esc/pwned` over a
-    /// lower symlink `esc`, see `builder_snapshot::stack`) is kept under a name made of its
+    /// lower symlink `esc`, see `crate::stack`) is kept under a name made of its
     /// diff id and the chain below, since its unpacked form is only right on that stack.
     fn layer_dir(
         &self,
@@ -83,9 +91,8 @@ impl<'a> LayerStore<'a> {
             .blobs()
             .open(&layer.digest)
             .map_err(|e| e.to_string())?;
-        let stats =
-            builder_snapshot::apply_layer_on(std::io::BufReader::new(blob), tmp.path(), below)
-                .map_err(|e| format!("unpacking layer {}: {e}", layer.digest))?;
+        let stats = crate::apply_layer_on(std::io::BufReader::new(blob), tmp.path(), below)
+            .map_err(|e| format!("unpacking layer {}: {e}", layer.digest))?;
         let dir = if stats.depends_on_lowers {
             stacked
         } else {
@@ -121,8 +128,7 @@ impl<'a> LayerStore<'a> {
     /// A writable rootfs made of `layers` (bottom first); dropped, it disappears.
     pub fn prepare(&self, layers: &[LayerRef]) -> Result<ActiveSnapshot, String> {
         let lowers = self.lowers(layers)?;
-        builder_snapshot::prepare(self.snapshotter(), &lowers, &self.work_root)
-            .map_err(|e| e.to_string())
+        crate::prepare(self.snapshotter(), &lowers, &self.work_root).map_err(|e| e.to_string())
     }
 
     /// Like `prepare`, for a RUN: below the image's layers lies a layer holding the
@@ -136,8 +142,7 @@ impl<'a> LayerStore<'a> {
         // leave `/etc` touched and in the diff — a layer that differs from overlay's for the
         // same step (seen inside docker containers, where overlay mounts are refused).
         lowers.push(self.mount_point_layer()?);
-        builder_snapshot::prepare(self.snapshotter(), &lowers, &self.work_root)
-            .map_err(|e| e.to_string())
+        crate::prepare(self.snapshotter(), &lowers, &self.work_root).map_err(|e| e.to_string())
     }
 
     /// Like `prepare_for_run`, with `top` (a diff in overlay format, as a kept failed step's)
@@ -150,8 +155,7 @@ impl<'a> LayerStore<'a> {
         let mut lowers = self.lowers(layers)?;
         lowers.insert(0, top.to_path_buf());
         lowers.push(self.mount_point_layer()?);
-        builder_snapshot::prepare(self.snapshotter(), &lowers, &self.work_root)
-            .map_err(|e| e.to_string())
+        crate::prepare(self.snapshotter(), &lowers, &self.work_root).map_err(|e| e.to_string())
     }
 
     fn mount_point_layer(&self) -> Result<PathBuf, String> {
@@ -182,6 +186,6 @@ impl Drop for LayerStore<'_> {
     /// Scratch directories are deleted in the background while later steps run; a build is
     /// over only when they are gone.
     fn drop(&mut self) {
-        builder_snapshot::wait_for_removals();
+        crate::wait_for_removals();
     }
 }
