@@ -11,9 +11,10 @@ use std::io::{self, Write};
 
 use crate::parallel_gzip::ParallelGzipWriter;
 
-pub const MEDIA_TYPE_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
-pub const MEDIA_TYPE_TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-pub const MEDIA_TYPE_TAR_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+pub use builder_cache::manifest::media_type::{
+    OCI_LAYER as MEDIA_TYPE_TAR, OCI_LAYER_GZIP as MEDIA_TYPE_TAR_GZIP,
+    OCI_LAYER_ZSTD as MEDIA_TYPE_TAR_ZSTD,
+};
 
 /// Highest zstd level accepted: 20–22 ("ultra") want windows of up to
 /// 128 MiB per worker, far past a builder's memory budget.

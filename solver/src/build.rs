@@ -304,13 +304,12 @@ fn step_records(converted: &ConvertedBuild, solved: &HashMap<VertexId, Solved>) 
 
 /// Layers pulled as Docker media types are the same bytes under OCI names.
 fn oci_layer_media_type(media_type: &str) -> String {
+    use builder_cache::manifest::media_type::{
+        DOCKER_LAYER, DOCKER_LAYER_GZIP, OCI_LAYER, OCI_LAYER_GZIP,
+    };
     match media_type {
-        "application/vnd.docker.image.rootfs.diff.tar.gzip" => {
-            "application/vnd.oci.image.layer.v1.tar+gzip".into()
-        }
-        "application/vnd.docker.image.rootfs.diff.tar" => {
-            "application/vnd.oci.image.layer.v1.tar".into()
-        }
+        DOCKER_LAYER_GZIP => OCI_LAYER_GZIP.into(),
+        DOCKER_LAYER => OCI_LAYER.into(),
         other => other.to_string(),
     }
 }

@@ -197,8 +197,8 @@ impl LayoutRef {
 }
 
 fn is_index(media_type: &str) -> bool {
-    media_type == "application/vnd.oci.image.index.v1+json"
-        || media_type == "application/vnd.docker.distribution.manifest.list.v2+json"
+    use builder_cache::manifest::media_type::{DOCKER_MANIFEST_LIST, OCI_INDEX};
+    media_type == OCI_INDEX || media_type == DOCKER_MANIFEST_LIST
 }
 
 #[cfg(test)]

@@ -257,7 +257,7 @@ pub fn push_image(
     let media_type = manifest
         .media_type
         .clone()
-        .unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".into());
+        .unwrap_or_else(|| builder_cache::manifest::media_type::OCI_MANIFEST.into());
     let client = client()?;
     let progress = forward_progress(sink);
     let digest = runtime()?
