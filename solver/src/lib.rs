@@ -27,5 +27,5 @@ pub mod userdb;
 pub mod verify;
 pub mod walk;
 
-pub use build::{BuildError, BuildOutput, BuildRequest, StepRecord, build};
+pub use build::{BuildError, BuildOutput, BuildRequest, BuiltStageLayers, StepRecord, build};
 pub use builder_graph::image::Platform;
