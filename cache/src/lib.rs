@@ -40,6 +40,7 @@ mod fsutil;
 pub mod gc;
 pub mod image;
 pub mod images;
+pub mod layer_scans;
 pub mod manifest;
 pub mod platform;
 pub mod private_root;
@@ -110,6 +111,9 @@ pub fn git_dir(root: &Path) -> PathBuf {
 }
 pub fn debug_dir(root: &Path) -> PathBuf {
     root.join("debug")
+}
+pub fn layer_scans_dir(root: &Path) -> PathBuf {
+    root.join("sbom-scans")
 }
 
 /// An opened store root.
@@ -196,6 +200,11 @@ impl Store {
     /// Failed RUN steps kept by `builder build --on-error=keep` for `builder debug`.
     pub fn debug_dir(&self) -> PathBuf {
         debug_dir(&self.root)
+    }
+
+    /// Per-layer SBOM scan results by diff id (see [`layer_scans`]).
+    pub fn layer_scans_dir(&self) -> PathBuf {
+        layer_scans_dir(&self.root)
     }
 
     /// Removes the blob temp files (`tmp/blob-*`) of writers that died: each live
