@@ -569,8 +569,23 @@ fn provenance_names_the_git_commit_and_add_urls() {
     let source = &prov["invocation"]["configSource"];
     assert_eq!(source["uri"], url.as_str(), "{prov}");
     assert_eq!(source["digest"]["sha1"], commit.as_str());
-    let vcs = &prov["metadata"]["https://mobyproject.org/buildkit@v1#metadata"]["vcs"];
-    assert_eq!(vcs["revision"], commit.as_str());
+    // As BuildKit (testGitProvenanceAttestation): the checkout is a material, no local source
+    // went in (so the materials are complete), and there is no vcs metadata.
+    assert!(
+        prov["materials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["uri"] == url.as_str() && m["digest"]["sha1"] == commit.as_str()),
+        "{prov}"
+    );
+    assert!(
+        prov["invocation"]["parameters"].get("locals").is_none(),
+        "{prov}"
+    );
+    assert_eq!(prov["metadata"]["completeness"]["materials"], true);
+    let buildkit = &prov["metadata"]["https://mobyproject.org/buildkit@v1#metadata"];
+    assert!(buildkit.get("vcs").is_none(), "{prov}");
     let data = builder_cache::Digest::of(b"downloaded\n").hex();
     let materials = prov["materials"].as_array().unwrap();
     assert!(
@@ -1118,4 +1133,201 @@ fn layer_scans_are_reused_across_builds_and_pruned_with_their_layers() {
         .map(|d| d.count())
         .unwrap_or(0);
     assert_eq!(left, 0, "prune removes the scans of the layers it removes");
+}
+
+/// Issue #21's "done when": `build --sbom=true --provenance=mode=max --push` of a git context
+/// pushes an index whose statements validate and whose provenance names every input: the base
+/// image and a `docker-image://` named context with their digests, an `ADD --checksum` URL with
+/// its sha256, the git context's commit; local named contexts are listed as locals.
+#[test]
+fn a_pushed_build_names_every_input_in_validating_attestations() {
+    use common::servers::{git, git_daemon, http_files, publish};
+    if !have("docker-registry") || !have("skopeo") || !have("git") {
+        eprintln!("SKIP: docker-registry, skopeo or git is not installed");
+        return;
+    }
+    let env = Env::new();
+    let reg = Registry::start(Auth::None);
+    env.busybox_base();
+    let base = format!("127.0.0.1:{}/busybox:1", reg.port);
+    env.ok(&["tag", "busybox:test", &base]);
+    env.ok(&["push", &base]);
+    let other_ctx = env.context(
+        "other",
+        &[("Dockerfile", "FROM scratch\nCOPY Dockerfile /o\n")],
+    );
+    let other = format!("127.0.0.1:{}/other:1", reg.port);
+    env.build_ok(&other_ctx, &["-t", &other, "--push", "--provenance=false"]);
+
+    let files = env.path("files");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(files.join("data.txt"), "downloaded\n").unwrap();
+    let http = http_files(&files, None);
+    let data_sha = builder_cache::Digest::of(b"downloaded\n").hex();
+    let work = env.path("work");
+    let srv = env.path("srv");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::create_dir_all(&srv).unwrap();
+    std::fs::write(
+        work.join("Dockerfile"),
+        format!(
+            "FROM {base}\nADD --checksum=sha256:{data_sha} http://127.0.0.1:{}/data.txt /data.txt\nCOPY --from=extra hello.txt /hello.txt\nCOPY --from=img /o /o\nRUN --mount=type=secret,id=tok cat /data.txt > /copy.txt\n",
+            http.port
+        ),
+    )
+    .unwrap();
+    git(&work, &["init", "--quiet", "-b", "main"]);
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "--quiet", "-m", "one"]);
+    let commit = git(&work, &["rev-parse", "HEAD"]).trim().to_string();
+    publish(&work, &srv, "repo");
+    let daemon = git_daemon(&srv);
+    let url = format!("git://127.0.0.1:{}/repo.git#main", daemon.port);
+    let extra = env.context("extra", &[("hello.txt", "hi\n")]);
+    let tok = env.path("tok");
+    std::fs::write(&tok, SECRET).unwrap();
+    let name = format!("127.0.0.1:{}/app:1", reg.port);
+    let out = env
+        .cmd()
+        .args([
+            "build",
+            "--sbom=true",
+            "--provenance=mode=max",
+            "--push",
+            "-t",
+            &name,
+            "--secret",
+            &format!("id=tok,src={}", tok.display()),
+            "--build-context",
+            &format!("extra={}", extra.display()),
+            "--build-context",
+            &format!("img=docker-image://{other}"),
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The index, read back with skopeo, walked to each statement layer.
+    let raw = |reference: &str| -> Vec<u8> {
+        let out = env
+            .skopeo()
+            .args([
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                &format!("docker://{reference}"),
+            ])
+            .output()
+            .expect("run skopeo");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let index = json(&raw(&name));
+    let layout = env.path("pulled");
+    let copied = env
+        .skopeo()
+        .args([
+            "copy",
+            "--all",
+            "--src-tls-verify=false",
+            &format!("docker://{name}"),
+            &format!("oci:{}", layout.display()),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        copied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copied.stderr)
+    );
+    let repo = format!("127.0.0.1:{}/app", reg.port);
+    let fetch = |digest: &str| -> Vec<u8> {
+        let m = env
+            .skopeo()
+            .args([
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                &format!("docker://{repo}@{digest}"),
+            ])
+            .output()
+            .unwrap();
+        if m.status.success() && !m.stdout.is_empty() {
+            return m.stdout;
+        }
+        layout_blob(&layout, digest)
+    };
+    let stmts = statements(&index, &fetch);
+    let sbom = &stmts["https://spdx.dev/Document"];
+    let prov = &stmts["https://slsa.dev/provenance/v0.2"]["predicate"];
+    validate(&env, &sbom["predicate"], prov);
+
+    let materials = prov["materials"].as_array().unwrap();
+    let has = |uri_start: &str, algo: &str, digest: &str| {
+        materials.iter().any(|m| {
+            m["uri"].as_str().unwrap().starts_with(uri_start) && m["digest"][algo] == digest
+        })
+    };
+    let manifest_digest = |reference: &str| {
+        let out = env
+            .skopeo()
+            .args([
+                "inspect",
+                "--tls-verify=false",
+                &format!("docker://{reference}"),
+            ])
+            .output()
+            .unwrap();
+        json(&out.stdout)["Digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:")
+            .to_string()
+    };
+    let purl = |reference: &str| {
+        format!(
+            "pkg:docker/{}",
+            reference.replacen(':', "%3A", 1).replacen(":1", "@1", 1)
+        )
+    };
+    assert!(
+        has(&purl(&base), "sha256", &manifest_digest(&base)),
+        "base image: {prov}"
+    );
+    assert!(
+        has(&purl(&other), "sha256", &manifest_digest(&other)),
+        "named image context: {prov}"
+    );
+    assert!(
+        has(
+            &format!("http://127.0.0.1:{}/data.txt", http.port),
+            "sha256",
+            &data_sha
+        ),
+        "ADD url: {prov}"
+    );
+    assert!(has(&url, "sha1", &commit), "git context: {prov}");
+    assert_eq!(
+        prov["invocation"]["configSource"]["digest"]["sha1"],
+        commit.as_str()
+    );
+    assert_eq!(
+        prov["invocation"]["parameters"]["locals"],
+        serde_json::json!([{"name": "extra"}]),
+        "only local sources are locals: {prov}"
+    );
+    assert_eq!(prov["invocation"]["parameters"]["secrets"][0]["id"], "tok");
+    for entry in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
+        let blob = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(!blob.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()));
+    }
 }

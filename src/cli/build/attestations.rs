@@ -336,9 +336,17 @@ fn build_facts(f: &Facts, platform: &Platform, builder_id: &str) -> BuildFacts {
     if let Some(t) = &r.target {
         args.insert("target".into(), t.clone());
     }
-    let mut locals = vec!["context".to_string(), "dockerfile".to_string()];
-    for name in r.build_contexts.keys() {
-        locals.push(name.clone());
+    // The local sources the build read, as BuildKit lists them: the context and the
+    // Dockerfile when they came from this machine (a git context brings both), and each
+    // directory named context (a docker-image:// one is an image: a material).
+    let mut locals = Vec::new();
+    if f.git.is_none() {
+        locals.extend(["context".to_string(), "dockerfile".to_string()]);
+    }
+    for (name, context) in &r.build_contexts {
+        if matches!(context, builder_solver::convert::BuildContext::Dir(_)) {
+            locals.push(name.clone());
+        }
     }
     let mut materials: Vec<Material> = f
         .bases
@@ -364,6 +372,29 @@ fn build_facts(f: &Facts, platform: &Platform, builder_id: &str) -> BuildFacts {
                 )]
                 .into(),
             },
+        });
+    }
+    // A git context is an input like any other source: BuildKit lists its checkout, by the
+    // URL and ref without the subdirectory (`repo.git#main`, not `repo.git#main:src`).
+    if let Some((url, commit)) = &f.git {
+        let uri = match url.split_once('#') {
+            Some((repo, fragment)) => {
+                let reference = fragment.split_once(':').map_or(fragment, |(r, _)| r);
+                if reference.is_empty() {
+                    repo.to_string()
+                } else {
+                    format!("{repo}#{reference}")
+                }
+            }
+            None => url.clone(),
+        };
+        materials.push(Material {
+            uri,
+            digest: [(
+                if commit.len() == 64 { "sha256" } else { "sha1" }.to_string(),
+                commit.clone(),
+            )]
+            .into(),
         });
     }
     materials.sort_by(|a, b| a.uri.cmp(&b.uri));
@@ -404,16 +435,9 @@ fn build_facts(f: &Facts, platform: &Platform, builder_id: &str) -> BuildFacts {
         invocation_id,
         started_on: f.started_on.clone(),
         finished_on: f.finished_on.clone(),
-        vcs: f
-            .git
-            .iter()
-            .flat_map(|(url, commit)| {
-                [
-                    ("source".to_string(), url.clone()),
-                    ("revision".to_string(), commit.clone()),
-                ]
-            })
-            .collect(),
+        // BuildKit records no vcs metadata for a git URL context (its commit is the config
+        // source and a material); buildx's vcs: attributes of a local checkout are not sent.
+        vcs: BTreeMap::new(),
         steps,
         dockerfile: Some((r.dockerfile_name.clone(), r.dockerfile.clone())),
     }
