@@ -869,6 +869,7 @@ fn tar_and_multi_platform_file_outputs_carry_the_statements() {
             &ctx,
             &[
                 "--sbom=true",
+                "--provenance=mode=max",
                 "--platform",
                 "linux/amd64,linux/arm64",
                 "-o",
@@ -886,6 +887,12 @@ fn tar_and_multi_platform_file_outputs_carry_the_statements() {
             assert!(dir.join("app/node_modules/left-pad/package.json").exists());
             let docs = sbom_files(&dir);
             assert_eq!(docs.len(), 1, "{kind} {platform}: {docs:?}");
+            // BuildKit's testProvenanceExportLocalMultiPlatform: a provenance per platform.
+            let prov = json(&std::fs::read(dir.join("provenance.json")).unwrap());
+            assert_eq!(
+                prov["predicate"]["invocation"]["environment"]["platform"],
+                platform.replace('_', "/")
+            );
             assert_eq!(
                 docs["sbom.spdx.json"]["subject"][0]["name"],
                 "app/node_modules/left-pad/package.json",
