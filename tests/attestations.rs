@@ -1338,3 +1338,51 @@ fn a_pushed_build_names_every_input_in_validating_attestations() {
         assert!(!blob.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()));
     }
 }
+
+/// BuildKit's testOCILayoutProvenance: a base image from an `oci-layout://` context is a
+/// material as a local OCI image (`pkg:oci/...`) with its manifest digest.
+#[test]
+fn an_oci_layout_base_is_a_pkg_oci_material() {
+    let env = Env::new();
+    let base_ctx = env.context(
+        "base",
+        &[("Dockerfile", "FROM scratch\nCOPY Dockerfile /foo\n")],
+    );
+    let layout = env.path("layout");
+    env.build_ok(
+        &base_ctx,
+        &[
+            "-o",
+            &format!("type=oci,dest={},tar=false", layout.display()),
+        ],
+    );
+    let top = json(&std::fs::read(layout.join("index.json")).unwrap());
+    let manifest = top["manifests"][0]["digest"].as_str().unwrap().to_string();
+    let ctx = env.context(
+        "ctx",
+        &[("Dockerfile", "FROM base\nCOPY Dockerfile /bar\n")],
+    );
+    let out = env.path("out");
+    env.build_ok(
+        &ctx,
+        &[
+            "--provenance=mode=max",
+            "--build-context",
+            &format!("base=oci-layout://{}", layout.display()),
+            "-o",
+            &format!("type=local,dest={}", out.display()),
+        ],
+    );
+    let prov = json(&std::fs::read(out.join("provenance.json")).unwrap());
+    let materials = prov["predicate"]["materials"].as_array().unwrap();
+    assert_eq!(materials.len(), 1, "{prov}");
+    let uri = materials[0]["uri"].as_str().unwrap();
+    assert_eq!(uri.split_once('/').unwrap().0, "pkg:oci", "{uri}");
+    assert_eq!(
+        format!(
+            "sha256:{}",
+            materials[0]["digest"]["sha256"].as_str().unwrap()
+        ),
+        manifest
+    );
+}

@@ -352,7 +352,17 @@ fn build_facts(f: &Facts, platform: &Platform, builder_id: &str) -> BuildFacts {
         .bases
         .iter()
         .map(|(p, img)| Material {
-            uri: intoto::docker_purl(&img.reference, Some(&p.to_string())),
+            // An image imported from an `oci-layout://` context is a local OCI image to
+            // BuildKit: `pkg:oci/...?digest=...`.
+            uri: if img
+                .reference
+                .trim_start_matches("docker.io/library/")
+                .starts_with("oci-layout@")
+            {
+                intoto::image_purl("oci", &img.reference, Some(&p.to_string()))
+            } else {
+                intoto::docker_purl(&img.reference, Some(&p.to_string()))
+            },
             digest: [("sha256".to_string(), img.manifest_digest.hex())].into(),
         })
         .collect();
