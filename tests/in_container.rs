@@ -384,6 +384,8 @@ fn image_pushed_from_a_container_matches_the_host_build() {
         &[
             "build",
             "--progress=plain",
+            // The image manifests are compared: no provenance index around them.
+            "--provenance=false",
             "--push",
             "-t",
             &from_container,
@@ -402,7 +404,14 @@ fn image_pushed_from_a_container_matches_the_host_build() {
     let out = env
         .cmd()
         .env("SOURCE_DATE_EPOCH", EPOCH)
-        .args(["build", "--progress=plain", "--push", "-t", &from_host])
+        .args([
+            "build",
+            "--progress=plain",
+            "--provenance=false",
+            "--push",
+            "-t",
+            &from_host,
+        ])
         .arg(&ctx)
         .output()
         .unwrap();

@@ -141,7 +141,17 @@ fn a_pushed_index_pulls_back_per_platform() {
         String::from_utf8_lossy(&raw.stderr)
     );
     let index: Value = serde_json::from_slice(&raw.stdout).unwrap();
-    assert_eq!(index["manifests"].as_array().unwrap().len(), 2);
+    // Each image, then its default `mode=min` provenance (buildx with a docker-container
+    // builder attaches one to every pushed image).
+    let manifests = index["manifests"].as_array().unwrap();
+    assert_eq!(manifests.len(), 4, "{index}");
+    for att in &manifests[2..] {
+        assert_eq!(att["platform"]["os"], "unknown");
+        assert_eq!(
+            att["annotations"]["vnd.docker.reference.type"],
+            "attestation-manifest"
+        );
+    }
     for arch in ["amd64", "arm64"] {
         let out = env
             .skopeo()
@@ -165,7 +175,10 @@ fn what_cannot_hold_an_index_is_refused_before_building() {
     let ctx = context(&env);
     for (args, says) in [
         (vec!["-o", "type=docker,dest=/tmp/x.tar"], "docker"),
-        (vec!["-o", "type=tar,dest=/tmp/x.tar"], "type=tar"),
+        (
+            vec!["-o", "type=image,name=x:1,oci-mediatypes=false"],
+            "oci-mediatypes=false",
+        ),
     ] {
         let mut all = vec!["--platform", BOTH];
         all.extend(args.iter().copied());
@@ -269,4 +282,32 @@ fn a_context_on_stdin_serves_every_platform() {
         let app = fs::read_to_string(out.join(format!("linux_{arch}/app.txt"))).unwrap();
         assert_eq!(app, format!("{arch} app\n"));
     }
+}
+
+/// `type=tar` of several platforms: one directory per platform in the tar, as BuildKit's tar
+/// exporter writes it.
+#[test]
+fn a_tar_of_several_platforms_has_a_directory_per_platform() {
+    let env = Env::new();
+    let ctx = context(&env);
+    let tar = env.path("out.tar");
+    env.build_ok(
+        &ctx,
+        &[
+            "--platform",
+            BOTH,
+            "-o",
+            &format!("type=tar,dest={}", tar.display()),
+        ],
+    );
+    let entries = common::tar_entries(std::fs::File::open(&tar).unwrap());
+    let tops: std::collections::BTreeSet<String> = entries
+        .iter()
+        .map(|e| e.0.split('/').next().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        tops.into_iter().collect::<Vec<_>>(),
+        ["linux_amd64", "linux_arm64"],
+        "{entries:?}"
+    );
 }

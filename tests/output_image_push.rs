@@ -48,6 +48,27 @@ fn sha256(bytes: &[u8]) -> String {
     builder_cache::Digest::of(bytes).to_string()
 }
 
+/// The image a pushed reference serves: as buildx with a docker-container builder, a push
+/// carries `mode=min` provenance by default, so the reference names an index of the image and
+/// its attestation manifest. Returns the image manifest's bytes.
+fn pushed_image(env: &Env, reference: &str) -> Vec<u8> {
+    let top = remote_manifest(env, reference).unwrap_or_else(|| panic!("{reference} pushed"));
+    let index: serde_json::Value = serde_json::from_slice(&top).unwrap();
+    assert_eq!(
+        index["mediaType"], "application/vnd.oci.image.index.v1+json",
+        "{reference}: an index with the default provenance"
+    );
+    let manifests = index["manifests"].as_array().unwrap();
+    assert_eq!(manifests.len(), 2, "{index}");
+    assert_eq!(
+        manifests[1]["annotations"]["vnd.docker.reference.type"],
+        "attestation-manifest"
+    );
+    let repo = reference.rsplit_once(':').unwrap().0;
+    let digest = manifests[0]["digest"].as_str().unwrap();
+    remote_manifest(env, &format!("{repo}@{digest}")).expect("the image manifest")
+}
+
 #[test]
 fn image_output_pushes_to_every_name() {
     let Some(reg) = registry() else { return };
@@ -67,7 +88,7 @@ fn image_output_pushes_to_every_name() {
         .unwrap()
         .to_string();
     for name in [&one, &two] {
-        let manifest = remote_manifest(&env, name).unwrap_or_else(|| panic!("{name} pushed"));
+        let manifest = pushed_image(&env, name);
         assert_eq!(sha256(&manifest), stored, "{name} is the stored image");
     }
 
@@ -95,8 +116,7 @@ fn image_output_pushes_to_every_name() {
             &format!("type=registry,name={zstd},compression=zstd,compression-level=5,force-compression=true"),
         ],
     );
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&remote_manifest(&env, &zstd).expect("pushed")).unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&pushed_image(&env, &zstd)).unwrap();
     assert_eq!(
         manifest["layers"][0]["mediaType"],
         "application/vnd.oci.image.layer.v1.tar+zstd"

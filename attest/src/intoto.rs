@@ -41,9 +41,16 @@ fn encode(s: &str) -> String {
 }
 
 /// `pkg:docker/NAME@TAG?platform=OS%2FARCH` for an image reference, the way BuildKit names
-/// subjects and base-image materials: Docker Hub's `docker.io/library/` is dropped, a digest
-/// reference gives `@sha256:...` without the tag.
+/// subjects and base-image materials (its RefToPURL): Docker Hub's `docker.io/library/` is
+/// dropped, a digest-pinned reference gives a `digest=` qualifier (and no version unless it
+/// also has a tag).
 pub fn docker_purl(reference: &str, platform: Option<&str>) -> String {
+    image_purl("docker", reference, platform)
+}
+
+/// [`docker_purl`] with another purl type: `oci` for an image from a local OCI layout, as
+/// BuildKit names those.
+pub fn image_purl(purl_type: &str, reference: &str, platform: Option<&str>) -> String {
     let (name_tag, digest) = match reference.split_once('@') {
         Some((n, d)) => (n, Some(d)),
         None => (reference, None),
@@ -62,14 +69,22 @@ pub fn docker_purl(reference: &str, platform: Option<&str>) -> String {
         .map(encode)
         .collect::<Vec<_>>()
         .join("/");
-    let version = match (digest, tag) {
-        (Some(d), _) => encode(d),
-        (None, Some(t)) => encode(t),
-        (None, None) => "latest".into(),
-    };
-    let mut out = format!("pkg:docker/{path}@{version}");
+    let mut out = format!("pkg:{purl_type}/{path}");
+    match (digest, tag) {
+        (_, Some(t)) => out.push_str(&format!("@{}", encode(t))),
+        (None, None) => out.push_str("@latest"),
+        (Some(_), None) => {}
+    }
+    let mut qualifiers = Vec::new();
+    if let Some(d) = digest {
+        qualifiers.push(format!("digest={}", encode(d)));
+    }
     if let Some(p) = platform {
-        out.push_str(&format!("?platform={}", encode(p)));
+        qualifiers.push(format!("platform={}", encode(p)));
+    }
+    if !qualifiers.is_empty() {
+        out.push('?');
+        out.push_str(&qualifiers.join("&"));
     }
     out
 }
@@ -94,7 +109,11 @@ mod tests {
         );
         assert_eq!(
             docker_purl("ghcr.io/a/b@sha256:00ff", None),
-            "pkg:docker/ghcr.io/a/b@sha256%3A00ff"
+            "pkg:docker/ghcr.io/a/b?digest=sha256%3A00ff"
+        );
+        assert_eq!(
+            image_purl("oci", "oci-layout@sha256:00ff", Some("linux/amd64")),
+            "pkg:oci/oci-layout?digest=sha256%3A00ff&platform=linux%2Famd64"
         );
     }
 

@@ -4,8 +4,11 @@
 //! config is an `unknown/unknown` image config, referred to from the index by a descriptor
 //! naming the image manifest it is about.
 
+use builder_cache::layer_scans::LayerScans;
 use builder_cache::manifest::{Descriptor, Manifest, Platform, media_type};
-use builder_cache::{BlobStore, Digest, StoreError};
+use builder_cache::{BlobStore, Digest, Store, StoreError};
+
+use crate::sbom::LayerScan;
 use serde_json::json;
 
 use crate::intoto;
@@ -85,18 +88,63 @@ pub fn put_attestation_manifest(
     Ok(d)
 }
 
-/// Scans the layers of a stored image manifest (see [`crate::sbom::scan_layers`]).
+/// Scans the layers of a stored image manifest (see [`crate::sbom::scan_layers`]), reusing the
+/// scan of each layer already scanned by an earlier build (kept by diff id in `scans`) and
+/// keeping the new ones. Returns the inventory and how many layers were read.
 pub fn scan_stored_image(
-    blobs: &BlobStore,
+    store: &Store,
     manifest: &Digest,
-) -> Result<crate::sbom::Inventory, crate::AttestError> {
+) -> Result<(crate::sbom::Inventory, usize), crate::AttestError> {
+    let blobs = store.blobs();
     let m = builder_cache::read_manifest(blobs, manifest)?;
-    let mut inputs = Vec::new();
-    for layer in &m.layers {
-        inputs.push(crate::sbom::LayerInput {
-            name: layer.digest.to_string(),
-            reader: blobs.open(&layer.digest)?,
-        });
+    let config = builder_cache::read_config(blobs, &m.config.digest)?;
+    let scans = LayerScans::new(store);
+    let format = crate::sbom::LAYER_SCAN_FORMAT;
+    let mut layers = Vec::new();
+    let mut read = 0;
+    for (i, layer) in m.layers.iter().enumerate() {
+        // The config names each layer's diff id; a config that does not (foreign, truncated)
+        // only loses the reuse.
+        let diff_id = config.rootfs.diff_ids.get(i).copied();
+        let stored = match &diff_id {
+            Some(id) => scans.get(id, format)?,
+            None => None,
+        };
+        if let Some(scan) = stored.as_deref().and_then(LayerScan::from_bytes) {
+            layers.push(scan);
+            continue;
+        }
+        let scan = crate::sbom::scan_layer(&layer.digest.to_string(), blobs.open(&layer.digest)?)?;
+        read += 1;
+        if let Some(id) = &diff_id {
+            scans.put(id, format, &scan.to_bytes()?)?;
+        }
+        layers.push(scan);
     }
-    crate::sbom::scan_layers(inputs)
+    Ok((crate::sbom::merge_layers(&layers), read))
+}
+
+/// Scans the layers of an image given as layer blobs of the store, bottom first (a stage's
+/// file system, for `scan-stage`), reusing stored scans as [`scan_stored_image`] does.
+pub fn scan_stored_layers(
+    store: &Store,
+    layers: &[(Digest, Digest)],
+) -> Result<crate::sbom::Inventory, crate::AttestError> {
+    let scans = LayerScans::new(store);
+    let format = crate::sbom::LAYER_SCAN_FORMAT;
+    let mut out = Vec::new();
+    for (blob, diff_id) in layers {
+        if let Some(scan) = scans
+            .get(diff_id, format)?
+            .as_deref()
+            .and_then(LayerScan::from_bytes)
+        {
+            out.push(scan);
+            continue;
+        }
+        let scan = crate::sbom::scan_layer(&blob.to_string(), store.blobs().open(blob)?)?;
+        scans.put(diff_id, format, &scan.to_bytes()?)?;
+        out.push(scan);
+    }
+    Ok(crate::sbom::merge_layers(&out))
 }

@@ -81,7 +81,8 @@ pub struct BuildFacts {
     pub invocation_id: String,
     pub started_on: String,
     pub finished_on: String,
-    /// `vcs` metadata (`source`, `revision`) of a git context.
+    /// `vcs` metadata (`source`, `revision`): buildx's `vcs:` attributes of a local git checkout
+    /// (BuildKit records none for a git URL context, whose commit is a material).
     pub vcs: BTreeMap<String, String>,
     pub steps: Vec<Step>,
     /// mode=max: the Dockerfile's name and content.
@@ -210,7 +211,9 @@ fn v02(f: &BuildFacts, mode: Mode) -> Value {
             "buildInvocationID": f.invocation_id,
             "buildStartedOn": f.started_on,
             "buildFinishedOn": f.finished_on,
-            "completeness": {"parameters": mode == Mode::Max, "environment": true, "materials": false},
+            // As BuildKit: the materials are complete when no local source went in (a git
+            // context with no local named context), since a local one has no digest to list.
+            "completeness": {"parameters": mode == Mode::Max, "environment": true, "materials": f.locals.is_empty()},
             "reproducible": false,
             BUILDKIT_METADATA: buildkit_metadata(f, mode),
         },
@@ -248,7 +251,7 @@ fn v1(f: &BuildFacts, mode: Mode) -> Value {
                 "startedOn": f.started_on,
                 "finishedOn": f.finished_on,
                 "buildkit_metadata": buildkit_metadata(f, mode),
-                "buildkit_completeness": {"request": mode == Mode::Max, "resolvedDependencies": false},
+                "buildkit_completeness": {"request": mode == Mode::Max, "resolvedDependencies": f.locals.is_empty()},
             },
         },
     })

@@ -394,6 +394,7 @@ pub fn sweep(store: &Store, roots: &Roots, now: SystemTime) -> Result<SweepRepor
     let mut report = SweepReport::default();
     sweep_blobs(store, roots, &mut report)?;
     sweep_snapshots(store, roots, &mut report)?;
+    sweep_layer_scans(store, roots, &mut report)?;
     let cutoff = now
         .checked_sub(STALE_AFTER)
         .unwrap_or(SystemTime::UNIX_EPOCH);
@@ -447,6 +448,26 @@ fn sweep_snapshots(store: &Store, roots: &Roots, report: &mut SweepReport) -> Re
         {
             report.snapshot_bytes += remove_tree(&path)?;
             report.snapshots += 1;
+        }
+    }
+    Ok(())
+}
+
+/// The stored SBOM scans of layers that are no longer kept go with them; a temp file left by
+/// a killed writer goes once it is stale.
+fn sweep_layer_scans(
+    store: &Store,
+    roots: &Roots,
+    report: &mut SweepReport,
+) -> Result<(), GcError> {
+    for (path, name, meta) in read_entries(&store.layer_scans_dir())? {
+        let gone = match crate::layer_scans::diff_id_of(&name) {
+            Some(diff_id) => !roots.diff_ids.contains(&diff_id),
+            None => is_stale(&meta, SystemTime::now() - STALE_AFTER),
+        };
+        if gone {
+            report.stale_bytes += remove_tree(&path)?;
+            report.stale += 1;
         }
     }
     Ok(())

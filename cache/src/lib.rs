@@ -41,6 +41,7 @@ pub mod gc;
 pub mod image;
 pub mod images;
 mod layer_ref;
+pub mod layer_scans;
 pub mod manifest;
 pub mod platform;
 pub mod private_root;
@@ -130,6 +131,9 @@ pub fn images_file(root: &Path) -> (PathBuf, PathBuf) {
 pub fn gc_lock_file(root: &Path) -> PathBuf {
     root.join("gc.lock")
 }
+pub fn layer_scans_dir(root: &Path) -> PathBuf {
+    root.join("sbom-scans")
+}
 
 /// An opened store root.
 #[derive(Debug, Clone)]
@@ -216,6 +220,11 @@ impl Store {
     /// Failed RUN steps kept by `builder build --on-error=keep` for `builder debug`.
     pub fn debug_dir(&self) -> PathBuf {
         debug_dir(&self.root)
+    }
+
+    /// Per-layer SBOM scan results by diff id (see [`layer_scans`]).
+    pub fn layer_scans_dir(&self) -> PathBuf {
+        layer_scans_dir(&self.root)
     }
 
     /// Removes the blob temp files (`tmp/blob-*`) of writers that died: each live

@@ -100,3 +100,7 @@ pub(crate) fn platform_args(target: &Platform) -> Vec<(String, String)> {
     }
     args
 }
+
+/// The build args that configure the SBOM scan (read by builder, never a step's environment).
+pub const SBOM_SCAN_CONTEXT_ARG: &str = "BUILDKIT_SBOM_SCAN_CONTEXT";
+pub const SBOM_SCAN_STAGE_ARG: &str = "BUILDKIT_SBOM_SCAN_STAGE";

@@ -17,8 +17,8 @@ pub mod error;
 pub mod inputs;
 pub mod options;
 
-pub use args::{BUILDER_ARGS, PROXY_ARGS, SYNTAX_ARG};
-pub use converter::{ConvertedBuild, StageOutput, convert};
+pub use args::{BUILDER_ARGS, PROXY_ARGS, SBOM_SCAN_CONTEXT_ARG, SBOM_SCAN_STAGE_ARG, SYNTAX_ARG};
+pub use converter::{BuiltStage, ConvertedBuild, StageOutput, convert};
 pub use error::ConvertError;
 pub use inputs::{BuildContext, GitCheckout, ImageResolver, RemoteFile, ResolvedImage};
 pub use options::{ConvertOptions, Entitlements};

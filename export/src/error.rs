@@ -42,13 +42,13 @@ pub enum ExportError {
     BlobChanged { digest: Digest, actual: Digest },
     #[error("image name {0:?} is not a normalized reference")]
     InvalidName(String),
+    /// The files a caller adds to a tar part (attestation statements) could not be made.
+    #[error("making the attestation files: {0}")]
+    Attestation(String),
 }
 
 impl ExportError {
-    pub(crate) fn io(
-        op: &'static str,
-        path: impl Into<PathBuf>,
-    ) -> impl FnOnce(io::Error) -> ExportError {
+    pub fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> ExportError {
         let path = path.into();
         move |source| ExportError::Io { op, path, source }
     }

@@ -21,5 +21,8 @@ pub use archive::{
 };
 pub use error::ExportError;
 pub use layout::ExportImage;
-pub use rootfs::{RootfsSummary, write_rootfs_dir, write_rootfs_tar};
+pub use rootfs::{
+    ExtraFiles, RootfsSummary, TarPart, WrittenFile, write_rootfs_dir, write_rootfs_tar,
+    write_rootfs_tar_parts,
+};
 pub use sink::BlobProgress;

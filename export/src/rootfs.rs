@@ -34,11 +34,69 @@ pub fn write_rootfs_tar<W: Write>(
     manifest: &Digest,
     out: W,
 ) -> Result<W, ExportError> {
-    let layers = image_layers(store, manifest)?;
+    let part = TarPart {
+        dir: None,
+        manifest: *manifest,
+    };
+    write_rootfs_tar_parts(store, &[part], out, &mut |_, _| Ok(Vec::new()))
+}
+
+/// One image's tree in a [`write_rootfs_tar_parts`] stream: under `dir` (BuildKit's
+/// `linux_amd64/` of a multi-platform tar) or at the top.
+pub struct TarPart {
+    pub dir: Option<PathBuf>,
+    pub manifest: Digest,
+}
+
+/// A regular file written into a tar part, by its path in the part, and its content digest:
+/// what an attestation written beside the tree names as its subjects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenFile {
+    pub path: PathBuf,
+    pub digest: Digest,
+}
+
+/// Files added to a part after its tree (`(name, bytes)`, mode 0600): given the part's index
+/// and the regular files written in it.
+pub type ExtraFiles<'a> =
+    dyn FnMut(usize, &[WrittenFile]) -> Result<Vec<(PathBuf, Vec<u8>)>, ExportError> + 'a;
+
+/// Streams several images' merged filesystems as one tar, each under its part's directory,
+/// then the files `extra` gives for that part (BuildKit's tar exporter writes attestation
+/// statements there).
+pub fn write_rootfs_tar_parts<W: Write>(
+    store: &Store,
+    parts: &[TarPart],
+    out: W,
+    extra: &mut ExtraFiles<'_>,
+) -> Result<W, ExportError> {
     let mut sink = TarRootfs {
         builder: tar::Builder::new(out),
+        prefix: None,
+        written: Vec::new(),
     };
-    flatten(store.blobs(), &layers, &mut sink)?;
+    for (i, part) in parts.iter().enumerate() {
+        let layers = image_layers(store, &part.manifest)?;
+        sink.prefix = part.dir.clone();
+        sink.written.clear();
+        if let Some(dir) = &part.dir {
+            sink.top_dir(dir)?;
+        }
+        flatten(store.blobs(), &layers, &mut sink)?;
+        for (name, bytes) in extra(i, &sink.written)? {
+            let path = sink.prefixed(&name);
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(EntryType::Regular);
+            header.set_mode(0o600);
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_size(bytes.len() as u64);
+            header.set_mtime(0);
+            sink.builder
+                .append_data(&mut header, &path, bytes.as_slice())
+                .map_err(ExportError::io("write tar entry", &path))?;
+        }
+    }
     sink.builder
         .into_inner()
         .map_err(ExportError::io("finish tar", "<output>"))
@@ -70,6 +128,32 @@ pub fn write_rootfs_dir(
 
 struct TarRootfs<W: Write> {
     builder: tar::Builder<W>,
+    /// The part's directory every entry goes under.
+    prefix: Option<PathBuf>,
+    /// The part's regular files (hard links too) and their digests.
+    written: Vec<WrittenFile>,
+}
+
+impl<W: Write> TarRootfs<W> {
+    fn prefixed(&self, path: &Path) -> PathBuf {
+        match &self.prefix {
+            Some(dir) => dir.join(path),
+            None => path.to_path_buf(),
+        }
+    }
+
+    fn top_dir(&mut self, dir: &Path) -> Result<(), ExportError> {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(EntryType::Directory);
+        header.set_mode(0o755);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_size(0);
+        self.builder
+            .append_data(&mut header, dir, io::empty())
+            .map_err(ExportError::io("write tar entry", dir))
+    }
 }
 
 impl<W: Write> RootfsSink for TarRootfs<W> {
@@ -90,6 +174,7 @@ impl<W: Write> RootfsSink for TarRootfs<W> {
         self.builder
             .append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
             .map_err(ExportError::io("write tar entry", path))?;
+        let out_path = self.prefixed(path);
         if kind.is_hard_link() || kind.is_symlink() {
             // Hard link targets name another entry: cleaned like entry paths.
             let target = match link_to {
@@ -97,16 +182,43 @@ impl<W: Write> RootfsSink for TarRootfs<W> {
                 None if kind.is_hard_link() => hard_link_target(layer, entry)?,
                 None => symlink_target(layer, path, entry)?,
             };
+            if kind.is_hard_link() {
+                // A hard link is the same file under another name: a subject of its own.
+                if let Some(file) = self.written.iter().find(|f| f.path == target) {
+                    let digest = file.digest;
+                    self.written.push(WrittenFile {
+                        path: path.to_path_buf(),
+                        digest,
+                    });
+                }
+                let target = self.prefixed(&target);
+                return self
+                    .builder
+                    .append_link(&mut header, &out_path, &target)
+                    .map_err(write_err);
+            }
             return self
                 .builder
-                .append_link(&mut header, path, &target)
+                .append_link(&mut header, &out_path, &target)
                 .map_err(write_err);
         }
         // The size may have come from a PAX record that is not carried over.
         header.set_size(entry.size());
+        if !kind.is_file() {
+            return self
+                .builder
+                .append_data(&mut header, &out_path, entry)
+                .map_err(write_err);
+        }
+        let mut hashing = builder_cache::HashingReader::new(entry);
         self.builder
-            .append_data(&mut header, path, entry)
-            .map_err(write_err)
+            .append_data(&mut header, &out_path, &mut hashing)
+            .map_err(write_err)?;
+        self.written.push(WrittenFile {
+            path: path.to_path_buf(),
+            digest: hashing.finish().0,
+        });
+        Ok(())
     }
 
     fn implicit_dir(&mut self, path: &Path) -> Result<(), ExportError> {
@@ -117,8 +229,9 @@ impl<W: Write> RootfsSink for TarRootfs<W> {
         header.set_gid(0);
         header.set_mtime(0);
         header.set_size(0);
+        let out_path = self.prefixed(path);
         self.builder
-            .append_data(&mut header, path, io::empty())
+            .append_data(&mut header, &out_path, io::empty())
             .map_err(ExportError::io("write tar entry", path))
     }
 }

@@ -246,11 +246,15 @@ fn load_registry(
     store: &Store,
 ) -> Result<CacheConfig, RemoteCacheError> {
     let (_, kind, bytes) = remote.block_on(remote.client.resolve(r))?;
-    if ManifestKind::of(&kind) != Some(ManifestKind::Image) {
-        return Err(RemoteCacheError::invalid(
-            r.to_string(),
-            format!("{kind} is not an image or cache manifest"),
-        ));
+    match ManifestKind::of(&kind) {
+        Some(ManifestKind::Image) => {}
+        Some(ManifestKind::Index) => return load_index_inline(remote, r, store, &bytes),
+        None => {
+            return Err(RemoteCacheError::invalid(
+                r.to_string(),
+                format!("{kind} is not an image or cache manifest"),
+            ));
+        }
     }
     let manifest: Manifest =
         serde_json::from_slice(&bytes).map_err(|e| RemoteCacheError::invalid(r.to_string(), e))?;
@@ -269,6 +273,45 @@ fn load_registry(
         None => Err(RemoteCacheError::invalid(
             r.to_string(),
             "is neither a cache manifest nor an image with inline cache (--cache-to type=inline)",
+        )),
+    }
+}
+
+/// The inline records of an image index (a multi-platform image, or an image pushed with its
+/// attestations, as buildx pushes by default): those of each platform's image, together. A
+/// record's key includes its platform, so another platform's records never match; the
+/// attestation manifests (`unknown/unknown`) carry none and are skipped.
+fn load_index_inline(
+    remote: &Remote,
+    r: &Reference,
+    store: &Store,
+    bytes: &[u8],
+) -> Result<CacheConfig, RemoteCacheError> {
+    let index: Index =
+        serde_json::from_slice(bytes).map_err(|e| RemoteCacheError::invalid(r.to_string(), e))?;
+    let mut all: Option<CacheConfig> = None;
+    let mut last_error = None;
+    for entry in index.manifests.iter().filter(|m| {
+        ManifestKind::of(&m.media_type) == Some(ManifestKind::Image)
+            && m.platform.as_ref().is_none_or(|p| p.os != "unknown")
+    }) {
+        match load_registry(remote, &r.with_digest(entry.digest), store) {
+            Ok(config) => match &mut all {
+                Some(all) => {
+                    all.records.extend(config.records);
+                    all.mounts.extend(config.mounts);
+                }
+                None => all = Some(config),
+            },
+            Err(e) => last_error = Some(e),
+        }
+    }
+    match (all, last_error) {
+        (Some(config), _) => Ok(config),
+        (None, Some(e)) => Err(e),
+        (None, None) => Err(RemoteCacheError::invalid(
+            r.to_string(),
+            "is an image index with no image in it",
         )),
     }
 }

@@ -74,6 +74,16 @@ pub struct BuildOutput {
     pub steps: Vec<StepRecord>,
     /// The cache mounts RUN steps used (`--cache-to ...,mounts=true` exports their contents).
     pub cache_mounts: Vec<crate::executor::UsedCacheMount>,
+    /// Every stage built, with its layers: what `--sbom` with `scan-stage` scans.
+    pub stages: Vec<BuiltStageLayers>,
+}
+
+/// A built stage (see `builder_dockerfile2graph::BuiltStage`) and its file system's layers, bottom
+/// first, as (blob digest, diff id).
+#[derive(Clone, Debug)]
+pub struct BuiltStageLayers {
+    pub stage: builder_dockerfile2graph::BuiltStage,
+    pub layers: Vec<(builder_cache::Digest, builder_cache::Digest)>,
 }
 
 /// One solved step: its cache key and record, and whether its layer is part of the image.
@@ -235,7 +245,19 @@ pub fn build(
     let image =
         builder_cache::put_image(store.blobs(), &config, &descriptors, ManifestFormat::Oci)?;
     let steps = step_records(&converted, &solved);
+    let stages = converted
+        .built_stages
+        .iter()
+        .map(|stage| BuiltStageLayers {
+            stage: stage.clone(),
+            layers: layers_of(stage.vertex)
+                .iter()
+                .map(|l| (l.digest, l.diff_id))
+                .collect(),
+        })
+        .collect();
     Ok(BuildOutput {
+        stages,
         image,
         config,
         warnings,

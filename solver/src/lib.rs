@@ -37,7 +37,7 @@ mod userdb;
 pub mod verify;
 mod walk;
 
-pub use build::{BuildError, BuildOutput, BuildRequest, StepRecord, build};
+pub use build::{BuildError, BuildOutput, BuildRequest, BuiltStageLayers, StepRecord, build};
 pub use builder_graph::image::Platform;
 pub use executor::{SolveError, UsedCacheMount};
 pub use source_tree::SourceTree;

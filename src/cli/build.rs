@@ -124,7 +124,7 @@ pub struct BuildArgs {
     #[arg(long, value_name = "keep|discard", default_value = "discard", value_parser = ["keep", "discard"])]
     on_error: String,
     /// SLSA provenance attestation: `true`/`false`, or `mode=min|max[,version=v1][,builder-id=URI]`
-    /// (shorthand for `--attest type=provenance,...`). Off unless asked for.
+    /// (shorthand for `--attest type=provenance,...`). `mode=min` by default on a push.
     #[arg(long, value_name = "BOOL|mode=min|max,...")]
     provenance: Option<String>,
     /// SBOM attestation (SPDX 2.3, scanned by builder itself): `true`/`false`
@@ -226,14 +226,12 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     // `BUILDKIT_MULTI_PLATFORM=1`: an image index even for one platform, as BuildKit.
     let builtin = super::buildkit_args::BuiltinArgs::read(&parse_build_args(&args.build_args))?;
     let multi = platforms.len() > 1 || builtin.multi_platform;
-    let wanted = attestations::parse(
+    let asked = attestations::parse(
         args.sbom.as_deref(),
         args.provenance.as_deref(),
         &args.attest,
     )?;
-    if wanted.is_some() {
-        attestations::check_outputs(args.push, &parsed, multi)?;
-    }
+    let wanted = attestations::decide(asked, args.push, &parsed, multi)?;
     if multi {
         if platforms.is_empty() {
             platforms.push(Platform::host());
@@ -377,24 +375,25 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let bases = resolver.resolved();
     let fetched = resolver.fetched();
     let finished_on = attestations::started_on(&request);
+    let facts = wanted.as_ref().map(|_| attestations::Facts {
+        request: request.clone(),
+        steps: output.steps.clone(),
+        stages: output.stages.clone(),
+        bases: bases.clone(),
+        fetched: fetched.clone(),
+        git: request_files.context.git.clone(),
+        started_on: started_on.clone(),
+        finished_on: finished_on.clone(),
+    });
     let mut indexes: BTreeMap<Digest, Digest> = BTreeMap::new();
     let mut with_attestations = |record: &ImageRecord| -> anyhow::Result<Option<Digest>> {
-        let Some(wanted) = &wanted else {
+        let (Some(wanted), Some(facts)) = (&wanted, &facts) else {
             return Ok(None);
         };
         if let Some(index) = indexes.get(&record.manifest) {
             return Ok(Some(*index));
         }
-        let facts = attestations::Facts {
-            request: &request,
-            steps: &output.steps,
-            bases: bases.clone(),
-            fetched: fetched.clone(),
-            git: request_files.context.git.clone(),
-            started_on: started_on.clone(),
-            finished_on: finished_on.clone(),
-        };
-        let d = attestations::attest_image(&store, wanted, record, &platform, &names, &facts)?;
+        let d = attestations::attest_image(&store, wanted, record, &platform, &names, facts)?;
         let index = multi_platform::put_index(&store, &[(platform.clone(), record.clone())], &[d])?;
         indexes.insert(record.manifest, index);
         Ok(Some(index))
@@ -420,28 +419,29 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_default();
         let mut record = image.as_ref().unwrap_or(&built).clone();
         let image_record = record.clone();
-        let local = match out {
-            OutputRequestSpec::Local(dir) => Some(dir),
-            _ => None,
-        };
-        if local.is_none()
-            && let Some(index) = with_attestations(&record)?
-        {
+        let files = matches!(
+            out,
+            OutputRequestSpec::Local(_) | OutputRequestSpec::RootfsTar(_)
+        );
+        if let (OutputRequestSpec::RootfsTar(dest), Some(wanted)) = (out, &wanted) {
+            // The statements go into the tar after the tree, as BuildKit's tar exporter.
+            let part = attestations::TarImage {
+                dir: None,
+                image: &image_record,
+                platform: &platform,
+                facts: facts.as_ref(),
+            };
+            attestations::write_tar(&store, Some(wanted), &[part], dest)
+                .with_context(|| format!("exporting to {}", out.describe()))?;
+            continue;
+        }
+        if !files && let Some(index) = with_attestations(&record)? {
             record.manifest = index;
         }
         super::save::export_output(&store, out, &archive_names, &record, &descriptor, &renderer)
             .with_context(|| format!("exporting to {}", out.describe()))?;
-        if let (Some(dir), Some(wanted)) = (local, &wanted) {
-            let facts = attestations::Facts {
-                request: &request,
-                steps: &output.steps,
-                bases: bases.clone(),
-                fetched: fetched.clone(),
-                git: request_files.context.git.clone(),
-                started_on: started_on.clone(),
-                finished_on: finished_on.clone(),
-            };
-            attestations::write_local(&store, wanted, &image_record, &platform, dir, &facts)
+        if let (OutputRequestSpec::Local(dir), Some(wanted), Some(facts)) = (out, &wanted, &facts) {
+            attestations::write_local(&store, wanted, &image_record, &platform, dir, facts)
                 .with_context(|| format!("writing attestations to {}", dir.display()))?;
         }
     }
@@ -489,18 +489,27 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         fs::write(path, &id).with_context(|| format!("writing --iidfile {}", path.display()))?;
     }
     if let Some(path) = &args.metadata_file {
-        // As buildx: the digest of the image pushed (else the one stored), and its names.
+        // As buildx: the digest of the image pushed (else the one stored), and its names; the
+        // index's when the image went out in one with its attestations.
         let (meta_names, meta_image) = primary.unwrap_or_else(|| (tags.clone(), stored.clone()));
-        let manifest = store.blobs().read(&meta_image.manifest)?;
-        let media_type = serde_json::from_slice::<builder_cache::manifest::Manifest>(&manifest)
-            .map(|m| m.effective_media_type().to_string())
-            .unwrap_or_default();
+        let top = indexes
+            .get(&meta_image.manifest)
+            .copied()
+            .unwrap_or(meta_image.manifest);
+        let manifest = store.blobs().read(&top)?;
+        let media_type = if top != meta_image.manifest {
+            builder_cache::manifest::media_type::OCI_INDEX.to_string()
+        } else {
+            serde_json::from_slice::<builder_cache::manifest::Manifest>(&manifest)
+                .map(|m| m.effective_media_type().to_string())
+                .unwrap_or_default()
+        };
         let meta = serde_json::json!({
             "containerimage.config.digest": meta_image.config.to_string(),
-            "containerimage.digest": meta_image.manifest.to_string(),
+            "containerimage.digest": top.to_string(),
             "containerimage.descriptor": {
                 "mediaType": media_type,
-                "digest": meta_image.manifest.to_string(),
+                "digest": top.to_string(),
                 "size": manifest.len(),
             },
             "image.name": meta_names.join(","),

@@ -264,8 +264,57 @@ fn index_object(
         "ManifestDigest": record.manifest.to_string(),
         "MediaType": index.media_type,
         "Platforms": platforms,
+        "Attestations": attestation_entries(store, index)?,
         "Manifest": index,
     }))
+}
+
+/// The index's attestation manifests (BuildKit's `vnd.docker.reference.type:
+/// attestation-manifest` entries): the image each is about, that image's platform, and the
+/// predicate types of its statements (read from the stored manifest's layer annotations).
+fn attestation_entries(
+    store: &builder_cache::Store,
+    index: &builder_cache::manifest::Index,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
+    const REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
+    const PREDICATE_TYPE: &str = "in-toto.io/predicate-type";
+    let mut out = Vec::new();
+    for d in &index.manifests {
+        if d.annotations.get(REFERENCE_TYPE).map(String::as_str) != Some("attestation-manifest") {
+            continue;
+        }
+        let subject = d
+            .annotations
+            .get(REFERENCE_DIGEST)
+            .cloned()
+            .unwrap_or_default();
+        let platform = index
+            .manifests
+            .iter()
+            .find(|m| m.digest.to_string() == subject)
+            .and_then(|m| m.platform.as_ref())
+            .map(|p| {
+                builder_cache::Platform::normalized(&p.os, &p.architecture, p.variant.as_deref())
+                    .to_string()
+            });
+        let predicate_types: Vec<String> = if store.blobs().contains(&d.digest) {
+            read_manifest(store.blobs(), &d.digest)?
+                .layers
+                .iter()
+                .filter_map(|l| l.annotations.get(PREDICATE_TYPE).cloned())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        out.push(serde_json::json!({
+            "Digest": d.digest.to_string(),
+            "For": subject,
+            "Platform": platform,
+            "PredicateTypes": predicate_types,
+        }));
+    }
+    Ok(out)
 }
 
 pub fn history(ctx: &Context, image: &str, no_trunc: bool) -> anyhow::Result<ExitCode> {

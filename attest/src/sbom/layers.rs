@@ -25,7 +25,7 @@ const MAX_BINARY: u64 = 1 << 30;
 const ELF_MAGIC: &[u8; 4] = b"\x7fELF";
 
 /// What a file at a path contributes once no later layer hides it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 enum Found {
     Packages(Vec<Package>),
     OsRelease(Distro),
@@ -72,25 +72,63 @@ fn classify(path: &[u8]) -> Option<Known> {
     None
 }
 
-/// One layer's contribution: what it deletes and what it puts.
-#[derive(Default)]
-struct LayerScan {
+/// The version of [`LayerScan`]'s stored form and of what the scanners find: a stored scan of
+/// another version is scanned again. Bump it when a scanner learns something new.
+pub const LAYER_SCAN_FORMAT: &str = concat!("1-", env!("CARGO_PKG_VERSION"));
+
+/// One layer's contribution, which depends on the layer's content alone: what it deletes and
+/// what it puts. Kept by the layer's diff id, it spares the next build the layer's read.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+pub struct LayerScan {
     /// Whiteouts (`.wh.NAME`): the path and everything below it, from earlier layers.
+    #[serde(with = "super::path_bytes::vec")]
     removed: Vec<PathBuf>,
     /// Opaque markers: everything below the directory, from earlier layers.
+    #[serde(with = "super::path_bytes::vec")]
     opaque: Vec<PathBuf>,
     /// Every non-directory entry, in tar order, and what it contributes.
-    entries: Vec<(PathBuf, Option<Found>)>,
+    entries: Vec<Entry>,
+    /// Files that looked like a package source but could not be read as one.
+    warnings: Vec<String>,
+}
+
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct Entry {
+    #[serde(with = "super::path_bytes")]
+    path: PathBuf,
+    found: Option<Found>,
+}
+
+impl LayerScan {
+    /// The stored form (JSON), for [`LayerScan::from_bytes`].
+    pub fn to_bytes(&self) -> Result<Vec<u8>, AttestError> {
+        Ok(serde_json::to_vec(self)?)
+    }
+
+    /// A stored scan; None when it does not parse (a torn or foreign file is scanned again).
+    pub fn from_bytes(bytes: &[u8]) -> Option<LayerScan> {
+        serde_json::from_slice(bytes).ok()
+    }
 }
 
 /// Scans the layers of one image, bottom first.
 pub fn scan_layers<R: Read>(
     layers: impl IntoIterator<Item = LayerInput<R>>,
 ) -> Result<Inventory, AttestError> {
+    let mut scans = Vec::new();
+    for layer in layers {
+        scans.push(scan_layer(&layer.name, layer.reader)?);
+    }
+    Ok(merge_layers(&scans))
+}
+
+/// The image's packages from its layers' scans, bottom first: each layer's entries replace or
+/// hide what the layers below put at their paths.
+pub fn merge_layers<'a>(scans: impl IntoIterator<Item = &'a LayerScan>) -> Inventory {
     let mut fs: BTreeMap<PathBuf, Found> = BTreeMap::new();
     let mut warnings = Vec::new();
-    for layer in layers {
-        let scan = scan_layer(&layer.name, layer.reader, &mut warnings)?;
+    for scan in scans {
+        warnings.extend(scan.warnings.iter().cloned());
         for dir in &scan.opaque {
             remove_below(&mut fs, dir);
         }
@@ -98,19 +136,23 @@ pub fn scan_layers<R: Read>(
             fs.remove(path);
             remove_below(&mut fs, path);
         }
-        for (path, found) in scan.entries {
+        for entry in &scan.entries {
             // A file (or symlink) replaces whatever was at its path, a directory included.
-            remove_below(&mut fs, &path);
-            match found {
+            remove_below(&mut fs, &entry.path);
+            match &entry.found {
                 Some(found) => {
-                    fs.insert(path, found);
+                    fs.insert(entry.path.clone(), found.clone());
                 }
                 None => {
-                    fs.remove(&path);
+                    fs.remove(&entry.path);
                 }
             }
         }
     }
+    inventory(fs, warnings)
+}
+
+fn inventory(fs: BTreeMap<PathBuf, Found>, warnings: Vec<String>) -> Inventory {
     let mut inventory = Inventory {
         warnings,
         ..Inventory::default()
@@ -130,7 +172,53 @@ pub fn scan_layers<R: Read>(
     }
     inventory.packages.sort();
     inventory.packages.dedup();
-    Ok(inventory)
+    inventory
+}
+
+/// The packages of a directory tree (the build context, for `scan-context`), read as an image
+/// root: symbolic links are not followed, and `excluded` (the .dockerignore rules, given the
+/// path relative to `root`) leaves files out as the build leaves them out.
+pub fn scan_dir(root: &Path, excluded: &dyn Fn(&Path) -> bool) -> Result<Inventory, AttestError> {
+    let mut fs = BTreeMap::new();
+    let mut warnings = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    let io = |path: &Path| {
+        let layer = root.join(path).display().to_string();
+        move |source| AttestError::Layer { layer, source }
+    };
+    while let Some(rel) = stack.pop() {
+        let dir = root.join(&rel);
+        for entry in std::fs::read_dir(&dir).map_err(io(&rel))? {
+            let entry = entry.map_err(io(&rel))?;
+            let rel_path = rel.join(entry.file_name());
+            if excluded(&rel_path) {
+                continue;
+            }
+            let meta = entry.metadata().map_err(io(&rel_path))?;
+            if meta.is_dir() {
+                stack.push(rel_path);
+                continue;
+            }
+            if !meta.is_file() {
+                continue;
+            }
+            let path = Path::new("/").join(&rel_path);
+            use std::os::unix::fs::PermissionsExt as _;
+            let file = std::fs::File::open(root.join(&rel_path)).map_err(io(&rel_path))?;
+            let found = scan_file(
+                &path,
+                meta.len(),
+                meta.permissions().mode(),
+                file,
+                &mut warnings,
+            )
+            .map_err(io(&rel_path))?;
+            if let Some(found) = found {
+                fs.insert(path, found);
+            }
+        }
+    }
+    Ok(inventory(fs, warnings))
 }
 
 fn remove_below(fs: &mut BTreeMap<PathBuf, Found>, dir: &Path) {
@@ -167,11 +255,8 @@ fn clean_path(raw: &[u8]) -> Option<PathBuf> {
     Some(PathBuf::from(OsStr::from_bytes(&out)))
 }
 
-fn scan_layer<R: Read>(
-    name: &str,
-    reader: R,
-    warnings: &mut Vec<String>,
-) -> Result<LayerScan, AttestError> {
+/// Scans one layer blob (gzip, zstd or plain tar); `name` (its digest) is for messages.
+pub fn scan_layer<R: Read>(name: &str, reader: R) -> Result<LayerScan, AttestError> {
     let io = |source| AttestError::Layer {
         layer: name.to_string(),
         source,
@@ -211,55 +296,67 @@ fn scan_layer<R: Read>(
                 let target = entry.link_name_bytes().and_then(|t| clean_path(&t));
                 let found = target
                     .and_then(|t| here.get(&t).copied())
-                    .and_then(|i| scan.entries[i].1.clone())
+                    .and_then(|i| scan.entries[i].found.clone())
                     .map(|f| relocate(f, &path));
                 if found.is_some() {
                     here.insert(path.clone(), scan.entries.len());
                 }
-                scan.entries.push((path, found));
+                scan.entries.push(Entry { path, found });
                 continue;
             }
             EntryType::Regular | EntryType::Continuous => {}
             _ => {
-                scan.entries.push((path, None));
+                scan.entries.push(Entry { path, found: None });
                 continue;
             }
         }
         let size = entry.header().size().map_err(io)?;
         let mode = entry.header().mode().unwrap_or(0);
-        let found = match classify(path.as_os_str().as_bytes()) {
-            Some(known) if size > MAX_METADATA => {
-                warnings.push(format!(
-                    "{}: {size} bytes, larger than the {MAX_METADATA} read for a {known:?} file; not scanned",
-                    path.display()
-                ));
-                None
-            }
-            Some(known) => {
-                let mut data = Vec::with_capacity(size as usize);
-                entry.read_to_end(&mut data).map_err(io)?;
-                scan_known(known, &path, &data, warnings)
-            }
-            None if mode & 0o111 != 0 && (64..=MAX_BINARY).contains(&size) => {
-                let mut head = [0u8; 4];
-                entry.read_exact(&mut head).map_err(io)?;
-                if &head == ELF_MAGIC {
-                    let mut data = Vec::with_capacity(size as usize);
-                    data.extend_from_slice(&head);
-                    entry.read_to_end(&mut data).map_err(io)?;
-                    scan_binary(&path, &data, warnings)
-                } else {
-                    None
-                }
-            }
-            None => None,
-        };
+        let found = scan_file(&path, size, mode, &mut entry, &mut scan.warnings).map_err(io)?;
         if found.is_some() {
             here.insert(path.clone(), scan.entries.len());
         }
-        scan.entries.push((path, found));
+        scan.entries.push(Entry { path, found });
     }
     Ok(scan)
+}
+
+/// What one regular file (at `path` in the image) contributes: a package database or metadata
+/// file read by its scanner, an executable ELF file searched for build info.
+fn scan_file(
+    path: &Path,
+    size: u64,
+    mode: u32,
+    mut reader: impl Read,
+    warnings: &mut Vec<String>,
+) -> std::io::Result<Option<Found>> {
+    Ok(match classify(path.as_os_str().as_bytes()) {
+        Some(known) if size > MAX_METADATA => {
+            warnings.push(format!(
+                "{}: {size} bytes, larger than the {MAX_METADATA} read for a {known:?} file; not scanned",
+                path.display()
+            ));
+            None
+        }
+        Some(known) => {
+            let mut data = Vec::with_capacity(size as usize);
+            reader.read_to_end(&mut data)?;
+            scan_known(known, path, &data, warnings)
+        }
+        None if mode & 0o111 != 0 && (64..=MAX_BINARY).contains(&size) => {
+            let mut head = [0u8; 4];
+            reader.read_exact(&mut head)?;
+            if &head == ELF_MAGIC {
+                let mut data = Vec::with_capacity(size as usize);
+                data.extend_from_slice(&head);
+                reader.read_to_end(&mut data)?;
+                scan_binary(path, &data, warnings)
+            } else {
+                None
+            }
+        }
+        None => None,
+    })
 }
 
 /// A hard link's packages, with the link named as the file that gave them.

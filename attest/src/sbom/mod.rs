@@ -7,10 +7,9 @@
 //! same path hides what an earlier one held. The layers are applied bottom to top over one
 //! map of path → packages, the way the image's file system is.
 //!
-//! Scan results are not cached on disk per layer digest: a cache entry would need a sweep rule
-//! in `builder prune` and a format version of its own, while a scan costs one decompressing
-//! read of each layer (about a third of a second for a Debian base), small beside the build
-//! and the push it accompanies.
+//! Each layer's scan ([`LayerScan`]) depends on that layer's content alone, so it can be kept
+//! and reused by the layer's diff id ([`LayerScan::to_bytes`]; the CLI stores them in the
+//! store's `sbom-scans/`, swept with the layer): an unchanged base is scanned once.
 
 mod apk;
 mod dpkg;
@@ -18,6 +17,7 @@ mod gobin;
 mod layers;
 mod node;
 mod os_release;
+mod path_bytes;
 mod purl;
 mod python;
 mod rpm;
@@ -26,12 +26,16 @@ mod rustbin;
 use std::path::PathBuf;
 
 pub use gobin::parse_build_info;
-pub use layers::{LayerInput, scan_layers};
+pub use layers::{
+    LAYER_SCAN_FORMAT, LayerInput, LayerScan, merge_layers, scan_dir, scan_layer, scan_layers,
+};
 pub use os_release::Distro;
 pub use rustbin::parse_dep_v0;
 
 /// The ecosystem a package belongs to: its purl type and where it was found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Kind {
     Deb,
     Apk,
@@ -71,7 +75,7 @@ impl Kind {
 }
 
 /// One package found in the image.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Package {
     pub kind: Kind,
     pub name: String,
@@ -79,6 +83,7 @@ pub struct Package {
     /// The license the package declares, as written there (not yet an SPDX expression).
     pub license: Option<String>,
     /// The file that listed the package: an absolute path in the image.
+    #[serde(with = "path_bytes")]
     pub source: PathBuf,
     /// purl qualifiers the scanner knows (`arch`, `epoch`); the distro is added from the
     /// image's os-release when the purl is made.

@@ -1,7 +1,7 @@
 //! os-release(5): which distro the OS packages belong to (their purls' namespace).
 
 /// `ID` and `VERSION_ID` of the image's os-release.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Distro {
     pub id: String,
     pub version_id: Option<String>,

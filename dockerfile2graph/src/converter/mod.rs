@@ -49,6 +49,21 @@ pub struct ConvertedBuild {
     pub source_date_epoch_arg: Option<String>,
     /// The names of the Dockerfile's stages, lower case.
     pub stage_names: Vec<String>,
+    /// Every stage converted for the target (the target too), with its SBOM scan settings.
+    pub built_stages: Vec<BuiltStage>,
+}
+
+/// A stage the build converts, and the values of the ARGs that ask BuildKit's SBOM scanner to
+/// scan the build context or the stage itself (`BUILDKIT_SBOM_SCAN_CONTEXT`,
+/// `BUILDKIT_SBOM_SCAN_STAGE`): the global ARG's value, then the stage's own.
+#[derive(Clone, Debug)]
+pub struct BuiltStage {
+    /// Its `AS` name, else `stage-N` as BuildKit names it.
+    pub name: String,
+    pub vertex: VertexId,
+    pub is_target: bool,
+    pub scan_context: Vec<String>,
+    pub scan_stage: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -103,7 +118,9 @@ pub fn convert(
         .iter()
         .filter_map(|s| s.name.clone())
         .collect();
+    let built_stages = converter.built_stages(target);
     Ok(ConvertedBuild {
+        built_stages,
         graph: converter.graph,
         target: StageOutput { spec, ..output },
         unused_build_args,
@@ -387,6 +404,55 @@ impl<'a> Converter<'a> {
     fn dependency(&self, index: usize) -> Result<StageOutput, ConvertError> {
         self.finished_stage(index)
             .ok_or(ConvertError::NeedsStage(index))
+    }
+
+    /// The stages converted for the target, each with the SBOM scan ARG values that apply to
+    /// it: a global ARG's, then the stage's own ARG's (BuildKit reads them in that order).
+    fn built_stages(&self, target: usize) -> Vec<BuiltStage> {
+        let global = |name: &str| {
+            self.dockerfile
+                .meta_args
+                .iter()
+                .any(|inst| matches!(&inst.kind, InstructionKind::Arg(decls) if decls.iter().any(|d| d.name == name)))
+                .then(|| {
+                    self.meta_args
+                        .iter()
+                        .rev()
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v.clone())
+                })
+                .flatten()
+        };
+        let mut stages: Vec<BuiltStage> = self
+            .stages
+            .iter()
+            .filter_map(|(index, state)| match state {
+                StageState::Done(out) => Some((*index, out)),
+                StageState::InProgress => None,
+            })
+            .map(|(index, out)| {
+                let values = |name: &str| -> Vec<String> {
+                    let own = out
+                        .args
+                        .iter()
+                        .filter(|(k, _)| k == name)
+                        .map(|(_, v)| v.clone());
+                    global(name).into_iter().chain(own).collect()
+                };
+                BuiltStage {
+                    name: self.dockerfile.stages[index]
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| format!("stage-{index}")),
+                    vertex: out.vertex,
+                    is_target: index == target,
+                    scan_context: values(SBOM_SCAN_CONTEXT_ARG),
+                    scan_stage: values(SBOM_SCAN_STAGE_ARG),
+                }
+            })
+            .collect();
+        stages.sort_by(|a, b| a.name.cmp(&b.name));
+        stages
     }
 
     /// Every step of a stage adds a layer history entry, so those list the stage's steps.

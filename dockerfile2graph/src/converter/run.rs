@@ -16,6 +16,10 @@ impl<'a> Converter<'a> {
         // proxy build args (which need no ARG).
         let mut env = st.spec.env_list();
         for (k, v) in &st.args {
+            // The SBOM scan ARGs configure the scan, never a step (BuildKit's nonEnvArgs).
+            if k == super::SBOM_SCAN_CONTEXT_ARG || k == super::SBOM_SCAN_STAGE_ARG {
+                continue;
+            }
             if st.spec.env_get(k).is_none() {
                 env.push(format!("{k}={v}"));
             }

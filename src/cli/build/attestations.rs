@@ -2,19 +2,23 @@
 //! forms), and the attestation manifests made for each built platform image.
 //!
 //! As buildx with a builder that can attach them (docker-container), the attestations ride in
-//! the image index of a push or an OCI output. builder's image store keeps single-platform
-//! images, as docker's classic store, so as buildx's docker driver it refuses attestations
-//! for a build whose only destination is the store. Unlike buildx with docker-container, no
-//! provenance is attached by default (buildx's docker driver default): a push stays a plain
-//! image manifest unless attestations are asked for.
+//! the image index of a push or an OCI output, or are written beside the files of a
+//! `type=local` / `type=tar` output. builder's image store keeps single-platform images, as
+//! docker's classic store, so as buildx's docker driver it refuses attestations for a
+//! single-platform build whose only destination is the store (a multi-platform build stores an
+//! index, which holds them). As buildx with docker-container, a push gets `mode=min` provenance
+//! by default (off with `--provenance=false` or `BUILDX_NO_DEFAULT_ATTESTATIONS=1`); like
+//! buildx's default (`inline-only`), it goes into images only, never into local or tar files.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use builder_attest::manifest::{Statement, put_attestation_manifest, scan_stored_image};
+use builder_attest::manifest::{
+    Statement, put_attestation_manifest, scan_stored_image, scan_stored_layers,
+};
 use builder_attest::provenance::{self, BuildFacts, Material, Mode, Step, Version};
 use builder_attest::{intoto, spdx};
 use builder_cache::manifest::Descriptor;
@@ -24,11 +28,47 @@ use builder_solver::BuildRequest;
 use super::super::outputs::{OutputRequest, OutputSpec};
 use crate::cli::UsageError;
 
-/// What to attach; `None` from [`parse`] attaches nothing.
+/// What to attach; `None` from [`decide`] attaches nothing.
 #[derive(Clone, Debug, Default)]
 pub struct Wanted {
-    pub sbom: bool,
-    pub provenance: Option<(Mode, Version, String)>,
+    pub sbom: Option<Sbom>,
+    pub provenance: Option<Provenance>,
+}
+
+/// The SBOM's `scan-context` / `scan-stage` values: as a global `BUILDKIT_SBOM_SCAN_CONTEXT` /
+/// `BUILDKIT_SBOM_SCAN_STAGE` ARG would give them (`true`, `false`, or stage names), which a
+/// Dockerfile ARG of that name overrides.
+#[derive(Clone, Debug, Default)]
+pub struct Sbom {
+    pub scan_context: Option<String>,
+    pub scan_stage: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Provenance {
+    pub mode: Mode,
+    pub version: Version,
+    pub builder_id: String,
+    /// buildx's default provenance: attached to images, never written as a file.
+    pub inline_only: bool,
+}
+
+impl Wanted {
+    /// What `type=local` and `type=tar` outputs write: all but the inline-only provenance.
+    fn for_files(&self) -> Option<Wanted> {
+        let w = Wanted {
+            sbom: self.sbom.clone(),
+            provenance: self.provenance.clone().filter(|p| !p.inline_only),
+        };
+        (w.sbom.is_some() || w.provenance.is_some()).then_some(w)
+    }
+}
+
+/// The flags as given: what they ask for, and whether they say anything about provenance
+/// (`--provenance=false` included), which turns buildx's default off.
+pub struct Asked {
+    wanted: Option<Wanted>,
+    provenance_given: bool,
 }
 
 /// `KEY=VALUE,...` pairs of an attestation spec.
@@ -46,9 +86,10 @@ fn parse_bool(flag: &str, v: &str) -> Result<bool, UsageError> {
     crate::cli::gobool::parse(v).map_err(|e| UsageError(format!("{flag}: {e}")))
 }
 
-/// The SBOM keys of `--sbom=...` or `--attest type=sbom,...`; false when disabled.
-fn sbom_spec(flag: &str, kv: &[(String, String)]) -> Result<bool, UsageError> {
+/// The SBOM keys of `--sbom=...` or `--attest type=sbom,...`; None when disabled.
+fn sbom_spec(flag: &str, kv: &[(String, String)]) -> Result<Option<Sbom>, UsageError> {
     let mut on = true;
+    let mut sbom = Sbom::default();
     for (k, v) in kv {
         match k.as_str() {
             "type" => {}
@@ -58,12 +99,9 @@ fn sbom_spec(flag: &str, kv: &[(String, String)]) -> Result<bool, UsageError> {
                     "{flag}: generator={v}: builder scans the image itself; a generator image is not run"
                 )));
             }
-            "scan-context" | "scan-stage" if !parse_bool(flag, v)? => {}
-            "scan-context" | "scan-stage" => {
-                return Err(UsageError(format!(
-                    "{flag}: {k}=true is not supported yet: the SBOM lists the final image's packages only"
-                )));
-            }
+            // `true`, `false` or stage names, as the build args take them.
+            "scan-context" => sbom.scan_context = Some(v.clone()),
+            "scan-stage" => sbom.scan_stage = Some(v.clone()),
             other => {
                 return Err(UsageError(format!(
                     "{flag}: unknown key {other:?} (expected disabled, generator, scan-context, scan-stage)"
@@ -71,13 +109,10 @@ fn sbom_spec(flag: &str, kv: &[(String, String)]) -> Result<bool, UsageError> {
             }
         }
     }
-    Ok(on)
+    Ok(on.then_some(sbom))
 }
 
-fn provenance_spec(
-    flag: &str,
-    kv: &[(String, String)],
-) -> Result<Option<(Mode, Version, String)>, UsageError> {
+fn provenance_spec(flag: &str, kv: &[(String, String)]) -> Result<Option<Provenance>, UsageError> {
     let (mut mode, mut version, mut id, mut on) = (Mode::Min, Version::V02, String::new(), true);
     for (k, v) in kv {
         match k.as_str() {
@@ -109,7 +144,12 @@ fn provenance_spec(
             }
         }
     }
-    Ok(on.then_some((mode, version, id)))
+    Ok(on.then_some(Provenance {
+        mode,
+        version,
+        builder_id: id,
+        inline_only: false,
+    }))
 }
 
 /// A bare boolean (`--sbom=true`) or a spec (`--provenance=mode=max`).
@@ -124,17 +164,19 @@ pub fn parse(
     sbom: Option<&str>,
     provenance: Option<&str>,
     attest: &[String],
-) -> Result<Option<Wanted>, UsageError> {
+) -> Result<Asked, UsageError> {
     let mut wanted = Wanted::default();
+    let mut provenance_given = false;
     if let Some(v) = sbom
         && let Some(kv) = flag_spec(&format!("--sbom={v}"), v)?
     {
         wanted.sbom = sbom_spec(&format!("--sbom={v}"), &kv)?;
     }
-    if let Some(v) = provenance
-        && let Some(kv) = flag_spec(&format!("--provenance={v}"), v)?
-    {
-        wanted.provenance = provenance_spec(&format!("--provenance={v}"), &kv)?;
+    if let Some(v) = provenance {
+        provenance_given = true;
+        if let Some(kv) = flag_spec(&format!("--provenance={v}"), v)? {
+            wanted.provenance = provenance_spec(&format!("--provenance={v}"), &kv)?;
+        }
     }
     for spec in attest {
         let flag = format!("--attest {spec}");
@@ -145,7 +187,10 @@ pub fn parse(
             .map(|(_, v)| v.as_str())
         {
             Some("sbom") => wanted.sbom = sbom_spec(&flag, &kv)?,
-            Some("provenance") => wanted.provenance = provenance_spec(&flag, &kv)?,
+            Some("provenance") => {
+                provenance_given = true;
+                wanted.provenance = provenance_spec(&flag, &kv)?;
+            }
             Some(other) => {
                 return Err(UsageError(format!(
                     "{flag}: type={other}: expected sbom or provenance"
@@ -154,11 +199,63 @@ pub fn parse(
             None => return Err(UsageError(format!("{flag}: type= is required"))),
         }
     }
-    Ok((wanted.sbom || wanted.provenance.is_some()).then_some(wanted))
+    Ok(Asked {
+        wanted: (wanted.sbom.is_some() || wanted.provenance.is_some()).then_some(wanted),
+        provenance_given,
+    })
 }
 
-/// Attestations go into an image index (a push, an OCI output) or, for type=local, beside the
-/// tree as files.
+/// `BUILDX_NO_DEFAULT_ATTESTATIONS`: set to a true value, no provenance by default (buildx
+/// refuses a value that is not a boolean).
+const NO_DEFAULT_ENV: &str = "BUILDX_NO_DEFAULT_ATTESTATIONS";
+
+fn no_default_attestations() -> Result<bool, UsageError> {
+    match std::env::var(NO_DEFAULT_ENV) {
+        Err(std::env::VarError::NotPresent) => Ok(false),
+        Err(std::env::VarError::NotUnicode(v)) => Err(UsageError(format!(
+            "invalid {NO_DEFAULT_ENV}: {v:?} is not a boolean"
+        ))),
+        Ok(v) => crate::cli::gobool::parse(&v)
+            .map_err(|e| UsageError(format!("invalid {NO_DEFAULT_ENV}: {e}"))),
+    }
+}
+
+/// Whether the build pushes: `--push`, `type=registry` or `type=image,push=true`.
+pub fn pushes(push: bool, outputs: &[OutputRequest]) -> bool {
+    push || outputs.iter().any(|o| o.push.is_some())
+}
+
+/// The attestations of this build: those asked for (refused with the reason where no output
+/// can take them), plus buildx's default `mode=min` provenance when the build pushes and no
+/// provenance flag was given. The default never fails a build: where the outputs cannot carry
+/// it (a docker archive, Docker media types, push-by-digest), it is left out.
+pub fn decide(
+    asked: Asked,
+    push: bool,
+    outputs: &[OutputRequest],
+    several_platforms: bool,
+) -> Result<Option<Wanted>, UsageError> {
+    let mut wanted = asked.wanted;
+    if wanted.is_some() {
+        check_outputs(push, outputs, several_platforms)?;
+    }
+    if !asked.provenance_given && pushes(push, outputs) && !no_default_attestations()? {
+        let mut with_default = wanted.clone().unwrap_or_default();
+        with_default.provenance = Some(Provenance {
+            mode: Mode::Min,
+            version: Version::V02,
+            builder_id: String::new(),
+            inline_only: true,
+        });
+        if check_outputs(push, outputs, several_platforms).is_ok() {
+            wanted = Some(with_default);
+        }
+    }
+    Ok(wanted)
+}
+
+/// Attestations go into an image index (a push, an OCI output, a multi-platform index in the
+/// store) or beside the files of a `type=local` or `type=tar` output.
 pub fn check_outputs(
     push: bool,
     outputs: &[OutputRequest],
@@ -185,37 +282,32 @@ pub fn check_outputs(
                     "cannot go into a docker archive (docker load takes no index): use type=oci",
                 );
             }
-            Some(OutputSpec::RootfsTar(_)) => {
-                return refuse(
-                    &what,
-                    "are not written into type=tar archives yet: use type=local, type=oci or push",
-                );
-            }
-            Some(OutputSpec::Local(_)) if several_platforms => {
-                return refuse(
-                    &what,
-                    "are not written into type=local directories of several platforms yet: use type=oci or push",
-                );
-            }
-            Some(OutputSpec::Local(_)) => carried = true,
             Some(_) => carried = true,
             None if out.push.is_some() => carried = true,
+            // A multi-platform build keeps its index in the store, attestations included.
+            None if several_platforms => carried = true,
             None => {}
         }
+    }
+    if several_platforms && outputs.is_empty() {
+        carried = true;
     }
     if !carried {
         return refuse(
             "-t without --push",
-            "need an image index, which the image store cannot hold (it keeps single-platform images, as docker's classic store; buildx's docker driver refuses them too): add --push or --output type=oci",
+            "need an image index, which the image store cannot hold for a single-platform image (it keeps those as docker's classic store does; buildx's docker driver refuses them too): add --push or --output type=oci",
         );
     }
     Ok(())
 }
 
-/// What the CLI knows of one platform's build, for the provenance.
-pub struct Facts<'a> {
-    pub request: &'a BuildRequest,
-    pub steps: &'a [builder_solver::StepRecord],
+/// What the CLI knows of one platform's build, for the provenance and the SBOM's extra scans.
+#[derive(Clone)]
+pub struct Facts {
+    pub request: BuildRequest,
+    pub steps: Vec<builder_solver::StepRecord>,
+    /// The stages built, for `scan-stage`.
+    pub stages: Vec<builder_solver::BuiltStageLayers>,
     pub bases: Vec<(Platform, builder_dockerfile2graph::ResolvedImage)>,
     /// `ADD <url>` and `ADD <git>` sources.
     pub fetched: Vec<crate::cli::checks::Fetched>,
@@ -232,8 +324,8 @@ fn now_or_epoch(request: &BuildRequest) -> String {
     }
 }
 
-fn build_facts(f: &Facts<'_>, platform: &Platform, builder_id: &str) -> BuildFacts {
-    let r = f.request;
+fn build_facts(f: &Facts, platform: &Platform, builder_id: &str) -> BuildFacts {
+    let r = &f.request;
     let mut args = BTreeMap::new();
     for (k, v) in &r.build_args {
         args.insert(format!("build-arg:{k}"), v.clone());
@@ -244,15 +336,33 @@ fn build_facts(f: &Facts<'_>, platform: &Platform, builder_id: &str) -> BuildFac
     if let Some(t) = &r.target {
         args.insert("target".into(), t.clone());
     }
-    let mut locals = vec!["context".to_string(), "dockerfile".to_string()];
-    for name in r.build_contexts.keys() {
-        locals.push(name.clone());
+    // The local sources the build read, as BuildKit lists them: the context and the
+    // Dockerfile when they came from this machine (a git context brings both), and each
+    // directory named context (a docker-image:// one is an image: a material).
+    let mut locals = Vec::new();
+    if f.git.is_none() {
+        locals.extend(["context".to_string(), "dockerfile".to_string()]);
+    }
+    for (name, context) in &r.build_contexts {
+        if matches!(context, builder_dockerfile2graph::BuildContext::Dir(_)) {
+            locals.push(name.clone());
+        }
     }
     let mut materials: Vec<Material> = f
         .bases
         .iter()
         .map(|(p, img)| Material {
-            uri: intoto::docker_purl(&img.reference, Some(&p.to_string())),
+            // An image imported from an `oci-layout://` context is a local OCI image to
+            // BuildKit: `pkg:oci/...?digest=...`.
+            uri: if img
+                .reference
+                .trim_start_matches("docker.io/library/")
+                .starts_with("oci-layout@")
+            {
+                intoto::image_purl("oci", &img.reference, Some(&p.to_string()))
+            } else {
+                intoto::docker_purl(&img.reference, Some(&p.to_string()))
+            },
             digest: [("sha256".to_string(), img.manifest_digest.hex())].into(),
         })
         .collect();
@@ -272,6 +382,29 @@ fn build_facts(f: &Facts<'_>, platform: &Platform, builder_id: &str) -> BuildFac
                 )]
                 .into(),
             },
+        });
+    }
+    // A git context is an input like any other source: BuildKit lists its checkout, by the
+    // URL and ref without the subdirectory (`repo.git#main`, not `repo.git#main:src`).
+    if let Some((url, commit)) = &f.git {
+        let uri = match url.split_once('#') {
+            Some((repo, fragment)) => {
+                let reference = fragment.split_once(':').map_or(fragment, |(r, _)| r);
+                if reference.is_empty() {
+                    repo.to_string()
+                } else {
+                    format!("{repo}#{reference}")
+                }
+            }
+            None => url.clone(),
+        };
+        materials.push(Material {
+            uri,
+            digest: [(
+                if commit.len() == 64 { "sha256" } else { "sha1" }.to_string(),
+                commit.clone(),
+            )]
+            .into(),
         });
     }
     materials.sort_by(|a, b| a.uri.cmp(&b.uri));
@@ -312,16 +445,9 @@ fn build_facts(f: &Facts<'_>, platform: &Platform, builder_id: &str) -> BuildFac
         invocation_id,
         started_on: f.started_on.clone(),
         finished_on: f.finished_on.clone(),
-        vcs: f
-            .git
-            .iter()
-            .flat_map(|(url, commit)| {
-                [
-                    ("source".to_string(), url.clone()),
-                    ("revision".to_string(), commit.clone()),
-                ]
-            })
-            .collect(),
+        // BuildKit records no vcs metadata for a git URL context (its commit is the config
+        // source and a material); buildx's vcs: attributes of a local checkout are not sent.
+        vcs: BTreeMap::new(),
         steps,
         dockerfile: Some((r.dockerfile_name.clone(), r.dockerfile.clone())),
     }
@@ -331,7 +457,93 @@ pub fn started_on(request: &BuildRequest) -> String {
     now_or_epoch(request)
 }
 
-/// The in-toto statements wanted for one platform's image, about `subjects`.
+/// One in-toto statement and the file name BuildKit's local and tar exporters give it.
+struct Named {
+    file_name: String,
+    statement: Statement,
+}
+
+/// `BUILDKIT_SBOM_SCAN_*` as BuildKit reads it for a stage: each value in turn (the flag's,
+/// the global ARG's, the stage's own) is a boolean, or a comma list of the stages it enables.
+fn scan_enabled<'v>(stage: &str, values: impl IntoIterator<Item = &'v str>) -> bool {
+    let mut on = false;
+    for value in values {
+        on = match crate::cli::gobool::parse(value) {
+            Ok(b) => b,
+            Err(_) => value.split(',').any(|s| s == stage),
+        };
+    }
+    on
+}
+
+/// What the SBOM scans besides the image, each with its name (`context`, or the stage's): the
+/// build context when the target stage enables `scan-context`, and each other stage built
+/// that enables `scan-stage` (never a stage the build does not need).
+fn extra_scans(
+    store: &builder_cache::Store,
+    sbom: &Sbom,
+    facts: &Facts,
+) -> anyhow::Result<Vec<(String, builder_attest::sbom::Inventory)>> {
+    let mut out = Vec::new();
+    let values = |flag: &Option<String>, own: &[String]| -> Vec<String> {
+        flag.iter().chain(own).cloned().collect()
+    };
+    let target = facts.stages.iter().find(|s| s.stage.is_target);
+    if let Some(target) = target {
+        let v = values(&sbom.scan_context, &target.stage.scan_context);
+        if scan_enabled(&target.stage.name, v.iter().map(String::as_str))
+            && let Some(dir) = &facts.request.context_dir
+        {
+            let ignore = match &facts.request.dockerignore {
+                Some(text) => builder_frontend::dockerignore::IgnoreMatcher::parse(text)
+                    .map_err(|e| anyhow::anyhow!("invalid .dockerignore: {e}"))?,
+                None => builder_frontend::dockerignore::IgnoreMatcher::empty(),
+            };
+            let inventory = builder_attest::sbom::scan_dir(dir, &|rel| ignore.is_excluded(rel))
+                .with_context(|| format!("scanning the build context {}", dir.display()))?;
+            out.push(("context".to_string(), inventory));
+        }
+    }
+    for stage in facts.stages.iter().filter(|s| !s.stage.is_target) {
+        let v = values(&sbom.scan_stage, &stage.stage.scan_stage);
+        if scan_enabled(&stage.stage.name, v.iter().map(String::as_str)) {
+            let inventory = scan_stored_layers(store, &stage.layers)
+                .with_context(|| format!("scanning stage {} for the SBOM", stage.stage.name))?;
+            out.push((stage.stage.name.clone(), inventory));
+        }
+    }
+    Ok(out)
+}
+
+fn spdx_statement(
+    inventory: &builder_attest::sbom::Inventory,
+    name: &str,
+    subjects: &[intoto::Subject],
+    facts: &Facts,
+) -> anyhow::Result<Statement> {
+    for w in &inventory.warnings {
+        errln!("WARNING: SBOM: {w}");
+    }
+    let created = now_or_epoch(&facts.request);
+    let tool = format!("builder-{}", env!("CARGO_PKG_VERSION"));
+    let doc = spdx::document(
+        inventory,
+        &spdx::DocumentInfo {
+            name,
+            created: &created,
+            tool: &tool,
+        },
+    );
+    let stmt = intoto::statement(spdx::PREDICATE_TYPE, subjects, doc);
+    Ok(Statement {
+        predicate_type: spdx::PREDICATE_TYPE.into(),
+        bytes: serde_json::to_vec(&stmt)?,
+    })
+}
+
+/// The in-toto statements wanted for one platform's image, about `subjects`: the SBOM of the
+/// image (`sbom.spdx.json`), those of the extra scans (`sbom-NAME.spdx.json`, as BuildKit's
+/// scanner names them), the provenance (`provenance.json`).
 fn statements(
     store: &builder_cache::Store,
     wanted: &Wanted,
@@ -339,39 +551,35 @@ fn statements(
     platform: &Platform,
     names: &[String],
     subjects: &[intoto::Subject],
-    facts: &Facts<'_>,
-) -> anyhow::Result<Vec<Statement>> {
+    facts: &Facts,
+) -> anyhow::Result<Vec<Named>> {
     let mut statements = Vec::new();
-    if wanted.sbom {
-        let inventory = scan_stored_image(store.blobs(), &image.manifest)
+    if let Some(sbom) = &wanted.sbom {
+        let (inventory, _read) = scan_stored_image(store, &image.manifest)
             .with_context(|| format!("scanning the {platform} image for the SBOM"))?;
-        for w in &inventory.warnings {
-            errln!("WARNING: SBOM: {w}");
-        }
         let name = names.first().map(String::as_str).unwrap_or("image");
-        let created = now_or_epoch(facts.request);
-        let tool = format!("builder-{}", env!("CARGO_PKG_VERSION"));
-        let doc = spdx::document(
-            &inventory,
-            &spdx::DocumentInfo {
-                name,
-                created: &created,
-                tool: &tool,
-            },
-        );
-        let stmt = intoto::statement(spdx::PREDICATE_TYPE, subjects, doc);
-        statements.push(Statement {
-            predicate_type: spdx::PREDICATE_TYPE.into(),
-            bytes: serde_json::to_vec(&stmt)?,
+        statements.push(Named {
+            file_name: "sbom.spdx.json".into(),
+            statement: spdx_statement(&inventory, name, subjects, facts)?,
         });
+        for (extra, inventory) in extra_scans(store, sbom, facts)? {
+            statements.push(Named {
+                file_name: format!("sbom-{extra}.spdx.json"),
+                // BuildKit's scanner names an extra document after its scan target.
+                statement: spdx_statement(&inventory, &format!("sbom-{extra}"), subjects, facts)?,
+            });
+        }
     }
-    if let Some((mode, version, id)) = &wanted.provenance {
-        let bf = build_facts(facts, platform, id);
-        let pred = provenance::predicate(&bf, *mode, *version);
-        let stmt = intoto::statement(version.predicate_type(), subjects, pred);
-        statements.push(Statement {
-            predicate_type: version.predicate_type().into(),
-            bytes: serde_json::to_vec(&stmt)?,
+    if let Some(p) = &wanted.provenance {
+        let bf = build_facts(facts, platform, &p.builder_id);
+        let pred = provenance::predicate(&bf, p.mode, p.version);
+        let stmt = intoto::statement(p.version.predicate_type(), subjects, pred);
+        statements.push(Named {
+            file_name: "provenance.json".into(),
+            statement: Statement {
+                predicate_type: p.version.predicate_type().into(),
+                bytes: serde_json::to_vec(&stmt)?,
+            },
         });
     }
     Ok(statements)
@@ -385,7 +593,7 @@ pub fn attest_image(
     image: &ImageRecord,
     platform: &Platform,
     names: &[String],
-    facts: &Facts<'_>,
+    facts: &Facts,
 ) -> anyhow::Result<Descriptor> {
     let subjects: Vec<intoto::Subject> = if names.is_empty() {
         vec![intoto::Subject {
@@ -401,12 +609,42 @@ pub fn attest_image(
             })
             .collect()
     };
-    let statements = statements(store, wanted, image, platform, names, &subjects, facts)?;
+    let statements: Vec<Statement> =
+        statements(store, wanted, image, platform, names, &subjects, facts)?
+            .into_iter()
+            .map(|n| n.statement)
+            .collect();
     Ok(put_attestation_manifest(
         store.blobs(),
         &image.manifest,
         &statements,
     )?)
+}
+
+/// The statement files of a `type=local` or `type=tar` output's tree, about `subjects` (every
+/// regular file of the tree, sorted by name): pretty JSON, as BuildKit writes them. Empty when
+/// only inline-only attestations are wanted.
+fn statement_files(
+    store: &builder_cache::Store,
+    wanted: &Wanted,
+    image: &ImageRecord,
+    platform: &Platform,
+    mut subjects: Vec<intoto::Subject>,
+    facts: &Facts,
+) -> anyhow::Result<Vec<(PathBuf, Vec<u8>)>> {
+    let Some(wanted) = wanted.for_files() else {
+        return Ok(Vec::new());
+    };
+    subjects.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut files = Vec::new();
+    for n in statements(store, &wanted, image, platform, &[], &subjects, facts)? {
+        let value: serde_json::Value = serde_json::from_slice(&n.statement.bytes)?;
+        files.push((
+            PathBuf::from(n.file_name),
+            serde_json::to_vec_pretty(&value)?,
+        ));
+    }
+    Ok(files)
 }
 
 /// `type=local`: the statements as files beside the exported tree, as BuildKit's local
@@ -419,19 +657,14 @@ pub fn write_local(
     image: &ImageRecord,
     platform: &Platform,
     dir: &Path,
-    facts: &Facts<'_>,
+    facts: &Facts,
 ) -> anyhow::Result<()> {
+    if wanted.for_files().is_none() {
+        return Ok(());
+    }
     let mut subjects = Vec::new();
     collect_subjects(dir, dir, &mut subjects)?;
-    subjects.sort_by(|a, b| a.name.cmp(&b.name));
-    let statements = statements(store, wanted, image, platform, &[], &subjects, facts)?;
-    for s in statements {
-        let name = if s.predicate_type == spdx::PREDICATE_TYPE {
-            "sbom.spdx.json"
-        } else {
-            "provenance.json"
-        };
-        let value: serde_json::Value = serde_json::from_slice(&s.bytes)?;
+    for (name, bytes) in statement_files(store, wanted, image, platform, subjects, facts)? {
         let path = dir.join(name);
         let mut file = std::fs::OpenOptions::new()
             .write(true)
@@ -440,10 +673,84 @@ pub fn write_local(
             .mode(0o600)
             .open(&path)
             .with_context(|| format!("writing {}", path.display()))?;
-        file.write_all(&serde_json::to_vec_pretty(&value)?)
+        file.write_all(&bytes)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// One platform's tree in a `type=tar` output.
+pub struct TarImage<'a> {
+    /// `linux_amd64` in a multi-platform tar, as BuildKit; None at the top.
+    pub dir: Option<PathBuf>,
+    pub image: &'a ImageRecord,
+    pub platform: &'a Platform,
+    pub facts: Option<&'a Facts>,
+}
+
+/// `type=tar`: the trees (one directory per platform for several), each followed by its
+/// statement files, as BuildKit's tar exporter writes them; `dest` `-` is stdout.
+pub fn write_tar(
+    store: &builder_cache::Store,
+    wanted: Option<&Wanted>,
+    parts: &[TarImage<'_>],
+    dest: &Path,
+) -> anyhow::Result<()> {
+    let tar_parts: Vec<builder_export::TarPart> = parts
+        .iter()
+        .map(|p| builder_export::TarPart {
+            dir: p.dir.clone(),
+            manifest: p.image.manifest,
+        })
+        .collect();
+    let mut failure: Option<anyhow::Error> = None;
+    let mut extra = |i: usize, written: &[builder_export::WrittenFile]| {
+        let part = &parts[i];
+        let (Some(wanted), Some(facts)) = (wanted, part.facts) else {
+            return Ok(Vec::new());
+        };
+        let subjects = written
+            .iter()
+            .map(|f| intoto::Subject {
+                name: f.path.to_string_lossy().into_owned(),
+                sha256: f.digest.hex(),
+            })
+            .collect();
+        statement_files(store, wanted, part.image, part.platform, subjects, facts).map_err(|e| {
+            let message = format!("{e:#}");
+            failure = Some(e);
+            builder_export::ExportError::Attestation(message)
+        })
+    };
+    let result = if dest.as_os_str() == "-" {
+        let out = std::io::BufWriter::new(std::io::stdout().lock());
+        builder_export::write_rootfs_tar_parts(store, &tar_parts, out, &mut extra).and_then(|out| {
+            out.into_inner()
+                .map_err(|e| e.into_error())
+                .and_then(|mut w| w.flush())
+                .map_err(builder_export::ExportError::io("write", "<stdout>"))
+        })
+    } else {
+        let file =
+            std::fs::File::create(dest).with_context(|| format!("creating {}", dest.display()))?;
+        builder_export::write_rootfs_tar_parts(
+            store,
+            &tar_parts,
+            std::io::BufWriter::new(file),
+            &mut extra,
+        )
+        .and_then(|out| {
+            out.into_inner()
+                .map_err(|e| e.into_error())
+                .and_then(|w| w.sync_all())
+                .map_err(builder_export::ExportError::io("write", dest))
+        })
+    };
+    match (result, failure) {
+        (Err(_), Some(e)) => Err(e),
+        (Err(e), None) => Err(e.into()),
+        (Ok(()), _) => Ok(()),
+    }
 }
 
 fn collect_subjects(root: &Path, dir: &Path, out: &mut Vec<intoto::Subject>) -> anyhow::Result<()> {

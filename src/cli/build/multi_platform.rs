@@ -146,20 +146,11 @@ fn check_outputs(outputs: &[OutputRequest]) -> Result<(), UsageError> {
         if out.push.as_ref().is_some_and(|p| p.by_digest) {
             return refuse(&what, "and push-by-digest is not supported for one yet");
         }
-        match &out.spec {
-            Some(OutputSpec::DockerArchive(_)) => {
-                return refuse(
-                    &what,
-                    "which docker archives cannot carry (docker load takes one platform): use type=oci",
-                );
-            }
-            Some(OutputSpec::RootfsTar(_)) => {
-                return refuse(
-                    &what,
-                    "and type=tar of several platforms is not supported yet: use type=local (one directory per platform) or type=oci",
-                );
-            }
-            _ => {}
+        if let Some(OutputSpec::DockerArchive(_)) = &out.spec {
+            return refuse(
+                &what,
+                "which docker archives cannot carry (docker load takes one platform): use type=oci",
+            );
         }
     }
     Ok(())
@@ -220,6 +211,8 @@ pub fn run(
     let _lease = builder_cache::gc::build_lease(store.root())?;
     let mut built: Vec<(Platform, ImageRecord)> = Vec::new();
     let mut attestations = Vec::new();
+    // Each platform's facts, for the statement files of type=local and type=tar outputs.
+    let mut platform_facts: Vec<super::attestations::Facts> = Vec::new();
     let mut steps = Vec::new();
     let mut mounts = Vec::new();
     let mut warnings = Vec::new();
@@ -280,17 +273,19 @@ pub fn run(
         store.images().add_untagged(record.clone())?;
         if let Some(wanted) = wanted {
             let facts = super::attestations::Facts {
-                request: &request,
-                steps: &output.steps,
+                finished_on: super::attestations::started_on(&request),
+                request,
+                steps: output.steps.clone(),
+                stages: output.stages.clone(),
                 bases: resolver.resolved(),
                 fetched: resolver.fetched(),
                 git: files.context.git.clone(),
-                finished_on: super::attestations::started_on(&request),
                 started_on,
             };
             let d =
                 super::attestations::attest_image(store, wanted, &record, platform, &tags, &facts)?;
             attestations.push(d);
+            platform_facts.push(facts);
         }
         built.push((platform.clone(), record));
         steps.extend(output.steps);
@@ -312,18 +307,39 @@ pub fn run(
     for out in &outputs {
         match &out.spec {
             Some(OutputSpec::Local(dest)) => {
-                for (platform, record) in &built {
-                    let dir = dest.join(platform.to_string().replace('/', "_"));
+                for (i, (platform, record)) in built.iter().enumerate() {
+                    let dir = dest.join(platform_dir(platform));
                     super::super::save::export_output(
                         store,
-                        &OutputSpec::Local(dir),
+                        &OutputSpec::Local(dir.clone()),
                         &[],
                         record,
                         &Default::default(),
                         &renderer,
                     )
                     .with_context(|| format!("exporting {platform} to {}", dest.display()))?;
+                    if let (Some(wanted), Some(facts)) = (wanted, platform_facts.get(i)) {
+                        super::attestations::write_local(
+                            store, wanted, record, platform, &dir, facts,
+                        )
+                        .with_context(|| format!("writing attestations to {}", dir.display()))?;
+                    }
                 }
+            }
+            // One directory per platform in the tar, as BuildKit's tar exporter.
+            Some(OutputSpec::RootfsTar(dest)) => {
+                let parts: Vec<super::attestations::TarImage> = built
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (platform, record))| super::attestations::TarImage {
+                        dir: Some(platform_dir(platform).into()),
+                        image: record,
+                        platform,
+                        facts: platform_facts.get(i),
+                    })
+                    .collect();
+                super::attestations::write_tar(store, wanted, &parts, dest)
+                    .with_context(|| format!("exporting to {}", dest.display()))?;
             }
             Some(spec) => {
                 let mut names = tags.clone();
@@ -401,6 +417,11 @@ pub fn run(
         errln!("pushed {name}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A platform's directory in a multi-platform local or tar output: `linux_arm64_v8`.
+fn platform_dir(platform: &Platform) -> String {
+    platform.to_string().replace('/', "_")
 }
 
 /// Keeps the index in the store under the names an image load gets: the tags of a build with
