@@ -128,6 +128,26 @@ pub struct Platform {
     pub variant: Option<String>,
 }
 
+/// Normalized, so that an entry spelling `arm64/v8` is the `linux/arm64` asked for.
+impl From<&Platform> for crate::platform::Platform {
+    fn from(p: &Platform) -> crate::platform::Platform {
+        crate::platform::Platform::normalized(&p.os, &p.architecture, p.variant.as_deref())
+    }
+}
+
+/// An index entry's platform for a platform builder built (no OS version or features).
+impl From<&crate::platform::Platform> for Platform {
+    fn from(p: &crate::platform::Platform) -> Platform {
+        Platform {
+            architecture: p.architecture.clone(),
+            os: p.os.clone(),
+            os_version: None,
+            os_features: Vec::new(),
+            variant: p.variant.clone(),
+        }
+    }
+}
+
 /// An image manifest (OCI or Docker schema2: same shape).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
