@@ -165,7 +165,10 @@ fn what_cannot_hold_an_index_is_refused_before_building() {
     let ctx = context(&env);
     for (args, says) in [
         (vec!["-o", "type=docker,dest=/tmp/x.tar"], "docker"),
-        (vec!["-o", "type=tar,dest=/tmp/x.tar"], "type=tar"),
+        (
+            vec!["-o", "type=oci,dest=/tmp/x.tar,oci-mediatypes=false"],
+            "oci-mediatypes=false",
+        ),
     ] {
         let mut all = vec!["--platform", BOTH];
         all.extend(args.iter().copied());

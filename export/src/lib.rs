@@ -21,5 +21,5 @@ pub use archive::{
 };
 pub use error::ExportError;
 pub use layout::ExportImage;
-pub use rootfs::{RootfsSummary, write_rootfs_dir, write_rootfs_tar};
+pub use rootfs::{RootfsSummary, write_rootfs_dir, write_rootfs_tar, write_rootfs_tar_dirs};
 pub use sink::BlobProgress;

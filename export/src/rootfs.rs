@@ -37,8 +37,34 @@ pub fn write_rootfs_tar<W: Write>(
     let layers = image_layers(store, manifest)?;
     let mut sink = TarRootfs {
         builder: tar::Builder::new(out),
+        prefix: PathBuf::new(),
     };
     flatten(store.blobs(), &layers, &mut sink)?;
+    sink.builder
+        .into_inner()
+        .map_err(ExportError::io("finish tar", "<output>"))
+}
+
+/// Streams several images' merged filesystems as one tar, each under its own top directory
+/// (`type=tar` of a multi-platform build: `linux_amd64/…`, `linux_arm64/…`, as BuildKit lays
+/// them out). Hard links stay inside their image's directory; symlinks are kept as written
+/// (they are resolved inside that image's root when extracted with it).
+pub fn write_rootfs_tar_dirs<W: Write>(
+    store: &Store,
+    images: &[(PathBuf, Digest)],
+    out: W,
+) -> Result<W, ExportError> {
+    let mut sink = TarRootfs {
+        builder: tar::Builder::new(out),
+        prefix: PathBuf::new(),
+    };
+    for (dir, manifest) in images {
+        let layers = image_layers(store, manifest)?;
+        sink.prefix = PathBuf::new();
+        sink.implicit_dir(dir)?;
+        sink.prefix = dir.clone();
+        flatten(store.blobs(), &layers, &mut sink)?;
+    }
     sink.builder
         .into_inner()
         .map_err(ExportError::io("finish tar", "<output>"))
@@ -70,6 +96,8 @@ pub fn write_rootfs_dir(
 
 struct TarRootfs<W: Write> {
     builder: tar::Builder<W>,
+    /// The directory every entry (and hard link target) is written under; empty for one image.
+    prefix: PathBuf,
 }
 
 impl<W: Write> RootfsSink for TarRootfs<W> {
@@ -80,6 +108,7 @@ impl<W: Write> RootfsSink for TarRootfs<W> {
         entry: &mut tar::Entry<'_, Box<dyn Read>>,
         link_to: Option<&Path>,
     ) -> Result<(), ExportError> {
+        let path = &self.prefix.join(path);
         let mut header = entry.header().clone();
         let kind = header.entry_type();
         let write_err = ExportError::io("write tar entry", path);
@@ -96,6 +125,11 @@ impl<W: Write> RootfsSink for TarRootfs<W> {
                 Some(p) => p.to_path_buf(),
                 None if kind.is_hard_link() => hard_link_target(layer, entry)?,
                 None => symlink_target(layer, path, entry)?,
+            };
+            let target = if kind.is_hard_link() {
+                self.prefix.join(target)
+            } else {
+                target
             };
             return self
                 .builder
@@ -118,7 +152,7 @@ impl<W: Write> RootfsSink for TarRootfs<W> {
         header.set_mtime(0);
         header.set_size(0);
         self.builder
-            .append_data(&mut header, path, io::empty())
+            .append_data(&mut header, self.prefix.join(path), io::empty())
             .map_err(ExportError::io("write tar entry", path))
     }
 }

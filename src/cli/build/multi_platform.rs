@@ -7,7 +7,7 @@
 //!
 //! Where the index goes: pushed (`--push`, `type=image,push=true`, `type=registry`), into an
 //! OCI layout (`type=oci`, archive or directory), or as one directory per platform
-//! (`type=local`: `DEST/linux_amd64/`, as BuildKit), or into the image store under the tags
+//! (`type=local`: `DEST/linux_amd64/`; `type=tar`: `linux_amd64/…` in the tar, as BuildKit), or into the image store under the tags
 //! (`-t` without a push, `type=image`), as docker's containerd image store keeps it; the
 //! outputs that cannot carry an index are refused by name.
 
@@ -146,20 +146,11 @@ fn check_outputs(outputs: &[OutputRequest]) -> Result<(), UsageError> {
         if out.push.as_ref().is_some_and(|p| p.by_digest) {
             return refuse(&what, "and push-by-digest is not supported for one yet");
         }
-        match &out.spec {
-            Some(OutputSpec::DockerArchive(_)) => {
-                return refuse(
-                    &what,
-                    "which docker archives cannot carry (docker load takes one platform): use type=oci",
-                );
-            }
-            Some(OutputSpec::RootfsTar(_)) => {
-                return refuse(
-                    &what,
-                    "and type=tar of several platforms is not supported yet: use type=local (one directory per platform) or type=oci",
-                );
-            }
-            _ => {}
+        if let Some(OutputSpec::DockerArchive(_)) = &out.spec {
+            return refuse(
+                &what,
+                "which docker archives cannot carry (docker load takes one platform): use type=oci",
+            );
         }
     }
     Ok(())
@@ -313,7 +304,7 @@ pub fn run(
         match &out.spec {
             Some(OutputSpec::Local(dest)) => {
                 for (platform, record) in &built {
-                    let dir = dest.join(platform.to_string().replace('/', "_"));
+                    let dir = dest.join(platform_dir(platform));
                     super::super::save::export_output(
                         store,
                         &OutputSpec::Local(dir),
@@ -325,6 +316,8 @@ pub fn run(
                     .with_context(|| format!("exporting {platform} to {}", dest.display()))?;
                 }
             }
+            Some(OutputSpec::RootfsTar(dest)) => write_tar_of_platforms(store, &built, dest)
+                .with_context(|| format!("exporting to {}", dest.display()))?,
             Some(spec) => {
                 let mut names = tags.clone();
                 names.extend(out.names.iter().filter(|n| !tags.contains(n)).cloned());
@@ -403,6 +396,41 @@ pub fn run(
     Ok(ExitCode::SUCCESS)
 }
 
+/// The directory a platform's files go to in `type=local` and `type=tar` outputs, as BuildKit
+/// names it: `linux_amd64`, `linux_arm_v7`.
+fn platform_dir(platform: &Platform) -> String {
+    platform.to_string().replace('/', "_")
+}
+
+/// `type=tar` of several platforms: one tar holding each platform's files under its
+/// [`platform_dir`], to a file or (`dest=-`) to stdout.
+fn write_tar_of_platforms(
+    store: &builder_cache::Store,
+    built: &[(Platform, ImageRecord)],
+    dest: &std::path::Path,
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let images: Vec<(std::path::PathBuf, Digest)> = built
+        .iter()
+        .map(|(p, r)| (platform_dir(p).into(), r.manifest))
+        .collect();
+    if dest.as_os_str() == "-" {
+        let out = builder_export::write_rootfs_tar_dirs(
+            store,
+            &images,
+            std::io::BufWriter::new(std::io::stdout().lock()),
+        )?;
+        out.into_inner().map_err(|e| e.into_error())?.flush()?;
+    } else {
+        let file =
+            std::fs::File::create(dest).with_context(|| format!("creating {}", dest.display()))?;
+        let out =
+            builder_export::write_rootfs_tar_dirs(store, &images, std::io::BufWriter::new(file))?;
+        out.into_inner().map_err(|e| e.into_error())?.flush()?;
+    }
+    Ok(())
+}
+
 /// Keeps the index in the store under the names an image load gets: the tags of a build with
 /// no output and no push, and the names (and tags) of a `type=image` output that does not
 /// push. Its id is the index digest, as in docker's containerd image store; the platforms'
@@ -469,13 +497,7 @@ pub(super) fn put_index(
             record.manifest,
             bytes.len() as u64,
         );
-        d.platform = Some(builder_cache::manifest::Platform {
-            architecture: platform.architecture.clone(),
-            os: platform.os.clone(),
-            os_version: None,
-            os_features: Vec::new(),
-            variant: platform.variant.clone(),
-        });
+        d.platform = Some(platform.into());
         manifests.push(d);
     }
     manifests.extend(attestations.iter().cloned());
