@@ -246,14 +246,68 @@ fn load_registry(
     store: &Store,
 ) -> Result<CacheConfig, RemoteCacheError> {
     let (_, kind, bytes) = remote.block_on(remote.client.resolve(r))?;
-    if ManifestKind::of(&kind) != Some(ManifestKind::Image) {
-        return Err(RemoteCacheError::invalid(
+    match ManifestKind::of(&kind) {
+        Some(ManifestKind::Image) => load_registry_image(remote, r, store, &bytes),
+        Some(ManifestKind::Index) => load_registry_index(remote, r, store, &bytes),
+        None => Err(RemoteCacheError::invalid(
             r.to_string(),
             format!("{kind} is not an image or cache manifest"),
-        ));
+        )),
     }
+}
+
+/// The inline records of every platform's image in an index (a multi-platform build with
+/// `--cache-to type=inline` puts each platform's records in its own config, as BuildKit). The
+/// records' keys include the platform, so they join without clashing. Entries with no inline
+/// cache (attestation manifests, images built without it) are passed over; an index where no
+/// image has any is refused.
+fn load_registry_index(
+    remote: &Remote,
+    r: &Reference,
+    store: &Store,
+    bytes: &[u8],
+) -> Result<CacheConfig, RemoteCacheError> {
+    let index: Index =
+        serde_json::from_slice(bytes).map_err(|e| RemoteCacheError::invalid(r.to_string(), e))?;
+    let mut joined: Option<CacheConfig> = None;
+    for entry in &index.manifests {
+        if ManifestKind::of(&entry.media_type) != Some(ManifestKind::Image) {
+            continue;
+        }
+        let at = r.with_digest(entry.digest);
+        let (_, _, bytes) = remote.block_on(remote.client.resolve(&at))?;
+        let config = match load_registry_image(remote, &at, store, &bytes) {
+            Ok(config) => config,
+            // Not an image with inline cache (an attestation manifest, say): passed over.
+            // A registry or network failure still fails the import.
+            Err(RemoteCacheError::Invalid { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        match &mut joined {
+            None => joined = Some(config),
+            Some(all) => {
+                all.records.extend(config.records);
+                all.mounts.extend(config.mounts);
+            }
+        }
+    }
+    joined.ok_or_else(|| {
+        RemoteCacheError::invalid(
+            r.to_string(),
+            "is an image index none of whose images carries inline cache (--cache-to type=inline)",
+        )
+    })
+}
+
+/// The records of one registry manifest: a cache manifest's, or an image's inline ones.
+fn load_registry_image(
+    remote: &Remote,
+    r: &Reference,
+    store: &Store,
+    bytes: &[u8],
+) -> Result<CacheConfig, RemoteCacheError> {
     let manifest: Manifest =
-        serde_json::from_slice(&bytes).map_err(|e| RemoteCacheError::invalid(r.to_string(), e))?;
+        serde_json::from_slice(bytes).map_err(|e| RemoteCacheError::invalid(r.to_string(), e))?;
     let c = &manifest.config;
     let desc = registry_descriptor(&c.media_type, c.digest, c.size);
     remote.block_on(remote.client.fetch_blob(r, &desc, store, &|_| {}))?;

@@ -185,17 +185,10 @@ pub fn run(
         .iter()
         .map(|t| normalize(t).map_err(|e| UsageError(format!("invalid tag {t:?}: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
-    let inline_arg = args
-        .build_args
-        .iter()
-        .filter_map(|a| a.strip_prefix("BUILDKIT_INLINE_CACHE="))
-        .any(|v| crate::cli::gobool::parse(v).unwrap_or(false));
-    let cache = CacheFlags::parse(args, false)?;
-    if cache.inline() || inline_arg {
-        bail!(UsageError(
-            "--cache-to type=inline: a multi-platform index has no config to carry it; use type=registry or type=local".into()
-        ));
-    }
+    // `--cache-to type=inline` (or BUILDKIT_INLINE_CACHE=1): each platform's image carries the
+    // records of its own build in its config, as BuildKit's; `--cache-from` of the index reads
+    // every platform's.
+    let cache = CacheFlags::parse(args, builtin_inline_cache(args))?;
     let imports = cache.import(store)?;
     let mode = if args.quiet {
         ProgressMode::Quiet
@@ -256,13 +249,16 @@ pub fn run(
         }
         merge_checks(&mut checks, report);
         let output = builder_solver::build(store, &request, &resolver, &sink);
-        let output = match output {
+        let mut output = match output {
             Ok(o) => o,
             Err(e) => {
                 renderer.finish();
                 return Err(e.into());
             }
         };
+        if cache.inline() {
+            cache.embed_inline(store, &mut output)?;
+        }
         let record = ImageRecord {
             manifest: output.image.manifest,
             config: output.image.config,
@@ -394,6 +390,14 @@ pub fn run(
         errln!("pushed {name}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `BUILDKIT_INLINE_CACHE=1` among the build args: buildx's spelling of `--cache-to type=inline`.
+fn builtin_inline_cache(args: &BuildArgs) -> bool {
+    args.build_args
+        .iter()
+        .filter_map(|a| a.strip_prefix("BUILDKIT_INLINE_CACHE="))
+        .any(|v| crate::cli::gobool::parse(v).unwrap_or(false))
 }
 
 /// The directory a platform's files go to in `type=local` and `type=tar` outputs, as BuildKit
