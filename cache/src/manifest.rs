@@ -112,6 +112,11 @@ impl Descriptor {
     }
 }
 
+/// An index entry's `platform` object as it is written on the wire (the store's, the
+/// registry client's and the exporters' one spelling of it). It keeps what a registry sent,
+/// unnormalized and with `os.version`/`os.features`, so a re-serialized index is the same bytes;
+/// selection and display go through [`crate::platform::Platform`] (normalized), the one type
+/// that means a platform, via the `From` conversions below.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Platform {
     pub architecture: String,
