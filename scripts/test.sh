@@ -104,6 +104,7 @@ keep = {
     "multi_platform_cache",
     "mismatched_base_platform_is_used",
     "platform_names_are_normalized",
+    "buildkit_platform",
 }
 for line in sys.stdin:
     m = json.loads(line)
