@@ -97,6 +97,14 @@ keep = {
     "syntax_directive",
     "ssh_key_files",
     "image_command_flags",
+    # issue #18: emulated RUN steps (qemu via binfmt_misc) must work rootless too
+    "foreign_platform_run_steps",
+    "multi_platform_index",
+    "multi_platform_store",
+    "multi_platform_cache",
+    "mismatched_base_platform_is_used",
+    "platform_names_are_normalized",
+    "buildkit_platform",
 }
 for line in sys.stdin:
     m = json.loads(line)

@@ -5,6 +5,9 @@
 //! and testNamedLocalContext are in tests/build_context.rs.
 
 mod common;
+#[path = "../registry/tests/support/registry.rs"]
+#[allow(dead_code)]
+mod registry_support;
 
 use common::{Env, read_text, tar_entries};
 
@@ -201,4 +204,61 @@ fn eager_named_context_lookup() {
         ],
     );
     assert_eq!(read_text(out.join("foo")), "base\n");
+}
+
+/// testNamedImageContextPlatform: a base pushed as an image index (`BUILDKIT_MULTI_PLATFORM=1`,
+/// one manifest for the build platform) replaces `busybox` by `--build-context
+/// busybox=docker-image://…`; a stage `FROM --platform=$BUILDPLATFORM busybox` with a RUN step
+/// takes the build platform's manifest from it, not the target's (`darwin/ppc64le`, which the
+/// index lacks and nothing here could run). Pushed to a real registry, as the Go test does.
+#[test]
+fn named_image_context_platform() {
+    if !common::have("docker-registry") {
+        eprintln!("SKIP: docker-registry is not installed");
+        return;
+    }
+    let reg = registry_support::Registry::start(registry_support::Auth::None);
+    let env = Env::new();
+    env.busybox_base();
+    let target = format!(
+        "127.0.0.1:{}/buildkit/testnamedimagecontextplatform:latest",
+        reg.port
+    );
+    let base = env.context(
+        "base",
+        &[(
+            "Dockerfile",
+            "FROM --platform=$BUILDPLATFORM busybox:test\n",
+        )],
+    );
+    env.build_ok(
+        &base,
+        &[
+            "--build-arg",
+            "BUILDKIT_MULTI_PLATFORM=1",
+            "-t",
+            &target,
+            "--push",
+        ],
+    );
+    let ctx = env.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM --platform=$BUILDPLATFORM busybox AS target\nRUN echo hello\n",
+        )],
+    );
+    let log = env.build_ok(
+        &ctx,
+        &[
+            "--build-context",
+            &format!("busybox=docker-image://{target}"),
+            "--platform",
+            "darwin/ppc64le",
+        ],
+    );
+    assert!(
+        common::run_output_lines(&log).contains(&"hello".to_string()),
+        "the RUN step ran: {log}"
+    );
 }

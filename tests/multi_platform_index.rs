@@ -179,6 +179,10 @@ fn what_cannot_hold_an_index_is_refused_before_building() {
             vec!["-o", "type=image,name=x:1,oci-mediatypes=false"],
             "oci-mediatypes=false",
         ),
+        (
+            vec!["-o", "type=oci,dest=/tmp/x.tar,oci-mediatypes=false"],
+            "oci-mediatypes=false",
+        ),
     ] {
         let mut all = vec!["--platform", BOTH];
         all.extend(args.iter().copied());
@@ -310,4 +314,162 @@ fn a_tar_of_several_platforms_has_a_directory_per_platform() {
         ["linux_amd64", "linux_arm64"],
         "{entries:?}"
     );
+}
+
+/// Files of one platform's image in an OCI layout directory (`skopeo copy` wrote it): every
+/// regular file of every layer, by path, as bytes (later layers win).
+fn layout_files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let manifest = index_of_layout(dir);
+    let mut files = std::collections::BTreeMap::new();
+    for layer in manifest["layers"].as_array().unwrap() {
+        let d = layer["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:");
+        let f = fs::File::open(dir.join("blobs/sha256").join(d)).unwrap();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(f));
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            if entry.header().entry_type() != tar::EntryType::Regular {
+                continue;
+            }
+            let path = String::from_utf8_lossy(&entry.path_bytes())
+                .trim_start_matches("./")
+                .to_string();
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+            files.insert(path, bytes);
+        }
+    }
+    files
+}
+
+/// An ELF file's `e_machine` (little-endian at offset 18): 62 is x86-64, 183 is AArch64.
+fn elf_machine(bytes: &[u8]) -> u16 {
+    assert_eq!(&bytes[..4], b"\x7fELF", "not an ELF file");
+    u16::from_le_bytes([bytes[18], bytes[19]])
+}
+
+/// Counts the HTTP requests a RUN step makes to it, so a test can count how often a step
+/// really ran (a cached step makes none).
+struct RunCounter {
+    port: u16,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl RunCounter {
+    fn start() -> RunCounter {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = hits.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let mut buf = [0u8; 4096];
+                let _ = std::io::Read::read(&mut conn, &mut buf);
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = std::io::Write::write_all(
+                    &mut conn,
+                    b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nok\n",
+                );
+            }
+        });
+        RunCounter { port, hits }
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Issue #18's done-when command, end to end: `build --platform linux/amd64,linux/arm64 -t
+/// REG/app:1 --push .` on an amd64 host. The native (build-platform) stage runs once for both
+/// targets (counted by the requests it makes); each target's RUN step runs on its platform, so
+/// the pushed arm64 image, pulled back with `skopeo copy --override-arch arm64`, holds
+/// `uname -m` = aarch64 and a binary the step produced that is an AArch64 ELF.
+#[test]
+fn the_pushed_index_holds_a_really_arm64_image() {
+    if !have("docker-registry") || !have("skopeo") {
+        eprintln!("SKIP: docker-registry or skopeo is not installed");
+        return;
+    }
+    let Some(arm64) = std::env::var_os("BUILDER_TEST_ARM64_BUSYBOX") else {
+        eprintln!("SKIP: BUILDER_TEST_ARM64_BUSYBOX is not set");
+        return;
+    };
+    if std::env::consts::ARCH != "x86_64"
+        || !Path::new("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists()
+    {
+        eprintln!("SKIP: needs an x86_64 host with a qemu-aarch64 binfmt handler");
+        return;
+    }
+    let counter = RunCounter::start();
+    let dockerfile = format!(
+        "FROM --platform=$BUILDPLATFORM scratch AS native\n\
+         COPY busybox-amd64 /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox wget -q -O /fetched http://127.0.0.1:{}/native\"]\n\
+         FROM scratch\n\
+         ARG TARGETARCH\n\
+         COPY busybox-${{TARGETARCH}} /bin/busybox\n\
+         COPY --from=native /fetched /fetched\n\
+         RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox uname -m > /uname && /bin/busybox cp /bin/busybox /app\"]\n",
+        counter.port
+    );
+    let env = Env::new();
+    let ctx = env.context("ctx", &[("Dockerfile", &dockerfile)]);
+    fs::copy(busybox_path(), ctx.join("busybox-amd64")).unwrap();
+    fs::copy(&arm64, ctx.join("busybox-arm64")).unwrap();
+
+    let reg = Registry::start(Auth::None);
+    let name = format!("127.0.0.1:{}/app:1", reg.port);
+    let log = env.build_ok(&ctx, &["--platform", BOTH, "-t", &name, "--push"]);
+    assert_eq!(counter.hits(), 1, "the native stage ran once: {log}");
+    assert!(log.contains("[linux/arm64 stage-1 3/3] RUN"), "{log}");
+
+    let raw = env
+        .skopeo()
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{name}"))
+        .output()
+        .unwrap();
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    let index: Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let platforms: Vec<&Value> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["platform"]["architecture"])
+        .collect();
+    assert_eq!(platforms, ["amd64", "arm64"], "{index}");
+
+    for (arch, uname, machine) in [("amd64", "x86_64\n", 62), ("arm64", "aarch64\n", 183)] {
+        let dir = env.path(&format!("pulled-{arch}"));
+        let out = env
+            .skopeo()
+            .args(["copy", "--src-tls-verify=false", "--override-arch", arch])
+            .arg(format!("docker://{name}"))
+            .arg(format!("oci:{}:pulled", dir.display()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let config = blob(&dir, &index_of_layout(&dir)["config"]["digest"]);
+        assert_eq!(config["architecture"], arch, "{config}");
+        let files = layout_files(&dir);
+        assert_eq!(
+            files["uname"],
+            uname.as_bytes(),
+            "{arch}: the RUN step ran as {arch}"
+        );
+        assert_eq!(elf_machine(&files["app"]), machine, "{arch}: /app");
+        assert_eq!(files["fetched"], b"ok\n", "{arch}: the native stage's file");
+    }
 }

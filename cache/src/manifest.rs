@@ -112,6 +112,11 @@ impl Descriptor {
     }
 }
 
+/// An index entry's `platform` object as it is written on the wire (the store's, the
+/// registry client's and the exporters' one spelling of it). It keeps what a registry sent,
+/// unnormalized and with `os.version`/`os.features`, so a re-serialized index is the same bytes;
+/// selection and display go through [`crate::platform::Platform`] (normalized), the one type
+/// that means a platform, via the `From` conversions below.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Platform {
     pub architecture: String,
@@ -126,6 +131,26 @@ pub struct Platform {
     pub os_features: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
+}
+
+/// Normalized, so that an entry spelling `arm64/v8` is the `linux/arm64` asked for.
+impl From<&Platform> for crate::platform::Platform {
+    fn from(p: &Platform) -> crate::platform::Platform {
+        crate::platform::Platform::normalized(&p.os, &p.architecture, p.variant.as_deref())
+    }
+}
+
+/// An index entry's platform for a platform builder built (no OS version or features).
+impl From<&crate::platform::Platform> for Platform {
+    fn from(p: &crate::platform::Platform) -> Platform {
+        Platform {
+            architecture: p.architecture.clone(),
+            os: p.os.clone(),
+            os_version: None,
+            os_features: Vec::new(),
+            variant: p.variant.clone(),
+        }
+    }
 }
 
 /// An image manifest (OCI or Docker schema2: same shape).

@@ -2,6 +2,7 @@
 //! descriptors to fetch or push, and platform selection in an index.
 
 use builder_cache::Digest;
+use builder_cache::manifest::Platform as ManifestPlatform;
 use serde::{Deserialize, Serialize};
 
 use crate::error::RegistryError;
@@ -41,22 +42,9 @@ pub struct Descriptor {
     pub digest: Digest,
     pub size: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub platform: Option<DescriptorPlatform>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DescriptorPlatform {
-    pub os: String,
-    pub architecture: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-}
-
-/// Normalized, so that an entry spelling `arm64/v8` is the `linux/arm64` asked for.
-impl From<&DescriptorPlatform> for Platform {
-    fn from(p: &DescriptorPlatform) -> Platform {
-        Platform::normalized(&p.os, &p.architecture, p.variant.as_deref())
-    }
+    /// The wire form of an index entry's platform, shared with the store's manifests (it keeps
+    /// `os.version` and `os.features`); compare it as a `Platform` (normalized).
+    pub platform: Option<ManifestPlatform>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -293,8 +293,10 @@ async fn multi_platform_index_picks_requested_platform() {
         "{msg}"
     );
     assert!(
-        // arm64/v8 is listed as containerd's Normalize names it: linux/arm64.
-        msg.contains("linux/amd64") && msg.contains("linux/arm64") && msg.contains("linux/s390x"),
+        msg.contains("linux/amd64")
+            // the entry's `arm64/v8`, in containerd's normalized spelling
+            && msg.contains("linux/arm64")
+            && msg.contains("linux/s390x"),
         "{msg}"
     );
 }

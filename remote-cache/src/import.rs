@@ -247,17 +247,67 @@ fn load_registry(
 ) -> Result<CacheConfig, RemoteCacheError> {
     let (_, kind, bytes) = remote.block_on(remote.client.resolve(r))?;
     match ManifestKind::of(&kind) {
-        Some(ManifestKind::Image) => {}
-        Some(ManifestKind::Index) => return load_index_inline(remote, r, store, &bytes),
-        None => {
-            return Err(RemoteCacheError::invalid(
-                r.to_string(),
-                format!("{kind} is not an image or cache manifest"),
-            ));
+        Some(ManifestKind::Image) => load_registry_image(remote, r, store, &bytes),
+        Some(ManifestKind::Index) => load_registry_index(remote, r, store, &bytes),
+        None => Err(RemoteCacheError::invalid(
+            r.to_string(),
+            format!("{kind} is not an image or cache manifest"),
+        )),
+    }
+}
+
+/// The inline records of every platform's image in an index (a multi-platform build with
+/// `--cache-to type=inline` puts each platform's records in its own config, as BuildKit). The
+/// records' keys include the platform, so they join without clashing. Entries with no inline
+/// cache (attestation manifests, images built without it) are passed over; an index where no
+/// image has any is refused.
+fn load_registry_index(
+    remote: &Remote,
+    r: &Reference,
+    store: &Store,
+    bytes: &[u8],
+) -> Result<CacheConfig, RemoteCacheError> {
+    let index: Index =
+        serde_json::from_slice(bytes).map_err(|e| RemoteCacheError::invalid(r.to_string(), e))?;
+    let mut joined: Option<CacheConfig> = None;
+    for entry in &index.manifests {
+        if ManifestKind::of(&entry.media_type) != Some(ManifestKind::Image) {
+            continue;
+        }
+        let at = r.with_digest(entry.digest);
+        let (_, _, bytes) = remote.block_on(remote.client.resolve(&at))?;
+        let config = match load_registry_image(remote, &at, store, &bytes) {
+            Ok(config) => config,
+            // Not an image with inline cache (an attestation manifest, say): passed over.
+            // A registry or network failure still fails the import.
+            Err(RemoteCacheError::Invalid { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        match &mut joined {
+            None => joined = Some(config),
+            Some(all) => {
+                all.records.extend(config.records);
+                all.mounts.extend(config.mounts);
+            }
         }
     }
+    joined.ok_or_else(|| {
+        RemoteCacheError::invalid(
+            r.to_string(),
+            "is an image index none of whose images carries inline cache (--cache-to type=inline)",
+        )
+    })
+}
+
+/// The records of one registry manifest: a cache manifest's, or an image's inline ones.
+fn load_registry_image(
+    remote: &Remote,
+    r: &Reference,
+    store: &Store,
+    bytes: &[u8],
+) -> Result<CacheConfig, RemoteCacheError> {
     let manifest: Manifest =
-        serde_json::from_slice(&bytes).map_err(|e| RemoteCacheError::invalid(r.to_string(), e))?;
+        serde_json::from_slice(bytes).map_err(|e| RemoteCacheError::invalid(r.to_string(), e))?;
     let c = &manifest.config;
     let desc = registry_descriptor(&c.media_type, c.digest, c.size);
     remote.block_on(remote.client.fetch_blob(r, &desc, store, &|_| {}))?;
@@ -273,45 +323,6 @@ fn load_registry(
         None => Err(RemoteCacheError::invalid(
             r.to_string(),
             "is neither a cache manifest nor an image with inline cache (--cache-to type=inline)",
-        )),
-    }
-}
-
-/// The inline records of an image index (a multi-platform image, or an image pushed with its
-/// attestations, as buildx pushes by default): those of each platform's image, together. A
-/// record's key includes its platform, so another platform's records never match; the
-/// attestation manifests (`unknown/unknown`) carry none and are skipped.
-fn load_index_inline(
-    remote: &Remote,
-    r: &Reference,
-    store: &Store,
-    bytes: &[u8],
-) -> Result<CacheConfig, RemoteCacheError> {
-    let index: Index =
-        serde_json::from_slice(bytes).map_err(|e| RemoteCacheError::invalid(r.to_string(), e))?;
-    let mut all: Option<CacheConfig> = None;
-    let mut last_error = None;
-    for entry in index.manifests.iter().filter(|m| {
-        ManifestKind::of(&m.media_type) == Some(ManifestKind::Image)
-            && m.platform.as_ref().is_none_or(|p| p.os != "unknown")
-    }) {
-        match load_registry(remote, &r.with_digest(entry.digest), store) {
-            Ok(config) => match &mut all {
-                Some(all) => {
-                    all.records.extend(config.records);
-                    all.mounts.extend(config.mounts);
-                }
-                None => all = Some(config),
-            },
-            Err(e) => last_error = Some(e),
-        }
-    }
-    match (all, last_error) {
-        (Some(config), _) => Ok(config),
-        (None, Some(e)) => Err(e),
-        (None, None) => Err(RemoteCacheError::invalid(
-            r.to_string(),
-            "is an image index with no image in it",
         )),
     }
 }

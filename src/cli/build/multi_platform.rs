@@ -7,7 +7,7 @@
 //!
 //! Where the index goes: pushed (`--push`, `type=image,push=true`, `type=registry`), into an
 //! OCI layout (`type=oci`, archive or directory), or as one directory per platform
-//! (`type=local`: `DEST/linux_amd64/`, as BuildKit), or into the image store under the tags
+//! (`type=local`: `DEST/linux_amd64/`; `type=tar`: `linux_amd64/…` in the tar, as BuildKit), or into the image store under the tags
 //! (`-t` without a push, `type=image`), as docker's containerd image store keeps it; the
 //! outputs that cannot carry an index are refused by name.
 
@@ -185,17 +185,10 @@ pub fn run(
         .iter()
         .map(|t| normalize(t).map_err(|e| UsageError(format!("invalid tag {t:?}: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
-    let inline_arg = args
-        .build_args
-        .iter()
-        .filter_map(|a| a.strip_prefix("BUILDKIT_INLINE_CACHE="))
-        .any(|v| crate::cli::gobool::parse(v).unwrap_or(false));
-    let cache = CacheFlags::parse(args, false)?;
-    if cache.inline() || inline_arg {
-        bail!(UsageError(
-            "--cache-to type=inline: a multi-platform index has no config to carry it; use type=registry or type=local".into()
-        ));
-    }
+    // `--cache-to type=inline` (or BUILDKIT_INLINE_CACHE=1): each platform's image carries the
+    // records of its own build in its config, as BuildKit's; `--cache-from` of the index reads
+    // every platform's.
+    let cache = CacheFlags::parse(args, builtin_inline_cache(args))?;
     let imports = cache.import(store)?;
     let mode = if args.quiet {
         ProgressMode::Quiet
@@ -258,13 +251,16 @@ pub fn run(
         }
         merge_checks(&mut checks, report);
         let output = builder_solver::build(store, &request, &resolver, &sink);
-        let output = match output {
+        let mut output = match output {
             Ok(o) => o,
             Err(e) => {
                 renderer.finish();
                 return Err(e.into());
             }
         };
+        if cache.inline() {
+            cache.embed_inline(store, &mut output)?;
+        }
         let record = ImageRecord {
             manifest: output.image.manifest,
             config: output.image.config,
@@ -419,7 +415,16 @@ pub fn run(
     Ok(ExitCode::SUCCESS)
 }
 
-/// A platform's directory in a multi-platform local or tar output: `linux_arm64_v8`.
+/// `BUILDKIT_INLINE_CACHE=1` among the build args: buildx's spelling of `--cache-to type=inline`.
+fn builtin_inline_cache(args: &BuildArgs) -> bool {
+    args.build_args
+        .iter()
+        .filter_map(|a| a.strip_prefix("BUILDKIT_INLINE_CACHE="))
+        .any(|v| crate::cli::gobool::parse(v).unwrap_or(false))
+}
+
+/// The directory a platform's files go to in `type=local` and `type=tar` outputs, as BuildKit
+/// names it: `linux_amd64`, `linux_arm_v7`.
 fn platform_dir(platform: &Platform) -> String {
     platform.to_string().replace('/', "_")
 }
@@ -490,13 +495,7 @@ pub(super) fn put_index(
             record.manifest,
             bytes.len() as u64,
         );
-        d.platform = Some(builder_cache::manifest::Platform {
-            architecture: platform.architecture.clone(),
-            os: platform.os.clone(),
-            os_version: None,
-            os_features: Vec::new(),
-            variant: platform.variant.clone(),
-        });
+        d.platform = Some(platform.into());
         manifests.push(d);
     }
     manifests.extend(attestations.iter().cloned());
