@@ -104,8 +104,9 @@ impl<W: Write> RootfsSink for TarRootfs<W> {
         }
         // The size may have come from a PAX record that is not carried over.
         header.set_size(entry.size());
+        let name = tar_name(path, kind);
         self.builder
-            .append_data(&mut header, path, entry)
+            .append_data(&mut header, &name, entry)
             .map_err(write_err)
     }
 
@@ -118,8 +119,23 @@ impl<W: Write> RootfsSink for TarRootfs<W> {
         header.set_mtime(0);
         header.set_size(0);
         self.builder
-            .append_data(&mut header, path, io::empty())
+            .append_data(
+                &mut header,
+                tar_name(path, EntryType::Directory),
+                io::empty(),
+            )
             .map_err(ExportError::io("write tar entry", path))
+    }
+}
+
+/// The name an entry gets in the tar: a directory's ends in `/`, as BuildKit's tar exporter
+/// (Go's archive/tar) writes it and as `tar` itself does; tools matching names (`out/`)
+/// see the same archive from both.
+fn tar_name(path: &Path, kind: EntryType) -> PathBuf {
+    if kind.is_dir() {
+        path.join("")
+    } else {
+        path.to_path_buf()
     }
 }
 
