@@ -23,6 +23,29 @@ fn uid_gid_and_mode_shape_a_new_cache_directory() {
     env.build_ok(&ctx, &[]);
 }
 
+/// BuildKit makes the directory with a plain mkdir under dockerd's umask 022: group and other
+/// write bits and the sticky/setgid bits of `mode=` do not reach it. Found by
+/// scripts/compare_with_buildkit.sh (cache-bind-mounts: BuildKit `750`, builder `770`).
+#[test]
+fn a_cache_mode_loses_write_bits_for_group_and_others_as_with_buildkit() {
+    let env = Env::new();
+    env.busybox_base();
+    let ctx = env.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM busybox:test\n\
+             RUN --mount=type=cache,target=/a,id=a,uid=1000,gid=1000,mode=0770 \
+                 --mount=type=cache,target=/b,id=b,mode=1777 \
+                 stat -c '%n %u:%g %a' /a /b\n",
+        )],
+    );
+    let lines = run_output_lines(&env.build_ok(&ctx, &[]));
+    for want in ["/a 1000:1000 750", "/b 0:0 755"] {
+        assert!(lines.iter().any(|l| l == want), "{want}: {lines:?}");
+    }
+}
+
 #[test]
 fn from_and_source_seed_a_new_cache_with_a_stage_directory() {
     let env = Env::new();

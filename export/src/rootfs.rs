@@ -151,7 +151,11 @@ impl<W: Write> TarRootfs<W> {
         header.set_mtime(0);
         header.set_size(0);
         self.builder
-            .append_data(&mut header, dir, io::empty())
+            .append_data(
+                &mut header,
+                tar_name(dir, EntryType::Directory),
+                io::empty(),
+            )
             .map_err(ExportError::io("write tar entry", dir))
     }
 }
@@ -207,7 +211,7 @@ impl<W: Write> RootfsSink for TarRootfs<W> {
         if !kind.is_file() {
             return self
                 .builder
-                .append_data(&mut header, &out_path, entry)
+                .append_data(&mut header, tar_name(&out_path, kind), entry)
                 .map_err(write_err);
         }
         let mut hashing = builder_cache::HashingReader::new(entry);
@@ -231,8 +235,23 @@ impl<W: Write> RootfsSink for TarRootfs<W> {
         header.set_size(0);
         let out_path = self.prefixed(path);
         self.builder
-            .append_data(&mut header, &out_path, io::empty())
+            .append_data(
+                &mut header,
+                tar_name(&out_path, EntryType::Directory),
+                io::empty(),
+            )
             .map_err(ExportError::io("write tar entry", path))
+    }
+}
+
+/// The name an entry gets in the tar: a directory's ends in `/`, as BuildKit's tar exporter
+/// (Go's archive/tar) writes it and as `tar` itself does; tools matching names (`out/`)
+/// see the same archive from both.
+fn tar_name(path: &Path, kind: EntryType) -> PathBuf {
+    if kind.is_dir() {
+        path.join("")
+    } else {
+        path.to_path_buf()
     }
 }
 

@@ -101,7 +101,12 @@ impl GitFetcher {
         };
         let mirrors = self.git_dir.join("mirrors");
         fs::create_dir_all(&mirrors).map_err(|e| run.io("creating the mirrors directory", e))?;
-        let key = hex::encode(Sha256::digest(url.as_bytes()));
+        // A mirror holds one object format: a SHA-256 repository gets its own, made so.
+        let (format, advertised) = remote_object_format(&run, source)?;
+        let mut key = hex::encode(Sha256::digest(url.as_bytes()));
+        if format == ObjectFormat::Sha256 {
+            key.push_str("-sha256");
+        }
         let mirror = mirrors.join(&key);
         let lock = fs::File::create(mirrors.join(format!("{key}.lock")))
             .map_err(|e| run.io("creating the mirror lock", e))?;
@@ -115,11 +120,12 @@ impl GitFetcher {
                     OsStr::new("init"),
                     OsStr::new("--bare"),
                     OsStr::new("--quiet"),
+                    OsStr::new(format.init_flag()),
                     mirror.as_os_str(),
                 ],
             )?;
         }
-        let commit = self.resolve(&run, &mirror, source)?;
+        let commit = self.resolve(&run, &mirror, source, advertised)?;
         if let Some(want) = &source.checksum
             && !commit.starts_with(want.as_str())
         {
@@ -130,7 +136,15 @@ impl GitFetcher {
         Ok(checkout)
     }
 
-    fn resolve(&self, run: &Runner, mirror: &Path, source: &GitRef) -> Result<String, GitError> {
+    /// The commit `source` names. `advertised` is the remote's `ls-remote` answer when it was
+    /// already asked (None for a full commit id, which needs no lookup).
+    fn resolve(
+        &self,
+        run: &Runner,
+        mirror: &Path,
+        source: &GitRef,
+        advertised: Option<Advertised>,
+    ) -> Result<String, GitError> {
         let reference = source.reference.as_deref();
         if let Some(r) = reference.filter(|r| is_full_commit(r)) {
             if !has_commit(run, mirror, r) {
@@ -145,7 +159,10 @@ impl GitFetcher {
             }
             return Ok(r.to_string());
         }
-        let advertised = run.ls_remote()?;
+        let advertised = match advertised {
+            Some(a) => a,
+            None => run.ls_remote()?,
+        };
         match pick_ref(&advertised, reference) {
             Some((full_ref, commit)) => {
                 if !has_commit(run, mirror, &commit) {
@@ -412,6 +429,52 @@ impl Runner<'_> {
         all.extend(specs.iter().map(String::as_str));
         self.git(Some(mirror), all).map(drop)
     }
+}
+
+/// What `ls-remote` advertises: (ref name, object id) pairs.
+type Advertised = Vec<(String, String)>;
+
+/// A repository's object format (`git init --object-format`): SHA-1, or SHA-256 as
+/// `git init --object-format=sha256` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ObjectFormat {
+    Sha1,
+    Sha256,
+}
+
+impl ObjectFormat {
+    /// By the length of a full object id: 40 hex digits for SHA-1, 64 for SHA-256.
+    fn of_id(id: &str) -> ObjectFormat {
+        if id.len() == 64 {
+            ObjectFormat::Sha256
+        } else {
+            ObjectFormat::Sha1
+        }
+    }
+
+    fn init_flag(self) -> &'static str {
+        match self {
+            ObjectFormat::Sha1 => "--object-format=sha1",
+            ObjectFormat::Sha256 => "--object-format=sha256",
+        }
+    }
+}
+
+/// The remote's object format, known before its mirror is made (git cannot fetch a SHA-256
+/// repository into a SHA-1 one): from the length of a full commit id when the source names
+/// one, else from the ids `ls-remote` advertises, which are returned for the ref lookup.
+fn remote_object_format(
+    run: &Runner,
+    source: &GitRef,
+) -> Result<(ObjectFormat, Option<Advertised>), GitError> {
+    if let Some(r) = source.reference.as_deref().filter(|r| is_full_commit(r)) {
+        return Ok((ObjectFormat::of_id(r), None));
+    }
+    let advertised = run.ls_remote()?;
+    let format = advertised
+        .first()
+        .map_or(ObjectFormat::Sha1, |(_, id)| ObjectFormat::of_id(id));
+    Ok((format, Some(advertised)))
 }
 
 fn has_commit(run: &Runner, mirror: &Path, commit: &str) -> bool {

@@ -658,7 +658,9 @@ fn make_request(
         other => other.map(Path::to_path_buf),
     };
     let (dockerfile_name, dockerfile, dockerfile_path) = match &context.dockerfile {
-        Some(bytes) if args.file.is_none() => ("Dockerfile".to_string(), bytes.clone(), None),
+        Some(bytes) if context_dockerfile_wins(&context, args.file.as_deref()) => {
+            ("Dockerfile".to_string(), bytes.clone(), None)
+        }
         _ => read_dockerfile(file.as_deref(), &context_dir)?,
     };
     let dockerignore = read_dockerignore(dockerfile_path.as_deref(), &context_dir)?;
@@ -907,6 +909,20 @@ impl CacheFlags {
 }
 
 /// Returns (name for messages, content, path when read from a file).
+/// Whether the Dockerfile the context argument itself was (stdin, or a URL serving one) is the
+/// build's Dockerfile: always without `-f`; with a relative `-f` too when the context is
+/// remote, as BuildKit takes a single-file HTTP context as the Dockerfile whatever file name
+/// is asked for (there is no other file to name). An absolute `-f` is a local file.
+fn context_dockerfile_wins(
+    context: &super::context_source::BuildContext,
+    file: Option<&Path>,
+) -> bool {
+    match file {
+        None => true,
+        Some(f) => context.remote && f.is_relative() && f.as_os_str() != "-",
+    }
+}
+
 fn read_dockerfile(
     file: Option<&Path>,
     context: &Path,

@@ -82,8 +82,11 @@ impl Solver<'_> {
                 } else if empty {
                     // A new (empty) cache directory gets the mount's mode and owner.
                     use std::os::unix::fs::PermissionsExt;
-                    fs::set_permissions(&dir, fs::Permissions::from_mode(*mode))
-                        .map_err(|e| e.to_string())?;
+                    fs::set_permissions(
+                        &dir,
+                        fs::Permissions::from_mode(new_cache_dir_mode(*mode)),
+                    )
+                    .map_err(|e| e.to_string())?;
                     let (uid, gid) = builder_snapshot::ids::to_disk(*uid, *gid);
                     std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
                         .map_err(|e| e.to_string())?;
@@ -361,4 +364,13 @@ impl Solver<'_> {
         keep_alive.push(Box::new(tmp));
         Ok(path)
     }
+}
+
+/// The mode a new cache directory gets from a cache mount's `mode=`, as BuildKit makes it: the
+/// Dockerfile frontend creates it with a plain mkdir (`llb.Mkdir` without parents, i.e.
+/// `os.Mkdir(path, mode & 0777)`) under the daemon's umask, which dockerd sets to 022. So
+/// `mode=0770` gives 0750 and `mode=1777` gives 0755 there; a cache built from the same
+/// Dockerfile must look the same here (found by scripts/compare_with_buildkit.sh).
+fn new_cache_dir_mode(mode: u32) -> u32 {
+    mode & 0o777 & !0o022
 }
