@@ -366,6 +366,17 @@ impl ActiveSnapshot {
         &self.rootfs
     }
 
+    /// The upper directory of a mounted overlay view, for a writer that creates a new
+    /// directory through [`rootfs`](Self::rootfs) and then fills it here directly (see
+    /// builder_solver's `copy_with_upper`). None for a copy snapshot: its rootfs is the
+    /// directory itself.
+    pub fn upper_for_direct_writes(&self) -> Option<&Path> {
+        match self.mode {
+            Mode::Overlay { mounted: true } => Some(&self.upper),
+            _ => None,
+        }
+    }
+
     pub fn kind(&self) -> Snapshotter {
         match self.mode {
             Mode::Overlay { .. } => Snapshotter::Overlay,

@@ -21,8 +21,9 @@ impl Solver<'_> {
         };
         let active = self.prepare(base).map_err(|e| err(&e))?;
         let root = active.rootfs().to_path_buf();
+        let upper = active.upper_for_direct_writes().map(Path::to_path_buf);
         for action in &op.actions {
-            self.apply_action(action, &root, inputs)
+            self.apply_action(action, &root, upper.as_deref(), inputs)
                 .map_err(|e| err(&e))?;
         }
         // Locked until the layer is stored: a concurrent build's sweep leaves it alone.
@@ -34,6 +35,7 @@ impl Solver<'_> {
         &self,
         action: &FileAction,
         root: &Path,
+        upper: Option<&Path>,
         inputs: &[Solved],
     ) -> Result<(), CopyError> {
         let owner = |spec: &Option<String>| -> Result<Option<Owner>, CopyError> {
@@ -132,12 +134,12 @@ impl Solver<'_> {
                         let tree = self.context_tree(name.as_deref()).ok_or_else(|| {
                             CopyError::Invalid("this step reads the build context, but no context directory was given".into())
                         })?;
-                        copy::copy(&tree, c, root, attrs)
+                        copy::copy_with_upper(&tree, c, root, upper, attrs)
                     }
                     Some(Output::Rootfs(layers)) => {
                         let view = self.prepare(layers).map_err(CopyError::Invalid)?;
                         let tree = SourceTree::new(view.rootfs(), None);
-                        copy::copy(&tree, c, root, attrs)
+                        copy::copy_with_upper(&tree, c, root, upper, attrs)
                     }
                     None => Err(CopyError::Invalid("copy source is missing".into())),
                 }
