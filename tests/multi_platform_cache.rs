@@ -158,7 +158,15 @@ fn inline_cache_of_a_pushed_index_serves_every_platform() {
     let first = build(
         &a,
         &context(&a),
-        &["--cache-to", "type=inline", "-t", &image, "--push"],
+        // No default provenance: its start time would make every index differ.
+        &[
+            "--cache-to",
+            "type=inline",
+            "-t",
+            &image,
+            "--push",
+            "--provenance=false",
+        ],
     );
     assert!(!first.started.is_empty());
 
@@ -175,6 +183,7 @@ fn inline_cache_of_a_pushed_index_serves_every_platform() {
                 "-t",
                 &image,
                 "--push",
+                "--provenance=false",
             ],
         );
         // Inline cache is mode=min: only the images' own steps have records, so the shared
