@@ -439,13 +439,19 @@ fn the_pushed_index_holds_a_really_arm64_image() {
         String::from_utf8_lossy(&raw.stderr)
     );
     let index: Value = serde_json::from_slice(&raw.stdout).unwrap();
-    let platforms: Vec<&Value> = index["manifests"]
+    // A push carries buildx's default provenance: one attestation manifest per image, after
+    // the images.
+    let (attestations, images): (Vec<&Value>, Vec<&Value>) = index["manifests"]
         .as_array()
         .unwrap()
+        .iter()
+        .partition(|m| m["annotations"]["vnd.docker.reference.type"] == "attestation-manifest");
+    let platforms: Vec<&Value> = images
         .iter()
         .map(|m| &m["platform"]["architecture"])
         .collect();
     assert_eq!(platforms, ["amd64", "arm64"], "{index}");
+    assert_eq!(attestations.len(), 2, "{index}");
 
     for (arch, uname, machine) in [("amd64", "x86_64\n", 62), ("arm64", "aarch64\n", 183)] {
         let dir = env.path(&format!("pulled-{arch}"));
