@@ -64,6 +64,7 @@ keep = {
     "copy_link",
     "copy_exclude_parents",
     "copy_directory_destination",
+    "copy_into_new_directory",
     "repeated_layers",
     "cache_mount_options",
     "file_names",
