@@ -188,7 +188,11 @@ pub fn run(
     // `--cache-to type=inline` (or BUILDKIT_INLINE_CACHE=1): each platform's image carries the
     // records of its own build in its config, as BuildKit's; `--cache-from` of the index reads
     // every platform's.
-    let cache = CacheFlags::parse(args, builtin_inline_cache(args))?;
+    // The same reading of `BUILDKIT_INLINE_CACHE` as a single-platform build's (a bad value is
+    // refused, a bare `KEY` takes the environment's value).
+    let builtin =
+        crate::cli::buildkit_args::BuiltinArgs::read(&super::parse_build_args(&args.build_args))?;
+    let cache = CacheFlags::parse(args, builtin.inline_cache)?;
     let imports = cache.import(store)?;
     let mode = if args.quiet {
         ProgressMode::Quiet
@@ -413,14 +417,6 @@ pub fn run(
         errln!("pushed {name}");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `BUILDKIT_INLINE_CACHE=1` among the build args: buildx's spelling of `--cache-to type=inline`.
-fn builtin_inline_cache(args: &BuildArgs) -> bool {
-    args.build_args
-        .iter()
-        .filter_map(|a| a.strip_prefix("BUILDKIT_INLINE_CACHE="))
-        .any(|v| crate::cli::gobool::parse(v).unwrap_or(false))
 }
 
 /// The directory a platform's files go to in `type=local` and `type=tar` outputs, as BuildKit
