@@ -129,18 +129,7 @@ fn a_pushed_index_pulls_back_per_platform() {
     let ctx = context(&env);
     let name = format!("127.0.0.1:{}/app:multi", reg.port);
     env.build_ok(&ctx, &["--platform", BOTH, "--push", "-t", &name]);
-    let raw = env
-        .skopeo()
-        .args(["inspect", "--raw", "--tls-verify=false"])
-        .arg(format!("docker://{name}"))
-        .output()
-        .unwrap();
-    assert!(
-        raw.status.success(),
-        "{}",
-        String::from_utf8_lossy(&raw.stderr)
-    );
-    let index: Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let index: Value = env.raw_manifest(&name);
     // Each image, then its default `mode=min` provenance (buildx with a docker-container
     // builder attaches one to every pushed image).
     let manifests = index["manifests"].as_array().unwrap();
@@ -427,18 +416,7 @@ fn the_pushed_index_holds_a_really_arm64_image() {
     assert_eq!(counter.hits(), 1, "the native stage ran once: {log}");
     assert!(log.contains("[linux/arm64 stage-1 3/3] RUN"), "{log}");
 
-    let raw = env
-        .skopeo()
-        .args(["inspect", "--raw", "--tls-verify=false"])
-        .arg(format!("docker://{name}"))
-        .output()
-        .unwrap();
-    assert!(
-        raw.status.success(),
-        "{}",
-        String::from_utf8_lossy(&raw.stderr)
-    );
-    let index: Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let index: Value = env.raw_manifest(&name);
     // A push carries buildx's default provenance: one attestation manifest per image, after
     // the images.
     let (attestations, images): (Vec<&Value>, Vec<&Value>) = index["manifests"]

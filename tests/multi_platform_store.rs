@@ -248,18 +248,7 @@ fn push_sends_the_index_and_pull_picks_a_platform() {
     let name = format!("127.0.0.1:{}/app:multi", reg.port);
     env.build_ok(&ctx, &["--platform", BOTH, "-t", &name]);
     env.ok(&["push", &name]);
-    let raw = env
-        .skopeo()
-        .args(["inspect", "--raw", "--tls-verify=false"])
-        .arg(format!("docker://{name}"))
-        .output()
-        .unwrap();
-    assert!(
-        raw.status.success(),
-        "{}",
-        String::from_utf8_lossy(&raw.stderr)
-    );
-    let index: Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let index: Value = env.raw_manifest(&name);
     assert_eq!(index["manifests"].as_array().unwrap().len(), 2, "{index}");
 
     let fresh = Env::new();

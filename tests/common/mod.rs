@@ -51,6 +51,23 @@ impl Env {
     /// `skopeo`, cut off from the host's registry credentials: its own empty auth file,
     /// runtime dir and docker config, so neither a root-only `/run/containers` (left by a root
     /// podman or buildah) nor someone's saved logins change what the test sees.
+    /// `skopeo inspect --raw` of `reference` in a registry on 127.0.0.1 (plain HTTP): the
+    /// manifest or index as pushed.
+    pub fn raw_manifest(&self, reference: &str) -> serde_json::Value {
+        let raw = self
+            .skopeo()
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{reference}"))
+            .output()
+            .expect("run skopeo");
+        assert!(
+            raw.status.success(),
+            "{}",
+            String::from_utf8_lossy(&raw.stderr)
+        );
+        serde_json::from_slice(&raw.stdout).expect("a JSON manifest")
+    }
+
     pub fn skopeo(&self) -> Command {
         let auth = self.path("skopeo-auth.json");
         if !auth.exists() {
