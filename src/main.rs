@@ -133,7 +133,7 @@ fn main() -> ExitCode {
             };
         }
     };
-    let root = cli.root.clone().unwrap_or_else(builder_cache::default_root);
+    let root = cli.root.clone().unwrap_or_else(builder_store::default_root);
     // Before the user namespace, where the owners of the store's parents are still visible
     // as they are (inside it, root's directories show up as the overflow uid). The child
     // re-executed inside it inherits the environment variable and skips this.
@@ -181,8 +181,8 @@ fn main() -> ExitCode {
 /// Refuses a store other users could swap out, creates it private, and tightens one made
 /// before stores were private (builds run as root leave setuid-root files and device nodes in
 /// it, which would otherwise be usable by every local user).
-fn secure_store_root(root: &std::path::Path) -> Result<(), builder_cache::StoreError> {
-    use builder_cache::private_root::{RootMode, check_location, make_private};
+fn secure_store_root(root: &std::path::Path) -> Result<(), builder_store::StoreError> {
+    use builder_store::private_root::{RootMode, check_location, make_private};
     check_location(root)?;
     if let RootMode::Tightened { from } = make_private(root)? {
         errln!(

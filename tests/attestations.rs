@@ -586,7 +586,7 @@ fn provenance_names_the_git_commit_and_add_urls() {
     assert_eq!(prov["metadata"]["completeness"]["materials"], true);
     let buildkit = &prov["metadata"]["https://mobyproject.org/buildkit@v1#metadata"];
     assert!(buildkit.get("vcs").is_none(), "{prov}");
-    let data = builder_cache::Digest::of(b"downloaded\n").hex();
+    let data = builder_store::Digest::of(b"downloaded\n").hex();
     let materials = prov["materials"].as_array().unwrap();
     assert!(
         materials.iter().any(|m| m["uri"]
@@ -635,7 +635,7 @@ fn local_output_writes_the_statements_as_files() {
     assert_eq!(subject["name"], "app/node_modules/left-pad/package.json");
     assert_eq!(
         subject["digest"]["sha256"].as_str().unwrap(),
-        builder_cache::Digest::of(br#"{"name":"left-pad","version":"1.3.0"}"#).hex()
+        builder_store::Digest::of(br#"{"name":"left-pad","version":"1.3.0"}"#).hex()
     );
     let prov = json(&std::fs::read(dest.join("provenance.json")).unwrap());
     assert_eq!(prov["predicateType"], "https://slsa.dev/provenance/v0.2");
@@ -849,7 +849,7 @@ fn tar_and_multi_platform_file_outputs_carry_the_statements() {
     );
     assert_eq!(
         sbom["subject"][0]["digest"]["sha256"].as_str().unwrap(),
-        builder_cache::Digest::of(br#"{"name":"left-pad","version":"1.3.0"}"#).hex()
+        builder_store::Digest::of(br#"{"name":"left-pad","version":"1.3.0"}"#).hex()
     );
     let prov = json(&std::fs::read(unpacked.join("provenance.json")).unwrap());
     assert_eq!(prov["predicateType"], "https://slsa.dev/provenance/v0.2");
@@ -1013,7 +1013,7 @@ fn pushes_get_min_provenance_by_default() {
     let meta = json(&std::fs::read(&meta).unwrap());
     assert_eq!(
         meta["containerimage.digest"].as_str().unwrap(),
-        builder_cache::Digest::of(&pushed).to_string(),
+        builder_store::Digest::of(&pushed).to_string(),
         "the metadata names the index pushed"
     );
     assert_eq!(
@@ -1118,7 +1118,7 @@ fn layer_scans_are_reused_across_builds_and_pruned_with_their_layers() {
     // Named by the layer's diff id, private to the store's user.
     let name = stored[0].file_name().unwrap().to_str().unwrap().to_string();
     let (hex, _) = name.split_once('-').unwrap();
-    assert!(builder_cache::Digest::from_hex(hex).is_ok(), "{name}");
+    assert!(builder_store::Digest::from_hex(hex).is_ok(), "{name}");
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&stored[0]).unwrap().permissions().mode();
     assert_eq!(mode & 0o077, 0, "{mode:o}");
@@ -1170,7 +1170,7 @@ fn a_pushed_build_names_every_input_in_validating_attestations() {
     std::fs::create_dir_all(&files).unwrap();
     std::fs::write(files.join("data.txt"), "downloaded\n").unwrap();
     let http = http_files(&files, None);
-    let data_sha = builder_cache::Digest::of(b"downloaded\n").hex();
+    let data_sha = builder_store::Digest::of(b"downloaded\n").hex();
     let work = env.path("work");
     let srv = env.path("srv");
     std::fs::create_dir_all(&work).unwrap();

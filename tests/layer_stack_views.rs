@@ -19,7 +19,7 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use builder_cache::Digest;
+use builder_store::Digest;
 use common::{Env, have};
 use registry_support::{Auth, Registry};
 

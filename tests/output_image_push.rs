@@ -45,7 +45,7 @@ fn remote_manifest(env: &Env, reference: &str) -> Option<Vec<u8>> {
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    builder_cache::Digest::of(bytes).to_string()
+    builder_store::Digest::of(bytes).to_string()
 }
 
 /// The image a pushed reference serves: as buildx with a docker-container builder, a push

@@ -81,6 +81,6 @@ fn every_output_of_one_build_is_exported() {
             .output()
             .unwrap();
         assert!(out.status.success());
-        assert_eq!(builder_cache::Digest::of(&out.stdout).to_string(), digest);
+        assert_eq!(builder_store::Digest::of(&out.stdout).to_string(), digest);
     }
 }

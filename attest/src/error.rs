@@ -27,7 +27,7 @@ pub enum AttestError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Store(#[from] builder_cache::StoreError),
+    Store(#[from] builder_store::StoreError),
     #[error("encoding JSON: {0}")]
     Json(#[from] serde_json::Error),
 }

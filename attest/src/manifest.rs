@@ -4,9 +4,9 @@
 //! config is an `unknown/unknown` image config, referred to from the index by a descriptor
 //! naming the image manifest it is about.
 
-use builder_cache::layer_scans::LayerScans;
-use builder_cache::manifest::{Descriptor, Manifest, Platform, media_type};
-use builder_cache::{BlobStore, Digest, Store, StoreError};
+use builder_store::layer_scans::LayerScans;
+use builder_store::manifest::{Descriptor, Manifest, Platform, media_type};
+use builder_store::{BlobStore, Digest, Store, StoreError};
 
 use crate::sbom::LayerScan;
 use serde_json::json;
@@ -96,8 +96,8 @@ pub fn scan_stored_image(
     manifest: &Digest,
 ) -> Result<(crate::sbom::Inventory, usize), crate::AttestError> {
     let blobs = store.blobs();
-    let m = builder_cache::read_manifest(blobs, manifest)?;
-    let config = builder_cache::read_config(blobs, &m.config.digest)?;
+    let m = builder_store::read_manifest(blobs, manifest)?;
+    let config = builder_store::read_config(blobs, &m.config.digest)?;
     let scans = LayerScans::new(store);
     let format = crate::sbom::LAYER_SCAN_FORMAT;
     let mut layers = Vec::new();

@@ -200,7 +200,7 @@ pub fn document(inv: &Inventory, info: &DocumentInfo<'_>) -> Value {
     let seed = serde_json::to_vec(&(&packages, info.name, info.created)).unwrap_or_default();
     let namespace = format!(
         "https://spdx.org/spdxdocs/builder/{}",
-        builder_cache::Digest::of(&seed).hex()
+        builder_store::Digest::of(&seed).hex()
     );
     let mut doc = json!({
         "spdxVersion": "SPDX-2.3",

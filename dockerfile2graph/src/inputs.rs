@@ -8,7 +8,7 @@ use builder_graph::image::{ImageSpec, Platform};
 pub struct ResolvedImage {
     /// Normalized reference, e.g. `docker.io/library/busybox:latest`.
     pub reference: String,
-    pub manifest_digest: builder_cache::Digest,
+    pub manifest_digest: builder_store::Digest,
     /// Config and layers (`base_layers`) of the image.
     pub spec: ImageSpec,
 }
@@ -17,7 +17,7 @@ pub struct ResolvedImage {
 #[derive(Clone, Debug)]
 pub struct RemoteFile {
     /// sha256 of the content, which is also its blob's name in the store.
-    pub digest: builder_cache::Digest,
+    pub digest: builder_store::Digest,
     /// The name the file gets in a destination directory: from the server's
     /// Content-Disposition, else the URL's last path segment.
     pub filename: String,

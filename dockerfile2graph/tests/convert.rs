@@ -4,10 +4,10 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
-use builder_cache::Digest;
 use builder_dockerfile2graph::{ConvertOptions, ImageResolver, ResolvedImage, convert};
 use builder_graph::Op;
 use builder_graph::image::{ImageSpec, Platform};
+use builder_store::Digest;
 
 /// Known base images by name; records which names were asked for.
 struct Table {

@@ -4,8 +4,8 @@ use std::fs;
 use std::io::{ErrorKind, Write};
 use std::path::Path;
 
-use builder_cache::manifest::{Index, annotation};
-use builder_cache::{Digest, Store};
+use builder_store::manifest::{Index, annotation};
+use builder_store::{Digest, Store};
 
 use crate::ExportError;
 use crate::layout::{ExportImage, Layout, OCI_LAYOUT, index_of, to_json};
@@ -108,7 +108,7 @@ pub fn write_oci_dir_images(
     let mut manifests = existing_index(dest)?
         .map(|i| i.manifests)
         .unwrap_or_default();
-    let key = |d: &builder_cache::manifest::Descriptor, k: &str| d.annotations.get(k).cloned();
+    let key = |d: &builder_store::manifest::Descriptor, k: &str| d.annotations.get(k).cloned();
     manifests.retain(|old| {
         !ours.iter().any(|new| {
             [annotation::REF_NAME, annotation::CONTAINERD_IMAGE_NAME]

@@ -1,7 +1,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use builder_cache::{Digest, StoreError};
+use builder_store::{Digest, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {

@@ -20,9 +20,9 @@ use std::ops::Bound;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use builder_cache::manifest::{Compression, Descriptor, media_type};
-use builder_cache::{BlobStore, Digest, Store, read_manifest};
 use builder_snapshot::stack::{Node, StackView, resolve_parent};
+use builder_store::manifest::{Compression, Descriptor, media_type};
+use builder_store::{BlobStore, Digest, Store, read_manifest};
 
 use crate::ExportError;
 use builder_rootpath::clean_entry_path;

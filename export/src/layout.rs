@@ -7,8 +7,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use builder_cache::manifest::{Descriptor, Index, Manifest, annotation, media_type};
-use builder_cache::{BlobStore, Digest};
+use builder_store::manifest::{Descriptor, Index, Manifest, annotation, media_type};
+use builder_store::{BlobStore, Digest};
 use serde::Serialize;
 
 use crate::ExportError;
@@ -132,7 +132,7 @@ fn resolve_tree(
     let manifest: Manifest = parse(digest, &bytes)?;
     for d in std::iter::once(&manifest.config).chain(&manifest.layers) {
         if !blobs.contains(&d.digest) {
-            return Err(builder_cache::StoreError::BlobNotFound(d.digest).into());
+            return Err(builder_store::StoreError::BlobNotFound(d.digest).into());
         }
         reachable.insert(d.digest);
     }

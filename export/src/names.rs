@@ -75,7 +75,7 @@ mod tests {
             n.familiar_tagged().as_deref(),
             Some("localhost:5000/a/b:v2")
         );
-        let d = format!("ghcr.io/o/app@{}", builder_cache::Digest::of(b"x"));
+        let d = format!("ghcr.io/o/app@{}", builder_store::Digest::of(b"x"));
         let n = ImageName::parse(&d).unwrap();
         assert_eq!((n.familiar_repo.as_str(), n.tag), ("ghcr.io/o/app", None));
         assert!(ImageName::parse("localhost:5000/app").is_err());

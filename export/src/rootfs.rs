@@ -7,7 +7,7 @@ use std::os::unix::fs::{PermissionsExt, lchown, symlink};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
-use builder_cache::{Digest, Store};
+use builder_store::{Digest, Store};
 use tar::EntryType;
 
 use crate::ExportError;
@@ -214,7 +214,7 @@ impl<W: Write> RootfsSink for TarRootfs<W> {
                 .append_data(&mut header, tar_name(&out_path, kind), entry)
                 .map_err(write_err);
         }
-        let mut hashing = builder_cache::HashingReader::new(entry);
+        let mut hashing = builder_store::HashingReader::new(entry);
         self.builder
             .append_data(&mut header, &out_path, &mut hashing)
             .map_err(write_err)?;

@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use builder_cache::{BlobStore, Digest, HashingReader};
+use builder_store::{BlobStore, Digest, HashingReader};
 
 use crate::ExportError;
 

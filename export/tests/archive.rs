@@ -7,10 +7,10 @@ use std::fs;
 use std::io::Read;
 use std::path::Path;
 
-use builder_cache::Digest;
 use builder_export::{
     ArchiveFormat, ExportError, write_archive, write_archive_reporting, write_oci_dir,
 };
+use builder_store::Digest;
 use common::*;
 use serde_json::Value;
 
@@ -355,7 +355,7 @@ fn missing_layer_is_reported_before_writing() {
 #[test]
 fn docker_schema2_images_export_too() {
     let l1 = layer_tar(&[E::File("f", b"docker", 0o644)]);
-    let img = build_image_as(&[l1], builder_cache::manifest::ManifestFormat::Docker);
+    let img = build_image_as(&[l1], builder_store::manifest::ManifestFormat::Docker);
     let tmp = tempfile::tempdir().unwrap();
     let path = write_tmp(
         tmp.path(),
@@ -386,13 +386,13 @@ fn docker_schema2_images_export_too() {
 
 /// An index over the standard image (amd64) and an arm64 twin sharing its layers.
 fn multi_platform(img: &TestImage) -> Digest {
-    use builder_cache::manifest::{Descriptor, Index, ManifestFormat, Platform, media_type};
+    use builder_store::manifest::{Descriptor, Index, ManifestFormat, Platform, media_type};
     let blobs = img.store.blobs();
-    let amd64 = builder_cache::read_manifest(blobs, &img.image.manifest).unwrap();
-    let mut config = builder_cache::read_config(blobs, &img.image.config).unwrap();
+    let amd64 = builder_store::read_manifest(blobs, &img.image.manifest).unwrap();
+    let mut config = builder_store::read_config(blobs, &img.image.config).unwrap();
     config.architecture = "arm64".into();
     let arm64 =
-        builder_cache::put_image(blobs, &config, &amd64.layers, ManifestFormat::Oci).unwrap();
+        builder_store::put_image(blobs, &config, &amd64.layers, ManifestFormat::Oci).unwrap();
     let platform = |arch: &str| Platform {
         architecture: arch.into(),
         os: "linux".into(),

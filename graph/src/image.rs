@@ -1,7 +1,7 @@
 //! The image configuration a stage accumulates while it is converted.
 //!
 //! This is the solver's working model, with typed fields (ordered env, durations, sets); the
-//! on-disk JSON form (docker's image config) lives in `builder_cache::image` and the mapping
+//! on-disk JSON form (docker's image config) lives in `builder_store::image` and the mapping
 //! between the two is in [`crate::image_json`].
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::ops::LayerRef;
 
 /// Target platform of a build: the one type the registry and the CLI use too.
-pub use builder_cache::Platform;
+pub use builder_store::Platform;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HealthConfig {

@@ -8,7 +8,7 @@
 use crate::chmod::Chmod;
 use std::collections::BTreeMap;
 
-use builder_cache::Digest;
+use builder_store::Digest;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::{Dfs, Reversed};
 use serde::Serialize;
@@ -17,7 +17,7 @@ pub type VertexId = NodeIndex;
 
 /// One layer of an image: the store owns the type (a stored blob and the diff id it unpacks
 /// to); the graph's states are made of them.
-pub use builder_cache::LayerRef;
+pub use builder_store::LayerRef;
 
 /// Where a file operation or mount reads from: one of the vertex's inputs.
 pub type InputIndex = usize;

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use builder_cache::Digest;
+use builder_store::Digest;
 
 use crate::error::RegistryError;
 
@@ -23,7 +23,7 @@ pub trait BlobSource: Send + Sync {
 }
 
 /// The local content store is what the CLI pulls into and pushes from.
-impl BlobSink for builder_cache::Store {
+impl BlobSink for builder_store::Store {
     fn contains(&self, d: &Digest) -> bool {
         self.blobs().contains(d)
     }
@@ -37,7 +37,7 @@ impl BlobSink for builder_cache::Store {
     }
 }
 
-impl BlobSource for builder_cache::Store {
+impl BlobSource for builder_store::Store {
     fn open(&self, d: &Digest) -> std::io::Result<(std::fs::File, u64)> {
         let file = self.blobs().open(d).map_err(std::io::Error::other)?;
         let size = file.metadata()?.len();

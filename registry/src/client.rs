@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use builder_cache::Digest;
+use builder_store::Digest;
 use reqwest::Method;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 

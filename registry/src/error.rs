@@ -4,14 +4,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use builder_cache::Digest;
+use builder_store::Digest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("invalid reference {input:?}: {reason}")]
     InvalidReference { input: String, reason: String },
     #[error(transparent)]
-    InvalidPlatform(#[from] builder_cache::InvalidPlatform),
+    InvalidPlatform(#[from] builder_store::InvalidPlatform),
     #[error("{method} {url}: {source}")]
     Http {
         method: String,

@@ -35,7 +35,7 @@ mod transport;
 
 pub use auth::credentials::{Credential, login, logout};
 pub use blob::{BlobSink, BlobSource};
-pub use builder_cache::Digest;
+pub use builder_store::Digest;
 pub use client::{Client, ClientConfig, Progress, PulledImage};
 pub use error::RegistryError;
 pub use manifest::Descriptor;

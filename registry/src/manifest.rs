@@ -1,14 +1,14 @@
 //! The parts of OCI / Docker schema2 manifests and indexes the client needs:
 //! descriptors to fetch or push, and platform selection in an index.
 
-use builder_cache::Digest;
-use builder_cache::manifest::Platform as ManifestPlatform;
+use builder_store::Digest;
+use builder_store::manifest::Platform as ManifestPlatform;
 use serde::{Deserialize, Serialize};
 
 use crate::error::RegistryError;
 use crate::platform::Platform;
 
-pub use builder_cache::manifest::media_type::{
+pub use builder_store::manifest::media_type::{
     DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST,
 };
 

@@ -1,6 +1,6 @@
 //! Progress reports for a CLI to render; also how tests count uploads.
 
-use builder_cache::Digest;
+use builder_store::Digest;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProgressEvent {

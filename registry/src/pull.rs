@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 
-use builder_cache::Hasher;
+use builder_store::Hasher;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use reqwest::header::{CONTENT_RANGE, RANGE};
 use reqwest::{Method, StatusCode};

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::io::SeekFrom;
 use std::pin::Pin;
 
-use builder_cache::Digest;
+use builder_store::Digest;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
 use reqwest::{Body, Method, StatusCode, Url};

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use builder_cache::Digest;
+use builder_store::Digest;
 
 use crate::error::RegistryError;
 

@@ -6,9 +6,9 @@ mod support;
 
 use std::io::Write;
 
-use builder_cache::HashingWriter;
 use builder_registry::manifest::OCI_MANIFEST;
 use builder_registry::{Client, ClientConfig, Platform};
+use builder_store::HashingWriter;
 use support::registry::{Auth, Registry};
 use support::store::LayoutStore;
 

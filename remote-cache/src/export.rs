@@ -6,12 +6,12 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use builder_cache::image::ImageConfig;
-use builder_cache::manifest::{Descriptor, Index, ManifestFormat, annotation, media_type};
-use builder_cache::{Digest, Store, StoredImage, put_image, read_manifest};
 use builder_registry::{ProgressEvent, Reference};
 use builder_solver::StepRecord;
 use builder_solver::UsedCacheMount;
+use builder_store::image::ImageConfig;
+use builder_store::manifest::{Descriptor, Index, ManifestFormat, annotation, media_type};
+use builder_store::{Digest, Store, StoredImage, put_image, read_manifest};
 
 use crate::format::{CacheConfig, manifest_bytes};
 use crate::spec::{ExportSpec, ExportTarget, Mode};

@@ -4,11 +4,11 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use builder_cache::Digest;
-use builder_cache::manifest::{Descriptor, Manifest, media_type};
 use builder_graph::LayerRef;
 use builder_solver::StepRecord;
 use builder_solver::cache_index::CacheRecord;
+use builder_store::Digest;
+use builder_store::manifest::{Descriptor, Manifest, media_type};
 use serde::{Deserialize, Serialize};
 
 use crate::RemoteCacheError;

@@ -9,13 +9,13 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use builder_cache::manifest::{Index, Manifest, media_type};
-use builder_cache::{Digest, Store};
 use builder_graph::LayerRef;
 use builder_registry::Reference;
 use builder_registry::manifest::{MANIFEST_SIZE_LIMIT, ManifestKind};
 use builder_solver::cache_import::CacheImport;
 use builder_solver::cache_index::CacheRecord;
+use builder_store::manifest::{Index, Manifest, media_type};
+use builder_store::{Digest, Store};
 
 use crate::format::{CACHE_CONFIG, CacheConfig, INLINE_KEY, Record};
 use crate::spec::ImportSpec;

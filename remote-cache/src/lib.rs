@@ -41,7 +41,7 @@ pub enum RemoteCacheError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Store(#[from] builder_cache::StoreError),
+    Store(#[from] builder_store::StoreError),
     #[error(transparent)]
     Registry(#[from] builder_registry::RegistryError),
     #[error("{what}: {reason}")]

@@ -17,10 +17,10 @@ use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use builder_cache::manifest::media_type;
-use builder_cache::{Digest, HashingWriter, Store};
 use builder_graph::LayerRef;
 use builder_solver::UsedCacheMount;
+use builder_store::manifest::media_type;
+use builder_store::{Digest, HashingWriter, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::RemoteCacheError;

@@ -159,7 +159,7 @@ pub fn parse_cache_to(spec: &str) -> Result<ExportSpec, RemoteCacheError> {
     let mounts_max_size = match kv.get("mounts-max-size") {
         None => None,
         Some(v) => Some(
-            builder_cache::units::ram_in_bytes(v)
+            builder_store::units::ram_in_bytes(v)
                 .map_err(|e| bad(FLAG, spec, format!("mounts-max-size: {e}")))?,
         ),
     };

@@ -11,7 +11,7 @@ use std::io::{self, Write};
 
 use crate::parallel_gzip::ParallelGzipWriter;
 
-pub use builder_cache::manifest::media_type::{
+pub use builder_store::manifest::media_type::{
     OCI_LAYER as MEDIA_TYPE_TAR, OCI_LAYER_GZIP as MEDIA_TYPE_TAR_GZIP,
     OCI_LAYER_ZSTD as MEDIA_TYPE_TAR_ZSTD,
 };

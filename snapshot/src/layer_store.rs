@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use builder_cache::{Digest, LayerRef, Store};
+use builder_store::{Digest, LayerRef, Store};
 
 use crate::{ActiveSnapshot, Snapshotter};
 

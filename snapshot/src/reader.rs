@@ -90,8 +90,8 @@ pub fn apply_layer_on(
 
 /// The diff id of a (possibly compressed) layer: the sha256 of its uncompressed tar. What
 /// `builder cache verify` compares with the diff id recorded for a layer blob.
-pub fn layer_diff_id(layer: impl Read) -> Result<builder_cache::Digest, SnapshotError> {
-    let mut reader = builder_cache::HashingReader::new(decompressed(layer)?);
+pub fn layer_diff_id(layer: impl Read) -> Result<builder_store::Digest, SnapshotError> {
+    let mut reader = builder_store::HashingReader::new(decompressed(layer)?);
     std::io::copy(&mut reader, &mut std::io::sink()).map_err(SnapshotError::ArchiveRead)?;
     Ok(reader.finish().0)
 }

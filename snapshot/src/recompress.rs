@@ -6,7 +6,7 @@
 
 use std::io::{self, BufWriter, Read, Write};
 
-use builder_cache::HashingWriter;
+use builder_store::HashingWriter;
 
 use crate::compress::{Compression, LayerEncoder, default_threads};
 use crate::error::SnapshotError;
@@ -62,7 +62,7 @@ fn copy(input: &mut dyn Read, out: &mut dyn Write) -> Result<(), SnapshotError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use builder_cache::Digest;
+    use builder_store::Digest;
 
     fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());

@@ -12,7 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use builder_cache::{Digest, HashingWriter};
+use builder_store::{Digest, HashingWriter};
 use tar::{EntryType, Header};
 
 use crate::compress::{Compression, LayerEncoder, default_threads};

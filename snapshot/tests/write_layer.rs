@@ -75,7 +75,7 @@ fn entries_are_sorted_typed_and_carry_metadata() {
     assert_eq!(d.diff_id, d.digest, "uncompressed: digest is the diff_id");
     assert_eq!(d.size, bytes.len() as u64);
     assert_eq!(d.uncompressed_size, bytes.len() as u64);
-    assert_eq!(d.digest, builder_cache::Digest::of(&bytes));
+    assert_eq!(d.digest, builder_store::Digest::of(&bytes));
     let ents = read_tar(&bytes);
     let long_dir = format!("{LONG}/");
     let long_file = format!("{LONG}/file-with-a-long-path");

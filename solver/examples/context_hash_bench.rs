@@ -172,7 +172,7 @@ fn sha_speed() -> Result<(), Box<dyn Error>> {
     Rng(1).fill(&mut buf);
     let cpu0 = cpu_seconds();
     let t0 = Instant::now();
-    let mut h = builder_cache::Hasher::new();
+    let mut h = builder_store::Hasher::new();
     for _ in 0..1024 {
         h.update(&buf);
     }

@@ -4,11 +4,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use builder_cache::image::ImageConfig;
-use builder_cache::manifest::{Descriptor, ManifestFormat};
-use builder_cache::{Store, StoredImage};
 use builder_frontend::dockerignore::IgnoreMatcher;
 use builder_snapshot::LayerOptions;
+use builder_store::image::ImageConfig;
+use builder_store::manifest::{Descriptor, ManifestFormat};
+use builder_store::{Store, StoredImage};
 
 use crate::cache_import::CacheImport;
 use crate::cache_index::CacheRecord;
@@ -83,13 +83,13 @@ pub struct BuildOutput {
 #[derive(Clone, Debug)]
 pub struct BuiltStageLayers {
     pub stage: builder_dockerfile2graph::BuiltStage,
-    pub layers: Vec<(builder_cache::Digest, builder_cache::Digest)>,
+    pub layers: Vec<(builder_store::Digest, builder_store::Digest)>,
 }
 
 /// One solved step: its cache key and record, and whether its layer is part of the image.
 #[derive(Clone, Debug)]
 pub struct StepRecord {
-    pub key: builder_cache::Digest,
+    pub key: builder_store::Digest,
     pub record: CacheRecord,
     /// The step is on the built image's chain of layers (not only in a stage it copies from):
     /// what `--cache-to mode=min` keeps.
@@ -105,9 +105,9 @@ pub enum BuildError {
     #[error("invalid .dockerignore: {0}")]
     Ignore(String),
     #[error("storing the image: {0}")]
-    Store(#[from] builder_cache::StoreError),
+    Store(#[from] builder_store::StoreError),
     #[error("taking the build lease (a `builder prune` may be running): {0}")]
-    Lease(#[from] builder_cache::gc::GcError),
+    Lease(#[from] builder_store::gc::GcError),
 }
 
 pub fn build(
@@ -118,7 +118,7 @@ pub fn build(
 ) -> Result<BuildOutput, BuildError> {
     // While a build holds this shared lease, `builder prune` waits: it must not sweep blobs a
     // build has written but not yet recorded.
-    let _lease = builder_cache::gc::build_lease(store.root())?;
+    let _lease = builder_store::gc::build_lease(store.root())?;
     let dockerfile = builder_frontend::parse_dockerfile(&req.dockerfile, &req.dockerfile_name)
         .map_err(ConvertError::from)?;
     // builder has one frontend, its own: a `# syntax=` (or BUILDKIT_SYNTAX) naming another is
@@ -228,13 +228,13 @@ pub fn build(
         message: "exporting to image".into(),
     });
     let created = Some(match source_date_epoch {
-        Some(epoch) => builder_cache::time::rfc3339_from_unix(epoch),
+        Some(epoch) => builder_store::time::rfc3339_from_unix(epoch),
         None => {
             let made = target.layer_history.iter().filter_map(|(i, v)| {
                 let at = solved.get(v)?.layer_created?;
-                Some((*i, builder_cache::time::rfc3339_from_unix(unix_secs(at))))
+                Some((*i, builder_store::time::rfc3339_from_unix(unix_secs(at))))
             });
-            date_history(&mut spec.history, made).unwrap_or_else(builder_cache::time::rfc3339_now)
+            date_history(&mut spec.history, made).unwrap_or_else(builder_store::time::rfc3339_now)
         }
     });
     let config = config_from_spec(&spec, layers.iter().map(|l| l.diff_id).collect(), created);
@@ -243,7 +243,7 @@ pub fn build(
         .map(|l| Descriptor::new(oci_layer_media_type(&l.media_type), l.digest, l.size))
         .collect();
     let image =
-        builder_cache::put_image(store.blobs(), &config, &descriptors, ManifestFormat::Oci)?;
+        builder_store::put_image(store.blobs(), &config, &descriptors, ManifestFormat::Oci)?;
     let steps = step_records(&converted, &solved);
     let stages = converted
         .built_stages
@@ -326,7 +326,7 @@ fn step_records(converted: &ConvertedBuild, solved: &HashMap<VertexId, Solved>) 
 
 /// Layers pulled as Docker media types are the same bytes under OCI names.
 fn oci_layer_media_type(media_type: &str) -> String {
-    use builder_cache::manifest::media_type::{
+    use builder_store::manifest::media_type::{
         DOCKER_LAYER, DOCKER_LAYER_GZIP, OCI_LAYER, OCI_LAYER_GZIP,
     };
     match media_type {

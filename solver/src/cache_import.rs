@@ -5,7 +5,7 @@
 //! record for the step's key. Fetching the record's layer blob is the import's job, so blobs
 //! are transferred only for steps that are actually hit.
 
-use builder_cache::{Digest, Store};
+use builder_store::{Digest, Store};
 
 use crate::cache_index::CacheRecord;
 

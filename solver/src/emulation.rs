@@ -9,7 +9,7 @@
 use std::fs;
 use std::path::Path;
 
-use builder_cache::Platform;
+use builder_store::Platform;
 
 /// Where the kernel lists binfmt_misc handlers.
 pub const BINFMT_MISC: &str = "/proc/sys/fs/binfmt_misc";

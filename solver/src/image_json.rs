@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use builder_cache::Digest;
-use builder_cache::image::{ContainerConfig, Empty, Healthcheck, History, ImageConfig, RootFs};
+use builder_store::Digest;
+use builder_store::image::{ContainerConfig, Empty, Healthcheck, History, ImageConfig, RootFs};
 
 use builder_graph::LayerRef;
 use builder_graph::image::{HealthConfig, HistoryEntry, ImageSpec, Platform};

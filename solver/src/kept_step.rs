@@ -82,7 +82,7 @@ pub fn new_id() -> String {
 
 /// `YYYYMMDDTHHMMSS` of a Unix time, in UTC: the RFC 3339 form without its separators.
 fn utc_stamp(secs: u64) -> String {
-    builder_cache::time::rfc3339_from_unix(secs as i64).replace(['-', ':', 'Z'], "")
+    builder_store::time::rfc3339_from_unix(secs as i64).replace(['-', ':', 'Z'], "")
 }
 
 /// Stores `record` with `diff` (moved, not copied) under `debug_dir`. Returns the step's dir.

@@ -1,7 +1,7 @@
 //! Resolving base images from the local image store.
 
-use builder_cache::image::ImageConfig;
-use builder_cache::{Digest, Store, read_config, read_manifest};
+use builder_store::image::ImageConfig;
+use builder_store::{Digest, Store, read_config, read_manifest};
 
 use crate::image_json::spec_from_config;
 use builder_dockerfile2graph::{GitCheckout, ImageResolver, RemoteFile, ResolvedImage};
@@ -115,7 +115,7 @@ fn platform_manifest(
     platform: &Platform,
     name: &str,
 ) -> Result<Digest, String> {
-    use builder_cache::stored_index::{entry_for, platforms, read_index};
+    use builder_store::stored_index::{entry_for, platforms, read_index};
     let Some(index) = read_index(store, &digest).map_err(|e| format!("image {name}: {e}"))? else {
         return Ok(digest);
     };

@@ -9,8 +9,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use builder_cache::{Digest, Hasher};
 use builder_frontend::dockerignore::IgnoreMatcher;
+use builder_store::{Digest, Hasher};
 
 use crate::stat_cache::{StatCache, hash_file};
 pub use crate::walk::Found;

@@ -25,7 +25,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use builder_cache::{Digest, Hasher};
+use builder_store::{Digest, Hasher};
 use rustc_hash::FxHasher;
 
 /// Seconds a file's mtime must lie in the past before its digest is remembered.

@@ -14,7 +14,7 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use builder_cache::Digest;
+use builder_store::Digest;
 use fs2::FileExt;
 
 /// A held step lock; dropping it removes the lock file and releases the lock.

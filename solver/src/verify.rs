@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::io::BufReader;
 
-use builder_cache::verify::{StoreCheck, remove_snapshot};
-use builder_cache::{Digest, Store};
+use builder_store::verify::{StoreCheck, remove_snapshot};
+use builder_store::{Digest, Store};
 
 use crate::cache_index::{CacheEntry, CacheIndex, CacheIndexError};
 

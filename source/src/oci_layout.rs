@@ -8,8 +8,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use builder_cache::manifest::{Descriptor, Index, Manifest};
-use builder_cache::{Digest, Platform, Store};
+use builder_store::manifest::{Descriptor, Index, Manifest};
+use builder_store::{Digest, Platform, Store};
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
@@ -197,7 +197,7 @@ impl LayoutRef {
 }
 
 fn is_index(media_type: &str) -> bool {
-    use builder_cache::manifest::media_type::{DOCKER_MANIFEST_LIST, OCI_INDEX};
+    use builder_store::manifest::media_type::{DOCKER_MANIFEST_LIST, OCI_INDEX};
     media_type == OCI_INDEX || media_type == DOCKER_MANIFEST_LIST
 }
 

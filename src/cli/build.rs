@@ -9,9 +9,6 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use std::sync::Arc;
 
-use builder_cache::Digest;
-use builder_cache::ImageRecord;
-use builder_cache::manifest::ManifestFormat;
 use builder_dockerfile2graph::{BuildContext, Entitlements};
 use builder_graph::NetworkMode;
 use builder_remote_cache::spec::{ExportTarget, parse_cache_from, parse_cache_to};
@@ -19,6 +16,9 @@ use builder_remote_cache::{ExportSpec, ImportSpec, Imports, Remote};
 use builder_snapshot::{Compression, LayerOptions};
 use builder_solver::resolve::StoreResolver;
 use builder_solver::{BuildRequest, Platform};
+use builder_store::Digest;
+use builder_store::ImageRecord;
+use builder_store::manifest::ManifestFormat;
 use clap::Args;
 
 use super::outputs::OutputSpec as OutputRequestSpec;
@@ -209,7 +209,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         created: output.config.created.clone().unwrap_or_default(),
     };
     // Variant manifests are blobs no name holds until the end: keep a prune from sweeping them.
-    let _lease = builder_cache::gc::build_lease(store.root())?;
+    let _lease = builder_store::gc::build_lease(store.root())?;
     // Each image output's own manifest (media types, annotations); the store keeps, for -t,
     // the first loading output's, as buildx names that one with the tags.
     let images = parsed
@@ -288,7 +288,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
             &store,
             target,
             index,
-            builder_cache::manifest::media_type::OCI_INDEX,
+            builder_store::manifest::media_type::OCI_INDEX,
             &renderer,
         ),
         None => super::registry::push_image(&store, target, record, &renderer),
@@ -383,9 +383,9 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or(meta_image.manifest);
         let manifest = store.blobs().read(&top)?;
         let media_type = if top != meta_image.manifest {
-            builder_cache::manifest::media_type::OCI_INDEX.to_string()
+            builder_store::manifest::media_type::OCI_INDEX.to_string()
         } else {
-            serde_json::from_slice::<builder_cache::manifest::Manifest>(&manifest)
+            serde_json::from_slice::<builder_store::manifest::Manifest>(&manifest)
                 .map(|m| m.effective_media_type().to_string())
                 .unwrap_or_default()
         };
@@ -421,7 +421,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
 /// The built image as `style` writes it: the stored manifest itself for OCI types without
 /// annotations or recompressed layers, else a manifest made for it (same config).
 fn styled_image(
-    store: &builder_cache::Store,
+    store: &builder_store::Store,
     built: &ImageRecord,
     style: &ImageStyle,
     compression: Compression,
@@ -440,7 +440,7 @@ fn styled_image(
     } else {
         ManifestFormat::Oci
     };
-    let variant = builder_cache::put_manifest_variant(
+    let variant = builder_store::put_manifest_variant(
         store.blobs(),
         &built.manifest,
         format,

@@ -1,16 +1,16 @@
 //! `builder du`, `builder cache ls|inspect|verify` and `builder prune`: the build cache, made visible and
 //! steerable. Records come from the solver's cache index; what images keep alive and the sweep of
-//! unreferenced blobs and snapshots come from `builder_cache::gc`.
+//! unreferenced blobs and snapshots come from `builder_store::gc`.
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use builder_cache::gc::{self, CacheItem, CacheMount, PrunePolicy, Roots};
-use builder_cache::verify;
-use builder_cache::{Digest, Store};
 use builder_solver::cache_index::{CacheEntry, CacheIndex};
+use builder_store::gc::{self, CacheItem, CacheMount, PrunePolicy, Roots};
+use builder_store::verify;
+use builder_store::{Digest, Store};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
@@ -641,7 +641,7 @@ fn policy(args: &PruneArgs) -> Result<PrunePolicy, UsageError> {
         .keep_storage
         .as_deref()
         .map(|s| {
-            builder_cache::units::ram_in_bytes(s)
+            builder_store::units::ram_in_bytes(s)
                 .map_err(|e| UsageError(format!("--keep-storage: {e}")))
         })
         .transpose()?;
@@ -654,7 +654,7 @@ fn policy(args: &PruneArgs) -> Result<PrunePolicy, UsageError> {
 
 fn rfc3339(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    builder_cache::time::rfc3339_from_unix(secs as i64)
+    builder_store::time::rfc3339_from_unix(secs as i64)
 }
 
 /// docker's `HumanDuration` plus " ago": `2 minutes ago`, `About an hour ago`.

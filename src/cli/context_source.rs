@@ -10,10 +10,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use builder_cache::Store;
 use builder_source::{
     Checkout, GitAuth, GitFetcher, GitRef, LayoutRef, is_archive, unpack_context,
 };
+use builder_store::Store;
 
 use super::UsageError;
 
@@ -225,7 +225,7 @@ pub fn resolve_named(
     value: &str,
     store: &Store,
     auth: &GitAuth,
-    platform: &builder_cache::Platform,
+    platform: &builder_store::Platform,
     download: &Download<'_>,
 ) -> anyhow::Result<Option<Named>> {
     if let Some(layout) = LayoutRef::parse(value).map_err(|e| UsageError(e.to_string()))? {

@@ -129,13 +129,13 @@ fn enter_stage(ctx: &Context, stage: &str, args: &DebugArgs) -> anyhow::Result<E
 
 fn enter(
     ctx: &Context,
-    store: &builder_cache::Store,
+    store: &builder_store::Store,
     step: &KeptStep,
     dir: &Path,
     command: Vec<String>,
 ) -> anyhow::Result<ExitCode> {
     // Like a build: the view unpacks layers and lives in work/, which prune must leave alone.
-    let _lease = builder_cache::gc::build_lease(store.root())?;
+    let _lease = builder_store::gc::build_lease(store.root())?;
     let layers = LayerStore::new(
         store,
         builder_solver::sandbox_meta::snapshotter_for(ctx.isolation),
@@ -211,7 +211,7 @@ fn enter(
 }
 
 /// Removes every kept step (what `builder prune` does); returns how many.
-pub fn remove_all(store: &builder_cache::Store) -> anyhow::Result<usize> {
+pub fn remove_all(store: &builder_store::Store) -> anyhow::Result<usize> {
     let mut n = 0;
     for (_, dir) in kept_step::list(&store.debug_dir())? {
         std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
@@ -221,7 +221,7 @@ pub fn remove_all(store: &builder_cache::Store) -> anyhow::Result<usize> {
 }
 
 /// (id, bytes, description) of each kept step, for `builder du`.
-pub fn kept_rows(store: &builder_cache::Store) -> anyhow::Result<Vec<(String, u64, String)>> {
+pub fn kept_rows(store: &builder_store::Store) -> anyhow::Result<Vec<(String, u64, String)>> {
     Ok(kept_step::list(&store.debug_dir())?
         .into_iter()
         .map(|(s, dir)| {

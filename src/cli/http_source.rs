@@ -13,9 +13,9 @@ use std::sync::Mutex;
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
-use builder_cache::{Digest, Store};
 use builder_dockerfile2graph::RemoteFile;
 use builder_solver::resolve::UrlFetcher;
+use builder_store::{Digest, Store};
 use reqwest::StatusCode;
 use reqwest::header::{
     CONTENT_DISPOSITION, ETAG, HeaderMap, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED,

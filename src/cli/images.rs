@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use builder_cache::{read_config, read_manifest};
+use builder_store::{read_config, read_manifest};
 use clap::Args;
 
 use super::{Context, UsageError, familiar, find_image, normalize, short_id};
@@ -23,7 +23,7 @@ pub struct ImagesArgs {
 
 pub fn images(ctx: &Context, args: ImagesArgs) -> anyhow::Result<ExitCode> {
     let store = ctx.store()?;
-    let id_text = |d: &builder_cache::Digest| {
+    let id_text = |d: &builder_store::Digest| {
         if args.no_trunc {
             d.to_string()
         } else {
@@ -81,10 +81,10 @@ pub fn images(ctx: &Context, args: ImagesArgs) -> anyhow::Result<ExitCode> {
 /// The bytes an image's manifest names (config and layers); for an index, those of every
 /// platform's image it holds, counted once, and its platforms.
 fn image_size(
-    store: &builder_cache::Store,
-    manifest: &builder_cache::Digest,
+    store: &builder_store::Store,
+    manifest: &builder_store::Digest,
 ) -> anyhow::Result<(u64, Option<Vec<String>>)> {
-    let Some(index) = builder_cache::stored_index::read_index(store, manifest)? else {
+    let Some(index) = builder_store::stored_index::read_index(store, manifest)? else {
         let m = read_manifest(store.blobs(), manifest)?;
         return Ok((
             m.layers.iter().map(|l| l.size).sum::<u64>() + m.config.size,
@@ -103,7 +103,7 @@ fn image_size(
             }
         }
     }
-    let platforms = builder_cache::stored_index::platforms(&index)
+    let platforms = builder_store::stored_index::platforms(&index)
         .iter()
         .map(ToString::to_string)
         .collect();
@@ -200,7 +200,7 @@ pub fn inspect(
     for image in images {
         let found = find_image(&store, image)?;
         if platform.is_none()
-            && let Some(index) = builder_cache::stored_index::read_index(&store, &found.manifest)?
+            && let Some(index) = builder_store::stored_index::read_index(&store, &found.manifest)?
         {
             out.push(index_object(&store, &found, &index)?);
             continue;
@@ -244,16 +244,16 @@ pub fn inspect(
 /// `inspect` of a name holding an image index: the index, its platforms and their
 /// manifests (docker's containerd store shows the index's id too); `--platform` picks one.
 fn index_object(
-    store: &builder_cache::Store,
-    record: &builder_cache::ImageRecord,
-    index: &builder_cache::manifest::Index,
+    store: &builder_store::Store,
+    record: &builder_store::ImageRecord,
+    index: &builder_store::manifest::Index,
 ) -> anyhow::Result<serde_json::Value> {
     let names: Vec<String> = store
         .images()
         .get_by_id(&record.config)?
         .map(|e| e.names.iter().map(|n| familiar(n)).collect())
         .unwrap_or_default();
-    let platforms: Vec<String> = builder_cache::stored_index::platforms(index)
+    let platforms: Vec<String> = builder_store::stored_index::platforms(index)
         .iter()
         .map(ToString::to_string)
         .collect();
@@ -273,8 +273,8 @@ fn index_object(
 /// attestation-manifest` entries): the image each is about, that image's platform, and the
 /// predicate types of its statements (read from the stored manifest's layer annotations).
 fn attestation_entries(
-    store: &builder_cache::Store,
-    index: &builder_cache::manifest::Index,
+    store: &builder_store::Store,
+    index: &builder_store::manifest::Index,
 ) -> anyhow::Result<Vec<serde_json::Value>> {
     const REFERENCE_TYPE: &str = "vnd.docker.reference.type";
     const REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
@@ -295,7 +295,7 @@ fn attestation_entries(
             .find(|m| m.digest.to_string() == subject)
             .and_then(|m| m.platform.as_ref())
             .map(|p| {
-                builder_cache::Platform::normalized(&p.os, &p.architecture, p.variant.as_deref())
+                builder_store::Platform::normalized(&p.os, &p.architecture, p.variant.as_deref())
                     .to_string()
             });
         let predicate_types: Vec<String> = if store.blobs().contains(&d.digest) {

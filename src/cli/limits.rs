@@ -43,9 +43,9 @@ fn parse_memory(s: &str) -> anyhow::Result<u64> {
     Ok(bytes)
 }
 
-/// A size flag in docker's syntax ([`builder_cache::units::ram_in_bytes`]), its errors naming `flag`.
+/// A size flag in docker's syntax ([`builder_store::units::ram_in_bytes`]), its errors naming `flag`.
 pub fn parse_size(flag: &str, s: &str) -> anyhow::Result<u64> {
-    builder_cache::units::ram_in_bytes(s).map_err(|e| UsageError(format!("{flag}: {e}")).into())
+    builder_store::units::ram_in_bytes(s).map_err(|e| UsageError(format!("{flag}: {e}")).into())
 }
 
 fn parse_cpus(s: &str) -> anyhow::Result<f64> {

@@ -27,9 +27,9 @@ pub mod template;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
-use builder_cache::{Digest, ImageRecord, Store};
 use builder_registry::Reference;
 use builder_sandbox::UsernsInfo;
+use builder_store::{Digest, ImageRecord, Store};
 
 pub struct Context {
     pub root: PathBuf,
@@ -130,15 +130,15 @@ pub fn find_platform_image(
     let asked = platform.is_some();
     let platform = match platform {
         Some(p) => p
-            .parse::<builder_cache::Platform>()
+            .parse::<builder_store::Platform>()
             .map_err(|e| UsageError(format!("--platform: {e}")))?,
-        None => builder_cache::Platform::host(),
+        None => builder_store::Platform::host(),
     };
-    let index = builder_cache::stored_index::read_index(store, &record.manifest)?;
+    let index = builder_store::stored_index::read_index(store, &record.manifest)?;
     // A single image asked for by platform must be that platform's (docker refuses the same).
     if asked && index.is_none() {
-        let config = builder_cache::read_config(store.blobs(), &record.config)?;
-        let its = builder_cache::Platform::normalized(
+        let config = builder_store::read_config(store.blobs(), &record.config)?;
+        let its = builder_store::Platform::normalized(
             &config.os,
             &config.architecture,
             config.variant.as_deref(),
@@ -149,12 +149,12 @@ pub fn find_platform_image(
             );
         }
     }
-    match builder_cache::stored_index::image_for_platform(store, &record, &platform)? {
+    match builder_store::stored_index::image_for_platform(store, &record, &platform)? {
         Some(image) => Ok(image),
         None => {
             let held = index
                 .as_ref()
-                .map(builder_cache::stored_index::platforms)
+                .map(builder_store::stored_index::platforms)
                 .unwrap_or_default()
                 .iter()
                 .map(ToString::to_string)

@@ -2,9 +2,9 @@
 //! including those it did not make (a base image's), as BuildKit converts them.
 
 use anyhow::{Context as _, bail};
-use builder_cache::manifest::{Compression as LayerKind, Descriptor};
-use builder_cache::{ImageRecord, Store, read_config, read_manifest};
 use builder_snapshot::{Compression, recompress_layer};
+use builder_store::manifest::{Compression as LayerKind, Descriptor};
+use builder_store::{ImageRecord, Store, read_config, read_manifest};
 
 /// The image's layers with each one in another compression than `compression` recompressed
 /// into the store (its diff id checked against the config's); `None` when all already are.

@@ -3,11 +3,11 @@
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use builder_cache::{Digest, ImageRecord, Store, read_config, read_manifest};
 use builder_registry::{Client, ClientConfig, ProgressEvent, Reference, RetryPolicy, Timeouts};
 use builder_solver::Platform;
 use builder_solver::progress::{Event, ProgressSink, Transfer, TransferKind};
 use builder_solver::resolve::Fetcher;
+use builder_store::{Digest, ImageRecord, Store, read_config, read_manifest};
 use clap::Args;
 
 use super::progress::{ProgressMode, Renderer};
@@ -172,7 +172,7 @@ fn pull_into(
     sink: &dyn ProgressSink,
 ) -> anyhow::Result<ImageRecord> {
     // Blobs land before the name does: keep a concurrent prune from sweeping them in between.
-    let _lease = builder_cache::gc::build_lease(store.root())?;
+    let _lease = builder_store::gc::build_lease(store.root())?;
     let reference: Reference = name.parse()?;
     let client = client()?;
     let progress = forward_progress(sink);
@@ -245,10 +245,10 @@ pub fn push_image(
     sink: &dyn ProgressSink,
 ) -> anyhow::Result<Digest> {
     // A name holding an index (a `--platform a,b` build): every platform's manifest, then it.
-    if let Some(index) = builder_cache::stored_index::read_index(store, &record.manifest)? {
+    if let Some(index) = builder_store::stored_index::read_index(store, &record.manifest)? {
         let media_type = index
             .media_type
-            .unwrap_or_else(|| builder_cache::manifest::media_type::OCI_INDEX.into());
+            .unwrap_or_else(|| builder_store::manifest::media_type::OCI_INDEX.into());
         return push_manifest(store, name, record.manifest, &media_type, sink);
     }
     let reference: Reference = name.parse()?;
@@ -257,7 +257,7 @@ pub fn push_image(
     let media_type = manifest
         .media_type
         .clone()
-        .unwrap_or_else(|| builder_cache::manifest::media_type::OCI_MANIFEST.into());
+        .unwrap_or_else(|| builder_store::manifest::media_type::OCI_MANIFEST.into());
     let client = client()?;
     let progress = forward_progress(sink);
     let digest = runtime()?

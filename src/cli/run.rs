@@ -103,7 +103,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     // The container's snapshot lives in work/ and unpacks layers: keep prune and
     // `cache verify` from removing either while it runs.
-    let _lease = builder_cache::gc::build_lease(store.root())?;
+    let _lease = builder_store::gc::build_lease(store.root())?;
     let layer_store = LayerStore::new(
         &store,
         builder_solver::sandbox_meta::snapshotter_for(ctx.isolation),

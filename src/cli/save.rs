@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use builder_cache::{Digest, ImageRecord, Store};
 use builder_export::{ArchiveFormat, ExportImage};
+use builder_store::{Digest, ImageRecord, Store};
 use clap::Args;
 
 use builder_solver::progress::{Event, ProgressSink, Transfer, TransferKind};
@@ -44,9 +44,9 @@ pub fn run(ctx: &Context, args: SaveArgs) -> anyhow::Result<ExitCode> {
             Some(p) => super::find_platform_image(&store, image, Some(p))?,
             None => find_image(&store, image)?,
         };
-        let is_index = builder_cache::stored_index::read_index(&store, &record.manifest)?;
+        let is_index = builder_store::stored_index::read_index(&store, &record.manifest)?;
         if let Some(index) = is_index.filter(|_| args.format == "docker") {
-            let held = builder_cache::stored_index::platforms(&index)
+            let held = builder_store::stored_index::platforms(&index)
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()

@@ -1,4 +1,4 @@
-//! builder-cache: the content-addressed store under a builder root.
+//! builder-store: the content-addressed store under a builder root.
 //!
 //! # On-disk layout
 //!

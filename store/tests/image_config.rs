@@ -1,8 +1,8 @@
 //! Image config and manifest JSON: docker field names and omission rules, and put_image.
 
-use builder_cache::image::{ContainerConfig, Empty, Healthcheck, History, ImageConfig, RootFs};
-use builder_cache::manifest::{Descriptor, ManifestFormat, media_type};
-use builder_cache::{Digest, Store, StoreError, put_image, read_config, read_manifest};
+use builder_store::image::{ContainerConfig, Empty, Healthcheck, History, ImageConfig, RootFs};
+use builder_store::manifest::{Descriptor, ManifestFormat, media_type};
+use builder_store::{Digest, Store, StoreError, put_image, read_config, read_manifest};
 use serde_json::json;
 
 #[test]

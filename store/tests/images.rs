@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use builder_cache::{Digest, ImageRecord, Store, StoreError};
+use builder_store::{Digest, ImageRecord, Store, StoreError};
 
 fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();

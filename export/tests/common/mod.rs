@@ -5,9 +5,9 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 
-use builder_cache::image::{History, ImageConfig, RootFs};
-use builder_cache::manifest::{Descriptor, ManifestFormat};
-use builder_cache::{Digest, Store, StoredImage, put_image};
+use builder_store::image::{History, ImageConfig, RootFs};
+use builder_store::manifest::{Descriptor, ManifestFormat};
+use builder_store::{Digest, Store, StoredImage, put_image};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 

@@ -17,10 +17,10 @@ impl Solver<'_> {
     ) -> Result<Option<LayerRef>, SolveError> {
         let err = |e: &dyn std::fmt::Display| self.step_error(v, e);
         if let Some(platform) = &op.platform {
-            let target: builder_cache::Platform = platform.parse().map_err(|e| err(&e))?;
+            let target: builder_store::Platform = platform.parse().map_err(|e| err(&e))?;
             crate::emulation::how_to_run(
                 &target,
-                &builder_cache::Platform::host(),
+                &builder_store::Platform::host(),
                 Path::new(crate::emulation::BINFMT_MISC),
             )
             .map_err(|e| err(&e))?;

@@ -20,9 +20,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Instant, SystemTime};
 
-use builder_cache::{Digest, Store};
 use builder_frontend::dockerignore::IgnoreMatcher;
 use builder_snapshot::{ActiveSnapshot, LayerOptions};
+use builder_store::{Digest, Store};
 
 use crate::cache_import::CacheImport;
 use crate::cache_index::{CacheIndex, CacheRecord};

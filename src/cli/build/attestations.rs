@@ -21,9 +21,9 @@ use builder_attest::manifest::{
 };
 use builder_attest::provenance::{self, BuildFacts, Material, Mode, Step, Version};
 use builder_attest::{intoto, spdx};
-use builder_cache::manifest::Descriptor;
-use builder_cache::{ImageRecord, Platform};
 use builder_solver::BuildRequest;
+use builder_store::manifest::Descriptor;
+use builder_store::{ImageRecord, Platform};
 
 use super::super::outputs::{OutputRequest, OutputSpec};
 use crate::cli::UsageError;

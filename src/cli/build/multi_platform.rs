@@ -14,10 +14,10 @@
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use builder_cache::manifest::{Descriptor, Index, media_type};
-use builder_cache::{Digest, ImageRecord, Platform};
 use builder_solver::progress::{Event, ProgressSink};
 use builder_solver::resolve::StoreResolver;
+use builder_store::manifest::{Descriptor, Index, media_type};
+use builder_store::{Digest, ImageRecord, Platform};
 
 use super::super::outputs::{OutputRequest, OutputSpec};
 use super::super::progress::{ProgressMode, Renderer};
@@ -158,7 +158,7 @@ fn check_outputs(outputs: &[OutputRequest]) -> Result<(), UsageError> {
 
 pub fn run(
     ctx: &Context,
-    store: &builder_cache::Store,
+    store: &builder_store::Store,
     args: &BuildArgs,
     platforms: &[Platform],
     outputs: Vec<OutputRequest>,
@@ -205,7 +205,7 @@ pub fn run(
     let fetch = super::super::registry::fetcher(ctx, &renderer);
     let fetch_url = super::super::http_source::url_fetcher(ctx.root.clone());
     // Each platform's image, kept under no name until the index holds them.
-    let _lease = builder_cache::gc::build_lease(store.root())?;
+    let _lease = builder_store::gc::build_lease(store.root())?;
     let mut built: Vec<(Platform, ImageRecord)> = Vec::new();
     let mut attestations = Vec::new();
     // Each platform's facts, for the statement files of type=local and type=tar outputs.
@@ -430,7 +430,7 @@ fn platform_dir(platform: &Platform) -> String {
 /// push. Its id is the index digest, as in docker's containerd image store; the platforms'
 /// images, kept untagged during the build, are then held by the index alone.
 fn store_index(
-    store: &builder_cache::Store,
+    store: &builder_store::Store,
     tags: &[String],
     push: bool,
     outputs: &[OutputRequest],
@@ -477,14 +477,14 @@ fn store_index(
 /// The OCI index of the platforms' images, then their attestation manifests (as BuildKit orders
 /// them), stored as a blob; returns its digest.
 pub(super) fn put_index(
-    store: &builder_cache::Store,
+    store: &builder_store::Store,
     built: &[(Platform, ImageRecord)],
     attestations: &[Descriptor],
 ) -> anyhow::Result<Digest> {
     let mut manifests = Vec::new();
     for (platform, record) in built {
         let bytes = store.blobs().read(&record.manifest)?;
-        let manifest: builder_cache::manifest::Manifest = serde_json::from_slice(&bytes)
+        let manifest: builder_store::manifest::Manifest = serde_json::from_slice(&bytes)
             .with_context(|| format!("reading the {platform} manifest"))?;
         let mut d = Descriptor::new(
             manifest.effective_media_type(),

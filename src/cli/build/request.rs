@@ -20,7 +20,7 @@ pub(super) fn make_request(
     args: &BuildArgs,
     compression: Compression,
     isolation: builder_sandbox::Isolation,
-    store: &builder_cache::Store,
+    store: &builder_store::Store,
     platform: Option<Platform>,
 ) -> anyhow::Result<(BuildRequest, RequestFiles)> {
     let (secrets, secret_files) = crate::cli::secrets::parse_secrets(&args.secrets)?;
@@ -234,13 +234,13 @@ impl CacheFlags {
     /// The records of every `--cache-from` (None without any).
     pub(super) fn import(
         &self,
-        store: &builder_cache::Store,
+        store: &builder_store::Store,
     ) -> anyhow::Result<Option<Arc<Imports>>> {
         if self.from.is_empty() {
             return Ok(None);
         }
         // Registry imports store the cache config blob: keep a prune from sweeping it meanwhile.
-        let _lease = builder_cache::gc::build_lease(store.root())?;
+        let _lease = builder_store::gc::build_lease(store.root())?;
         let imports = Imports::load(&self.from, store, self.remote.as_ref());
         if imports.restored_mounts() > 0 {
             errln!(
@@ -258,10 +258,10 @@ impl CacheFlags {
     /// Replaces the built image by one whose config carries its cache records.
     pub(super) fn embed_inline(
         &self,
-        store: &builder_cache::Store,
+        store: &builder_store::Store,
         output: &mut builder_solver::BuildOutput,
     ) -> anyhow::Result<()> {
-        let _lease = builder_cache::gc::build_lease(store.root())?;
+        let _lease = builder_store::gc::build_lease(store.root())?;
         let (image, config) =
             builder_remote_cache::embed_inline(store, &output.image, &output.config, &output.steps)
                 .context("embedding inline cache")?;
@@ -274,12 +274,12 @@ impl CacheFlags {
     /// so a cache export to another repository of the same registry mounts them.
     pub(super) fn remember_pushed(
         &self,
-        store: &builder_cache::Store,
+        store: &builder_store::Store,
         tags: &[String],
         image: &ImageRecord,
     ) {
         let Some(remote) = &self.remote else { return };
-        let Ok(manifest) = builder_cache::read_manifest(store.blobs(), &image.manifest) else {
+        let Ok(manifest) = builder_store::read_manifest(store.blobs(), &image.manifest) else {
             return;
         };
         for tag in tags {
@@ -297,12 +297,12 @@ impl CacheFlags {
     /// Every `--cache-to` but inline; a failure fails the build unless `ignore-error=true`.
     pub(super) fn export(
         &self,
-        store: &builder_cache::Store,
+        store: &builder_store::Store,
         steps: &[builder_solver::StepRecord],
         cache_mounts: &[builder_solver::UsedCacheMount],
     ) -> anyhow::Result<()> {
         // Records of steps outside the image are not GC roots: keep a prune from sweeping them.
-        let _lease = builder_cache::gc::build_lease(store.root())?;
+        let _lease = builder_store::gc::build_lease(store.root())?;
         for spec in self.to.iter().filter(|s| s.target != ExportTarget::Inline) {
             let exported = builder_remote_cache::export(
                 spec,

@@ -21,8 +21,8 @@ pub struct Facts {
 
 fn now_or_epoch(request: &BuildRequest) -> String {
     match request.source_date_epoch {
-        Some(s) => builder_cache::time::rfc3339_from_unix(s),
-        None => builder_cache::time::rfc3339_now(),
+        Some(s) => builder_store::time::rfc3339_from_unix(s),
+        None => builder_store::time::rfc3339_now(),
     }
 }
 
@@ -122,7 +122,7 @@ fn build_facts(f: &Facts, platform: &Platform, builder_id: &str) -> BuildFacts {
             in_image: s.in_image,
         })
         .collect();
-    let invocation_id = builder_cache::Digest::of(
+    let invocation_id = builder_store::Digest::of(
         format!("{}{}{}", f.started_on, platform, std::process::id()).as_bytes(),
     )
     .hex()[..26]
@@ -182,7 +182,7 @@ fn scan_enabled<'v>(stage: &str, values: impl IntoIterator<Item = &'v str>) -> b
 /// build context when the target stage enables `scan-context`, and each other stage built
 /// that enables `scan-stage` (never a stage the build does not need).
 fn extra_scans(
-    store: &builder_cache::Store,
+    store: &builder_store::Store,
     sbom: &Sbom,
     facts: &Facts,
 ) -> anyhow::Result<Vec<(String, builder_attest::sbom::Inventory)>> {
@@ -247,7 +247,7 @@ fn spdx_statement(
 /// image (`sbom.spdx.json`), those of the extra scans (`sbom-NAME.spdx.json`, as BuildKit's
 /// scanner names them), the provenance (`provenance.json`).
 fn statements(
-    store: &builder_cache::Store,
+    store: &builder_store::Store,
     wanted: &Wanted,
     image: &ImageRecord,
     platform: &Platform,
@@ -290,7 +290,7 @@ fn statements(
 /// The attestation manifest of one platform's image, stored; its index descriptor. The
 /// subjects are the image manifest under each name (`_` without one), as BuildKit's.
 pub fn attest_image(
-    store: &builder_cache::Store,
+    store: &builder_store::Store,
     wanted: &Wanted,
     image: &ImageRecord,
     platform: &Platform,
@@ -327,7 +327,7 @@ pub fn attest_image(
 /// regular file of the tree, sorted by name): pretty JSON, as BuildKit writes them. Empty when
 /// only inline-only attestations are wanted.
 fn statement_files(
-    store: &builder_cache::Store,
+    store: &builder_store::Store,
     wanted: &Wanted,
     image: &ImageRecord,
     platform: &Platform,
@@ -354,7 +354,7 @@ fn statement_files(
 /// regular file of the tree with its sha256. Subject names are JSON strings: a file name that
 /// is not UTF-8 is written with replacement characters there (the file itself is untouched).
 pub fn write_local(
-    store: &builder_cache::Store,
+    store: &builder_store::Store,
     wanted: &Wanted,
     image: &ImageRecord,
     platform: &Platform,
@@ -393,7 +393,7 @@ pub struct TarImage<'a> {
 /// `type=tar`: the trees (one directory per platform for several), each followed by its
 /// statement files, as BuildKit's tar exporter writes them; `dest` `-` is stdout.
 pub fn write_tar(
-    store: &builder_cache::Store,
+    store: &builder_store::Store,
     wanted: Option<&Wanted>,
     parts: &[TarImage<'_>],
     dest: &Path,
@@ -465,7 +465,7 @@ fn collect_subjects(root: &Path, dir: &Path, out: &mut Vec<intoto::Subject>) -> 
         } else if kind.is_file() {
             let mut file = std::fs::File::open(&path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            let mut hasher = builder_cache::HashingReader::new(&mut file);
+            let mut hasher = builder_store::HashingReader::new(&mut file);
             std::io::copy(&mut hasher, &mut std::io::sink())
                 .with_context(|| format!("reading {}", path.display()))?;
             let rel = path.strip_prefix(root).unwrap_or(&path);
