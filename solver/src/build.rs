@@ -1,68 +1,35 @@
 //! One build, end to end: parse → convert → solve → store the image.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
 
 use builder_frontend::dockerignore::IgnoreMatcher;
-use builder_snapshot::LayerOptions;
 use builder_store::image::ImageConfig;
 use builder_store::manifest::{Descriptor, ManifestFormat};
 use builder_store::{Store, StoredImage};
 
-use crate::cache_import::CacheImport;
 use crate::cache_index::CacheRecord;
-use crate::executor::{Output, SolveError, SolveOptions, Solved, Solver};
+use crate::executor::{ConvertedInputs, Output, SolveError, Solved, Solver};
 use crate::image_json::config_from_spec;
+use crate::options::SolveOptions;
 use crate::progress::{Event, ProgressSink};
 use builder_dockerfile2graph::{
     ConvertError, ConvertOptions, ConvertedBuild, ImageResolver, convert,
 };
-use builder_graph::image::Platform;
 use builder_graph::{Op, VertexId};
 
+/// One build's inputs, each choice in exactly one place: how the Dockerfile becomes a graph
+/// (`convert`) and how the graph is solved (`solve`); nothing is copied between them.
 #[derive(Clone)]
 pub struct BuildRequest {
-    /// Name shown in errors (`Dockerfile`, or the `-f` path).
-    pub dockerfile_name: String,
     pub dockerfile: Vec<u8>,
-    pub context_dir: Option<PathBuf>,
     /// Contents of the applicable .dockerignore, if any.
     pub dockerignore: Option<String>,
-    pub build_args: BTreeMap<String, String>,
-    pub target: Option<String>,
-    pub labels: BTreeMap<String, String>,
-    pub platform: Option<Platform>,
-    pub no_cache: bool,
-    /// `--network`: where RUN steps without `--network` run.
-    pub network: builder_graph::NetworkMode,
-    /// `--add-host`: extra /etc/hosts entries of every RUN step.
-    pub extra_hosts: Vec<builder_graph::ExtraHost>,
-    /// `--build-context NAME=VALUE`, by name.
-    pub build_contexts: BTreeMap<String, builder_dockerfile2graph::BuildContext>,
-    /// `--shm-size`: bytes of /dev/shm in RUN steps.
-    pub shm_size: Option<u64>,
-    /// `--ulimit`: resource limits of RUN steps.
-    pub ulimits: Vec<builder_graph::Ulimit>,
+    /// How the Dockerfile becomes a graph; its `file_name` names the Dockerfile in errors.
+    pub convert: ConvertOptions,
     /// `--no-cache-filter`: names of stages whose steps skip the cache.
     pub no_cache_filter: Vec<String>,
-    /// `--cache-from`: records consulted when the local cache misses.
-    pub cache_import: Option<Arc<dyn CacheImport>>,
-    pub secrets: BTreeMap<String, PathBuf>,
-    /// `--ssh`: agent id → socket.
-    pub ssh: BTreeMap<String, PathBuf>,
-    pub layer_options: LayerOptions,
-    /// Fixed creation time (SOURCE_DATE_EPOCH) for reproducible images.
-    pub source_date_epoch: Option<i64>,
-    pub max_parallel: usize,
-    /// `--memory`/`--cpus`/`--pids-limit` for every RUN step (not part of cache keys, as in docker).
-    pub limits: builder_sandbox::ResourceLimits,
-    /// `--allow`: privileges RUN steps may ask for (not part of cache keys).
-    pub entitlements: builder_dockerfile2graph::Entitlements,
-    /// How RUN steps are isolated (not part of cache keys: every mode makes the same layers).
-    pub isolation: builder_sandbox::Isolation,
-    /// `--on-error=keep`: keep a failed RUN step's state here for `builder debug`.
-    pub keep_failed_in: Option<PathBuf>,
+    /// How the graph is solved.
+    pub solve: SolveOptions,
 }
 
 #[derive(Debug)]
@@ -119,11 +86,14 @@ pub fn build(
     // While a build holds this shared lease, `builder prune` waits: it must not sweep blobs a
     // build has written but not yet recorded.
     let _lease = builder_store::gc::build_lease(store.root())?;
-    let dockerfile = builder_frontend::parse_dockerfile(&req.dockerfile, &req.dockerfile_name)
+    let dockerfile = builder_frontend::parse_dockerfile(&req.dockerfile, &req.convert.file_name)
         .map_err(ConvertError::from)?;
     // builder has one frontend, its own: a `# syntax=` (or BUILDKIT_SYNTAX) naming another is
     // refused before anything runs; a pinned docker/dockerfile version gets a note.
-    let syntax_arg = req.build_args.get(builder_dockerfile2graph::SYNTAX_ARG);
+    let syntax_arg = req
+        .convert
+        .build_args
+        .get(builder_dockerfile2graph::SYNTAX_ARG);
     match builder_frontend::syntax::check_frontend(
         dockerfile.syntax.as_deref(),
         syntax_arg.map(String::as_str),
@@ -135,20 +105,7 @@ pub fn build(
         Err(refusal) => return Err(ConvertError::General(refusal).into()),
     }
     let mut warnings = dockerfile.warnings.clone();
-    let options = ConvertOptions {
-        build_args: req.build_args.clone(),
-        target: req.target.clone(),
-        platform: req.platform.clone(),
-        labels: req.labels.clone(),
-        file_name: req.dockerfile_name.clone(),
-        network: req.network,
-        extra_hosts: req.extra_hosts.clone(),
-        build_contexts: req.build_contexts.clone(),
-        shm_size: req.shm_size,
-        ulimits: req.ulimits.clone(),
-        entitlements: req.entitlements,
-    };
-    let converted = convert(&dockerfile, &options, resolver)?;
+    let converted = convert(&dockerfile, &req.convert, resolver)?;
     // BUILDKIT_DOCKERFILE_CHECK configures the build checks (read before the build), not the
     // Dockerfile: it is consumed even when no ARG names it.
     let unused: Vec<&str> = converted
@@ -167,17 +124,16 @@ pub fn build(
         Some(text) => IgnoreMatcher::parse(text).map_err(|e| BuildError::Ignore(e.to_string()))?,
         None => IgnoreMatcher::empty(),
     };
-    let source_date_epoch = match req.source_date_epoch {
+    let source_date_epoch = match req.solve.layer_options.source_date_epoch {
         Some(epoch) => Some(epoch),
         None => dockerfile_epoch(&converted, req)?,
     };
-    let mut layer_options = req.layer_options.clone();
-    layer_options.source_date_epoch = source_date_epoch;
     let no_cache_vertices = no_cache_vertices(&converted, &req.no_cache_filter, &mut warnings);
-    let solve_options = SolveOptions {
-        context_dir: req.context_dir.clone(),
+    let inputs = ConvertedInputs {
+        dockerfile_name: req.convert.file_name.clone(),
         ignore,
         named_contexts: req
+            .convert
             .build_contexts
             .iter()
             .filter_map(|(name, c)| match c {
@@ -188,19 +144,10 @@ pub fn build(
             })
             .chain(converted.git_contexts.clone())
             .collect(),
-        secrets: req.secrets.clone(),
-        ssh: req.ssh.clone(),
-        no_cache: req.no_cache,
         no_cache_vertices,
-        cache_import: req.cache_import.clone(),
-        layer_options,
-        max_parallel: req.max_parallel,
-        dockerfile_name: req.dockerfile_name.clone(),
-        limits: req.limits,
-        isolation: req.isolation,
-        keep_failed_in: req.keep_failed_in.clone(),
+        source_date_epoch,
     };
-    let solver = Solver::new(store, &solve_options, progress)?;
+    let solver = Solver::new(store, &req.solve, inputs, progress)?;
     let target = &converted.target;
     let solved = solver.solve(&converted.graph, target.vertex)?;
     let layers_of = |v| match solved.get(&v).map(|s| &s.output) {
@@ -354,7 +301,7 @@ fn dockerfile_epoch(
         return Ok(Some(epoch));
     }
     let names_source = value == "context"
-        || req.build_contexts.contains_key(value)
+        || req.convert.build_contexts.contains_key(value)
         || converted
             .stage_names
             .iter()

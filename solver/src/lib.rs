@@ -5,7 +5,8 @@
 //!
 //! Its public surface is what the CLI and remote-cache use, and nothing else (the compiler keeps
 //! it so: the internals are private modules):
-//! - [`build()`] with [`BuildRequest`] → [`BuildOutput`]: the whole pipeline for one build;
+//! - [`build()`] with [`BuildRequest`] (conversion's options and [`SolveOptions`]) →
+//!   [`BuildOutput`]: the whole pipeline for one build;
 //! - [`progress`]: the events a build reports; [`cancel`]: stopping one from a signal;
 //! - [`resolve`]: base images from the store or a registry, remote files and git sources;
 //! - [`cache_index`], [`cache_import`], [`verify`]: the step-cache records, the hook a remote
@@ -26,6 +27,7 @@ mod emulation;
 mod executor;
 mod image_json;
 pub mod kept_step;
+pub mod options;
 pub mod progress;
 pub mod resolve;
 pub mod sandbox_meta;
@@ -40,5 +42,6 @@ mod walk;
 pub use build::{BuildError, BuildOutput, BuildRequest, BuiltStageLayers, StepRecord, build};
 pub use builder_graph::image::Platform;
 pub use executor::{SolveError, UsedCacheMount};
+pub use options::SolveOptions;
 pub use source_tree::SourceTree;
 pub use stat_cache::StatCache;

@@ -9,13 +9,13 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use std::sync::Arc;
 
-use builder_dockerfile2graph::{BuildContext, Entitlements};
+use builder_dockerfile2graph::{BuildContext, ConvertOptions, Entitlements};
 use builder_graph::NetworkMode;
 use builder_remote_cache::spec::{ExportTarget, parse_cache_from, parse_cache_to};
 use builder_remote_cache::{ExportSpec, ImportSpec, Imports, Remote};
 use builder_snapshot::{Compression, LayerOptions};
 use builder_solver::resolve::StoreResolver;
-use builder_solver::{BuildRequest, Platform};
+use builder_solver::{BuildRequest, Platform, SolveOptions};
 use builder_store::Digest;
 use builder_store::ImageRecord;
 use builder_store::manifest::ManifestFormat;
@@ -140,13 +140,17 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         &store,
         platforms.into_iter().next(),
     )?;
-    let platform = request.platform.clone().unwrap_or_else(Platform::host);
+    let platform = request
+        .convert
+        .platform
+        .clone()
+        .unwrap_or_else(Platform::host);
     finish_outputs(&mut parsed, &annotation_flags, &platform, compression)?;
-    let builtin = super::buildkit_args::BuiltinArgs::read(&request.build_args)?;
+    let builtin = super::buildkit_args::BuiltinArgs::read(&request.convert.build_args)?;
     let cache = CacheFlags::parse(&args, builtin.inline_cache)?;
     let imports = cache.import(&store)?;
     if let Some(imports) = &imports {
-        request.cache_import = Some(imports.clone());
+        request.solve.cache_import = Some(imports.clone());
     }
     let tags = args
         .tags

@@ -198,8 +198,16 @@ fn normalized(p: &Platform) -> String {
 /// BuildKit's automatic platform args, before any `--build-arg` overrides them.
 fn platform_args(request: &BuildRequest) -> BTreeMap<String, String> {
     let build = Platform::host();
-    let target = request.platform.clone().unwrap_or_else(Platform::host);
-    let stage = request.target.clone().unwrap_or_else(|| "default".into());
+    let target = request
+        .convert
+        .platform
+        .clone()
+        .unwrap_or_else(Platform::host);
+    let stage = request
+        .convert
+        .target
+        .clone()
+        .unwrap_or_else(|| "default".into());
     [
         ("BUILDPLATFORM", normalized(&build)),
         ("BUILDOS", build.os.clone()),
@@ -227,7 +235,7 @@ fn run_lint(
     let base_images = |reference: &str, platform: &str| -> Option<BaseImage> {
         // `--build-context NAME=docker-image://REF` stands in for `FROM NAME`; a directory
         // context is no image to look up.
-        let reference = match request.build_contexts.get(reference) {
+        let reference = match request.convert.build_contexts.get(reference) {
             Some(BuildContext::Image(image)) => image.as_str(),
             Some(BuildContext::Dir(_)) => return None,
             None => reference,
@@ -242,10 +250,10 @@ fn run_lint(
         })
     };
     let opts = LintOptions {
-        file_name: &request.dockerfile_name,
-        build_args: &request.build_args,
+        file_name: &request.convert.file_name,
+        build_args: &request.convert.build_args,
         platform_args: platform_args(request),
-        target: request.target.as_deref(),
+        target: request.convert.target.as_deref(),
         all_stages,
         dockerignore: request.dockerignore.as_deref(),
         base_images: &base_images,
@@ -279,7 +287,7 @@ pub fn lint_for_build(
                 "short": w.short(),
                 "description": w.rule.description,
                 "url": w.rule.url,
-                "file": request.dockerfile_name,
+                "file": request.convert.file_name,
                 "line": w.start_line,
                 "end_line": w.end_line,
             });
@@ -308,7 +316,7 @@ pub fn print_build_warnings(report: &LintReport, request: &BuildRequest, mode: P
             out.push_str(&format!("More info: {}\n", w.rule.url));
         }
         out.push_str(&linter::excerpt(
-            &request.dockerfile_name,
+            &request.convert.file_name,
             &source,
             w.start_line,
             w.end_line,
@@ -351,7 +359,7 @@ pub fn metadata_warnings(report: &LintReport, request: &BuildRequest) -> Option<
                 "short": b64(&w.short()),
                 "detail": [b64(w.rule.description)],
                 "sourceInfo": {
-                    "filename": request.dockerfile_name,
+                    "filename": request.convert.file_name,
                     "data": base64::engine::general_purpose::STANDARD.encode(&request.dockerfile),
                     "language": "Dockerfile",
                 },

@@ -24,9 +24,9 @@ use builder_frontend::dockerignore::IgnoreMatcher;
 use builder_snapshot::{ActiveSnapshot, LayerOptions};
 use builder_store::{Digest, Store};
 
-use crate::cache_import::CacheImport;
 use crate::cache_index::{CacheIndex, CacheRecord};
 use crate::copy::{self, Attributes, CopyError};
+use crate::options::SolveOptions;
 use crate::progress::{Event, ProgressSink, Stream};
 use crate::source_tree::{SourceError, SourceTree, exclude_rules};
 use crate::stat_cache::StatCache;
@@ -44,28 +44,19 @@ mod mounts;
 use builder_snapshot::LayerStore;
 pub use mounts::UsedCacheMount;
 
-pub struct SolveOptions {
-    /// The build context directory (None when the Dockerfile needs none).
-    pub context_dir: Option<PathBuf>,
+/// What the build derived from the Dockerfile and its files that the solver needs beside the
+/// graph (the caller's choices are [`SolveOptions`]).
+pub(crate) struct ConvertedInputs {
+    /// Names the Dockerfile in step errors (`Dockerfile:3: ...`).
+    pub dockerfile_name: String,
+    /// The main context's `.dockerignore`.
     pub ignore: IgnoreMatcher,
-    /// `--build-context NAME=DIR` directories, by name.
+    /// Named context directories: `--build-context NAME=DIR` and git contexts checked out.
     pub named_contexts: BTreeMap<String, PathBuf>,
-    /// `--secret id=...` values: id → file holding the secret.
-    pub secrets: BTreeMap<String, PathBuf>,
-    /// `--ssh id=SOCKET` values: id → ssh-agent socket.
-    pub ssh: BTreeMap<String, PathBuf>,
-    pub no_cache: bool,
     /// Vertices (by index) that skip cache lookups: the steps of `--no-cache-filter` stages.
     pub no_cache_vertices: HashSet<usize>,
-    /// Records imported with `--cache-from`, consulted when the local cache misses.
-    pub cache_import: Option<Arc<dyn CacheImport>>,
-    pub layer_options: LayerOptions,
-    pub max_parallel: usize,
-    pub dockerfile_name: String,
-    pub limits: builder_sandbox::ResourceLimits,
-    pub isolation: builder_sandbox::Isolation,
-    /// `--on-error=keep`: where a failed RUN step's state is kept for `builder debug`.
-    pub keep_failed_in: Option<PathBuf>,
+    /// The layers' fixed time: the caller's, else the Dockerfile's `ARG SOURCE_DATE_EPOCH`.
+    pub source_date_epoch: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +117,7 @@ pub struct Solved {
 pub struct Solver<'a> {
     store: &'a Store,
     opts: &'a SolveOptions,
+    inputs: ConvertedInputs,
     progress: &'a dyn ProgressSink,
     layers: LayerStore<'a>,
     cache: CacheIndex,
@@ -156,13 +148,14 @@ impl<'a> Solver<'a> {
     pub fn new(
         store: &'a Store,
         opts: &'a SolveOptions,
+        inputs: ConvertedInputs,
         progress: &'a dyn ProgressSink,
     ) -> Result<Self, SolveError> {
         let layers = LayerStore::new(store, crate::sandbox_meta::snapshotter_for(opts.isolation))
             .map_err(SolveError::Internal)?;
         let work_root = layers.work_root().to_path_buf();
         let mut named_ignores = HashMap::new();
-        for (name, dir) in &opts.named_contexts {
+        for (name, dir) in &inputs.named_contexts {
             let path = dir.join(".dockerignore");
             let matcher = match fs::read_to_string(&path) {
                 Ok(text) => IgnoreMatcher::parse(&text).map_err(|e| {
@@ -198,7 +191,7 @@ impl<'a> Solver<'a> {
                 Some(dir) => StatCache::load(&store.context_cache_dir(), dir),
                 None => StatCache::disabled(),
             },
-            named_stat_caches: opts
+            named_stat_caches: inputs
                 .named_contexts
                 .iter()
                 .map(|(name, dir)| {
@@ -207,6 +200,7 @@ impl<'a> Solver<'a> {
                 })
                 .collect(),
             named_ignores,
+            inputs,
         })
     }
 
@@ -301,7 +295,7 @@ impl<'a> Solver<'a> {
 
     fn location(&self, v: &Vertex) -> String {
         match v.lines {
-            Some((line, _)) => format!("{}:{line}: ", self.opts.dockerfile_name),
+            Some((line, _)) => format!("{}:{line}: ", self.inputs.dockerfile_name),
             None => String::new(),
         }
     }
@@ -427,7 +421,7 @@ impl<'a> Solver<'a> {
         inputs: &[Solved],
     ) -> Result<(Option<LayerRef>, SystemTime), SolveError> {
         // --no-cache and --no-cache-filter steps neither look up nor wait for other builds.
-        let use_cache = !self.opts.no_cache && !self.opts.no_cache_vertices.contains(&index);
+        let use_cache = !self.opts.no_cache && !self.inputs.no_cache_vertices.contains(&index);
         let hit = || {
             let record = self.local_hit(&key).or_else(|| self.imported_hit(&key))?;
             self.progress.event(Event::Cached {
@@ -570,10 +564,10 @@ impl<'a> Solver<'a> {
     fn context_tree(&self, name: Option<&str>) -> Option<SourceTree<'_>> {
         match name {
             None => self.opts.context_dir.as_deref().map(|dir| {
-                SourceTree::new(dir, Some(&self.opts.ignore)).with_stat_cache(&self.stat_cache)
+                SourceTree::new(dir, Some(&self.inputs.ignore)).with_stat_cache(&self.stat_cache)
             }),
             Some(name) => {
-                let dir = self.opts.named_contexts.get(name)?;
+                let dir = self.inputs.named_contexts.get(name)?;
                 let tree = SourceTree::new(dir, self.named_ignores.get(name));
                 Some(match self.named_stat_caches.get(name) {
                     Some(cache) => tree.with_stat_cache(cache),
@@ -605,7 +599,11 @@ impl<'a> Solver<'a> {
 
     fn store_diff(&self, diff: &Path) -> Result<Option<LayerRef>, String> {
         let mut writer = self.store.blobs().writer().map_err(|e| e.to_string())?;
-        let digests = builder_snapshot::write_layer(diff, &mut writer, &self.opts.layer_options)
+        let options = LayerOptions {
+            source_date_epoch: self.inputs.source_date_epoch,
+            ..self.opts.layer_options.clone()
+        };
+        let digests = builder_snapshot::write_layer(diff, &mut writer, &options)
             .map_err(|e| e.to_string())?;
         // A step that changed nothing still adds a layer (an empty tar), as in BuildKit: its
         // history entry is a layer's (`RUN ls`, `WORKDIR` of an existing directory).

@@ -226,9 +226,9 @@ pub fn run(
     let fetch_git = super::super::context_source::git_fetcher(store, files.git_auth.clone());
     for (i, platform) in platforms.iter().enumerate() {
         let mut request = first.clone();
-        request.platform = Some(platform.clone());
+        request.convert.platform = Some(platform.clone());
         if let Some(imports) = &imports {
-            request.cache_import = Some(imports.clone());
+            request.solve.cache_import = Some(imports.clone());
         }
         let resolver = StoreResolver {
             store,

@@ -148,38 +148,41 @@ pub(super) fn make_request(
         build_contexts.insert(name.to_string(), context);
     }
     let request = BuildRequest {
-        dockerfile_name,
         dockerfile,
-        context_dir: Some(context_dir),
         dockerignore,
-        build_args,
-        target: args.target.clone(),
-        labels,
-        platform,
-        no_cache: args.no_cache,
-        network,
-        extra_hosts: sandbox.extra_hosts,
-        build_contexts,
-        ulimits: sandbox.ulimits,
-        shm_size: sandbox.shm_size,
-        no_cache_filter: args.no_cache_filter.clone(),
-        cache_import: None,
-        secrets,
-        ssh: ssh.sockets.clone(),
-        layer_options: LayerOptions {
-            source_date_epoch,
-            compression,
-            ..LayerOptions::default()
+        convert: ConvertOptions {
+            build_args,
+            target: args.target.clone(),
+            platform,
+            labels,
+            file_name: dockerfile_name,
+            network,
+            extra_hosts: sandbox.extra_hosts,
+            build_contexts,
+            shm_size: sandbox.shm_size,
+            ulimits: sandbox.ulimits,
+            entitlements,
         },
-        source_date_epoch,
-        max_parallel: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-            .max(4),
-        isolation,
-        keep_failed_in: (args.on_error == "keep").then(|| store.debug_dir()),
-        limits: args.limits.resolve()?,
-        entitlements,
+        no_cache_filter: args.no_cache_filter.clone(),
+        solve: SolveOptions {
+            context_dir: Some(context_dir),
+            secrets,
+            ssh: ssh.sockets.clone(),
+            no_cache: args.no_cache,
+            cache_import: None,
+            layer_options: LayerOptions {
+                source_date_epoch,
+                compression,
+                ..LayerOptions::default()
+            },
+            max_parallel: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+                .max(4),
+            limits: args.limits.resolve()?,
+            isolation,
+            keep_failed_in: (args.on_error == "keep").then(|| store.debug_dir()),
+        },
     };
     Ok((
         request,

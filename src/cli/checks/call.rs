@@ -210,17 +210,17 @@ pub fn run_call(
     request: &BuildRequest,
     resolver: &dyn ImageResolver,
 ) -> anyhow::Result<ExitCode> {
-    let file = request.dockerfile_name.as_str();
+    let file = request.convert.file_name.as_str();
     let source = String::from_utf8_lossy(&request.dockerfile).into_owned();
     let b64 = base64::engine::general_purpose::STANDARD.encode(&request.dockerfile);
     let platform_args = platform_args(request);
     let no_images = |_: &str, _: &str| None;
     let opts = LintOptions {
         file_name: file,
-        build_args: &request.build_args,
+        build_args: &request.convert.build_args,
         platform_args,
-        target: request.target.as_deref(),
-        all_stages: request.target.is_none(),
+        target: request.convert.target.as_deref(),
+        all_stages: request.convert.target.is_none(),
         dockerignore: request.dockerignore.as_deref(),
         base_images: &no_images,
     };
@@ -280,18 +280,18 @@ pub fn run_call(
             Ok(ExitCode::SUCCESS)
         }
         Method::Check => {
-            let (report, build_error) = match run_lint(request, resolver, request.target.is_none())
-            {
-                Ok(r) => (r, None),
-                Err(LintError::Config(m)) => bail!(UsageError(m)),
-                Err(LintError::Dockerfile { error, warnings }) => (
-                    LintReport {
-                        warnings,
-                        error_on_warnings: false,
-                    },
-                    Some(error),
-                ),
-            };
+            let (report, build_error) =
+                match run_lint(request, resolver, request.convert.target.is_none()) {
+                    Ok(r) => (r, None),
+                    Err(LintError::Config(m)) => bail!(UsageError(m)),
+                    Err(LintError::Dockerfile { error, warnings }) => (
+                        LintReport {
+                            warnings,
+                            error_on_warnings: false,
+                        },
+                        Some(error),
+                    ),
+                };
             let found = !report.warnings.is_empty() || build_error.is_some();
             if call.json {
                 let value = JsonLint {

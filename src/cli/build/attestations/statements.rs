@@ -20,7 +20,7 @@ pub struct Facts {
 }
 
 fn now_or_epoch(request: &BuildRequest) -> String {
-    match request.source_date_epoch {
+    match request.solve.layer_options.source_date_epoch {
         Some(s) => builder_store::time::rfc3339_from_unix(s),
         None => builder_store::time::rfc3339_now(),
     }
@@ -29,13 +29,13 @@ fn now_or_epoch(request: &BuildRequest) -> String {
 fn build_facts(f: &Facts, platform: &Platform, builder_id: &str) -> BuildFacts {
     let r = &f.request;
     let mut args = BTreeMap::new();
-    for (k, v) in &r.build_args {
+    for (k, v) in &r.convert.build_args {
         args.insert(format!("build-arg:{k}"), v.clone());
     }
-    for (k, v) in &r.labels {
+    for (k, v) in &r.convert.labels {
         args.insert(format!("label:{k}"), v.clone());
     }
-    if let Some(t) = &r.target {
+    if let Some(t) = &r.convert.target {
         args.insert("target".into(), t.clone());
     }
     // The local sources the build read, as BuildKit lists them: the context and the
@@ -45,7 +45,7 @@ fn build_facts(f: &Facts, platform: &Platform, builder_id: &str) -> BuildFacts {
     if f.git.is_none() {
         locals.extend(["context".to_string(), "dockerfile".to_string()]);
     }
-    for (name, context) in &r.build_contexts {
+    for (name, context) in &r.convert.build_contexts {
         if matches!(context, builder_dockerfile2graph::BuildContext::Dir(_)) {
             locals.push(name.clone());
         }
@@ -129,7 +129,7 @@ fn build_facts(f: &Facts, platform: &Platform, builder_id: &str) -> BuildFacts {
         .to_string();
     BuildFacts {
         builder_id: builder_id.to_string(),
-        entry_point: r.dockerfile_name.clone(),
+        entry_point: r.convert.file_name.clone(),
         config_source: f.git.as_ref().map(|(url, commit)| Material {
             uri: url.clone(),
             digest: [(
@@ -139,8 +139,8 @@ fn build_facts(f: &Facts, platform: &Platform, builder_id: &str) -> BuildFacts {
             .into(),
         }),
         args,
-        secret_ids: r.secrets.keys().cloned().collect(),
-        ssh_ids: r.ssh.keys().cloned().collect(),
+        secret_ids: r.solve.secrets.keys().cloned().collect(),
+        ssh_ids: r.solve.ssh.keys().cloned().collect(),
         locals,
         platform: platform.to_string(),
         materials,
@@ -151,7 +151,7 @@ fn build_facts(f: &Facts, platform: &Platform, builder_id: &str) -> BuildFacts {
         // source and a material); buildx's vcs: attributes of a local checkout are not sent.
         vcs: BTreeMap::new(),
         steps,
-        dockerfile: Some((r.dockerfile_name.clone(), r.dockerfile.clone())),
+        dockerfile: Some((r.convert.file_name.clone(), r.dockerfile.clone())),
     }
 }
 
@@ -194,7 +194,7 @@ fn extra_scans(
     if let Some(target) = target {
         let v = values(&sbom.scan_context, &target.stage.scan_context);
         if scan_enabled(&target.stage.name, v.iter().map(String::as_str))
-            && let Some(dir) = &facts.request.context_dir
+            && let Some(dir) = &facts.request.solve.context_dir
         {
             let ignore = match &facts.request.dockerignore {
                 Some(text) => builder_frontend::dockerignore::IgnoreMatcher::parse(text)
