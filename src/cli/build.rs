@@ -171,7 +171,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
     announce_isolation(ctx, &renderer);
     super::interrupt::cancel_build_on_signal().context("installing the Ctrl-C handler")?;
     let fetch = super::registry::fetcher(ctx, &renderer);
-    let fetch_url = super::http_source::url_fetcher(ctx.root.clone());
+    let fetch_url = super::context_source::url_fetcher(ctx.root.clone());
     let fetch_git = super::context_source::git_fetcher(&store, request_files.git_auth.clone());
     let resolver = StoreResolver {
         store: &store,

@@ -293,6 +293,19 @@ pub fn git_fetcher(store: &Store, auth: GitAuth) -> Box<builder_solver::resolve:
     })
 }
 
+/// The build's `ADD <url>` downloader (builder_source::http) for the store at `root`.
+pub fn url_fetcher(root: PathBuf) -> Box<builder_solver::resolve::UrlFetcher> {
+    let downloads = builder_source::Downloads::new(root);
+    Box::new(move |url: &str| {
+        let file = downloads.get(url).map_err(|e| format!("ADD {url}: {e}"))?;
+        Ok(builder_dockerfile2graph::RemoteFile {
+            digest: file.digest,
+            filename: file.filename,
+            mtime: file.mtime,
+        })
+    })
+}
+
 /// The credentials BuildKit reads for git remotes from build secrets: `GIT_AUTH_TOKEN` and
 /// `GIT_AUTH_HEADER`, or their `.<host>` forms for the remote's host, which win.
 pub fn git_auth(

@@ -7,7 +7,6 @@ pub mod checks;
 pub mod context_source;
 pub mod debug;
 pub mod gobool;
-pub mod http_source;
 pub mod images;
 pub mod interrupt;
 pub mod key_agent;

@@ -203,7 +203,7 @@ pub fn run(
     announce_isolation(ctx, &renderer);
     super::super::interrupt::cancel_build_on_signal().context("installing the Ctrl-C handler")?;
     let fetch = super::super::registry::fetcher(ctx, &renderer);
-    let fetch_url = super::super::http_source::url_fetcher(ctx.root.clone());
+    let fetch_url = super::super::context_source::url_fetcher(ctx.root.clone());
     // Each platform's image, kept under no name until the index holds them.
     let _lease = builder_store::gc::build_lease(store.root())?;
     let mut built: Vec<(Platform, ImageRecord)> = Vec::new();

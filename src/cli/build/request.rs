@@ -26,7 +26,7 @@ pub(super) fn make_request(
     let (secrets, secret_files) = crate::cli::secrets::parse_secrets(&args.secrets)?;
     let ssh = crate::cli::ssh::parse_ssh(&args.ssh)?;
     let download_root = store.root().to_path_buf();
-    let fetch_url = crate::cli::http_source::url_fetcher(download_root);
+    let fetch_url = crate::cli::context_source::url_fetcher(download_root);
     let blobs = store.blobs();
     let download = |url: &str| -> anyhow::Result<(PathBuf, String)> {
         let file = fetch_url(url).map_err(anyhow::Error::msg)?;

@@ -1,4 +1,5 @@
-//! `ADD <url>`: downloading remote files into the store's blobs before the build uses them.
+//! `ADD <url>`: remote files downloaded into the store's blobs before the build uses them
+//! (BuildKit's `source/http`).
 //!
 //! Each URL's validators (ETag, Last-Modified) are remembered in
 //! `<root>/http-cache/<sha256 of the url>.json`, next to the digest of what was downloaded, so a
@@ -12,15 +13,74 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, UNIX_EPOCH};
 
-use anyhow::{Context as _, bail};
-use builder_dockerfile2graph::RemoteFile;
-use builder_solver::resolve::UrlFetcher;
 use builder_store::{Digest, Store};
 use reqwest::StatusCode;
 use reqwest::header::{
     CONTENT_DISPOSITION, ETAG, HeaderMap, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED,
 };
 use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("the server answered {0}")]
+    Status(StatusCode),
+    #[error("the server answered 304 Not Modified to an unconditional request")]
+    UnaskedNotModified,
+    #[error("{0}")]
+    Request(#[from] reqwest::Error),
+    #[error("the store: {0}")]
+    Store(#[from] builder_store::StoreError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> HttpError {
+    let what = what.into();
+    move |source| HttpError::Io { what, source }
+}
+
+/// A downloaded file, in the store's blobs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Downloaded {
+    /// sha256 of the content, which is also its blob's name in the store.
+    pub digest: Digest,
+    /// The name the file gets in a destination directory: the server's Content-Disposition
+    /// `filename`, else the URL's last path segment, else `__unnamed__`.
+    pub filename: String,
+    /// The server's Last-Modified, as seconds since the epoch.
+    pub mtime: Option<i64>,
+}
+
+/// One build's downloads into the store at `root`: a URL named several times in one build is
+/// fetched once.
+pub struct Downloads {
+    root: PathBuf,
+    seen: Mutex<HashMap<String, Downloaded>>,
+}
+
+impl Downloads {
+    pub fn new(root: PathBuf) -> Downloads {
+        Downloads {
+            root,
+            seen: Mutex::default(),
+        }
+    }
+
+    /// The file at `url`, downloaded (or revalidated) once per build.
+    pub fn get(&self, url: &str) -> Result<Downloaded, HttpError> {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(file) = seen.get(url) {
+            return Ok(file.clone());
+        }
+        let store = Store::open(&self.root)?;
+        let file = fetch(&store, url)?;
+        seen.insert(url.to_string(), file.clone());
+        Ok(file)
+    }
+}
 
 /// What a previous download of a URL left behind.
 #[derive(Serialize, Deserialize)]
@@ -34,29 +94,13 @@ struct Remembered {
 }
 
 impl Remembered {
-    fn file(&self) -> RemoteFile {
-        RemoteFile {
+    fn file(&self) -> Downloaded {
+        Downloaded {
             digest: self.digest,
             filename: self.filename.clone(),
             mtime: self.mtime,
         }
     }
-}
-
-/// The build's `ADD <url>` downloader for the store at `root`. A URL named several times in
-/// one build is fetched once.
-pub fn url_fetcher(root: PathBuf) -> Box<UrlFetcher> {
-    let seen: Mutex<HashMap<String, RemoteFile>> = Mutex::default();
-    Box::new(move |url: &str| {
-        let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(file) = seen.get(url) {
-            return Ok(file.clone());
-        }
-        let store = Store::open(&root).map_err(|e| e.to_string())?;
-        let file = fetch(&store, url).map_err(|e| format!("ADD {url}: {e:#}"))?;
-        seen.insert(url.to_string(), file.clone());
-        Ok(file)
-    })
 }
 
 fn record_path(store: &Store, url: &str) -> PathBuf {
@@ -72,17 +116,16 @@ fn remembered(store: &Store, url: &str) -> Option<Remembered> {
     (r.url == url && store.blobs().contains(&r.digest)).then_some(r)
 }
 
-fn fetch(store: &Store, url: &str) -> anyhow::Result<RemoteFile> {
+fn fetch(store: &Store, url: &str) -> Result<Downloaded, HttpError> {
     let known = remembered(store, url);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?;
+        .build()
+        .map_err(io("starting the download's runtime"))?;
     let fresh = runtime.block_on(download(store, url, known.as_ref()))?;
     let Some(fresh) = fresh else {
         // 304: what we have is current.
-        return known
-            .map(|k| k.file())
-            .context("the server answered 304 Not Modified to an unconditional request");
+        return known.map(|k| k.file()).ok_or(HttpError::UnaskedNotModified);
     };
     remember(store, &fresh)?;
     Ok(fresh.file())
@@ -93,7 +136,7 @@ async fn download(
     store: &Store,
     url: &str,
     known: Option<&Remembered>,
-) -> anyhow::Result<Option<Remembered>> {
+) -> Result<Option<Remembered>, HttpError> {
     let client = builder_registry::build_tolerating_no_ca_certificates(|| {
         reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(30))
@@ -114,13 +157,13 @@ async fn download(
         return Ok(None);
     }
     if !status.is_success() {
-        bail!("the server answered {status}");
+        return Err(HttpError::Status(status));
     }
     let headers = response.headers().clone();
     let mut writer = store.blobs().writer()?;
     while let Some(chunk) = response.chunk().await? {
         std::io::Write::write_all(&mut writer, &chunk)
-            .context("writing the download to the store")?;
+            .map_err(io("writing the download to the store"))?;
     }
     let (digest, _size) = writer.commit()?;
     let last_modified = header(&headers, LAST_MODIFIED);
@@ -170,14 +213,14 @@ fn file_name(url: &str, headers: &HeaderMap) -> String {
         .unwrap_or_else(|| "__unnamed__".to_string())
 }
 
-fn remember(store: &Store, r: &Remembered) -> anyhow::Result<()> {
+fn remember(store: &Store, r: &Remembered) -> Result<(), HttpError> {
     let path = record_path(store, &r.url);
     let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    serde_json::to_writer(&mut tmp, r)?;
-    tmp.persist(&path)
-        .with_context(|| format!("writing {}", path.display()))?;
+    let writing = || format!("writing {}", path.display());
+    fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(writing()))?;
+    serde_json::to_writer(&mut tmp, r).map_err(|e| io(writing())(e.into()))?;
+    tmp.persist(&path).map_err(|e| io(writing())(e.error))?;
     Ok(())
 }
 
