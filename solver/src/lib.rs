@@ -21,6 +21,7 @@
 pub mod build;
 pub mod cache_import;
 pub mod cache_index;
+pub mod cache_usage;
 pub mod cancel;
 mod copy;
 mod emulation;

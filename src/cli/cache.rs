@@ -8,7 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use builder_solver::cache_index::{CacheEntry, CacheIndex};
-use builder_store::gc::{self, CacheItem, CacheMount, PrunePolicy, Roots};
+use builder_solver::cache_usage::{self, CacheUsage, Pruned};
+use builder_store::gc::{self, CacheMount, PrunePolicy};
 use builder_store::verify;
 use builder_store::{Digest, Store};
 use clap::{Args, Subcommand};
@@ -63,75 +64,16 @@ pub struct PruneArgs {
 /// Shown for cache mounts: the store keeps only a hash of their id.
 const MOUNT_DESCRIPTION: &str = "cache mount (RUN --mount=type=cache)";
 
-/// Every record with whether a named image uses its layer, and those images' names; and the
-/// cache mounts, which no image uses.
-struct Listing {
-    entries: Vec<CacheEntry>,
-    mounts: Vec<CacheMount>,
-    /// (familiar names, what that image references) for each named image.
-    images: Vec<(Vec<String>, Roots)>,
+/// How the CLI shows cache records: JSON for `cache ls --format json` and `cache inspect`.
+trait Rendered {
+    fn json(&self, entry: &CacheEntry) -> serde_json::Value;
+    /// The images using the record, by their familiar names (`busybox:latest`).
+    fn user_names(&self, entry: &CacheEntry) -> Vec<String>;
 }
 
-impl Listing {
-    fn load(store: &Store) -> anyhow::Result<Listing> {
-        let entries = index(store)?.list().context("listing the build cache")?;
-        let mut images = Vec::new();
-        for image in store.images().list()? {
-            if image.names.is_empty() {
-                continue;
-            }
-            let id = image.record.config;
-            let roots = gc::image_roots(store, |e| e.record.config == id)?;
-            let names = image.names.iter().map(|n| familiar(n)).collect();
-            images.push((names, roots));
-        }
-        let mounts = gc::cache_mounts(store)?;
-        Ok(Listing {
-            entries,
-            mounts,
-            images,
-        })
-    }
-
-    /// Names of the images whose layers include the record's layer.
-    fn users(&self, entry: &CacheEntry) -> Vec<String> {
-        let Some(layer) = &entry.record.layer else {
-            return Vec::new();
-        };
-        self.images
-            .iter()
-            .filter(|(_, roots)| roots.blobs.contains(&layer.digest))
-            .flat_map(|(names, _)| names.iter().cloned())
-            .collect()
-    }
-
-    fn reclaimable(&self, entry: &CacheEntry) -> bool {
-        self.users(entry).is_empty()
-    }
-
-    /// Records first, then cache mounts: an index past the records is a mount.
-    fn items(&self) -> Vec<CacheItem> {
-        let records = self.entries.iter().map(|e| CacheItem {
-            blob: e.record.layer.as_ref().map(|l| l.digest),
-            size: e.size,
-            last_used: e.last_used,
-            in_use: !self.reclaimable(e),
-        });
-        let mounts = self.mounts.iter().map(|m| CacheItem {
-            blob: None,
-            size: m.size,
-            last_used: m.last_used,
-            in_use: false,
-        });
-        records.chain(mounts).collect()
-    }
-
-    /// (reclaimable bytes, total bytes), each blob counted once.
-    fn totals(&self) -> (u64, u64) {
-        let items = self.items();
-        let all: Vec<&CacheItem> = items.iter().collect();
-        let free: Vec<&CacheItem> = items.iter().filter(|i| !i.in_use).collect();
-        (gc::storage(&free), gc::storage(&all))
+impl Rendered for CacheUsage {
+    fn user_names(&self, entry: &CacheEntry) -> Vec<String> {
+        self.users(entry).iter().map(|n| familiar(n)).collect()
     }
 
     fn json(&self, entry: &CacheEntry) -> serde_json::Value {
@@ -143,7 +85,7 @@ impl Listing {
             "LastUsedAt": rfc3339(entry.last_used),
             "Size": entry.size,
             "Reclaimable": self.reclaimable(entry),
-            "Images": self.users(entry),
+            "Images": self.user_names(entry),
             "Layer": entry.record.layer.as_ref().map(|l| json!({
                 "digest": l.digest.to_string(),
                 "diffID": l.diff_id.to_string(),
@@ -152,29 +94,29 @@ impl Listing {
             })),
         })
     }
+}
 
-    fn mount_json(mount: &CacheMount) -> serde_json::Value {
-        json!({
-            "ID": mount.name,
-            "Type": "exec.cachemount",
-            "Description": MOUNT_DESCRIPTION,
-            "LastUsedAt": rfc3339(mount.last_used),
-            "Size": mount.size,
-            "Reclaimable": true,
-            "Images": [],
-            "Layer": null,
-        })
-    }
+fn mount_json(mount: &CacheMount) -> serde_json::Value {
+    json!({
+        "ID": mount.name,
+        "Type": "exec.cachemount",
+        "Description": MOUNT_DESCRIPTION,
+        "LastUsedAt": rfc3339(mount.last_used),
+        "Size": mount.size,
+        "Reclaimable": true,
+        "Images": [],
+        "Layer": null,
+    })
 }
 
 fn index(store: &Store) -> anyhow::Result<CacheIndex> {
-    CacheIndex::open(&store.cache_index_dir()).context("opening the build cache index")
+    cache_usage::open_index(store).context("opening the build cache index")
 }
 
 /// `builder du`: docker buildx du's table, most recently used first, and the totals.
 pub fn du(ctx: &Context, args: DuArgs) -> anyhow::Result<ExitCode> {
     let store = ctx.store()?;
-    let mut listing = Listing::load(&store)?;
+    let mut listing = CacheUsage::load(&store)?;
     listing
         .entries
         .sort_by_key(|e| std::cmp::Reverse(e.last_used));
@@ -239,7 +181,7 @@ pub fn du(ctx: &Context, args: DuArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_verbose(listing: &Listing, e: &CacheEntry, now: SystemTime) {
+fn print_verbose(listing: &CacheUsage, e: &CacheEntry, now: SystemTime) {
     outln!("ID:\t\t{}", e.key);
     outln!("Created at:\t{}", rfc3339(e.created));
     outln!("Last used:\t{}", ago(e.last_used, now));
@@ -249,7 +191,7 @@ fn print_verbose(listing: &Listing, e: &CacheEntry, now: SystemTime) {
     if let Some(layer) = &e.record.layer {
         outln!("Layer:\t\t{}", layer.digest);
     }
-    let users = listing.users(e);
+    let users = listing.user_names(e);
     if !users.is_empty() {
         outln!("Images:\t\t{}", users.join(", "));
     }
@@ -276,11 +218,11 @@ pub fn cache(ctx: &Context, command: CacheCommand) -> anyhow::Result<ExitCode> {
 
 fn ls(ctx: &Context, format: &str) -> anyhow::Result<ExitCode> {
     let store = ctx.store()?;
-    let listing = Listing::load(&store)?;
+    let listing = CacheUsage::load(&store)?;
     if format == "json" {
         let records = listing.entries.iter().map(|e| listing.json(e));
         let all: Vec<_> = records
-            .chain(listing.mounts.iter().map(Listing::mount_json))
+            .chain(listing.mounts.iter().map(mount_json))
             .collect();
         outln!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(ExitCode::SUCCESS);
@@ -319,7 +261,7 @@ fn ls(ctx: &Context, format: &str) -> anyhow::Result<ExitCode> {
 
 fn inspect(ctx: &Context, keys: &[String]) -> anyhow::Result<ExitCode> {
     let store = ctx.store()?;
-    let listing = Listing::load(&store)?;
+    let listing = CacheUsage::load(&store)?;
     let index = index(&store)?;
     let mut out = Vec::new();
     for key in keys {
@@ -328,16 +270,6 @@ fn inspect(ctx: &Context, keys: &[String]) -> anyhow::Result<ExitCode> {
     }
     outln!("{}", serde_json::to_string_pretty(&out)?);
     Ok(ExitCode::SUCCESS)
-}
-
-/// What one prune removed, for the summary.
-#[derive(Default)]
-struct Pruned {
-    records: Vec<Digest>,
-    mounts: Vec<String>,
-    mount_bytes: u64,
-    images: Vec<Digest>,
-    sweep: gc::SweepReport,
 }
 
 /// `builder prune`: removes the records the policy selects and nameless images, then sweeps
@@ -351,7 +283,7 @@ pub fn prune(ctx: &Context, args: PruneArgs) -> anyhow::Result<ExitCode> {
     let store = ctx.store()?;
     // First, so the layers only they used are swept with the rest.
     let kept = super::debug::remove_all(&store)?;
-    let pruned = prune_locked(&store, &policy)?;
+    let pruned = cache_usage::prune(&store, &policy, SystemTime::now())?;
     drop(lease);
     if kept > 0 {
         outln!("Deleted {kept} failed step(s) kept for debugging");
@@ -369,41 +301,6 @@ fn wait_for_builds(ctx: &Context) -> anyhow::Result<gc::Lease> {
             gc::exclusive_lease(&ctx.root)?
         }
     })
-}
-
-fn prune_locked(store: &Store, policy: &PrunePolicy) -> anyhow::Result<Pruned> {
-    let now = SystemTime::now();
-    let index = index(store)?;
-    let listing = Listing::load(store)?;
-    let mut pruned = Pruned::default();
-    for n in gc::select(&listing.items(), policy, now) {
-        match listing.entries.get(n) {
-            Some(entry) => {
-                if index.remove(&entry.key)? {
-                    pruned.records.push(entry.key);
-                }
-            }
-            None => {
-                let mount = &listing.mounts[n - listing.entries.len()];
-                // A mount a build still holds is skipped, not waited for.
-                if gc::remove_cache_mount(mount)? {
-                    pruned.mounts.push(mount.name.clone());
-                    pruned.mount_bytes += mount.size;
-                }
-            }
-        }
-    }
-    let dangling = gc::dangling_images(store, policy, now)?;
-    pruned.images = gc::remove_dangling(store, &dangling)?;
-    // Roots are read after the removals: whatever still names a blob or layer keeps it.
-    let mut roots = gc::image_roots(store, |_| true)?;
-    for entry in index.list()? {
-        if let Some(layer) = entry.record.layer {
-            roots.add_layer(layer.digest, layer.diff_id);
-        }
-    }
-    pruned.sweep = gc::sweep(store, &roots, now)?;
-    Ok(pruned)
 }
 
 fn print_pruned(p: &Pruned) {
