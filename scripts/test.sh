@@ -62,6 +62,7 @@ keep = {
     "ssh_mount",
     "add_url",
     "copy_link",
+    "add_archive_special_files",
     "copy_exclude_parents",
     "copy_directory_destination",
     "copy_into_new_directory",

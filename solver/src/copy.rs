@@ -437,16 +437,22 @@ fn lchown(path: &Path, owner: Owner) -> Result<(), CopyError> {
 }
 
 fn set_times(target: &Path, meta: &Metadata) -> Result<(), CopyError> {
-    let ts = |sec: i64, nsec: i64| libc::timespec {
+    utimens(
+        target,
+        (meta.atime(), meta.atime_nsec()),
+        (meta.mtime(), meta.mtime_nsec()),
+    )
+}
+
+/// Sets access and modification times of `target` itself (never a symlink's target) by path:
+/// opening the entry instead would block on a FIFO and fail on a device node.
+fn utimens(target: &Path, atime: (i64, i64), mtime: (i64, i64)) -> Result<(), CopyError> {
+    let ts = |(sec, nsec): (i64, i64)| libc::timespec {
         tv_sec: sec as libc::time_t,
         tv_nsec: nsec as _,
     };
-    let times = [
-        ts(meta.atime(), meta.atime_nsec()),
-        ts(meta.mtime(), meta.mtime_nsec()),
-    ];
-    let c = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())
-        .map_err(|_| CopyError::Invalid(format!("path with NUL byte: {}", target.display())))?;
+    let times = [ts(atime), ts(mtime)];
+    let c = c_path(target)?;
     // SAFETY: c is a valid NUL-terminated path and times points to two timespecs.
     let rc = unsafe {
         libc::utimensat(
@@ -462,19 +468,23 @@ fn set_times(target: &Path, meta: &Metadata) -> Result<(), CopyError> {
     Ok(())
 }
 
+fn c_path(target: &Path) -> Result<std::ffi::CString, CopyError> {
+    std::ffi::CString::new(target.as_os_str().as_encoded_bytes())
+        .map_err(|_| CopyError::Invalid(format!("path with NUL byte: {}", target.display())))
+}
+
 fn mknod_like(meta: &Metadata, target: &Path) -> Result<(), CopyError> {
+    make_node(target, meta.mode(), meta.rdev()).map_err(io_err(target))
+}
+
+/// mknod(2): `mode` carries the file type (S_IFCHR, S_IFBLK, S_IFIFO) and permissions.
+fn make_node(target: &Path, mode: u32, rdev: u64) -> Result<(), io::Error> {
     let c = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())
-        .map_err(|_| CopyError::Invalid(format!("path with NUL byte: {}", target.display())))?;
-    // SAFETY: valid path; mode and rdev come from an existing inode.
-    let rc = unsafe {
-        libc::mknod(
-            c.as_ptr(),
-            meta.mode() as libc::mode_t,
-            meta.rdev() as libc::dev_t,
-        )
-    };
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path with NUL byte"))?;
+    // SAFETY: c is a valid NUL-terminated path; mknod only reads its arguments.
+    let rc = unsafe { libc::mknod(c.as_ptr(), mode as libc::mode_t, rdev as libc::dev_t) };
     if rc != 0 {
-        return Err(io_err(target)(io::Error::last_os_error()));
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }
@@ -596,6 +606,29 @@ fn extract_archive(archive: &Path, dest: &Path, attrs: Attributes<'_>) -> Result
                 let mut out = fs::File::create(&target).map_err(io_err(&target))?;
                 io::copy(&mut entry, &mut out).map_err(io_err(&target))?;
             }
+            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+                remove_existing(&target, false)?;
+                let file_type = match kind {
+                    tar::EntryType::Char => libc::S_IFCHR,
+                    tar::EntryType::Block => libc::S_IFBLK,
+                    _ => libc::S_IFIFO,
+                };
+                let major = header.device_major().ok().flatten().unwrap_or(0);
+                let minor = header.device_minor().ok().flatten().unwrap_or(0);
+                match make_node(&target, file_type | 0o600, libc::makedev(major, minor)) {
+                    Ok(()) => {}
+                    // Without CAP_MKNOD (every rootless build: a user namespace) a device node
+                    // cannot be made. BuildKit's untar skips device nodes there too, and a
+                    // rootfs tarball from debootstrap carries /dev/null and friends, which the
+                    // runtime's own /dev hides anyway. FIFOs need no privilege, so they stay.
+                    Err(e)
+                        if e.raw_os_error() == Some(libc::EPERM) && file_type != libc::S_IFIFO =>
+                    {
+                        continue;
+                    }
+                    Err(e) => return Err(io_err(&target)(e)),
+                }
+            }
             other => {
                 return Err(CopyError::Invalid(format!(
                     "ADD {}: archive entry {rel:?} has unsupported type {other:?}",
@@ -614,10 +647,8 @@ fn extract_archive(archive: &Path, dest: &Path, attrs: Attributes<'_>) -> Result
 }
 
 fn set_mtime(target: &Path, mtime: i64) -> Result<(), CopyError> {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime.max(0) as u64);
-    let f = fs::File::open(target).map_err(io_err(target))?;
-    f.set_times(fs::FileTimes::new().set_modified(t).set_accessed(t))
-        .map_err(io_err(target))
+    let t = (mtime.max(0), 0);
+    utimens(target, t, t)
 }
 
 /// Writes `content` to `path` inside `root` (a heredoc file, a download): parents created as
