@@ -6,6 +6,7 @@ pub mod cache;
 pub mod checks;
 pub mod context_source;
 pub mod debug;
+pub mod export;
 pub mod gobool;
 pub mod images;
 pub mod interrupt;

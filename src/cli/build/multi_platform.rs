@@ -16,12 +16,13 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use builder_solver::progress::{Event, ProgressSink};
 use builder_solver::resolve::StoreResolver;
-use builder_store::manifest::{Descriptor, Index, media_type};
-use builder_store::{Digest, ImageRecord, Platform};
+use builder_store::{ImageRecord, Platform};
 
 use super::super::outputs::{OutputRequest, OutputSpec};
 use super::super::progress::{ProgressMode, Renderer};
 use super::{BuildArgs, CacheFlags, announce_isolation, normalize};
+use crate::cli::export::attestations::{self, Facts};
+use crate::cli::export::{Exporter, PlatformImage};
 use crate::cli::{Context, UsageError};
 
 /// `--platform` values: comma lists, the flag repeated; duplicates dropped, order kept.
@@ -163,7 +164,7 @@ pub fn run(
     platforms: &[Platform],
     outputs: Vec<OutputRequest>,
     compression: builder_snapshot::Compression,
-    wanted: Option<&super::attestations::Wanted>,
+    wanted: Option<&attestations::Wanted>,
 ) -> anyhow::Result<ExitCode> {
     check_outputs(&outputs)?;
     // Such a context is one platform's manifest, picked when it is imported.
@@ -206,10 +207,7 @@ pub fn run(
     let fetch_url = super::super::context_source::url_fetcher(ctx.root.clone());
     // Each platform's image, kept under no name until the index holds them.
     let _lease = builder_store::gc::build_lease(store.root())?;
-    let mut built: Vec<(Platform, ImageRecord)> = Vec::new();
-    let mut attestations = Vec::new();
-    // Each platform's facts, for the statement files of type=local and type=tar outputs.
-    let mut platform_facts: Vec<super::attestations::Facts> = Vec::new();
+    let mut built: Vec<PlatformImage> = Vec::new();
     let mut steps = Vec::new();
     let mut mounts = Vec::new();
     let mut warnings = Vec::new();
@@ -240,7 +238,7 @@ pub fn run(
         };
         // Looked up once for the checks and the build.
         let resolver = super::super::checks::Remembering::new(&resolver);
-        let started_on = super::attestations::started_on(&request);
+        let started_on = attestations::started_on(&request);
         let sink = PlatformSink {
             inner: &renderer,
             platform: platform.to_string(),
@@ -271,23 +269,21 @@ pub fn run(
             created: output.config.created.clone().unwrap_or_default(),
         };
         store.images().add_untagged(record.clone())?;
-        if let Some(wanted) = wanted {
-            let facts = super::attestations::Facts {
-                finished_on: super::attestations::started_on(&request),
-                request,
-                steps: output.steps.clone(),
-                stages: output.stages.clone(),
-                bases: resolver.resolved(),
-                fetched: resolver.fetched(),
-                git: files.context.git.clone(),
-                started_on,
-            };
-            let d =
-                super::attestations::attest_image(store, wanted, &record, platform, &tags, &facts)?;
-            attestations.push(d);
-            platform_facts.push(facts);
-        }
-        built.push((platform.clone(), record));
+        let facts = wanted.map(|_| Facts {
+            finished_on: attestations::started_on(&request),
+            steps: output.steps.clone(),
+            stages: output.stages.clone(),
+            bases: resolver.resolved(),
+            fetched: resolver.fetched(),
+            git: files.context.git.clone(),
+            started_on,
+            request,
+        });
+        built.push(PlatformImage {
+            platform: platform.clone(),
+            record,
+            facts,
+        });
         steps.extend(output.steps);
         mounts.extend(output.cache_mounts);
         warnings.extend(output.warnings);
@@ -303,203 +299,21 @@ pub fn run(
     for warning in &warnings {
         errln!("WARNING: {warning}");
     }
-    let index = put_index(store, &built, &attestations)?;
-    for out in &outputs {
-        match &out.spec {
-            Some(OutputSpec::Local(dest)) => {
-                for (i, (platform, record)) in built.iter().enumerate() {
-                    let dir = dest.join(platform_dir(platform));
-                    super::super::save::export_output(
-                        store,
-                        &OutputSpec::Local(dir.clone()),
-                        &[],
-                        record,
-                        &Default::default(),
-                        &renderer,
-                    )
-                    .with_context(|| format!("exporting {platform} to {}", dest.display()))?;
-                    if let (Some(wanted), Some(facts)) = (wanted, platform_facts.get(i)) {
-                        super::attestations::write_local(
-                            store, wanted, record, platform, &dir, facts,
-                        )
-                        .with_context(|| format!("writing attestations to {}", dir.display()))?;
-                    }
-                }
-            }
-            // One directory per platform in the tar, as BuildKit's tar exporter.
-            Some(OutputSpec::RootfsTar(dest)) => {
-                let parts: Vec<super::attestations::TarImage> = built
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (platform, record))| super::attestations::TarImage {
-                        dir: Some(platform_dir(platform).into()),
-                        image: record,
-                        platform,
-                        facts: platform_facts.get(i),
-                    })
-                    .collect();
-                super::attestations::write_tar(store, wanted, &parts, dest)
-                    .with_context(|| format!("exporting to {}", dest.display()))?;
-            }
-            Some(spec) => {
-                let mut names = tags.clone();
-                names.extend(out.names.iter().filter(|n| !tags.contains(n)).cloned());
-                let record = ImageRecord {
-                    manifest: index,
-                    config: built[0].1.config,
-                    created: built[0].1.created.clone(),
-                };
-                super::super::save::export_output(
-                    store,
-                    spec,
-                    &names,
-                    &record,
-                    &Default::default(),
-                    &renderer,
-                )
-                .with_context(|| format!("exporting to {}", spec.describe()))?;
-            }
-            None => {}
-        }
-    }
-    store_index(store, &tags, args.push, &outputs, index, &built)?;
-    // Pushes: --push to every -t; push=true outputs to their names and the tags.
-    let mut targets: Vec<String> = Vec::new();
-    if args.push {
-        targets.extend(tags.iter().cloned());
-    }
-    for out in outputs.iter().filter(|o| o.push.is_some()) {
-        for name in tags.iter().chain(&out.names) {
-            if !targets.contains(name) {
-                targets.push(name.clone());
-            }
-        }
-    }
-    let mut pushed = Vec::new();
-    for name in &targets {
-        let digest = super::super::registry::push_manifest(
-            store,
-            name,
-            index,
-            media_type::OCI_INDEX,
-            &renderer,
-        )?;
-        pushed.push((name.clone(), digest));
-    }
+    let exporter = Exporter {
+        store,
+        renderer: &renderer,
+        tags: &tags,
+        outputs: &outputs,
+        push: args.push,
+        wanted,
+        cache_remote: cache.remote.as_ref(),
+    };
+    let exported = exporter.index(&built)?;
     cache.export(store, &steps, &mounts)?;
-    if let Some(path) = &args.iidfile {
-        std::fs::write(path, index.to_string())
-            .with_context(|| format!("writing --iidfile {}", path.display()))?;
-    }
-    if let Some(path) = &args.metadata_file {
-        let names: Vec<&String> = pushed.iter().map(|(n, _)| n).collect();
-        let meta = serde_json::json!({
-            "containerimage.digest": index.to_string(),
-            "containerimage.descriptor": {
-                "mediaType": media_type::OCI_INDEX,
-                "digest": index.to_string(),
-                "size": store.blobs().size(&index)?,
-            },
-            "image.name": names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(","),
-        });
-        std::fs::write(path, serde_json::to_vec_pretty(&meta)?)
-            .with_context(|| format!("writing --metadata-file {}", path.display()))?;
-    }
-    errln!(
-        "writing image index {index} ({})",
-        platforms
-            .iter()
-            .map(Platform::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    for (name, _) in &pushed {
-        errln!("pushed {name}");
-    }
+    exported.finish(
+        args.quiet,
+        args.iidfile.as_deref(),
+        args.metadata_file.as_deref(),
+    )?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// The directory a platform's files go to in `type=local` and `type=tar` outputs, as BuildKit
-/// names it: `linux_amd64`, `linux_arm_v7`.
-fn platform_dir(platform: &Platform) -> String {
-    platform.to_string().replace('/', "_")
-}
-
-/// Keeps the index in the store under the names an image load gets: the tags of a build with
-/// no output and no push, and the names (and tags) of a `type=image` output that does not
-/// push. Its id is the index digest, as in docker's containerd image store; the platforms'
-/// images, kept untagged during the build, are then held by the index alone.
-fn store_index(
-    store: &builder_store::Store,
-    tags: &[String],
-    push: bool,
-    outputs: &[OutputRequest],
-    index: Digest,
-    built: &[(Platform, ImageRecord)],
-) -> anyhow::Result<()> {
-    let mut names: Vec<String> = Vec::new();
-    if outputs.is_empty() && !push {
-        names.extend(tags.iter().cloned());
-    }
-    for out in outputs
-        .iter()
-        .filter(|o| o.spec.is_none() && o.push.is_none())
-    {
-        for name in tags.iter().chain(&out.names) {
-            if !names.contains(name) {
-                names.push(name.clone());
-            }
-        }
-    }
-    if names.is_empty() {
-        return Ok(());
-    }
-    let record = ImageRecord {
-        manifest: index,
-        config: index,
-        created: built[0].1.created.clone(),
-    };
-    for name in &names {
-        store.images().set(name, record.clone())?;
-    }
-    for (_, image) in built {
-        let untagged = store
-            .images()
-            .get_by_id(&image.config)?
-            .is_some_and(|e| e.names.is_empty());
-        if untagged {
-            store.images().rmi_id(&image.config.to_string(), false)?;
-        }
-    }
-    Ok(())
-}
-
-/// The OCI index of the platforms' images, then their attestation manifests (as BuildKit orders
-/// them), stored as a blob; returns its digest.
-pub(super) fn put_index(
-    store: &builder_store::Store,
-    built: &[(Platform, ImageRecord)],
-    attestations: &[Descriptor],
-) -> anyhow::Result<Digest> {
-    let mut manifests = Vec::new();
-    for (platform, record) in built {
-        let bytes = store.blobs().read(&record.manifest)?;
-        let manifest: builder_store::manifest::Manifest = serde_json::from_slice(&bytes)
-            .with_context(|| format!("reading the {platform} manifest"))?;
-        let mut d = Descriptor::new(
-            manifest.effective_media_type(),
-            record.manifest,
-            bytes.len() as u64,
-        );
-        d.platform = Some(platform.into());
-        manifests.push(d);
-    }
-    manifests.extend(attestations.iter().cloned());
-    let index = Index {
-        schema_version: 2,
-        media_type: Some(media_type::OCI_INDEX.into()),
-        manifests,
-        annotations: Default::default(),
-    };
-    Ok(store.blobs().put_bytes(&serde_json::to_vec(&index)?)?)
 }

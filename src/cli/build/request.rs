@@ -273,30 +273,6 @@ impl CacheFlags {
         Ok(())
     }
 
-    /// Tells the registry client which repositories will hold the image's layers once pushed,
-    /// so a cache export to another repository of the same registry mounts them.
-    pub(super) fn remember_pushed(
-        &self,
-        store: &builder_store::Store,
-        tags: &[String],
-        image: &ImageRecord,
-    ) {
-        let Some(remote) = &self.remote else { return };
-        let Ok(manifest) = builder_store::read_manifest(store.blobs(), &image.manifest) else {
-            return;
-        };
-        for tag in tags {
-            let Ok(r) = tag.parse::<builder_registry::Reference>() else {
-                continue;
-            };
-            for layer in &manifest.layers {
-                remote
-                    .client
-                    .record_blob_origin(&r.registry, &r.repository, layer.digest);
-            }
-        }
-    }
-
     /// Every `--cache-to` but inline; a failure fails the build unless `ignore-error=true`.
     pub(super) fn export(
         &self,

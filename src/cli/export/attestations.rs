@@ -25,8 +25,8 @@ use builder_solver::BuildRequest;
 use builder_store::manifest::Descriptor;
 use builder_store::{ImageRecord, Platform};
 
-use super::super::outputs::{OutputRequest, OutputSpec};
 use crate::cli::UsageError;
+use crate::cli::outputs::{OutputRequest, OutputSpec};
 
 mod statements;
 pub use statements::{Facts, TarImage, attest_image, started_on, write_local, write_tar};
