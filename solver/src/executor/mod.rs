@@ -5,8 +5,9 @@
 //! content store (what images reference) and unpacked once in overlay format under
 //! `snapshots/<diff_id>` (what RUN and COPY mount as lower directories).
 //!
-//! This module is the scheduler and the cache (keys, local and imported hits, step locks);
-//! the ops and what they stand on are beside it:
+//! This module is the solver: a vertex's key, its local and imported cache hits and step locks;
+//! the scheduling and the ops are beside it:
+//! - `scheduler`: which vertex runs when, on how many threads (generic, tested on a fake op);
 //! - [`LayerStore`] (`builder_snapshot`'s): unpacked layers and writable views (overlay or copy snapshots);
 //! - `file_op`: COPY, ADD and WORKDIR actions;
 //! - `exec_op`: RUN in the sandbox, its output, a failed step kept for `builder debug`;
@@ -17,7 +18,7 @@ use std::fs;
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use builder_frontend::dockerignore::IgnoreMatcher;
@@ -40,9 +41,11 @@ use builder_graph::{
 mod exec_op;
 mod file_op;
 mod mounts;
+mod scheduler;
 
 use builder_snapshot::LayerStore;
 pub use mounts::UsedCacheMount;
+use scheduler::{Outcome, RunVertex, Scheduler};
 
 /// What the build derived from the Dockerfile and its files that the solver needs beside the
 /// graph (the caller's choices are [`SolveOptions`]).
@@ -137,11 +140,29 @@ pub struct Solver<'a> {
 /// A step's result within one build: None until solved, then the layer it added (if any).
 type Slot = Arc<Mutex<Option<(Option<LayerRef>, SystemTime)>>>;
 
-struct Schedule {
-    done: HashMap<VertexId, Solved>,
-    running: usize,
-    pending: Vec<VertexId>,
-    failed: Option<SolveError>,
+/// The solver as the scheduler sees it: one graph's vertices, each solved by `solve_vertex`.
+struct GraphRun<'s, 'a> {
+    solver: &'s Solver<'a>,
+    graph: &'s BuildGraph,
+}
+
+impl RunVertex for GraphRun<'_, '_> {
+    type Id = VertexId;
+    type Output = Solved;
+    type Error = SolveError;
+
+    fn inputs(&self, id: VertexId) -> &[VertexId] {
+        &self.graph.vertex(id).inputs
+    }
+
+    fn run(&self, id: VertexId, inputs: Vec<Solved>) -> Result<Solved, SolveError> {
+        self.solver
+            .solve_vertex(id.index(), self.graph.vertex(id), &inputs)
+    }
+
+    fn cancelled(&self) -> bool {
+        crate::cancel::is_cancelled()
+    }
 }
 
 impl<'a> Solver<'a> {
@@ -210,86 +231,28 @@ impl<'a> Solver<'a> {
         graph: &BuildGraph,
         target: VertexId,
     ) -> Result<HashMap<VertexId, Solved>, SolveError> {
-        let state = Mutex::new(Schedule {
-            done: HashMap::new(),
-            running: 0,
-            pending: graph.needed_for(target),
-            failed: None,
-        });
-        let wake = Condvar::new();
-        let workers = self.opts.max_parallel.max(1);
-        std::thread::scope(|scope| {
-            for _ in 0..workers {
-                scope.spawn(|| self.worker(graph, &state, &wake));
-            }
-        });
-        let state = state
-            .into_inner()
-            .map_err(|_| SolveError::Internal("a build worker panicked".into()))?;
+        let run = GraphRun {
+            solver: self,
+            graph,
+        };
+        let outcome = Scheduler::new(self.opts.max_parallel).run(&run, graph.needed_for(target));
         // Losing the stat cache only costs re-hashing next time, never correctness.
         let _ = self.stat_cache.save();
         for cache in self.named_stat_caches.values() {
             let _ = cache.save();
         }
-        match state.failed {
-            Some(e) => Err(e),
-            None => Ok(state.done),
-        }
-    }
-
-    fn worker(&self, graph: &BuildGraph, state: &Mutex<Schedule>, wake: &Condvar) {
-        loop {
-            let (id, inputs) = {
-                let Ok(mut s) = state.lock() else { return };
-                loop {
-                    if crate::cancel::is_cancelled() && s.failed.is_none() {
-                        s.failed = Some(SolveError::Cancelled);
-                    }
-                    if s.failed.is_some() || (s.pending.is_empty() && s.running == 0) {
-                        wake.notify_all();
-                        return;
-                    }
-                    let ready = s.pending.iter().position(|v| {
-                        graph
-                            .vertex(*v)
-                            .inputs
-                            .iter()
-                            .all(|i| s.done.contains_key(i))
-                    });
-                    if let Some(pos) = ready {
-                        let id = s.pending.remove(pos);
-                        let inputs: Vec<Solved> = graph
-                            .vertex(id)
-                            .inputs
-                            .iter()
-                            .map(|i| s.done[i].clone())
-                            .collect();
-                        s.running += 1;
-                        break (id, inputs);
-                    }
-                    if s.pending.is_empty() && s.running == 0 {
-                        return;
-                    }
-                    s = match wake.wait(s) {
-                        Ok(s) => s,
-                        Err(_) => return,
-                    };
-                }
-            };
-            let result = self.solve_vertex(id.index(), graph.vertex(id), &inputs);
-            let Ok(mut s) = state.lock() else { return };
-            s.running -= 1;
-            match result {
-                Ok(solved) => {
-                    s.done.insert(id, solved);
-                }
-                Err(e) => {
-                    if s.failed.is_none() {
-                        s.failed = Some(e);
-                    }
-                }
-            }
-            wake.notify_all();
+        match outcome {
+            Outcome::Done(done) => Ok(done),
+            Outcome::Failed(error) => Err(error),
+            Outcome::Cancelled => Err(SolveError::Cancelled),
+            Outcome::Panicked { vertex, message } => Err(SolveError::Internal(format!(
+                "{}: a build worker panicked: {message}",
+                graph.vertex(vertex).name
+            ))),
+            Outcome::Stuck(ids) => Err(SolveError::Internal(format!(
+                "{} steps wait for inputs outside the build graph",
+                ids.len()
+            ))),
         }
     }
 
