@@ -29,8 +29,10 @@ pub(crate) trait RunVertex: Sync {
     /// worker thread, without any scheduler lock held.
     fn run(&self, id: Self::Id, inputs: Vec<Self::Output>) -> Result<Self::Output, Self::Error>;
 
-    /// True once the whole run is interrupted: no vertex starts after it says so. Asked each
-    /// time a worker looks for work, so it must be cheap.
+    /// True once the whole run is interrupted: no vertex starts after it says so, and the run
+    /// ends [`Outcome::Cancelled`] even if the vertices running then succeed (what follows the
+    /// run, an export, must not go on). Asked each time a worker looks for work, under the
+    /// scheduler's lock, so it must be cheap.
     fn cancelled(&self) -> bool;
 }
 
@@ -112,7 +114,7 @@ fn worker<R: RunVertex>(runner: &R, state: &Mutex<State<R>>, wake: &Condvar) {
         let (id, inputs) = {
             let mut s = lock(state);
             loop {
-                if s.stop.is_none() && !s.pending.is_empty() && runner.cancelled() {
+                if s.stop.is_none() && runner.cancelled() {
                     s.stop = Some(Outcome::Cancelled);
                 }
                 if s.stop.is_some() || (s.pending.is_empty() && s.running == 0) {
@@ -433,6 +435,17 @@ mod tests {
         let mut fake = Fake::independent(vec![Act::Succeed; 3]);
         fake.cancel_after = Some(1);
         let (outcome, fake) = run(fake, 1, vec![0, 1, 2]);
+        assert!(matches!(outcome, Outcome::Cancelled), "{outcome:?}");
+        assert_eq!(fake.started(), vec![0]);
+    }
+
+    /// The last vertex ran to success, but the run was interrupted meanwhile: it is still
+    /// cancelled, or the build would go on to export after the user asked it to stop.
+    #[test]
+    fn a_cancellation_during_the_last_vertex_still_cancels_the_run() {
+        let mut fake = Fake::independent(vec![Act::Succeed]);
+        fake.cancel_after = Some(1);
+        let (outcome, fake) = run(fake, 2, vec![0]);
         assert!(matches!(outcome, Outcome::Cancelled), "{outcome:?}");
         assert_eq!(fake.started(), vec![0]);
     }
