@@ -5,8 +5,10 @@
 //! content store (what images reference) and unpacked once in overlay format under
 //! `snapshots/<diff_id>` (what RUN and COPY mount as lower directories).
 //!
-//! This module is the scheduler and the cache (keys, local and imported hits, step locks);
-//! the ops and what they stand on are beside it:
+//! This module is the solver: per vertex, its local and imported cache hits and step locks;
+//! the scheduling, the keys and the ops are beside it:
+//! - `scheduler`: which vertex runs when, on how many threads (generic, tested on a fake op);
+//! - `cache_key`: a vertex's key (its one entry point, `cache_key()`);
 //! - [`LayerStore`] (`builder_snapshot`'s): unpacked layers and writable views (overlay or copy snapshots);
 //! - `file_op`: COPY, ADD and WORKDIR actions;
 //! - `exec_op`: RUN in the sandbox, its output, a failed step kept for `builder debug`;
@@ -17,7 +19,7 @@ use std::fs;
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use builder_frontend::dockerignore::IgnoreMatcher;
@@ -28,21 +30,25 @@ use crate::cache_index::{CacheIndex, CacheRecord};
 use crate::copy::{self, Attributes, CopyError};
 use crate::options::SolveOptions;
 use crate::progress::{Event, ProgressSink, Stream};
-use crate::source_tree::{SourceError, SourceTree, exclude_rules};
+use crate::source_tree::{SourceError, SourceTree};
 use crate::stat_cache::StatCache;
 use crate::step_lock::StepLock;
 use crate::userdb::{Owner, resolve_owner};
 use builder_graph::{
     BuildGraph, CopyAction, ExecMountKind, ExecOp, FileAction, FileOp, LayerRef, Op, Vertex,
-    VertexId, op_fingerprint,
+    VertexId,
 };
 
+mod cache_key;
 mod exec_op;
 mod file_op;
 mod mounts;
+mod scheduler;
 
 use builder_snapshot::LayerStore;
+use cache_key::{KeyInput, VertexKey, cache_key};
 pub use mounts::UsedCacheMount;
+use scheduler::{Outcome, RunVertex, Scheduler};
 
 /// What the build derived from the Dockerfile and its files that the solver needs beside the
 /// graph (the caller's choices are [`SolveOptions`]).
@@ -137,11 +143,29 @@ pub struct Solver<'a> {
 /// A step's result within one build: None until solved, then the layer it added (if any).
 type Slot = Arc<Mutex<Option<(Option<LayerRef>, SystemTime)>>>;
 
-struct Schedule {
-    done: HashMap<VertexId, Solved>,
-    running: usize,
-    pending: Vec<VertexId>,
-    failed: Option<SolveError>,
+/// The solver as the scheduler sees it: one graph's vertices, each solved by `solve_vertex`.
+struct GraphRun<'s, 'a> {
+    solver: &'s Solver<'a>,
+    graph: &'s BuildGraph,
+}
+
+impl RunVertex for GraphRun<'_, '_> {
+    type Id = VertexId;
+    type Output = Solved;
+    type Error = SolveError;
+
+    fn inputs(&self, id: VertexId) -> &[VertexId] {
+        &self.graph.vertex(id).inputs
+    }
+
+    fn run(&self, id: VertexId, inputs: Vec<Solved>) -> Result<Solved, SolveError> {
+        self.solver
+            .solve_vertex(id.index(), self.graph.vertex(id), &inputs)
+    }
+
+    fn cancelled(&self) -> bool {
+        crate::cancel::is_cancelled()
+    }
 }
 
 impl<'a> Solver<'a> {
@@ -210,86 +234,28 @@ impl<'a> Solver<'a> {
         graph: &BuildGraph,
         target: VertexId,
     ) -> Result<HashMap<VertexId, Solved>, SolveError> {
-        let state = Mutex::new(Schedule {
-            done: HashMap::new(),
-            running: 0,
-            pending: graph.needed_for(target),
-            failed: None,
-        });
-        let wake = Condvar::new();
-        let workers = self.opts.max_parallel.max(1);
-        std::thread::scope(|scope| {
-            for _ in 0..workers {
-                scope.spawn(|| self.worker(graph, &state, &wake));
-            }
-        });
-        let state = state
-            .into_inner()
-            .map_err(|_| SolveError::Internal("a build worker panicked".into()))?;
+        let run = GraphRun {
+            solver: self,
+            graph,
+        };
+        let outcome = Scheduler::new(self.opts.max_parallel).run(&run, graph.needed_for(target));
         // Losing the stat cache only costs re-hashing next time, never correctness.
         let _ = self.stat_cache.save();
         for cache in self.named_stat_caches.values() {
             let _ = cache.save();
         }
-        match state.failed {
-            Some(e) => Err(e),
-            None => Ok(state.done),
-        }
-    }
-
-    fn worker(&self, graph: &BuildGraph, state: &Mutex<Schedule>, wake: &Condvar) {
-        loop {
-            let (id, inputs) = {
-                let Ok(mut s) = state.lock() else { return };
-                loop {
-                    if crate::cancel::is_cancelled() && s.failed.is_none() {
-                        s.failed = Some(SolveError::Cancelled);
-                    }
-                    if s.failed.is_some() || (s.pending.is_empty() && s.running == 0) {
-                        wake.notify_all();
-                        return;
-                    }
-                    let ready = s.pending.iter().position(|v| {
-                        graph
-                            .vertex(*v)
-                            .inputs
-                            .iter()
-                            .all(|i| s.done.contains_key(i))
-                    });
-                    if let Some(pos) = ready {
-                        let id = s.pending.remove(pos);
-                        let inputs: Vec<Solved> = graph
-                            .vertex(id)
-                            .inputs
-                            .iter()
-                            .map(|i| s.done[i].clone())
-                            .collect();
-                        s.running += 1;
-                        break (id, inputs);
-                    }
-                    if s.pending.is_empty() && s.running == 0 {
-                        return;
-                    }
-                    s = match wake.wait(s) {
-                        Ok(s) => s,
-                        Err(_) => return,
-                    };
-                }
-            };
-            let result = self.solve_vertex(id.index(), graph.vertex(id), &inputs);
-            let Ok(mut s) = state.lock() else { return };
-            s.running -= 1;
-            match result {
-                Ok(solved) => {
-                    s.done.insert(id, solved);
-                }
-                Err(e) => {
-                    if s.failed.is_none() {
-                        s.failed = Some(e);
-                    }
-                }
-            }
-            wake.notify_all();
+        match outcome {
+            Outcome::Done(done) => Ok(done),
+            Outcome::Failed(error) => Err(error),
+            Outcome::Cancelled => Err(SolveError::Cancelled),
+            Outcome::Panicked { vertex, message } => Err(SolveError::Internal(format!(
+                "{}: a build worker panicked: {message}",
+                graph.vertex(vertex).name
+            ))),
+            Outcome::Stuck(ids) => Err(SolveError::Internal(format!(
+                "{} steps wait for inputs outside the build graph",
+                ids.len()
+            ))),
         }
     }
 
@@ -314,96 +280,76 @@ impl<'a> Solver<'a> {
         v: &Vertex,
         inputs: &[Solved],
     ) -> Result<Solved, SolveError> {
-        let input_keys: Vec<Digest> = inputs.iter().map(|s| s.key).collect();
-        match &v.op {
-            Op::Scratch | Op::Context | Op::NamedContext { .. } => {
-                let key = op_fingerprint(&v.op, &input_keys, &BTreeMap::new());
-                let output = match &v.op {
-                    Op::Context => Output::Context(None),
-                    Op::NamedContext { name } => Output::Context(Some(name.clone())),
-                    _ => Output::Rootfs(vec![]),
-                };
-                Ok(Solved {
-                    key,
-                    record_key: key,
-                    output,
-                    layer_created: None,
-                })
+        // Only steps read files for their keys, so only they can fail here.
+        let keys = self.key_of(v, inputs).map_err(|e| {
+            if crate::cancel::is_cancelled() {
+                SolveError::Cancelled
+            } else {
+                self.step_error(v, e)
             }
-            Op::Image(image) => {
-                let key = op_fingerprint(&v.op, &input_keys, &BTreeMap::new());
-                Ok(Solved {
-                    key,
-                    record_key: key,
-                    output: Output::Rootfs(image.layers.clone()),
-                    layer_created: None,
-                })
+        })?;
+        let output = match &v.op {
+            Op::Scratch => Output::Rootfs(vec![]),
+            Op::Context => Output::Context(None),
+            Op::NamedContext { name } => Output::Context(Some(name.clone())),
+            Op::Image(image) => Output::Rootfs(image.layers.clone()),
+            Op::Exec(_) | Op::File(_) => return self.solve_step(index, v, inputs, keys),
+        };
+        Ok(Solved {
+            key: keys.key,
+            record_key: keys.record_key,
+            output,
+            layer_created: None,
+        })
+    }
+
+    /// A RUN or file step: its layer from this build, the cache or by running it, on its base.
+    fn solve_step(
+        &self,
+        index: usize,
+        v: &Vertex,
+        inputs: &[Solved],
+        keys: VertexKey,
+    ) -> Result<Solved, SolveError> {
+        // The step's record, its in-flight slot and its lock all go by the record key.
+        let key = keys.record_key;
+        let linked = matches!(&v.op, Op::File(f) if f.linked);
+        let base = match inputs.first().map(|s| &s.output) {
+            Some(Output::Rootfs(layers)) => layers.clone(),
+            _ => {
+                return Err(SolveError::Internal(format!(
+                    "{}: input 0 is not a filesystem",
+                    v.name
+                )));
             }
-            Op::Exec(_) | Op::File(_) => {
-                let mut extra = self.content_checksums(v, inputs).map_err(|e| {
-                    if crate::cancel::is_cancelled() {
-                        SolveError::Cancelled
-                    } else {
-                        self.step_error(v, e)
-                    }
-                })?;
-                // The stored layer is compressed, so a record only serves builds that ask for
-                // the same compression.
-                let compression = self.opts.layer_options.compression.media_type();
-                extra.insert("compression".into(), compression.into());
-                let linked = matches!(&v.op, Op::File(f) if f.linked);
-                // A linked step's record is keyed without its base (input 0) ...
-                let key_inputs = if linked {
-                    input_keys.get(1..).unwrap_or_default()
-                } else {
-                    &input_keys[..]
-                };
-                let key = op_fingerprint(&v.op, key_inputs, &extra);
-                // ... but what follows it depends on base and layer together.
-                let solved_key = match input_keys.first() {
-                    Some(base_key) if linked => {
-                        Digest::of(format!("linked {key} on {base_key}").as_bytes())
-                    }
-                    _ => key,
-                };
-                let base = match inputs.first().map(|s| &s.output) {
-                    Some(Output::Rootfs(layers)) => layers.clone(),
-                    _ => {
-                        return Err(SolveError::Internal(format!(
-                            "{}: input 0 is not a filesystem",
-                            v.name
-                        )));
-                    }
-                };
-                // Identical steps (same key) asked for by several stages run once: the others
-                // wait here and take the result.
-                let slot = self.in_flight_slot(key);
-                let mut done = slot
-                    .lock()
-                    .map_err(|_| SolveError::Internal("a build worker panicked".into()))?;
-                let (layer, layer_created) = match done.as_ref() {
-                    Some(layer) => {
-                        self.progress.event(Event::Cached {
-                            vertex: index,
-                            name: v.name.clone(),
-                        });
-                        layer.clone()
-                    }
-                    None => {
-                        let run_on: &[LayerRef] = if linked { &[] } else { &base };
-                        let made = self.cached_or_run(index, v, key, run_on, inputs)?;
-                        *done = Some(made.clone());
-                        made
-                    }
-                };
-                Ok(Solved {
-                    key: solved_key,
-                    record_key: key,
-                    output: Output::Rootfs(with_layer(base, layer)),
-                    layer_created: Some(layer_created),
-                })
+        };
+        // Identical steps (same key) asked for by several stages run once: the others
+        // wait here and take the result.
+        let slot = self.in_flight_slot(key);
+        let mut done = slot
+            .lock()
+            .map_err(|_| SolveError::Internal("a build worker panicked".into()))?;
+        let (layer, layer_created) = match done.as_ref() {
+            Some(layer) => {
+                self.progress.event(Event::Cached {
+                    vertex: index,
+                    name: v.name.clone(),
+                });
+                layer.clone()
             }
-        }
+            None => {
+                let run_on: &[LayerRef] = if linked { &[] } else { &base };
+                let made = self.cached_or_run(index, v, key, run_on, inputs)?;
+                *done = Some(made.clone());
+                made
+            }
+        };
+        Ok(Solved {
+            key: keys.key,
+            record_key: key,
+            output: Output::Rootfs(with_layer(base, layer)),
+            layer_created: Some(layer_created),
+        })
     }
 
     fn in_flight_slot(&self, key: Digest) -> Slot {
@@ -521,43 +467,20 @@ impl<'a> Solver<'a> {
         StepLock::acquire(&dir, key).map_err(failed)
     }
 
-    /// Content checksums of the context files an op reads: they are part of its cache key.
-    fn content_checksums(
-        &self,
-        v: &Vertex,
-        inputs: &[Solved],
-    ) -> Result<BTreeMap<String, String>, SourceError> {
-        let mut extra = BTreeMap::new();
-        // The context an input is, if it is one.
-        let context = |i: usize| match inputs.get(i).map(|s| &s.output) {
-            Some(Output::Context(name)) => self.context_tree(name.as_deref()),
-            _ => None,
-        };
-        match &v.op {
-            Op::File(file) => {
-                for (n, action) in file.actions.iter().enumerate() {
-                    if let FileAction::Copy(c) = action
-                        && let Some(tree) = context(c.source_input)
-                    {
-                        let exclude = exclude_rules(&c.exclude)?;
-                        let sum = tree.checksum_excluding(&c.sources, &exclude)?;
-                        extra.insert(format!("copy{n}"), sum.to_string());
-                    }
-                }
-            }
-            Op::Exec(exec) => {
-                for (n, mount) in exec.mounts.iter().enumerate() {
-                    if let ExecMountKind::Input { input, source, .. } = &mount.kind
-                        && let Some(tree) = context(*input)
-                    {
-                        let sum = tree.checksum(std::slice::from_ref(source))?;
-                        extra.insert(format!("mount{n}"), sum.to_string());
-                    }
-                }
-            }
-            _ => {}
-        }
-        Ok(extra)
+    /// A vertex's keys (see [`cache_key`]), from its inputs' keys and the context files it
+    /// reads.
+    fn key_of(&self, v: &Vertex, inputs: &[Solved]) -> Result<VertexKey, SourceError> {
+        let inputs: Vec<KeyInput<'_>> = inputs
+            .iter()
+            .map(|s| KeyInput {
+                key: s.key,
+                context: match &s.output {
+                    Output::Context(name) => self.context_tree(name.as_deref()),
+                    Output::Rootfs(_) => None,
+                },
+            })
+            .collect();
+        cache_key(&v.op, &inputs, self.opts.layer_options.compression)
     }
 
     /// The build context (`name` None, after .dockerignore) or a `--build-context` directory.
