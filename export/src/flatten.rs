@@ -21,7 +21,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use builder_snapshot::stack::{Node, StackView, resolve_parent};
-use builder_store::manifest::{Compression, Descriptor, media_type};
+use builder_store::manifest::{BlobCompression, Descriptor, media_type};
 use builder_store::{BlobStore, Digest, Store, read_manifest};
 
 use crate::ExportError;
@@ -91,17 +91,18 @@ pub(crate) fn open_layer(
         media_type: layer.media_type.clone(),
     };
     let file = BufReader::new(blobs.open(&layer.digest)?);
-    let reader: Box<dyn Read> =
-        match Compression::of_layer_media_type(&layer.media_type).ok_or_else(unsupported)? {
-            Compression::None => Box::new(file),
-            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
-            Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(file).map_err(
-                |source| ExportError::LayerTar {
-                    layer: layer.digest,
-                    source,
-                },
-            )?),
-        };
+    let reader: Box<dyn Read> = match BlobCompression::of_layer_media_type(&layer.media_type)
+        .ok_or_else(unsupported)?
+    {
+        BlobCompression::None => Box::new(file),
+        BlobCompression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
+        BlobCompression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(file).map_err(
+            |source| ExportError::LayerTar {
+                layer: layer.digest,
+                source,
+            },
+        )?),
+    };
     Ok(tar::Archive::new(reader))
 }
 

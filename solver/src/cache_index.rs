@@ -500,7 +500,7 @@ mod tests {
             diff_id: Digest::of(b"diff"),
             digest: Digest::of(b"blob"),
             size,
-            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+            media_type: builder_store::manifest::media_type::OCI_LAYER_GZIP.into(),
         }
     }
 

@@ -3,7 +3,7 @@
 
 use anyhow::{Context as _, bail};
 use builder_snapshot::{Compression, recompress_layer};
-use builder_store::manifest::{Compression as LayerKind, Descriptor};
+use builder_store::manifest::{BlobCompression as LayerKind, Descriptor};
 use builder_store::{ImageRecord, Store, read_config, read_manifest};
 
 /// The image's layers with each one in another compression than `compression` recompressed

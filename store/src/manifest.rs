@@ -35,23 +35,24 @@ pub mod annotation {
     pub const CONTAINERD_IMAGE_NAME: &str = "io.containerd.image.name";
 }
 
-/// How a layer blob is compressed, derived from its media type.
+/// How a stored layer blob is compressed, as its media type says (what a reader must undo);
+/// the choice of how to compress a new layer, with its level, is `builder_snapshot::Compression`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
+pub enum BlobCompression {
     None,
     Gzip,
     Zstd,
 }
 
-impl Compression {
-    pub fn of_layer_media_type(mt: &str) -> Option<Compression> {
+impl BlobCompression {
+    pub fn of_layer_media_type(mt: &str) -> Option<BlobCompression> {
         use media_type::*;
         match mt {
-            OCI_LAYER | DOCKER_LAYER => Some(Compression::None),
+            OCI_LAYER | DOCKER_LAYER => Some(BlobCompression::None),
             OCI_LAYER_GZIP | DOCKER_LAYER_GZIP | DOCKER_FOREIGN_LAYER_GZIP => {
-                Some(Compression::Gzip)
+                Some(BlobCompression::Gzip)
             }
-            OCI_LAYER_ZSTD => Some(Compression::Zstd),
+            OCI_LAYER_ZSTD => Some(BlobCompression::Zstd),
             _ => None,
         }
     }
