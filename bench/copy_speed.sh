@@ -110,6 +110,12 @@ measure() {
     T[$case,$t]=$(median ${acc[$t]})
   done
   echo "  $case: builder $(ms "${T[$case,b]}") ms, BuildKit $(ms "${T[$case,k]:-}") ms, buildah $(ms "${T[$case,h]:-}") ms (load $(load))" >&2
+  # every run, not only the median: on this shared VM one disk-bound run can be 4x another
+  for t in "${tools[@]}"; do
+    local all="" ns
+    for ns in ${acc[$t]}; do all+=" $(ms "$ns")"; done
+    echo "    $t runs (ms):$all" >&2
+  done
 }
 
 echo "# bench/copy_speed.sh"

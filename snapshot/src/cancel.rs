@@ -57,12 +57,19 @@ enum Way {
 /// (`copy_file_range`, else `sendfile`) wherever the file systems allow it; the copy ends at
 /// the size `from` had when it started (or at its end, if it shrank).
 pub fn copy_file_cancellable(from: &std::fs::File, to: &std::fs::File) -> io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let dst_dev = to.metadata()?.dev();
+    copy_file_to_dev(from, to, dst_dev)
+}
+
+/// [`copy_file_cancellable`] for a caller that already knows the `st_dev` of `to` (it has just
+/// stat'ed the descriptor it created): one `fstat` less per file of a many-file COPY.
+pub fn copy_file_to_dev(from: &std::fs::File, to: &std::fs::File, dst_dev: u64) -> io::Result<u64> {
     use std::io::{Read, Write};
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
     const CHUNK: usize = 8 << 20;
     let src = from.metadata()?;
-    let dst_dev = to.metadata()?.dev();
     let pair = (src.dev(), dst_dev);
     // A size of 0 may still hide content (a file that grew): read until the end then.
     let size = src.len();

@@ -379,32 +379,74 @@ fn write_entry_in(
         return Ok(false);
     }
     if ft.is_file() {
-        copy_file(src, target)?;
-    } else if ft.is_socket() {
-        // A socket cannot be carried in a layer: BuildKit copies it as an empty regular file.
-        fs::File::create(target).map_err(io_err(target))?;
-    } else {
-        mknod_like(meta, target)?;
+        write_file(Some(src), meta, target, attrs)?;
+        return Ok(false);
     }
+    if ft.is_socket() {
+        // A socket cannot be carried in a layer: BuildKit copies it as an empty regular file.
+        write_file(None, meta, target, attrs)?;
+        return Ok(false);
+    }
+    mknod_like(meta, target)?;
     apply_attrs(target, meta, attrs)?;
     set_times(target, meta)?;
     Ok(false)
 }
 
-/// A regular file's data, in chunks that notice a cancelled build (see
-/// builder_snapshot::cancel). Permissions are set afterwards by apply_attrs.
-fn copy_file(src: &Path, target: &Path) -> Result<(), CopyError> {
-    let from = fs::File::open(src).map_err(io_err(src))?;
+/// Creates the regular file `target` (which must not exist) with the data of `src` (None: empty),
+/// then gives it its owner, mode and times through the descriptor it was written with. By path,
+/// each of lchown, chmod and utimensat walks the path again, and through an overlay mount a
+/// lookup is most of a small file's cost: a 20,000-file COPY made ~20,000 of each (strace -c,
+/// BENCHMARKS.md issue #17). A chown or chmod that would change nothing is skipped: the file is
+/// created with its permission bits (less the umask), and usually already has its owner.
+/// Data in chunks that notice a cancelled build (see builder_snapshot::cancel).
+fn write_file(
+    src: Option<&Path>,
+    meta: &Metadata,
+    target: &Path,
+    attrs: Attributes<'_>,
+) -> Result<(), CopyError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let from = match src {
+        Some(src) => Some(fs::File::open(src).map_err(io_err(src))?),
+        None => None,
+    };
+    let mode = final_mode(meta, attrs);
     let to = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(mode & 0o777)
         .open(target)
         .map_err(io_err(target))?;
-    match builder_snapshot::cancel::copy_file_cancellable(&from, &to) {
-        Ok(_) => Ok(()),
-        Err(_) if builder_snapshot::cancel::cancel_requested() => Err(CopyError::Cancelled),
-        Err(e) => Err(io_err(target)(e)),
+    let made = to.metadata().map_err(io_err(target))?;
+    if let Some(from) = &from {
+        match builder_snapshot::cancel::copy_file_to_dev(from, &to, made.dev()) {
+            Ok(_) => {}
+            Err(_) if builder_snapshot::cancel::cancel_requested() => {
+                return Err(CopyError::Cancelled);
+            }
+            Err(e) => return Err(io_err(target)(e)),
+        }
     }
+    let owner = owner_for(meta, attrs);
+    let (uid, gid) = builder_snapshot::ids::to_disk(owner.uid, owner.gid);
+    if (made.uid(), made.gid()) != (uid, gid) {
+        std::os::unix::fs::fchown(&to, Some(uid), Some(gid))
+            .map_err(|e| chown_error(target, owner, e))?;
+    }
+    // Created with `mode & 0o777` less the umask, so never with setuid/setgid/sticky bits: a
+    // mode that has them is set here, after the chown (which would clear them).
+    if made.mode() & 0o7777 != mode {
+        to.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(io_err(target))?;
+    }
+    futimens(&to, target, meta)
+}
+
+/// The mode an entry gets: its own, or `--chmod` applied to it.
+fn final_mode(meta: &Metadata, attrs: Attributes<'_>) -> u32 {
+    let own = meta.permissions().mode() & 0o7777;
+    attrs.chmod.map_or(own, |c| c.apply(own, meta.is_dir()))
 }
 
 fn owner_for(meta: &Metadata, attrs: Attributes<'_>) -> Owner {
@@ -420,20 +462,26 @@ fn owner_for(meta: &Metadata, attrs: Attributes<'_>) -> Owner {
 
 fn apply_attrs(target: &Path, meta: &Metadata, attrs: Attributes<'_>) -> Result<(), CopyError> {
     lchown(target, owner_for(meta, attrs))?;
-    let own = meta.permissions().mode() & 0o7777;
-    let mode = attrs.chmod.map_or(own, |c| c.apply(own, meta.is_dir()));
+    let mode = final_mode(meta, attrs);
     fs::set_permissions(target, fs::Permissions::from_mode(mode)).map_err(io_err(target))
 }
 
 fn lchown(path: &Path, owner: Owner) -> Result<(), CopyError> {
     let (uid, gid) = builder_snapshot::ids::to_disk(owner.uid, owner.gid);
-    std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(|e| CopyError::Io {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(|e| chown_error(path, owner, e))
+}
+
+fn chown_error(path: &Path, owner: Owner, e: io::Error) -> CopyError {
+    CopyError::Io {
         path: path.display().to_string(),
         source: io::Error::new(
             e.kind(),
-            format!("{e} (chown to {}:{}; in a rootless build the id must be inside your /etc/subuid range)", owner.uid, owner.gid),
+            format!(
+                "{e} (chown to {}:{}; in a rootless build the id must be inside your /etc/subuid range)",
+                owner.uid, owner.gid
+            ),
         ),
-    })
+    }
 }
 
 fn set_times(target: &Path, meta: &Metadata) -> Result<(), CopyError> {
@@ -447,11 +495,7 @@ fn set_times(target: &Path, meta: &Metadata) -> Result<(), CopyError> {
 /// Sets access and modification times of `target` itself (never a symlink's target) by path:
 /// opening the entry instead would block on a FIFO and fail on a device node.
 fn utimens(target: &Path, atime: (i64, i64), mtime: (i64, i64)) -> Result<(), CopyError> {
-    let ts = |(sec, nsec): (i64, i64)| libc::timespec {
-        tv_sec: sec as libc::time_t,
-        tv_nsec: nsec as _,
-    };
-    let times = [ts(atime), ts(mtime)];
+    let times = [timespec(atime), timespec(mtime)];
     let c = c_path(target)?;
     // SAFETY: c is a valid NUL-terminated path and times points to two timespecs.
     let rc = unsafe {
@@ -466,6 +510,30 @@ fn utimens(target: &Path, atime: (i64, i64), mtime: (i64, i64)) -> Result<(), Co
         return Err(io_err(target)(io::Error::last_os_error()));
     }
     Ok(())
+}
+
+/// Sets the access and modification times of `meta` on the open regular file `file` (`target`
+/// names it in errors).
+fn futimens(file: &fs::File, target: &Path, meta: &Metadata) -> Result<(), CopyError> {
+    use std::os::fd::AsRawFd;
+    let times = [
+        timespec((meta.atime(), meta.atime_nsec())),
+        timespec((meta.mtime(), meta.mtime_nsec())),
+    ];
+    // SAFETY: the descriptor is open for the duration of the call and times points to two
+    // timespecs.
+    let rc = unsafe { libc::futimens(file.as_raw_fd(), times.as_ptr()) };
+    if rc != 0 {
+        return Err(io_err(target)(io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+fn timespec((sec, nsec): (i64, i64)) -> libc::timespec {
+    libc::timespec {
+        tv_sec: sec as libc::time_t,
+        tv_nsec: nsec as _,
+    }
 }
 
 fn c_path(target: &Path) -> Result<std::ffi::CString, CopyError> {

@@ -13,7 +13,10 @@ static REFERENCE: LazyLock<Regex> = LazyLock::new(|| {
     let ipv6 = r"\[(?:[a-fA-F0-9:]+)\]";
     let host = format!("(?:{domain_part}(?:\\.{domain_part})*|{ipv6})");
     let domain = format!("{host}(?::[0-9]+)?");
-    let tag = r"[\w][\w.-]{0,127}";
+    // Go's `\w`, which distribution's grammar uses, is ASCII: `[0-9A-Za-z_]`. The regex
+    // crate's is Unicode, whose class made this the costliest thing a no-op rebuild did
+    // (a quarter of its CPU time compiling the NFA; see BENCHMARKS.md, issue #17).
+    let tag = "[0-9A-Za-z_][0-9A-Za-z_.-]{0,127}";
     let digest = "[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}";
     let name = format!("(?:{domain}/)?{component}(?:/{component})*");
     Regex::new(&format!("^({name})(?::({tag}))?(?:@({digest}))?$")).expect("valid pattern")
@@ -46,7 +49,16 @@ mod tests {
         ] {
             assert!(is_valid(ok), "{ok}");
         }
-        for bad in ["", "busybox:", ":latest", "Busybox", "a//b", "busybox:-x"] {
+        // Go's `\w` is ASCII: a tag with any other letter is no reference.
+        for bad in [
+            "",
+            "busybox:",
+            ":latest",
+            "Busybox",
+            "a//b",
+            "busybox:-x",
+            "busybox:caf\u{e9}",
+        ] {
             assert!(!is_valid(bad), "{bad}");
         }
     }
