@@ -77,19 +77,9 @@ tools=(b)
 [ "$BK" = 1 ] && tools+=(k)
 [ "$BH" = 1 ] && tools+=(h)
 
-now() { date +%s%N; }
-# run TOOL ARGS...: one build, wall ns on stdout; a failure aborts with the log's tail
-run() {
-  local t="$1" t0 t1; shift
-  t0=$(now)
-  "${t}_build" "$@" >>"$log" 2>&1 || { echo "FAILED: $t $*" >&2; tail -30 "$log" >&2; exit 1; }
-  t1=$(now)
-  echo $((t1 - t0))
-}
-median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 ms() { awk -v n="$1" 'BEGIN { if (n == "" || n == "-") print "-"; else printf "%.0f", n / 1e6 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
-load() { cut -d' ' -f1-3 /proc/loadavg; }
 
 declare -A T
 # measure CASE PREP ARGS...: RUNS+1 interleaved rounds (the first one a warm-up); before every
@@ -101,7 +91,7 @@ measure() {
     for t in "${tools[@]}"; do
       "$prep" "$t"
       local ns
-      ns=$(run "$t" "$@")
+      ns=$(run_tool "$t" "$@")
       [ "$r" = 0 ] || acc[$t]+=" $ns"
     done
   done
@@ -175,12 +165,12 @@ edit() { edit_n=$((edit_n + 1)); echo "/* edit $edit_n $1 */" >>"$proj/src/pkg3/
 only cold && measure cold nop --no-cache "$proj"
 only copy && measure copy nop --no-cache "$copyonly"
 if only edit || only noop; then
-  for t in "${tools[@]}"; do run "$t" "$proj" >/dev/null; done
+  for t in "${tools[@]}"; do run_tool "$t" "$proj" >/dev/null; done
   sleep 3 # builder re-hashes context files younger than 2 s ("racy" stat cache entries)
 fi
 only edit && measure edit edit "$proj"
 if only noop; then
-  for t in "${tools[@]}"; do run "$t" "$proj" >/dev/null; done
+  for t in "${tools[@]}"; do run_tool "$t" "$proj" >/dev/null; done
   sleep 3
   measure noop nop "$proj"
 fi
@@ -206,7 +196,7 @@ PY
     rm -rf "$work/cpdst"
     sync
     # with the data on disk, as builder's layer blob is (it is fsynced)
-    t0=$(now); cp -r "$big/big" "$work/cpdst" && sync -f "$work/cpdst"; t1=$(now)
+    t0=$(date +%s%N); cp -r "$big/big" "$work/cpdst" && sync -f "$work/cpdst"; t1=$(date +%s%N)
     [ "$r" = 0 ] || cps+=($((t1 - t0)))
   done
   rm -rf "$work/cpdst"

@@ -49,3 +49,19 @@ once() {
 
 # median NUMBERS...: the middle value (the lower middle for an even count)
 median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+# run_tool TOOL ARGS...: one run of ${TOOL}_build ARGS (a function the calling script defines),
+# its output appended to $log; prints the wall time in ns. A failure aborts with the log's tail.
+run_tool() {
+  local t="$1" t0 t1; shift
+  t0=$(date +%s%N)
+  "${t}_build" "$@" >>"$log" 2>&1 || { echo "FAILED: $t $*" >&2; tail -30 "$log" >&2; exit 1; }
+  t1=$(date +%s%N)
+  echo $((t1 - t0))
+}
+
+# ratio A B: A ÷ B with two decimals; "-" when either is missing or B is 0
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
+
+# load: the 1, 5 and 15 minute load averages, printed beside timings taken on a shared machine
+load() { cut -d' ' -f1-3 /proc/loadavg; }
