@@ -65,6 +65,7 @@ keep = {
     "add_url",
     "copy_link",
     "add_archive_special_files",
+    "copy_special_mode_bits",
     "copy_exclude_parents",
     "copy_directory_destination",
     "copy_into_new_directory",
