@@ -18,18 +18,9 @@ use builder_snapshot::{Compression, LayerEncoder, ParallelGzipWriter, default_th
 const PIECE: usize = 1 << 20;
 const BLOCK: usize = 64 << 10;
 
-/// Counts what the compressor emits and throws it away.
-struct Counter(u64);
-
-impl Write for Counter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0 += buf.len() as u64;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+#[path = "common/counter.rs"]
+mod counter;
+use counter::Counter;
 
 /// xorshift64: cheap, deterministic, incompressible enough to stand in for binaries.
 struct Rng(u64);

@@ -7,24 +7,14 @@
 //! `cat` the files) to have the page cache warm: this times the writer, not the disk.
 
 use std::error::Error;
-use std::io::{self, Write};
 use std::path::Path;
 use std::time::Instant;
 
 use builder_snapshot::{Compression, LayerOptions, write_layer};
 
-/// Counts what the writer emits and throws it away.
-struct Counter(u64);
-
-impl Write for Counter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0 += buf.len() as u64;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+#[path = "common/counter.rs"]
+mod counter;
+use counter::Counter;
 
 fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().collect();
