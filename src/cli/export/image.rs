@@ -168,7 +168,6 @@ impl Exporter<'_> {
             }
             primary = Some((tags.to_vec(), stored.clone()));
         }
-        let mut summary = Vec::new();
         for (p, image) in self.outputs.iter().zip(&images) {
             let (Some(push), Some(record)) = (&p.push, image) else {
                 continue;
@@ -221,10 +220,8 @@ impl Exporter<'_> {
             "image.name": meta_names.join(","),
             "containerimage.pushed": pushed.iter().map(|(n, d)| if n.contains('@') { n.clone() } else { format!("{n}@{d}") }).collect::<Vec<_>>(),
         });
-        summary.push(format!("writing image {id}"));
-        for name in &names {
-            summary.push(format!("naming to {name}"));
-        }
+        let mut summary = vec![format!("writing image {id}")];
+        summary.extend(names.iter().map(|name| format!("naming to {name}")));
         Ok(Exported {
             id,
             metadata,
