@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Output;
 
-use common::Env;
+use common::{Env, step_status};
 use serde_json::Value;
 
 fn stderr(out: &Output) -> String {
@@ -36,20 +36,6 @@ fn verify_clean(env: &Env) -> String {
         stderr(&out)
     );
     stdout(&out)
-}
-
-/// How a plain-progress log says the step whose line ends with `step` ended: "CACHED" or "DONE".
-fn step_status<'a>(log: &'a str, step: &str) -> &'a str {
-    let lines: Vec<&str> = log.lines().collect();
-    let Some(pos) = lines.iter().position(|l| l.ends_with(step)) else {
-        return "absent";
-    };
-    let number = lines[pos].split(' ').next().unwrap_or_default();
-    lines[pos + 1..]
-        .iter()
-        .filter_map(|l| l.strip_prefix(number)?.strip_prefix(' '))
-        .find_map(|rest| ["CACHED", "DONE"].into_iter().find(|s| rest.starts_with(s)))
-        .unwrap_or("unfinished")
 }
 
 fn strip(digest: &str) -> &str {

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use builder_registry::{ProgressEvent, Reference};
+use builder_snapshot::Compression;
 use builder_solver::StepRecord;
 use builder_solver::UsedCacheMount;
 use builder_store::image::ImageConfig;
@@ -51,16 +52,18 @@ impl std::fmt::Display for ExportSummary {
     }
 }
 
-/// Exports the records of `steps` that the spec's mode keeps, with their layer blobs.
-/// `remote` is needed for `type=registry`.
+/// Exports the records of `steps` that the spec's mode keeps, with their layer blobs in
+/// `compression` (the build's). `remote` is needed for `type=registry`.
 pub fn export(
     spec: &ExportSpec,
     store: &Store,
     steps: &[StepRecord],
     cache_mounts: &[UsedCacheMount],
     remote: Option<&Remote>,
+    compression: Compression,
 ) -> Result<ExportSummary, RemoteCacheError> {
     let mut config = CacheConfig::from_steps(steps, spec.mode);
+    config.compress_layers(store, compression)?;
     let mut warnings = Vec::new();
     if spec.mounts {
         let (records, w) = crate::mounts::pack(store, cache_mounts, spec.mounts_max_size)?;
@@ -207,14 +210,17 @@ fn export_registry(
 }
 
 /// The built image again, with the records of its own layers in its config
-/// (`--cache-to type=inline`): pushed, it serves as `--cache-from` for later builds.
+/// (`--cache-to type=inline`): pushed, it serves as `--cache-from` for later builds. Its layers
+/// were compressed with `compression` when it was made: the records name those blobs.
 pub fn embed_inline(
     store: &Store,
     image: &StoredImage,
     config: &ImageConfig,
     steps: &[StepRecord],
+    compression: Compression,
 ) -> Result<(StoredImage, ImageConfig), RemoteCacheError> {
-    let records = CacheConfig::from_steps(steps, Mode::Min);
+    let mut records = CacheConfig::from_steps(steps, Mode::Min);
+    records.compress_layers(store, compression)?;
     let mut config = config.clone();
     config.inline_cache =
         Some(serde_json::to_value(&records).expect("serializing plain data to JSON cannot fail"));

@@ -74,6 +74,22 @@ impl CacheConfig {
         }
     }
 
+    /// Each record's layer in the blob an export ships: in `compression`, the build's, as its
+    /// image's own layers are (the same blobs for the records of those layers, which is what
+    /// lets `type=inline` records name the image's layers). A compile stage's plain tar is
+    /// compressed here, when an export first needs it.
+    pub fn compress_layers(
+        &mut self,
+        store: &builder_store::Store,
+        compression: builder_snapshot::Compression,
+    ) -> Result<(), RemoteCacheError> {
+        for layer in self.records.iter_mut().filter_map(|r| r.layer.as_mut()) {
+            *layer = builder_snapshot::layer_in(store, layer, compression)
+                .map_err(|e| RemoteCacheError::Compress(layer.diff_id, e))?;
+        }
+        Ok(())
+    }
+
     pub fn parse(bytes: &[u8], what: &str) -> Result<CacheConfig, RemoteCacheError> {
         let config: CacheConfig =
             serde_json::from_slice(bytes).map_err(|e| RemoteCacheError::invalid(what, e))?;

@@ -44,6 +44,11 @@ pub enum RemoteCacheError {
     Store(#[from] builder_store::StoreError),
     #[error(transparent)]
     Registry(#[from] builder_registry::RegistryError),
+    #[error("compressing layer {0} for the cache export: {1}")]
+    Compress(
+        builder_store::Digest,
+        #[source] builder_snapshot::SnapshotError,
+    ),
     #[error("{what}: {reason}")]
     Invalid { what: String, reason: String },
 }

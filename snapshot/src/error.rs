@@ -54,12 +54,31 @@ pub enum SnapshotError {
         #[source]
         source: io::Error,
     },
+    #[error(
+        "layer {} reads as {}, not as its diff id {}: the store is damaged (`builder cache verify --repair`)",
+        .0.digest, .0.read, .0.diff_id
+    )]
+    DiffIdMismatch(Box<DiffIdMismatch>),
+    #[error("{what}: {source}")]
+    Store {
+        what: &'static str,
+        #[source]
+        source: Box<builder_store::StoreError>,
+    },
     #[error("unmounting {target}: {source}")]
     Unmount {
         target: PathBuf,
         #[source]
         source: io::Error,
     },
+}
+
+/// A stored layer whose tar is not the one its diff id names (boxed: errors stay small).
+#[derive(Debug)]
+pub struct DiffIdMismatch {
+    pub digest: builder_store::Digest,
+    pub read: builder_store::Digest,
+    pub diff_id: builder_store::Digest,
 }
 
 /// Shorthand for wrapping an `io::Error` with the operation and path.

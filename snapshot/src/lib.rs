@@ -16,6 +16,7 @@ mod copy_snapshotter;
 mod error;
 pub mod ids;
 mod layer_store;
+mod layer_variant;
 mod meta;
 pub mod overlay_format;
 mod parallel_gzip;
@@ -34,6 +35,7 @@ pub use compress::{
 };
 pub use error::SnapshotError;
 pub use layer_store::LayerStore;
+pub use layer_variant::layer_in;
 pub use parallel_gzip::{CHUNK_SIZE as GZIP_CHUNK_SIZE, ParallelGzipWriter};
 pub use reader::{ApplyStats, apply_layer, apply_layer_on, layer_diff_id, layer_tar};
 pub use recompress::recompress_layer;

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use builder_frontend::dockerignore::IgnoreMatcher;
 use builder_store::image::ImageConfig;
 use builder_store::manifest::{Descriptor, ManifestFormat};
-use builder_store::{Store, StoredImage};
+use builder_store::{Digest, Store, StoredImage};
 
 use crate::cache_index::CacheRecord;
 use crate::executor::{ConvertedInputs, Output, SolveError, Solved, Solver};
@@ -73,6 +73,11 @@ pub enum BuildError {
     Ignore(String),
     #[error("storing the image: {0}")]
     Store(#[from] builder_store::StoreError),
+    #[error("compressing layer {0} for the image: {1}")]
+    Compress(
+        builder_store::Digest,
+        #[source] builder_snapshot::SnapshotError,
+    ),
     #[error("taking the build lease (a `builder prune` may be running): {0}")]
     Lease(#[from] builder_store::gc::GcError),
 }
@@ -145,6 +150,7 @@ pub fn build(
             .chain(converted.git_contexts.clone())
             .collect(),
         no_cache_vertices,
+        image_vertices: image_steps(&converted).iter().map(|v| v.index()).collect(),
         source_date_epoch,
     };
     let solver = Solver::new(store, &req.solve, inputs, progress)?;
@@ -185,13 +191,30 @@ pub fn build(
         }
     });
     let config = config_from_spec(&spec, layers.iter().map(|l| l.diff_id).collect(), created);
-    let descriptors: Vec<Descriptor> = layers
+    let steps = step_records(&converted, &solved);
+    // The image carries its own steps' layers in the compression asked for, converted where a
+    // cached record has another (base layers keep theirs, as in BuildKit).
+    let made: HashSet<Digest> = steps
         .iter()
-        .map(|l| Descriptor::new(oci_layer_media_type(&l.media_type), l.digest, l.size))
+        .filter_map(|s| s.record.layer.as_ref().map(|l| l.digest))
         .collect();
+    let compression = req.solve.layer_options.compression;
+    let mut descriptors: Vec<Descriptor> = Vec::with_capacity(layers.len());
+    for l in &layers {
+        let l = if made.contains(&l.digest) {
+            builder_snapshot::layer_in(store, l, compression)
+                .map_err(|e| BuildError::Compress(l.diff_id, e))?
+        } else {
+            l.clone()
+        };
+        descriptors.push(Descriptor::new(
+            oci_layer_media_type(&l.media_type),
+            l.digest,
+            l.size,
+        ));
+    }
     let image =
         builder_store::put_image(store.blobs(), &config, &descriptors, ManifestFormat::Oci)?;
-    let steps = step_records(&converted, &solved);
     let stages = converted
         .built_stages
         .iter()
@@ -232,6 +255,19 @@ fn no_cache_vertices(
     vertices
 }
 
+/// The steps whose layers the built image holds: from the target back through each step's
+/// input 0 (its base).
+fn image_steps(converted: &ConvertedBuild) -> HashSet<VertexId> {
+    let graph = &converted.graph;
+    let mut in_image = HashSet::new();
+    let mut at = Some(converted.target.vertex);
+    while let Some(v) = at.filter(|v| matches!(graph.vertex(*v).op, Op::Exec(_) | Op::File(_))) {
+        in_image.insert(v);
+        at = graph.vertex(v).inputs.first().copied();
+    }
+    in_image
+}
+
 /// The cache record of every solved step: a step added a layer when its rootfs has one more
 /// than its input's.
 fn step_records(converted: &ConvertedBuild, solved: &HashMap<VertexId, Solved>) -> Vec<StepRecord> {
@@ -240,13 +276,7 @@ fn step_records(converted: &ConvertedBuild, solved: &HashMap<VertexId, Solved>) 
         Some(Output::Rootfs(layers)) => layers.as_slice(),
         _ => &[],
     };
-    // The image's chain: from the target back through each step's input 0 (its base).
-    let mut in_image = HashSet::new();
-    let mut at = Some(converted.target.vertex);
-    while let Some(v) = at.filter(|v| matches!(graph.vertex(*v).op, Op::Exec(_) | Op::File(_))) {
-        in_image.insert(v);
-        at = graph.vertex(v).inputs.first().copied();
-    }
+    let in_image = image_steps(converted);
     let mut steps: Vec<StepRecord> = solved
         .iter()
         .filter(|(v, _)| matches!(graph.vertex(**v).op, Op::Exec(_) | Op::File(_)))

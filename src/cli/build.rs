@@ -204,7 +204,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         errln!("WARNING: {warning}");
     }
     if cache.inline() {
-        cache.embed_inline(&store, &mut output)?;
+        cache.embed_inline(&store, &mut output, compression)?;
     }
     let record = ImageRecord {
         manifest: output.image.manifest,
@@ -237,7 +237,7 @@ pub fn run(ctx: &Context, args: BuildArgs) -> anyhow::Result<ExitCode> {
         store_style: store_style(&annotation_flags),
         facts,
     })?;
-    cache.export(&store, &output.steps, &output.cache_mounts)?;
+    cache.export(&store, &output.steps, &output.cache_mounts, compression)?;
     if let Some(warnings) = super::checks::metadata_warnings(&checks, &request) {
         exported.metadata["buildx.build.warnings"] = warnings;
     }

@@ -4,7 +4,7 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::Path;
 
-use crate::StoreError;
+use crate::{Digest, StoreError};
 
 /// Makes a rename or link inside `dir` durable: without fsyncing the directory,
 /// a crash can lose the new directory entry even though the file data is on disk.
@@ -33,4 +33,16 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> 
 /// Creates `dir` and its parents if missing.
 pub(crate) fn ensure_dir(dir: &Path) -> Result<(), StoreError> {
     fs::create_dir_all(dir).map_err(StoreError::io("create directory", dir))
+}
+
+/// The name of a file kept per layer (`<diff id hex>-<what>`): SBOM scans and layer variants,
+/// which a prune removes with their layer (see `gc::sweep`).
+pub(crate) fn per_layer_file_name(diff_id: &Digest, what: &str) -> String {
+    format!("{}-{what}", diff_id.hex())
+}
+
+/// The layer a [`per_layer_file_name`] is for; None for a temp file or a foreign name.
+pub(crate) fn per_layer_file_diff_id(file_name: &str) -> Option<Digest> {
+    let (hex, _) = file_name.split_once('-')?;
+    Digest::from_hex(hex).ok()
 }

@@ -394,7 +394,8 @@ pub fn sweep(store: &Store, roots: &Roots, now: SystemTime) -> Result<SweepRepor
     let mut report = SweepReport::default();
     sweep_blobs(store, roots, &mut report)?;
     sweep_snapshots(store, roots, &mut report)?;
-    sweep_layer_scans(store, roots, &mut report)?;
+    sweep_per_layer_files(&store.layer_scans_dir(), roots, &mut report)?;
+    sweep_per_layer_files(&store.layer_variants_dir(), roots, &mut report)?;
     let cutoff = now
         .checked_sub(STALE_AFTER)
         .unwrap_or(SystemTime::UNIX_EPOCH);
@@ -453,15 +454,16 @@ fn sweep_snapshots(store: &Store, roots: &Roots, report: &mut SweepReport) -> Re
     Ok(())
 }
 
-/// The stored SBOM scans of layers that are no longer kept go with them; a temp file left by
-/// a killed writer goes once it is stale.
-fn sweep_layer_scans(
-    store: &Store,
+/// Files kept per layer (SBOM scans, compressed variants) go with their layer (a variant's
+/// blob, held by no image or record, went in the blob sweep); a temp file left by a killed
+/// writer goes once it is stale.
+fn sweep_per_layer_files(
+    dir: &Path,
     roots: &Roots,
     report: &mut SweepReport,
 ) -> Result<(), GcError> {
-    for (path, name, meta) in read_entries(&store.layer_scans_dir())? {
-        let gone = match crate::layer_scans::diff_id_of(&name) {
+    for (path, name, meta) in read_entries(dir)? {
+        let gone = match crate::fsutil::per_layer_file_diff_id(&name) {
             Some(diff_id) => !roots.diff_ids.contains(&diff_id),
             None => is_stale(&meta, SystemTime::now() - STALE_AFTER),
         };

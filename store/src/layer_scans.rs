@@ -26,7 +26,10 @@ impl LayerScans {
     }
 
     fn path(&self, diff_id: &Digest, format: &str) -> PathBuf {
-        self.dir.join(format!("{}-{format}.json", diff_id.hex()))
+        self.dir.join(fsutil::per_layer_file_name(
+            diff_id,
+            &format!("{format}.json"),
+        ))
     }
 
     /// The stored scan of the layer, if any.
@@ -46,12 +49,6 @@ impl LayerScans {
     }
 }
 
-/// The diff id a stored scan's file name is for; None for a temp file or a foreign name.
-pub(crate) fn diff_id_of(file_name: &str) -> Option<Digest> {
-    let (hex, _) = file_name.split_once('-')?;
-    Digest::from_hex(hex).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,7 +64,7 @@ mod tests {
         assert_eq!(scans.get(&id, "1").unwrap().as_deref(), Some(&b"{}"[..]));
         assert_eq!(scans.get(&id, "2").unwrap(), None);
         let name = format!("{}-1.json", id.hex());
-        assert_eq!(diff_id_of(&name), Some(id));
-        assert_eq!(diff_id_of(".tmp-abc"), None);
+        assert_eq!(fsutil::per_layer_file_diff_id(&name), Some(id));
+        assert_eq!(fsutil::per_layer_file_diff_id(".tmp-abc"), None);
     }
 }

@@ -19,6 +19,8 @@
 //!   http-cache/              `ADD <url>` downloads
 //!   git/mirrors/             bare mirrors of git sources, one per remote URL
 //!   debug/<id>/              failed RUN steps kept by `--on-error=keep` (step.json, upper/)
+//!   sbom-scans/              per-layer SBOM scan results (see layer_scans)
+//!   layer-variants/          which blob holds a layer in another compression (layer_variants)
 //!   lock                     flock target serializing index updates
 //!   gc.lock                  build (shared) / prune and verify (exclusive) leases
 //! ```
@@ -42,6 +44,7 @@ pub mod image;
 pub mod images;
 mod layer_ref;
 pub mod layer_scans;
+pub mod layer_variants;
 pub mod manifest;
 pub mod platform;
 pub mod private_root;
@@ -134,6 +137,9 @@ pub fn gc_lock_file(root: &Path) -> PathBuf {
 pub fn layer_scans_dir(root: &Path) -> PathBuf {
     root.join("sbom-scans")
 }
+pub fn layer_variants_dir(root: &Path) -> PathBuf {
+    root.join("layer-variants")
+}
 
 /// An opened store root.
 #[derive(Debug, Clone)]
@@ -225,6 +231,11 @@ impl Store {
     /// Per-layer SBOM scan results by diff id (see [`layer_scans`]).
     pub fn layer_scans_dir(&self) -> PathBuf {
         layer_scans_dir(&self.root)
+    }
+
+    /// Compressed blobs of layers stored as plain tars, by diff id (see [`layer_variants`]).
+    pub fn layer_variants_dir(&self) -> PathBuf {
+        layer_variants_dir(&self.root)
     }
 
     /// Removes the blob temp files (`tmp/blob-*`) of writers that died: each live

@@ -270,3 +270,17 @@ pub fn read_text(path: impl AsRef<Path>) -> String {
     let path = path.as_ref();
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+/// How a plain-progress log says the step whose line ends with `step` ended: "CACHED" or "DONE".
+pub fn step_status<'a>(log: &'a str, step: &str) -> &'a str {
+    let lines: Vec<&str> = log.lines().collect();
+    let Some(pos) = lines.iter().position(|l| l.ends_with(step)) else {
+        return "absent";
+    };
+    let number = lines[pos].split(' ').next().unwrap_or_default();
+    lines[pos + 1..]
+        .iter()
+        .filter_map(|l| l.strip_prefix(number)?.strip_prefix(' '))
+        .find_map(|rest| ["CACHED", "DONE"].into_iter().find(|s| rest.starts_with(s)))
+        .unwrap_or("unfinished")
+}

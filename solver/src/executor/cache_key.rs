@@ -4,8 +4,11 @@
 //! inputs' keys and named extras). For a step (RUN or a file op) the extras are:
 //! - `copy<N>` / `mount<N>`: the content checksum of the context files the N-th copy action or
 //!   mount reads, so an edited source file misses and an untouched one hits;
-//! - `compression`: the layer's media type, since the stored blob is compressed one way and a
-//!   record only serves builds asking for that way (the level is left out: any gzip serves).
+//! - `compression`: always the gzip layer media type. Earlier builders stored each step's layer
+//!   compressed and keyed it by the compression asked for; steps now store plain tars and
+//!   compress on export (`builder_snapshot::layer_in`), so the compression no longer belongs
+//!   in the key, but the extra stays, fixed at what a default build put there, so the
+//!   records of those earlier builds (gzip blobs, which serve any build) keep hitting.
 //!
 //! The platform is in the op itself (`ExecOp::platform`, left out for the host's).
 //!
@@ -16,8 +19,8 @@
 use std::collections::BTreeMap;
 
 use builder_graph::{ExecMountKind, FileAction, Op, op_fingerprint};
-use builder_snapshot::Compression;
 use builder_store::Digest;
+use builder_store::manifest::media_type::OCI_LAYER_GZIP;
 
 use crate::source_tree::{SourceError, SourceTree, exclude_rules};
 
@@ -41,14 +44,9 @@ pub(crate) struct VertexKey {
     pub record_key: Digest,
 }
 
-/// The keys of a vertex doing `op` on `inputs` (in the vertex's input order), whose layer, if
-/// it makes one, is compressed with `compression`. Reads the context files the op copies or
-/// mounts, to checksum them.
-pub(crate) fn cache_key(
-    op: &Op,
-    inputs: &[KeyInput<'_>],
-    compression: Compression,
-) -> Result<VertexKey, SourceError> {
+/// The keys of a vertex doing `op` on `inputs` (in the vertex's input order). Reads the
+/// context files the op copies or mounts, to checksum them.
+pub(crate) fn cache_key(op: &Op, inputs: &[KeyInput<'_>]) -> Result<VertexKey, SourceError> {
     let input_keys: Vec<Digest> = inputs.iter().map(|i| i.key).collect();
     if !matches!(op, Op::Exec(_) | Op::File(_)) {
         // Sources: what they are is in the op (an image's manifest and layers, a context's
@@ -60,7 +58,7 @@ pub(crate) fn cache_key(
         });
     }
     let mut extra = content_checksums(op, inputs)?;
-    extra.insert("compression".into(), compression.media_type().into());
+    extra.insert("compression".into(), OCI_LAYER_GZIP.into());
     let linked = matches!(op, Op::File(f) if f.linked);
     // A linked step's record is keyed without its base (input 0) ...
     let record_inputs = if linked {
@@ -124,8 +122,6 @@ mod tests {
         CopyAction, ExecMount, ExecOp, FileOp, ImageSource, LayerRef, NetworkMode, Security,
     };
 
-    const GZIP: Compression = Compression::GZIP_DEFAULT;
-
     /// A context holding `a.txt` ("hello\n", mode 0644), as the literals below were made with.
     fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
@@ -142,7 +138,7 @@ mod tests {
     }
 
     fn source_key(op: &Op) -> Digest {
-        cache_key(op, &[], GZIP).unwrap().key
+        cache_key(op, &[]).unwrap().key
     }
 
     fn input(key: Digest) -> KeyInput<'static> {
@@ -202,9 +198,9 @@ mod tests {
         }
     }
 
-    fn exec_key(op: ExecOp, base: Digest, dir: &Path, compression: Compression) -> VertexKey {
+    fn exec_key(op: ExecOp, base: Digest, dir: &Path) -> VertexKey {
         let inputs = [input(base), context_input(dir)];
-        cache_key(&Op::Exec(Box::new(op)), &inputs, compression).unwrap()
+        cache_key(&Op::Exec(Box::new(op)), &inputs).unwrap()
     }
 
     fn base() -> Digest {
@@ -237,7 +233,7 @@ mod tests {
     fn a_context_copy_has_the_key_earlier_builders_stored() {
         let dir = hello();
         let inputs = [input(source_key(&Op::Scratch)), context_input(dir.path())];
-        let key = cache_key(&copy("/a.txt", false), &inputs, GZIP).unwrap();
+        let key = cache_key(&copy("/a.txt", false), &inputs).unwrap();
         assert_eq!(key.record_key.hex(), FIRST_COPY);
         assert_eq!(key.key, key.record_key);
     }
@@ -249,7 +245,7 @@ mod tests {
         let dir = hello();
         let on = |base: Digest| {
             let inputs = [input(base), context_input(dir.path())];
-            cache_key(&copy("/linked.txt", true), &inputs, GZIP).unwrap()
+            cache_key(&copy("/linked.txt", true), &inputs).unwrap()
         };
         let key = on(stored(FIRST_COPY));
         assert_eq!(key.record_key.hex(), LINKED_COPY);
@@ -258,7 +254,7 @@ mod tests {
             "563c991d8151f3bff9a92a2b145e16f37742683cc07470eaea67d82f3ecf2e90"
         );
         let inputs = [input(key.key), context_input(dir.path())];
-        let after = cache_key(&copy("/after.txt", false), &inputs, GZIP).unwrap();
+        let after = cache_key(&copy("/after.txt", false), &inputs).unwrap();
         assert_eq!(after.record_key.hex(), AFTER_LINKED);
         let elsewhere = on(base());
         assert_eq!(elsewhere.record_key, key.record_key);
@@ -269,7 +265,7 @@ mod tests {
     #[test]
     fn a_run_step_has_the_key_earlier_builders_stored() {
         let dir = hello();
-        let key = exec_key(exec(), stored(BUSYBOX_COPY), dir.path(), GZIP);
+        let key = exec_key(exec(), stored(BUSYBOX_COPY), dir.path());
         assert_eq!(key.record_key.hex(), RUN_WITH_MOUNT);
         assert_eq!(key.key, key.record_key);
     }
@@ -283,7 +279,7 @@ mod tests {
                 diff_id: Digest::of(b"diff"),
                 digest: Digest::of(b"blob"),
                 size: 3,
-                media_type: GZIP.media_type().into(),
+                media_type: OCI_LAYER_GZIP.into(),
             }],
         });
         let keys: Vec<String> = [
@@ -310,77 +306,64 @@ mod tests {
     #[test]
     fn each_thing_a_step_depends_on_changes_its_key() {
         let dir = hello();
-        let reference = exec_key(exec(), base(), dir.path(), GZIP).key;
+        let reference = exec_key(exec(), base(), dir.path()).key;
         let differs = |what: &str, key: VertexKey| {
             assert_ne!(key.key, reference, "{what} must change the key");
         };
         let mut op = exec();
         op.args[2] = "read y < /m".into();
-        differs("the command", exec_key(op, base(), dir.path(), GZIP));
+        differs("the command", exec_key(op, base(), dir.path()));
         let mut op = exec();
         op.env.push("FOO=bar".into());
-        differs("the environment", exec_key(op, base(), dir.path(), GZIP));
+        differs("the environment", exec_key(op, base(), dir.path()));
         let mut op = exec();
         op.platform = Some("linux/arm64".into());
-        differs("the platform", exec_key(op, base(), dir.path(), GZIP));
+        differs("the platform", exec_key(op, base(), dir.path()));
         differs(
             "the base's key",
-            exec_key(exec(), Digest::of(b"other base"), dir.path(), GZIP),
-        );
-        differs(
-            "the compression",
-            exec_key(exec(), base(), dir.path(), Compression::ZSTD_DEFAULT),
-        );
-        differs(
-            "no compression",
-            exec_key(exec(), base(), dir.path(), Compression::Uncompressed),
+            exec_key(exec(), Digest::of(b"other base"), dir.path()),
         );
         let edited = context(&[("a.txt", "hello!\n")]);
         differs(
             "the mounted file's content",
-            exec_key(exec(), base(), edited.path(), GZIP),
+            exec_key(exec(), base(), edited.path()),
         );
         fs::set_permissions(dir.path().join("a.txt"), fs::Permissions::from_mode(0o755)).unwrap();
         differs(
             "the mounted file's mode",
-            exec_key(exec(), base(), dir.path(), GZIP),
+            exec_key(exec(), base(), dir.path()),
         );
 
         // A copied file's content, for a file op.
         let copy_key = |dir: &Path| {
             let inputs = [input(base()), context_input(dir)];
-            cache_key(&copy("/a.txt", false), &inputs, GZIP)
-                .unwrap()
-                .key
+            cache_key(&copy("/a.txt", false), &inputs).unwrap().key
         };
         assert_ne!(copy_key(hello().path()), copy_key(edited.path()));
     }
 
     /// What a step's result does not depend on stays out of its key, or every build behind
-    /// another proxy, at another compression level or in another checkout would miss.
+    /// another proxy or in another checkout would miss. (The compression an image asks for is not
+    /// an input at all: layers are compressed on export.)
     #[test]
     fn what_a_step_does_not_depend_on_leaves_its_key_alone() {
         let dir = hello();
-        let reference = exec_key(exec(), base(), dir.path(), GZIP).key;
+        let reference = exec_key(exec(), base(), dir.path()).key;
         let same = |what: &str, key: VertexKey| {
             assert_eq!(key.key, reference, "{what} must not change the key");
         };
-        same(
-            "the compression level",
-            exec_key(exec(), base(), dir.path(), Compression::Gzip { level: 9 }),
-        );
         let mut op = exec();
         op.proxy_env = vec!["HTTP_PROXY=http://proxy:3128".into()];
-        same("the proxy", exec_key(op, base(), dir.path(), GZIP));
+        same("the proxy", exec_key(op, base(), dir.path()));
         let elsewhere = hello();
         same(
             "the context's path on the host",
-            exec_key(exec(), base(), elsewhere.path(), GZIP),
+            exec_key(exec(), base(), elsewhere.path()),
         );
         fs::write(dir.path().join("unread.txt"), "not mounted").unwrap();
         same(
             "a context file the step does not read",
-            exec_key(exec(), base(), dir.path(), GZIP),
+            exec_key(exec(), base(), dir.path()),
         );
 
         let image = |reference: &str| {

@@ -147,7 +147,7 @@ impl Solver<'_> {
         }
         // Locked until the layer is stored: a concurrent build's sweep leaves it alone.
         let diff = active.finish_locked().map_err(|e| err(&e))?;
-        self.commit_diff(diff.path()).map_err(|e| {
+        self.commit_diff(index, diff.path()).map_err(|e| {
             if crate::cancel::is_cancelled() {
                 SolveError::Cancelled
             } else {

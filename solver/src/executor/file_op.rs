@@ -5,6 +5,7 @@ use super::*;
 impl Solver<'_> {
     pub(super) fn run_file(
         &self,
+        index: usize,
         v: &Vertex,
         op: &FileOp,
         base: &[LayerRef],
@@ -28,7 +29,7 @@ impl Solver<'_> {
         }
         // Locked until the layer is stored: a concurrent build's sweep leaves it alone.
         let diff = active.finish_locked().map_err(|e| err(&e))?;
-        self.commit_diff(diff.path()).map_err(|e| err(&e))
+        self.commit_diff(index, diff.path()).map_err(|e| err(&e))
     }
 
     pub(super) fn apply_action(

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use builder_frontend::dockerignore::IgnoreMatcher;
-use builder_snapshot::{ActiveSnapshot, LayerOptions};
+use builder_snapshot::{ActiveSnapshot, Compression, LayerOptions};
 use builder_store::{Digest, Store};
 
 use crate::cache_index::{CacheIndex, CacheRecord};
@@ -61,6 +61,11 @@ pub(crate) struct ConvertedInputs {
     pub named_contexts: BTreeMap<String, PathBuf>,
     /// Vertices (by index) that skip cache lookups: the steps of `--no-cache-filter` stages.
     pub no_cache_vertices: HashSet<usize>,
+    /// Steps (by index) whose layer the built image holds: stored in the image's compression
+    /// at once, since the image needs that blob. Every other step's layer (a compile stage's)
+    /// is stored as a plain tar, compressed only if an export ever takes it
+    /// (`builder_snapshot::layer_in`).
+    pub image_vertices: HashSet<usize>,
     /// The layers' fixed time: the caller's, else the Dockerfile's `ARG SOURCE_DATE_EPOCH`.
     pub source_date_epoch: Option<i64>,
 }
@@ -405,7 +410,7 @@ impl<'a> Solver<'a> {
         let started = Instant::now();
         let layer = match &v.op {
             Op::Exec(exec) => self.run_exec(index, v, exec, base, inputs),
-            Op::File(file) => self.run_file(v, file, base, inputs),
+            Op::File(file) => self.run_file(index, v, file, base, inputs),
             _ => return Err(SolveError::Internal(format!("{}: not a step", v.name))),
         };
         let layer = layer.inspect_err(|e| {
@@ -480,7 +485,7 @@ impl<'a> Solver<'a> {
                 },
             })
             .collect();
-        cache_key(&v.op, &inputs, self.opts.layer_options.compression)
+        cache_key(&v.op, &inputs)
     }
 
     /// The build context (`name` None, after .dockerignore) or a `--build-context` directory.
@@ -504,9 +509,10 @@ impl<'a> Solver<'a> {
         self.layers.prepare(layers)
     }
 
-    /// Turns a finished step's diff directory into a stored layer (and its unpacked snapshot).
-    fn commit_diff(&self, diff: &Path) -> Result<Option<LayerRef>, String> {
-        let stored = self.store_diff(diff);
+    /// Turns a finished step's diff directory (of vertex `index`) into a stored layer and its
+    /// unpacked snapshot.
+    fn commit_diff(&self, index: usize, diff: &Path) -> Result<Option<LayerRef>, String> {
+        let stored = self.store_diff(index, diff);
         if stored.is_err() {
             // A failed write (a full disk, typically) must not leave the diff behind:
             // nothing else would ever remove it, and it holds the space the user needs back.
@@ -520,10 +526,18 @@ impl<'a> Solver<'a> {
         })
     }
 
-    fn store_diff(&self, diff: &Path) -> Result<Option<LayerRef>, String> {
+    fn store_diff(&self, index: usize, diff: &Path) -> Result<Option<LayerRef>, String> {
         let mut writer = self.store.blobs().writer().map_err(|e| e.to_string())?;
+        // Measured on the real multi-stage builds of BENCHMARKS.md ("Issue #17: layers
+        // compressed when needed"): gzip costs ~22 s of CPU per GB, the plain tar ~1 s.
+        let compression = if self.inputs.image_vertices.contains(&index) {
+            self.opts.layer_options.compression
+        } else {
+            Compression::Uncompressed
+        };
         let options = LayerOptions {
             source_date_epoch: self.inputs.source_date_epoch,
+            compression,
             ..self.opts.layer_options.clone()
         };
         let digests = builder_snapshot::write_layer(diff, &mut writer, &options)
@@ -535,12 +549,11 @@ impl<'a> Solver<'a> {
         if dir.is_dir() || fs::rename(diff, &dir).is_err() {
             let _ = fs::remove_dir_all(diff);
         }
-        let media_type = self.opts.layer_options.compression.media_type();
         Ok(Some(LayerRef {
             diff_id: digests.diff_id,
             digest,
             size,
-            media_type: media_type.into(),
+            media_type: compression.media_type().into(),
         }))
     }
 }

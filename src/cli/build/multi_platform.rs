@@ -261,7 +261,7 @@ pub fn run(
             }
         };
         if cache.inline() {
-            cache.embed_inline(store, &mut output)?;
+            cache.embed_inline(store, &mut output, compression)?;
         }
         let record = ImageRecord {
             manifest: output.image.manifest,
@@ -309,7 +309,7 @@ pub fn run(
         cache_remote: cache.remote.as_ref(),
     };
     let exported = exporter.index(&built)?;
-    cache.export(store, &steps, &mounts)?;
+    cache.export(store, &steps, &mounts, compression)?;
     exported.finish(
         args.quiet,
         args.iidfile.as_deref(),

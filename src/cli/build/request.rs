@@ -258,27 +258,36 @@ impl CacheFlags {
         self.to.iter().any(|s| s.target == ExportTarget::Inline)
     }
 
-    /// Replaces the built image by one whose config carries its cache records.
+    /// Replaces the built image by one whose config carries its cache records (its layers
+    /// were compressed with `compression`).
     pub(super) fn embed_inline(
         &self,
         store: &builder_store::Store,
         output: &mut builder_solver::BuildOutput,
+        compression: builder_snapshot::Compression,
     ) -> anyhow::Result<()> {
         let _lease = builder_store::gc::build_lease(store.root())?;
-        let (image, config) =
-            builder_remote_cache::embed_inline(store, &output.image, &output.config, &output.steps)
-                .context("embedding inline cache")?;
+        let (image, config) = builder_remote_cache::embed_inline(
+            store,
+            &output.image,
+            &output.config,
+            &output.steps,
+            compression,
+        )
+        .context("embedding inline cache")?;
         output.image = image;
         output.config = config;
         Ok(())
     }
 
-    /// Every `--cache-to` but inline; a failure fails the build unless `ignore-error=true`.
+    /// Every `--cache-to` but inline, layers in `compression` (the build's); a failure fails
+    /// the build unless `ignore-error=true`.
     pub(super) fn export(
         &self,
         store: &builder_store::Store,
         steps: &[builder_solver::StepRecord],
         cache_mounts: &[builder_solver::UsedCacheMount],
+        compression: builder_snapshot::Compression,
     ) -> anyhow::Result<()> {
         // Records of steps outside the image are not GC roots: keep a prune from sweeping them.
         let _lease = builder_store::gc::build_lease(store.root())?;
@@ -289,6 +298,7 @@ impl CacheFlags {
                 steps,
                 cache_mounts,
                 self.remote.as_ref(),
+                compression,
             );
             match exported {
                 Ok(summary) => {
