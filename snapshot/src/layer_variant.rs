@@ -54,9 +54,10 @@ pub fn layer_in(
         .blobs()
         .open(&layer.digest)
         .map_err(|e| store_err("opening the layer", e))?;
+    // recompress_layer hashes what it writes: the store need not hash it again.
     let mut out = store
         .blobs()
-        .writer()
+        .prehashed_writer()
         .map_err(|e| store_err("storing the compressed layer", e))?;
     let written = recompress_layer(std::io::BufReader::new(input), &mut out, compression)?;
     if written.diff_id != layer.diff_id {
@@ -67,7 +68,7 @@ pub fn layer_in(
         })));
     }
     let (digest, size) = out
-        .commit()
+        .commit_as(written.digest)
         .map_err(|e| store_err("storing the compressed layer", e))?;
     let v = Variant { digest, size };
     variants

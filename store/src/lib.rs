@@ -58,7 +58,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 pub use assemble::{StoredImage, put_image, put_manifest_variant, read_config, read_manifest};
-pub use blobs::{BlobStore, BlobWriter};
+pub use blobs::{BlobStore, BlobWriter, PrehashedBlobWriter};
 pub use digest::{Digest, DigestParseError, Hasher, HashingReader, HashingWriter};
 pub use error::StoreError;
 pub use images::{ImageEntry, ImageIndex, ImageRecord, RmiReport};

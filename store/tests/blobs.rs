@@ -87,6 +87,33 @@ fn writer_is_invisible_until_commit_and_drop_discards() {
 }
 
 #[test]
+fn a_prehashed_writer_stores_under_the_callers_digest_and_verify_checks_it() {
+    let (_d, s) = store();
+    let mut w = s.blobs().prehashed_writer().unwrap();
+    w.write_all(b"layer ").unwrap();
+    w.write_all(b"tar").unwrap();
+    assert!(!s.blobs().contains(&Digest::of(b"layer tar")));
+    let (d, n) = w.commit_as(Digest::of(b"layer tar")).unwrap();
+    assert_eq!((d, n), (Digest::of(b"layer tar"), 9));
+    assert_eq!(s.blobs().read(&d).unwrap(), b"layer tar");
+    s.blobs().verify(&d).unwrap();
+    assert_eq!(fs::read_dir(s.tmp_dir()).unwrap().count(), 0);
+
+    // A wrong claim is the caller's bug; `verify` (as `builder cache verify` runs it) finds it.
+    let mut w = s.blobs().prehashed_writer().unwrap();
+    w.write_all(b"other bytes").unwrap();
+    let claimed = Digest::of(b"claimed");
+    w.commit_as(claimed).unwrap();
+    assert!(s.blobs().verify(&claimed).is_err());
+
+    // Dropped before its commit, it leaves nothing.
+    let mut w = s.blobs().prehashed_writer().unwrap();
+    w.write_all(b"partial").unwrap();
+    drop(w);
+    assert_eq!(fs::read_dir(s.tmp_dir()).unwrap().count(), 0);
+}
+
+#[test]
 fn commit_expecting_rejects_wrong_content() {
     let (_d, s) = store();
     let mut w = s.blobs().writer().unwrap();

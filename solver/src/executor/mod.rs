@@ -527,7 +527,13 @@ impl<'a> Solver<'a> {
     }
 
     fn store_diff(&self, index: usize, diff: &Path) -> Result<Option<LayerRef>, String> {
-        let mut writer = self.store.blobs().writer().map_err(|e| e.to_string())?;
+        // write_layer hashes what it writes (the tar for the diff id, the compressed stream
+        // for the digest): the store need not hash it again.
+        let mut writer = self
+            .store
+            .blobs()
+            .prehashed_writer()
+            .map_err(|e| e.to_string())?;
         // Measured on the real multi-stage builds of BENCHMARKS.md ("Issue #17: layers
         // compressed when needed"): gzip costs ~22 s of CPU per GB, the plain tar ~1 s.
         let compression = if self.inputs.image_vertices.contains(&index) {
@@ -544,7 +550,9 @@ impl<'a> Solver<'a> {
             .map_err(|e| e.to_string())?;
         // A step that changed nothing still adds a layer (an empty tar), as in BuildKit: its
         // history entry is a layer's (`RUN ls`, `WORKDIR` of an existing directory).
-        let (digest, size) = writer.commit().map_err(|e| e.to_string())?;
+        let (digest, size) = writer
+            .commit_as(digests.digest)
+            .map_err(|e| e.to_string())?;
         let dir = self.store.snapshots_dir().join(digests.diff_id.hex());
         if dir.is_dir() || fs::rename(diff, &dir).is_err() {
             let _ = fs::remove_dir_all(diff);
