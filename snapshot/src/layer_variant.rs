@@ -83,3 +83,88 @@ fn store_err(what: &'static str, e: builder_store::StoreError) -> SnapshotError 
         source: Box::new(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use builder_store::Digest;
+    use std::io::Write;
+
+    fn tar_of(name: &str, data: &[u8]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, data).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    /// A plain-tar layer stored the way a step outside the image stores it.
+    fn stored_tar(store: &Store, tar: &[u8]) -> LayerRef {
+        let mut w = store.blobs().writer().unwrap();
+        w.write_all(tar).unwrap();
+        let (digest, size) = w.commit().unwrap();
+        LayerRef {
+            diff_id: Digest::of(tar),
+            digest,
+            size,
+            media_type: Compression::Uncompressed.media_type().into(),
+        }
+    }
+
+    fn blob_count(store: &Store) -> usize {
+        store.blobs().list().unwrap().count()
+    }
+
+    #[test]
+    fn a_tar_layer_is_compressed_once_and_the_blob_found_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let tar = tar_of("f", &b"some layer content\n".repeat(10_000));
+        let layer = stored_tar(&store, &tar);
+
+        let gz = layer_in(&store, &layer, Compression::GZIP_DEFAULT).unwrap();
+        assert_eq!(gz.media_type, crate::MEDIA_TYPE_TAR_GZIP);
+        assert_eq!(gz.diff_id, layer.diff_id);
+        assert!(gz.size < layer.size / 10, "{} of {}", gz.size, layer.size);
+        let blobs = blob_count(&store);
+        // The same bytes a layer written gzip at once has: images stay reproducible.
+        let mut direct = Vec::new();
+        crate::recompress_layer(&tar[..], &mut direct, Compression::GZIP_DEFAULT).unwrap();
+        assert_eq!(gz.digest, Digest::of(&direct));
+
+        // Asked again (another build, a level that differs): the remembered blob, nothing new.
+        let again = layer_in(&store, &layer, Compression::Gzip { level: 9 }).unwrap();
+        assert_eq!(again, gz);
+        assert_eq!(blob_count(&store), blobs);
+
+        // A gzip layer asked for as zstd is converted too; one already zstd is itself.
+        let zst = layer_in(&store, &gz, Compression::ZSTD_DEFAULT).unwrap();
+        assert_eq!(zst.media_type, crate::MEDIA_TYPE_TAR_ZSTD);
+        assert_eq!(
+            layer_in(&store, &zst, Compression::ZSTD_DEFAULT).unwrap(),
+            zst
+        );
+        // And back to the plain tar: the step's own blob.
+        let plain = layer_in(&store, &zst, Compression::Uncompressed).unwrap();
+        assert_eq!((plain.digest, plain.size), (layer.digest, layer.size));
+
+        // The compressed blob pruned: made again.
+        store.blobs().delete(&gz.digest).unwrap();
+        assert_eq!(
+            layer_in(&store, &layer, Compression::GZIP_DEFAULT).unwrap(),
+            gz
+        );
+    }
+
+    #[test]
+    fn a_layer_that_is_not_its_diff_id_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut layer = stored_tar(&store, &tar_of("f", b"real"));
+        layer.diff_id = Digest::of(b"what the record claims");
+        let err = layer_in(&store, &layer, Compression::GZIP_DEFAULT).unwrap_err();
+        assert!(matches!(err, SnapshotError::DiffIdMismatch(_)), "{err}");
+        assert!(err.to_string().contains("cache verify --repair"), "{err}");
+    }
+}
