@@ -11,7 +11,8 @@
 #   edit   one source file rewritten before each run: the COPY and the RUN steps rerun;
 #   noop   nothing changed: everything from the cache;
 #   large  `FROM scratch` + `COPY big/ /big/` of ten 100 MB files, --no-cache, against
-#          `cp -r` + `sync -f` of the same tree on the same disk (target: >= 80% of cp's throughput);
+#          `cp -r` + `sync -f` of the same tree on the same disk (target: >= 80% of cp's throughput),
+#          and builder again with each of LARGE_COMPRESSIONS ("zstd uncompressed"; "" for none);
 # and builder's peak RSS over all its runs (GNU time). Ratios are builder ÷ BuildKit.
 #
 # The BuildKit peer is the dockerd at $DOCKER_HOST (`DOCKER_BUILDKIT=1 docker build --network
@@ -19,7 +20,7 @@
 # the work dir) runs when installed; BUILDAH=0 skips it. Knobs: RUNS (5), FILES (20000),
 # BASE_TAR (a rootfs tarball for the base image, default /var/tmp/bench/rootfs.tar; without one,
 # busybox is the base), LARGE_MIB (100, per file), TMPDIR (work dir, default /var/tmp),
-# KEEP=1, ONLY="cold copy edit noop large".
+# KEEP=1, ONLY="cold copy edit noop large", LARGE_COMPRESSIONS.
 # Output: a Markdown table on stdout (progress on stderr; command output in $work/log).
 set -euo pipefail
 
@@ -27,6 +28,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 RUNS="${RUNS:-5}" FILES="${FILES:-20000}" LARGE_MIB="${LARGE_MIB:-100}" KEEP="${KEEP:-0}"
 ONLY="${ONLY:-cold copy edit noop large}"
+LARGE_COMPRESSIONS="${LARGE_COMPRESSIONS-zstd uncompressed}"
 BASE_TAR="${BASE_TAR:-/var/tmp/bench/rootfs.tar}"
 export DOCKER_HOST="${DOCKER_HOST:-unix:///var/tmp/dk.sock}" DOCKER_BUILDKIT=1
 # a docker client that builds with the daemon's BuildKit itself (newer clients need buildx)
@@ -202,6 +204,16 @@ PY
   rm -rf "$work/cpdst"
   T[large,cp]=$(median "${cps[@]}")
   echo "  large: cp -r $(ms "${T[large,cp]}") ms" >&2
+  # builder alone in the other layer compressions: gzip's deflate is most of the default's time
+  for c in $LARGE_COMPRESSIONS; do
+    runs=()
+    for ((r = 0; r <= RUNS; r++)); do
+      ns=$(run_tool b --no-cache --output "type=image,compression=$c" "$big")
+      [ "$r" = 0 ] || runs+=("$ns")
+    done
+    T[large_$c,b]=$(median "${runs[@]}")
+    echo "  large, compression=$c: builder $(ms "${T[large_$c,b]}") ms (runs:$(for n in "${runs[@]}"; do printf ' %s' "$(ms "$n")"; done))" >&2
+  done
 fi
 
 rss=$(sort -n "$work/rss" | tail -1)
@@ -221,5 +233,8 @@ row noop "no-op rebuild" "≤ 25 ms"
 if [ -n "${T[large,b]:-}" ]; then
   row large "ten ${LARGE_MIB} MB files, \`COPY big/ /big/\`, --no-cache" "≥ 80% of cp"
   echo "| the same with \`cp -r\` + \`sync -f\` | $(ms "${T[large,cp]}") | | builder at **$(awk -v a="${T[large,cp]}" -v b="${T[large,b]}" 'BEGIN { printf "%.0f%%", 100 * a / b }')** of cp's throughput | | |"
+  for c in $LARGE_COMPRESSIONS; do
+    echo "| the same, builder with \`--output type=image,compression=$c\` | $(ms "${T[large_$c,b]}") | | builder at **$(awk -v a="${T[large,cp]}" -v b="${T[large_$c,b]}" 'BEGIN { printf "%.0f%%", 100 * a / b }')** of cp's throughput | | |"
+  done
 fi
 echo "| builder peak RSS over all runs | $(awk -v k="$rss" 'BEGIN { printf "%.0f MiB", k / 1024 }') | | | | < 100 MiB |"
