@@ -87,6 +87,11 @@ impl<W: Write> LayerEncoder<W> {
     }
 }
 
+/// Bytes of input per zstd worker job (see `zstd_encoder`); part of what the output is.
+const ZSTD_JOB_SIZE: u32 = 2 * 1024 * 1024;
+/// The highest level whose window (2 MiB from level 3 to 7) fits one such job.
+const ZSTD_SMALL_JOB_MAX_LEVEL: i32 = 7;
+
 fn zstd_encoder<W: Write>(
     out: W,
     level: i32,
@@ -98,6 +103,14 @@ fn zstd_encoder<W: Write>(
     // Always ≥ 1 worker: zstd's output is the same for every worker count
     // ≥ 1, but differs in its single-threaded (0 workers) mode.
     enc.multithread(u32::try_from(threads).unwrap_or(u32::MAX))?;
+    // zstd's own job size is 4 windows (8 MiB at the default level), and it keeps several
+    // jobs' input and output buffered per worker: compressing a 300 MB random file took 112 MB
+    // of RSS (157 MB of text: 57 MB). With 2 MiB jobs (one window up to level 7): 33 MB and
+    // 20 MB, the same speed, and the text 0.1% smaller (`layer_write_bench`, BENCHMARKS.md
+    // "Issue #17: zstd's memory"). Higher levels keep zstd's choice: their windows are larger.
+    if level <= ZSTD_SMALL_JOB_MAX_LEVEL {
+        enc.set_parameter(zstd::stream::raw::CParameter::JobSize(ZSTD_JOB_SIZE))?;
+    }
     Ok(enc)
 }
 
