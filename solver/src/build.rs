@@ -134,6 +134,9 @@ pub fn build(
         None => dockerfile_epoch(&converted, req)?,
     };
     let no_cache_vertices = no_cache_vertices(&converted, &req.no_cache_filter, &mut warnings);
+    // The steps whose layers the image holds: stored compressed at once, and what
+    // `--cache-to mode=min` keeps.
+    let in_image = image_steps(&converted);
     let inputs = ConvertedInputs {
         dockerfile_name: req.convert.file_name.clone(),
         ignore,
@@ -150,7 +153,7 @@ pub fn build(
             .chain(converted.git_contexts.clone())
             .collect(),
         no_cache_vertices,
-        image_vertices: image_steps(&converted).iter().map(|v| v.index()).collect(),
+        image_vertices: in_image.iter().map(|v| v.index()).collect(),
         source_date_epoch,
     };
     let solver = Solver::new(store, &req.solve, inputs, progress)?;
@@ -191,7 +194,7 @@ pub fn build(
         }
     });
     let config = config_from_spec(&spec, layers.iter().map(|l| l.diff_id).collect(), created);
-    let steps = step_records(&converted, &solved);
+    let steps = step_records(&converted, &solved, &in_image);
     // The image carries its own steps' layers in the compression asked for, converted where a
     // cached record has another (base layers keep theirs, as in BuildKit).
     let made: HashSet<Digest> = steps
@@ -270,13 +273,16 @@ fn image_steps(converted: &ConvertedBuild) -> HashSet<VertexId> {
 
 /// The cache record of every solved step: a step added a layer when its rootfs has one more
 /// than its input's.
-fn step_records(converted: &ConvertedBuild, solved: &HashMap<VertexId, Solved>) -> Vec<StepRecord> {
+fn step_records(
+    converted: &ConvertedBuild,
+    solved: &HashMap<VertexId, Solved>,
+    in_image: &HashSet<VertexId>,
+) -> Vec<StepRecord> {
     let graph = &converted.graph;
     let layers = |v: &VertexId| match solved.get(v).map(|s| &s.output) {
         Some(Output::Rootfs(layers)) => layers.as_slice(),
         _ => &[],
     };
-    let in_image = image_steps(converted);
     let mut steps: Vec<StepRecord> = solved
         .iter()
         .filter(|(v, _)| matches!(graph.vertex(**v).op, Op::Exec(_) | Op::File(_)))
