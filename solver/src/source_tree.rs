@@ -294,7 +294,8 @@ fn file_digests(
     let digest_of = |i: usize| {
         let (_, host, meta) = &entries[i];
         match stat_cache {
-            Some(cache) => cache.file_digest(host, meta),
+            // Looked up above already.
+            Some(cache) => cache.hash_and_learn(host, meta),
             None => hash_file(host),
         }
         .map_err(io_err(host))

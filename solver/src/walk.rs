@@ -96,6 +96,16 @@ fn stat_chunk(chunk: Vec<Listed>) -> Result<Vec<Found>, SourceError> {
         .collect()
 }
 
+/// `base/name` (or `name` when `base` is empty) in one allocation of the final size:
+/// `Path::join` grows its buffer as it appends, and those reallocations were ~9% of a no-op
+/// rebuild's user-space instructions on the 20,000-file context (callgrind).
+fn join_exact(base: &Path, name: &std::ffi::OsStr) -> PathBuf {
+    let mut path = PathBuf::with_capacity(base.as_os_str().len() + 1 + name.len());
+    path.push(base);
+    path.push(name);
+    path
+}
+
 /// The listing side of the walk.
 struct Lister<'l, 'scope, 'env, 's> {
     /// The .dockerignore rules, when there are any: without them no tree-relative path is
@@ -130,7 +140,7 @@ impl Lister<'_, '_, '_, '_> {
         for (name, entry) in entries {
             // `base/name`, or `name` at the top: the bytes the checksum hashes (see
             // `hash_entry`), so they must stay what they were when they were strings.
-            let join = |base: &Path| base.join(&name);
+            let join = |base: &Path| join_exact(base, &name);
             let child_tree = if rules.is_some() {
                 join(tree_rel)
             } else {
@@ -154,7 +164,7 @@ impl Lister<'_, '_, '_, '_> {
                 continue;
             }
             let excluded = ignored || dropped;
-            let child_host = host.join(&name);
+            let child_host = join_exact(host, &name);
             if is_dir {
                 let below = (child_sel.clone(), child_host.clone());
                 let below_parents = rules.map(|(m, p)| m.child_matches(p, &child_tree));
