@@ -414,6 +414,14 @@ mod tests {
             .unwrap();
     }
 
+    /// A stamp for records made up by the tests.
+    const SETTLED: Stamp = Stamp {
+        size: 1,
+        mtime_ns: 1,
+        ctime_ns: 2,
+        ino: 3,
+    };
+
     fn learn(cache: &StatCache, path: &Path, stamp: Stamp, digest: Digest) {
         cache
             .learned
@@ -510,12 +518,7 @@ mod tests {
     #[test]
     fn saving_after_a_walk_drops_files_the_walk_did_not_see() {
         let dir = tempfile::tempdir().unwrap();
-        let stamp = Stamp {
-            size: 1,
-            mtime_ns: 1,
-            ctime_ns: 2,
-            ino: 3,
-        };
+        let stamp = SETTLED;
         let first = StatCache::load(dir.path(), Path::new("/ctx"));
         for p in [
             "/ctx/src/kept",
@@ -588,12 +591,7 @@ mod tests {
     #[test]
     fn lookups_in_walk_order_follow_the_cursor_and_others_use_the_map() {
         let dir = tempfile::tempdir().unwrap();
-        let stamp = Stamp {
-            size: 1,
-            mtime_ns: 1,
-            ctime_ns: 2,
-            ino: 3,
-        };
+        let stamp = SETTLED;
         // The walk visits `a/x` before `a-b` and `a.c` (the names sort in directory `/ctx`).
         let walk = ["/ctx/a/x", "/ctx/a/y/z", "/ctx/a-b", "/ctx/a.c", "/ctx/b"];
         let first = StatCache::load(dir.path(), Path::new("/ctx"));
