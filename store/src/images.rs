@@ -240,37 +240,48 @@ impl ImageIndex {
     }
 
     fn load(&self) -> Result<IndexFile, StoreError> {
+        self.load_with_bytes().map(|(index, _)| index)
+    }
+
+    /// The index and the bytes it was read from (empty when there is no file yet).
+    fn load_with_bytes(&self) -> Result<(IndexFile, Vec<u8>), StoreError> {
         let bytes = match std::fs::read(&self.path) {
             Ok(b) => b,
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                return Ok(IndexFile {
+                let empty = IndexFile {
                     version: INDEX_VERSION,
                     images: BTreeMap::new(),
-                });
+                };
+                return Ok((empty, Vec::new()));
             }
             Err(e) => return Err(StoreError::io("read", &self.path)(e)),
         };
-        serde_json::from_slice(&bytes).map_err(|source| StoreError::Json {
+        let index = serde_json::from_slice(&bytes).map_err(|source| StoreError::Json {
             path: self.path.display().to_string(),
             source,
-        })
+        })?;
+        Ok((index, bytes))
     }
 
     /// Read-modify-write under the exclusive lock. The file is rewritten only
-    /// when `change` succeeds, so a refused `rmi` leaves it untouched.
+    /// when `change` succeeds, so a refused `rmi` leaves it untouched, and only when its
+    /// bytes change: a rebuild that tags the image the name already had skips the write and
+    /// its two fsyncs (~1 ms of a ~50 ms no-op rebuild here, far more on a busy disk).
     fn update<T>(
         &self,
         change: impl FnOnce(&mut IndexFile) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let _guard = self.lock_exclusive()?;
-        let mut index = self.load()?;
+        let (mut index, before) = self.load_with_bytes()?;
         let out = change(&mut index)?;
         index.version = INDEX_VERSION;
         let bytes = serde_json::to_vec_pretty(&index).map_err(|source| StoreError::Json {
             path: self.path.display().to_string(),
             source,
         })?;
-        write_atomic(&self.path, &bytes)?;
+        if bytes != before {
+            write_atomic(&self.path, &bytes)?;
+        }
         Ok(out)
     }
 

@@ -242,3 +242,24 @@ fn refused_rmi_leaves_index_file_untouched() {
     );
     assert_eq!(after.modified().unwrap(), before);
 }
+
+/// A rebuild tags the image its name already has: the file is left as it is (no rewrite, no
+/// fsyncs), and a real change still replaces it.
+#[test]
+fn setting_a_name_to_the_image_it_has_leaves_the_file_alone() {
+    use std::os::unix::fs::MetadataExt;
+    let (_d, s) = store();
+    let idx = s.images();
+    idx.set("x:1", record("a")).unwrap();
+    let path = s.root().join("images.json");
+    let ino = std::fs::metadata(&path).unwrap().ino();
+    assert_eq!(idx.set("x:1", record("a")).unwrap(), Some(record("a")));
+    assert_eq!(std::fs::metadata(&path).unwrap().ino(), ino, "rewritten");
+    idx.set("x:1", record("b")).unwrap();
+    assert_ne!(
+        std::fs::metadata(&path).unwrap().ino(),
+        ino,
+        "not rewritten"
+    );
+    assert_eq!(idx.get("x:1").unwrap(), Some(record("b")));
+}
