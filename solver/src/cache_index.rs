@@ -36,6 +36,10 @@ pub const INDEX_FILE: &str = "index.db";
 /// are single small statements, so anything near this means a stuck process, not contention.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How stale a record's last-use time may be: `prune` ages records in hours and days (its
+/// `until` and keep-duration filters), so a minute is below anything it can tell apart.
+const LAST_USE_GRANULARITY: Duration = Duration::from_secs(60);
+
 /// Bumped when the schema changes; stored in SQLite's `user_version`.
 const SCHEMA_VERSION: i64 = 1;
 
@@ -177,10 +181,19 @@ impl CacheIndex {
     /// record counts as a miss.
     pub fn get(&self, key: &Digest) -> Option<CacheRecord> {
         let entry = query_entry(&self.conn(), key).ok().flatten()?;
-        self.hits
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((key.hex(), unix_ms(SystemTime::now())));
+        let now = SystemTime::now();
+        // A record used within the last minute keeps its time: rebuilding again and again
+        // would otherwise append a page per step to the WAL each time, which the next process
+        // must read back when it opens the database.
+        let recent = now
+            .duration_since(entry.last_used)
+            .is_ok_and(|age| age < LAST_USE_GRANULARITY);
+        if !recent {
+            self.hits
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((key.hex(), unix_ms(now)));
+        }
         Some(entry.record)
     }
 
@@ -561,6 +574,28 @@ mod tests {
         drop(index);
         let other = CacheIndex::open(&dir.path().join("cache")).unwrap();
         assert!(other.entry(&key).unwrap().last_used > old + Duration::from_secs(1800));
+    }
+
+    /// A hit on a record used less than a minute ago queues no write: a run of rebuilds does
+    /// not grow the WAL. An older one is still refreshed (above).
+    #[test]
+    fn a_hit_on_a_record_just_used_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = CacheIndex::open(&dir.path().join("cache")).unwrap();
+        let key = Digest::of(b"k");
+        let record = CacheRecord {
+            layer: None,
+            description: "RUN true".into(),
+        };
+        index.put(&key, &record).unwrap();
+        let recent = SystemTime::now() - Duration::from_secs(20);
+        set_last_used(&index, &key, recent);
+        index.get(&key).unwrap();
+        assert!(index.hits.lock().unwrap().is_empty());
+        let stale = SystemTime::now() - LAST_USE_GRANULARITY - Duration::from_secs(5);
+        set_last_used(&index, &key, stale);
+        index.get(&key).unwrap();
+        assert_eq!(index.hits.lock().unwrap().len(), 1);
     }
 
     #[test]
