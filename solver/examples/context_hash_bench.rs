@@ -18,6 +18,9 @@
 //!   hashing cost without the disk.
 //! - `warm`: the stat cache filled by a first pass and reloaded from disk (timed, and shown
 //!   apart as `cache_load_s`), as a rebuild finds it: one `stat` per file, no reads.
+//! - `floor`: no checksum: every directory listed and every entry `stat`ed relative to it, on
+//!   every core, nothing else. The kernel's share that no walk of the tree can avoid, to set
+//!   `warm` against (the list of directories is made before timing).
 
 use std::error::Error;
 use std::fs;
@@ -119,7 +122,63 @@ fn cpu_seconds() -> f64 {
     s(u.ru_utime) + s(u.ru_stime)
 }
 
+fn directories(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    out.push(dir.to_path_buf());
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            directories(&e.path(), out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Lists every directory and stats each entry in it (`DirEntry::metadata`: `statx` relative to
+/// the open directory, symlinks not followed), the directories shared out to every core.
+fn floor(dir: &Path, runs: usize) -> Result<(), Box<dyn Error>> {
+    let mut dirs = Vec::new();
+    directories(dir, &mut dirs)?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for _ in 0..runs {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let cpu0 = cpu_seconds();
+        let t0 = Instant::now();
+        let stated: usize = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| -> std::io::Result<usize> {
+                        let mut n = 0;
+                        while let Some(d) =
+                            dirs.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                        {
+                            for e in fs::read_dir(d)? {
+                                std::hint::black_box(e?.metadata()?);
+                                n += 1;
+                            }
+                        }
+                        Ok(n)
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .sum::<std::io::Result<usize>>()
+        })?;
+        let secs = t0.elapsed().as_secs_f64();
+        println!(
+            "mode=floor entries={stated} dirs={} threads={threads} seconds={secs:.3} cpu_s={:.2}",
+            dirs.len(),
+            cpu_seconds() - cpu0
+        );
+    }
+    Ok(())
+}
+
 fn hash(dir: &Path, mode: &str, runs: usize) -> Result<(), Box<dyn Error>> {
+    if mode == "floor" {
+        return floor(dir, runs);
+    }
     let mut paths = Vec::new();
     files(dir, &mut paths)?;
     let bytes: u64 = paths
