@@ -24,6 +24,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use builder_store::Digest;
+use builder_store::gc::LAST_USE_GRANULARITY;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
@@ -35,10 +36,6 @@ pub const INDEX_FILE: &str = "index.db";
 /// How long a statement waits for another process's write transaction before failing. Writes
 /// are single small statements, so anything near this means a stuck process, not contention.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// How stale a record's last-use time may be: `prune` ages records in hours and days (its
-/// `until` and keep-duration filters), so a minute is below anything it can tell apart.
-const LAST_USE_GRANULARITY: Duration = Duration::from_secs(60);
 
 /// Bumped when the schema changes; stored in SQLite's `user_version`.
 const SCHEMA_VERSION: i64 = 1;

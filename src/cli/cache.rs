@@ -50,7 +50,8 @@ pub struct PruneArgs {
     /// Remove all cache records, not just those no named image uses.
     #[arg(short, long)]
     all: bool,
-    /// Only `until=DURATION` (Go syntax, e.g. 24h, 1h30m): records unused for that long.
+    /// Only `until=DURATION` (Go syntax, e.g. 24h, 1h30m): records unused for that long
+    /// (last-use times are kept to the minute, so a record may stay up to a minute longer).
     #[arg(long)]
     filter: Vec<String>,
     /// Keep this much cache (e.g. 5GB; units are powers of 1024, as docker's).

@@ -204,6 +204,12 @@ pub struct CacheItem {
     pub in_use: bool,
 }
 
+/// How stale a cache record's last-use time may be: a hit on a record used less than this long
+/// ago does not write the time again (each write appended a page to the cache index's WAL on
+/// every rebuild). `until` allows for it, so a prune never removes a record used within the
+/// duration it was given; it may keep one up to this much longer.
+pub const LAST_USE_GRANULARITY: Duration = Duration::from_secs(60);
+
 /// Which records a prune removes.
 #[derive(Debug, Clone, Default)]
 pub struct PrunePolicy {
@@ -231,7 +237,7 @@ pub fn select(items: &[CacheItem], policy: &PrunePolicy, now: SystemTime) -> Vec
     let old_enough = |i: &CacheItem| match policy.until {
         Some(min_age) => now
             .duration_since(i.last_used)
-            .is_ok_and(|age| age >= min_age),
+            .is_ok_and(|age| age >= min_age + LAST_USE_GRANULARITY),
         None => true,
     };
     let mut candidates: Vec<usize> = (0..items.len())
@@ -593,6 +599,15 @@ mod tests {
             ..default.clone()
         };
         assert_eq!(select(&items, &until, now), vec![2, 3]);
+        // A record whose time says 90 s is not taken by `until=1m`: it may have been used
+        // since without its time being written (see LAST_USE_GRANULARITY).
+        let minute = PrunePolicy {
+            all: true,
+            until: Some(Duration::from_secs(60)),
+            ..default.clone()
+        };
+        let recent = vec![item(1, 100, 90, false, now), item(2, 100, 150, false, now)];
+        assert_eq!(select(&recent, &minute, now), vec![1]);
         // 1000 bytes in all; keeping 350 removes the least recently used (48h, then 30h old)
         // until at most 350 remain.
         let keep = PrunePolicy {
