@@ -30,6 +30,8 @@ use serde::{Deserialize, Serialize};
 
 use builder_graph::LayerRef;
 
+mod legacy;
+
 /// The database file inside the cache directory.
 pub const INDEX_FILE: &str = "index.db";
 
@@ -65,20 +67,6 @@ pub struct CacheRecord {
     pub layer: Option<LayerRef>,
     /// The step, as the user wrote it (for listings).
     pub description: String,
-}
-
-/// A legacy record file. Fields after `description` were added for listing and GC; files
-/// written before them still import (their creation time falls back to the file's mtime).
-#[derive(Deserialize)]
-struct LegacyRecord {
-    layer: Option<LayerRef>,
-    description: String,
-    /// Seconds since the Unix epoch when the record was written.
-    #[serde(default)]
-    created: Option<u64>,
-    /// Compressed size of the layer blob (0 when the step added no layer).
-    #[serde(default)]
-    size: Option<u64>,
 }
 
 /// A record with what listings and GC need to know about it.
@@ -276,7 +264,7 @@ impl CacheIndex {
     /// Several processes may do this at once: inserts that find the key present are skipped,
     /// and a file another process already deleted is no error.
     fn import_legacy(&self, dir: &Path) -> Result<(), CacheIndexError> {
-        let files = legacy_files(dir)?;
+        let files = legacy::files(dir)?;
         if files.is_empty() {
             return Ok(());
         }
@@ -286,7 +274,7 @@ impl CacheIndex {
             .map_err(self.db_err())?;
         for (key, path) in &files {
             // A torn or foreign file was a miss before; it stays one (and goes away).
-            if let Some((record, times, size)) = read_legacy(path) {
+            if let Some((record, times, size)) = legacy::read(path) {
                 insert(&tx, "INSERT OR IGNORE", key, &record, times, size)
                     .map_err(self.db_err())?;
             }
@@ -447,49 +435,6 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<Option<CacheEntry>> {
         last_used: from_unix_ms(last_used),
         size: size as u64,
     }))
-}
-
-/// `(key, path)` of every `<key hex>.json` in `dir`.
-fn legacy_files(dir: &Path) -> Result<Vec<(Digest, PathBuf)>, CacheIndexError> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_err("list", dir)(e)),
-    };
-    let mut out = Vec::new();
-    for dirent in entries {
-        let dirent = dirent.map_err(io_err("list", dir))?;
-        let name = dirent.file_name();
-        if let Some(key) = name
-            .to_str()
-            .and_then(|n| n.strip_suffix(".json"))
-            .and_then(|hex| Digest::from_hex(hex).ok())
-        {
-            out.push((key, dirent.path()));
-        }
-    }
-    Ok(out)
-}
-
-/// A legacy record with its creation and last-use times (the file's mtime was the latter) and
-/// its size.
-fn read_legacy(path: &Path) -> Option<(CacheRecord, [i64; 2], u64)> {
-    let bytes = fs::read(path).ok()?;
-    let legacy: LegacyRecord = serde_json::from_slice(&bytes).ok()?;
-    let mtime = fs::metadata(path).and_then(|m| m.modified()).ok()?;
-    let last_used = unix_ms(mtime);
-    let created = legacy
-        .created
-        .map_or(last_used, |secs| (secs as i64).saturating_mul(1000));
-    // Records from before sizes were stored take the layer's.
-    let size = legacy
-        .size
-        .unwrap_or_else(|| legacy.layer.as_ref().map_or(0, |l| l.size));
-    let record = CacheRecord {
-        layer: legacy.layer,
-        description: legacy.description,
-    };
-    Some((record, [created, last_used], size))
 }
 
 fn unix_ms(t: SystemTime) -> i64 {
