@@ -7,12 +7,13 @@
 //! succeed. Reads do not re-hash; call [`BlobStore::verify`] to check a blob.
 
 use std::fs::{self, File, Permissions};
-use std::io::{self, BufWriter, ErrorKind, Write};
+use std::io::{self, ErrorKind, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
 
+use crate::direct_write::DirectWriter;
 use crate::fsutil::fsync_dir;
 use crate::{Digest, Hasher, HashingReader, StoreError};
 
@@ -136,8 +137,9 @@ impl BlobStore {
         })
     }
 
-    /// A fresh, flocked temp file for a blob writer, and a buffered handle on it.
-    fn temp_blob(&self) -> Result<(NamedTempFile, BufWriter<File>), StoreError> {
+    /// A fresh, flocked temp file for a blob writer, and a handle that writes it past the page
+    /// cache (see `direct_write`).
+    fn temp_blob(&self) -> Result<(NamedTempFile, DirectWriter), StoreError> {
         let tmp = loop {
             let tmp = tempfile::Builder::new()
                 .prefix(TMP_BLOB_PREFIX)
@@ -150,7 +152,7 @@ impl BlobStore {
             }
         };
         let file = tmp.reopen().map_err(StoreError::io("reopen", tmp.path()))?;
-        Ok((tmp, BufWriter::new(file)))
+        Ok((tmp, DirectWriter::new(file)))
     }
 
     /// Moves the file at `tmp` into the store as blob `expected`, after re-hashing
@@ -245,7 +247,7 @@ impl BlobStore {
 /// A blob being written. Implements [`Write`]; finish with `commit`.
 pub struct BlobWriter {
     tmp: NamedTempFile,
-    out: BufWriter<File>,
+    out: DirectWriter,
     hasher: Hasher,
     store: BlobStore,
 }
@@ -303,12 +305,10 @@ impl BlobWriter {
 fn publish(
     store: &BlobStore,
     tmp: NamedTempFile,
-    out: BufWriter<File>,
+    out: DirectWriter,
     digest: Digest,
 ) -> Result<(), StoreError> {
-    let file = out
-        .into_inner()
-        .map_err(|e| StoreError::io("write", tmp.path())(e.into_error()))?;
+    let file = out.finish().map_err(StoreError::io("write", tmp.path()))?;
     if store.contains(&digest) {
         return Ok(());
     }
@@ -325,7 +325,7 @@ fn publish(
 /// Implements [`Write`]; finish with `commit_as`.
 pub struct PrehashedBlobWriter {
     tmp: NamedTempFile,
-    out: BufWriter<File>,
+    out: DirectWriter,
     len: u64,
     store: BlobStore,
 }

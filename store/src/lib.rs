@@ -37,6 +37,7 @@
 pub mod assemble;
 pub mod blobs;
 pub mod digest;
+mod direct_write;
 mod error;
 mod fsutil;
 pub mod gc;
