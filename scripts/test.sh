@@ -69,6 +69,7 @@ keep = {
     "copy_exclude_parents",
     "copy_directory_destination",
     "copy_into_new_directory",
+    "copy_writes_files_on_every_core",
     "repeated_layers",
     "cache_mount_options",
     "file_names",

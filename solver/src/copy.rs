@@ -19,13 +19,16 @@ use std::path::{Path, PathBuf};
 
 use crate::source_tree::{Selected, SourceError, SourceTree, exclude_rules, excludes};
 use crate::userdb::Owner;
+use builder_frontend::dockerignore::IgnoreMatcher;
 use builder_graph::CopyAction;
 use builder_graph::chmod::Chmod;
 use builder_rootpath::{clean_rel, clean_rel_path, resolve_in_root};
 
 mod archive;
+mod file_pool;
 pub use archive::unpack_file;
 use archive::{extract_archive, is_tar_archive};
+use file_pool::{FileJob, FilePool};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
@@ -102,83 +105,177 @@ pub fn copy_with_upper(
         // the destination even when nothing matches.
         ensure_dir_in(dest_root, &dest_rel, attrs, &mut created)?;
     }
+    let placing = Placing {
+        src,
+        action,
+        dest_rel: &dest_rel,
+        dest_root,
+        upper,
+        attrs,
+        exclude: &exclude,
+    };
     let mut dir_times = Vec::new();
-    for (sel, drop) in &selected {
-        check_cancelled()?;
-        let meta = fs::symlink_metadata(&sel.host).map_err(io_err(&sel.host))?;
-        // Where this source lands: the destination, or with --parents the destination joined
-        // with the source's own path (less what comes before a `/./` pivot).
-        let kept = if action.parents {
-            let rest: PathBuf = sel.rel.components().skip(*drop).collect();
-            join_rel(&dest_rel, &rest)
-        } else {
-            dest_rel.clone()
-        };
-        if meta.is_dir() {
-            // A directory source copies its contents only: the destination directory keeps its
-            // own owner, mode and times when it exists, and is made like any missing parent
-            // (0755, the --chown owner or root) when it does not — as BuildKit does. Giving it the
-            // source's mode and root ownership broke `USER app; COPY . .` into a home directory.
-            let existed = resolve_in_root(dest_root, &kept, true)
-                .map_err(io_err(dest_root))
-                .map(|p| fs::symlink_metadata(p).is_ok())?;
-            let top = ensure_dir_in(dest_root, &kept, attrs, &mut created)?;
-            let mut placed = if existed {
-                PlacedDirs::new(top, false)
-            } else {
-                // Made just now: nothing in it to replace, and it may be written directly.
-                PlacedDirs::new(direct_dir(dest_root, upper, top), true)
-            };
-            for (rel, host, meta) in src.walk_excluding(sel, &exclude)? {
-                check_cancelled()?;
-                let (target, parent_fresh) = match placed.child(&rel) {
-                    Some(found) => found,
-                    None => (
-                        resolve_in_root(dest_root, join_rel(&kept, &rel), false)
-                            .map_err(io_err(dest_root))?,
-                        false,
-                    ),
-                };
-                let made = write_entry_in(&host, &meta, &target, attrs, parent_fresh)?;
-                if meta.is_dir() {
-                    placed.insert(rel, target.clone(), parent_fresh || made);
-                    dir_times.push((target, meta));
-                }
-            }
-        } else if excludes(&exclude, &sel.rel) {
-            continue;
-        } else if action.unpack_archives && is_tar_archive(&sel.host)? {
-            let target = ensure_dir_in(dest_root, &kept, attrs, &mut created)?;
-            extract_archive(&sel.host, &target, attrs)?;
-        } else {
-            let name = Path::new(sel.rel.file_name().unwrap_or(sel.rel.as_os_str()));
-            // As BuildKit decides it for each source in turn: into the destination when it
-            // names a directory (a trailing `/`) or is one now (through symlinks, inside the
-            // root), else at the destination itself. So several sources need no trailing `/`
-            // when the destination is a directory, made by an earlier source or not.
-            let dest_is_dir = action.dest_is_dir
-                || resolve_in_root(dest_root, &dest_rel, true)
-                    .map_err(io_err(dest_root))?
-                    .is_dir();
-            let rel = if action.parents {
-                kept
-            } else if dest_is_dir {
-                join_rel(&dest_rel, name)
-            } else {
-                dest_rel.clone()
-            };
-            if let Some(parent) = rel.parent() {
-                ensure_dir_in(dest_root, parent, attrs, &mut created)?;
-            }
-            let target = resolve_in_root(dest_root, &rel, false).map_err(io_err(dest_root))?;
-            write_entry(&sel.host, &meta, &target, attrs)?;
+    std::thread::scope(|scope| {
+        let mut pool = FilePool::new(scope, attrs);
+        for (sel, drop) in &selected {
+            placing.place(sel, *drop, &mut created, &mut dir_times, &mut pool)?;
         }
-    }
+        pool.finish()
+    })?;
     // Directory times last, since writing their children changed them.
     for (dir, meta) in dir_times.iter().rev() {
         set_times(dir, meta)?;
     }
     created.finish()
+}
+
+/// One COPY or ADD action under way: what each of its sources is placed with.
+struct Placing<'a> {
+    src: &'a SourceTree<'a>,
+    action: &'a CopyAction,
+    dest_rel: &'a Path,
+    dest_root: &'a Path,
+    upper: Option<&'a Path>,
+    attrs: Attributes<'a>,
+    exclude: &'a IgnoreMatcher,
+}
+
+impl Placing<'_> {
+    /// Writes one selected source (`drop`: how many leading components --parents leaves out),
+    /// its regular files through `pool`.
+    fn place(
+        &self,
+        sel: &Selected,
+        drop: usize,
+        created: &mut CreatedDirs,
+        dir_times: &mut Vec<(PathBuf, Metadata)>,
+        pool: &mut FilePool<'_, '_>,
+    ) -> Result<(), CopyError> {
+        check_cancelled()?;
+        let meta = fs::symlink_metadata(&sel.host).map_err(io_err(&sel.host))?;
+        // Where this source lands: the destination, or with --parents the destination joined
+        // with the source's own path (less what comes before a `/./` pivot).
+        let kept = if self.action.parents {
+            let rest: PathBuf = sel.rel.components().skip(drop).collect();
+            join_rel(self.dest_rel, &rest)
+        } else {
+            self.dest_rel.to_path_buf()
+        };
+        if meta.is_dir() {
+            // This walk may replace what an earlier source wrote.
+            pool.finish()?;
+            self.place_dir(sel, &kept, created, dir_times, pool)
+        } else if excludes(self.exclude, &sel.rel) {
+            Ok(())
+        } else if self.action.unpack_archives && is_tar_archive(&sel.host)? {
+            pool.finish()?;
+            let target = ensure_dir_in(self.dest_root, &kept, self.attrs, created)?;
+            extract_archive(&sel.host, &target, self.attrs)
+        } else {
+            self.place_file(sel, meta, kept, created, pool)
+        }
+    }
+
+    /// A directory source copies its contents only: the destination directory keeps its own
+    /// owner, mode and times when it exists, and is made like any missing parent (0755, the
+    /// --chown owner or root) when it does not — as BuildKit does. Giving it the source's mode
+    /// and root ownership broke `USER app; COPY . .` into a home directory.
+    fn place_dir(
+        &self,
+        sel: &Selected,
+        kept: &Path,
+        created: &mut CreatedDirs,
+        dir_times: &mut Vec<(PathBuf, Metadata)>,
+        pool: &mut FilePool<'_, '_>,
+    ) -> Result<(), CopyError> {
+        let (root, attrs) = (self.dest_root, self.attrs);
+        let existed = resolve_in_root(root, kept, true)
+            .map_err(io_err(root))
+            .map(|p| fs::symlink_metadata(p).is_ok())?;
+        let top = ensure_dir_in(root, kept, attrs, created)?;
+        let mut placed = if existed {
+            PlacedDirs::new(top, false)
+        } else {
+            // Made just now: nothing in it to replace, and it may be written directly.
+            PlacedDirs::new(direct_dir(root, self.upper, top), true)
+        };
+        for (rel, host, meta) in self.src.walk_excluding(sel, self.exclude)? {
+            check_cancelled()?;
+            let (target, parent_fresh) = match placed.child(&rel) {
+                Some(found) => found,
+                None => (
+                    resolve_in_root(root, join_rel(kept, &rel), false).map_err(io_err(root))?,
+                    false,
+                ),
+            };
+            if meta.is_file() {
+                let job = FileJob {
+                    src: host,
+                    meta,
+                    target,
+                    parent_fresh,
+                };
+                pool.submit_walked(job)?;
+                continue;
+            }
+            let made = write_entry_in(&host, &meta, &target, attrs, parent_fresh)?;
+            if meta.is_dir() {
+                placed.insert(rel, target.clone(), parent_fresh || made);
+                dir_times.push((target, meta));
+            }
+        }
+        Ok(())
+    }
+
+    /// A source that is not a directory (nor an archive ADD unpacks).
+    fn place_file(
+        &self,
+        sel: &Selected,
+        meta: Metadata,
+        kept: PathBuf,
+        created: &mut CreatedDirs,
+        pool: &mut FilePool<'_, '_>,
+    ) -> Result<(), CopyError> {
+        let (root, dest_rel) = (self.dest_root, self.dest_rel);
+        let name = Path::new(sel.rel.file_name().unwrap_or(sel.rel.as_os_str()));
+        // As BuildKit decides it for each source in turn: into the destination when it names a
+        // directory (a trailing `/`) or is one now (through symlinks, inside the root), else at
+        // the destination itself. So several sources need no trailing `/` when the destination
+        // is a directory, made by an earlier source or not.
+        let dest_is_dir = self.action.dest_is_dir
+            || resolve_in_root(root, dest_rel, true)
+                .map_err(io_err(root))?
+                .is_dir();
+        let rel = if self.action.parents {
+            kept
+        } else if dest_is_dir {
+            join_rel(dest_rel, name)
+        } else {
+            dest_rel.to_path_buf()
+        };
+        if let Some(parent) = rel.parent() {
+            // A parent still to be made may be where a file in flight is going: in order, that
+            // file would be there first (and the copy fail on it).
+            if !resolve_in_root(root, parent, true).is_ok_and(|p| p.is_dir()) {
+                pool.finish()?;
+            }
+            ensure_dir_in(root, parent, self.attrs, created)?;
+        }
+        let target = resolve_in_root(root, &rel, false).map_err(io_err(root))?;
+        if meta.is_file() {
+            let job = FileJob {
+                src: sel.host.clone(),
+                meta,
+                target,
+                parent_fresh: false,
+            };
+            return pool.submit_single(job);
+        }
+        if pool.conflicts(&target) {
+            pool.finish()?;
+        }
+        write_entry(&sel.host, &meta, &target, self.attrs)
+    }
 }
 
 /// For `COPY --parents`: how many leading components of a source's path are not kept. BuildKit
