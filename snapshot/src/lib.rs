@@ -9,6 +9,7 @@
 //! yields the step's diff in the same format, which [`write_layer`] turns into a
 //! reproducible OCI layer tar.
 
+mod background_hash;
 pub mod cancel;
 mod cleanup;
 mod compress;

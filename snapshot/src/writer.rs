@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use builder_store::{Digest, HashingWriter};
 use tar::{EntryType, Header};
 
+use crate::background_hash::BackgroundHashingWriter;
 use crate::compress::{Compression, LayerEncoder, default_threads};
 use crate::error::{SnapshotError, io_err};
 use crate::meta::file_xattrs;
@@ -91,7 +92,8 @@ pub fn write_layer(
     // Every core compresses; the bytes are the same for any thread count.
     let sink = LayerEncoder::new(compressed, opts.compression, default_threads())
         .map_err(SnapshotError::ArchiveWrite)?;
-    let mut builder = tar::Builder::new(HashingWriter::new(sink));
+    // The tar's sha256 (the diff id) on another core while this thread reads the files.
+    let mut builder = tar::Builder::new(BackgroundHashingWriter::new(sink));
     let mut emitter = Emitter {
         builder: &mut builder,
         hardlinks: HashMap::new(),
