@@ -192,8 +192,22 @@ for k in range(10):
             f.write(os.urandom(65536) if i % 2 == 0 else text)
 PY
   printf 'FROM scratch\nCOPY big/ /big/\n' >"$big/Dockerfile"
+  # Before each run every tool drops its previous result, as cp's run below removes its last
+  # copy: each then writes into page-cache memory the kernel has just freed. Kept, builder's
+  # earlier 1 GB layers made each of its runs take never-used pages, which on the benchmark VM
+  # cost 1-2.6 s per GB in the kernel, while cp reused its own (BENCHMARKS.md, "Large files").
+  fresh() {
+    case "$1" in
+      b) "$BUILDER" rmi "localhost/$tag" >/dev/null 2>&1 || true
+         "$BUILDER" prune --all --force >/dev/null 2>&1 || true ;;
+      k) docker image rm -f "localhost/$tag" >/dev/null 2>&1 || true
+         docker builder prune -af >/dev/null 2>&1 || true ;;
+      h) buildah --root "$broot/root" --runroot "$broot/run" rmi -f "localhost/$tag" >/dev/null 2>&1 || true ;;
+    esac
+    sync
+  }
   cps=()
-  measure large nop --no-cache "$big"
+  measure large fresh --no-cache "$big"
   for ((r = 0; r <= RUNS; r++)); do
     rm -rf "$work/cpdst"
     sync
@@ -208,6 +222,7 @@ PY
   for c in $LARGE_COMPRESSIONS; do
     runs=()
     for ((r = 0; r <= RUNS; r++)); do
+      fresh b
       ns=$(run_tool b --no-cache --output "type=image,compression=$c" "$big")
       [ "$r" = 0 ] || runs+=("$ns")
     done
