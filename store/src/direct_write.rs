@@ -70,13 +70,21 @@ struct Chunk {
 
 impl Chunk {
     fn new() -> Chunk {
-        // Zeroed memory this large comes from mmap, so its pages are touched only once data
-        // lands in them: a small blob (a manifest, a config) costs no 1 MiB of writes.
         let bytes = vec![0u8; CHUNK + ALIGN];
         let start = bytes.as_ptr().align_offset(ALIGN);
         Chunk {
             bytes,
             start,
+            filled: 0,
+        }
+    }
+
+    /// No memory yet: most blobs (a config, a manifest) are written once and small, and need
+    /// no 1 MiB buffer before their first byte.
+    fn unallocated() -> Chunk {
+        Chunk {
+            bytes: Vec::new(),
+            start: 0,
             filled: 0,
         }
     }
@@ -91,7 +99,7 @@ impl DirectWriter {
     pub(crate) fn new(file: File) -> DirectWriter {
         let direct = set_direct(&file, true).is_ok();
         DirectWriter {
-            chunk: Chunk::new(),
+            chunk: Chunk::unallocated(),
             out: Output::Here(Sink { file, direct }),
         }
     }
@@ -217,6 +225,9 @@ fn gone() -> io::Error {
 impl Write for DirectWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let chunk = &mut self.chunk;
+        if chunk.bytes.is_empty() {
+            *chunk = Chunk::new();
+        }
         let n = data.len().min(CHUNK - chunk.filled);
         let at = chunk.start + chunk.filled;
         chunk.bytes[at..at + n].copy_from_slice(&data[..n]);
