@@ -319,4 +319,22 @@ mod tests {
             assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{len} bytes: {e}");
         }
     }
+
+    #[test]
+    fn a_direct_write_the_kernel_refuses_is_done_buffered() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob");
+        let file = File::create(&path).unwrap();
+        let direct = set_direct(&file, true).is_ok();
+        let mut sink = Sink { file, direct };
+        // One byte past an aligned start: a file system that honours O_DIRECT refuses this
+        // (EINVAL), and the sink must write it anyway.
+        let mut chunk = Chunk::new();
+        let data: Vec<u8> = (0..ALIGN as u32 * 3).map(|k| (k % 251) as u8).collect();
+        let at = chunk.start + 1;
+        chunk.bytes[at..at + data.len()].copy_from_slice(&data);
+        sink.write(&chunk.bytes[at..at + data.len()]).unwrap();
+        sink.file.sync_all().unwrap();
+        assert!(fs::read(&path).unwrap() == data);
+    }
 }
