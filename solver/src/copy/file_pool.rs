@@ -4,7 +4,7 @@
 //! copies page to page; a new file waits on the file system's journal), so one thread leaves the
 //! other cores idle. On the 2-core VM of BENCHMARKS.md, ten 100 MB files copied by two `cp`
 //! processes at once took 1.35 s against 2.29 s for one (156 vs 263 ms when the page cache
-//! had pages to reuse); see "Large files" there for builder's own numbers.
+//! had pages to reuse); builder's own numbers are in its "Issue #17 (item 4)" section.
 //!
 //! What may run at once: the files of one directory walk (each has its own target, and its
 //! parent was made before it was handed out), and single-file sources whose targets neither
