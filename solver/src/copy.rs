@@ -26,9 +26,11 @@ use builder_rootpath::{clean_rel, clean_rel_path, resolve_in_root};
 
 mod archive;
 mod file_pool;
+mod placed;
 pub use archive::unpack_file;
 use archive::{extract_archive, is_tar_archive};
 use file_pool::{FileJob, FilePool};
+use placed::{PlacedDirs, direct_dir};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
@@ -255,8 +257,11 @@ impl Placing<'_> {
         };
         if let Some(parent) = rel.parent() {
             // A parent still to be made may be where a file in flight is going: in order, that
-            // file would be there first (and the copy fail on it).
-            if !resolve_in_root(root, parent, true).is_ok_and(|p| p.is_dir()) {
+            // file would be there first (and the copy fail on it). Files in flight all go
+            // inside the destination, so a destination that is a directory needs no look.
+            let made = (parent == dest_rel && dest_is_dir)
+                || resolve_in_root(root, parent, true).is_ok_and(|p| p.is_dir());
+            if !made {
                 pool.finish()?;
             }
             ensure_dir_in(root, parent, self.attrs, created)?;
@@ -389,49 +394,6 @@ fn remove_existing(target: &Path, keep_dir: bool) -> Result<(), CopyError> {
         Ok(m) if m.is_dir() => fs::remove_dir_all(target).map_err(io_err(target)),
         Ok(_) => fs::remove_file(target).map_err(io_err(target)),
         Err(_) => Ok(()),
-    }
-}
-
-/// The directories a directory copy has written so far (relative to the copied directory),
-/// with where they are on the host, so their children need no path resolution inside the root:
-/// each was resolved once, and `write_entry_in` left a real directory there (never a symlink).
-/// `fresh`: made by this copy, so nothing is in it yet to replace.
-struct PlacedDirs {
-    dirs: std::collections::HashMap<PathBuf, (PathBuf, bool)>,
-}
-
-impl PlacedDirs {
-    /// `top`: the destination directory, resolved; `fresh` when this copy made it.
-    fn new(top: PathBuf, fresh: bool) -> Self {
-        let mut dirs = std::collections::HashMap::new();
-        dirs.insert(PathBuf::new(), (top, fresh));
-        PlacedDirs { dirs }
-    }
-
-    fn insert(&mut self, rel: PathBuf, host: PathBuf, fresh: bool) {
-        self.dirs.insert(rel, (host, fresh));
-    }
-
-    /// Where `rel` goes and whether its parent is fresh, when its parent was placed.
-    fn child(&self, rel: &Path) -> Option<(PathBuf, bool)> {
-        let name = rel.file_name()?;
-        let (dir, fresh) = self.dirs.get(rel.parent()?)?;
-        Some((dir.join(name), *fresh))
-    }
-}
-
-/// Where to write the contents of `dir` (a directory just made through the overlay mount at
-/// `root`): the same directory in the mount's upper directory when there is one and it holds
-/// that directory (it always should: a new directory lives in the upper layer), else `dir`.
-fn direct_dir(root: &Path, upper: Option<&Path>, dir: PathBuf) -> PathBuf {
-    let Some(upper) = upper else { return dir };
-    let Ok(rel) = dir.strip_prefix(root) else {
-        return dir;
-    };
-    let direct = upper.join(rel);
-    match fs::symlink_metadata(&direct) {
-        Ok(m) if m.is_dir() => direct,
-        _ => dir,
     }
 }
 
