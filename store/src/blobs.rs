@@ -37,6 +37,13 @@ fn still_named(tmp: &NamedTempFile) -> bool {
     }
 }
 
+/// Whether a blob's pages stay in the page cache as it is written.
+#[derive(Clone, Copy)]
+enum Cache {
+    Keep,
+    Bypass,
+}
+
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     /// `<root>/blobs/sha256`
@@ -114,7 +121,9 @@ impl BlobStore {
     /// [`crate::Store::remove_abandoned_tmp`] in any later process can tell a crashed writer's
     /// file (unlocked) from one a concurrent build is still writing (locked), whatever its age.
     pub fn writer(&self) -> Result<BlobWriter, StoreError> {
-        let (tmp, out) = self.temp_blob()?;
+        // Through the page cache: what comes this way (a download, an imported layer) is
+        // usually unpacked or copied by the step that asked for it right after.
+        let (tmp, out) = self.temp_blob(Cache::Keep)?;
         Ok(BlobWriter {
             tmp,
             out,
@@ -127,8 +136,11 @@ impl BlobStore {
     /// the layer writer computes a plain tar's digest for its diff id, and that is the blob's
     /// digest. A second sha256 pass here cost ~0.6 s per GB of layer (BENCHMARKS.md, "the
     /// layer writer"). `builder cache verify` re-hashes every blob.
+    ///
+    /// A step's layer is written past the page cache: its files are in the step's snapshot
+    /// already, and the blob is read again only by an export or a push (see `direct_write`).
     pub fn prehashed_writer(&self) -> Result<PrehashedBlobWriter, StoreError> {
-        let (tmp, out) = self.temp_blob()?;
+        let (tmp, out) = self.temp_blob(Cache::Bypass)?;
         Ok(PrehashedBlobWriter {
             tmp,
             out,
@@ -137,9 +149,9 @@ impl BlobStore {
         })
     }
 
-    /// A fresh, flocked temp file for a blob writer, and a handle that writes it past the page
-    /// cache (see `direct_write`).
-    fn temp_blob(&self) -> Result<(NamedTempFile, DirectWriter), StoreError> {
+    /// A fresh, flocked temp file for a blob writer, and a handle that writes it through or
+    /// past the page cache.
+    fn temp_blob(&self, cache: Cache) -> Result<(NamedTempFile, DirectWriter), StoreError> {
         let tmp = loop {
             let tmp = tempfile::Builder::new()
                 .prefix(TMP_BLOB_PREFIX)
@@ -152,7 +164,11 @@ impl BlobStore {
             }
         };
         let file = tmp.reopen().map_err(StoreError::io("reopen", tmp.path()))?;
-        Ok((tmp, DirectWriter::new(file)))
+        let out = match cache {
+            Cache::Keep => DirectWriter::buffered(file),
+            Cache::Bypass => DirectWriter::new(file),
+        };
+        Ok((tmp, out))
     }
 
     /// Moves the file at `tmp` into the store as blob `expected`, after re-hashing
