@@ -44,11 +44,11 @@ pub(crate) struct DirectWriter {
 enum Output {
     /// Not a full chunk yet (a manifest, a config): no thread.
     Here(Sink),
-    /// Chunks go to the writing thread and come back empty through `empty`.
+    /// Chunks go to the writing thread and come back empty through `empty` (which holds the
+    /// second chunk when the thread starts).
     Thread {
         full: SyncSender<Chunk>,
         empty: Receiver<Chunk>,
-        spare: Option<Chunk>,
         thread: JoinHandle<io::Result<Sink>>,
     },
     /// Between states, and after a failure.
@@ -142,16 +142,18 @@ impl DirectWriter {
     fn pass_on(&mut self) -> io::Result<()> {
         match std::mem::replace(&mut self.out, Output::Gone) {
             Output::Here(sink) => {
-                // Two chunks in flight at most: one being written, one queued.
+                // Two chunks in all: one filled here while the other is queued or written.
                 let (full, full_rx) = sync_channel::<Chunk>(1);
                 let (empty_tx, empty) = sync_channel::<Chunk>(2);
+                empty_tx
+                    .send(Chunk::new())
+                    .map_err(|_| io::Error::other("blob writer channel closed"))?;
                 let thread = std::thread::Builder::new()
                     .name("blob-writer".into())
                     .spawn(move || write_chunks(sink, &full_rx, &empty_tx))?;
                 self.out = Output::Thread {
                     full,
                     empty,
-                    spare: Some(Chunk::new()),
                     thread,
                 };
                 self.pass_on()
@@ -159,20 +161,16 @@ impl DirectWriter {
             Output::Thread {
                 full,
                 empty,
-                mut spare,
                 thread,
             } => {
-                let next = match spare.take() {
-                    Some(chunk) => Ok(chunk),
-                    None => empty.recv(),
-                };
-                let sent = next.map(|next| std::mem::replace(&mut self.chunk, next));
+                let sent = empty
+                    .recv()
+                    .map(|next| std::mem::replace(&mut self.chunk, next));
                 match sent.map(|chunk| full.send(chunk)) {
                     Ok(Ok(())) => {
                         self.out = Output::Thread {
                             full,
                             empty,
-                            spare,
                             thread,
                         };
                         Ok(())
