@@ -3,22 +3,31 @@
 //! setuid bits and `security.capability`, so owner goes first, then mode, then
 //! xattrs, and times last (every other change bumps them).
 
-use std::fs::{self, Metadata, Permissions};
+use std::fs::{self, File, Metadata, Permissions};
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use crate::overlay_format::is_overlay_private_xattr;
-use crate::sys;
+use crate::sys::{self, XattrsOf};
 
 /// Xattrs of `p` that belong to the file (not overlayfs bookkeeping), sorted by name.
 pub(crate) fn file_xattrs(p: &Path) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    xattrs_of(XattrsOf::Path(p))
+}
+
+/// [`file_xattrs`] of an open file, read through its descriptor.
+pub(crate) fn open_file_xattrs(f: &File) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    xattrs_of(XattrsOf::File(f))
+}
+
+fn xattrs_of(of: XattrsOf<'_>) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let mut out = Vec::new();
-    for name in sys::list_xattrs(p)? {
+    for name in sys::list_xattrs(of)? {
         if is_overlay_private_xattr(&name) {
             continue;
         }
-        if let Some(value) = sys::get_xattr(p, &name)? {
+        if let Some(value) = sys::get_xattr(of, &name)? {
             out.push((name, value));
         }
     }

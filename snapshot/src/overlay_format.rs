@@ -33,7 +33,7 @@ pub fn make_whiteout(path: &Path) -> io::Result<()> {
 pub fn is_opaque(dir: &Path) -> io::Result<bool> {
     for name in [OPAQUE_XATTR, TRUSTED_OPAQUE_XATTR] {
         // Reading trusted.* from a user namespace just reports "not set".
-        if sys::get_xattr(dir, name)?.as_deref() == Some(b"y") {
+        if sys::get_xattr(sys::XattrsOf::Path(dir), name)?.as_deref() == Some(b"y") {
             return Ok(true);
         }
     }

@@ -3,7 +3,9 @@
 //! and mount/umount. Each returns `io::Result` so callers add path context.
 
 use std::ffi::CString;
+use std::fs::File;
 use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -31,14 +33,61 @@ fn is_unsupported(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOTSUP))
 }
 
-/// Names of the extended attributes of `p` itself (symlinks not followed),
-/// sorted bytewise so that anything built from them is deterministic.
-pub(crate) fn list_xattrs(p: &Path) -> io::Result<Vec<Vec<u8>>> {
-    let c = cpath(p)?;
+/// What an xattr read looks at: a path itself (symlinks not followed), or an open file.
+/// Through the descriptor a file already open for its data costs no second walk of its path.
+#[derive(Clone, Copy)]
+pub(crate) enum XattrsOf<'a> {
+    Path(&'a Path),
+    File(&'a File),
+}
+
+/// [`XattrsOf`] ready for the calls: the path NUL-terminated once for every call.
+enum XattrCall {
+    Path(CString),
+    Fd(RawFd),
+}
+
+impl XattrsOf<'_> {
+    fn call(self) -> io::Result<XattrCall> {
+        Ok(match self {
+            XattrsOf::Path(p) => XattrCall::Path(cpath(p)?),
+            XattrsOf::File(f) => XattrCall::Fd(f.as_raw_fd()),
+        })
+    }
+}
+
+impl XattrCall {
+    /// llistxattr or flistxattr into `buf`.
+    fn list(&self, buf: &mut [u8]) -> isize {
+        let (ptr, len) = (buf.as_mut_ptr().cast(), buf.len());
+        match self {
+            // SAFETY: buf is valid for len bytes; c is NUL-terminated.
+            XattrCall::Path(c) => unsafe { libc::llistxattr(c.as_ptr(), ptr, len) },
+            // SAFETY: buf is valid for len bytes; the descriptor is open while `self` lives
+            // (it borrows the file through `XattrsOf`).
+            XattrCall::Fd(fd) => unsafe { libc::flistxattr(*fd, ptr, len) },
+        }
+    }
+
+    /// lgetxattr or fgetxattr of `name` into `buf`.
+    fn get(&self, name: &CString, buf: &mut [u8]) -> isize {
+        let (ptr, len) = (buf.as_mut_ptr().cast(), buf.len());
+        match self {
+            // SAFETY: buffers valid for their lengths; strings NUL-terminated.
+            XattrCall::Path(c) => unsafe { libc::lgetxattr(c.as_ptr(), name.as_ptr(), ptr, len) },
+            // SAFETY: as above; the descriptor is open (see `list`).
+            XattrCall::Fd(fd) => unsafe { libc::fgetxattr(*fd, name.as_ptr(), ptr, len) },
+        }
+    }
+}
+
+/// Names of the extended attributes of `of`, sorted bytewise so that anything built from
+/// them is deterministic.
+pub(crate) fn list_xattrs(of: XattrsOf<'_>) -> io::Result<Vec<Vec<u8>>> {
+    let call = of.call()?;
     let mut buf = vec![0u8; 1024];
     loop {
-        // SAFETY: buf is valid for buf.len() bytes; c is NUL-terminated.
-        let n = unsafe { libc::llistxattr(c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        let n = call.list(&mut buf);
         if n >= 0 {
             buf.truncate(n as usize);
             break;
@@ -59,15 +108,13 @@ pub(crate) fn list_xattrs(p: &Path) -> io::Result<Vec<Vec<u8>>> {
     Ok(names)
 }
 
-/// Value of xattr `name` on `p` itself, or None if it is not set.
-pub(crate) fn get_xattr(p: &Path, name: &[u8]) -> io::Result<Option<Vec<u8>>> {
-    let c = cpath(p)?;
+/// Value of xattr `name` on `of`, or None if it is not set.
+pub(crate) fn get_xattr(of: XattrsOf<'_>, name: &[u8]) -> io::Result<Option<Vec<u8>>> {
+    let call = of.call()?;
     let n = cbytes(name)?;
     let mut buf = vec![0u8; 256];
     loop {
-        // SAFETY: buffers valid for their lengths; strings NUL-terminated.
-        let r =
-            unsafe { libc::lgetxattr(c.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        let r = call.get(&n, &mut buf);
         if r >= 0 {
             buf.truncate(r as usize);
             return Ok(Some(buf));

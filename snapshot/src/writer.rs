@@ -1,7 +1,7 @@
 //! `write_layer`: an overlay-format diff directory → a deterministic OCI layer tar.
 //!
-//! The diff is walked once to collect entry *names* (not contents), the names
-//! are sorted bytewise, then each entry is stat'ed and streamed. Memory is
+//! The diff is walked once to collect entry names and what their `lstat` says (not
+//! contents), the names are sorted bytewise, then each entry is streamed. Memory is
 //! O(number of changed paths); file contents are never held in memory.
 
 use std::collections::{HashMap, HashSet};
@@ -9,7 +9,7 @@ use std::ffi::OsStr;
 use std::fs::{self, File, Metadata};
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use builder_store::{Digest, HashingWriter};
@@ -18,7 +18,7 @@ use tar::{EntryType, Header};
 use crate::background_hash::BackgroundHashingWriter;
 use crate::compress::{Compression, LayerEncoder, default_threads};
 use crate::error::{SnapshotError, io_err};
-use crate::meta::file_xattrs;
+use crate::meta::{file_xattrs, open_file_xattrs};
 use crate::overlay_format::{OPAQUE_MARKER, WHITEOUT_PREFIX, is_opaque, is_whiteout};
 
 #[derive(Debug, Clone)]
@@ -56,8 +56,8 @@ pub struct LayerDigests {
 
 /// What one tar entry is made from.
 enum Source {
-    /// A real file, dir, link, device or fifo at this path.
-    Node(PathBuf),
+    /// A real file, dir, link, device or fifo at this path, as it was listed.
+    Node(PathBuf, Stat),
     /// A whiteout device in the diff: becomes an empty `.wh.<name>` file.
     Whiteout,
     /// An opaque directory's marker: an empty `.wh..wh..opq` file.
@@ -68,6 +68,45 @@ struct Planned {
     /// Archive name without a trailing slash; the sort key.
     name: Vec<u8>,
     source: Source,
+}
+
+/// What the tar header of a node takes from its `lstat`, kept from the listing: the diff no
+/// longer changes once it is written out, and a second `lstat` by the full path at emit time
+/// walked every component again (the 20,000-file COPY of BENCHMARKS.md: one of four path
+/// walks per file in the layer's writer, which bounds that phase). Only these fields, not
+/// the whole `Metadata`: a plan may hold a million entries.
+#[derive(Clone, Copy)]
+struct Stat {
+    /// Type and permission bits (`st_mode`).
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: i64,
+    size: u64,
+    nlink: u64,
+    dev: u64,
+    ino: u64,
+    rdev: u64,
+}
+
+impl Stat {
+    fn of(meta: &Metadata) -> Stat {
+        Stat {
+            mode: meta.mode(),
+            uid: meta.uid(),
+            gid: meta.gid(),
+            mtime: meta.mtime(),
+            size: meta.len(),
+            nlink: meta.nlink(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+            rdev: meta.rdev(),
+        }
+    }
+
+    fn kind(&self) -> u32 {
+        self.mode & libc::S_IFMT
+    }
 }
 
 /// Writes an OCI layer tar (gzip, zstd or uncompressed) of the overlay-format diff directory
@@ -183,7 +222,8 @@ fn collect(
         let entry = entry.map_err(io_err("reading directory", &dir))?;
         let child_rel = rel.join(entry.file_name());
         let path = entry.path();
-        let meta = fs::symlink_metadata(&path).map_err(io_err("stat", &path))?;
+        // Relative to the open directory (symlinks not followed): no walk of the full path.
+        let meta = entry.metadata().map_err(io_err("stat", &path))?;
         if is_whiteout(&meta) {
             plan.push(Planned {
                 name: whiteout_name(rel, &entry.file_name()),
@@ -205,7 +245,7 @@ fn collect(
         }
         plan.push(Planned {
             name: child_rel.as_os_str().as_bytes().to_vec(),
-            source: Source::Node(path.clone()),
+            source: Source::Node(path.clone(), Stat::of(&meta)),
         });
         if meta.is_dir() {
             if is_opaque(&path).map_err(io_err("reading xattrs of", &path))? {
@@ -292,48 +332,64 @@ impl<W: Write> Emitter<'_, W> {
                     .append_data(&mut h, name, io::empty())
                     .map_err(SnapshotError::ArchiveWrite)
             }
-            Source::Node(path) => self.emit_node(name, path),
+            Source::Node(path, stat) => self.emit_node(name, path, stat),
         }
     }
 
-    fn emit_node(&mut self, name: &OsStr, path: &Path) -> Result<(), SnapshotError> {
-        let meta = fs::symlink_metadata(path).map_err(io_err("stat", path))?;
-        let mtime = clamp_mtime(meta.mtime(), self.epoch);
-        let xattrs = file_xattrs(path).map_err(io_err("reading xattrs of", path))?;
+    fn emit_node(&mut self, name: &OsStr, path: &Path, meta: &Stat) -> Result<(), SnapshotError> {
+        let mtime = clamp_mtime(meta.mtime, self.epoch);
+        let kind = meta.kind();
+        // Another name of a file (or device) written earlier becomes a link entry.
+        let earlier = match kind {
+            libc::S_IFDIR | libc::S_IFLNK => None,
+            _ => self.earlier_link(meta, name),
+        };
+        // A regular file's xattrs are read through the descriptor its data is read from: one
+        // walk of its path instead of two.
+        let file = match kind {
+            libc::S_IFREG if earlier.is_none() => {
+                Some(File::open(path).map_err(io_err("opening", path))?)
+            }
+            _ => None,
+        };
+        let xattrs = match &file {
+            Some(f) => open_file_xattrs(f),
+            None => file_xattrs(path),
+        }
+        .map_err(io_err("reading xattrs of", path))?;
         self.append_xattrs(path, &xattrs)?;
-        let ft = meta.file_type();
-        let mode = meta.mode() & 0o7777;
-        let (uid, gid) = crate::ids::from_disk(meta.uid(), meta.gid());
+        let mode = meta.mode & 0o7777;
+        let (uid, gid) = crate::ids::from_disk(meta.uid, meta.gid);
         let mk = |ty| base_header(ty, mode, uid, gid, mtime);
-        let res = if ft.is_dir() {
+        let res = if kind == libc::S_IFDIR {
             let mut h = mk(EntryType::Directory);
             let mut dir_name = name.as_bytes().to_vec();
             dir_name.push(b'/');
             self.builder
                 .append_data(&mut h, OsStr::from_bytes(&dir_name), io::empty())
-        } else if ft.is_symlink() {
+        } else if kind == libc::S_IFLNK {
             let target = fs::read_link(path).map_err(io_err("reading symlink", path))?;
             self.builder
                 .append_link(&mut mk(EntryType::Symlink), name, target)
-        } else if let Some(first) = self.earlier_link(&meta, name) {
+        } else if let Some(first) = earlier {
             self.builder
                 .append_link(&mut mk(EntryType::Link), name, OsStr::from_bytes(&first))
-        } else if ft.is_file() {
-            return self.emit_file(name, path, &meta, mk(EntryType::Regular));
-        } else if ft.is_char_device() || ft.is_block_device() {
-            let ty = if ft.is_char_device() {
+        } else if let Some(file) = file {
+            return self.emit_file(name, path, file, meta.size, mk(EntryType::Regular));
+        } else if kind == libc::S_IFCHR || kind == libc::S_IFBLK {
+            let ty = if kind == libc::S_IFCHR {
                 EntryType::Char
             } else {
                 EntryType::Block
             };
             let mut h = mk(ty);
-            let rdev = meta.rdev();
+            let rdev = meta.rdev;
             h.set_device_major(libc::major(rdev))
                 .map_err(SnapshotError::ArchiveWrite)?;
             h.set_device_minor(libc::minor(rdev))
                 .map_err(SnapshotError::ArchiveWrite)?;
             self.builder.append_data(&mut h, name, io::empty())
-        } else if ft.is_fifo() {
+        } else if kind == libc::S_IFIFO {
             self.builder
                 .append_data(&mut mk(EntryType::Fifo), name, io::empty())
         } else {
@@ -345,11 +401,11 @@ impl<W: Write> Emitter<'_, W> {
 
     /// For a file with several links, the archive name of the first one written,
     /// remembering this one if it is the first.
-    fn earlier_link(&mut self, meta: &Metadata, name: &OsStr) -> Option<Vec<u8>> {
-        if meta.is_dir() || meta.nlink() < 2 {
+    fn earlier_link(&mut self, meta: &Stat, name: &OsStr) -> Option<Vec<u8>> {
+        if meta.kind() == libc::S_IFDIR || meta.nlink < 2 {
             return None;
         }
-        let key = (meta.dev(), meta.ino());
+        let key = (meta.dev, meta.ino);
         if let Some(first) = self.hardlinks.get(&key) {
             return Some(first.clone());
         }
@@ -361,12 +417,11 @@ impl<W: Write> Emitter<'_, W> {
         &mut self,
         name: &OsStr,
         path: &Path,
-        meta: &Metadata,
+        file: File,
+        size: u64,
         mut h: Header,
     ) -> Result<(), SnapshotError> {
-        let size = meta.len();
         h.set_size(size);
-        let file = File::open(path).map_err(io_err("opening", path))?;
         let mut reader = ExactReader {
             inner: file.take(size),
             remaining: size,
