@@ -16,6 +16,7 @@ mod compress;
 mod copy_snapshotter;
 mod error;
 pub mod ids;
+mod incompressible;
 mod layer_store;
 mod layer_variant;
 mod meta;

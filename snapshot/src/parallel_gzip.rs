@@ -148,32 +148,92 @@ impl<W: Write> Write for ParallelGzipWriter<W> {
     }
 }
 
+/// Input judged at a time for whether deflate can shrink it (see `crate::incompressible`):
+/// small enough that a chunk mixing small files of both kinds still stores most of what
+/// cannot shrink, large enough that the judgement costs ~1% of deflating the piece.
+const PIECE: usize = 64 << 10;
+
 /// Raw deflate of one chunk: ends with a sync flush, or with the final block
 /// when `last`. Also returns the chunk's CRC-32.
+///
+/// Runs of pieces that deflate cannot shrink are stored (a compressor at level 0), the rest
+/// deflated at `level`. Each run ends with a sync flush (byte-aligned) and its compressor
+/// starts with an empty window, so the runs join into one valid stream, as chunks do.
+/// (Switching one compressor's level would keep the window, but flate2's zlib-rs backend
+/// refuses `set_level` once data has passed: "stream error".)
 fn deflate_chunk(input: &[u8], level: u32, last: bool) -> io::Result<Block> {
     let mut crc = crc32fast::Hasher::new();
     crc.update(input);
-    let mut c = Compress::new(flate2::Compression::new(level), false);
-    let flush = if last {
-        FlushCompress::Finish
-    } else {
-        FlushCompress::Sync
-    };
     let mut out = Vec::with_capacity(input.len() / 2 + 1024);
+    // [stored, deflated], made on first use and reset before each later run.
+    let mut compressors: [Option<Compress>; 2] = [None, None];
+    let runs = runs(input, level);
+    let count = runs.len();
+    for (i, (run_level, bytes)) in runs.into_iter().enumerate() {
+        let slot = &mut compressors[usize::from(run_level > 0)];
+        let c = match slot {
+            Some(c) => {
+                c.reset();
+                c
+            }
+            None => slot.insert(Compress::new(flate2::Compression::new(run_level), false)),
+        };
+        feed(c, bytes, &mut out, FlushCompress::None)?;
+        let end = if last && i + 1 == count {
+            FlushCompress::Finish
+        } else {
+            FlushCompress::Sync
+        };
+        feed(c, &[], &mut out, end)?;
+    }
+    Ok(Block { deflated: out, crc })
+}
+
+/// `input` cut into runs of whole pieces with the level each is deflated at: 0 for pieces
+/// deflate cannot shrink (see `crate::incompressible`), else `level`. An empty input is one
+/// empty run, so that a last chunk still ends the stream.
+fn runs(input: &[u8], level: u32) -> Vec<(u32, &[u8])> {
+    let mut runs: Vec<(u32, &[u8])> = Vec::new();
+    let mut at = 0;
+    for piece in input.chunks(PIECE) {
+        let piece_level = if level > 0 && crate::incompressible::incompressible(piece) {
+            0
+        } else {
+            level
+        };
+        match runs.last_mut() {
+            Some((run_level, bytes)) if *run_level == piece_level => {
+                *bytes = &input[at - bytes.len()..at + piece.len()];
+            }
+            _ => runs.push((piece_level, piece)),
+        }
+        at += piece.len();
+    }
+    if runs.is_empty() {
+        runs.push((level, input));
+    }
+    runs
+}
+
+/// Gives all of `input` to `c`, then `flush`, growing `out` as needed.
+fn feed(c: &mut Compress, input: &[u8], out: &mut Vec<u8>, flush: FlushCompress) -> io::Result<()> {
+    let start = c.total_in();
     loop {
-        let consumed = c.total_in() as usize;
+        let consumed = (c.total_in() - start) as usize;
         let status = c
-            .compress_vec(&input[consumed..], &mut out, flush)
+            .compress_vec(&input[consumed..], out, flush)
             .map_err(io::Error::other)?;
-        let all_in = c.total_in() as usize == input.len();
-        // Done when everything is in and the flush completed: for Finish that
-        // is StreamEnd; for Sync, output space left over (zlib's contract).
+        let all_in = (c.total_in() - start) as usize == input.len();
+        // Done when everything is in and the flush completed: for Finish that is StreamEnd;
+        // for Sync, output space left over (zlib's contract); without a flush, the input
+        // taken (what it produced may wait inside the compressor).
         let done = match flush {
             FlushCompress::Finish => status == Status::StreamEnd,
+            FlushCompress::None => all_in,
             _ => all_in && out.len() < out.capacity(),
         };
         if done {
-            return Ok(Block { deflated: out, crc });
+            return Ok(());
         }
         out.reserve(out.capacity().max(64 * 1024));
     }
@@ -240,6 +300,7 @@ pub(crate) mod tests {
     use std::process::{Command, Stdio};
 
     use super::*;
+    use crate::incompressible::tests::random;
 
     /// Text runs and pseudo-random blocks, like a layer of binaries and config files.
     pub(crate) fn mixed(len: usize, seed: u64) -> Vec<u8> {
@@ -310,6 +371,47 @@ pub(crate) mod tests {
         for level in [0, 1, 9, 42] {
             assert_eq!(gunzip(&gzip(&data, level, 2)), data, "level {level}");
         }
+    }
+
+    /// Random bytes are stored without deflate's search: at the default level they come out
+    /// exactly as level 0 writes them.
+    #[test]
+    fn incompressible_input_is_stored_as_level_0_stores_it() {
+        let data = random(2 * CHUNK_SIZE + 4321, 5);
+        assert!(gzip(&data, 6, 2) == gzip(&data, 0, 2));
+    }
+
+    /// Pieces of both kinds in one chunk, switching back and forth at piece edges and inside
+    /// the last chunk: one stream that decodes (here and with gzip -t), the same for any
+    /// thread count, and as small as zlib's own level 6 makes it.
+    #[test]
+    fn stored_and_compressed_pieces_share_one_stream() {
+        let mut data = Vec::new();
+        for i in 0..7u64 {
+            data.extend(random(PIECE * 2 + 1000, i));
+            data.extend(mixed(PIECE + 3000, i));
+        }
+        data.extend(random(5000, 99));
+        let gz = gzip(&data, 6, 1);
+        assert_eq!(gunzip(&gz), data);
+        assert!(gzip(&data, 6, 3) == gz, "thread count changed the bytes");
+        // No larger than one plain level-6 stream of the same bytes, give or take 0.5%.
+        let mut plain = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+        plain.write_all(&data).unwrap();
+        let plain = plain.finish().unwrap();
+        assert!(
+            gz.len() <= plain.len() + plain.len() / 200,
+            "{} bytes against {}",
+            gz.len(),
+            plain.len()
+        );
+        let mut child = Command::new("gzip")
+            .arg("-t")
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("gzip is installed");
+        child.stdin.take().unwrap().write_all(&gz).unwrap();
+        assert!(child.wait().unwrap().success(), "gzip -t rejected it");
     }
 
     #[test]
