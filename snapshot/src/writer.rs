@@ -340,10 +340,7 @@ impl<W: Write> Emitter<'_, W> {
         let mtime = clamp_mtime(meta.mtime, self.epoch);
         let kind = meta.kind();
         // Another name of a file (or device) written earlier becomes a link entry.
-        let earlier = match kind {
-            libc::S_IFDIR | libc::S_IFLNK => None,
-            _ => self.earlier_link(meta, name),
-        };
+        let earlier = self.earlier_link(meta, name);
         // A regular file's xattrs are read through the descriptor its data is read from: one
         // walk of its path instead of two.
         let file = match kind {
@@ -402,7 +399,9 @@ impl<W: Write> Emitter<'_, W> {
     /// For a file with several links, the archive name of the first one written,
     /// remembering this one if it is the first.
     fn earlier_link(&mut self, meta: &Stat, name: &OsStr) -> Option<Vec<u8>> {
-        if meta.kind() == libc::S_IFDIR || meta.nlink < 2 {
+        // Directories cannot be hard links, and a symlink is written as a symlink whatever
+        // its link count.
+        if matches!(meta.kind(), libc::S_IFDIR | libc::S_IFLNK) || meta.nlink < 2 {
             return None;
         }
         let key = (meta.dev, meta.ino);
