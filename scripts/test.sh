@@ -70,6 +70,7 @@ keep = {
     "copy_directory_destination",
     "copy_into_new_directory",
     "copy_writes_files_on_every_core",
+    "copy_large_files_keep_modes_owners_and_times",
     "repeated_layers",
     "cache_mount_options",
     "file_names",
