@@ -205,17 +205,7 @@ fi
 # --- large files: ten LARGE_MIB MB files vs cp -----------------------------------------------
 if only large; then
   big="$work/big"
-  mkdir -p "$big/big"
-  # half random, half text: like binaries and data files
-  python3 - "$big/big" "$LARGE_MIB" <<'PY'
-import os, sys
-d, mib = sys.argv[1], int(sys.argv[2])
-text = b"".join(b"row %d value=%d name=item%d\n" % (i, i * 7, i % 97) for i in range(4000))[:65536]
-for k in range(10):
-    with open(os.path.join(d, f"blob{k}.bin"), "wb") as f:
-        for i in range(mib * 16):
-            f.write(os.urandom(65536) if i % 2 == 0 else text)
-PY
+  large_files "$big/big" "$LARGE_MIB"
   printf 'FROM scratch\nCOPY big/ /big/\n' >"$big/Dockerfile"
   # Before each run every tool drops its previous result, as cp's run below removes its last
   # copy: each then writes into page-cache memory the kernel has just freed. Kept, builder's

@@ -65,3 +65,18 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || a == "-" ||
 
 # load: the 1, 5 and 15 minute load averages, printed beside timings taken on a shared machine
 load() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# large_files DIR MIB: ten MIB-MiB files blob0.bin..blob9.bin in DIR (made), half random, half
+# text, like binaries and data files: the large-file case of copy_speed.sh and large_ab.sh.
+large_files() {
+  mkdir -p "$1"
+  python3 - "$1" "$2" <<'PY'
+import os, sys
+d, mib = sys.argv[1], int(sys.argv[2])
+text = b"".join(b"row %d value=%d name=item%d\n" % (i, i * 7, i % 97) for i in range(4000))[:65536]
+for k in range(10):
+    with open(os.path.join(d, f"blob{k}.bin"), "wb") as f:
+        for i in range(mib * 16):
+            f.write(os.urandom(65536) if i % 2 == 0 else text)
+PY
+}
