@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::Env;
+use common::{Env, set_mtime};
 
 /// `python3 -m http.server` serving `dir`, killed on drop; its access log goes to `log`.
 struct FileServer {
@@ -64,12 +64,6 @@ impl Drop for FileServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn set_mtime(path: &Path, secs: u64) {
-    let f = fs::File::options().write(true).open(path).unwrap();
-    f.set_modified(UNIX_EPOCH + Duration::from_secs(secs))
-        .unwrap();
 }
 
 /// Builds and returns (stdout, stderr), failing the test unless the build succeeds.

@@ -11,9 +11,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 
-use common::Env;
+use common::{Env, set_mtime, varied_bytes};
 
 const DOCKERFILE: &str = "FROM scratch
 COPY big/ /plain/
@@ -22,10 +21,10 @@ COPY --chmod=4750 big/ /modded/
 COPY big/ again/ /twice/
 ";
 
-const T: i64 = 1_500_000_000;
+const T: u64 = 1_500_000_000;
 
 /// (path in `big/`, size, mode, mtime offset from T).
-const FILES: &[(&str, usize, u32, i64)] = &[
+const FILES: &[(&str, usize, u32, u64)] = &[
     ("a.bin", (2 << 20) + 3, 0o644, 11),
     ("suid.bin", 3 << 20, 0o4755, 12),
     ("private.bin", (1 << 20) + 1, 0o600, 13),
@@ -34,36 +33,18 @@ const FILES: &[(&str, usize, u32, i64)] = &[
     ("sub/tiny", 1, 0o644, 16),
 ];
 
-/// Varied bytes, different for each seed, so a file filled from the wrong source would show.
-fn bytes(len: usize, seed: u32) -> Vec<u8> {
-    let mut state = seed;
-    (0..len)
-        .map(|_| {
-            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (state >> 24) as u8
-        })
-        .collect()
-}
-
-fn set_mtime(p: &Path, secs: i64) {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64);
-    let f = fs::File::options().write(false).read(true).open(p).unwrap();
-    f.set_times(fs::FileTimes::new().set_modified(t).set_accessed(t))
-        .unwrap();
-}
-
 fn context(env: &Env) -> std::path::PathBuf {
     let ctx = env.context("ctx", &[("Dockerfile", DOCKERFILE)]);
     for (i, (name, len, mode, dt)) in FILES.iter().enumerate() {
         let p = ctx.join("big").join(name);
         fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(&p, bytes(*len, i as u32)).unwrap();
+        fs::write(&p, varied_bytes(*len, i as u32)).unwrap();
         fs::set_permissions(&p, fs::Permissions::from_mode(*mode)).unwrap();
         set_mtime(&p, T + dt);
     }
     // `again/` replaces one large file of `big/` in /twice/.
     fs::create_dir(ctx.join("again")).unwrap();
-    fs::write(ctx.join("again/a.bin"), bytes(4 << 20, 99)).unwrap();
+    fs::write(ctx.join("again/a.bin"), varied_bytes(4 << 20, 99)).unwrap();
     set_mtime(&ctx.join("again/a.bin"), T + 21);
     set_mtime(&ctx.join("again"), T + 22);
     set_mtime(&ctx.join("big/sub"), T + 1);
@@ -112,8 +93,8 @@ fn check(seen: &BTreeMap<String, Seen>) {
             .unwrap_or_else(|| panic!("{p} is not in the image: {:?}", seen.keys()))
     };
     for (i, (name, len, mode, dt)) in FILES.iter().enumerate() {
-        let want = bytes(*len, i as u32);
-        let mtime = (T + dt) as u64;
+        let want = varied_bytes(*len, i as u32);
+        let mtime = T + dt;
         for (dir, mode, owner) in [
             ("plain", *mode, (0, 0)),
             ("owned", *mode, (1234, 5678)),
@@ -129,14 +110,13 @@ fn check(seen: &BTreeMap<String, Seen>) {
         }
     }
     let (_, _, _, t, data) = at("twice/a.bin");
-    assert!(*data == bytes(4 << 20, 99), "the later source's file wins");
-    assert_eq!(*t, (T + 21) as u64);
+    assert!(
+        *data == varied_bytes(4 << 20, 99),
+        "the later source's file wins"
+    );
+    assert_eq!(*t, T + 21);
     for dir in ["plain", "owned", "modded"] {
-        assert_eq!(
-            at(&format!("{dir}/sub")).3,
-            (T + 1) as u64,
-            "{dir}/sub's time"
-        );
+        assert_eq!(at(&format!("{dir}/sub")).3, T + 1, "{dir}/sub's time");
     }
 }
 

@@ -9,7 +9,7 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use common::{Env, read_text};
+use common::{Env, read_text, varied_bytes};
 
 const DOCKERFILE: &str = "FROM scratch
 COPY a/ b/ /d/
@@ -52,13 +52,7 @@ fn name(i: usize) -> String {
 }
 
 fn big() -> Vec<u8> {
-    let mut state: u32 = 17;
-    (0..(3 << 20) + 5)
-        .map(|_| {
-            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (state >> 24) as u8
-        })
-        .collect()
+    varied_bytes((3 << 20) + 5, 17)
 }
 
 fn check_tree(out: &Path) {

@@ -284,3 +284,24 @@ pub fn step_status<'a>(log: &'a str, step: &str) -> &'a str {
         .find_map(|rest| ["CACHED", "DONE"].into_iter().find(|s| rest.starts_with(s)))
         .unwrap_or("unfinished")
 }
+
+/// Sets the access and modification times of the file or directory at `path` to `secs` seconds
+/// after the epoch.
+pub fn set_mtime(path: &Path, secs: u64) {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    let f = std::fs::File::open(path).unwrap();
+    f.set_times(std::fs::FileTimes::new().set_modified(t).set_accessed(t))
+        .unwrap();
+}
+
+/// `len` varied bytes, the same for the same `seed` and different for another: file contents a
+/// copy from the wrong source, or cut short, would not match.
+pub fn varied_bytes(len: usize, seed: u32) -> Vec<u8> {
+    let mut state = seed;
+    (0..len)
+        .map(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 24) as u8
+        })
+        .collect()
+}
